@@ -1,0 +1,127 @@
+// Connector interfaces: sources turn requests into inbound messages, stages (filter, transformer)
+// shape a message in the pipeline, destinations deliver it. Each connector type registers a
+// factory that validates its config once at deploy time and returns the object used per message.
+// Thread-safety: handle(), process() and send() are called concurrently from several threads and
+// must not mutate shared state without their own synchronisation.
+#pragma once
+
+#include <chrono>
+#include <functional>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "engine/core/config.h"
+#include "engine/core/error.h"
+#include "engine/core/http_types.h"
+#include "engine/core/message.h"
+
+namespace switchboard::core {
+
+// What a source decided about one HTTP request.
+struct SourceVerdict {
+  enum class Kind {
+    kAccept,   // commit `messages` in one transaction, then answer `reply`
+    kReject,   // authenticated but unusable input: keep the raw body as a rejected message
+               // carrying `error` (visible in the message browser), answer `reply`
+    kRefuse,   // authentication failed: audit `auditReason` only, store nothing, answer `reply`
+    kRespond,  // answer `reply` and store nothing (e.g. a verification handshake)
+  };
+  Kind kind = Kind::kAccept;
+  std::vector<InboundMessage> messages;  // kAccept: one or more; kReject: exactly one
+  HttpResponse reply;
+  Error error;              // kReject: why
+  std::string auditReason;  // kRefuse: why, without secrets or PHI
+
+  static SourceVerdict accept(std::vector<InboundMessage> messages, HttpResponse reply);
+  static SourceVerdict reject(InboundMessage raw, Error error, int status);
+  static SourceVerdict refuse(std::string reason, int status = 401);
+  static SourceVerdict respond(HttpResponse reply);
+};
+
+// A source served by the engine's HTTP server at an exact path.
+class HttpSource {
+ public:
+  virtual ~HttpSource() = default;
+  virtual const std::string& path() const = 0;
+  virtual std::size_t maxBodyBytes() const = 0;
+  // Authenticates and splits one request. Fast and non-blocking: no network or disk I/O.
+  virtual SourceVerdict handle(const HttpRequest& request) const = 0;
+};
+
+// A message travelling through the pipeline: starts as the stored raw message; stages may
+// replace payload, contentType and metadata.
+struct PipelineMessage {
+  const StoredMessage* message = nullptr;
+  std::string payload;
+  std::string contentType;
+  Metadata metadata;
+  std::vector<std::pair<std::string, std::string>> events;  // (type, detail) appended by stages
+};
+
+struct StageResult {
+  enum class Kind { kContinue, kDrop, kFail };
+  Kind kind = Kind::kContinue;
+  Error error;       // kFail: why (becomes the message's error and an OperationOutcome)
+  std::string note;  // kDrop: why it was filtered
+  static StageResult proceed() { return {}; }
+  static StageResult drop(std::string note) { return {Kind::kDrop, {}, std::move(note)}; }
+  static StageResult failure(Error e) { return {Kind::kFail, std::move(e), {}}; }
+};
+
+// A filter or transformer.
+class Stage {
+ public:
+  virtual ~Stage() = default;
+  virtual StageResult process(PipelineMessage& message) const = 0;
+};
+
+// A destination delivers one payload per call. It must not retry itself: the runner owns retries,
+// backoff, circuit breaking and dead letters.
+class Destination {
+ public:
+  virtual ~Destination() = default;
+  // Identifies the remote endpoint for the circuit breaker (e.g. "https://ehr.example/fhir").
+  virtual std::string endpointKey() const = 0;
+  virtual DeliveryResult send(const DeliveryRequest& request) = 0;
+};
+
+// What a factory receives: the connector's config object with its location, and the engine's
+// data directory for connectors that keep files.
+struct ConnectorContext {
+  std::string channelId;
+  std::string dataDir;
+  std::string confDir;  // directory of the engine config, to resolve relative paths
+};
+
+template <typename T>
+using Factory =
+    std::function<Result<std::unique_ptr<T>>(ConfigReader& config, const ConnectorContext& ctx)>;
+
+// Connector types by name. Built once at start-up by registerBuiltinConnectors(); read-only after.
+class ConnectorRegistry {
+ public:
+  void addSource(std::string type, Factory<HttpSource> factory);
+  void addStage(std::string type, Factory<Stage> factory);
+  void addDestination(std::string type, Factory<Destination> factory);
+
+  const Factory<HttpSource>* source(const std::string& type) const;
+  const Factory<Stage>* stage(const std::string& type) const;
+  const Factory<Destination>* destination(const std::string& type) const;
+
+  std::vector<std::string> sourceTypes() const;
+  std::vector<std::string> stageTypes() const;
+  std::vector<std::string> destinationTypes() const;
+
+ private:
+  std::vector<std::pair<std::string, Factory<HttpSource>>> sources_;
+  std::vector<std::pair<std::string, Factory<Stage>>> stages_;
+  std::vector<std::pair<std::string, Factory<Destination>>> destinations_;
+};
+
+// Serialises an OperationOutcome with one error issue for `error`.
+std::string operationOutcomeJson(const Error& error, const char* severity = "error");
+
+}  // namespace switchboard::core

@@ -1,0 +1,239 @@
+// The durable message store: messages, their events, deliveries with attempts, and the audit log.
+// One schema on SQLite (embedded default, WAL) and PostgreSQL (multi-node, FOR UPDATE SKIP LOCKED
+// claiming). The lifecycle and schema are written down in docs/store.md; this header follows it.
+// Thread-safety: a Store is shared by all engine threads; every method is safe to call
+// concurrently. Methods never throw: database errors come back as Error values.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "engine/core/error.h"
+#include "engine/core/message.h"
+
+namespace switchboard::store {
+
+using core::Millis;
+
+// A message to commit at intake.
+struct NewMessage {
+  std::string channelId;
+  std::string idempotencyKey;  // empty: no deduplication
+  Millis receivedAtMs = 0;
+  std::string contentType;
+  std::string body;  // raw bytes; round-trip exactly (may hold any byte, including NUL)
+  core::Metadata metadata;
+  std::string status = "received";  // "received", or "rejected" for bad input kept for the browser
+  std::string error;                // for "rejected": why
+};
+
+struct IngestOutcome {
+  std::int64_t messageId = 0;
+  bool duplicate = false;  // the (channelId, idempotencyKey) pair was already stored
+};
+
+// A delivery to create when the pipeline finishes a message.
+struct NewDelivery {
+  std::string destination;  // destination name within the channel
+  std::string payload;
+  std::string contentType;
+  Millis nextAttemptAtMs = 0;
+};
+
+// How the pipeline ended for one message.
+struct ProcessOutcome {
+  std::string status;  // "processed" (deliveries created), "filtered", or "error"
+  std::string error;   // for "error"
+  std::vector<std::pair<std::string, std::string>> events;  // (type, detail) to append, in order
+  std::vector<NewDelivery> deliveries;
+};
+
+struct DeliveryRecord {
+  std::int64_t id = 0;
+  std::int64_t messageId = 0;
+  std::string channelId;
+  std::string destination;
+  std::string status;  // "pending", "succeeded", "dead"
+  int attempts = 0;
+  Millis createdAtMs = 0;
+  Millis nextAttemptAtMs = 0;
+  std::string payload;
+  std::string contentType;
+  core::Metadata metadata;  // the message's metadata (filled by claimDeliveries and getMessage)
+  int lastStatusCode = 0;
+  std::string lastResponse;
+  std::string deadReason;  // "permanent", "max_attempts", "max_age" when dead
+};
+
+// The result of one delivery attempt, and what it does to the delivery.
+struct AttemptRecord {
+  Millis startedAtMs = 0;
+  Millis durationMs = 0;
+  std::string outcome;  // "ok", "retry", "fail"
+  int statusCode = 0;
+  std::string response;
+  std::string newStatus;  // "succeeded", "pending" (retry later), "dead"
+  Millis nextAttemptAtMs = 0;  // for "pending"
+  std::string deadReason;      // for "dead"
+};
+
+struct AttemptView {
+  int attempt = 0;
+  Millis startedAtMs = 0;
+  Millis durationMs = 0;
+  std::string outcome;
+  int statusCode = 0;
+  std::string response;
+};
+
+struct EventView {
+  std::int64_t id = 0;
+  std::optional<std::int64_t> deliveryId;
+  Millis atMs = 0;
+  std::string type;  // received, rejected, claimed, filtered, mapped, failed, delivery-created,
+                     // sent, retry-scheduled, dead, replayed, lease-expired ...
+  std::string detail;
+};
+
+struct DeliveryDetail {
+  DeliveryRecord delivery;
+  std::vector<AttemptView> attempts;
+};
+
+struct MessageDetail {
+  core::StoredMessage message;
+  std::vector<EventView> events;
+  std::vector<DeliveryDetail> deliveries;
+};
+
+struct MessageSummary {
+  std::int64_t id = 0;
+  std::string channelId;
+  std::string idempotencyKey;
+  Millis receivedAtMs = 0;
+  std::string status;
+  std::string contentType;
+  std::int64_t size = 0;
+  std::string error;
+};
+
+struct MessageQuery {
+  std::optional<std::string> channelId;
+  std::optional<std::string> status;
+  std::optional<Millis> fromMs;   // receivedAt >= fromMs
+  std::optional<Millis> toMs;     // receivedAt < toMs
+  std::optional<std::int64_t> beforeId;  // paging cursor: ids < beforeId (newest first)
+  int limit = 50;
+};
+
+struct DeliveryQuery {
+  std::optional<std::string> status;
+  std::optional<std::string> channelId;
+  std::optional<std::string> destination;
+  std::optional<std::int64_t> beforeId;
+  int limit = 50;
+};
+
+struct AuditRecord {
+  Millis atMs = 0;
+  std::string actor;   // "source:<channel>", "admin", ...
+  std::string action;  // "signature-rejected", "replay", ...
+  std::string target;  // channel id, message id, ...
+  std::string detail;  // no secrets, no PHI
+};
+
+// Counters for /metrics.
+struct StoreStats {
+  struct MessageCount {
+    std::string channelId;
+    std::string status;
+    std::int64_t count = 0;
+  };
+  struct DeliveryCount {
+    std::string channelId;
+    std::string destination;
+    std::string status;
+    std::int64_t count = 0;
+  };
+  std::vector<MessageCount> messages;
+  std::vector<DeliveryCount> deliveries;
+};
+
+class Store {
+ public:
+  virtual ~Store() = default;
+
+  // "sqlite" or "postgresql".
+  virtual std::string backend() const = 0;
+
+  // Commits every message and its "received" (or "rejected") event in ONE transaction (one fsync
+  // on SQLite with synchronous=FULL). Messages whose (channelId, idempotencyKey) already exists,
+  // in the store or earlier in the same batch, are not stored again: their outcome is
+  // {existing id, duplicate=true}. Outcomes are in input order.
+  virtual Result<std::vector<IngestOutcome>> ingest(const std::vector<NewMessage>& batch) = 0;
+
+  // Claims up to `limit` messages in status "received" whose lease is absent or expired
+  // (lease_until <= nowMs), oldest first, setting lease_owner=owner, lease_until=nowMs+leaseMs.
+  // A message taken over from an expired lease gets a "lease-expired" event. On PostgreSQL this
+  // uses FOR UPDATE SKIP LOCKED so concurrent engines never claim the same message.
+  virtual Result<std::vector<core::StoredMessage>> claimMessages(const std::string& owner, int limit,
+                                                                 Millis nowMs, Millis leaseMs) = 0;
+
+  // Finishes a claimed message in one transaction: checks the lease is still owner's (otherwise
+  // kConflict and nothing changes), sets status/error, clears the lease, appends events, creates
+  // deliveries (status "pending", a "delivery-created" event each).
+  virtual Result<void> finishMessage(std::int64_t messageId, const std::string& owner,
+                                     const ProcessOutcome& outcome, Millis nowMs) = 0;
+
+  // Claims up to `limit` pending deliveries due now (next_attempt_at <= nowMs) with no live lease,
+  // skipping destinations in `pausedDestinations` ("channel/destination" keys, e.g. open circuit
+  // breakers). Oldest due first. Fills metadata from the message.
+  virtual Result<std::vector<DeliveryRecord>> claimDeliveries(
+      const std::string& owner, int limit, Millis nowMs, Millis leaseMs,
+      const std::vector<std::string>& pausedDestinations) = 0;
+
+  // Records one attempt in one transaction: checks the lease (kConflict if lost), inserts the
+  // attempt, updates the delivery (attempts+1, status, next attempt, last response, dead reason,
+  // lease cleared), appends an event ("sent", "retry-scheduled" or "dead"), and when every
+  // delivery of the message is terminal sets the message status to "delivered" (all succeeded)
+  // or "dead" (any dead).
+  virtual Result<void> recordAttempt(std::int64_t deliveryId, const std::string& owner,
+                                     const AttemptRecord& attempt) = 0;
+
+  // Releases every message and delivery lease held by `owner` (graceful shutdown).
+  virtual Result<void> releaseLeases(const std::string& owner) = 0;
+
+  // Puts a message back to "received" so the pipeline runs again (new deliveries; old ones stay
+  // as history), appending a "replayed" event with `detail`. kNotFound for an unknown id;
+  // kConflict for a "rejected" message (its input was unusable).
+  virtual Result<void> replayMessage(std::int64_t messageId, Millis nowMs,
+                                     const std::string& detail) = 0;
+
+  // Makes one dead delivery pending again (attempts kept), due now, with a "replayed" event.
+  virtual Result<void> replayDelivery(std::int64_t deliveryId, Millis nowMs,
+                                      const std::string& detail) = 0;
+
+  virtual Result<std::vector<MessageSummary>> listMessages(const MessageQuery& query) = 0;
+  // kNotFound for an unknown id.
+  virtual Result<MessageDetail> getMessage(std::int64_t messageId) = 0;
+  virtual Result<std::vector<DeliveryRecord>> listDeliveries(const DeliveryQuery& query) = 0;
+
+  virtual Result<void> audit(const AuditRecord& record) = 0;
+  virtual Result<std::vector<AuditRecord>> listAudit(int limit) = 0;
+
+  virtual Result<StoreStats> stats() = 0;
+  // Messages in "received" plus deliveries in "pending": the backlog used for backpressure.
+  virtual Result<std::int64_t> backlog() = 0;
+};
+
+// Opens a store and applies pending numbered migrations.
+//   sqlite:PATH           (e.g. sqlite:var/switchboard.db; parent directory is created)
+//   postgresql://...      (a SOCI/libpq connection string, e.g.
+//                          postgresql://host=127.0.0.1 port=5432 dbname=sb user=sb)
+// `poolSize` sessions are opened (SQLite: writes are serialised anyway).
+Result<std::unique_ptr<Store>> openStore(const std::string& url, int poolSize = 4);
+
+}  // namespace switchboard::store
