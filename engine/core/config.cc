@@ -234,6 +234,17 @@ bool ConfigReader::boolean(std::string_view key, bool defaultValue, std::string_
   return v->GetBool();
 }
 
+std::optional<bool> ConfigReader::optionalBoolean(std::string_view key,
+                                                  std::string_view description) {
+  const auto* v = find(key, "boolean", "", description, false);
+  if (v == nullptr) return std::nullopt;
+  if (!v->IsBool()) {
+    invalid(key, std::string("expected true or false, found ") + typeName(*v));
+    return std::nullopt;
+  }
+  return v->GetBool();
+}
+
 std::vector<std::string> ConfigReader::strings(std::string_view key, std::string_view description) {
   std::vector<std::string> out;
   const auto* v = find(key, "string[]", "[]", description, false);

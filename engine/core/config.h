@@ -54,6 +54,7 @@ class ConfigReader {
                        std::int64_t max, std::string_view description);
   double number(std::string_view key, double defaultValue, std::string_view description);
   bool boolean(std::string_view key, bool defaultValue, std::string_view description);
+  std::optional<bool> optionalBoolean(std::string_view key, std::string_view description);
   std::vector<std::string> strings(std::string_view key, std::string_view description);
   // A nested object (or nullptr when absent); the caller reads it with child().
   const rapidjson::Value* object(std::string_view key, bool required, std::string_view description);

@@ -1,0 +1,10 @@
+#include "engine/app/commands.h"
+
+namespace switchboard::app {
+
+const std::vector<Command>& extraCommands() {
+  static const std::vector<Command> commands = {};
+  return commands;
+}
+
+}  // namespace switchboard::app

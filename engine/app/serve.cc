@@ -1,0 +1,92 @@
+#include "engine/app/serve.h"
+
+#include <signal.h>
+
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <string>
+
+#include "engine/admin/admin_api.h"
+#include "engine/app/builtin_connectors.h"
+#include "engine/runtime/engine.h"
+
+namespace switchboard::app {
+
+int runServe(int argc, char** argv) {
+  std::string configPath = "conf/switchboard.json";
+  for (int i = 2; i < argc; ++i) {
+    std::string arg = argv[i];
+    if (arg == "--config" && i + 1 < argc) {
+      configPath = argv[++i];
+    } else if (arg.starts_with("--config=")) {
+      configPath = arg.substr(9);
+    } else {
+      std::fprintf(stderr, "switchboard serve: unknown argument %s\nusage: switchboard serve [--config FILE]\n", arg.c_str());
+      return 2;
+    }
+  }
+  // Block the shutdown signals before any thread starts so every thread inherits the mask and
+  // the main thread alone receives them through sigwait.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+
+  auto config = runtime::loadEngineConfig(configPath);
+  if (!config) {
+    std::fprintf(stderr, "switchboard: configuration error: %s\n", config.error().message.c_str());
+    return 2;
+  }
+  std::error_code ec;
+  std::filesystem::create_directories(config->dataDir, ec);
+  if (ec) {
+    std::fprintf(stderr, "switchboard: cannot create data directory %s: %s\n", config->dataDir.c_str(), ec.message().c_str());
+    return 2;
+  }
+  core::ConnectorRegistry registry;
+  registerBuiltinConnectors(registry);
+  core::ConnectorContext context{"", config->dataDir, config->confDir};
+  auto channels = runtime::loadChannels(config->channelsDir, registry, context);
+  if (!channels) {
+    std::fprintf(stderr, "switchboard: configuration error: %s\n", channels.error().message.c_str());
+    return 2;
+  }
+  auto store = store::openStore(config->storeUrl, config->storePool);
+  if (!store) {
+    std::fprintf(stderr, "switchboard: cannot open store: %s\n", store.error().message.c_str());
+    return 1;
+  }
+  auto clock = std::make_shared<core::SystemClock>();
+  auto engine = std::make_unique<runtime::Engine>(*config, std::move(*store), std::move(*channels), clock,
+                                                  std::make_shared<core::SeededRandom>());
+  auto* enginePtr = engine.get();
+  auto admin = std::make_shared<admin::AdminApi>(
+      engine->store(), [enginePtr] { return enginePtr->channels(); }, config->adminToken, clock, nullptr);
+  engine->setAdminHandler([admin](const core::HttpRequest& r) { return admin->handle(r); });
+  try {
+    engine->start();
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "switchboard: cannot listen on %s:%d: %s\n", config->bind.c_str(), config->port, e.what());
+    return 1;
+  }
+  {
+    std::ofstream portFile(config->dataDir + "/switchboard.port", std::ios::trunc);
+    portFile << engine->port() << "\n";
+  }
+  std::fprintf(stdout, "switchboard: listening on %s:%d with %zu channel(s), store %s\n", config->bind.c_str(),
+               engine->port(), enginePtr->channels()->size(), engine->store().backend().c_str());
+  std::fflush(stdout);
+  int sig = 0;
+  sigwait(&signals, &sig);
+  std::fprintf(stdout, "switchboard: %s received, shutting down\n", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+  std::fflush(stdout);
+  engine->stop();
+  std::fprintf(stdout, "switchboard: stopped\n");
+  return 0;
+}
+
+}  // namespace switchboard::app

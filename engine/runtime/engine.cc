@@ -1,0 +1,468 @@
+#include "engine/runtime/engine.h"
+
+#include <chrono>
+#include <cstdio>
+
+#include "engine/core/connector.h"
+
+namespace switchboard::runtime {
+
+namespace {
+
+core::HttpResponse problem(int status, ErrorCode code, std::string message) {
+  core::HttpResponse r = core::HttpResponse::json(status, core::operationOutcomeJson(Error(code, std::move(message))));
+  r.contentType = "application/fhir+json";
+  return r;
+}
+
+void logLine(const std::string& text) {
+  // Operational log: ids, counts and error texts only; never bodies or secrets.
+  std::fprintf(stderr, "switchboard: %s\n", text.c_str());
+}
+
+constexpr std::size_t kAdminBodyLimit = 1 << 20;
+
+}  // namespace
+
+Engine::Engine(EngineConfig config, std::unique_ptr<store::Store> store, ChannelList channels,
+               std::shared_ptr<core::Clock> clock, std::shared_ptr<core::Random> random)
+    : config_(std::move(config)),
+      store_(std::move(store)),
+      channels_(std::make_shared<const ChannelList>(std::move(channels))),
+      clock_(std::move(clock)),
+      random_(std::move(random)),
+      breakers_(config_.breakerFailureThreshold, config_.breakerOpenMs) {
+  batcher_ = std::make_unique<IntakeBatcher>(*store_, config_.groupCommitMaxBatch,
+                                             config_.maxPendingIntake, [this](int stored) {
+                                               backlog_ += stored;
+                                               wakePipeline();
+                                             });
+  refreshBacklog();
+}
+
+Engine::~Engine() { stop(); }
+
+std::shared_ptr<const ChannelList> Engine::channels() const { return std::atomic_load(&channels_); }
+
+const Channel* Engine::channelForPath(const std::string& path) const {
+  for (const auto& c : *channels_) {
+    if (c->source->path() == path) return c.get();
+  }
+  return nullptr;
+}
+
+const Channel* Engine::channelById(const std::string& id) const {
+  for (const auto& c : *channels_) {
+    if (c->id == id) return c.get();
+  }
+  return nullptr;
+}
+
+void Engine::start() {
+  running_ = true;
+  for (int i = 0; i < config_.pipelineThreads; ++i) {
+    owners_.push_back(config_.nodeId + "/p" + std::to_string(i));
+    threads_.emplace_back([this, owner = owners_.back()] { pipelineLoop(owner); });
+  }
+  for (int i = 0; i < config_.deliveryThreads; ++i) {
+    owners_.push_back(config_.nodeId + "/d" + std::to_string(i));
+    threads_.emplace_back([this, owner = owners_.back()] { deliveryLoop(owner); });
+  }
+  server_ = std::make_unique<HttpServer>(*this, config_.bind, config_.port, config_.httpThreads,
+                                         config_.httpQueue);
+  server_->start();
+  accepting_ = true;
+}
+
+void Engine::stop() {
+  bool wasRunning = running_.exchange(false);
+  accepting_ = false;
+  if (server_) server_->stop();
+  if (batcher_) batcher_->stop();
+  {
+    std::lock_guard<std::mutex> lock(wakeMutex_);
+    ++pipelineSignal_;
+    ++deliverySignal_;
+  }
+  pipelineWake_.notify_all();
+  deliveryWake_.notify_all();
+  for (auto& t : threads_) {
+    if (t.joinable()) t.join();
+  }
+  threads_.clear();
+  if (wasRunning) {
+    for (const auto& owner : owners_) {
+      if (auto r = store_->releaseLeases(owner); !r) logLine("releasing leases failed: " + r.error().message);
+    }
+  }
+  owners_.clear();
+}
+
+std::optional<std::size_t> Engine::bodyLimit(const std::string& path) const {
+  if (path == "/healthz" || path == "/metrics") return 0;
+  if (path.starts_with("/api/") || path == "/api" || path.starts_with("/ui") || path.starts_with("/fhir/")) {
+    return admin_ ? std::optional<std::size_t>(kAdminBodyLimit) : std::nullopt;
+  }
+  if (const Channel* c = channelForPath(path)) return c->source->maxBodyBytes();
+  return std::nullopt;
+}
+
+void Engine::rejectedBeforeBody(const std::string& path, int status) {
+  const Channel* c = channelForPath(path);
+  std::string channel = c != nullptr ? c->id : std::string("-");
+  metrics_.countIntake(channel, status == 413 ? "too_large" : "error");
+  store_->audit({clock_->nowMs(), "source:" + channel, status == 413 ? "body-too-large" : "body-unreadable",
+                 path, "HTTP " + std::to_string(status)});
+}
+
+core::HttpResponse Engine::handle(const core::HttpRequest& request) {
+  if (request.path == "/healthz") {
+    auto backlog = store_->backlog();
+    if (!backlog) return problem(503, ErrorCode::kTransient, "store unavailable");
+    std::string body = "{\"status\":\"ok\",\"store\":\"" + store_->backend() + "\",\"channels\":" +
+                       std::to_string(channels()->size()) + ",\"backlog\":" + std::to_string(*backlog) + "}";
+    return core::HttpResponse::json(200, body);
+  }
+  if (request.path == "/metrics") {
+    core::HttpResponse r = core::HttpResponse::text(200, metricsText(), "text/plain; version=0.0.4");
+    return r;
+  }
+  if (const Channel* c = channelForPath(request.path)) return intake(*c, request);
+  if (admin_) return admin_(request);
+  return problem(404, ErrorCode::kNotFound, "no channel or endpoint serves " + request.path);
+}
+
+std::string Engine::metricsText() {
+  auto stats = store_->stats();
+  return metrics_.render(stats ? *stats : store::StoreStats{}, breakers_.states(clock_->nowMs()),
+                         batcher_ ? batcher_->pending() : 0);
+}
+
+core::HttpResponse Engine::throttled(const std::string& why) const {
+  core::HttpResponse r = problem(503, ErrorCode::kThrottled, why);
+  r.headers.push_back({"Retry-After", std::to_string(config_.retryAfterSeconds)});
+  return r;
+}
+
+core::HttpResponse Engine::intake(const Channel& channel, const core::HttpRequest& request) {
+  if (!accepting_) return throttled("engine is shutting down");
+  if (backlog_.load() >= config_.maxBacklog) {
+    metrics_.countIntake(channel.id, "throttled");
+    return throttled("backlog of " + std::to_string(backlog_.load()) + " exceeds the configured limit");
+  }
+  core::SourceVerdict verdict;
+  try {
+    verdict = channel.source->handle(request);
+  } catch (const std::exception& e) {
+    logLine("source of channel " + channel.id + " threw: " + e.what());
+    return problem(500, ErrorCode::kException, "internal error in source connector");
+  }
+  using Kind = core::SourceVerdict::Kind;
+  const core::Millis now = clock_->nowMs();
+  switch (verdict.kind) {
+    case Kind::kRespond:
+      return verdict.reply;
+    case Kind::kRefuse:
+      metrics_.countIntake(channel.id, "refused");
+      if (auto r = store_->audit({now, "source:" + channel.id, "authentication-refused", request.path,
+                                  verdict.auditReason});
+          !r) {
+        logLine("audit write failed: " + r.error().message);
+      }
+      return verdict.reply;
+    case Kind::kReject:
+    case Kind::kAccept:
+      break;
+  }
+  std::vector<store::NewMessage> rows;
+  rows.reserve(verdict.messages.size());
+  for (auto& m : verdict.messages) {
+    store::NewMessage row;
+    row.channelId = channel.id;
+    row.idempotencyKey = std::move(m.idempotencyKey);
+    row.receivedAtMs = now;
+    row.contentType = std::move(m.contentType);
+    row.body = std::move(m.body);
+    row.metadata = std::move(m.metadata);
+    if (verdict.kind == Kind::kReject) {
+      row.status = "rejected";
+      row.error = verdict.error.message;
+    }
+    rows.push_back(std::move(row));
+  }
+  if (rows.empty()) {
+    return verdict.reply;  // e.g. a webhook carrying nothing to keep
+  }
+  const bool rejected = verdict.kind == Kind::kReject;
+  auto outcomes = batcher_->submit(std::move(rows));
+  if (!outcomes) {
+    if (outcomes.error().code == ErrorCode::kThrottled) {
+      metrics_.countIntake(channel.id, "throttled");
+      return throttled("intake queue is full");
+    }
+    metrics_.countIntake(channel.id, "error");
+    logLine("intake commit failed on channel " + channel.id + ": " + outcomes.error().message);
+    return throttled("message store unavailable; retry later");
+  }
+  std::string ids;
+  std::int64_t accepted = 0, duplicates = 0;
+  for (const auto& o : *outcomes) {
+    ids += (ids.empty() ? "" : ",") + std::to_string(o.messageId);
+    (o.duplicate ? duplicates : accepted) += 1;
+  }
+  if (rejected) {
+    metrics_.countIntake(channel.id, "rejected");
+  } else {
+    if (accepted) metrics_.countIntake(channel.id, "accepted", accepted);
+    if (duplicates) metrics_.countIntake(channel.id, "duplicate", duplicates);
+  }
+  core::HttpResponse reply = std::move(verdict.reply);
+  reply.headers.push_back({"X-Switchboard-Message-Ids", ids});
+  return reply;
+}
+
+store::ProcessOutcome Engine::runPipeline(const Channel& channel, const core::StoredMessage& message) {
+  store::ProcessOutcome outcome;
+  core::PipelineMessage pm;
+  pm.message = &message;
+  pm.payload = message.body;
+  pm.contentType = message.contentType;
+  pm.metadata = message.metadata;
+  auto failWith = [&](const Error& e, const std::string& stage) {
+    outcome.status = "error";
+    outcome.error = e.message;
+    outcome.events = std::move(pm.events);
+    outcome.events.emplace_back("failed", stage + ": " + e.message);
+    outcome.deliveries.clear();
+    return outcome;
+  };
+  try {
+    for (const auto& [type, filter] : channel.filters) {
+      core::StageResult r = filter->process(pm);
+      if (r.kind == core::StageResult::Kind::kFail) return failWith(r.error, "filter " + type);
+      if (r.kind == core::StageResult::Kind::kDrop) {
+        outcome.status = "filtered";
+        outcome.events = std::move(pm.events);
+        outcome.events.emplace_back("filtered", type + ": " + r.note);
+        return outcome;
+      }
+    }
+    core::StageResult t = channel.transformer->process(pm);
+    if (t.kind == core::StageResult::Kind::kFail) return failWith(t.error, "transformer " + channel.transformerType);
+    if (t.kind == core::StageResult::Kind::kDrop) {
+      outcome.status = "filtered";
+      outcome.events = std::move(pm.events);
+      outcome.events.emplace_back("filtered", channel.transformerType + ": " + t.note);
+      return outcome;
+    }
+  } catch (const std::exception& e) {
+    return failWith(Error(ErrorCode::kException, std::string("stage threw: ") + e.what()), "pipeline");
+  }
+  outcome.status = "processed";
+  outcome.events = std::move(pm.events);
+  outcome.events.emplace_back("transformed", channel.transformerType);
+  const core::Millis now = clock_->nowMs();
+  for (const auto& d : channel.destinations) {
+    outcome.deliveries.push_back({d.name, pm.payload, pm.contentType, now});
+  }
+  return outcome;
+}
+
+int Engine::runPipelineOnce(const std::string& owner) {
+  auto claimed = store_->claimMessages(owner, config_.claimBatch, clock_->nowMs(), config_.leaseMs);
+  if (!claimed) {
+    logLine("claiming messages failed: " + claimed.error().message);
+    return 0;
+  }
+  int deliveries = 0;
+  auto channels = this->channels();
+  for (const auto& m : *claimed) {
+    const Channel* channel = nullptr;
+    for (const auto& c : *channels) {
+      if (c->id == m.channelId) channel = c.get();
+    }
+    store::ProcessOutcome outcome;
+    if (channel == nullptr) {
+      outcome.status = "error";
+      outcome.error = "channel " + m.channelId + " is not configured";
+      outcome.events.emplace_back("failed", outcome.error);
+    } else {
+      outcome = runPipeline(*channel, m);
+    }
+    auto r = store_->finishMessage(m.id, owner, outcome, clock_->nowMs());
+    if (!r) {
+      logLine("finishing message " + std::to_string(m.id) + " failed: " + r.error().message);
+      continue;
+    }
+    metrics_.countPipeline(m.channelId, outcome.status);
+    backlog_ += static_cast<std::int64_t>(outcome.deliveries.size()) - 1;
+    deliveries += static_cast<int>(outcome.deliveries.size());
+  }
+  if (deliveries > 0) wakeDeliveries();
+  return static_cast<int>(claimed->size());
+}
+
+int Engine::runDeliveriesOnce(const std::string& owner) {
+  const core::Millis now = clock_->nowMs();
+  auto channels = this->channels();
+  std::vector<std::string> blocked = breakers_.blocked(now);
+  std::vector<std::string> paused;
+  if (!blocked.empty()) {
+    for (const auto& c : *channels) {
+      for (const auto& d : c->destinations) {
+        std::string key = d.connector->endpointKey();
+        for (const auto& b : blocked) {
+          if (b == key) paused.push_back(c->id + "/" + d.name);
+        }
+      }
+    }
+  }
+  auto claimed = store_->claimDeliveries(owner, config_.deliveryClaimBatch, now, config_.leaseMs, paused);
+  if (!claimed) {
+    logLine("claiming deliveries failed: " + claimed.error().message);
+    return 0;
+  }
+  bool skipped = false;
+  int handled = 0;
+  for (const auto& d : *claimed) {
+    const Channel* channel = nullptr;
+    for (const auto& c : *channels) {
+      if (c->id == d.channelId) channel = c.get();
+    }
+    const ChannelDestination* dest = channel != nullptr ? channel->destination(d.destination) : nullptr;
+    store::AttemptRecord a;
+    a.startedAtMs = clock_->nowMs();
+    if (dest == nullptr) {
+      a.outcome = "fail";
+      a.response = "destination " + d.channelId + "/" + d.destination + " is not configured";
+      a.newStatus = "dead";
+      a.deadReason = "permanent";
+      store_->recordAttempt(d.id, owner, a);
+      ++handled;
+      continue;
+    }
+    std::string endpoint = dest->connector->endpointKey();
+    if (!breakers_.allow(endpoint, a.startedAtMs)) {
+      skipped = true;
+      continue;
+    }
+    core::DeliveryRequest req;
+    req.deliveryId = d.id;
+    req.messageId = d.messageId;
+    req.channelId = d.channelId;
+    req.destination = d.destination;
+    req.attempt = d.attempts + 1;
+    req.payload = d.payload;
+    req.contentType = d.contentType;
+    req.metadata = &d.metadata;
+    auto t0 = std::chrono::steady_clock::now();
+    core::DeliveryResult result;
+    try {
+      result = dest->connector->send(req);
+    } catch (const std::exception& e) {
+      result = core::DeliveryResult::retry(std::string("destination threw: ") + e.what());
+    }
+    double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    const core::Millis end = clock_->nowMs();
+    breakers_.record(endpoint, result.status == core::DeliveryStatus::kRetry, end);
+    a.durationMs = static_cast<core::Millis>(seconds * 1000.0);
+    a.statusCode = result.responseCode;
+    a.response = result.response.substr(0, 2048);
+    const RetryPolicy& policy = channel->retry;
+    switch (result.status) {
+      case core::DeliveryStatus::kOk:
+        a.outcome = "ok";
+        a.newStatus = "succeeded";
+        break;
+      case core::DeliveryStatus::kFail:
+        a.outcome = "fail";
+        a.newStatus = "dead";
+        a.deadReason = "permanent";
+        break;
+      case core::DeliveryStatus::kRetry: {
+        a.outcome = "retry";
+        const int attempts = d.attempts + 1;
+        core::Millis delay = result.retryAfter ? result.retryAfter->count()
+                                               : backoffMs(policy, attempts, random_->uniform());
+        if (attempts >= policy.maxAttempts) {
+          a.newStatus = "dead";
+          a.deadReason = "max_attempts";
+        } else if (end + delay - d.createdAtMs > policy.maxAgeMs) {
+          a.newStatus = "dead";
+          a.deadReason = "max_age";
+        } else {
+          a.newStatus = "pending";
+          a.nextAttemptAtMs = end + delay;
+        }
+        break;
+      }
+    }
+    metrics_.countAttempt(d.channelId, d.destination, a.outcome, seconds);
+    if (auto r = store_->recordAttempt(d.id, owner, a); !r) {
+      logLine("recording attempt of delivery " + std::to_string(d.id) + " failed: " + r.error().message);
+      continue;
+    }
+    if (a.newStatus != "pending") --backlog_;
+    ++handled;
+  }
+  if (skipped) store_->releaseLeases(owner);
+  return handled;
+}
+
+void Engine::wakePipeline() {
+  {
+    std::lock_guard<std::mutex> lock(wakeMutex_);
+    ++pipelineSignal_;
+  }
+  pipelineWake_.notify_all();
+}
+
+void Engine::wakeDeliveries() {
+  {
+    std::lock_guard<std::mutex> lock(wakeMutex_);
+    ++deliverySignal_;
+  }
+  deliveryWake_.notify_all();
+}
+
+void Engine::refreshBacklog() {
+  if (auto b = store_->backlog()) backlog_ = *b;
+}
+
+void Engine::pipelineLoop(std::string owner) {
+  const bool refresher = owner.ends_with("/p0");
+  auto lastRefresh = std::chrono::steady_clock::now();
+  while (running_) {
+    std::uint64_t seen;
+    {
+      std::lock_guard<std::mutex> lock(wakeMutex_);
+      seen = pipelineSignal_;
+    }
+    int n = runPipelineOnce(owner);
+    if (refresher && std::chrono::steady_clock::now() - lastRefresh > std::chrono::seconds(1)) {
+      refreshBacklog();
+      lastRefresh = std::chrono::steady_clock::now();
+    }
+    if (n > 0) continue;
+    std::unique_lock<std::mutex> lock(wakeMutex_);
+    pipelineWake_.wait_for(lock, std::chrono::milliseconds(config_.idlePollMs),
+                           [&] { return !running_ || pipelineSignal_ != seen; });
+  }
+}
+
+void Engine::deliveryLoop(std::string owner) {
+  while (running_) {
+    std::uint64_t seen;
+    {
+      std::lock_guard<std::mutex> lock(wakeMutex_);
+      seen = deliverySignal_;
+    }
+    int n = runDeliveriesOnce(owner);
+    if (n > 0) continue;
+    std::unique_lock<std::mutex> lock(wakeMutex_);
+    deliveryWake_.wait_for(lock, std::chrono::milliseconds(config_.idlePollMs),
+                           [&] { return !running_ || deliverySignal_ != seen; });
+  }
+}
+
+}  // namespace switchboard::runtime

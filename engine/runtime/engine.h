@@ -1,0 +1,92 @@
+// The running engine: HTTP intake with group commit and backpressure, pipeline workers that claim
+// messages with leases, delivery workers with backoff, circuit breakers and dead letters.
+// Thread-safety: start() and stop() from one controlling thread; everything else is internal.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "engine/core/clock.h"
+#include "engine/runtime/circuit_breaker.h"
+#include "engine/runtime/engine_config.h"
+#include "engine/runtime/http_server.h"
+#include "engine/runtime/intake.h"
+#include "engine/runtime/metrics.h"
+#include "engine/store/store.h"
+
+namespace switchboard::runtime {
+
+class Engine final : public HttpRouter {
+ public:
+  using AdminHandler = std::function<core::HttpResponse(const core::HttpRequest&)>;
+
+  Engine(EngineConfig config, std::unique_ptr<store::Store> store, ChannelList channels,
+         std::shared_ptr<core::Clock> clock, std::shared_ptr<core::Random> random);
+  ~Engine() override;
+
+  // Serves `/api/...` (and `/ui/...`) with `handler`; set before start().
+  void setAdminHandler(AdminHandler handler) { admin_ = std::move(handler); }
+
+  // Starts workers and the HTTP listener. Throws on a bind failure (start-up error).
+  void start();
+  // Graceful: stop intake, commit what was accepted, let workers finish their current item,
+  // release remaining leases.
+  void stop();
+  int port() const { return server_ ? server_->port() : 0; }
+
+  store::Store& store() { return *store_; }
+  const EngineConfig& config() const { return config_; }
+  std::shared_ptr<const ChannelList> channels() const;
+  std::string metricsText();
+
+  // HttpRouter.
+  std::optional<std::size_t> bodyLimit(const std::string& path) const override;
+  core::HttpResponse handle(const core::HttpRequest& request) override;
+  void rejectedBeforeBody(const std::string& path, int status) override;
+
+  // One pipeline pass and one delivery pass, for tests with a fake clock. Returns items handled.
+  int runPipelineOnce(const std::string& owner);
+  int runDeliveriesOnce(const std::string& owner);
+
+ private:
+  core::HttpResponse intake(const Channel& channel, const core::HttpRequest& request);
+  const Channel* channelForPath(const std::string& path) const;
+  const Channel* channelById(const std::string& id) const;
+  store::ProcessOutcome runPipeline(const Channel& channel, const core::StoredMessage& message);
+  void pipelineLoop(std::string owner);
+  void deliveryLoop(std::string owner);
+  void wakePipeline();
+  void wakeDeliveries();
+  void refreshBacklog();
+  core::HttpResponse throttled(const std::string& why) const;
+
+  EngineConfig config_;
+  std::unique_ptr<store::Store> store_;
+  std::shared_ptr<const ChannelList> channels_;
+  std::shared_ptr<core::Clock> clock_;
+  std::shared_ptr<core::Random> random_;
+  Metrics metrics_;
+  CircuitBreakers breakers_;
+  std::unique_ptr<IntakeBatcher> batcher_;
+  std::unique_ptr<HttpServer> server_;
+  AdminHandler admin_;
+
+  std::atomic<bool> running_{false};
+  std::atomic<bool> accepting_{false};
+  std::atomic<std::int64_t> backlog_{0};
+  std::mutex wakeMutex_;
+  std::condition_variable pipelineWake_;
+  std::condition_variable deliveryWake_;
+  std::uint64_t pipelineSignal_ = 0;
+  std::uint64_t deliverySignal_ = 0;
+  std::vector<std::thread> threads_;
+  std::vector<std::string> owners_;
+};
+
+}  // namespace switchboard::runtime

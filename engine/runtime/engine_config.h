@@ -1,0 +1,97 @@
+// Engine configuration (conf/switchboard.json) and channel configs (conf/channels/*.json), loaded
+// and checked once at start-up. Any problem stops start-up with file, field and expectation.
+// Thread-safety: immutable after loading.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "engine/core/connector.h"
+#include "engine/core/error.h"
+
+namespace switchboard::runtime {
+
+struct EngineConfig {
+  std::string configPath;
+  std::string confDir;      // directory of configPath
+  std::string nodeId;       // lease owner prefix; default host:pid:random
+  std::string dataDir = "var";
+  std::string storeUrl;     // default sqlite:<dataDir>/switchboard.db
+  int storePool = 4;
+  std::string channelsDir;  // default <confDir>/channels
+  // HTTP
+  std::string bind = "0.0.0.0";
+  int port = 8080;
+  int httpThreads = 64;
+  int httpQueue = 512;
+  // Intake
+  int groupCommitMaxBatch = 512;
+  int maxPendingIntake = 8192;     // messages waiting for a commit; beyond: 503
+  std::int64_t maxBacklog = 100000;  // stored but unprocessed work; beyond: 503
+  int retryAfterSeconds = 5;
+  // Workers
+  int pipelineThreads = 2;
+  int deliveryThreads = 4;
+  std::int64_t leaseMs = 30000;
+  int claimBatch = 64;
+  int deliveryClaimBatch = 16;
+  int idlePollMs = 200;
+  // Circuit breaker
+  int breakerFailureThreshold = 5;
+  std::int64_t breakerOpenMs = 30000;
+  // Admin
+  std::string adminToken;  // empty: the admin API refuses every request
+};
+
+// Loads the engine config; SWITCHBOARD_PORT, SWITCHBOARD_DATA_DIR and SWITCHBOARD_ADMIN_TOKEN
+// override the file.
+Result<EngineConfig> loadEngineConfig(const std::string& path);
+
+struct RetryPolicy {
+  int maxAttempts = 10;
+  std::int64_t maxAgeMs = 24LL * 3600 * 1000;
+  std::int64_t initialBackoffMs = 1000;
+  std::int64_t maxBackoffMs = 5LL * 60 * 1000;
+  double multiplier = 2.0;
+  double jitter = 0.2;  // +/- fraction of the delay
+};
+
+// Delay before attempt `attempt + 1` after `attempt` failed attempts; `random` in [0, 1).
+std::int64_t backoffMs(const RetryPolicy& policy, int attempt, double random);
+
+struct ChannelDestination {
+  std::string name;
+  std::string type;
+  std::unique_ptr<core::Destination> connector;
+};
+
+struct Channel {
+  std::string id;
+  std::string file;
+  std::string description;
+  std::string sourceType;
+  std::unique_ptr<core::HttpSource> source;
+  std::vector<std::pair<std::string, std::unique_ptr<core::Stage>>> filters;  // (type, stage)
+  std::string transformerType;
+  std::unique_ptr<core::Stage> transformer;
+  std::vector<ChannelDestination> destinations;
+  RetryPolicy retry;
+
+  const ChannelDestination* destination(const std::string& name) const;
+};
+
+using ChannelList = std::vector<std::shared_ptr<Channel>>;
+
+// Loads one channel file.
+Result<std::shared_ptr<Channel>> loadChannel(const std::string& path,
+                                             const core::ConnectorRegistry& registry,
+                                             const core::ConnectorContext& context);
+
+// Loads every *.json in `dir` (sorted by name). Fails on the first bad file, on duplicate ids and
+// on two channels serving the same path; disabled channels ("enabled": false) are skipped.
+Result<ChannelList> loadChannels(const std::string& dir, const core::ConnectorRegistry& registry,
+                                 const core::ConnectorContext& context);
+
+}  // namespace switchboard::runtime
