@@ -1,0 +1,478 @@
+// The engine's spine with a fake clock and a real SQLite store: channel config errors, intake,
+// pipeline, deliveries with backoff, permanent failures, dead letters, circuit breaking, replay.
+#define BOOST_TEST_MODULE runtime
+#include <boost/test/unit_test.hpp>
+
+#include <unistd.h>
+
+#include <deque>
+#include <filesystem>
+#include <fstream>
+#include <mutex>
+
+#include "channels/http/http_source.h"
+#include "engine/admin/admin_api.h"
+#include "engine/app/builtin_connectors.h"
+#include "engine/runtime/circuit_breaker.h"
+#include "engine/runtime/engine.h"
+
+using namespace switchboard;
+namespace fs = std::filesystem;
+
+namespace {
+
+fs::path tempDir(const std::string& name) {
+  static int counter = 0;
+  fs::path dir = fs::temp_directory_path() /
+                 ("sb-runtime-" + std::to_string(::getpid()) + "-" + std::to_string(counter++) + "-" + name);
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  return dir;
+}
+
+void writeFile(const fs::path& path, const std::string& text) {
+  fs::create_directories(path.parent_path());
+  std::ofstream(path) << text;
+}
+
+// A destination whose answers are scripted by the test; records what it was sent.
+struct Script {
+  std::mutex mutex;
+  std::deque<core::DeliveryResult> answers;  // empty: answer ok
+  std::vector<std::string> sent;
+  std::vector<int> attempts;
+};
+
+class ScriptedDestination final : public core::Destination {
+ public:
+  explicit ScriptedDestination(std::shared_ptr<Script> script) : script_(std::move(script)) {}
+  std::string endpointKey() const override { return "scripted://peer"; }
+  core::DeliveryResult send(const core::DeliveryRequest& request) override {
+    std::lock_guard<std::mutex> lock(script_->mutex);
+    script_->sent.emplace_back(request.payload);
+    script_->attempts.push_back(request.attempt);
+    if (script_->answers.empty()) return core::DeliveryResult::ok("fine", 200);
+    auto a = script_->answers.front();
+    script_->answers.pop_front();
+    return a;
+  }
+
+ private:
+  std::shared_ptr<Script> script_;
+};
+
+struct Fixture {
+  fs::path dir = tempDir("engine");
+  std::shared_ptr<Script> script = std::make_shared<Script>();
+  std::shared_ptr<core::FakeClock> clock = std::make_shared<core::FakeClock>();
+  core::ConnectorRegistry registry;
+  std::unique_ptr<runtime::Engine> engine;
+
+  explicit Fixture(const std::string& retry = R"({"max_attempts": 3, "initial_backoff_ms": 1000, "max_backoff_ms": 60000, "jitter": 0})",
+                   int breakerThreshold = 100) {
+    app::registerBuiltinConnectors(registry);
+    auto s = script;
+    registry.addDestination("scripted", [s](core::ConfigReader& c, const core::ConnectorContext&)
+                                            -> Result<std::unique_ptr<core::Destination>> {
+      if (auto r = c.finish(); !r) return std::unexpected(r.error());
+      return std::make_unique<ScriptedDestination>(s);
+    });
+    writeFile(dir / "channels" / "a.json", R"({"id": "a", "source": {"type": "http", "path": "/in/a", "idempotency_pointer": "/id"},
+      "destinations": [{"name": "peer", "type": "scripted"}], "retry": )" + retry + "}");
+    runtime::EngineConfig config;
+    config.nodeId = "test";
+    config.dataDir = (dir / "var").string();
+    config.breakerFailureThreshold = breakerThreshold;
+    config.breakerOpenMs = 5000;
+    core::ConnectorContext ctx{"", config.dataDir, dir.string()};
+    auto channels = runtime::loadChannels((dir / "channels").string(), registry, ctx);
+    BOOST_REQUIRE_MESSAGE(channels.has_value(), channels ? "" : channels.error().message);
+    auto store = store::openStore("sqlite:" + (dir / "var" / "sb.db").string());
+    BOOST_REQUIRE_MESSAGE(store.has_value(), store ? "" : store.error().message);
+    engine = std::make_unique<runtime::Engine>(config, std::move(*store), std::move(*channels), clock,
+                                               std::make_shared<core::SeededRandom>(7));
+  }
+
+  core::HttpResponse post(const std::string& body, const std::string& path = "/in/a") {
+    core::HttpRequest r;
+    r.method = "POST";
+    r.path = path;
+    r.body = body;
+    r.headers.push_back({"Content-Type", "application/json"});
+    return engine->handle(r);
+  }
+  store::MessageDetail detail(std::int64_t id) {
+    auto d = engine->store().getMessage(id);
+    BOOST_REQUIRE(d.has_value());
+    return *d;
+  }
+};
+
+std::int64_t firstId(const core::HttpResponse& r) {
+  for (const auto& h : r.headers) {
+    if (h.name == "X-Switchboard-Message-Ids") return std::stoll(h.value);
+  }
+  return 0;
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(backoff_grows_exponentially_with_cap_and_bounded_jitter) {
+  runtime::RetryPolicy p;
+  p.initialBackoffMs = 100;
+  p.maxBackoffMs = 1000;
+  p.multiplier = 2;
+  p.jitter = 0;
+  BOOST_TEST(runtime::backoffMs(p, 1, 0.5) == 100);
+  BOOST_TEST(runtime::backoffMs(p, 2, 0.5) == 200);
+  BOOST_TEST(runtime::backoffMs(p, 4, 0.5) == 800);
+  BOOST_TEST(runtime::backoffMs(p, 9, 0.5) == 1000);
+  p.jitter = 0.2;
+  BOOST_TEST(runtime::backoffMs(p, 1, 0.0) == 80);
+  BOOST_TEST(runtime::backoffMs(p, 1, 0.999999) == 119);
+}
+
+BOOST_AUTO_TEST_CASE(circuit_breaker_opens_probes_and_closes) {
+  runtime::CircuitBreakers b(3, 1000);
+  for (int i = 0; i < 2; ++i) {
+    BOOST_TEST(b.allow("e", 0));
+    b.record("e", true, 0);
+  }
+  BOOST_TEST(b.allow("e", 0));
+  b.record("e", true, 10);  // third failure opens
+  BOOST_TEST(!b.allow("e", 500));
+  BOOST_TEST(b.blocked(500).size() == 1u);
+  BOOST_TEST(b.allow("e", 1010));   // the probe
+  BOOST_TEST(!b.allow("e", 1011));  // only one probe at a time
+  b.record("e", true, 1020);        // probe failed: open again
+  BOOST_TEST(!b.allow("e", 1500));
+  BOOST_TEST(b.allow("e", 2020));
+  b.record("e", false, 2030);  // probe succeeded: closed
+  BOOST_TEST(b.allow("e", 2031));
+  BOOST_TEST(b.blocked(2031).empty());
+  BOOST_TEST(b.allow("other", 0));
+}
+
+BOOST_AUTO_TEST_CASE(bad_channel_configs_name_file_field_and_expectation) {
+  core::ConnectorRegistry registry;
+  app::registerBuiltinConnectors(registry);
+  core::ConnectorContext ctx{"", "/tmp", "/tmp"};
+  struct Case {
+    std::string json;
+    std::string expect;
+  };
+  std::vector<Case> cases = {
+      {R"({"id": "x", "source": {"type": "nope", "path": "/a"}, "destinations": [{"name": "d", "type": "file", "directory": "o"}]})",
+       "/source/type: a source type, one of: http"},
+      {R"({"id": "x", "source": {"type": "http", "path": "/a", "pth": 1}, "destinations": [{"name": "d", "type": "file", "directory": "o"}]})",
+       "/source/pth: unknown key \"pth\""},
+      {R"({"id": "x", "source": {"type": "http", "path": "a"}, "destinations": [{"name": "d", "type": "file", "directory": "o"}]})",
+       "/source/path: expected a path starting with '/'"},
+      {R"({"id": "x", "source": {"type": "http", "path": "/a"}})", "/destinations: required array is missing"},
+      {R"({"id": "x", "source": {"type": "http", "path": "/a"}, "destinations": []})", "/destinations: at least one destination"},
+      {R"({"id": "x y", "source": {"type": "http", "path": "/a"}, "destinations": [{"name": "d", "type": "file", "directory": "o"}]})",
+       "/id: letters, digits"},
+      {R"({"id": "x", "source": {"type": "http", "path": "/a"}, "destinations": [{"name": "d", "type": "file", "directory": "o"}], "retry": {"jitter": 2}})",
+       "/retry/jitter: a number from 0 to 1"},
+      {R"({"id": "x", "source": {"type": "http", "path": "/a"}, "destinations": [{"name": "d", "type": "file"}]})",
+       "/destinations/0/directory: required string is missing"},
+      {R"({"id": "x", "source": {"type": "http", "path": "/a", "secret_header": "X-S"}, "destinations": [{"name": "d", "type": "file", "directory": "o"}]})",
+       "/source/secret: a non-empty secret"},
+      {R"({"id": "x", "source": {"type": "http", "path": "/a"}, "filter": {"type": "json-match", "pointer": "kind"}, "destinations": [{"name": "d", "type": "file", "directory": "o"}]})",
+       "/filter/pointer: a valid JSON pointer"},
+  };
+  fs::path dir = tempDir("configs");
+  int i = 0;
+  for (const auto& c : cases) {
+    fs::path file = dir / ("c" + std::to_string(i++) + ".json");
+    writeFile(file, c.json);
+    auto r = runtime::loadChannel(file.string(), registry, ctx);
+    BOOST_REQUIRE_MESSAGE(!r.has_value(), "accepted: " + c.json);
+    BOOST_TEST_CONTEXT(c.json) {
+      BOOST_TEST(r.error().message.find(file.string()) != std::string::npos);
+      BOOST_TEST(r.error().message.find(c.expect) != std::string::npos, r.error().message);
+    }
+  }
+  // Two channels on one path: the directory fails as a whole.
+  fs::path both = tempDir("dup");
+  writeFile(both / "a.json", R"({"id": "a", "source": {"type": "http", "path": "/same"}, "destinations": [{"name": "d", "type": "file", "directory": "o"}]})");
+  writeFile(both / "b.json", R"({"id": "b", "source": {"type": "http", "path": "/same"}, "destinations": [{"name": "d", "type": "file", "directory": "o"}]})");
+  auto all = runtime::loadChannels(both.string(), registry, ctx);
+  BOOST_REQUIRE(!all.has_value());
+  BOOST_TEST(all.error().message.find("/source/path: a path not already served") != std::string::npos);
+}
+
+BOOST_AUTO_TEST_CASE(http_source_checks_secret_json_and_idempotency_key) {
+  channels::HttpSourceConfig c;
+  c.path = "/x";
+  c.secretHeader = "X-Secret";
+  c.secret = "right";
+  c.idempotencyPointer = "/id";
+  channels::HttpJsonSource source(c);
+  core::HttpRequest r;
+  r.method = "POST";
+  r.path = "/x";
+  r.body = R"({"id": "k1"})";
+  BOOST_TEST(static_cast<int>(source.handle(r).kind) == static_cast<int>(core::SourceVerdict::Kind::kRefuse));
+  r.headers.push_back({"X-Secret", "wrong"});
+  auto refused = source.handle(r);
+  BOOST_TEST(static_cast<int>(refused.kind) == static_cast<int>(core::SourceVerdict::Kind::kRefuse));
+  BOOST_TEST(refused.reply.status == 401);
+  r.headers.back().value = "right";
+  auto ok = source.handle(r);
+  BOOST_REQUIRE(static_cast<int>(ok.kind) == static_cast<int>(core::SourceVerdict::Kind::kAccept));
+  BOOST_TEST(ok.messages.at(0).idempotencyKey == "k1");
+  r.body = R"({"id": 42})";
+  BOOST_TEST(source.handle(r).messages.at(0).idempotencyKey == "42");
+  r.body = R"({"id": "k1"} trailing)";
+  auto bad = source.handle(r);
+  BOOST_TEST(static_cast<int>(bad.kind) == static_cast<int>(core::SourceVerdict::Kind::kReject));
+  BOOST_TEST(bad.reply.status == 400);
+  BOOST_TEST(bad.reply.body.find("malformed JSON") != std::string::npos);
+  r.body = R"({"other": 1})";
+  auto nokey = source.handle(r);
+  BOOST_TEST(nokey.reply.status == 422);
+  BOOST_TEST(channels::constantTimeEquals("abc", "abc"));
+  BOOST_TEST(!channels::constantTimeEquals("abc", "abd"));
+  BOOST_TEST(!channels::constantTimeEquals("abc", "abcd"));
+  BOOST_TEST(!channels::constantTimeEquals("", "a"));
+}
+
+BOOST_AUTO_TEST_CASE(message_flows_to_destination_once_and_duplicates_are_ignored) {
+  Fixture f;
+  auto r1 = f.post(R"({"id": "m1", "v": 1})");
+  BOOST_TEST(r1.status == 200);
+  auto r2 = f.post(R"({"id": "m1", "v": 1})");
+  BOOST_TEST(r2.status == 200);
+  BOOST_TEST(firstId(r1) == firstId(r2));
+  BOOST_TEST(f.engine->runPipelineOnce("w") == 1);
+  BOOST_TEST(f.engine->runPipelineOnce("w") == 0);
+  BOOST_TEST(f.engine->runDeliveriesOnce("w") == 1);
+  BOOST_TEST(f.engine->runDeliveriesOnce("w") == 0);
+  BOOST_REQUIRE_EQUAL(f.script->sent.size(), 1u);
+  BOOST_TEST(f.script->sent[0] == R"({"id": "m1", "v": 1})");
+  auto d = f.detail(firstId(r1));
+  BOOST_TEST(d.message.status == "delivered");
+  BOOST_REQUIRE_EQUAL(d.deliveries.size(), 1u);
+  BOOST_TEST(d.deliveries[0].delivery.status == "succeeded");
+  BOOST_TEST(d.deliveries[0].attempts.size() == 1u);
+  std::vector<std::string> types;
+  for (const auto& e : d.events) types.push_back(e.type);
+  BOOST_TEST((std::find(types.begin(), types.end(), "received") != types.end()));
+  BOOST_TEST((std::find(types.begin(), types.end(), "sent") != types.end()));
+}
+
+BOOST_AUTO_TEST_CASE(transient_failures_back_off_then_succeed) {
+  Fixture f;
+  f.script->answers.push_back(core::DeliveryResult::retry("HTTP 503", 503));
+  f.script->answers.push_back(core::DeliveryResult::retry("timeout"));
+  auto id = firstId(f.post(R"({"id": "m"})"));
+  f.engine->runPipelineOnce("w");
+  BOOST_TEST(f.engine->runDeliveriesOnce("w") == 1);
+  BOOST_TEST(f.engine->runDeliveriesOnce("w") == 0);  // not due before the backoff
+  f.clock->advance(999);
+  BOOST_TEST(f.engine->runDeliveriesOnce("w") == 0);
+  f.clock->advance(2);
+  BOOST_TEST(f.engine->runDeliveriesOnce("w") == 1);  // second attempt fails, waits 2000 ms
+  f.clock->advance(1500);
+  BOOST_TEST(f.engine->runDeliveriesOnce("w") == 0);
+  f.clock->advance(600);
+  BOOST_TEST(f.engine->runDeliveriesOnce("w") == 1);
+  BOOST_TEST((f.script->attempts == std::vector<int>{1, 2, 3}));
+  auto d = f.detail(id);
+  BOOST_TEST(d.deliveries.at(0).delivery.status == "succeeded");
+  BOOST_TEST(d.deliveries.at(0).attempts.size() == 3u);
+  BOOST_TEST(d.deliveries.at(0).attempts.at(0).statusCode == 503);
+}
+
+BOOST_AUTO_TEST_CASE(retry_after_from_the_peer_is_honoured) {
+  Fixture f;
+  auto r = core::DeliveryResult::retry("HTTP 429", 429);
+  r.retryAfter = std::chrono::milliseconds(30000);
+  f.script->answers.push_back(r);
+  f.post(R"({"id": "m"})");
+  f.engine->runPipelineOnce("w");
+  f.engine->runDeliveriesOnce("w");
+  f.clock->advance(29000);
+  BOOST_TEST(f.engine->runDeliveriesOnce("w") == 0);
+  f.clock->advance(1001);
+  BOOST_TEST(f.engine->runDeliveriesOnce("w") == 1);
+}
+
+BOOST_AUTO_TEST_CASE(exhausted_and_permanent_failures_become_dead_letters_and_replay_works) {
+  Fixture f;
+  for (int i = 0; i < 3; ++i) f.script->answers.push_back(core::DeliveryResult::retry("HTTP 500", 500));
+  f.script->answers.push_back(core::DeliveryResult::fail("HTTP 400 bad request", 400));
+  auto a = firstId(f.post(R"({"id": "a"})"));
+  f.engine->runPipelineOnce("w");
+  for (int i = 0; i < 3; ++i) {
+    f.engine->runDeliveriesOnce("w");
+    f.clock->advance(100000);
+  }
+  auto da = f.detail(a);
+  BOOST_TEST(da.deliveries.at(0).delivery.status == "dead");
+  BOOST_TEST(da.deliveries.at(0).delivery.deadReason == "max_attempts");
+  BOOST_TEST(da.message.status == "dead");
+
+  auto b = firstId(f.post(R"({"id": "b"})"));
+  f.engine->runPipelineOnce("w");
+  f.engine->runDeliveriesOnce("w");
+  auto db = f.detail(b);
+  BOOST_TEST(db.deliveries.at(0).delivery.status == "dead");
+  BOOST_TEST(db.deliveries.at(0).delivery.deadReason == "permanent");
+  BOOST_TEST(db.deliveries.at(0).delivery.lastStatusCode == 400);
+
+  store::DeliveryQuery q;
+  q.status = "dead";
+  auto dead = f.engine->store().listDeliveries(q);
+  BOOST_REQUIRE(dead.has_value());
+  BOOST_TEST(dead->size() == 2u);
+
+  // Replay the delivery: the peer now accepts.
+  BOOST_REQUIRE(f.engine->store().replayDelivery(db.deliveries.at(0).delivery.id, f.clock->nowMs(), "test").has_value());
+  BOOST_TEST(f.engine->runDeliveriesOnce("w") == 1);
+  BOOST_TEST(f.detail(b).deliveries.at(0).delivery.status == "succeeded");
+  BOOST_TEST(f.detail(b).message.status == "delivered");
+
+  // Replay the whole message: the pipeline runs again and a second delivery is made.
+  BOOST_REQUIRE(f.engine->store().replayMessage(a, f.clock->nowMs(), "test").has_value());
+  BOOST_TEST(f.engine->runPipelineOnce("w") == 1);
+  BOOST_TEST(f.engine->runDeliveriesOnce("w") == 1);
+  auto again = f.detail(a);
+  BOOST_TEST(again.deliveries.size() == 2u);
+  BOOST_TEST(again.message.status == "delivered");
+}
+
+BOOST_AUTO_TEST_CASE(max_age_stops_retrying) {
+  Fixture f(R"({"max_attempts": 100, "max_age_seconds": 10, "initial_backoff_ms": 4000, "jitter": 0})");
+  for (int i = 0; i < 10; ++i) f.script->answers.push_back(core::DeliveryResult::retry("HTTP 503", 503));
+  auto id = firstId(f.post(R"({"id": "old"})"));
+  f.engine->runPipelineOnce("w");
+  f.engine->runDeliveriesOnce("w");  // t=0, next at 4s
+  f.clock->advance(4000);
+  f.engine->runDeliveriesOnce("w");  // t=4s, next would be 12s > max age
+  auto d = f.detail(id);
+  BOOST_TEST(d.deliveries.at(0).delivery.status == "dead");
+  BOOST_TEST(d.deliveries.at(0).delivery.deadReason == "max_age");
+}
+
+BOOST_AUTO_TEST_CASE(open_circuit_pauses_an_endpoint_without_spending_attempts) {
+  Fixture f(R"({"max_attempts": 50, "initial_backoff_ms": 1, "max_backoff_ms": 1, "jitter": 0})", 2);
+  for (int i = 0; i < 2; ++i) f.script->answers.push_back(core::DeliveryResult::retry("down", 503));
+  for (int i = 0; i < 5; ++i) f.post(R"({"id": "c)" + std::to_string(i) + "\"}");
+  f.engine->runPipelineOnce("w");
+  f.engine->runDeliveriesOnce("w");  // two failures open the circuit; the rest are skipped
+  std::size_t sentWhileOpen = f.script->sent.size();
+  BOOST_TEST(sentWhileOpen == 2u);
+  f.clock->advance(10);
+  BOOST_TEST(f.engine->runDeliveriesOnce("w") == 0);  // paused: nothing claimed, nothing sent
+  BOOST_TEST(f.script->sent.size() == sentWhileOpen);
+  f.clock->advance(5000);  // open period over: a probe goes out and succeeds, circuit closes
+  int handled = 0;
+  for (int i = 0; i < 5; ++i) handled += f.engine->runDeliveriesOnce("w");
+  BOOST_TEST(f.script->sent.size() == 7u);  // 2 failed + 5 successful, nobody twice after success
+  store::DeliveryQuery q;
+  q.status = "succeeded";
+  BOOST_TEST(f.engine->store().listDeliveries(q)->size() == 5u);
+}
+
+BOOST_AUTO_TEST_CASE(rejected_input_is_recorded_and_answered_precisely) {
+  Fixture f;
+  auto r = f.post("{not json");
+  BOOST_TEST(r.status == 400);
+  BOOST_TEST(r.body.find("\"code\":\"structure\"") != std::string::npos);
+  auto d = f.detail(firstId(r));
+  BOOST_TEST(d.message.status == "rejected");
+  BOOST_TEST(d.message.body == "{not json");
+  BOOST_TEST(f.engine->runPipelineOnce("w") == 0);  // rejected messages are not processed
+  BOOST_TEST(!f.engine->store().replayMessage(d.message.id, f.clock->nowMs(), "x").has_value());
+}
+
+BOOST_AUTO_TEST_CASE(filters_drop_messages_with_an_event) {
+  Fixture f;
+  // Replace the channel with one that filters on /kind.
+  fs::path dir = tempDir("filter");
+  writeFile(dir / "f.json", R"({"id": "a", "source": {"type": "http", "path": "/in/a"},
+    "filter": {"type": "json-match", "pointer": "/kind", "equals": ["order"]},
+    "destinations": [{"name": "peer", "type": "scripted"}]})");
+  core::ConnectorContext ctx{"", (f.dir / "var").string(), dir.string()};
+  auto ch = runtime::loadChannels(dir.string(), f.registry, ctx);
+  BOOST_REQUIRE(ch.has_value());
+  runtime::EngineConfig config;
+  config.nodeId = "t2";
+  auto store = store::openStore("sqlite:" + (dir / "sb.db").string());
+  BOOST_REQUIRE(store.has_value());
+  runtime::Engine engine(config, std::move(*store), std::move(*ch), f.clock, std::make_shared<core::SeededRandom>(1));
+  core::HttpRequest req;
+  req.method = "POST";
+  req.path = "/in/a";
+  req.body = R"({"kind": "note"})";
+  auto id = firstId(engine.handle(req));
+  req.body = R"({"kind": "order"})";
+  auto id2 = firstId(engine.handle(req));
+  engine.runPipelineOnce("w");
+  BOOST_TEST(engine.store().getMessage(id)->message.status == "filtered");
+  BOOST_TEST(engine.store().getMessage(id2)->message.status == "processed");
+}
+
+BOOST_AUTO_TEST_CASE(admin_api_requires_the_token_and_serves_the_browser) {
+  Fixture f;
+  auto id = firstId(f.post(R"({"id": "adm"})"));
+  f.engine->runPipelineOnce("w");
+  f.engine->runDeliveriesOnce("w");
+  admin::AdminApi api(f.engine->store(), [&] { return f.engine->channels(); }, "tok", f.clock, nullptr);
+  core::HttpRequest r;
+  r.method = "GET";
+  r.path = "/api/messages";
+  BOOST_TEST(api.handle(r).status == 401);
+  r.headers.push_back({"Authorization", "Bearer nope"});
+  BOOST_TEST(api.handle(r).status == 401);
+  r.headers.back().value = "Bearer tok";
+  auto list = api.handle(r);
+  BOOST_TEST(list.status == 200);
+  BOOST_TEST(list.body.find("\"status\":\"delivered\"") != std::string::npos);
+  r.query = "status=received";
+  BOOST_TEST(api.handle(r).body.find("\"items\":[]") != std::string::npos);
+  r.query = "limit=0";
+  BOOST_TEST(api.handle(r).status == 400);
+  r.query = "from=yesterday";
+  BOOST_TEST(api.handle(r).status == 400);
+  r.query = "";
+  r.path = "/api/messages/" + std::to_string(id);
+  auto one = api.handle(r);
+  BOOST_TEST(one.status == 200);
+  BOOST_TEST(one.body.find("\"attemptHistory\"") != std::string::npos);
+  BOOST_TEST(one.body.find("\"raw\":{\"body\":\"{\\\"id\\\": \\\"adm\\\"}\"}") != std::string::npos);
+  r.path = "/api/messages/999999";
+  BOOST_TEST(api.handle(r).status == 404);
+  r.path = "/api/messages/" + std::to_string(id) + "/replay";
+  BOOST_TEST(api.handle(r).status == 405);
+  r.method = "POST";
+  BOOST_TEST(api.handle(r).status == 202);
+  r.method = "GET";
+  r.path = "/api/channels";
+  auto ch = api.handle(r);
+  BOOST_TEST(ch.body.find("\"path\":\"/in/a\"") != std::string::npos);
+  r.path = "/api/audit";
+  BOOST_TEST(api.handle(r).body.find("replay-message") != std::string::npos);
+  admin::AdminApi disabled(f.engine->store(), [&] { return f.engine->channels(); }, "", f.clock, nullptr);
+  BOOST_TEST(disabled.handle(r).status == 403);
+  BOOST_TEST(admin::parseTimeParam("2026-11-22T10:00:00Z").value() == 1795341600000LL);
+  BOOST_TEST(admin::parseTimeParam("1795341600000").value() == 1795341600000LL);
+}
+
+BOOST_AUTO_TEST_CASE(metrics_expose_counts_in_prometheus_format) {
+  Fixture f;
+  f.post(R"({"id": "x1"})");
+  f.post(R"({"id": "x1"})");
+  f.post("[broken");
+  f.engine->runPipelineOnce("w");
+  f.engine->runDeliveriesOnce("w");
+  std::string m = f.engine->metricsText();
+  BOOST_TEST(m.find("switchboard_intake_requests_total{channel=\"a\",outcome=\"accepted\"} 1") != std::string::npos);
+  BOOST_TEST(m.find("switchboard_intake_requests_total{channel=\"a\",outcome=\"duplicate\"} 1") != std::string::npos);
+  BOOST_TEST(m.find("switchboard_intake_requests_total{channel=\"a\",outcome=\"rejected\"} 1") != std::string::npos);
+  BOOST_TEST(m.find("switchboard_messages{channel=\"a\",status=\"delivered\"} 1") != std::string::npos);
+  BOOST_TEST(m.find("switchboard_delivery_latency_seconds_count{channel=\"a\",destination=\"peer\"} 1") != std::string::npos);
+  BOOST_TEST(m.find("# TYPE switchboard_queue_depth gauge") != std::string::npos);
+}
