@@ -228,7 +228,7 @@ NicknameTable::NicknameTable() {
       {"margaret", "maggie meg peggy marge margie greta"},
       {"katherine", "kate katie kathy catherine kathryn cathy kat"},
       {"james", "jim jimmy jamie"},
-      {"john", "jack johnny jon"},
+      {"john", "jack johnny"},
       {"jonathan", "jon jonny"},
       {"michael", "mike mick mickey mikey"},
       {"thomas", "tom tommy"},
