@@ -81,10 +81,11 @@ LinkOutcome linkIndex(const MpiIndex& index, const LinkOptions& options) {
   LinkOutcome out;
   out.comparisons = forEachCandidatePair(index, options, [&](unsigned t, uint32_t a, uint32_t b) {
     PairScore s = scorer.score(index.viewUnlocked(a), index.viewUnlocked(b));
-    if (s.decision == Decision::kNoMatch && s.hardNegatives == 0) return;
+    const uint8_t blocking = s.hardNegatives & kHardNegativeBlocking;
+    if (s.decision == Decision::kNoMatch && blocking == 0) return;
     if (s.decision == Decision::kNoMatch && s.weight < index.config().possibleThreshold) {
       // Keep hard-negative pairs (below review) only as union blockers.
-      perThread[t].push_back({a, b, float(s.weight), float(s.probability), Decision::kNoMatch, s.hardNegatives});
+      perThread[t].push_back({a, b, float(s.weight), float(s.probability), Decision::kNoMatch, blocking});
       return;
     }
     perThread[t].push_back({a, b, float(s.weight), float(s.probability), s.decision, s.hardNegatives});
@@ -93,7 +94,7 @@ LinkOutcome linkIndex(const MpiIndex& index, const LinkOptions& options) {
   std::unordered_set<uint64_t> blockers;
   for (auto& v : perThread) {
     for (auto& p : v) {
-      if (p.hardNegatives) blockers.insert(pairKey(p.a, p.b));
+      if (p.hardNegatives & kHardNegativeBlocking) blockers.insert(pairKey(p.a, p.b));
       if (p.decision != Decision::kNoMatch) all.push_back(p);
     }
   }

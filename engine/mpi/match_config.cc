@@ -131,6 +131,11 @@ Result<MatchConfig> MatchConfig::fromJson(std::string_view json) {
       auto d = probability(v, path);
       if (!d) return std::unexpected(d.error());
       c.tfFloor = *d;
+    } else if (key == "locationCap") {
+      auto d = number(v, path);
+      if (!d) return std::unexpected(d.error());
+      if (*d <= 0) return fail(ErrorCode::kValue, "expected a positive number of bits", path);
+      c.locationCap = *d;
     } else if (key == "parentChildYears") {
       if (!v.IsInt() || v.GetInt() < 1) return fail(ErrorCode::kValue, "expected a positive integer", path);
       c.parentChildYears = v.GetInt();
@@ -260,6 +265,8 @@ std::string MatchConfig::toJson() const {
   w.Double(lambda);
   w.Key("termFrequencyFloor");
   w.Double(tfFloor);
+  w.Key("locationCap");
+  w.Double(locationCap);
   w.Key("parentChildYears");
   w.Int(parentChildYears);
   w.Key("maxBlockSize");

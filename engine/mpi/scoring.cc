@@ -225,7 +225,8 @@ ComparisonVector compareRecords(const RecordView& a, const RecordView& b, const 
     double direct = c.weight(Field::kGiven, lv[size_t(Field::kGiven)]) +
                     c.weight(Field::kFamily, lv[size_t(Field::kFamily)]);
     double swapped = c.weight(Field::kGiven, sg) + c.weight(Field::kFamily, sf);
-    if (swapped > direct) {
+    // A swap explains the data only when both crossed names agree closely.
+    if (sg <= 2 && sf <= 2 && swapped > direct) {
       lv[size_t(Field::kGiven)] = sg;
       lv[size_t(Field::kFamily)] = sf;
       v.swappedNames = true;
@@ -256,14 +257,25 @@ uint8_t hardNegativeRules(const ComparisonVector& v, const RecordView& a, const 
   uint8_t given = lv[size_t(Field::kGiven)], family = lv[size_t(Field::kFamily)];
   uint8_t dob = lv[size_t(Field::kBirthDate)], phone = lv[size_t(Field::kPhone)];
   uint8_t address = lv[size_t(Field::kAddress)];
-  const uint8_t givenDisagree = 4;
   uint8_t rules = kHardNegativeNone;
   bool sharedHome = phone == 0 || address == 0 || address == 1;
-  if (family <= 2 && dob == 0 && sharedHome && given == givenDisagree) rules |= kHardNegativeTwins;
-  if (given <= 1 && family <= 2 && dob == 3 && yearsApart(a.birthDate, b.birthDate) >= c.parentChildYears) {
+  // Given names count as different from "jw80OrPhonetic" on: twins and spouses often have
+  // similar names (Daniel / Danielle), and a sex disagreement settles a "jw92" one.
+  const uint8_t sex = lv[size_t(Field::kSex)];
+  bool givenDiffers = (given >= 3 && given != kNullLevel) || (given == 2 && sex == 1);
+  if (family <= 2 && dob == 0 && sharedHome && givenDiffers) rules |= kHardNegativeTwins;
+  // Juniors are often born 20 or 30 years later: one digit of the year apart, so any date level
+  // counts once the years are far apart.
+  if (given <= 2 && family <= 3 && dob != kNullLevel && dob != 0 &&
+      yearsApart(a.birthDate, b.birthDate) >= c.parentChildYears) {
     rules |= kHardNegativeParentChild;
   }
-  if (phone == 0 && given == givenDisagree && dob == 3) rules |= kHardNegativeSpouses;
+  if (phone == 0 && givenDiffers && dob >= 2 && dob != kNullLevel) rules |= kHardNegativeSpouses;
+  // Household-only evidence: family name, residence and phone are shared by a household; an
+  // automatic link also needs the person's own given name and birth date to agree (at least
+  // approximately), unless a person-level identifier does.
+  bool personEvidence = given <= 2 && dob <= 1;
+  if (!personEvidence) rules |= kHardNegativeHouseholdOnly;
   // The same person-level identifier (not a family-shared one such as a member id) is
   // stronger evidence than any of these patterns.
   if (rules != kHardNegativeNone && lv[size_t(Field::kIdentifier)] == 0 &&
@@ -299,6 +311,22 @@ PairScore Scorer::scoreVector(const ComparisonVector& v, const RecordView& a) co
     fc.weight = static_cast<float>(w);
     total += w;
   }
+  // Address, city, postcode and state describe one residence and are strongly correlated:
+  // their positive evidence together is capped (scaled down proportionally, so the
+  // explanation still adds up).
+  const Field location[] = {Field::kAddress, Field::kCity, Field::kPostcode, Field::kState};
+  double positive = 0;
+  for (Field f : location) positive += std::max(0.0f, s.fields[size_t(f)].weight);
+  if (positive > config_.locationCap) {
+    double scale = config_.locationCap / positive;
+    for (Field f : location) {
+      auto& fc = s.fields[size_t(f)];
+      if (fc.weight > 0) {
+        total -= fc.weight * (1 - scale);
+        fc.weight = static_cast<float>(fc.weight * scale);
+      }
+    }
+  }
   s.weight = total;
   s.probability = weightToProbability(total, config_);
   if (total >= config_.matchThreshold) s.decision = Decision::kMatch;
@@ -310,6 +338,7 @@ PairScore Scorer::score(const RecordView& a, const RecordView& b) const {
   ComparisonVector v = compareRecords(a, b, config_);
   PairScore s = scoreVector(v, a);
   s.hardNegatives = hardNegativeRules(v, a, b, config_);
+  if (s.weight < config_.matchThreshold) s.hardNegatives &= uint8_t(~kHardNegativeHouseholdOnly);
   if (s.hardNegatives != kHardNegativeNone && s.decision == Decision::kMatch) {
     s.decision = Decision::kPossibleMatch;
   }
@@ -340,6 +369,7 @@ std::string Scorer::explainJson(const PairScore& s) const {
   if (s.hardNegatives & kHardNegativeTwins) w.String("twins");
   if (s.hardNegatives & kHardNegativeParentChild) w.String("parentChild");
   if (s.hardNegatives & kHardNegativeSpouses) w.String("spouses");
+  if (s.hardNegatives & kHardNegativeHouseholdOnly) w.String("householdOnly");
   w.EndArray();
   w.Key("fields");
   w.StartArray();

@@ -45,7 +45,11 @@ enum HardNegative : uint8_t {
   kHardNegativeTwins = 1,
   kHardNegativeParentChild = 2,
   kHardNegativeSpouses = 4,
+  kHardNegativeHouseholdOnly = 8,  // no agreement on both given name and birth date
 };
+// Rules that also keep two records out of one enterprise record during clustering.
+inline constexpr uint8_t kHardNegativeBlocking =
+    kHardNegativeTwins | kHardNegativeParentChild | kHardNegativeSpouses;
 
 struct FieldContribution {
   uint8_t level = kNullLevel;
