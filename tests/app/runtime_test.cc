@@ -86,9 +86,9 @@ struct Fixture {
     config.breakerOpenMs = 5000;
     core::ConnectorContext ctx{"", config.dataDir, dir.string()};
     auto channels = runtime::loadChannels((dir / "channels").string(), registry, ctx);
-    BOOST_REQUIRE_MESSAGE(channels.has_value(), channels ? "" : channels.error().message);
+    BOOST_REQUIRE_MESSAGE(channels.has_value(), (channels ? std::string() : channels.error().message));
     auto store = store::openStore("sqlite:" + (dir / "var" / "sb.db").string());
-    BOOST_REQUIRE_MESSAGE(store.has_value(), store ? "" : store.error().message);
+    BOOST_REQUIRE_MESSAGE(store.has_value(), (store ? std::string() : store.error().message));
     engine = std::make_unique<runtime::Engine>(config, std::move(*store), std::move(*channels), clock,
                                                std::make_shared<core::SeededRandom>(7));
   }

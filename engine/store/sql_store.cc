@@ -1,0 +1,915 @@
+// The Store on SOCI: one schema and one set of statements for SQLite (WAL, synchronous=FULL,
+// writes serialised by a process-wide mutex) and PostgreSQL (row locks, FOR UPDATE SKIP LOCKED
+// claiming). See docs/store.md for the schema and the lifecycle.
+// Thread-safety: sessions come from a pool; every method takes its own session.
+#include <condition_variable>
+#include <deque>
+#include <filesystem>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <type_traits>
+#include <variant>
+
+#include <soci/soci.h>
+#include <soci/postgresql/soci-postgresql.h>
+#include <soci/sqlite3/soci-sqlite3.h>
+
+#include "engine/store/codec.h"
+#include "engine/store/migrations.h"
+#include "engine/store/store.h"
+
+namespace switchboard::store {
+namespace {
+
+using Clock = std::chrono::system_clock;
+
+Millis wallMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now().time_since_epoch()).count();
+}
+
+// A statement whose text and parameters are assembled at run time (optional filters).
+// Parameters are kept in deques so the addresses SOCI binds stay valid.
+class DynamicQuery {
+ public:
+  DynamicQuery& sql(std::string_view text) {
+    text_ += text;
+    return *this;
+  }
+  DynamicQuery& param(std::string value) {
+    text_ += ":p" + std::to_string(count_++);
+    strings_.push_back(std::move(value));
+    order_.push_back({true, strings_.size() - 1});
+    return *this;
+  }
+  DynamicQuery& param(long long value) {
+    text_ += ":p" + std::to_string(count_++);
+    numbers_.push_back(value);
+    order_.push_back({false, numbers_.size() - 1});
+    return *this;
+  }
+  const std::string& text() const { return text_; }
+  void bindUses(soci::statement& st) {
+    for (const auto& [isString, index] : order_) {
+      if (isString) {
+        st.exchange(soci::use(strings_[index]));
+      } else {
+        st.exchange(soci::use(numbers_[index]));
+      }
+    }
+  }
+
+ private:
+  std::string text_;
+  int count_ = 0;
+  std::deque<std::string> strings_;
+  std::deque<long long> numbers_;
+  std::vector<std::pair<bool, std::size_t>> order_;
+};
+
+// Columns of a message row, in the order of kMessageColumns.
+constexpr const char* kMessageColumns =
+    "id, channel_id, idempotency_key, received_at, content_type, body, body_encoding, metadata, "
+    "status, error";
+
+struct MessageRow {
+  long long id = 0;
+  std::string channelId;
+  std::string key;
+  soci::indicator keyInd = soci::i_ok;
+  long long receivedAt = 0;
+  std::string contentType;
+  std::string body;
+  std::string bodyEncoding;
+  std::string metadata;
+  std::string status;
+  std::string error;
+
+  void bind(soci::statement& st) {
+    st.exchange(soci::into(id));
+    st.exchange(soci::into(channelId));
+    st.exchange(soci::into(key, keyInd));
+    st.exchange(soci::into(receivedAt));
+    st.exchange(soci::into(contentType));
+    st.exchange(soci::into(body));
+    st.exchange(soci::into(bodyEncoding));
+    st.exchange(soci::into(metadata));
+    st.exchange(soci::into(status));
+    st.exchange(soci::into(error));
+  }
+
+  Result<core::StoredMessage> toMessage() const {
+    core::StoredMessage m;
+    m.id = id;
+    m.channelId = channelId;
+    if (keyInd == soci::i_ok) m.idempotencyKey = key;
+    m.receivedAtMs = receivedAt;
+    m.contentType = contentType;
+    auto decoded = decodeBody(body, bodyEncoding);
+    if (!decoded) return std::unexpected(decoded.error());
+    m.body = std::move(*decoded);
+    m.metadata = decodeMetadata(metadata);
+    m.status = status;
+    m.error = error;
+    return m;
+  }
+};
+
+constexpr const char* kDeliveryColumns =
+    "id, message_id, channel_id, destination, status, attempts, created_at, next_attempt_at, "
+    "payload, payload_encoding, content_type, last_status_code, last_response, dead_reason";
+
+struct DeliveryRow {
+  long long id = 0;
+  long long messageId = 0;
+  std::string channelId;
+  std::string destination;
+  std::string status;
+  long long attempts = 0;
+  long long createdAt = 0;
+  long long nextAttemptAt = 0;
+  std::string payload;
+  std::string payloadEncoding;
+  std::string contentType;
+  long long lastStatusCode = 0;
+  std::string lastResponse;
+  std::string deadReason;
+
+  void bind(soci::statement& st) {
+    st.exchange(soci::into(id));
+    st.exchange(soci::into(messageId));
+    st.exchange(soci::into(channelId));
+    st.exchange(soci::into(destination));
+    st.exchange(soci::into(status));
+    st.exchange(soci::into(attempts));
+    st.exchange(soci::into(createdAt));
+    st.exchange(soci::into(nextAttemptAt));
+    st.exchange(soci::into(payload));
+    st.exchange(soci::into(payloadEncoding));
+    st.exchange(soci::into(contentType));
+    st.exchange(soci::into(lastStatusCode));
+    st.exchange(soci::into(lastResponse));
+    st.exchange(soci::into(deadReason));
+  }
+
+  Result<DeliveryRecord> toRecord() const {
+    DeliveryRecord d;
+    d.id = id;
+    d.messageId = messageId;
+    d.channelId = channelId;
+    d.destination = destination;
+    d.status = status;
+    d.attempts = static_cast<int>(attempts);
+    d.createdAtMs = createdAt;
+    d.nextAttemptAtMs = nextAttemptAt;
+    auto decoded = decodeBody(payload, payloadEncoding);
+    if (!decoded) return std::unexpected(decoded.error());
+    d.payload = std::move(*decoded);
+    d.contentType = contentType;
+    d.lastStatusCode = static_cast<int>(lastStatusCode);
+    d.lastResponse = lastResponse;
+    d.deadReason = deadReason;
+    return d;
+  }
+};
+
+// Runs a prepared dynamic query and calls `onRow` after each fetched row.
+template <typename Row, typename F>
+void fetchAll(soci::session& sql, DynamicQuery& q, Row& row, F&& onRow) {
+  soci::statement st(sql);
+  row.bind(st);
+  q.bindUses(st);
+  st.alloc();
+  st.prepare(q.text());
+  st.define_and_bind();
+  st.execute(false);
+  while (st.fetch()) onRow();
+}
+
+long long executeCount(soci::session& sql, DynamicQuery& q) {
+  soci::statement st(sql);
+  q.bindUses(st);
+  st.alloc();
+  st.prepare(q.text());
+  st.define_and_bind();
+  st.execute(true);
+  return st.get_affected_rows();
+}
+
+// BEGIN IMMEDIATE on SQLite so a writer takes the lock up front (no deadlock on lock upgrade
+// when another process shares the file); rolled back unless committed.
+class Txn {
+ public:
+  Txn(soci::session& sql, Dialect dialect) : sql_(sql) {
+    if (dialect == Dialect::kSqlite) {
+      sql_ << "BEGIN IMMEDIATE";
+    } else {
+      sql_.begin();
+    }
+  }
+  Txn(const Txn&) = delete;
+  Txn& operator=(const Txn&) = delete;
+  ~Txn() {
+    if (done_) return;
+    try {
+      sql_.rollback();
+    } catch (const std::exception&) {
+    }
+  }
+  void commit() {
+    sql_.commit();
+    done_ = true;
+  }
+
+ private:
+  soci::session& sql_;
+  bool done_ = false;
+};
+
+class SessionPool {
+ public:
+  class Lease {
+   public:
+    Lease(SessionPool& pool, soci::session* s) : pool_(pool), session_(s) {}
+    Lease(const Lease&) = delete;
+    Lease& operator=(const Lease&) = delete;
+    ~Lease() { pool_.giveBack(session_); }
+    soci::session& operator*() { return *session_; }
+    soci::session* operator->() { return session_; }
+
+   private:
+    SessionPool& pool_;
+    soci::session* session_;
+  };
+
+  void add(std::unique_ptr<soci::session> s) {
+    free_.push_back(s.get());
+    all_.push_back(std::move(s));
+  }
+
+  Lease acquire() {
+    std::unique_lock lock(mu_);
+    cv_.wait(lock, [&] { return !free_.empty(); });
+    soci::session* s = free_.back();
+    free_.pop_back();
+    lock.unlock();
+    if (!s->is_connected()) {
+      try {
+        s->reconnect();
+      } catch (const std::exception&) {
+        // Reported by the statement that uses it.
+      }
+    }
+    return Lease(*this, s);
+  }
+
+ private:
+  void giveBack(soci::session* s) {
+    {
+      std::lock_guard lock(mu_);
+      free_.push_back(s);
+    }
+    cv_.notify_one();
+  }
+
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::vector<std::unique_ptr<soci::session>> all_;
+  std::vector<soci::session*> free_;
+};
+
+class SqlStore final : public Store {
+ public:
+  SqlStore(Dialect dialect, std::string connect, int poolSize)
+      : dialect_(dialect), connect_(std::move(connect)), poolSize_(poolSize) {}
+
+  Result<void> open() {
+    return guard("open", [&]() -> Result<void> {
+      for (int i = 0; i < poolSize_; ++i) {
+        auto s = std::make_unique<soci::session>();
+        if (dialect_ == Dialect::kSqlite) {
+          s->open(*soci::factory_sqlite3(), connect_);
+          *s << "PRAGMA busy_timeout = 10000";
+          *s << "PRAGMA journal_mode = WAL";
+          *s << "PRAGMA synchronous = FULL";
+          *s << "PRAGMA foreign_keys = ON";
+        } else {
+          s->open(*soci::factory_postgresql(), connect_);
+        }
+        if (i == 0) {
+          auto applied = applyMigrations(*s, dialect_);
+          if (!applied) return applied;
+        }
+        pool_.add(std::move(s));
+      }
+      return {};
+    });
+  }
+
+  std::string backend() const override { return dialect_ == Dialect::kSqlite ? "sqlite" : "postgresql"; }
+
+  Result<std::vector<IngestOutcome>> ingest(const std::vector<NewMessage>& batch) override {
+    return write("ingest", [&](soci::session& sql) -> Result<std::vector<IngestOutcome>> {
+      std::vector<IngestOutcome> out(batch.size());
+      std::map<std::pair<std::string_view, std::string_view>, std::size_t> seen;
+      Txn tr(sql, dialect_);
+      {  // statements are finalised before COMMIT (SQLite refuses to commit with one in progress)
+        std::string channel, key, contentType, body, encoding, metadata, status, error;
+        soci::indicator keyInd = soci::i_ok;
+        long long receivedAt = 0, now = wallMs(), id = 0, size = 0;
+        soci::indicator idInd = soci::i_ok;
+        soci::statement insert = (sql.prepare << "INSERT INTO messages (channel_id, idempotency_key, received_at, "
+                                                "content_type, body, body_encoding, body_size, metadata, status, "
+                                                "error, updated_at) VALUES (:c, :k, :r, :t, :b, :e, :z, :m, :s, :x, :u) "
+                                                "ON CONFLICT (channel_id, idempotency_key) DO NOTHING RETURNING id",
+                                  soci::use(channel), soci::use(key, keyInd), soci::use(receivedAt),
+                                  soci::use(contentType), soci::use(body), soci::use(encoding), soci::use(size),
+                                  soci::use(metadata), soci::use(status), soci::use(error), soci::use(now),
+                                  soci::into(id, idInd));
+        long long existing = 0;
+        soci::statement find = (sql.prepare << "SELECT id FROM messages WHERE channel_id = :c AND idempotency_key = :k",
+                                soci::use(channel), soci::use(key), soci::into(existing));
+        std::string eventType, eventDetail;
+        long long eventMessage = 0;
+        soci::statement event = (sql.prepare << "INSERT INTO events (message_id, delivery_id, at, type, detail) "
+                                               "VALUES (:m, 0, :a, :t, :d)",
+                                 soci::use(eventMessage), soci::use(now), soci::use(eventType),
+                                 soci::use(eventDetail));
+        for (std::size_t i = 0; i < batch.size(); ++i) {
+          const NewMessage& m = batch[i];
+          if (!m.idempotencyKey.empty()) {
+            auto [it, fresh] = seen.try_emplace({m.channelId, m.idempotencyKey}, i);
+            if (!fresh) {
+              out[i] = {out[it->second].messageId, true};
+              continue;
+            }
+          }
+          channel = m.channelId;
+          key = sanitizeText(m.idempotencyKey);
+          keyInd = m.idempotencyKey.empty() ? soci::i_null : soci::i_ok;
+          receivedAt = m.receivedAtMs;
+          size = static_cast<long long>(m.body.size());
+          contentType = sanitizeText(m.contentType);
+          auto encoded = encodeBody(m.body);
+          body = std::move(encoded.text);
+          encoding = std::move(encoded.encoding);
+          metadata = encodeMetadata(m.metadata);
+          status = m.status;
+          error = sanitizeText(m.error);
+          id = 0;
+          insert.execute(true);
+          if (!insert.got_data()) {
+            find.execute(true);
+            if (!find.got_data()) return fail(ErrorCode::kException, "idempotency conflict without a stored row");
+            out[i] = {existing, true};
+            continue;
+          }
+          out[i] = {id, false};
+          eventMessage = id;
+          eventType = m.status == "rejected" ? "rejected" : "received";
+          eventDetail = m.status == "rejected" ? error : std::string();
+          event.execute(true);
+        }
+      }
+      tr.commit();
+      return out;
+    });
+  }
+
+  Result<std::vector<core::StoredMessage>> claimMessages(const std::string& owner, int limit, Millis nowMs,
+                                                         Millis leaseMs) override {
+    return write("claimMessages", [&](soci::session& sql) -> Result<std::vector<core::StoredMessage>> {
+      Txn tr(sql, dialect_);
+      DynamicQuery pick;
+      pick.sql("SELECT id, lease_owner FROM messages WHERE status = 'received' AND lease_until <= ")
+          .param(static_cast<long long>(nowMs))
+          .sql(" ORDER BY id LIMIT ")
+          .param(static_cast<long long>(limit));
+      if (dialect_ == Dialect::kPostgresql) pick.sql(" FOR UPDATE SKIP LOCKED");
+      struct Picked {
+        long long id = 0;
+        std::string previousOwner;
+        void bind(soci::statement& st) {
+          st.exchange(soci::into(id));
+          st.exchange(soci::into(previousOwner));
+        }
+      } row;
+      std::vector<std::pair<long long, std::string>> picked;
+      fetchAll(sql, pick, row, [&] { picked.emplace_back(row.id, row.previousOwner); });
+      std::vector<core::StoredMessage> out;
+      out.reserve(picked.size());
+      long long leaseUntil = nowMs + leaseMs, now = nowMs;
+      for (auto& [id, previous] : picked) {
+        sql << "UPDATE messages SET lease_owner = :o, lease_until = :l WHERE id = :i", soci::use(owner),
+            soci::use(leaseUntil), soci::use(id);
+        if (!previous.empty()) {
+          appendEvent(sql, id, 0, now, "lease-expired", "lease of " + previous + " expired; taken by " + owner);
+        }
+        DynamicQuery q;
+        q.sql("SELECT ").sql(kMessageColumns).sql(" FROM messages WHERE id = ").param(id);
+        MessageRow m;
+        Result<core::StoredMessage> message = fail(ErrorCode::kNotFound, "vanished");
+        fetchAll(sql, q, m, [&] { message = m.toMessage(); });
+        if (!message) return std::unexpected(message.error());
+        out.push_back(std::move(*message));
+      }
+      tr.commit();
+      return out;
+    });
+  }
+
+  Result<void> finishMessage(std::int64_t messageId, const std::string& owner, const ProcessOutcome& outcome,
+                             Millis nowMs) override {
+    return write("finishMessage", [&](soci::session& sql) -> Result<void> {
+      Txn tr(sql, dialect_);
+      long long id = messageId, now = nowMs, run = 0;
+      std::string status = outcome.status, error = sanitizeText(outcome.error);
+      DynamicQuery upd;
+      upd.sql("UPDATE messages SET status = ").param(status).sql(", error = ").param(error)
+          .sql(", lease_owner = '', lease_until = 0, updated_at = ").param(now)
+          .sql(" WHERE id = ").param(id).sql(" AND lease_owner = ").param(owner)
+          .sql(" AND status = 'received'");
+      if (executeCount(sql, upd) != 1) {
+        return fail(ErrorCode::kConflict, "message " + std::to_string(messageId) + " is no longer leased by " + owner);
+      }
+      sql << "SELECT run FROM messages WHERE id = :i", soci::use(id), soci::into(run);
+      for (const auto& [type, detail] : outcome.events) appendEvent(sql, id, 0, now, type, detail);
+      for (const NewDelivery& d : outcome.deliveries) {
+        auto encoded = encodeBody(d.payload);
+        long long deliveryId = 0, next = d.nextAttemptAtMs;
+        std::string destination = d.destination, contentType = sanitizeText(d.contentType);
+        sql << "INSERT INTO deliveries (message_id, run, channel_id, destination, status, created_at, "
+               "next_attempt_at, payload, payload_encoding, content_type) SELECT id, run, channel_id, :d, "
+               "'pending', :c, :n, :p, :e, :t FROM messages WHERE id = :i RETURNING id",
+            soci::use(destination), soci::use(now), soci::use(next), soci::use(encoded.text),
+            soci::use(encoded.encoding), soci::use(contentType), soci::use(id), soci::into(deliveryId);
+        appendEvent(sql, id, deliveryId, now, "delivery-created", destination);
+      }
+      tr.commit();
+      return {};
+    });
+  }
+
+  Result<std::vector<DeliveryRecord>> claimDeliveries(const std::string& owner, int limit, Millis nowMs,
+                                                      Millis leaseMs,
+                                                      const std::vector<std::string>& paused) override {
+    return write("claimDeliveries", [&](soci::session& sql) -> Result<std::vector<DeliveryRecord>> {
+      Txn tr(sql, dialect_);
+      DynamicQuery pick;
+      pick.sql("SELECT id FROM deliveries WHERE status = 'pending' AND next_attempt_at <= ")
+          .param(static_cast<long long>(nowMs))
+          .sql(" AND lease_until <= ")
+          .param(static_cast<long long>(nowMs));
+      if (!paused.empty()) {
+        pick.sql(" AND (channel_id || '/' || destination) NOT IN (");
+        for (std::size_t i = 0; i < paused.size(); ++i) {
+          if (i > 0) pick.sql(", ");
+          pick.param(paused[i]);
+        }
+        pick.sql(")");
+      }
+      pick.sql(" ORDER BY next_attempt_at, id LIMIT ").param(static_cast<long long>(limit));
+      if (dialect_ == Dialect::kPostgresql) pick.sql(" FOR UPDATE SKIP LOCKED");
+      struct Picked {
+        long long id = 0;
+        void bind(soci::statement& st) { st.exchange(soci::into(id)); }
+      } row;
+      std::vector<long long> ids;
+      fetchAll(sql, pick, row, [&] { ids.push_back(row.id); });
+      std::vector<DeliveryRecord> out;
+      long long leaseUntil = nowMs + leaseMs;
+      for (long long id : ids) {
+        sql << "UPDATE deliveries SET lease_owner = :o, lease_until = :l WHERE id = :i", soci::use(owner),
+            soci::use(leaseUntil), soci::use(id);
+        auto d = loadDelivery(sql, id);
+        if (!d) return std::unexpected(d.error());
+        out.push_back(std::move(*d));
+      }
+      tr.commit();
+      return out;
+    });
+  }
+
+  Result<void> recordAttempt(std::int64_t deliveryId, const std::string& owner,
+                             const AttemptRecord& a) override {
+    return write("recordAttempt", [&](soci::session& sql) -> Result<void> {
+      Txn tr(sql, dialect_);
+      long long id = deliveryId, messageId = 0, attempts = 0, run = 0;
+      soci::indicator found = soci::i_null;
+      std::string status;
+      sql << "SELECT message_id, attempts, status, run FROM deliveries WHERE id = :i AND lease_owner = :o",
+          soci::use(id), soci::use(owner), soci::into(messageId, found), soci::into(attempts), soci::into(status),
+          soci::into(run);
+      if (!sql.got_data() || status != "pending") {
+        return fail(ErrorCode::kConflict, "delivery " + std::to_string(deliveryId) + " is no longer leased by " + owner);
+      }
+      if (dialect_ == Dialect::kPostgresql) {
+        // Serialise the status roll-up with sibling deliveries finishing on other engines.
+        long long locked = 0;
+        sql << "SELECT id FROM messages WHERE id = :i FOR UPDATE", soci::use(messageId), soci::into(locked);
+      }
+      long long attempt = attempts + 1, started = a.startedAtMs, duration = a.durationMs, code = a.statusCode,
+                next = a.nextAttemptAtMs;
+      std::string outcome = a.outcome, response = sanitizeText(a.response), newStatus = a.newStatus,
+                  deadReason = newStatus == "dead" ? a.deadReason : std::string();
+      sql << "INSERT INTO attempts (delivery_id, attempt, started_at, duration_ms, outcome, status_code, response) "
+             "VALUES (:d, :a, :s, :u, :o, :c, :r)",
+          soci::use(id), soci::use(attempt), soci::use(started), soci::use(duration), soci::use(outcome),
+          soci::use(code), soci::use(response);
+      sql << "UPDATE deliveries SET attempts = :a, status = :s, next_attempt_at = :n, last_status_code = :c, "
+             "last_response = :r, dead_reason = :x, lease_owner = '', lease_until = 0 WHERE id = :i",
+          soci::use(attempt), soci::use(newStatus), soci::use(next), soci::use(code), soci::use(response),
+          soci::use(deadReason), soci::use(id);
+      const Millis at = a.startedAtMs + a.durationMs;
+      const std::string summary = "attempt " + std::to_string(attempt) + ": " + outcome +
+                                  (a.statusCode ? " " + std::to_string(a.statusCode) : std::string()) +
+                                  (response.empty() ? std::string() : " " + response.substr(0, 200));
+      if (newStatus == "succeeded") {
+        appendEvent(sql, messageId, id, at, "sent", summary);
+      } else if (newStatus == "pending") {
+        appendEvent(sql, messageId, id, at, "retry-scheduled", summary + "; next at " + std::to_string(next));
+      } else {
+        appendEvent(sql, messageId, id, at, "dead", deadReason + "; " + summary);
+      }
+      rollUp(sql, messageId, at);
+      tr.commit();
+      return {};
+    });
+  }
+
+  Result<void> releaseLeases(const std::string& owner) override {
+    return write("releaseLeases", [&](soci::session& sql) -> Result<void> {
+      Txn tr(sql, dialect_);
+      sql << "UPDATE messages SET lease_owner = '', lease_until = 0 WHERE lease_owner = :o", soci::use(owner);
+      sql << "UPDATE deliveries SET lease_owner = '', lease_until = 0 WHERE lease_owner = :o", soci::use(owner);
+      tr.commit();
+      return {};
+    });
+  }
+
+  Result<void> replayMessage(std::int64_t messageId, Millis nowMs, const std::string& detail) override {
+    return write("replayMessage", [&](soci::session& sql) -> Result<void> {
+      Txn tr(sql, dialect_);
+      long long id = messageId, now = nowMs;
+      std::string status;
+      sql << "SELECT status FROM messages WHERE id = :i" << (dialect_ == Dialect::kPostgresql ? " FOR UPDATE" : ""),
+          soci::use(id), soci::into(status);
+      if (!sql.got_data()) return fail(ErrorCode::kNotFound, "no message " + std::to_string(messageId));
+      if (status == "rejected") {
+        return fail(ErrorCode::kConflict, "message " + std::to_string(messageId) +
+                                              " was rejected at intake; its input cannot be processed");
+      }
+      sql << "UPDATE messages SET status = 'received', error = '', run = run + 1, lease_owner = '', "
+             "lease_until = 0, updated_at = :n WHERE id = :i",
+          soci::use(now), soci::use(id);
+      appendEvent(sql, id, 0, now, "replayed", "from " + status + (detail.empty() ? "" : "; " + detail));
+      tr.commit();
+      return {};
+    });
+  }
+
+  Result<void> replayDelivery(std::int64_t deliveryId, Millis nowMs, const std::string& detail) override {
+    return write("replayDelivery", [&](soci::session& sql) -> Result<void> {
+      Txn tr(sql, dialect_);
+      long long id = deliveryId, now = nowMs, messageId = 0;
+      std::string status;
+      sql << "SELECT status, message_id FROM deliveries WHERE id = :i", soci::use(id), soci::into(status),
+          soci::into(messageId);
+      if (!sql.got_data()) return fail(ErrorCode::kNotFound, "no delivery " + std::to_string(deliveryId));
+      if (status != "dead") {
+        return fail(ErrorCode::kConflict, "delivery " + std::to_string(deliveryId) + " is " + status +
+                                              "; only dead deliveries can be replayed");
+      }
+      sql << "UPDATE deliveries SET status = 'pending', dead_reason = '', next_attempt_at = :n, lease_owner = '', "
+             "lease_until = 0 WHERE id = :i",
+          soci::use(now), soci::use(id);
+      sql << "UPDATE messages SET status = 'processed', updated_at = :n WHERE id = :i AND status = 'dead'",
+          soci::use(now), soci::use(messageId);
+      appendEvent(sql, messageId, id, now, "replayed", "delivery" + (detail.empty() ? "" : "; " + detail));
+      tr.commit();
+      return {};
+    });
+  }
+
+  Result<std::vector<MessageSummary>> listMessages(const MessageQuery& query) override {
+    return read("listMessages", [&](soci::session& sql) -> Result<std::vector<MessageSummary>> {
+      DynamicQuery q;
+      q.sql("SELECT id, channel_id, idempotency_key, received_at, status, content_type, body_size, error "
+            "FROM messages WHERE 1 = 1");
+      if (query.channelId) q.sql(" AND channel_id = ").param(*query.channelId);
+      if (query.status) q.sql(" AND status = ").param(*query.status);
+      if (query.fromMs) q.sql(" AND received_at >= ").param(static_cast<long long>(*query.fromMs));
+      if (query.toMs) q.sql(" AND received_at < ").param(static_cast<long long>(*query.toMs));
+      if (query.beforeId) q.sql(" AND id < ").param(static_cast<long long>(*query.beforeId));
+      q.sql(" ORDER BY id DESC LIMIT ").param(static_cast<long long>(std::clamp(query.limit, 1, 1000)));
+      struct Row {
+        MessageSummary s;
+        std::string key;
+        soci::indicator keyInd = soci::i_ok;
+        long long id = 0, at = 0, size = 0;
+        void bind(soci::statement& st) {
+          st.exchange(soci::into(id));
+          st.exchange(soci::into(s.channelId));
+          st.exchange(soci::into(key, keyInd));
+          st.exchange(soci::into(at));
+          st.exchange(soci::into(s.status));
+          st.exchange(soci::into(s.contentType));
+          st.exchange(soci::into(size));
+          st.exchange(soci::into(s.error));
+        }
+      } row;
+      std::vector<MessageSummary> out;
+      fetchAll(sql, q, row, [&] {
+        MessageSummary s = row.s;
+        s.id = row.id;
+        s.receivedAtMs = row.at;
+        s.idempotencyKey = row.keyInd == soci::i_ok ? row.key : std::string();
+        s.size = row.size;
+        out.push_back(std::move(s));
+      });
+      return out;
+    });
+  }
+
+  Result<MessageDetail> getMessage(std::int64_t messageId) override {
+    return read("getMessage", [&](soci::session& sql) -> Result<MessageDetail> {
+      MessageDetail detail;
+      DynamicQuery q;
+      q.sql("SELECT ").sql(kMessageColumns).sql(" FROM messages WHERE id = ").param(static_cast<long long>(messageId));
+      MessageRow m;
+      std::optional<Result<core::StoredMessage>> message;
+      fetchAll(sql, q, m, [&] { message = m.toMessage(); });
+      if (!message) return fail(ErrorCode::kNotFound, "no message " + std::to_string(messageId));
+      if (!*message) return std::unexpected(message->error());
+      detail.message = std::move(**message);
+
+      DynamicQuery ev;
+      ev.sql("SELECT id, delivery_id, at, type, detail FROM events WHERE message_id = ")
+          .param(static_cast<long long>(messageId))
+          .sql(" ORDER BY id");
+      struct EventRow {
+        long long id = 0, delivery = 0, at = 0;
+        std::string type, detail;
+        void bind(soci::statement& st) {
+          st.exchange(soci::into(id));
+          st.exchange(soci::into(delivery));
+          st.exchange(soci::into(at));
+          st.exchange(soci::into(type));
+          st.exchange(soci::into(detail));
+        }
+      } e;
+      fetchAll(sql, ev, e, [&] {
+        EventView v;
+        v.id = e.id;
+        if (e.delivery > 0) v.deliveryId = e.delivery;
+        v.atMs = e.at;
+        v.type = e.type;
+        v.detail = e.detail;
+        detail.events.push_back(std::move(v));
+      });
+
+      DynamicQuery dq;
+      dq.sql("SELECT ").sql(kDeliveryColumns).sql(" FROM deliveries WHERE message_id = ")
+          .param(static_cast<long long>(messageId))
+          .sql(" ORDER BY id");
+      DeliveryRow d;
+      std::optional<Error> bad;
+      fetchAll(sql, dq, d, [&] {
+        auto r = d.toRecord();
+        if (!r) {
+          bad = r.error();
+          return;
+        }
+        r->metadata = detail.message.metadata;
+        detail.deliveries.push_back({std::move(*r), {}});
+      });
+      if (bad) return std::unexpected(*bad);
+      for (auto& dd : detail.deliveries) {
+        DynamicQuery aq;
+        aq.sql("SELECT attempt, started_at, duration_ms, outcome, status_code, response FROM attempts "
+               "WHERE delivery_id = ")
+            .param(static_cast<long long>(dd.delivery.id))
+            .sql(" ORDER BY id");
+        struct AttemptRow {
+          long long attempt = 0, started = 0, duration = 0, code = 0;
+          std::string outcome, response;
+          void bind(soci::statement& st) {
+            st.exchange(soci::into(attempt));
+            st.exchange(soci::into(started));
+            st.exchange(soci::into(duration));
+            st.exchange(soci::into(outcome));
+            st.exchange(soci::into(code));
+            st.exchange(soci::into(response));
+          }
+        } a;
+        fetchAll(sql, aq, a, [&] {
+          dd.attempts.push_back({static_cast<int>(a.attempt), a.started, a.duration, a.outcome,
+                                 static_cast<int>(a.code), a.response});
+        });
+      }
+      return detail;
+    });
+  }
+
+  Result<std::vector<DeliveryRecord>> listDeliveries(const DeliveryQuery& query) override {
+    return read("listDeliveries", [&](soci::session& sql) -> Result<std::vector<DeliveryRecord>> {
+      DynamicQuery q;
+      q.sql("SELECT ").sql(kDeliveryColumns).sql(" FROM deliveries WHERE 1 = 1");
+      if (query.status) q.sql(" AND status = ").param(*query.status);
+      if (query.channelId) q.sql(" AND channel_id = ").param(*query.channelId);
+      if (query.destination) q.sql(" AND destination = ").param(*query.destination);
+      if (query.beforeId) q.sql(" AND id < ").param(static_cast<long long>(*query.beforeId));
+      q.sql(" ORDER BY id DESC LIMIT ").param(static_cast<long long>(std::clamp(query.limit, 1, 1000)));
+      DeliveryRow d;
+      std::vector<DeliveryRecord> out;
+      std::optional<Error> bad;
+      fetchAll(sql, q, d, [&] {
+        auto r = d.toRecord();
+        if (!r) {
+          bad = r.error();
+          return;
+        }
+        out.push_back(std::move(*r));
+      });
+      if (bad) return std::unexpected(*bad);
+      return out;
+    });
+  }
+
+  Result<void> audit(const AuditRecord& r) override {
+    return write("audit", [&](soci::session& sql) -> Result<void> {
+      long long at = r.atMs;
+      std::string actor = sanitizeText(r.actor), action = sanitizeText(r.action), target = sanitizeText(r.target),
+                  detail = sanitizeText(r.detail);
+      sql << "INSERT INTO audit (at, actor, action, target, detail) VALUES (:a, :b, :c, :d, :e)", soci::use(at),
+          soci::use(actor), soci::use(action), soci::use(target), soci::use(detail);
+      return {};
+    });
+  }
+
+  Result<std::vector<AuditRecord>> listAudit(int limit) override {
+    return read("listAudit", [&](soci::session& sql) -> Result<std::vector<AuditRecord>> {
+      DynamicQuery q;
+      q.sql("SELECT at, actor, action, target, detail FROM audit ORDER BY id DESC LIMIT ")
+          .param(static_cast<long long>(std::clamp(limit, 1, 1000)));
+      struct Row {
+        AuditRecord r;
+        long long at = 0;
+        void bind(soci::statement& st) {
+          st.exchange(soci::into(at));
+          st.exchange(soci::into(r.actor));
+          st.exchange(soci::into(r.action));
+          st.exchange(soci::into(r.target));
+          st.exchange(soci::into(r.detail));
+        }
+      } row;
+      std::vector<AuditRecord> out;
+      fetchAll(sql, q, row, [&] {
+        AuditRecord r = row.r;
+        r.atMs = row.at;
+        out.push_back(std::move(r));
+      });
+      return out;
+    });
+  }
+
+  Result<StoreStats> stats() override {
+    return read("stats", [&](soci::session& sql) -> Result<StoreStats> {
+      StoreStats s;
+      DynamicQuery mq;
+      mq.sql("SELECT channel_id, status, count(*) FROM messages GROUP BY channel_id, status ORDER BY channel_id, status");
+      struct MRow {
+        std::string channel, status;
+        long long count = 0;
+        void bind(soci::statement& st) {
+          st.exchange(soci::into(channel));
+          st.exchange(soci::into(status));
+          st.exchange(soci::into(count));
+        }
+      } m;
+      fetchAll(sql, mq, m, [&] { s.messages.push_back({m.channel, m.status, m.count}); });
+      DynamicQuery dq;
+      dq.sql("SELECT channel_id, destination, status, count(*) FROM deliveries GROUP BY channel_id, destination, "
+             "status ORDER BY channel_id, destination, status");
+      struct DRow {
+        std::string channel, destination, status;
+        long long count = 0;
+        void bind(soci::statement& st) {
+          st.exchange(soci::into(channel));
+          st.exchange(soci::into(destination));
+          st.exchange(soci::into(status));
+          st.exchange(soci::into(count));
+        }
+      } d;
+      fetchAll(sql, dq, d, [&] { s.deliveries.push_back({d.channel, d.destination, d.status, d.count}); });
+      return s;
+    });
+  }
+
+  Result<std::int64_t> backlog() override {
+    return read("backlog", [&](soci::session& sql) -> Result<std::int64_t> {
+      long long messages = 0, deliveries = 0;
+      sql << "SELECT count(*) FROM messages WHERE status = 'received'", soci::into(messages);
+      sql << "SELECT count(*) FROM deliveries WHERE status = 'pending'", soci::into(deliveries);
+      return messages + deliveries;
+    });
+  }
+
+ private:
+  void appendEvent(soci::session& sql, long long messageId, long long deliveryId, long long at,
+                   const std::string& type, const std::string& detail) {
+    std::string cleanType = sanitizeText(type), cleanDetail = sanitizeText(detail);
+    sql << "INSERT INTO events (message_id, delivery_id, at, type, detail) VALUES (:m, :d, :a, :t, :x)",
+        soci::use(messageId), soci::use(deliveryId), soci::use(at), soci::use(cleanType), soci::use(cleanDetail);
+  }
+
+  Result<DeliveryRecord> loadDelivery(soci::session& sql, long long id) {
+    DynamicQuery q;
+    q.sql("SELECT ").sql(kDeliveryColumns).sql(" FROM deliveries WHERE id = ").param(id);
+    DeliveryRow d;
+    std::optional<Result<DeliveryRecord>> record;
+    fetchAll(sql, q, d, [&] { record = d.toRecord(); });
+    if (!record) return fail(ErrorCode::kNotFound, "no delivery " + std::to_string(id));
+    if (!*record) return std::unexpected(record->error());
+    std::string metadata;
+    sql << "SELECT metadata FROM messages WHERE id = :i", soci::use(d.messageId), soci::into(metadata);
+    (*record)->metadata = decodeMetadata(metadata);
+    return std::move(**record);
+  }
+
+  // Sets the message to delivered/dead once every delivery of its current run is terminal.
+  void rollUp(soci::session& sql, long long messageId, long long at) {
+    long long pending = 0, dead = 0, total = 0;
+    soci::indicator pi = soci::i_ok, di = soci::i_ok;
+    sql << "SELECT count(*), sum(CASE WHEN d.status = 'pending' THEN 1 ELSE 0 END), "
+           "sum(CASE WHEN d.status = 'dead' THEN 1 ELSE 0 END) FROM deliveries d JOIN messages m "
+           "ON m.id = d.message_id AND m.run = d.run WHERE d.message_id = :i",
+        soci::use(messageId), soci::into(total), soci::into(pending, pi), soci::into(dead, di);
+    if (total == 0 || (pi == soci::i_ok && pending > 0)) return;
+    const std::string status = (di == soci::i_ok && dead > 0) ? "dead" : "delivered";
+    sql << "UPDATE messages SET status = :s, updated_at = :a WHERE id = :i AND status = 'processed'",
+        soci::use(status), soci::use(at), soci::use(messageId);
+  }
+
+  template <typename F>
+  auto guard(const char* what, F&& f) -> decltype(f()) {
+    try {
+      return f();
+    } catch (const soci::soci_error& e) {
+      return fail(ErrorCode::kTransient, std::string("store ") + what + ": " + sanitizeText(e.get_error_message()));
+    } catch (const std::exception& e) {
+      return fail(ErrorCode::kException, std::string("store ") + what + ": " + sanitizeText(e.what()));
+    }
+  }
+
+  template <typename F>
+  auto write(const char* what, F&& f) -> std::invoke_result_t<F, soci::session&> {
+    return guard(what, [&]() -> std::invoke_result_t<F, soci::session&> {
+      auto session = pool_.acquire();
+      if (dialect_ == Dialect::kSqlite) {
+        std::lock_guard lock(writeMu_);
+        return f(*session);
+      }
+      return f(*session);
+    });
+  }
+
+  template <typename F>
+  auto read(const char* what, F&& f) -> std::invoke_result_t<F, soci::session&> {
+    return guard(what, [&]() -> std::invoke_result_t<F, soci::session&> {
+      auto session = pool_.acquire();
+      return f(*session);
+    });
+  }
+
+  Dialect dialect_;
+  std::string connect_;
+  int poolSize_;
+  SessionPool pool_;
+  std::mutex writeMu_;
+};
+
+}  // namespace
+
+Result<std::unique_ptr<Store>> openStore(const std::string& url, int poolSize) {
+  poolSize = std::clamp(poolSize, 1, 64);
+  std::unique_ptr<SqlStore> store;
+  if (url.starts_with("sqlite:")) {
+    const std::string path = url.substr(7);
+    if (path.empty()) return fail(ErrorCode::kInvalid, "store url 'sqlite:' needs a file path");
+    std::error_code ec;
+    const auto parent = std::filesystem::path(path).parent_path();
+    if (!parent.empty()) std::filesystem::create_directories(parent, ec);
+    if (ec) return fail(ErrorCode::kException, "cannot create directory " + parent.string() + ": " + ec.message());
+    store = std::make_unique<SqlStore>(Dialect::kSqlite, "db=" + path + " timeout=10", poolSize);
+  } else if (url.starts_with("postgresql://")) {
+    store = std::make_unique<SqlStore>(Dialect::kPostgresql, url.substr(13), poolSize);
+  } else {
+    return fail(ErrorCode::kInvalid, "store url must start with 'sqlite:' or 'postgresql://'");
+  }
+  auto opened = store->open();
+  if (!opened) return std::unexpected(opened.error());
+  return std::unique_ptr<Store>(std::move(store));
+}
+
+}  // namespace switchboard::store

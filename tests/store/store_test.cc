@@ -1,0 +1,521 @@
+// The message store contract, run against one backend per ctest entry:
+//   store_sqlite      a fresh SQLite file in a temp dir
+//   store_postgresql  SWITCHBOARD_TEST_PG (started by scripts/test); fails when it is not set
+#define BOOST_TEST_MODULE store
+#include <boost/test/unit_test.hpp>
+
+#include <algorithm>
+#include <atomic>
+#include <cstdlib>
+#include <filesystem>
+#include <set>
+#include <thread>
+
+#include <soci/postgresql/soci-postgresql.h>
+#include <soci/soci.h>
+
+#include "engine/store/codec.h"
+#include "engine/store/store.h"
+
+using namespace switchboard;
+using store::Store;
+using core::Millis;
+
+namespace {
+
+std::string backendUnderTest() {
+  const char* b = std::getenv("SWITCHBOARD_STORE_BACKEND");
+  return b ? b : "sqlite";
+}
+
+// A fresh database for each test case.
+struct Db {
+  std::filesystem::path dir;
+  std::string url;
+
+  Db() {
+    if (backendUnderTest() == "postgresql") {
+      const char* pg = std::getenv("SWITCHBOARD_TEST_PG");
+      BOOST_REQUIRE_MESSAGE(pg != nullptr && *pg != 0,
+                            "SWITCHBOARD_TEST_PG is not set: run through scripts/test, which starts PostgreSQL");
+      url = pg;
+      soci::session s(*soci::factory_postgresql(), url.substr(13));
+      s << "DROP TABLE IF EXISTS attempts, events, deliveries, messages, audit, schema_migrations CASCADE";
+    } else {
+      dir = std::filesystem::temp_directory_path() /
+            ("sb-store-" + std::to_string(::getpid()) + "-" + std::to_string(counter()++));
+      std::filesystem::remove_all(dir);
+      url = "sqlite:" + (dir / "nested" / "sb.db").string();
+    }
+  }
+  ~Db() {
+    if (!dir.empty()) std::filesystem::remove_all(dir);
+  }
+  std::unique_ptr<Store> open(int pool = 4) {
+    auto s = store::openStore(url, pool);
+    BOOST_REQUIRE_MESSAGE(s.has_value(), (s ? std::string() : s.error().message));
+    return std::move(*s);
+  }
+  static int& counter() {
+    static int c = 0;
+    return c;
+  }
+};
+
+store::NewMessage msg(std::string channel, std::string key, std::string body, Millis at = 1000) {
+  store::NewMessage m;
+  m.channelId = std::move(channel);
+  m.idempotencyKey = std::move(key);
+  m.body = std::move(body);
+  m.contentType = "application/json";
+  m.receivedAtMs = at;
+  m.metadata = {{"sender", "+15550001111"}, {"kind", "text"}};
+  return m;
+}
+
+std::int64_t ingestOne(Store& s, store::NewMessage m) {
+  auto r = s.ingest({std::move(m)});
+  BOOST_REQUIRE_MESSAGE(r.has_value(), (r ? std::string() : r.error().message));
+  return r->at(0).messageId;
+}
+
+store::ProcessOutcome processed(std::vector<std::string> destinations, Millis due = 0) {
+  store::ProcessOutcome o;
+  o.status = "processed";
+  o.events.emplace_back("transformed", "passthrough");
+  for (auto& d : destinations) o.deliveries.push_back({d, "payload for " + d, "application/json", due});
+  return o;
+}
+
+store::AttemptRecord attempt(std::string outcome, std::string newStatus, Millis at, Millis next = 0,
+                             std::string deadReason = {}) {
+  store::AttemptRecord a;
+  a.startedAtMs = at;
+  a.durationMs = 5;
+  a.outcome = std::move(outcome);
+  a.statusCode = a.outcome == "ok" ? 200 : 503;
+  a.response = "peer said " + a.outcome;
+  a.newStatus = std::move(newStatus);
+  a.nextAttemptAtMs = next;
+  a.deadReason = std::move(deadReason);
+  return a;
+}
+
+std::vector<std::string> eventTypes(const store::MessageDetail& d) {
+  std::vector<std::string> out;
+  for (const auto& e : d.events) out.push_back(e.type);
+  return out;
+}
+
+bool has(const std::vector<std::string>& v, const std::string& x) { return std::find(v.begin(), v.end(), x) != v.end(); }
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(reports_its_backend_and_reopens_without_reapplying_migrations) {
+  Db db;
+  auto s = db.open();
+  BOOST_TEST(s->backend() == backendUnderTest());
+  ingestOne(*s, msg("c", "k1", "{}"));
+  s.reset();
+  auto again = db.open();  // migrations already applied: must not fail or lose data
+  auto list = again->listMessages({});
+  BOOST_REQUIRE(list.has_value());
+  BOOST_TEST(list->size() == 1u);
+}
+
+BOOST_AUTO_TEST_CASE(rejects_unknown_store_urls) {
+  auto s = store::openStore("mysql://x");
+  BOOST_REQUIRE(!s.has_value());
+  BOOST_TEST(s.error().message.find("sqlite:") != std::string::npos);
+  BOOST_TEST(!store::openStore("sqlite:").has_value());
+}
+
+BOOST_AUTO_TEST_CASE(ingest_deduplicates_by_channel_and_key_within_and_across_batches) {
+  Db db;
+  auto s = db.open();
+  auto first = s->ingest({msg("a", "k1", "1"), msg("a", "k2", "2"), msg("a", "k1", "1 again"), msg("b", "k1", "3"),
+                          msg("a", "", "no key"), msg("a", "", "no key")});
+  BOOST_REQUIRE(first.has_value());
+  const auto& o = *first;
+  BOOST_TEST(!o[0].duplicate);
+  BOOST_TEST(!o[1].duplicate);
+  BOOST_TEST(o[2].duplicate);
+  BOOST_TEST(o[2].messageId == o[0].messageId);
+  BOOST_TEST(!o[3].duplicate);  // same key, other channel
+  BOOST_TEST(o[3].messageId != o[0].messageId);
+  BOOST_TEST(!o[4].duplicate);  // empty keys never deduplicate
+  BOOST_TEST(!o[5].duplicate);
+  BOOST_TEST(o[4].messageId != o[5].messageId);
+
+  auto second = s->ingest({msg("a", "k2", "2 later"), msg("a", "k3", "new")});
+  BOOST_REQUIRE(second.has_value());
+  BOOST_TEST((*second)[0].duplicate);
+  BOOST_TEST((*second)[0].messageId == o[1].messageId);
+  BOOST_TEST(!(*second)[1].duplicate);
+
+  auto all = s->listMessages({});
+  BOOST_REQUIRE(all.has_value());
+  BOOST_TEST(all->size() == 6u);
+  auto d = s->getMessage(o[0].messageId);
+  BOOST_REQUIRE(d.has_value());
+  BOOST_TEST(d->message.body == "1");  // the first body wins
+  BOOST_TEST(eventTypes(*d) == std::vector<std::string>{"received"});
+}
+
+BOOST_AUTO_TEST_CASE(bodies_and_metadata_round_trip_byte_for_byte) {
+  Db db;
+  auto s = db.open();
+  const std::string binary("\x00\xff\xfe{\"a\":\"\x80\"}\x00tail", 17);
+  const std::string unicode = "{\"name\":\"Zoë Ångström 李小龍 🙂\",\"q\":\"'; DROP TABLE messages; --\"}";
+  auto m1 = msg("c", "bin", binary);
+  m1.metadata = {{"z", "last"}, {"a", "first"}, {"bad", std::string("x\xffy", 3)}};
+  auto id1 = ingestOne(*s, m1);
+  auto id2 = ingestOne(*s, msg("c", "uni", unicode));
+  auto d1 = s->getMessage(id1);
+  BOOST_REQUIRE(d1.has_value());
+  BOOST_TEST(d1->message.body.size() == binary.size());
+  BOOST_TEST((d1->message.body == binary));
+  BOOST_REQUIRE_EQUAL(d1->message.metadata.size(), 3u);
+  BOOST_TEST(d1->message.metadata[0].first == "z");  // order kept
+  BOOST_TEST(d1->message.metadata[1].first == "a");
+  BOOST_TEST(d1->message.metadata[2].second == "x\xEF\xBF\xBDy");  // invalid byte replaced, not dropped
+  auto d2 = s->getMessage(id2);
+  BOOST_REQUIRE(d2.has_value());
+  BOOST_TEST(d2->message.body == unicode);
+  auto list = s->listMessages({});
+  BOOST_REQUIRE(list.has_value());
+  for (const auto& m : *list) {
+    if (m.id == id1) BOOST_TEST(m.size == static_cast<std::int64_t>(binary.size()));
+    if (m.id == id2) BOOST_TEST(m.size == static_cast<std::int64_t>(unicode.size()));
+  }
+  // A binary payload survives the delivery path too.
+  auto claimed = s->claimMessages("w", 10, 2000, 30000);
+  BOOST_REQUIRE(claimed.has_value());
+  store::ProcessOutcome o;
+  o.status = "processed";
+  o.deliveries.push_back({"d", binary, "application/octet-stream", 0});
+  BOOST_REQUIRE(s->finishMessage(id1, "w", o, 2000).has_value());
+  auto deliveries = s->claimDeliveries("w", 10, 2000, 30000, {});
+  BOOST_REQUIRE(deliveries.has_value());
+  BOOST_REQUIRE_EQUAL(deliveries->size(), 1u);
+  BOOST_TEST((deliveries->at(0).payload == binary));
+  BOOST_TEST(deliveries->at(0).metadata.size() == 3u);
+}
+
+BOOST_AUTO_TEST_CASE(rejected_messages_are_kept_with_their_error_and_cannot_be_replayed) {
+  Db db;
+  auto s = db.open();
+  auto m = msg("c", "", "{not json");
+  m.status = "rejected";
+  m.error = "malformed JSON at offset 1";
+  auto id = ingestOne(*s, m);
+  auto d = s->getMessage(id);
+  BOOST_REQUIRE(d.has_value());
+  BOOST_TEST(d->message.status == "rejected");
+  BOOST_TEST(d->message.error == "malformed JSON at offset 1");
+  BOOST_TEST(eventTypes(*d) == std::vector<std::string>{"rejected"});
+  auto claimed = s->claimMessages("w", 10, 5000, 1000);
+  BOOST_REQUIRE(claimed.has_value());
+  BOOST_TEST(claimed->empty());
+  auto replay = s->replayMessage(id, 5000, "admin");
+  BOOST_REQUIRE(!replay.has_value());
+  BOOST_TEST((replay.error().code == ErrorCode::kConflict));
+  auto missing = s->replayMessage(id + 1000, 5000, "admin");
+  BOOST_REQUIRE(!missing.has_value());
+  BOOST_TEST((missing.error().code == ErrorCode::kNotFound));
+  BOOST_TEST(!s->getMessage(id + 1000).has_value());
+}
+
+BOOST_AUTO_TEST_CASE(leases_exclude_other_workers_until_they_expire) {
+  Db db;
+  auto s = db.open();
+  auto a = ingestOne(*s, msg("c", "1", "a"));
+  auto b = ingestOne(*s, msg("c", "2", "b"));
+  auto first = s->claimMessages("w1", 1, 1000, 500);
+  BOOST_REQUIRE(first.has_value());
+  BOOST_REQUIRE_EQUAL(first->size(), 1u);
+  BOOST_TEST(first->at(0).id == a);  // oldest first
+  BOOST_TEST(first->at(0).body == "a");
+  auto second = s->claimMessages("w2", 10, 1100, 500);
+  BOOST_REQUIRE(second.has_value());
+  BOOST_REQUIRE_EQUAL(second->size(), 1u);
+  BOOST_TEST(second->at(0).id == b);
+  BOOST_TEST(s->claimMessages("w3", 10, 1200, 500)->empty());
+
+  // w1 dies; its lease on a runs out at 1500 and w3 takes the message over.
+  auto takeover = s->claimMessages("w3", 10, 1500, 500);
+  BOOST_REQUIRE(takeover.has_value());
+  BOOST_REQUIRE_EQUAL(takeover->size(), 1u);
+  BOOST_TEST(takeover->at(0).id == a);
+  BOOST_TEST(has(eventTypes(*s->getMessage(a)), "lease-expired"));
+
+  // The late w1 cannot finish what it no longer owns; w3 can.
+  auto late = s->finishMessage(a, "w1", processed({"d"}), 1600);
+  BOOST_REQUIRE(!late.has_value());
+  BOOST_TEST((late.error().code == ErrorCode::kConflict));
+  BOOST_REQUIRE(s->finishMessage(a, "w3", processed({"d"}), 1600).has_value());
+  BOOST_TEST(s->getMessage(a)->deliveries.size() == 1u);  // not two
+
+  // Graceful release: w2's message is claimable at once.
+  BOOST_REQUIRE(s->releaseLeases("w2").has_value());
+  auto released = s->claimMessages("w4", 10, 1601, 500);
+  BOOST_REQUIRE(released.has_value());
+  BOOST_REQUIRE_EQUAL(released->size(), 1u);
+  BOOST_TEST(released->at(0).id == b);
+}
+
+BOOST_AUTO_TEST_CASE(filtered_and_failed_messages_create_no_deliveries) {
+  Db db;
+  auto s = db.open();
+  auto a = ingestOne(*s, msg("c", "1", "a"));
+  auto b = ingestOne(*s, msg("c", "2", "b"));
+  BOOST_REQUIRE_EQUAL(s->claimMessages("w", 10, 1000, 500)->size(), 2u);
+  store::ProcessOutcome filtered;
+  filtered.status = "filtered";
+  filtered.events.emplace_back("filtered", "json-match: kind is note");
+  store::ProcessOutcome failed;
+  failed.status = "error";
+  failed.error = "mapping: /appointment_date: not a date";
+  failed.events.emplace_back("failed", failed.error);
+  BOOST_REQUIRE(s->finishMessage(a, "w", filtered, 1001).has_value());
+  BOOST_REQUIRE(s->finishMessage(b, "w", failed, 1001).has_value());
+  auto da = s->getMessage(a);
+  auto dbm = s->getMessage(b);
+  BOOST_TEST(da->message.status == "filtered");
+  BOOST_TEST(dbm->message.status == "error");
+  BOOST_TEST(dbm->message.error == failed.error);
+  BOOST_TEST(da->deliveries.empty());
+  BOOST_TEST(s->backlog().value() == 0);
+  // An errored message can be replayed once the mapping is fixed.
+  BOOST_REQUIRE(s->replayMessage(b, 2000, "mapping fixed").has_value());
+  BOOST_TEST(s->getMessage(b)->message.status == "received");
+  BOOST_TEST(s->backlog().value() == 1);
+}
+
+BOOST_AUTO_TEST_CASE(deliveries_retry_succeed_and_roll_the_message_up) {
+  Db db;
+  auto s = db.open();
+  auto id = ingestOne(*s, msg("c", "1", "a"));
+  s->claimMessages("w", 10, 1000, 500);
+  BOOST_REQUIRE(s->finishMessage(id, "w", processed({"ehr", "reply"}, 1000), 1000).has_value());
+  BOOST_TEST(s->getMessage(id)->message.status == "processed");
+  BOOST_TEST(s->backlog().value() == 2);
+
+  auto due = s->claimDeliveries("w", 10, 1000, 500, {});
+  BOOST_REQUIRE(due.has_value());
+  BOOST_REQUIRE_EQUAL(due->size(), 2u);
+  BOOST_TEST(s->claimDeliveries("w2", 10, 1000, 500, {})->empty());  // leased
+  const auto ehr = due->at(0).destination == "ehr" ? due->at(0) : due->at(1);
+  const auto reply = due->at(0).destination == "ehr" ? due->at(1) : due->at(0);
+  BOOST_TEST(ehr.payload == "payload for ehr");
+  BOOST_TEST(ehr.channelId == "c");
+
+  BOOST_REQUIRE(s->recordAttempt(ehr.id, "w", attempt("retry", "pending", 1000, 5000)).has_value());
+  BOOST_REQUIRE(s->recordAttempt(reply.id, "w", attempt("ok", "succeeded", 1000)).has_value());
+  BOOST_TEST(s->getMessage(id)->message.status == "processed");  // ehr still pending
+  // A lost lease is refused.
+  auto stale = s->recordAttempt(reply.id, "w", attempt("ok", "succeeded", 1000));
+  BOOST_REQUIRE(!stale.has_value());
+  BOOST_TEST((stale.error().code == ErrorCode::kConflict));
+
+  BOOST_TEST(s->claimDeliveries("w", 10, 4999, 500, {})->empty());  // not due yet
+  auto again = s->claimDeliveries("w", 10, 5000, 500, {});
+  BOOST_REQUIRE_EQUAL(again->size(), 1u);
+  BOOST_TEST(again->at(0).attempts == 1);
+  BOOST_REQUIRE(s->recordAttempt(ehr.id, "w", attempt("ok", "succeeded", 5000)).has_value());
+  auto d = s->getMessage(id);
+  BOOST_TEST(d->message.status == "delivered");
+  BOOST_REQUIRE_EQUAL(d->deliveries.size(), 2u);
+  for (const auto& dd : d->deliveries) {
+    BOOST_TEST(dd.delivery.status == "succeeded");
+    if (dd.delivery.destination == "ehr") {
+      BOOST_REQUIRE_EQUAL(dd.attempts.size(), 2u);
+      BOOST_TEST(dd.attempts[0].outcome == "retry");
+      BOOST_TEST(dd.attempts[0].attempt == 1);
+      BOOST_TEST(dd.attempts[1].attempt == 2);
+      BOOST_TEST(dd.delivery.lastStatusCode == 200);
+    }
+  }
+  const auto types = eventTypes(*d);
+  BOOST_TEST(has(types, "delivery-created"));
+  BOOST_TEST(has(types, "retry-scheduled"));
+  BOOST_TEST(has(types, "sent"));
+  BOOST_TEST(s->backlog().value() == 0);
+}
+
+BOOST_AUTO_TEST_CASE(paused_destinations_are_skipped_and_others_still_flow) {
+  Db db;
+  auto s = db.open();
+  auto id = ingestOne(*s, msg("c", "1", "a"));
+  s->claimMessages("w", 10, 1000, 500);
+  BOOST_REQUIRE(s->finishMessage(id, "w", processed({"down", "up"}, 1000), 1000).has_value());
+  auto got = s->claimDeliveries("w", 10, 1000, 500, {"c/down", "other/x"});
+  BOOST_REQUIRE(got.has_value());
+  BOOST_REQUIRE_EQUAL(got->size(), 1u);
+  BOOST_TEST(got->at(0).destination == "up");
+  auto later = s->claimDeliveries("w", 10, 1000, 500, {});
+  BOOST_REQUIRE_EQUAL(later->size(), 1u);
+  BOOST_TEST(later->at(0).destination == "down");
+}
+
+BOOST_AUTO_TEST_CASE(dead_letters_replay_and_message_replay_start_a_new_run) {
+  Db db;
+  auto s = db.open();
+  auto id = ingestOne(*s, msg("c", "1", "a"));
+  s->claimMessages("w", 10, 1000, 500);
+  BOOST_REQUIRE(s->finishMessage(id, "w", processed({"ehr"}, 1000), 1000).has_value());
+  auto d1 = s->claimDeliveries("w", 10, 1000, 500, {})->at(0);
+  BOOST_REQUIRE(s->recordAttempt(d1.id, "w", attempt("fail", "dead", 1000, 0, "permanent")).has_value());
+  auto detail = s->getMessage(id);
+  BOOST_TEST(detail->message.status == "dead");
+  BOOST_TEST(detail->deliveries.at(0).delivery.deadReason == "permanent");
+  store::DeliveryQuery dead;
+  dead.status = "dead";
+  BOOST_TEST(s->listDeliveries(dead)->size() == 1u);
+
+  auto notDead = s->replayDelivery(d1.id + 999, 2000, "x");
+  BOOST_TEST((!notDead.has_value() && notDead.error().code == ErrorCode::kNotFound));
+  BOOST_REQUIRE(s->replayDelivery(d1.id, 2000, "admin").has_value());
+  BOOST_TEST(s->getMessage(id)->message.status == "processed");
+  auto twice = s->replayDelivery(d1.id, 2000, "admin");
+  BOOST_TEST((!twice.has_value() && twice.error().code == ErrorCode::kConflict));
+  auto retried = s->claimDeliveries("w", 10, 2000, 500, {});
+  BOOST_REQUIRE_EQUAL(retried->size(), 1u);
+  BOOST_TEST(retried->at(0).attempts == 1);  // attempts kept
+  BOOST_REQUIRE(s->recordAttempt(d1.id, "w", attempt("ok", "succeeded", 2000)).has_value());
+  BOOST_TEST(s->getMessage(id)->message.status == "delivered");
+
+  // Whole-message replay: old delivery stays as history; the roll-up looks at the new run only.
+  BOOST_REQUIRE(s->replayMessage(id, 3000, "resend").has_value());
+  BOOST_TEST(s->claimMessages("w", 10, 3000, 500)->size() == 1u);
+  BOOST_REQUIRE(s->finishMessage(id, "w", processed({"ehr"}, 3000), 3000).has_value());
+  auto d2 = s->claimDeliveries("w", 10, 3000, 500, {})->at(0);
+  BOOST_TEST(d2.id != d1.id);
+  BOOST_REQUIRE(s->recordAttempt(d2.id, "w", attempt("ok", "succeeded", 3000)).has_value());
+  auto final = s->getMessage(id);
+  BOOST_TEST(final->message.status == "delivered");
+  BOOST_TEST(final->deliveries.size() == 2u);
+  BOOST_TEST(has(eventTypes(*final), "replayed"));
+}
+
+BOOST_AUTO_TEST_CASE(lists_filter_page_and_count) {
+  Db db;
+  auto s = db.open();
+  for (int i = 0; i < 7; ++i) ingestOne(*s, msg(i % 2 ? "odd" : "even", "k" + std::to_string(i), "{}", 1000 + i * 100));
+  store::MessageQuery q;
+  q.channelId = "even";
+  auto even = s->listMessages(q);
+  BOOST_TEST(even->size() == 4u);
+  q = {};
+  q.fromMs = 1200;
+  q.toMs = 1500;
+  auto window = s->listMessages(q);
+  BOOST_REQUIRE_EQUAL(window->size(), 3u);
+  BOOST_TEST(window->at(0).receivedAtMs == 1400);  // newest first
+  q = {};
+  q.limit = 3;
+  auto page1 = s->listMessages(q);
+  BOOST_REQUIRE_EQUAL(page1->size(), 3u);
+  q.beforeId = page1->back().id;
+  auto page2 = s->listMessages(q);
+  BOOST_REQUIRE_EQUAL(page2->size(), 3u);
+  BOOST_TEST(page2->front().id < page1->back().id);
+  q.status = "delivered";
+  BOOST_TEST(s->listMessages(q)->empty());
+
+  auto stats = s->stats();
+  BOOST_REQUIRE(stats.has_value());
+  std::int64_t total = 0;
+  for (const auto& c : stats->messages) {
+    BOOST_TEST(c.status == "received");
+    total += c.count;
+    if (c.channelId == "odd") BOOST_TEST(c.count == 3);
+  }
+  BOOST_TEST(total == 7);
+  BOOST_TEST(s->backlog().value() == 7);
+
+  BOOST_REQUIRE(s->audit({5, "admin", "replay", "message 1", "reason: test"}).has_value());
+  BOOST_REQUIRE(s->audit({6, "source:c", "signature-rejected", "c", "bad signature"}).has_value());
+  auto audit = s->listAudit(10);
+  BOOST_REQUIRE_EQUAL(audit->size(), 2u);
+  BOOST_TEST(audit->at(0).action == "signature-rejected");  // newest first
+  BOOST_TEST(audit->at(1).actor == "admin");
+}
+
+BOOST_AUTO_TEST_CASE(concurrent_workers_on_two_store_handles_never_claim_the_same_message) {
+  Db db;
+  auto s1 = db.open(3);
+  auto s2 = db.open(3);
+  std::vector<store::NewMessage> batch;
+  for (int i = 0; i < 400; ++i) batch.push_back(msg("c", "k" + std::to_string(i), "{\"i\":" + std::to_string(i) + "}"));
+  BOOST_REQUIRE(s1->ingest(batch).has_value());
+  std::mutex mu;
+  std::vector<std::int64_t> claimed;
+  std::atomic<int> errors{0};
+  auto worker = [&](Store* s, std::string owner) {
+    for (;;) {
+      auto got = s->claimMessages(owner, 7, 1000, 60000);
+      if (!got) {
+        ++errors;
+        continue;
+      }
+      if (got->empty()) return;
+      for (const auto& m : *got) {
+        BOOST_CHECK(s->finishMessage(m.id, owner, processed({"d"}, 1000), 1000).has_value());
+        std::lock_guard lock(mu);
+        claimed.push_back(m.id);
+      }
+    }
+  };
+  std::vector<std::thread> threads;
+  for (int i = 0; i < 3; ++i) threads.emplace_back(worker, s1.get(), "a" + std::to_string(i));
+  for (int i = 0; i < 3; ++i) threads.emplace_back(worker, s2.get(), "b" + std::to_string(i));
+  for (auto& t : threads) t.join();
+  BOOST_TEST(errors.load() == 0);
+  BOOST_TEST(claimed.size() == 400u);
+  BOOST_TEST(std::set<std::int64_t>(claimed.begin(), claimed.end()).size() == 400u);
+
+  // Deliveries too: each claimed once, each message delivered.
+  std::vector<std::int64_t> sent;
+  auto sender = [&](Store* s, std::string owner) {
+    for (;;) {
+      auto got = s->claimDeliveries(owner, 5, 1000, 60000, {});
+      if (!got) {
+        ++errors;
+        continue;
+      }
+      if (got->empty()) return;
+      for (const auto& d : *got) {
+        BOOST_CHECK(s->recordAttempt(d.id, owner, attempt("ok", "succeeded", 1000)).has_value());
+        std::lock_guard lock(mu);
+        sent.push_back(d.id);
+      }
+    }
+  };
+  threads.clear();
+  for (int i = 0; i < 3; ++i) threads.emplace_back(sender, s1.get(), "a" + std::to_string(i));
+  for (int i = 0; i < 3; ++i) threads.emplace_back(sender, s2.get(), "b" + std::to_string(i));
+  for (auto& t : threads) t.join();
+  BOOST_TEST(sent.size() == 400u);
+  BOOST_TEST(std::set<std::int64_t>(sent.begin(), sent.end()).size() == 400u);
+  store::MessageQuery q;
+  q.status = "delivered";
+  q.limit = 1000;
+  BOOST_TEST(s1->listMessages(q)->size() == 400u);
+}
+
+BOOST_AUTO_TEST_CASE(codec_base64_round_trips_and_rejects_garbage) {
+  for (std::string s : {std::string(), std::string("a"), std::string("ab"), std::string("abc"),
+                        std::string("\x00\x01\x02\xff", 4)}) {
+    auto back = store::base64Decode(store::base64Encode(s));
+    BOOST_REQUIRE(back.has_value());
+    BOOST_TEST((*back == s));
+  }
+  BOOST_TEST(store::base64Encode("hello") == "aGVsbG8=");
+  BOOST_TEST(!store::base64Decode("a===").has_value());
+  BOOST_TEST(!store::base64Decode("ab!d").has_value());
+  BOOST_TEST(store::isStorableText("Zoë 🙂"));
+  BOOST_TEST(!store::isStorableText(std::string("a\0b", 3)));
+  BOOST_TEST(!store::isStorableText("\xed\xa0\x80"));  // surrogate
+  BOOST_TEST(!store::isStorableText("\xc0\xaf"));      // overlong
+}
