@@ -113,6 +113,12 @@ std::optional<int> parseLimit(const Params& p, std::string& error) {
 std::optional<std::int64_t> parseTimeParam(const std::string& text) {
   if (text.empty()) return std::nullopt;
   if (auto id = parseId(text)) return *id;
+  // Poco's parser is lenient; insist on an ISO 8601 calendar date first (YYYY-MM-DD...).
+  auto digit = [&](std::size_t i) { return i < text.size() && text[i] >= '0' && text[i] <= '9'; };
+  if (!(digit(0) && digit(1) && digit(2) && digit(3) && text.size() >= 10 && text[4] == '-' && digit(5) &&
+        digit(6) && text[7] == '-' && digit(8) && digit(9))) {
+    return std::nullopt;
+  }
   Poco::DateTime dt;
   int tz = 0;
   if (Poco::DateTimeParser::tryParse(Poco::DateTimeFormat::ISO8601_FRAC_FORMAT, text, dt, tz) ||

@@ -78,7 +78,7 @@ class Engine final : public HttpRouter {
   AdminHandler admin_;
 
   std::atomic<bool> running_{false};
-  std::atomic<bool> accepting_{false};
+  std::atomic<bool> accepting_{true};  // false once stop() begins
   std::atomic<std::int64_t> backlog_{0};
   std::mutex wakeMutex_;
   std::condition_variable pipelineWake_;

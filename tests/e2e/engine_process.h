@@ -91,8 +91,9 @@ class Peer {
   std::vector<Hit> hits() const;
   void setPolicy(Policy policy);
 
+  struct Impl;  // public so the file-local request handlers can reach it
+
  private:
-  struct Impl;
   std::unique_ptr<Impl> impl_;
 };
 
