@@ -13,11 +13,11 @@ void usage(FILE* out) {
   std::fprintf(out,
                "usage: switchboard COMMAND [ARGS]\n\n"
                "commands:\n"
-               "  serve [--config FILE]   run the engine (default conf/switchboard.json)\n");
+               "  %-34s  run the engine (default conf/switchboard.json)\n", "serve [--config FILE]");
   for (const auto& c : switchboard::app::extraCommands()) {
-    std::fprintf(out, "  %-22s  %s\n", c.usage, c.summary);
+    std::fprintf(out, "  %-34s  %s\n", c.usage, c.summary);
   }
-  std::fprintf(out, "  version                 print the version\n");
+  std::fprintf(out, "  %-34s  print the version\n", "version");
 }
 
 }  // namespace
