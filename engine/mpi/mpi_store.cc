@@ -1,0 +1,655 @@
+// MPI persistence on SOCI. Every statement is parameterised; the only text assembled at run
+// time is the dialect's auto-increment column type in the migrations.
+// Thread-safety: see mpi_store.h.
+#include "engine/mpi/mpi_store.h"
+
+#include <algorithm>
+#include <chrono>
+#include <filesystem>
+
+#include <soci/postgresql/soci-postgresql.h>
+#include <soci/soci.h>
+#include <soci/sqlite3/soci-sqlite3.h>
+
+namespace switchboard::mpi {
+
+const char* linkOriginName(LinkOrigin o) { return o == LinkOrigin::kManual ? "MANUAL" : "AUTO"; }
+
+std::optional<LinkOrigin> parseLinkOrigin(std::string_view s) {
+  if (s == "AUTO") return LinkOrigin::kAuto;
+  if (s == "MANUAL") return LinkOrigin::kManual;
+  return std::nullopt;
+}
+
+std::optional<Decision> parseDecision(std::string_view s) {
+  if (s == "MATCH") return Decision::kMatch;
+  if (s == "POSSIBLE_MATCH") return Decision::kPossibleMatch;
+  if (s == "NO_MATCH") return Decision::kNoMatch;
+  return std::nullopt;
+}
+
+const char* reviewStatusName(ReviewStatus s) {
+  switch (s) {
+    case ReviewStatus::kOpen:
+      return "open";
+    case ReviewStatus::kMerged:
+      return "merged";
+    case ReviewStatus::kNotDuplicate:
+      return "not-duplicate";
+  }
+  return "open";
+}
+
+std::optional<ReviewStatus> parseReviewStatus(std::string_view s) {
+  if (s == "open") return ReviewStatus::kOpen;
+  if (s == "merged") return ReviewStatus::kMerged;
+  if (s == "not-duplicate") return ReviewStatus::kNotDuplicate;
+  return std::nullopt;
+}
+
+namespace {
+
+// Migrations: each is a list of statements; "%ID%" stands for the dialect's auto-increment
+// primary key column type.
+struct Migration {
+  int version;
+  std::vector<std::string> sqlite;
+  std::vector<std::string> postgresql;
+};
+
+std::vector<std::string> commonV1() {
+  return {
+      "CREATE TABLE mpi_source_patients (id TEXT PRIMARY KEY, source_system TEXT NOT NULL, "
+      "resource TEXT NOT NULL, normalized TEXT NOT NULL, created_at BIGINT NOT NULL, "
+      "updated_at BIGINT NOT NULL)",
+      "CREATE TABLE mpi_golden_records (id TEXT PRIMARY KEY, active INTEGER NOT NULL, "
+      "replaced_by TEXT NOT NULL, resource TEXT NOT NULL, provenance TEXT NOT NULL, "
+      "created_at BIGINT NOT NULL, updated_at BIGINT NOT NULL)",
+      "CREATE TABLE mpi_links (source_id TEXT NOT NULL, golden_id TEXT NOT NULL, "
+      "match_result TEXT NOT NULL, link_source TEXT NOT NULL, score DOUBLE PRECISION NOT NULL, "
+      "weight DOUBLE PRECISION NOT NULL, contributions TEXT NOT NULL, reviewer TEXT NOT NULL, "
+      "reason TEXT NOT NULL, updated_at BIGINT NOT NULL, PRIMARY KEY (source_id, golden_id))",
+      "CREATE INDEX mpi_links_golden ON mpi_links (golden_id)",
+      "CREATE TABLE mpi_review_items (id %ID%, source_id TEXT NOT NULL, "
+      "candidate_id TEXT NOT NULL, score DOUBLE PRECISION NOT NULL, "
+      "weight DOUBLE PRECISION NOT NULL, contributions TEXT NOT NULL, status TEXT NOT NULL, "
+      "reviewer TEXT NOT NULL, reason TEXT NOT NULL, created_at BIGINT NOT NULL, "
+      "decided_at BIGINT NOT NULL, merge_event_id BIGINT NOT NULL)",
+      "CREATE INDEX mpi_review_status_score ON mpi_review_items (status, score, id)",
+      "CREATE INDEX mpi_review_source ON mpi_review_items (source_id)",
+      "CREATE INDEX mpi_review_candidate ON mpi_review_items (candidate_id)",
+      "CREATE TABLE mpi_merge_events (id %ID%, from_golden TEXT NOT NULL, "
+      "into_golden TEXT NOT NULL, reviewer TEXT NOT NULL, reason TEXT NOT NULL, "
+      "review_item_id BIGINT NOT NULL, before_state TEXT NOT NULL, created_at BIGINT NOT NULL, "
+      "undone_at BIGINT NOT NULL, undone_by TEXT NOT NULL)",
+      "CREATE TABLE mpi_audit (id %ID%, at BIGINT NOT NULL, actor TEXT NOT NULL, "
+      "action TEXT NOT NULL, subject TEXT NOT NULL, detail TEXT NOT NULL)",
+      "CREATE INDEX mpi_audit_subject ON mpi_audit (subject)",
+  };
+}
+
+std::vector<Migration> migrations() {
+  Migration v1{1, commonV1(), commonV1()};
+  // The audit is append-only: the database itself refuses UPDATE and DELETE.
+  v1.sqlite.push_back(
+      "CREATE TRIGGER mpi_audit_no_update BEFORE UPDATE ON mpi_audit "
+      "BEGIN SELECT RAISE(ABORT, 'mpi_audit is append-only'); END");
+  v1.sqlite.push_back(
+      "CREATE TRIGGER mpi_audit_no_delete BEFORE DELETE ON mpi_audit "
+      "BEGIN SELECT RAISE(ABORT, 'mpi_audit is append-only'); END");
+  v1.postgresql.push_back(
+      "CREATE OR REPLACE FUNCTION mpi_audit_append_only() RETURNS trigger LANGUAGE plpgsql AS "
+      "$f$ BEGIN RAISE EXCEPTION 'mpi_audit is append-only'; END $f$");
+  v1.postgresql.push_back(
+      "CREATE TRIGGER mpi_audit_no_change BEFORE UPDATE OR DELETE ON mpi_audit "
+      "FOR EACH ROW EXECUTE FUNCTION mpi_audit_append_only()");
+  return {v1};
+}
+
+std::string withIdType(std::string sql, SqlDialect d) {
+  const std::string id =
+      d == SqlDialect::kSqlite ? "INTEGER PRIMARY KEY AUTOINCREMENT" : "BIGSERIAL PRIMARY KEY";
+  for (size_t p; (p = sql.find("%ID%")) != std::string::npos;) sql.replace(p, 4, id);
+  return sql;
+}
+
+class Txn {
+ public:
+  Txn(soci::session& sql, SqlDialect d) : sql_(sql) {
+    if (d == SqlDialect::kSqlite) {
+      sql_ << "BEGIN IMMEDIATE";
+    } else {
+      sql_.begin();
+    }
+  }
+  Txn(const Txn&) = delete;
+  Txn& operator=(const Txn&) = delete;
+  ~Txn() {
+    if (done_) return;
+    try {
+      sql_.rollback();
+    } catch (const std::exception&) {
+      // The connection is gone; the server rolls the transaction back itself.
+    }
+  }
+  void commit() {
+    sql_.commit();
+    done_ = true;
+  }
+
+ private:
+  soci::session& sql_;
+  bool done_ = false;
+};
+
+constexpr const char* kLinkCols =
+    "source_id, golden_id, match_result, link_source, score, weight, contributions, reviewer, "
+    "reason, updated_at";
+constexpr const char* kReviewCols =
+    "id, source_id, candidate_id, score, weight, contributions, status, reviewer, reason, "
+    "created_at, decided_at, merge_event_id";
+
+struct LinkRow {
+  MpiLink l;
+  std::string result, origin;
+  long long updatedAt = 0;
+  void bind(soci::statement& st) {
+    st.exchange(soci::into(l.sourceId));
+    st.exchange(soci::into(l.goldenId));
+    st.exchange(soci::into(result));
+    st.exchange(soci::into(origin));
+    st.exchange(soci::into(l.score));
+    st.exchange(soci::into(l.weight));
+    st.exchange(soci::into(l.contributions));
+    st.exchange(soci::into(l.reviewer));
+    st.exchange(soci::into(l.reason));
+    st.exchange(soci::into(updatedAt));
+  }
+  MpiLink get() const {
+    MpiLink out = l;
+    out.result = parseDecision(result).value_or(Decision::kNoMatch);
+    out.origin = parseLinkOrigin(origin).value_or(LinkOrigin::kAuto);
+    out.updatedAt = updatedAt;
+    return out;
+  }
+};
+
+struct ReviewRow {
+  ReviewItem r;
+  long long id = 0, createdAt = 0, decidedAt = 0, mergeEventId = 0;
+  std::string status;
+  void bind(soci::statement& st) {
+    st.exchange(soci::into(id));
+    st.exchange(soci::into(r.sourceId));
+    st.exchange(soci::into(r.candidateId));
+    st.exchange(soci::into(r.score));
+    st.exchange(soci::into(r.weight));
+    st.exchange(soci::into(r.contributions));
+    st.exchange(soci::into(status));
+    st.exchange(soci::into(r.reviewer));
+    st.exchange(soci::into(r.reason));
+    st.exchange(soci::into(createdAt));
+    st.exchange(soci::into(decidedAt));
+    st.exchange(soci::into(mergeEventId));
+  }
+  ReviewItem get() const {
+    ReviewItem out = r;
+    out.id = id;
+    out.status = parseReviewStatus(status).value_or(ReviewStatus::kOpen);
+    out.createdAt = createdAt;
+    out.decidedAt = decidedAt;
+    out.mergeEventId = mergeEventId;
+    return out;
+  }
+};
+
+// Runs a SELECT whose columns fill `row` and whose parameters are `uses` (lvalues that outlive
+// the statement), calling onRow for each result row.
+template <typename Row, typename F, typename... Uses>
+void fetchRows(soci::session& sql, const std::string& text, Row& row, F&& onRow, Uses&... uses) {
+  soci::statement st(sql);
+  row.bind(st);
+  (st.exchange(soci::use(uses)), ...);
+  st.alloc();
+  st.prepare(text);
+  st.define_and_bind();
+  st.execute(false);
+  while (st.fetch()) onRow(row.get());
+}
+
+}  // namespace
+
+// ---- MpiTx ----
+
+void MpiTx::putSource(const SourcePatient& s) {
+  long long created = s.createdAt, updated = s.updatedAt;
+  sql_ << "INSERT INTO mpi_source_patients (id, source_system, resource, normalized, created_at, "
+          "updated_at) VALUES (:id, :sys, :res, :norm, :c, :u) ON CONFLICT (id) DO UPDATE SET "
+          "source_system = excluded.source_system, resource = excluded.resource, "
+          "normalized = excluded.normalized, updated_at = excluded.updated_at",
+      soci::use(s.id), soci::use(s.sourceSystem), soci::use(s.resource), soci::use(s.normalized),
+      soci::use(created), soci::use(updated);
+}
+
+namespace {
+struct SourceRow {
+  SourcePatient s;
+  long long c = 0, u = 0;
+  void bind(soci::statement& st) {
+    st.exchange(soci::into(s.id));
+    st.exchange(soci::into(s.sourceSystem));
+    st.exchange(soci::into(s.resource));
+    st.exchange(soci::into(s.normalized));
+    st.exchange(soci::into(c));
+    st.exchange(soci::into(u));
+  }
+  SourcePatient get() const {
+    SourcePatient out = s;
+    out.createdAt = c;
+    out.updatedAt = u;
+    return out;
+  }
+};
+struct GoldenRow {
+  GoldenRecord g;
+  int active = 1;
+  long long c = 0, u = 0;
+  void bind(soci::statement& st) {
+    st.exchange(soci::into(g.id));
+    st.exchange(soci::into(active));
+    st.exchange(soci::into(g.replacedBy));
+    st.exchange(soci::into(g.resource));
+    st.exchange(soci::into(g.provenance));
+    st.exchange(soci::into(c));
+    st.exchange(soci::into(u));
+  }
+  GoldenRecord get() const {
+    GoldenRecord out = g;
+    out.active = active != 0;
+    out.createdAt = c;
+    out.updatedAt = u;
+    return out;
+  }
+};
+constexpr const char* kSourceCols =
+    "id, source_system, resource, normalized, created_at, updated_at";
+constexpr const char* kGoldenCols =
+    "id, active, replaced_by, resource, provenance, created_at, updated_at";
+}  // namespace
+
+std::optional<SourcePatient> MpiTx::source(const std::string& id) {
+  SourceRow row;
+  std::optional<SourcePatient> out;
+  fetchRows(
+      sql_, std::string() + "SELECT " + kSourceCols + " FROM mpi_source_patients WHERE id = :id",
+      row, [&](SourcePatient&& s) { out = std::move(s); }, id);
+  return out;
+}
+
+void MpiTx::forEachSource(const std::function<void(SourcePatient&&)>& visit) {
+  SourceRow row;
+  fetchRows(
+      sql_,
+      std::string() + "SELECT " + kSourceCols + " FROM mpi_source_patients ORDER BY created_at, id",
+      row, visit);
+}
+
+void MpiTx::putGolden(const GoldenRecord& g) {
+  int active = g.active ? 1 : 0;
+  long long created = g.createdAt, updated = g.updatedAt;
+  sql_ << "INSERT INTO mpi_golden_records (id, active, replaced_by, resource, provenance, "
+          "created_at, updated_at) VALUES (:id, :a, :r, :res, :p, :c, :u) ON CONFLICT (id) DO "
+          "UPDATE SET active = excluded.active, replaced_by = excluded.replaced_by, "
+          "resource = excluded.resource, provenance = excluded.provenance, "
+          "updated_at = excluded.updated_at",
+      soci::use(g.id), soci::use(active), soci::use(g.replacedBy), soci::use(g.resource),
+      soci::use(g.provenance), soci::use(created), soci::use(updated);
+}
+
+std::optional<GoldenRecord> MpiTx::golden(const std::string& id) {
+  GoldenRow row;
+  std::optional<GoldenRecord> out;
+  fetchRows(
+      sql_, std::string() + "SELECT " + kGoldenCols + " FROM mpi_golden_records WHERE id = :id",
+      row, [&](GoldenRecord&& g) { out = std::move(g); }, id);
+  return out;
+}
+
+void MpiTx::forEachGolden(const std::function<void(GoldenRecord&&)>& visit) {
+  GoldenRow row;
+  fetchRows(sql_, std::string() + "SELECT " + kGoldenCols + " FROM mpi_golden_records ORDER BY id",
+            row, visit);
+}
+
+void MpiTx::putLink(const MpiLink& l) {
+  std::string result = decisionName(l.result), origin = linkOriginName(l.origin);
+  long long updated = l.updatedAt;
+  sql_ << "INSERT INTO mpi_links (" << kLinkCols
+       << ") VALUES (:s, :g, :r, :o, :sc, :w, :c, :rv, :rs, :u) ON CONFLICT (source_id, "
+          "golden_id) DO UPDATE SET match_result = excluded.match_result, "
+          "link_source = excluded.link_source, score = excluded.score, weight = excluded.weight, "
+          "contributions = excluded.contributions, reviewer = excluded.reviewer, "
+          "reason = excluded.reason, updated_at = excluded.updated_at",
+      soci::use(l.sourceId), soci::use(l.goldenId), soci::use(result), soci::use(origin),
+      soci::use(l.score), soci::use(l.weight), soci::use(l.contributions), soci::use(l.reviewer),
+      soci::use(l.reason), soci::use(updated);
+}
+
+void MpiTx::deleteLink(const std::string& sourceId, const std::string& goldenId) {
+  sql_ << "DELETE FROM mpi_links WHERE source_id = :s AND golden_id = :g", soci::use(sourceId),
+      soci::use(goldenId);
+}
+
+std::vector<MpiLink> MpiTx::linksOfSource(const std::string& sourceId) {
+  LinkRow row;
+  std::vector<MpiLink> out;
+  fetchRows(
+      sql_,
+      std::string() + "SELECT " + kLinkCols +
+          " FROM mpi_links WHERE source_id = :s ORDER BY golden_id",
+      row, [&](MpiLink&& l) { out.push_back(std::move(l)); }, sourceId);
+  return out;
+}
+
+std::vector<MpiLink> MpiTx::linksOfGolden(const std::string& goldenId) {
+  LinkRow row;
+  std::vector<MpiLink> out;
+  fetchRows(
+      sql_,
+      std::string() + "SELECT " + kLinkCols +
+          " FROM mpi_links WHERE golden_id = :g ORDER BY source_id",
+      row, [&](MpiLink&& l) { out.push_back(std::move(l)); }, goldenId);
+  return out;
+}
+
+void MpiTx::forEachLink(const std::function<void(MpiLink&&)>& visit) {
+  LinkRow row;
+  fetchRows(sql_,
+            std::string() + "SELECT " + kLinkCols + " FROM mpi_links ORDER BY source_id, golden_id",
+            row, visit);
+}
+
+int64_t MpiTx::insertReview(const ReviewItem& r) {
+  std::string status = reviewStatusName(r.status);
+  long long created = r.createdAt, decided = r.decidedAt, merge = r.mergeEventId, id = 0;
+  sql_ << "INSERT INTO mpi_review_items (source_id, candidate_id, score, weight, contributions, "
+          "status, reviewer, reason, created_at, decided_at, merge_event_id) VALUES (:s, :c, "
+          ":sc, :w, :ct, :st, :rv, :rs, :ca, :da, :m) RETURNING id",
+      soci::use(r.sourceId), soci::use(r.candidateId), soci::use(r.score), soci::use(r.weight),
+      soci::use(r.contributions), soci::use(status), soci::use(r.reviewer), soci::use(r.reason),
+      soci::use(created), soci::use(decided), soci::use(merge), soci::into(id);
+  return id;
+}
+
+void MpiTx::updateReview(const ReviewItem& r) {
+  std::string status = reviewStatusName(r.status);
+  long long decided = r.decidedAt, merge = r.mergeEventId, id = r.id;
+  sql_ << "UPDATE mpi_review_items SET status = :st, reviewer = :rv, reason = :rs, "
+          "decided_at = :da, merge_event_id = :m WHERE id = :id",
+      soci::use(status), soci::use(r.reviewer), soci::use(r.reason), soci::use(decided),
+      soci::use(merge), soci::use(id);
+}
+
+std::optional<ReviewItem> MpiTx::review(int64_t id) {
+  long long key = id;
+  ReviewRow row;
+  std::optional<ReviewItem> out;
+  fetchRows(
+      sql_, std::string() + "SELECT " + kReviewCols + " FROM mpi_review_items WHERE id = :id", row,
+      [&](ReviewItem&& r) { out = std::move(r); }, key);
+  return out;
+}
+
+std::vector<ReviewItem> MpiTx::reviews(const ReviewFilter& f) {
+  std::string status = f.status ? reviewStatusName(*f.status) : "";
+  int anyStatus = f.status ? 0 : 1;
+  int hasAfter = f.afterId > 0 ? 1 : 0;
+  long long after = f.afterId;
+  int limit = std::clamp(f.limit, 1, 1000);
+  double minScore = f.minScore;
+  ReviewRow row;
+  std::vector<ReviewItem> out;
+  // Keyset paging: the cursor item's own stored score is compared, so no float round trip.
+  fetchRows(
+      sql_,
+      std::string() + "SELECT " + kReviewCols +
+          " FROM mpi_review_items r WHERE (:any = 1 OR status = :st) AND score >= "
+          ":min AND (:hasAfter = 0 OR score < (SELECT c.score FROM mpi_review_items "
+          "c WHERE c.id = :a1) OR (score = (SELECT c.score FROM mpi_review_items c "
+          "WHERE c.id = :a2) AND id < :a3)) ORDER BY score DESC, id DESC LIMIT :lim",
+      row, [&](ReviewItem&& r) { out.push_back(std::move(r)); }, anyStatus, status, minScore,
+      hasAfter, after, after, after, limit);
+  return out;
+}
+
+std::optional<ReviewItem> MpiTx::openReviewForPair(const std::string& a, const std::string& b) {
+  ReviewRow row;
+  std::optional<ReviewItem> out;
+  std::string open = "open";
+  fetchRows(
+      sql_,
+      std::string() + "SELECT " + kReviewCols +
+          " FROM mpi_review_items WHERE status = :st AND ((source_id = :a1 AND "
+          "candidate_id = :b1) OR (source_id = :b2 AND candidate_id = :a2)) "
+          "ORDER BY id LIMIT 1",
+      row, [&](ReviewItem&& r) { out = std::move(r); }, open, a, b, b, a);
+  return out;
+}
+
+std::vector<ReviewItem> MpiTx::openReviewsOf(const std::string& sourceId) {
+  ReviewRow row;
+  std::vector<ReviewItem> out;
+  std::string open = "open";
+  fetchRows(
+      sql_,
+      std::string() + "SELECT " + kReviewCols +
+          " FROM mpi_review_items WHERE status = :st AND (source_id = :a1 OR "
+          "candidate_id = :a2) ORDER BY id",
+      row, [&](ReviewItem&& r) { out.push_back(std::move(r)); }, open, sourceId, sourceId);
+  return out;
+}
+
+int64_t MpiTx::insertMerge(const MergeEvent& m) {
+  long long item = m.reviewItemId, created = m.createdAt, undone = m.undoneAt, id = 0;
+  sql_ << "INSERT INTO mpi_merge_events (from_golden, into_golden, reviewer, reason, "
+          "review_item_id, before_state, created_at, undone_at, undone_by) VALUES (:f, :i, :rv, "
+          ":rs, :ri, :b, :c, :ua, :ub) RETURNING id",
+      soci::use(m.fromGolden), soci::use(m.intoGolden), soci::use(m.reviewer), soci::use(m.reason),
+      soci::use(item), soci::use(m.before), soci::use(created), soci::use(undone),
+      soci::use(m.undoneBy), soci::into(id);
+  return id;
+}
+
+void MpiTx::updateMergeUndo(const MergeEvent& m) {
+  long long undone = m.undoneAt, id = m.id;
+  sql_ << "UPDATE mpi_merge_events SET undone_at = :ua, undone_by = :ub WHERE id = :id",
+      soci::use(undone), soci::use(m.undoneBy), soci::use(id);
+}
+
+std::optional<MergeEvent> MpiTx::merge(int64_t id) {
+  long long key = id, rid = 0, item = 0, created = 0, undone = 0;
+  MergeEvent m;
+  soci::statement st =
+      (sql_.prepare << "SELECT id, from_golden, into_golden, reviewer, reason, review_item_id, "
+                       "before_state, created_at, undone_at, undone_by FROM mpi_merge_events "
+                       "WHERE id = :id",
+       soci::use(key), soci::into(rid), soci::into(m.fromGolden), soci::into(m.intoGolden),
+       soci::into(m.reviewer), soci::into(m.reason), soci::into(item), soci::into(m.before),
+       soci::into(created), soci::into(undone), soci::into(m.undoneBy));
+  st.execute();
+  if (!st.fetch()) return std::nullopt;
+  m.id = rid;
+  m.reviewItemId = item;
+  m.createdAt = created;
+  m.undoneAt = undone;
+  return m;
+}
+
+int64_t MpiTx::appendAudit(const AuditEntry& a) {
+  long long at = a.at, id = 0;
+  sql_ << "INSERT INTO mpi_audit (at, actor, action, subject, detail) VALUES (:at, :ac, :an, :s, "
+          ":d) RETURNING id",
+      soci::use(at), soci::use(a.actor), soci::use(a.action), soci::use(a.subject),
+      soci::use(a.detail), soci::into(id);
+  return id;
+}
+
+std::vector<AuditEntry> MpiTx::audit(const std::string& subject, int limit) {
+  long long id = 0, at = 0;
+  AuditEntry a;
+  std::vector<AuditEntry> out;
+  soci::statement st =
+      (sql_.prepare << "SELECT id, at, actor, action, subject, detail FROM mpi_audit WHERE "
+                       "subject = :s ORDER BY id LIMIT :lim",
+       soci::use(subject), soci::use(limit), soci::into(id), soci::into(at), soci::into(a.actor),
+       soci::into(a.action), soci::into(a.subject), soci::into(a.detail));
+  st.execute();
+  while (st.fetch()) {
+    a.id = id;
+    a.at = at;
+    out.push_back(a);
+  }
+  return out;
+}
+
+// ---- MpiStore ----
+
+MpiStore::MpiStore(std::unique_ptr<soci::session> sql, SqlDialect dialect)
+    : sql_(std::move(sql)), dialect_(dialect) {}
+
+MpiStore::~MpiStore() = default;
+
+Result<std::unique_ptr<MpiStore>> MpiStore::open(const std::string& url) {
+  if (url.starts_with("sqlite3://")) return open("sqlite3", url.substr(10));
+  if (url.starts_with("sqlite:")) return open("sqlite3", "db=" + url.substr(7));
+  if (url.starts_with("postgresql://")) return open("postgresql", url.substr(13));
+  return fail(ErrorCode::kInvalid,
+              "MPI store url must start with 'sqlite3://', 'sqlite:' or 'postgresql://'");
+}
+
+Result<std::unique_ptr<MpiStore>> MpiStore::open(const std::string& backend,
+                                                 const std::string& connect) {
+  auto sql = std::make_unique<soci::session>();
+  SqlDialect dialect;
+  try {
+    if (backend == "sqlite3" || backend == "sqlite") {
+      dialect = SqlDialect::kSqlite;
+      // Create the parent directory of db=PATH so a fresh data dir works.
+      std::string path;
+      if (auto p = connect.find("db="); p != std::string::npos) {
+        path = connect.substr(p + 3, connect.find(' ', p) - p - 3);
+      }
+      if (path.empty()) return fail(ErrorCode::kInvalid, "sqlite3 connect string needs db=PATH");
+      if (path != ":memory:") {
+        std::error_code ec;
+        auto parent = std::filesystem::path(path).parent_path();
+        if (!parent.empty()) std::filesystem::create_directories(parent, ec);
+      }
+      std::string conn =
+          connect.find("timeout=") == std::string::npos ? connect + " timeout=10" : connect;
+      sql->open(*soci::factory_sqlite3(), conn);
+      *sql << "PRAGMA busy_timeout = 10000";
+      *sql << "PRAGMA journal_mode = WAL";
+      *sql << "PRAGMA synchronous = FULL";
+    } else if (backend == "postgresql") {
+      dialect = SqlDialect::kPostgresql;
+      sql->open(*soci::factory_postgresql(), connect);
+    } else {
+      return fail(ErrorCode::kInvalid,
+                  "unknown MPI store backend '" + backend + "' (expected sqlite3 or postgresql)");
+    }
+  } catch (const std::exception& e) {
+    return fail(ErrorCode::kTransient, std::string("cannot open the MPI store: ") + e.what());
+  }
+  std::unique_ptr<MpiStore> store(new MpiStore(std::move(sql), dialect));
+  if (auto m = store->migrate(); !m) return std::unexpected(m.error());
+  return store;
+}
+
+int MpiStore::latestSchemaVersion() { return migrations().back().version; }
+
+Result<void> MpiStore::migrate() {
+  std::lock_guard lock(mutex_);
+  try {
+    *sql_ << "CREATE TABLE IF NOT EXISTS mpi_schema_migrations (version INTEGER PRIMARY KEY, "
+             "applied_at BIGINT NOT NULL)";
+    for (const Migration& m : migrations()) {
+      Txn txn(*sql_, dialect_);
+      if (dialect_ == SqlDialect::kPostgresql) {
+        // Two engines starting together: the second waits and then sees the version applied.
+        *sql_ << "SELECT pg_advisory_xact_lock(7236857364)";
+      }
+      int count = 0;
+      int version = m.version;
+      *sql_ << "SELECT COUNT(*) FROM mpi_schema_migrations WHERE version = :v", soci::use(version),
+          soci::into(count);
+      if (count > 0) {
+        txn.commit();
+        continue;
+      }
+      for (const std::string& s : dialect_ == SqlDialect::kSqlite ? m.sqlite : m.postgresql) {
+        *sql_ << withIdType(s, dialect_);
+      }
+      long long now = std::chrono::duration_cast<std::chrono::milliseconds>(
+                          std::chrono::system_clock::now().time_since_epoch())
+                          .count();
+      *sql_ << "INSERT INTO mpi_schema_migrations (version, applied_at) VALUES (:v, :t)",
+          soci::use(version), soci::use(now);
+      txn.commit();
+    }
+  } catch (const std::exception& e) {
+    return fail(ErrorCode::kException, std::string("MPI store migration failed: ") + e.what());
+  }
+  return {};
+}
+
+Result<int> MpiStore::schemaVersion() {
+  std::lock_guard lock(mutex_);
+  try {
+    int v = 0;
+    soci::indicator ind = soci::i_ok;
+    *sql_ << "SELECT MAX(version) FROM mpi_schema_migrations", soci::into(v, ind);
+    return ind == soci::i_ok ? v : 0;
+  } catch (const std::exception& e) {
+    return fail(ErrorCode::kException, std::string("MPI store: ") + e.what());
+  }
+}
+
+Result<void> MpiStore::transaction(const std::function<Result<void>(MpiTx&)>& fn) {
+  std::lock_guard lock(mutex_);
+  try {
+    if (!sql_->is_connected()) sql_->reconnect();
+    Txn txn(*sql_, dialect_);
+    MpiTx tx(*sql_, dialect_);
+    Result<void> r = fn(tx);
+    if (!r) return r;  // Txn's destructor rolls back
+    txn.commit();
+    return {};
+  } catch (const soci::soci_error& e) {
+    const bool lost = !sql_->is_connected();
+    return fail(lost ? ErrorCode::kTransient : ErrorCode::kException,
+                std::string("MPI store: ") + e.what());
+  } catch (const std::exception& e) {
+    return fail(ErrorCode::kException, std::string("MPI store: ") + e.what());
+  }
+}
+
+Result<void> MpiStore::resetForTests() {
+  {
+    std::lock_guard lock(mutex_);
+    try {
+      for (const char* t : {"mpi_audit", "mpi_merge_events", "mpi_review_items", "mpi_links",
+                            "mpi_golden_records", "mpi_source_patients", "mpi_schema_migrations"}) {
+        *sql_ << "DROP TABLE IF EXISTS " << t;
+      }
+      if (dialect_ == SqlDialect::kPostgresql) {
+        *sql_ << "DROP FUNCTION IF EXISTS mpi_audit_append_only()";
+      }
+    } catch (const std::exception& e) {
+      return fail(ErrorCode::kException, std::string("MPI store reset: ") + e.what());
+    }
+  }
+  return migrate();
+}
+
+}  // namespace switchboard::mpi

@@ -1,0 +1,196 @@
+// Durable MPI state on SOCI (SQLite or PostgreSQL): source patients, golden records with
+// survivorship provenance, links, the review queue, merge events and an append-only audit, in
+// tables prefixed `mpi_` with their own numbered migrations (mpi_schema_migrations). See
+// docs/mpi.md section 9. Thread-safety: one session guarded by a mutex; every call of
+// transaction() runs alone, so MpiStore may be shared between threads.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "engine/core/error.h"
+#include "engine/mpi/match_config.h"
+
+namespace soci {
+class session;
+}
+
+namespace switchboard::mpi {
+
+enum class LinkOrigin : uint8_t { kAuto, kManual };
+const char* linkOriginName(LinkOrigin o);  // "AUTO", "MANUAL"
+std::optional<LinkOrigin> parseLinkOrigin(std::string_view s);
+std::optional<Decision> parseDecision(std::string_view s);  // "MATCH", "POSSIBLE_MATCH", ...
+
+struct SourcePatient {
+  std::string id;  // "<sourceSystem>/<Patient.id>"
+  std::string sourceSystem;
+  std::string resource;    // the FHIR Patient JSON as received
+  std::string normalized;  // normalised comparison form as JSON (inspection; rebuilt at start)
+  int64_t createdAt = 0;   // ms since the epoch
+  int64_t updatedAt = 0;
+};
+
+struct GoldenRecord {
+  std::string id;
+  bool active = true;
+  std::string replacedBy;  // golden id when merged into another, else empty
+  std::string resource;    // the golden Patient JSON (survivorship result)
+  std::string provenance;  // JSON object: field -> {"value", "source", "rule"}
+  int64_t createdAt = 0;
+  int64_t updatedAt = 0;
+};
+
+// One link between a source patient and a golden record. Every source has exactly one link
+// whose golden is its owner (result MATCH or POSSIBLE_MATCH); MANUAL NO_MATCH links record a
+// reviewer's "not the same person" against another golden.
+struct MpiLink {
+  std::string sourceId;
+  std::string goldenId;
+  Decision result = Decision::kMatch;
+  LinkOrigin origin = LinkOrigin::kAuto;
+  double score = 0;           // calibrated probability
+  double weight = 0;          // match weight in bits
+  std::string contributions;  // Scorer::explainJson of the deciding pair, or "{}"
+  std::string reviewer;       // MANUAL only
+  std::string reason;         // MANUAL only
+  int64_t updatedAt = 0;
+};
+
+enum class ReviewStatus : uint8_t { kOpen, kMerged, kNotDuplicate };
+const char* reviewStatusName(ReviewStatus s);  // "open", "merged", "not-duplicate"
+std::optional<ReviewStatus> parseReviewStatus(std::string_view s);
+
+// A pair of source patients the matcher could not decide.
+struct ReviewItem {
+  int64_t id = 0;
+  std::string sourceId;     // the submitted record
+  std::string candidateId;  // the existing record it resembles
+  double score = 0;
+  double weight = 0;
+  std::string contributions;
+  ReviewStatus status = ReviewStatus::kOpen;
+  std::string reviewer;
+  std::string reason;
+  int64_t createdAt = 0;
+  int64_t decidedAt = 0;     // 0 while open
+  int64_t mergeEventId = 0;  // the merge a "merged" decision made, 0 otherwise
+};
+
+struct ReviewFilter {
+  std::optional<ReviewStatus> status;
+  double minScore = 0;
+  int limit = 50;
+  // Keyset paging in (score desc, id desc) order: only items listed after the item with this
+  // id (0: from the start).
+  int64_t afterId = 0;
+};
+
+struct MergeEvent {
+  int64_t id = 0;
+  std::string fromGolden;  // made inactive, replaced-by intoGolden
+  std::string intoGolden;  // survivor
+  std::string reviewer;
+  std::string reason;
+  int64_t reviewItemId = 0;
+  std::string before;  // JSON snapshot of both goldens and the moved links, for undo
+  int64_t createdAt = 0;
+  int64_t undoneAt = 0;
+  std::string undoneBy;
+};
+
+struct AuditEntry {
+  int64_t id = 0;
+  int64_t at = 0;
+  std::string actor;
+  std::string action;   // e.g. "source.submit", "review.decide", "merge", "merge.undo"
+  std::string subject;  // ids, never demographics
+  std::string detail;   // JSON, free of PHI
+};
+
+enum class SqlDialect { kSqlite, kPostgresql };
+
+// Operations inside one transaction. SOCI errors surface as exceptions that
+// MpiStore::transaction converts to an Error; nothing here is called outside it.
+class MpiTx {
+ public:
+  MpiTx(soci::session& sql, SqlDialect dialect) : sql_(sql), dialect_(dialect) {}
+
+  void putSource(const SourcePatient& s);  // insert or replace
+  std::optional<SourcePatient> source(const std::string& id);
+  void forEachSource(const std::function<void(SourcePatient&&)>& visit);
+
+  void putGolden(const GoldenRecord& g);  // insert or replace
+  std::optional<GoldenRecord> golden(const std::string& id);
+  void forEachGolden(const std::function<void(GoldenRecord&&)>& visit);
+
+  void putLink(const MpiLink& l);  // insert or replace (key: source, golden)
+  void deleteLink(const std::string& sourceId, const std::string& goldenId);
+  std::vector<MpiLink> linksOfSource(const std::string& sourceId);
+  std::vector<MpiLink> linksOfGolden(const std::string& goldenId);
+  void forEachLink(const std::function<void(MpiLink&&)>& visit);
+
+  int64_t insertReview(const ReviewItem& r);  // returns the new id
+  void updateReview(const ReviewItem& r);     // status, reviewer, reason, decidedAt, mergeEventId
+  std::optional<ReviewItem> review(int64_t id);
+  std::vector<ReviewItem> reviews(const ReviewFilter& f);
+  // The open item for this unordered pair, if any.
+  std::optional<ReviewItem> openReviewForPair(const std::string& a, const std::string& b);
+  std::vector<ReviewItem> openReviewsOf(const std::string& sourceId);
+
+  int64_t insertMerge(const MergeEvent& m);
+  void updateMergeUndo(const MergeEvent& m);  // undoneAt, undoneBy
+  std::optional<MergeEvent> merge(int64_t id);
+
+  int64_t appendAudit(const AuditEntry& a);
+  std::vector<AuditEntry> audit(const std::string& subject, int limit = 100);
+
+  SqlDialect dialect() const { return dialect_; }
+  // The session of this transaction, for tests that check what the schema refuses.
+  soci::session& session() { return sql_; }
+
+ private:
+  soci::session& sql_;
+  SqlDialect dialect_;
+};
+
+class MpiStore {
+ public:
+  // url: "sqlite3://db=PATH [timeout=N]" (SOCI connect string), "sqlite:PATH", or
+  // "postgresql://host=... port=... dbname=... user=..." (SOCI/libpq connect string).
+  // Opens the session, sets SQLite to WAL and applies pending migrations.
+  static Result<std::unique_ptr<MpiStore>> open(const std::string& url);
+  // backend: "sqlite3" or "postgresql"; connect: the backend's SOCI connect string.
+  static Result<std::unique_ptr<MpiStore>> open(const std::string& backend,
+                                                const std::string& connect);
+  ~MpiStore();
+  MpiStore(const MpiStore&) = delete;
+  MpiStore& operator=(const MpiStore&) = delete;
+
+  // Runs fn in one transaction: committed when fn returns a value, rolled back when it returns
+  // an error or a database call throws (converted to kTransient for connection failures,
+  // kException otherwise).
+  Result<void> transaction(const std::function<Result<void>(MpiTx&)>& fn);
+
+  // Highest applied migration.
+  Result<int> schemaVersion();
+  static int latestSchemaVersion();
+  SqlDialect dialect() const { return dialect_; }
+  // Drops every mpi_ table and migrates again (tests on a shared PostgreSQL database).
+  Result<void> resetForTests();
+
+ private:
+  MpiStore(std::unique_ptr<soci::session> sql, SqlDialect dialect);
+  Result<void> migrate();
+
+  std::mutex mutex_;
+  std::unique_ptr<soci::session> sql_;
+  SqlDialect dialect_;
+};
+
+}  // namespace switchboard::mpi

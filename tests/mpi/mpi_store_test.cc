@@ -1,0 +1,223 @@
+// MpiStore on SQLite or PostgreSQL (SWITCHBOARD_MPI_STORE_BACKEND): migrations, round trips of
+// every table, keyset paging of the review queue, rollback, append-only audit.
+#define BOOST_TEST_MODULE mpi_store
+#include <boost/test/unit_test.hpp>
+
+#include "tests/mpi/mpi_test_support.h"
+
+using namespace switchboard;
+using namespace switchboard::mpi;
+using namespace switchboard::mpi::testing;
+
+BOOST_GLOBAL_FIXTURE(TempDirCleanup);
+
+BOOST_AUTO_TEST_CASE(migrations_are_applied_once) {
+  std::string url;
+  auto store = freshStore(&url);
+  auto v = store->schemaVersion();
+  BOOST_REQUIRE(v.has_value());
+  BOOST_TEST(*v == MpiStore::latestSchemaVersion());
+  BOOST_TEST(*v >= 1);
+  // Reopening the same database applies nothing again and keeps the data.
+  BOOST_REQUIRE(store->transaction([](MpiTx& tx) -> Result<void> {
+    tx.putSource({"s/1", "s", R"({"resourceType":"Patient","id":"1"})", "{}", 10, 10});
+    return {};
+  }));
+  store.reset();
+  auto again = MpiStore::open(url);
+  BOOST_REQUIRE(again.has_value());
+  BOOST_TEST(*(*again)->schemaVersion() == MpiStore::latestSchemaVersion());
+  bool found = false;
+  BOOST_REQUIRE((*again)->transaction([&](MpiTx& tx) -> Result<void> {
+    found = tx.source("s/1").has_value();
+    return {};
+  }));
+  BOOST_TEST(found);
+}
+
+BOOST_AUTO_TEST_CASE(bad_urls_are_refused) {
+  BOOST_TEST(!MpiStore::open("mysql://db=x").has_value());
+  BOOST_TEST(!MpiStore::open("oracle", "x").has_value());
+  BOOST_TEST(!MpiStore::open("sqlite3", "timeout=3").has_value());
+  auto pg = MpiStore::open("postgresql://host=127.0.0.1 port=1 dbname=none connect_timeout=2");
+  BOOST_REQUIRE(!pg.has_value());
+  BOOST_TEST((pg.error().code == ErrorCode::kTransient));
+}
+
+BOOST_AUTO_TEST_CASE(sources_goldens_and_links_round_trip) {
+  auto store = freshStore();
+  const std::string json = R"({"resourceType":"Patient","id":"a","name":[{"family":"Ñúñez"}]})";
+  auto r = store->transaction([&](MpiTx& tx) -> Result<void> {
+    tx.putSource({"wa/a", "wa", json, R"({"family":"nunez"})", 100, 100});
+    tx.putSource({"wa/b", "wa", "{}", "{}", 101, 101});
+    tx.putSource({"wa/a", "wa", json, R"({"family":"nunez"})", 100, 200});  // update
+    tx.putGolden(
+        {"g1", true, "", "{}", R"({"family":{"value":"Nunez","source":"wa/a"}})", 100, 100});
+    tx.putGolden({"g2", false, "g1", "{}", "{}", 101, 300});
+    tx.putLink({"wa/a", "g1", Decision::kMatch, LinkOrigin::kAuto, 0.99, 21.5, R"({"weight":21.5})",
+                "", "", 100});
+    tx.putLink({"wa/b", "g1", Decision::kMatch, LinkOrigin::kManual, 0.7, 12.0, "{}", "ana",
+                "same phone", 300});
+    tx.putLink(
+        {"wa/b", "g2", Decision::kNoMatch, LinkOrigin::kManual, 0.7, 12.0, "{}", "ana", "x", 300});
+    tx.deleteLink("wa/b", "g2");
+    return {};
+  });
+  BOOST_REQUIRE_MESSAGE(r.has_value(), (r ? std::string() : r.error().message));
+  BOOST_REQUIRE(store->transaction([&](MpiTx& tx) -> Result<void> {
+    auto a = tx.source("wa/a");
+    BOOST_REQUIRE(a.has_value());
+    BOOST_TEST(a->resource == json);  // UTF-8 kept byte for byte
+    BOOST_TEST(a->createdAt == 100);
+    BOOST_TEST(a->updatedAt == 200);
+    BOOST_TEST(!tx.source("wa/zzz").has_value());
+    size_t n = 0;
+    tx.forEachSource([&](SourcePatient&&) { ++n; });
+    BOOST_TEST(n == 2u);
+    auto g2 = tx.golden("g2");
+    BOOST_REQUIRE(g2.has_value());
+    BOOST_TEST(!g2->active);
+    BOOST_TEST(g2->replacedBy == "g1");
+    BOOST_TEST(tx.golden("g1")->provenance.find("wa/a") != std::string::npos);
+    auto links = tx.linksOfGolden("g1");
+    BOOST_REQUIRE(links.size() == 2u);
+    BOOST_TEST(links[0].sourceId == "wa/a");
+    BOOST_TEST((links[0].origin == LinkOrigin::kAuto));
+    BOOST_TEST(links[0].weight == 21.5);
+    BOOST_TEST(links[0].score == 0.99);
+    BOOST_TEST((links[1].origin == LinkOrigin::kManual));
+    BOOST_TEST(links[1].reviewer == "ana");
+    BOOST_TEST(links[1].reason == "same phone");
+    BOOST_TEST(tx.linksOfSource("wa/b").size() == 1u);  // the NO_MATCH link was deleted
+    return {};
+  }));
+}
+
+BOOST_AUTO_TEST_CASE(review_queue_pages_by_score) {
+  auto store = freshStore();
+  std::vector<int64_t> ids;
+  const double scores[] = {0.5, 0.9, 0.7, 0.9, 0.2};
+  BOOST_REQUIRE(store->transaction([&](MpiTx& tx) -> Result<void> {
+    for (int i = 0; i < 5; ++i) {
+      ReviewItem r;
+      r.sourceId = "s/" + std::to_string(i);
+      r.candidateId = "s/x";
+      r.score = scores[i];
+      r.weight = 10 + i;
+      r.contributions = "{}";
+      r.createdAt = 1000 + i;
+      ids.push_back(tx.insertReview(r));
+    }
+    return {};
+  }));
+  BOOST_TEST(ids[0] > 0);
+  BOOST_TEST(ids[1] != ids[0]);
+  std::vector<std::string> order;
+  BOOST_REQUIRE(store->transaction([&](MpiTx& tx) -> Result<void> {
+    ReviewFilter f;
+    f.limit = 2;
+    int64_t after = 0;
+    while (true) {
+      f.afterId = after;
+      auto page = tx.reviews(f);
+      if (page.empty()) break;
+      for (const auto& r : page) order.push_back(r.sourceId);
+      after = page.back().id;
+    }
+    // Ties on score come newest first.
+    BOOST_TEST((order == std::vector<std::string>{"s/3", "s/1", "s/2", "s/0", "s/4"}));
+    f = {};
+    f.minScore = 0.6;
+    BOOST_TEST(tx.reviews(f).size() == 3u);
+    auto item = tx.review(ids[2]);
+    BOOST_REQUIRE(item.has_value());
+    item->status = ReviewStatus::kNotDuplicate;
+    item->reviewer = "ana";
+    item->reason = "different mothers";
+    item->decidedAt = 5000;
+    tx.updateReview(*item);
+    f = {};
+    f.status = ReviewStatus::kOpen;
+    BOOST_TEST(tx.reviews(f).size() == 4u);
+    f.status = ReviewStatus::kNotDuplicate;
+    auto done = tx.reviews(f);
+    BOOST_REQUIRE(done.size() == 1u);
+    BOOST_TEST(done[0].reviewer == "ana");
+    BOOST_TEST(done[0].decidedAt == 5000);
+    BOOST_TEST(tx.openReviewForPair("s/x", "s/0").has_value());   // either order
+    BOOST_TEST(!tx.openReviewForPair("s/x", "s/2").has_value());  // decided
+    BOOST_TEST(tx.openReviewsOf("s/x").size() == 4u);
+    BOOST_TEST(!tx.review(999999).has_value());
+    return {};
+  }));
+}
+
+BOOST_AUTO_TEST_CASE(failed_transaction_rolls_back) {
+  auto store = freshStore();
+  auto r = store->transaction([](MpiTx& tx) -> Result<void> {
+    tx.putGolden({"g9", true, "", "{}", "{}", 1, 1});
+    return fail(ErrorCode::kConflict, "changed my mind");
+  });
+  BOOST_REQUIRE(!r.has_value());
+  BOOST_TEST((r.error().code == ErrorCode::kConflict));
+  // A SQL error inside also rolls back and comes back as an Error, not an exception.
+  auto bad = store->transaction([](MpiTx& tx) -> Result<void> {
+    tx.putGolden({"g8", true, "", "{}", "{}", 1, 1});
+    tx.putSource({"x", "s", "{}", "{}", 1, 1});
+    tx.session() << "INSERT INTO mpi_no_such_table VALUES (1)";
+    return {};
+  });
+  BOOST_REQUIRE(!bad.has_value());
+  BOOST_REQUIRE(store->transaction([](MpiTx& tx) -> Result<void> {
+    BOOST_TEST(!tx.golden("g9").has_value());
+    BOOST_TEST(!tx.golden("g8").has_value());
+    BOOST_TEST(!tx.source("x").has_value());
+    return {};
+  }));
+}
+
+BOOST_AUTO_TEST_CASE(merge_events_and_append_only_audit) {
+  auto store = freshStore();
+  int64_t mid = 0, aid = 0;
+  BOOST_REQUIRE(store->transaction([&](MpiTx& tx) -> Result<void> {
+    mid = tx.insertMerge({0, "g2", "g1", "ana", "dup", 7, R"({"goldens":[]})", 123, 0, ""});
+    aid = tx.appendAudit({0, 123, "ana", "merge", "g1", R"({"from":"g2"})"});
+    tx.appendAudit({0, 124, "ana", "merge.undo", "g1", "{}"});
+    return {};
+  }));
+  BOOST_REQUIRE(store->transaction([&](MpiTx& tx) -> Result<void> {
+    auto m = tx.merge(mid);
+    BOOST_REQUIRE(m.has_value());
+    BOOST_TEST(m->fromGolden == "g2");
+    BOOST_TEST(m->reviewItemId == 7);
+    BOOST_TEST(m->undoneAt == 0);
+    m->undoneAt = 200;
+    m->undoneBy = "bo";
+    tx.updateMergeUndo(*m);
+    BOOST_TEST(tx.merge(mid)->undoneBy == "bo");
+    BOOST_TEST(!tx.merge(mid + 100).has_value());
+    auto a = tx.audit("g1");
+    BOOST_REQUIRE(a.size() == 2u);
+    BOOST_TEST(a[0].id == aid);
+    BOOST_TEST(a[0].action == "merge");
+    BOOST_TEST(a[1].action == "merge.undo");
+    return {};
+  }));
+  // The database refuses to change or delete audit rows.
+  auto upd = store->transaction([&](MpiTx& tx) -> Result<void> {
+    tx.session() << "UPDATE mpi_audit SET actor = 'mallory'";
+    return {};
+  });
+  BOOST_TEST(!upd.has_value());
+  auto del = store->transaction([&](MpiTx& tx) -> Result<void> {
+    tx.session() << "DELETE FROM mpi_audit";
+    return {};
+  });
+  BOOST_TEST(!del.has_value());
+  BOOST_REQUIRE(store->transaction([&](MpiTx& tx) -> Result<void> {
+    auto a = tx.audit("g1");
+    BOOST_REQUIRE(a.size() == 2u);
+    BOOST_TEST(a[0].actor == "ana");
+    return {};
+  }));
+}

@@ -1,0 +1,68 @@
+// Test support for the MPI store, service and HTTP suites: opens a fresh MpiStore on the backend
+// named by SWITCHBOARD_MPI_STORE_BACKEND (sqlite, the default, in a temporary directory; or
+// postgresql from SWITCHBOARD_TEST_PG, whose mpi_ tables are dropped first).
+#pragma once
+
+#include <boost/test/unit_test.hpp>
+
+#include <unistd.h>
+#include <atomic>
+#include <cstdlib>
+#include <filesystem>
+#include <string>
+
+#include <soci/soci.h>
+
+#include "engine/mpi/mpi_store.h"
+
+namespace switchboard::mpi::testing {
+
+inline std::string backendName() {
+  const char* b = std::getenv("SWITCHBOARD_MPI_STORE_BACKEND");
+  return b && *b ? b : "sqlite";
+}
+
+inline std::string sourceDir() {
+  const char* s = std::getenv("SWITCHBOARD_SOURCE_DIR");
+  BOOST_REQUIRE_MESSAGE(s != nullptr, "SWITCHBOARD_SOURCE_DIR is not set");
+  return s;
+}
+
+// A store URL for a fresh database. On PostgreSQL the caller must reset the tables.
+inline std::string freshStoreUrl() {
+  if (backendName() == "postgresql") {
+    const char* pg = std::getenv("SWITCHBOARD_TEST_PG");
+    BOOST_REQUIRE_MESSAGE(pg != nullptr && *pg,
+                          "SWITCHBOARD_TEST_PG is not set (scripts/test provides a cluster)");
+    return pg;
+  }
+  static std::atomic<int> n{0};
+  auto dir =
+      std::filesystem::temp_directory_path() / ("switchboard-mpi-" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir);
+  return "sqlite3://db=" + (dir / ("mpi" + std::to_string(n++) + ".db")).string();
+}
+
+inline std::unique_ptr<MpiStore> freshStore(std::string* urlOut = nullptr) {
+  std::string url = freshStoreUrl();
+  auto s = MpiStore::open(url);
+  BOOST_REQUIRE_MESSAGE(s.has_value(), (s ? std::string() : s.error().message));
+  if (backendName() == "postgresql") {
+    auto r = (*s)->resetForTests();
+    BOOST_REQUIRE_MESSAGE(r.has_value(), (r ? std::string() : r.error().message));
+  }
+  if (urlOut) *urlOut = url;
+  return std::move(*s);
+}
+
+// Removes the temporary SQLite files when the test module ends.
+struct TempDirCleanup {
+  ~TempDirCleanup() {
+    std::error_code ec;
+    std::filesystem::remove_all(
+        std::filesystem::temp_directory_path() / ("switchboard-mpi-" + std::to_string(::getpid())),
+        ec);
+  }
+};
+
+}  // namespace switchboard::mpi::testing
