@@ -36,7 +36,7 @@ struct EngineConfig {
   int deliveryThreads = 4;
   std::int64_t leaseMs = 30000;
   int claimBatch = 64;
-  int deliveryClaimBatch = 16;
+  int deliveryClaimBatch = 64;
   int idlePollMs = 200;
   // Circuit breaker
   int breakerFailureThreshold = 5;

@@ -226,6 +226,30 @@ class Txn {
   bool done_ = false;
 };
 
+// Claims only take leases: losing one in a crash just makes the row claimable again. On SQLite
+// they commit without fsync (synchronous=NORMAL); the next FULL commit (finish, attempt, intake)
+// fsyncs the WAL up to and including them, so nothing that depends on a claim is durable before
+// the claim itself.
+class RelaxedSync {
+ public:
+  RelaxedSync(soci::session& sql, Dialect dialect) : sql_(sql), active_(dialect == Dialect::kSqlite) {
+    if (active_) sql_ << "PRAGMA synchronous = NORMAL";
+  }
+  RelaxedSync(const RelaxedSync&) = delete;
+  RelaxedSync& operator=(const RelaxedSync&) = delete;
+  ~RelaxedSync() {
+    if (!active_) return;
+    try {
+      sql_ << "PRAGMA synchronous = FULL";
+    } catch (const std::exception&) {
+    }
+  }
+
+ private:
+  soci::session& sql_;
+  bool active_;
+};
+
 class SessionPool {
  public:
   class Lease {
@@ -293,6 +317,8 @@ class SqlStore final : public Store {
           *s << "PRAGMA journal_mode = WAL";
           *s << "PRAGMA synchronous = FULL";
           *s << "PRAGMA foreign_keys = ON";
+          *s << "PRAGMA cache_size = -65536";  // 64 MiB page cache per session
+          *s << "PRAGMA temp_store = MEMORY";
         } else {
           s->open(*soci::factory_postgresql(), connect_);
         }
@@ -379,6 +405,7 @@ class SqlStore final : public Store {
   Result<std::vector<core::StoredMessage>> claimMessages(const std::string& owner, int limit, Millis nowMs,
                                                          Millis leaseMs) override {
     return write("claimMessages", [&](soci::session& sql) -> Result<std::vector<core::StoredMessage>> {
+      RelaxedSync relaxed(sql, dialect_);
       Txn tr(sql, dialect_);
       DynamicQuery pick;
       pick.sql("SELECT id, lease_owner FROM messages WHERE status = 'received' AND lease_until <= ")
@@ -397,22 +424,36 @@ class SqlStore final : public Store {
       std::vector<std::pair<long long, std::string>> picked;
       fetchAll(sql, pick, row, [&] { picked.emplace_back(row.id, row.previousOwner); });
       std::vector<core::StoredMessage> out;
+      if (picked.empty()) return out;
       out.reserve(picked.size());
-      long long leaseUntil = nowMs + leaseMs, now = nowMs;
-      for (auto& [id, previous] : picked) {
-        sql << "UPDATE messages SET lease_owner = :o, lease_until = :l WHERE id = :i", soci::use(owner),
-            soci::use(leaseUntil), soci::use(id);
-        if (!previous.empty()) {
-          appendEvent(sql, id, 0, now, "lease-expired", "lease of " + previous + " expired; taken by " + owner);
-        }
-        DynamicQuery q;
-        q.sql("SELECT ").sql(kMessageColumns).sql(" FROM messages WHERE id = ").param(id);
-        MessageRow m;
-        Result<core::StoredMessage> message = fail(ErrorCode::kNotFound, "vanished");
-        fetchAll(sql, q, m, [&] { message = m.toMessage(); });
-        if (!message) return std::unexpected(message.error());
-        out.push_back(std::move(*message));
+      DynamicQuery lease;
+      lease.sql("UPDATE messages SET lease_owner = ").param(owner).sql(", lease_until = ")
+          .param(static_cast<long long>(nowMs + leaseMs)).sql(" WHERE id IN (");
+      DynamicQuery load;
+      load.sql("SELECT ").sql(kMessageColumns).sql(" FROM messages WHERE id IN (");
+      for (std::size_t i = 0; i < picked.size(); ++i) {
+        lease.sql(i ? ", " : "").param(picked[i].first);
+        load.sql(i ? ", " : "").param(picked[i].first);
       }
+      lease.sql(")");
+      load.sql(") ORDER BY id");
+      executeCount(sql, lease);
+      for (auto& [id, previous] : picked) {
+        if (!previous.empty()) {
+          appendEvent(sql, id, 0, nowMs, "lease-expired", "lease of " + previous + " expired; taken by " + owner);
+        }
+      }
+      MessageRow m;
+      std::optional<Error> bad;
+      fetchAll(sql, load, m, [&] {
+        auto message = m.toMessage();
+        if (!message) {
+          bad = message.error();
+          return;
+        }
+        out.push_back(std::move(*message));
+      });
+      if (bad) return std::unexpected(*bad);
       tr.commit();
       return out;
     });
@@ -420,33 +461,20 @@ class SqlStore final : public Store {
 
   Result<void> finishMessage(std::int64_t messageId, const std::string& owner, const ProcessOutcome& outcome,
                              Millis nowMs) override {
-    return write("finishMessage", [&](soci::session& sql) -> Result<void> {
+    auto r = finishMessages(owner, {{messageId, outcome}}, nowMs);
+    if (!r) return std::unexpected(r.error());
+    return r->at(0);
+  }
+
+  Result<std::vector<Result<void>>> finishMessages(const std::string& owner, const std::vector<FinishItem>& items,
+                                                   Millis nowMs) override {
+    return write("finishMessages", [&](soci::session& sql) -> Result<std::vector<Result<void>>> {
       Txn tr(sql, dialect_);
-      long long id = messageId, now = nowMs, run = 0;
-      std::string status = outcome.status, error = sanitizeText(outcome.error);
-      DynamicQuery upd;
-      upd.sql("UPDATE messages SET status = ").param(status).sql(", error = ").param(error)
-          .sql(", lease_owner = '', lease_until = 0, updated_at = ").param(now)
-          .sql(" WHERE id = ").param(id).sql(" AND lease_owner = ").param(owner)
-          .sql(" AND status = 'received'");
-      if (executeCount(sql, upd) != 1) {
-        return fail(ErrorCode::kConflict, "message " + std::to_string(messageId) + " is no longer leased by " + owner);
-      }
-      sql << "SELECT run FROM messages WHERE id = :i", soci::use(id), soci::into(run);
-      for (const auto& [type, detail] : outcome.events) appendEvent(sql, id, 0, now, type, detail);
-      for (const NewDelivery& d : outcome.deliveries) {
-        auto encoded = encodeBody(d.payload);
-        long long deliveryId = 0, next = d.nextAttemptAtMs;
-        std::string destination = d.destination, contentType = sanitizeText(d.contentType);
-        sql << "INSERT INTO deliveries (message_id, run, channel_id, destination, status, created_at, "
-               "next_attempt_at, payload, payload_encoding, content_type) SELECT id, run, channel_id, :d, "
-               "'pending', :c, :n, :p, :e, :t FROM messages WHERE id = :i RETURNING id",
-            soci::use(destination), soci::use(now), soci::use(next), soci::use(encoded.text),
-            soci::use(encoded.encoding), soci::use(contentType), soci::use(id), soci::into(deliveryId);
-        appendEvent(sql, id, deliveryId, now, "delivery-created", destination);
-      }
+      std::vector<Result<void>> out;
+      out.reserve(items.size());
+      for (const FinishItem& item : items) out.push_back(finishOne(sql, item.messageId, owner, item.outcome, nowMs));
       tr.commit();
-      return {};
+      return out;
     });
   }
 
@@ -454,6 +482,7 @@ class SqlStore final : public Store {
                                                       Millis leaseMs,
                                                       const std::vector<std::string>& paused) override {
     return write("claimDeliveries", [&](soci::session& sql) -> Result<std::vector<DeliveryRecord>> {
+      RelaxedSync relaxed(sql, dialect_);
       Txn tr(sql, dialect_);
       DynamicQuery pick;
       pick.sql("SELECT id FROM deliveries WHERE status = 'pending' AND next_attempt_at <= ")
@@ -477,14 +506,38 @@ class SqlStore final : public Store {
       std::vector<long long> ids;
       fetchAll(sql, pick, row, [&] { ids.push_back(row.id); });
       std::vector<DeliveryRecord> out;
-      long long leaseUntil = nowMs + leaseMs;
-      for (long long id : ids) {
-        sql << "UPDATE deliveries SET lease_owner = :o, lease_until = :l WHERE id = :i", soci::use(owner),
-            soci::use(leaseUntil), soci::use(id);
-        auto d = loadDelivery(sql, id);
-        if (!d) return std::unexpected(d.error());
-        out.push_back(std::move(*d));
+      if (ids.empty()) return out;
+      DynamicQuery lease;
+      lease.sql("UPDATE deliveries SET lease_owner = ").param(owner).sql(", lease_until = ")
+          .param(static_cast<long long>(nowMs + leaseMs)).sql(" WHERE id IN (");
+      DynamicQuery load;
+      load.sql("SELECT ").sql(kDeliveryColumns).sql(", (SELECT metadata FROM messages m WHERE m.id = message_id) "
+                                                   "FROM deliveries WHERE id IN (");
+      for (std::size_t i = 0; i < ids.size(); ++i) {
+        lease.sql(i ? ", " : "").param(ids[i]);
+        load.sql(i ? ", " : "").param(ids[i]);
       }
+      lease.sql(")");
+      load.sql(") ORDER BY next_attempt_at, id");
+      executeCount(sql, lease);
+      struct WithMetadata : DeliveryRow {
+        std::string metadata;
+        void bind(soci::statement& st) {
+          DeliveryRow::bind(st);
+          st.exchange(soci::into(metadata));
+        }
+      } d;
+      std::optional<Error> bad;
+      fetchAll(sql, load, d, [&] {
+        auto r = d.toRecord();
+        if (!r) {
+          bad = r.error();
+          return;
+        }
+        r->metadata = decodeMetadata(d.metadata);
+        out.push_back(std::move(*r));
+      });
+      if (bad) return std::unexpected(*bad);
       tr.commit();
       return out;
     });
@@ -492,48 +545,20 @@ class SqlStore final : public Store {
 
   Result<void> recordAttempt(std::int64_t deliveryId, const std::string& owner,
                              const AttemptRecord& a) override {
-    return write("recordAttempt", [&](soci::session& sql) -> Result<void> {
+    auto r = recordAttempts(owner, {{deliveryId, a}});
+    if (!r) return std::unexpected(r.error());
+    return r->at(0);
+  }
+
+  Result<std::vector<Result<void>>> recordAttempts(const std::string& owner,
+                                                   const std::vector<AttemptItem>& items) override {
+    return write("recordAttempts", [&](soci::session& sql) -> Result<std::vector<Result<void>>> {
       Txn tr(sql, dialect_);
-      long long id = deliveryId, messageId = 0, attempts = 0, run = 0;
-      soci::indicator found = soci::i_null;
-      std::string status;
-      sql << "SELECT message_id, attempts, status, run FROM deliveries WHERE id = :i AND lease_owner = :o",
-          soci::use(id), soci::use(owner), soci::into(messageId, found), soci::into(attempts), soci::into(status),
-          soci::into(run);
-      if (!sql.got_data() || status != "pending") {
-        return fail(ErrorCode::kConflict, "delivery " + std::to_string(deliveryId) + " is no longer leased by " + owner);
-      }
-      if (dialect_ == Dialect::kPostgresql) {
-        // Serialise the status roll-up with sibling deliveries finishing on other engines.
-        long long locked = 0;
-        sql << "SELECT id FROM messages WHERE id = :i FOR UPDATE", soci::use(messageId), soci::into(locked);
-      }
-      long long attempt = attempts + 1, started = a.startedAtMs, duration = a.durationMs, code = a.statusCode,
-                next = a.nextAttemptAtMs;
-      std::string outcome = a.outcome, response = sanitizeText(a.response), newStatus = a.newStatus,
-                  deadReason = newStatus == "dead" ? a.deadReason : std::string();
-      sql << "INSERT INTO attempts (delivery_id, attempt, started_at, duration_ms, outcome, status_code, response) "
-             "VALUES (:d, :a, :s, :u, :o, :c, :r)",
-          soci::use(id), soci::use(attempt), soci::use(started), soci::use(duration), soci::use(outcome),
-          soci::use(code), soci::use(response);
-      sql << "UPDATE deliveries SET attempts = :a, status = :s, next_attempt_at = :n, last_status_code = :c, "
-             "last_response = :r, dead_reason = :x, lease_owner = '', lease_until = 0 WHERE id = :i",
-          soci::use(attempt), soci::use(newStatus), soci::use(next), soci::use(code), soci::use(response),
-          soci::use(deadReason), soci::use(id);
-      const Millis at = a.startedAtMs + a.durationMs;
-      const std::string summary = "attempt " + std::to_string(attempt) + ": " + outcome +
-                                  (a.statusCode ? " " + std::to_string(a.statusCode) : std::string()) +
-                                  (response.empty() ? std::string() : " " + response.substr(0, 200));
-      if (newStatus == "succeeded") {
-        appendEvent(sql, messageId, id, at, "sent", summary);
-      } else if (newStatus == "pending") {
-        appendEvent(sql, messageId, id, at, "retry-scheduled", summary + "; next at " + std::to_string(next));
-      } else {
-        appendEvent(sql, messageId, id, at, "dead", deadReason + "; " + summary);
-      }
-      rollUp(sql, messageId, at);
+      std::vector<Result<void>> out;
+      out.reserve(items.size());
+      for (const AttemptItem& item : items) out.push_back(recordOne(sql, item.deliveryId, owner, item.attempt));
       tr.commit();
-      return {};
+      return out;
     });
   }
 
@@ -816,6 +841,77 @@ class SqlStore final : public Store {
   }
 
  private:
+  Result<void> finishOne(soci::session& sql, std::int64_t messageId, const std::string& owner,
+                         const ProcessOutcome& outcome, Millis nowMs) {
+    long long id = messageId, now = nowMs, run = 0;
+    std::string status = outcome.status, error = sanitizeText(outcome.error);
+    DynamicQuery upd;
+    upd.sql("UPDATE messages SET status = ").param(status).sql(", error = ").param(error)
+        .sql(", lease_owner = '', lease_until = 0, updated_at = ").param(now)
+        .sql(" WHERE id = ").param(id).sql(" AND lease_owner = ").param(owner)
+        .sql(" AND status = 'received'");
+    if (executeCount(sql, upd) != 1) {
+      return fail(ErrorCode::kConflict, "message " + std::to_string(messageId) + " is no longer leased by " + owner);
+    }
+    sql << "SELECT run FROM messages WHERE id = :i", soci::use(id), soci::into(run);
+    for (const auto& [type, detail] : outcome.events) appendEvent(sql, id, 0, now, type, detail);
+    for (const NewDelivery& d : outcome.deliveries) {
+      auto encoded = encodeBody(d.payload);
+      long long deliveryId = 0, next = d.nextAttemptAtMs;
+      std::string destination = d.destination, contentType = sanitizeText(d.contentType);
+      sql << "INSERT INTO deliveries (message_id, run, channel_id, destination, status, created_at, "
+             "next_attempt_at, payload, payload_encoding, content_type) SELECT id, run, channel_id, :d, "
+             "'pending', :c, :n, :p, :e, :t FROM messages WHERE id = :i RETURNING id",
+          soci::use(destination), soci::use(now), soci::use(next), soci::use(encoded.text),
+          soci::use(encoded.encoding), soci::use(contentType), soci::use(id), soci::into(deliveryId);
+      appendEvent(sql, id, deliveryId, now, "delivery-created", destination);
+    }
+    return {};
+  }
+
+  Result<void> recordOne(soci::session& sql, std::int64_t deliveryId, const std::string& owner,
+                         const AttemptRecord& a) {
+    long long id = deliveryId, messageId = 0, attempts = 0, run = 0;
+    soci::indicator found = soci::i_null;
+    std::string status;
+    sql << "SELECT message_id, attempts, status, run FROM deliveries WHERE id = :i AND lease_owner = :o",
+        soci::use(id), soci::use(owner), soci::into(messageId, found), soci::into(attempts), soci::into(status),
+        soci::into(run);
+    if (!sql.got_data() || status != "pending") {
+      return fail(ErrorCode::kConflict, "delivery " + std::to_string(deliveryId) + " is no longer leased by " + owner);
+    }
+    if (dialect_ == Dialect::kPostgresql) {
+      // Serialise the status roll-up with sibling deliveries finishing on other engines.
+      long long locked = 0;
+      sql << "SELECT id FROM messages WHERE id = :i FOR UPDATE", soci::use(messageId), soci::into(locked);
+    }
+    long long attempt = attempts + 1, started = a.startedAtMs, duration = a.durationMs, code = a.statusCode,
+              next = a.nextAttemptAtMs;
+    std::string outcome = a.outcome, response = sanitizeText(a.response), newStatus = a.newStatus,
+                deadReason = newStatus == "dead" ? a.deadReason : std::string();
+    sql << "INSERT INTO attempts (delivery_id, attempt, started_at, duration_ms, outcome, status_code, response) "
+           "VALUES (:d, :a, :s, :u, :o, :c, :r)",
+        soci::use(id), soci::use(attempt), soci::use(started), soci::use(duration), soci::use(outcome),
+        soci::use(code), soci::use(response);
+    sql << "UPDATE deliveries SET attempts = :a, status = :s, next_attempt_at = :n, last_status_code = :c, "
+           "last_response = :r, dead_reason = :x, lease_owner = '', lease_until = 0 WHERE id = :i",
+        soci::use(attempt), soci::use(newStatus), soci::use(next), soci::use(code), soci::use(response),
+        soci::use(deadReason), soci::use(id);
+    const Millis at = a.startedAtMs + a.durationMs;
+    const std::string summary = "attempt " + std::to_string(attempt) + ": " + outcome +
+                                (a.statusCode ? " " + std::to_string(a.statusCode) : std::string()) +
+                                (response.empty() ? std::string() : " " + response.substr(0, 200));
+    if (newStatus == "succeeded") {
+      appendEvent(sql, messageId, id, at, "sent", summary);
+    } else if (newStatus == "pending") {
+      appendEvent(sql, messageId, id, at, "retry-scheduled", summary + "; next at " + std::to_string(next));
+    } else {
+      appendEvent(sql, messageId, id, at, "dead", deadReason + "; " + summary);
+    }
+    rollUp(sql, messageId, at);
+    return {};
+  }
+
   void appendEvent(soci::session& sql, long long messageId, long long deliveryId, long long at,
                    const std::string& type, const std::string& detail) {
     std::string cleanType = sanitizeText(type), cleanDetail = sanitizeText(detail);

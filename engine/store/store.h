@@ -188,6 +188,16 @@ class Store {
   virtual Result<void> finishMessage(std::int64_t messageId, const std::string& owner,
                                      const ProcessOutcome& outcome, Millis nowMs) = 0;
 
+  // finishMessage for many messages in ONE transaction (one fsync); one result per item, in order.
+  // An item whose lease was lost gets kConflict and changes nothing; the others still commit.
+  struct FinishItem {
+    std::int64_t messageId = 0;
+    ProcessOutcome outcome;
+  };
+  virtual Result<std::vector<Result<void>>> finishMessages(const std::string& owner,
+                                                           const std::vector<FinishItem>& items,
+                                                           Millis nowMs) = 0;
+
   // Claims up to `limit` pending deliveries due now (next_attempt_at <= nowMs) with no live lease,
   // skipping destinations in `pausedDestinations` ("channel/destination" keys, e.g. open circuit
   // breakers). Oldest due first. Fills metadata from the message.
@@ -202,6 +212,14 @@ class Store {
   // or "dead" (any dead).
   virtual Result<void> recordAttempt(std::int64_t deliveryId, const std::string& owner,
                                      const AttemptRecord& attempt) = 0;
+
+  // recordAttempt for many deliveries in ONE transaction; one result per item, in order.
+  struct AttemptItem {
+    std::int64_t deliveryId = 0;
+    AttemptRecord attempt;
+  };
+  virtual Result<std::vector<Result<void>>> recordAttempts(const std::string& owner,
+                                                           const std::vector<AttemptItem>& items) = 0;
 
   // Releases every message and delivery lease held by `owner` (graceful shutdown).
   virtual Result<void> releaseLeases(const std::string& owner) = 0;

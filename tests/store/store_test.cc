@@ -519,3 +519,36 @@ BOOST_AUTO_TEST_CASE(codec_base64_round_trips_and_rejects_garbage) {
   BOOST_TEST(!store::isStorableText("\xed\xa0\x80"));  // surrogate
   BOOST_TEST(!store::isStorableText("\xc0\xaf"));      // overlong
 }
+
+BOOST_AUTO_TEST_CASE(batched_finish_and_attempts_commit_together_and_refuse_lost_leases_per_item) {
+  Db db;
+  auto s = db.open();
+  auto a = ingestOne(*s, msg("c", "1", "a"));
+  auto b = ingestOne(*s, msg("c", "2", "b"));
+  auto c = ingestOne(*s, msg("c", "3", "c"));
+  BOOST_REQUIRE_EQUAL(s->claimMessages("w", 2, 1000, 500)->size(), 2u);  // a and b
+  auto r = s->finishMessages("w", {{a, processed({"d"}, 1000)}, {c, processed({"d"}, 1000)}, {b, processed({"d"}, 1000)}},
+                             1000);
+  BOOST_REQUIRE(r.has_value());
+  BOOST_REQUIRE_EQUAL(r->size(), 3u);
+  BOOST_TEST(r->at(0).has_value());
+  BOOST_TEST(!r->at(1).has_value());  // c was never claimed by w
+  BOOST_TEST((r->at(1).error().code == ErrorCode::kConflict));
+  BOOST_TEST(r->at(2).has_value());
+  BOOST_TEST(s->getMessage(c)->deliveries.empty());
+  BOOST_TEST(s->getMessage(c)->message.status == "received");
+
+  auto due = s->claimDeliveries("w", 10, 1000, 500, {});
+  BOOST_REQUIRE_EQUAL(due->size(), 2u);
+  std::vector<store::Store::AttemptItem> items;
+  items.push_back({due->at(0).id, attempt("ok", "succeeded", 1000)});
+  items.push_back({due->at(1).id + 1000, attempt("ok", "succeeded", 1000)});  // unknown: conflict
+  items.push_back({due->at(1).id, attempt("retry", "pending", 1000, 9000)});
+  auto rec = s->recordAttempts("w", items);
+  BOOST_REQUIRE(rec.has_value());
+  BOOST_TEST(rec->at(0).has_value());
+  BOOST_TEST(!rec->at(1).has_value());
+  BOOST_TEST(rec->at(2).has_value());
+  BOOST_TEST(s->getMessage(due->at(0).messageId)->message.status == "delivered");
+  BOOST_TEST(s->getMessage(due->at(1).messageId)->message.status == "processed");
+}
