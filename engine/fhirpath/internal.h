@@ -1,0 +1,110 @@
+// Internals shared by the FHIRPath sources: syntax tree, decimal arithmetic, temporal and quantity
+// helpers, the FHIR R4 type model. Not part of the module's interface. Thread-safety: the type
+// model is built once (thread-safe static init) and read-only afterwards; the rest is values.
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "engine/fhirpath/fhirpath.h"
+
+namespace switchboard::fhirpath {
+
+// ---- decimal arithmetic (exact; division keeps Decimal::kDivisionScale digits) ----
+Decimal decAdd(const Decimal& a, const Decimal& b);
+Decimal decSub(const Decimal& a, const Decimal& b);
+std::optional<Decimal> decMul(const Decimal& a, const Decimal& b);
+std::optional<Decimal> decDiv(const Decimal& a, const Decimal& b);  // empty when b == 0
+Decimal decNeg(const Decimal& a);
+Decimal decRound(const Decimal& a, int digits);  // half away from zero
+Decimal decTruncate(const Decimal& a);
+Decimal decFloor(const Decimal& a);
+Decimal decCeiling(const Decimal& a);
+bool decIsZero(const Decimal& a);
+bool decIsNegative(const Decimal& a);
+std::optional<std::int64_t> decToInt64(const Decimal& a);  // only when integral and in range
+Decimal decWithScale(const Decimal& a, int scale);           // rescale (rounds when reducing)
+Decimal decNormalize(const Decimal& a);                      // drop trailing zeros
+
+// ---- temporal helpers ----
+// Compares two temporals of the same kind. Empty optional when precision makes it undecidable.
+std::optional<int> temporalCompare(const Temporal& a, const Temporal& b);
+// Adds `amount` of a calendar unit (year, month, week, day, hour, minute, second, millisecond).
+std::optional<Temporal> temporalAdd(const Temporal& t, const Decimal& amount,
+                                    const std::string& unit);
+int precisionDigits(const Temporal& t);
+
+// ---- quantities ----
+// Canonical calendar word ("year", "month", ... "millisecond") of a unit, if it is one.
+std::optional<std::string> calendarUnit(std::string_view unit);
+// Equality/order of quantities with unit conversion; empty optional when not comparable.
+std::optional<int> quantityCompare(const Quantity& a, const Quantity& b, bool equivalence);
+
+// ---- FHIR R4 type model ----
+struct ElementInfo {
+  std::string type;       // FHIR type of the element or a backbone path ("Patient.contact")
+  bool choice = false;    // value[x]
+  bool repeats = false;
+};
+bool isPrimitiveType(std::string_view fhirType);
+bool isResourceType(std::string_view name);
+bool isKnownType(std::string_view name);  // a FHIR data type, resource or backbone type
+// The element `name` of `parentType`; empty when unknown.
+std::optional<ElementInfo> elementInfo(std::string_view parentType, std::string_view name);
+// Whether every element of the type is modelled (so an unknown name is an error).
+bool typeIsComplete(std::string_view type);
+// The base type (Patient -> DomainResource -> Resource; code -> string; Age -> Quantity).
+std::string baseType(std::string_view type);
+// The FHIR type named by a choice-element suffix ("Quantity" -> Quantity, "DateTime" ->
+// dateTime); empty when the suffix names no type.
+std::optional<std::string> choiceSuffixType(std::string_view suffix);
+// System type of a FHIR primitive type ("date" -> Date, "code" -> String); empty if none.
+std::optional<std::string> systemTypeOf(std::string_view fhirType);
+
+namespace detail {
+
+enum class ExprKind {
+  kLiteral,     // literal value (value)
+  kEmpty,       // {}
+  kMember,      // name: child elements of the input (or a type name filter at the root)
+  kFunction,    // name(args) on the input
+  kThis,        // $this
+  kIndex,       // $index
+  kTotal,       // $total
+  kVariable,    // %name
+  kDot,         // children[0] . children[1]
+  kIndexer,     // children[0] [ children[1] ]
+  kUnary,       // op children[0]   (op "+" or "-")
+  kBinary,      // children[0] op children[1]
+  kTypeOp,      // children[0] is/as typeName
+};
+
+struct ExprNode {
+  ExprKind kind = ExprKind::kLiteral;
+  std::string name;      // member/function/variable name or operator
+  std::string typeName;  // for kTypeOp and type arguments, qualified "FHIR.Patient" / "System.String"
+  Node value;            // literal
+  bool root = false;     // member at the start of a path (type name filter allowed)
+  std::vector<std::unique_ptr<ExprNode>> children;
+  std::size_t line = 1, column = 1;
+};
+
+}  // namespace detail
+
+// Parses (no semantic checks); used by compile().
+Result<std::unique_ptr<detail::ExprNode>> parseExpression(std::string_view text);
+
+// Type name of a node for is/as/ofType, qualified: "FHIR.string", "System.Integer".
+std::string qualifiedTypeOf(const Node& node);
+// Whether the node is of the (possibly unqualified) type name, honouring inheritance.
+bool nodeIsType(const Node& node, std::string_view typeName);
+
+// Children of an element node (all JSON properties, arrays flattened, "_x" merged).
+Collection childrenOf(const Node& node);
+// The child elements called `name` (choice types resolved: value -> valueQuantity).
+Collection childNamed(const Node& node, std::string_view name);
+
+}  // namespace switchboard::fhirpath
