@@ -131,6 +131,9 @@ Result<MatchConfig> MatchConfig::fromJson(std::string_view json) {
       auto d = probability(v, path);
       if (!d) return std::unexpected(d.error());
       c.tfFloor = *d;
+    } else if (key == "termFrequencyMinRecords") {
+      if (!v.IsUint64()) return fail(ErrorCode::kValue, "expected a non-negative integer", path);
+      c.tfMinRecords = v.GetUint64();
     } else if (key == "locationCap") {
       auto d = number(v, path);
       if (!d) return std::unexpected(d.error());
@@ -265,6 +268,8 @@ std::string MatchConfig::toJson() const {
   w.Double(lambda);
   w.Key("termFrequencyFloor");
   w.Double(tfFloor);
+  w.Key("termFrequencyMinRecords");
+  w.Uint64(tfMinRecords);
   w.Key("locationCap");
   w.Double(locationCap);
   w.Key("parentChildYears");

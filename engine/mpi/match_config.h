@@ -51,6 +51,9 @@ struct MatchConfig {
   double matchThreshold = 20.0;      // bits; at or above: MATCH (auto-link)
   double possibleThreshold = 8.0;    // bits; at or above: POSSIBLE_MATCH (review)
   double tfFloor = 1e-4;             // smallest frequency used by the TF adjustment
+  // Term frequencies apply only once this many records are indexed: in a small population
+  // (a fresh MPI) a value's share says nothing about how common it is.
+  uint64_t tfMinRecords = 1000;
   double locationCap = 16.0;         // bits: cap on the summed positive address evidence
   int parentChildYears = 12;         // birth years at least this far apart: parent/child rule
   uint32_t maxBlockSize = 1000;      // a blocking key with more records yields no candidates

@@ -74,7 +74,7 @@ std::vector<std::string> commonV1() {
       "candidate_id TEXT NOT NULL, score DOUBLE PRECISION NOT NULL, "
       "weight DOUBLE PRECISION NOT NULL, contributions TEXT NOT NULL, status TEXT NOT NULL, "
       "reviewer TEXT NOT NULL, reason TEXT NOT NULL, created_at BIGINT NOT NULL, "
-      "decided_at BIGINT NOT NULL, merge_event_id BIGINT NOT NULL)",
+      "decided_at BIGINT NOT NULL, merge_event_id BIGINT NOT NULL, undo_state TEXT NOT NULL)",
       "CREATE INDEX mpi_review_status_score ON mpi_review_items (status, score, id)",
       "CREATE INDEX mpi_review_source ON mpi_review_items (source_id)",
       "CREATE INDEX mpi_review_candidate ON mpi_review_items (candidate_id)",
@@ -147,7 +147,7 @@ constexpr const char* kLinkCols =
     "reason, updated_at";
 constexpr const char* kReviewCols =
     "id, source_id, candidate_id, score, weight, contributions, status, reviewer, reason, "
-    "created_at, decided_at, merge_event_id";
+    "created_at, decided_at, merge_event_id, undo_state";
 
 struct LinkRow {
   MpiLink l;
@@ -191,6 +191,7 @@ struct ReviewRow {
     st.exchange(soci::into(createdAt));
     st.exchange(soci::into(decidedAt));
     st.exchange(soci::into(mergeEventId));
+    st.exchange(soci::into(r.undoState));
   }
   ReviewItem get() const {
     ReviewItem out = r;
@@ -373,11 +374,12 @@ int64_t MpiTx::insertReview(const ReviewItem& r) {
   std::string status = reviewStatusName(r.status);
   long long created = r.createdAt, decided = r.decidedAt, merge = r.mergeEventId, id = 0;
   sql_ << "INSERT INTO mpi_review_items (source_id, candidate_id, score, weight, contributions, "
-          "status, reviewer, reason, created_at, decided_at, merge_event_id) VALUES (:s, :c, "
-          ":sc, :w, :ct, :st, :rv, :rs, :ca, :da, :m) RETURNING id",
+          "status, reviewer, reason, created_at, decided_at, merge_event_id, undo_state) VALUES "
+          "(:s, :c, :sc, :w, :ct, :st, :rv, :rs, :ca, :da, :m, :us) RETURNING id",
       soci::use(r.sourceId), soci::use(r.candidateId), soci::use(r.score), soci::use(r.weight),
       soci::use(r.contributions), soci::use(status), soci::use(r.reviewer), soci::use(r.reason),
-      soci::use(created), soci::use(decided), soci::use(merge), soci::into(id);
+      soci::use(created), soci::use(decided), soci::use(merge), soci::use(r.undoState),
+      soci::into(id);
   return id;
 }
 
@@ -385,9 +387,9 @@ void MpiTx::updateReview(const ReviewItem& r) {
   std::string status = reviewStatusName(r.status);
   long long decided = r.decidedAt, merge = r.mergeEventId, id = r.id;
   sql_ << "UPDATE mpi_review_items SET status = :st, reviewer = :rv, reason = :rs, "
-          "decided_at = :da, merge_event_id = :m WHERE id = :id",
+          "decided_at = :da, merge_event_id = :m, undo_state = :us WHERE id = :id",
       soci::use(status), soci::use(r.reviewer), soci::use(r.reason), soci::use(decided),
-      soci::use(merge), soci::use(id);
+      soci::use(merge), soci::use(r.undoState), soci::use(id);
 }
 
 std::optional<ReviewItem> MpiTx::review(int64_t id) {

@@ -80,6 +80,7 @@ struct ReviewItem {
   int64_t createdAt = 0;
   int64_t decidedAt = 0;     // 0 while open
   int64_t mergeEventId = 0;  // the merge a "merged" decision made, 0 otherwise
+  std::string undoState;     // JSON the undo of a "not-duplicate" decision restores, or ""
 };
 
 struct ReviewFilter {
@@ -136,7 +137,7 @@ class MpiTx {
   void forEachLink(const std::function<void(MpiLink&&)>& visit);
 
   int64_t insertReview(const ReviewItem& r);  // returns the new id
-  void updateReview(const ReviewItem& r);     // status, reviewer, reason, decidedAt, mergeEventId
+  void updateReview(const ReviewItem& r);  // status, reviewer, reason, decidedAt, mergeEventId, undoState
   std::optional<ReviewItem> review(int64_t id);
   std::vector<ReviewItem> reviews(const ReviewFilter& f);
   // The open item for this unordered pair, if any.

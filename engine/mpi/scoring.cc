@@ -295,7 +295,8 @@ PairScore Scorer::scoreVector(const ComparisonVector& v, const RecordView& a) co
     if (fc.level == kNullLevel) continue;
     const auto& fm = config_.fields[i];
     double w = fm.weights[fc.level];
-    if (fc.level == 0 && fm.termFrequency && tf_ != nullptr) {
+    if (fc.level == 0 && fm.termFrequency && tf_ != nullptr &&
+        tf_->total() >= config_.tfMinRecords) {
       std::string_view value;
       Field f = static_cast<Field>(i);
       if (f == Field::kGiven) value = firstToken(v.swappedNames ? a.family : a.given);

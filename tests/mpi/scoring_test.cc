@@ -113,6 +113,7 @@ BOOST_AUTO_TEST_CASE(swapped_given_and_family_names) {
 
 BOOST_AUTO_TEST_CASE(term_frequency_discounts_common_names) {
   MatchConfig c = shippedConfig();
+  c.tfMinRecords = 200;  // the table below holds 201 records
   FrequencyTable tf;
   std::vector<NormalizedRecord> recs;
   for (int i = 0; i < 200; ++i) recs.push_back(normalizeRecord(person("s" + std::to_string(i), "x", "Smith", ""), c));
@@ -127,6 +128,11 @@ BOOST_AUTO_TEST_CASE(term_frequency_discounts_common_names) {
   auto rare = scorer.score(viewOf(z1), viewOf(z2));
   BOOST_TEST(common.fields[size_t(Field::kFamily)].termFrequencyAdjusted);
   BOOST_TEST(rare.fields[size_t(Field::kFamily)].weight > common.fields[size_t(Field::kFamily)].weight + 5);
+  // Below termFrequencyMinRecords the frequencies are not trusted: plain m/u weights.
+  c.tfMinRecords = 202;
+  auto small = Scorer(c, &tf).score(viewOf(s1), viewOf(s2));
+  BOOST_TEST(!small.fields[size_t(Field::kFamily)].termFrequencyAdjusted);
+  BOOST_TEST(std::abs(double(small.fields[size_t(Field::kFamily)].weight) - c.weight(Field::kFamily, 0)) < 1e-4);
 }
 
 BOOST_AUTO_TEST_CASE(explanation_lists_every_field) {

@@ -1,0 +1,164 @@
+// MpiService: the MPI as the engine uses it. Owns the in-memory index (rebuilt from the MpiStore
+// at start), links every submitted source Patient to one golden record, queues undecided pairs
+// for review, applies reviewers' decisions (merge with undo, not-duplicate) and answers $match.
+// The machine never changes a MANUAL link. See docs/mpi.md section 9.
+// Thread-safety: all methods may be called from any thread; reads share a lock, changes take
+// it exclusively and commit to the store before the in-memory state changes.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <random>
+#include <set>
+#include <shared_mutex>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "engine/core/clock.h"
+#include "engine/core/error.h"
+#include "engine/mpi/mpi_index.h"
+#include "engine/mpi/mpi_store.h"
+
+namespace switchboard::mpi {
+
+// What submit() decided for one source Patient.
+struct SubmitDecision {
+  std::string sourceId;      // "<sourceSystem>/<Patient.id or first identifier>"
+  std::string enterpriseId;  // the golden record the source now belongs to
+  // MATCH: linked to an existing golden record; POSSIBLE_MATCH: a new provisional golden record
+  // was created and review items opened; NO_MATCH: a new golden record, nothing similar.
+  Decision result = Decision::kNoMatch;
+  LinkOrigin origin = LinkOrigin::kAuto;
+  bool createdGolden = false;
+  bool updatedSource = false;  // the source was known; its record was replaced
+  double score = 0;            // probability of the deciding pair (0 when none)
+  double weight = 0;
+  std::string contributions = "{}";  // Scorer::explainJson of the deciding pair
+  std::vector<int64_t> reviewItemIds;
+};
+
+// One golden record a $match query resembles.
+struct GoldenMatch {
+  std::string goldenId;
+  std::string viaSourceId;  // the source record of that golden that scored best
+  PairScore score;
+  std::string grade;     // certain | probable | possible
+  std::string resource;  // the golden Patient JSON
+  std::string contributions;
+};
+
+struct SourceSide {
+  std::string sourceId;
+  std::string goldenId;
+  std::string resource;
+};
+
+struct ReviewDetail {
+  ReviewItem item;
+  SourceSide left;   // the submitted record
+  SourceSide right;  // the existing record
+  // Per field: {"field","left","right","level","weight"}, a JSON array.
+  std::string comparison;
+};
+
+enum class ReviewVerdict { kMerge, kNotDuplicate };
+
+struct DecisionOutcome {
+  ReviewItem item;
+  std::optional<MergeEvent> merge;
+  // FHIR transaction Bundle for the EHR: the survivor (active, link replaces) and the retired
+  // record (active false, link replaced-by); for an undo, both records restored. Empty when
+  // nothing is to be sent (not-duplicate, or both sources already shared a golden record).
+  std::string bundle;
+};
+
+struct GoldenDetail {
+  GoldenRecord record;
+  std::vector<MpiLink> links;
+};
+
+class MpiService {
+ public:
+  // Rebuilds the index from the store. clock may be null (system clock); it must outlive the
+  // service.
+  static Result<std::unique_ptr<MpiService>> open(MatchConfig config,
+                                                  std::unique_ptr<MpiStore> store,
+                                                  const core::Clock* clock = nullptr);
+
+  // Links one source Patient (JSON). A known source (same system and id) is updated: MANUAL
+  // links stay as they are, AUTO ones are matched again (rematch). Errors: kStructure (not
+  // JSON), kInvalid (not a Patient), kRequired (no id and no identifier), store errors.
+  Result<SubmitDecision> submit(std::string_view patientJson,
+                                std::string_view sourceSystem = "default",
+                                std::string_view actor = "system");
+
+  // The automatic pass for one known source: MANUAL links are returned unchanged; an AUTO link
+  // may move to a golden record that now matches (only when the source is alone in its own).
+  Result<SubmitDecision> rematch(const std::string& sourceId, std::string_view actor = "system");
+
+  // Golden records resembling a Patient, best first. onlyCertain keeps grade "certain" only.
+  Result<std::vector<GoldenMatch>> match(std::string_view patientJson, bool onlyCertain,
+                                         size_t count) const;
+
+  Result<std::vector<ReviewItem>> reviews(const ReviewFilter& filter) const;
+  Result<ReviewDetail> review(int64_t id) const;  // kNotFound
+  // kNotFound; kConflict when the item is not open. reviewer must not be empty (kRequired).
+  Result<DecisionOutcome> decide(int64_t id, ReviewVerdict verdict, const std::string& reviewer,
+                                 const std::string& reason);
+  // Reverts a decided item to open. kConflict when it is open, already undone, or the
+  // survivor of its merge has since been merged away itself.
+  Result<DecisionOutcome> undo(int64_t id, const std::string& reviewer, const std::string& reason);
+
+  Result<GoldenDetail> golden(const std::string& id) const;  // kNotFound
+  // The owner link of a source (its golden record), kNotFound when unknown.
+  Result<MpiLink> linkOf(const std::string& sourceId) const;
+  Result<std::vector<AuditEntry>> audit(const std::string& subject) const;
+
+  size_t sourceCount() const;
+  const MatchConfig& config() const { return index_.config(); }
+
+ private:
+  struct Owner {
+    std::string goldenId;
+    Decision result = Decision::kMatch;
+    LinkOrigin origin = LinkOrigin::kAuto;
+  };
+  struct Candidate {  // best source of one golden record
+    std::string goldenId;
+    std::string sourceId;
+    PairScore score;
+  };
+
+  MpiService(MatchConfig config, std::unique_ptr<MpiStore> store, const core::Clock* clock);
+  Result<void> load();
+  int64_t now() const;
+  std::string newGoldenId();
+  std::vector<Candidate> candidatesLocked(const NormalizedRecord& q, const std::string& self,
+                                          size_t limit) const;
+  Result<SubmitDecision> rematchLocked(const std::string& sourceId, std::string_view actor);
+  // Survivorship over the members of a golden record; fills resource and provenance.
+  // replaces: ids of the retired golden records this one replaces (Patient.link replaces).
+  void rebuildGolden(MpiTx& tx, GoldenRecord& g, const std::set<std::string>& replaces);
+  Result<SubmitDecision> currentDecision(const std::string& sourceId);
+  std::string explain(const PairScore& s) const;
+
+  MpiIndex index_;
+  std::unique_ptr<MpiStore> store_;
+  const core::Clock* clock_;
+  core::SystemClock systemClock_;
+  mutable std::shared_mutex mutex_;
+  std::unordered_map<std::string, uint32_t> recordOf_;     // source id -> index record
+  std::unordered_map<std::string, Owner> owner_;           // source id -> owner link
+  std::set<std::pair<std::string, std::string>> noMatch_;  // MANUAL NO_MATCH (source, golden)
+  std::map<std::string, std::set<std::string>> replaces_;  // survivor -> retired golden ids
+  std::mt19937_64 rng_;
+};
+
+// The match-grade code for a score: certain (MATCH), probable (POSSIBLE_MATCH in the upper half
+// between the thresholds), possible.
+const char* matchGrade(const PairScore& s, const MatchConfig& c);
+
+}  // namespace switchboard::mpi
