@@ -75,17 +75,6 @@ Result<std::optional<bool>> toBool(const Collection& c, const ExprNode& at, cons
   return std::optional<bool>(true);
 }
 
-// Strict boolean for and/or/xor/implies operands and boolean function inputs.
-Result<std::optional<bool>> strictBool(const Collection& c, const ExprNode& at, const char* what) {
-  if (c.empty()) return std::optional<bool>();
-  if (c.size() > 1)
-    return execError(at, std::string(what) + " expects a single boolean but got " +
-                             std::to_string(c.size()) + " items");
-  auto v = sysValue(c[0]);
-  if (v && v->kind() == Node::Kind::kBoolean) return std::optional<bool>(v->booleanValue());
-  return execError(at, std::string(what) + " expects a Boolean, got " + c[0].typeName());
-}
-
 // ---------------------------------------------------------------- equality
 
 bool jsonEqual(const rapidjson::Value& a, const rapidjson::Value& b) { return a == b; }
@@ -296,14 +285,23 @@ Result<Collection> arithmetic(const std::string& op, const Node& a0, const Node&
         Quantity r{op == "+" ? decAdd(qa.value, qb.value) : decSub(qa.value, qb.value), qa.unit};
         return one(Node::quantity(r));
       }
-      // Convert b into a's unit when both convert.
-      Quantity unitB{Decimal::fromInt(1), qb.unit}, unitA{Decimal::fromInt(1), qa.unit};
-      auto c = quantityCompare(unitA, unitB, false);
-      if (!c) return Collection{};
-      // factor = size of one b unit in a units, found through the comparison machinery.
-      Decimal lo = Decimal::fromInt(0);
-      (void)lo;
-      return Collection{};
+      auto converted = quantityConvert(qb, qa.unit);
+      if (!converted) return Collection{};
+      Quantity r{op == "+" ? decAdd(qa.value, converted->value)
+                           : decSub(qa.value, converted->value),
+                 qa.unit};
+      return one(Node::quantity(r));
+    }
+    if (op == "*" && qa.unit != qb.unit) {
+      auto base = baseUnitOf(qa.unit);
+      if (base && baseUnitOf(qb.unit) == base) {
+        auto x = quantityConvert(qa, *base), y = quantityConvert(qb, *base);
+        if (x && y) {
+          auto v = decMul(x->value, y->value);
+          if (!v) return Collection{};
+          return one(Node::quantity(Quantity{*v, *base + "2"}));
+        }
+      }
     }
     if (op == "*") {
       auto v = decMul(qa.value, qb.value);
@@ -607,17 +605,61 @@ void descendantsOf(const Node& n, Collection& out, int depth) {
   }
 }
 
-Collection typeFilter(const Collection& input, const std::string& type) {
+// Whether a type name is one the engine knows (FHIR or System).
+bool knownTypeName(const std::string& type) {
+  std::string_view t = type;
+  if (t.starts_with("System.")) t = t.substr(7);
+  else if (t.starts_with("FHIR.")) t = t.substr(5);
+  static const std::set<std::string, std::less<>> kSystem = {
+      "Boolean", "String", "Integer", "Decimal", "Date", "DateTime", "Time", "Quantity"};
+  return kSystem.contains(t) || isKnownType(t);
+}
+
+// is(): honours inheritance (a code is a string). as()/ofType(): FHIR primitives must match
+// exactly (code.as(string) is empty), complex types and resources by inheritance.
+Result<bool> matchesType(const Node& n, const std::string& type, bool exactPrimitive,
+                         const ExprNode& at) {
+  if (!knownTypeName(type)) return execError(at, "unknown type '" + type + "'");
+  if (exactPrimitive && n.isElement() && isPrimitiveType(n.typeName())) {
+    std::string_view t = type;
+    if (t.starts_with("FHIR.")) t = t.substr(5);
+    return n.typeName() == t;
+  }
+  return nodeIsType(n, type);
+}
+
+Result<Collection> typeFilter(const Collection& input, const std::string& type,
+                              const ExprNode& at) {
   Collection out;
-  for (const Node& n : input)
-    if (nodeIsType(n, type)) out.push_back(n);
+  for (const Node& n : input) {
+    auto m = matchesType(n, type, true, at);
+    if (!m) return std::unexpected(m.error());
+    if (*m) out.push_back(n);
+  }
+  if (input.empty() && !knownTypeName(type)) return execError(at, "unknown type '" + type + "'");
   return out;
 }
 
-// Converts FHIR primitives to System values when the type asked for is a System type.
-bool matchesType(const Node& n, const std::string& type) {
-  if (nodeIsType(n, type)) return true;
-  return false;
+// FHIRPath regexes run in single-line mode: '.' also matches a newline.
+std::string dotAll(const std::string& re) {
+  std::string out;
+  bool inClass = false;
+  for (std::size_t i = 0; i < re.size(); ++i) {
+    char c = re[i];
+    if (c == '\\' && i + 1 < re.size()) {
+      out += c;
+      out += re[++i];
+      continue;
+    }
+    if (c == '[') inClass = true;
+    else if (c == ']') inClass = false;
+    if (c == '.' && !inClass) {
+      out += "[\\s\\S]";
+      continue;
+    }
+    out += c;
+  }
+  return out;
 }
 
 std::string base64Encode(const std::string& in, bool url) {
@@ -701,28 +743,24 @@ Node typeInfoNode(const Node& n) {
   return Node::element(p, p.get(), nullptr, "SimpleTypeInfo", "type");
 }
 
-// Low/high boundary of a decimal given the output precision.
+// Low/high boundary of a decimal: the value -/+ half a unit of its last digit, floored/ceiled
+// to `precision` digits (default 8).
 std::optional<Node> decimalBoundary(const Decimal& d, std::optional<std::int64_t> precision,
                                     bool high) {
   int p = precision ? static_cast<int>(*precision) : 8;
-  if (p < 0 || p > 28) return std::nullopt;
-  Decimal n = decNormalize(d);
-  int s = n.scale();
-  // Half a unit of the last digit given.
-  Decimal half = *decDiv(Decimal::fromInt(5), decWithScale(Decimal::fromInt(10), 0));
-  for (int k = 0; k < s; ++k) half = *decDiv(half, Decimal::fromInt(10));
-  half = decWithScale(half, std::max(s + 1, 1));
-  Decimal r;
-  if (decIsNegative(n)) r = high ? decSub(n, decNeg(half)) : decAdd(n, decNeg(half));
-  else r = high ? decAdd(n, half) : decSub(n, half);
-  if (p < r.scale()) {
-    // Truncate toward the boundary direction.
-    Decimal t = decWithScale(r, p);
-    r = t;
-  } else {
-    r = decWithScale(r, p);
-  }
-  return Node::decimal(r);
+  if (p < 0 || p > Decimal::kMaxScale - 1) return std::nullopt;
+  // A value whose significant digits all lie below the requested precision has boundary 0.
+  Decimal unit = Decimal::fromParts(0, 1, p);
+  Decimal magnitude = decIsNegative(d) ? decNeg(d) : d;
+  if (p < d.scale() && magnitude.compare(unit) < 0) return Node::decimal(decWithScale(Decimal(), p));
+  Decimal half = Decimal::fromParts(0, 5, d.scale() + 1);
+  Decimal r = high ? decAdd(d, half) : decSub(d, half);
+  Decimal scaleUp = Decimal::fromInt(1);
+  for (int i = 0; i < p; ++i) scaleUp = *decMul(scaleUp, Decimal::fromInt(10));
+  auto x = decMul(r, scaleUp);
+  if (!x) return std::nullopt;
+  Decimal f = high ? decCeiling(*x) : decFloor(*x);
+  return Node::decimal(Decimal::fromParts(f.mantissaHigh(), f.mantissaLow(), p));
 }
 
 R callFunction(const ExprNode& fn, const Collection& input, const Ctx& ctx);
@@ -869,13 +907,17 @@ R evalMember(const ExprNode& n, const Collection& input, const Ctx& ctx) {
     if (anyResource && isResourceType(n.name))
       return execError(n, "the context is not a " + n.name);
   }
+  bool allLack = !input.empty();
+  for (const Node& item : input) {
+    if (!item.isElement() || !typeIsComplete(item.typeName()) ||
+        elementInfo(item.typeName(), n.name))
+      allLack = false;
+  }
+  if (allLack)
+    return execError(n, "'" + n.name + "' is not an element of " + input[0].typeName());
   for (const Node& item : input) {
     if (!item.isElement()) continue;
     Collection kids = childNamed(item, n.name);
-    if (kids.empty() && typeIsComplete(item.typeName()) &&
-        !elementInfo(item.typeName(), n.name)) {
-      return execError(n, "'" + n.name + "' is not an element of " + item.typeName());
-    }
     out.insert(out.end(), kids.begin(), kids.end());
   }
   return out;
@@ -919,6 +961,16 @@ R eval(const ExprNode& n, const Collection& input, const Ctx& ctx) {
     case ExprKind::kVariable:
       return evalVariable(n, ctx);
     case ExprKind::kDot: {
+      // Static check: (x as T).name where T has no element `name`.
+      const ExprNode& l = *n.children[0];
+      const ExprNode& r = *n.children[1];
+      if (r.kind == ExprKind::kMember &&
+          ((l.kind == ExprKind::kTypeOp && l.name == "as") ||
+           (l.kind == ExprKind::kFunction && l.name == "as"))) {
+        std::string t = l.typeName.starts_with("FHIR.") ? l.typeName.substr(5) : l.typeName;
+        if (typeIsComplete(t) && !elementInfo(t, r.name))
+          return execError(r, "'" + r.name + "' is not an element of " + t);
+      }
       auto left = eval(*n.children[0], input, ctx);
       if (!left) return left;
       return eval(*n.children[1], *left, ctx);
@@ -965,9 +1017,10 @@ R eval(const ExprNode& n, const Collection& input, const Ctx& ctx) {
       if (!v) return v;
       if (v->empty()) return Collection{};
       if (v->size() > 1) return execError(n, n.name + " expects a single item");
-      if (n.name == "is") return boolColl(matchesType((*v)[0], n.typeName));
-      if (matchesType((*v)[0], n.typeName)) return *v;
-      return Collection{};
+      auto m = matchesType((*v)[0], n.typeName, n.name == "as", n);
+      if (!m) return std::unexpected(m.error());
+      if (n.name == "is") return boolColl(*m);
+      return *m ? *v : Collection{};
     }
   }
   return Collection{};
@@ -1088,19 +1141,22 @@ R callFunction(const ExprNode& fn, const Collection& input, const Ctx& ctx) {
     }
     return out;
   }
-  if (name == "ofType") return typeFilter(input, fn.typeName);
+  if (name == "ofType") return typeFilter(input, fn.typeName, fn);
   if (name == "is") {
     auto s = singleton(input, fn, "is()");
     if (!s) return std::unexpected(s.error());
     if (!*s) return Collection{};
-    return boolColl(matchesType(**s, fn.typeName));
+    auto m = matchesType(**s, fn.typeName, false, fn);
+    if (!m) return std::unexpected(m.error());
+    return boolColl(*m);
   }
   if (name == "as") {
     auto s = singleton(input, fn, "as()");
     if (!s) return std::unexpected(s.error());
     if (!*s) return Collection{};
-    if (matchesType(**s, fn.typeName)) return one(**s);
-    return Collection{};
+    auto m = matchesType(**s, fn.typeName, true, fn);
+    if (!m) return std::unexpected(m.error());
+    return *m ? one(**s) : Collection{};
   }
 
   // --- subsetting
@@ -1244,7 +1300,7 @@ R callFunction(const ExprNode& fn, const Collection& input, const Ctx& ctx) {
       return out;
     }
     try {
-      std::regex re(sub, std::regex::ECMAScript);
+      std::regex re(dotAll(sub), std::regex::ECMAScript);
       if (name == "matchesFull") return boolColl(std::regex_match(str, re));
       return boolColl(std::regex_search(str, re));
     } catch (const std::regex_error& e) {
@@ -1321,8 +1377,9 @@ R callFunction(const ExprNode& fn, const Collection& input, const Ctx& ctx) {
       out += str.substr(start);
       return one(Node::string(out));
     }
+    if (p.empty()) return one(Node::string(str));
     try {
-      std::regex re(p, std::regex::ECMAScript);
+      std::regex re(dotAll(p), std::regex::ECMAScript);
       return one(Node::string(std::regex_replace(str, re, r)));
     } catch (const std::regex_error& e) {
       return execError(fn, "invalid regular expression: " + std::string(e.what()));
@@ -1717,8 +1774,8 @@ R callFunction(const ExprNode& fn, const Collection& input, const Ctx& ctx) {
       for (std::size_t k = 0; k < nargs; ++k) {
         auto &a = keys[x][k], &b = keys[y][k];
         if (!a.first && !b.first) continue;
-        if (!a.first) return !a.second;
-        if (!b.first) return a.second;
+        if (!a.first) return true;  // empty keys sort first
+        if (!b.first) return false;
         auto c = compareItems(*a.first, *b.first, fn);
         if (!c || !*c || **c == 0) continue;
         return a.second ? **c > 0 : **c < 0;

@@ -42,6 +42,10 @@ int precisionDigits(const Temporal& t);
 std::optional<std::string> calendarUnit(std::string_view unit);
 // Equality/order of quantities with unit conversion; empty optional when not comparable.
 std::optional<int> quantityCompare(const Quantity& a, const Quantity& b, bool equivalence);
+// `q` expressed in `target` units (UCUM table and calendar durations up to weeks).
+std::optional<Quantity> quantityConvert(const Quantity& q, std::string_view target);
+// The base unit of a UCUM unit's dimension ("cm" -> "m"), if the unit is known.
+std::optional<std::string> baseUnitOf(std::string_view unit);
 
 // ---- FHIR R4 type model ----
 struct ElementInfo {

@@ -368,6 +368,7 @@ std::optional<std::string> toFhirPathString(const Node& node) {
     case Node::Kind::kQuantity: {
       const Quantity& q = v->quantityValue();
       std::string unit = q.unit.empty() ? "1" : q.unit;
+      if (calendarUnit(unit)) return q.value.toString() + " " + unit;
       return q.value.toString() + " '" + unit + "'";
     }
     default:

@@ -471,7 +471,8 @@ std::optional<int> temporalCompare(const Temporal& a0, const Temporal& b0) {
   Temporal a = a0, b = b0;
   if (a.kind != TemporalKind::kTime && (a.tzOffsetMinutes || b.tzOffsetMinutes) &&
       a.precision >= Precision::kHour && b.precision >= Precision::kHour) {
-    // Unknown offset is treated as UTC.
+    // One side with and one without a timezone cannot be ordered.
+    if (a.tzOffsetMinutes.has_value() != b.tzOffsetMinutes.has_value()) return std::nullopt;
     a = toUtc(a);
     b = toUtc(b);
   }
@@ -520,11 +521,8 @@ std::optional<Temporal> temporalAdd(const Temporal& t, const Decimal& amount,
   else if (unit == "day") ms = n * 86400000LL;
   else if (unit == "hour") ms = n * 3600000LL;
   else if (unit == "minute") ms = n * 60000LL;
-  else if (unit == "second") {
-    auto scaled = decToInt64(decTruncate(*decMul(amount, Decimal::fromInt(1000))));
-    if (!scaled) return std::nullopt;
-    ms = *scaled;
-  } else if (unit == "millisecond") ms = n;
+  else if (unit == "second") ms = n * 1000LL;
+  else if (unit == "millisecond") ms = n;
   else return std::nullopt;
   if (r.kind == TemporalKind::kTime) {
     long long cur = ((r.hour * 60LL + r.minute) * 60 + r.second) * 1000 + r.millisecond;
@@ -657,10 +655,47 @@ std::optional<int> quantityCompare(const Quantity& a, const Quantity& b, bool eq
   if (!fa || !fb) return std::nullopt;
   if (equivalence) {
     // Equivalence compares at the precision of the least precise operand.
-    int s = std::min(a.value.scale(), b.value.scale());
-    (void)s;
+    int s = std::min(decNormalize(a.value).scale(), decNormalize(b.value).scale());
+    return decRound(*fa, s).compare(decRound(*fb, s));
   }
   return fa->compare(*fb);
+}
+
+std::optional<Quantity> quantityConvert(const Quantity& q, std::string_view target) {
+  std::string from = q.unit.empty() ? "1" : q.unit;
+  if (from == target) return q;
+  if (auto cal = calendarUnit(from)) {
+    if (*cal == "year" || *cal == "month") return std::nullopt;
+    from = *calendarToUcum(*cal);
+  }
+  std::string to(target);
+  if (auto cal = calendarUnit(to)) {
+    if (*cal == "year" || *cal == "month") return std::nullopt;
+    to = *calendarToUcum(*cal);
+  }
+  const auto& units = ucumUnits();
+  auto ia = units.find(from), ib = units.find(to);
+  if (ia == units.end() || ib == units.end()) return std::nullopt;
+  if (std::string_view(ia->second.dimension) != ib->second.dimension) return std::nullopt;
+  if (std::string_view(ia->second.dimension) == "celsius" ||
+      std::string_view(ia->second.dimension) == "fahrenheit")
+    return std::nullopt;
+  auto base = decMul(q.value, *Decimal::parse(ia->second.factor));
+  if (!base) return std::nullopt;
+  auto v = decDiv(*base, *Decimal::parse(ib->second.factor));
+  if (!v) return std::nullopt;
+  return Quantity{decNormalize(*v), std::string(target)};
+}
+
+std::optional<std::string> baseUnitOf(std::string_view unit) {
+  static const std::map<std::string, std::string, std::less<>> kBase = {
+      {"mass", "g"}, {"length", "m"}, {"volume", "L"}, {"time", "s"}, {"amount", "mol"}};
+  const auto& units = ucumUnits();
+  auto it = units.find(unit);
+  if (it == units.end()) return std::nullopt;
+  auto b = kBase.find(it->second.dimension);
+  if (b == kBase.end()) return std::nullopt;
+  return b->second;
 }
 
 }  // namespace switchboard::fhirpath
