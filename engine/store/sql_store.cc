@@ -302,6 +302,147 @@ class SessionPool {
   std::vector<soci::session*> free_;
 };
 
+// The statements a batch of finishes or attempts runs, prepared once per transaction (SQLite
+// spends more time preparing a statement than running these small ones).
+class BatchWriter {
+ public:
+  BatchWriter(soci::session& sql, Dialect dialect) : sql_(sql), dialect_(dialect) {}
+
+  Result<void> finish(std::int64_t messageId, const std::string& owner, const ProcessOutcome& outcome, Millis nowMs) {
+    if (!finishSt_) {
+      finishSt_.emplace((sql_.prepare << "UPDATE messages SET status = :s, error = :e, lease_owner = '', "
+                                        "lease_until = 0, updated_at = :u WHERE id = :i AND lease_owner = :o "
+                                        "AND status = 'received'",
+                         soci::use(fStatus_), soci::use(fError_), soci::use(fNow_), soci::use(fId_), soci::use(fOwner_)));
+      deliverySt_.emplace((sql_.prepare << "INSERT INTO deliveries (message_id, run, channel_id, destination, status, "
+                                          "created_at, next_attempt_at, payload, payload_encoding, content_type) "
+                                          "SELECT id, run, channel_id, :d, 'pending', :c, :n, :p, :e, :t FROM messages "
+                                          "WHERE id = :i RETURNING id",
+                           soci::use(dDestination_), soci::use(fNow_), soci::use(dNext_), soci::use(dPayload_),
+                           soci::use(dEncoding_), soci::use(dContentType_), soci::use(fId_), soci::into(dId_)));
+    }
+    fStatus_ = outcome.status;
+    fError_ = sanitizeText(outcome.error);
+    fNow_ = nowMs;
+    fId_ = messageId;
+    fOwner_ = owner;
+    finishSt_->execute(true);
+    if (finishSt_->get_affected_rows() != 1) {
+      return fail(ErrorCode::kConflict, "message " + std::to_string(messageId) + " is no longer leased by " + owner);
+    }
+    for (const auto& [type, detail] : outcome.events) event(messageId, 0, nowMs, type, detail);
+    for (const NewDelivery& d : outcome.deliveries) {
+      auto encoded = encodeBody(d.payload);
+      dDestination_ = d.destination;
+      dNext_ = d.nextAttemptAtMs;
+      dPayload_ = std::move(encoded.text);
+      dEncoding_ = std::move(encoded.encoding);
+      dContentType_ = sanitizeText(d.contentType);
+      deliverySt_->execute(true);
+      event(messageId, dId_, nowMs, "delivery-created", d.destination);
+    }
+    return {};
+  }
+
+  Result<void> attempt(std::int64_t deliveryId, const std::string& owner, const AttemptRecord& a) {
+    if (!lookupSt_) {
+      lookupSt_.emplace((sql_.prepare << "SELECT message_id, attempts, status FROM deliveries WHERE id = :i AND "
+                                        "lease_owner = :o",
+                         soci::use(aId_), soci::use(aOwner_), soci::into(aMessage_), soci::into(aAttempts_),
+                         soci::into(aStatus_)));
+      attemptSt_.emplace((sql_.prepare << "INSERT INTO attempts (delivery_id, attempt, started_at, duration_ms, "
+                                         "outcome, status_code, response) VALUES (:d, :a, :s, :u, :o, :c, :r)",
+                          soci::use(aId_), soci::use(aNumber_), soci::use(aStarted_), soci::use(aDuration_),
+                          soci::use(aOutcome_), soci::use(aCode_), soci::use(aResponse_)));
+      updateSt_.emplace((sql_.prepare << "UPDATE deliveries SET attempts = :a, status = :s, next_attempt_at = :n, "
+                                        "last_status_code = :c, last_response = :r, dead_reason = :x, "
+                                        "lease_owner = '', lease_until = 0 WHERE id = :i",
+                         soci::use(aNumber_), soci::use(aNewStatus_), soci::use(aNext_), soci::use(aCode_),
+                         soci::use(aResponse_), soci::use(aDeadReason_), soci::use(aId_)));
+      rollupSt_.emplace((sql_.prepare << "SELECT count(*), sum(CASE WHEN d.status = 'pending' THEN 1 ELSE 0 END), "
+                                        "sum(CASE WHEN d.status = 'dead' THEN 1 ELSE 0 END) FROM deliveries d JOIN "
+                                        "messages m ON m.id = d.message_id AND m.run = d.run WHERE d.message_id = :i",
+                         soci::use(aMessage_), soci::into(rTotal_), soci::into(rPending_, rPendingInd_),
+                         soci::into(rDead_, rDeadInd_)));
+      messageSt_.emplace((sql_.prepare << "UPDATE messages SET status = :s, updated_at = :a WHERE id = :i AND "
+                                         "status = 'processed'",
+                          soci::use(rStatus_), soci::use(rAt_), soci::use(aMessage_)));
+    }
+    aId_ = deliveryId;
+    aOwner_ = owner;
+    lookupSt_->execute(true);
+    if (!lookupSt_->got_data() || aStatus_ != "pending") {
+      return fail(ErrorCode::kConflict, "delivery " + std::to_string(deliveryId) + " is no longer leased by " + owner);
+    }
+    if (dialect_ == Dialect::kPostgresql) {
+      // Serialise the status roll-up with sibling deliveries finishing on other engines.
+      long long locked = 0;
+      sql_ << "SELECT id FROM messages WHERE id = :i FOR UPDATE", soci::use(aMessage_), soci::into(locked);
+    }
+    aNumber_ = aAttempts_ + 1;
+    aStarted_ = a.startedAtMs;
+    aDuration_ = a.durationMs;
+    aOutcome_ = a.outcome;
+    aCode_ = a.statusCode;
+    aResponse_ = sanitizeText(a.response);
+    aNewStatus_ = a.newStatus;
+    aNext_ = a.nextAttemptAtMs;
+    aDeadReason_ = a.newStatus == "dead" ? a.deadReason : std::string();
+    attemptSt_->execute(true);
+    updateSt_->execute(true);
+    const Millis at = a.startedAtMs + a.durationMs;
+    const std::string summary = "attempt " + std::to_string(aNumber_) + ": " + aOutcome_ +
+                                (a.statusCode ? " " + std::to_string(a.statusCode) : std::string()) +
+                                (aResponse_.empty() ? std::string() : " " + aResponse_.substr(0, 200));
+    if (aNewStatus_ == "succeeded") {
+      event(aMessage_, deliveryId, at, "sent", summary);
+    } else if (aNewStatus_ == "pending") {
+      event(aMessage_, deliveryId, at, "retry-scheduled", summary + "; next at " + std::to_string(aNext_));
+    } else {
+      event(aMessage_, deliveryId, at, "dead", aDeadReason_ + "; " + summary);
+    }
+    // Roll the message up once every delivery of its current run is terminal.
+    rPendingInd_ = rDeadInd_ = soci::i_ok;
+    rollupSt_->execute(true);
+    if (rTotal_ > 0 && !(rPendingInd_ == soci::i_ok && rPending_ > 0)) {
+      rStatus_ = (rDeadInd_ == soci::i_ok && rDead_ > 0) ? "dead" : "delivered";
+      rAt_ = at;
+      messageSt_->execute(true);
+    }
+    return {};
+  }
+
+ private:
+  void event(long long messageId, long long deliveryId, long long at, const std::string& type,
+             const std::string& detail) {
+    if (!eventSt_) {
+      eventSt_.emplace((sql_.prepare << "INSERT INTO events (message_id, delivery_id, at, type, detail) "
+                                       "VALUES (:m, :d, :a, :t, :x)",
+                        soci::use(eMessage_), soci::use(eDelivery_), soci::use(eAt_), soci::use(eType_),
+                        soci::use(eDetail_)));
+    }
+    eMessage_ = messageId;
+    eDelivery_ = deliveryId;
+    eAt_ = at;
+    eType_ = sanitizeText(type);
+    eDetail_ = sanitizeText(detail);
+    eventSt_->execute(true);
+  }
+
+  soci::session& sql_;
+  Dialect dialect_;
+  std::optional<soci::statement> finishSt_, deliverySt_, eventSt_, lookupSt_, attemptSt_, updateSt_, rollupSt_,
+      messageSt_;
+  std::string fStatus_, fError_, fOwner_, dDestination_, dPayload_, dEncoding_, dContentType_;
+  long long fNow_ = 0, fId_ = 0, dNext_ = 0, dId_ = 0;
+  std::string eType_, eDetail_;
+  long long eMessage_ = 0, eDelivery_ = 0, eAt_ = 0;
+  std::string aOwner_, aStatus_, aOutcome_, aResponse_, aNewStatus_, aDeadReason_, rStatus_;
+  long long aId_ = 0, aMessage_ = 0, aAttempts_ = 0, aNumber_ = 0, aStarted_ = 0, aDuration_ = 0, aCode_ = 0,
+            aNext_ = 0, rTotal_ = 0, rPending_ = 0, rDead_ = 0, rAt_ = 0;
+  soci::indicator rPendingInd_ = soci::i_ok, rDeadInd_ = soci::i_ok;
+};
+
 class SqlStore final : public Store {
  public:
   SqlStore(Dialect dialect, std::string connect, int poolSize)
@@ -472,7 +613,10 @@ class SqlStore final : public Store {
       Txn tr(sql, dialect_);
       std::vector<Result<void>> out;
       out.reserve(items.size());
-      for (const FinishItem& item : items) out.push_back(finishOne(sql, item.messageId, owner, item.outcome, nowMs));
+      {
+        BatchWriter writer(sql, dialect_);
+        for (const FinishItem& item : items) out.push_back(writer.finish(item.messageId, owner, item.outcome, nowMs));
+      }
       tr.commit();
       return out;
     });
@@ -556,7 +700,10 @@ class SqlStore final : public Store {
       Txn tr(sql, dialect_);
       std::vector<Result<void>> out;
       out.reserve(items.size());
-      for (const AttemptItem& item : items) out.push_back(recordOne(sql, item.deliveryId, owner, item.attempt));
+      {
+        BatchWriter writer(sql, dialect_);
+        for (const AttemptItem& item : items) out.push_back(writer.attempt(item.deliveryId, owner, item.attempt));
+      }
       tr.commit();
       return out;
     });
@@ -841,77 +988,6 @@ class SqlStore final : public Store {
   }
 
  private:
-  Result<void> finishOne(soci::session& sql, std::int64_t messageId, const std::string& owner,
-                         const ProcessOutcome& outcome, Millis nowMs) {
-    long long id = messageId, now = nowMs, run = 0;
-    std::string status = outcome.status, error = sanitizeText(outcome.error);
-    DynamicQuery upd;
-    upd.sql("UPDATE messages SET status = ").param(status).sql(", error = ").param(error)
-        .sql(", lease_owner = '', lease_until = 0, updated_at = ").param(now)
-        .sql(" WHERE id = ").param(id).sql(" AND lease_owner = ").param(owner)
-        .sql(" AND status = 'received'");
-    if (executeCount(sql, upd) != 1) {
-      return fail(ErrorCode::kConflict, "message " + std::to_string(messageId) + " is no longer leased by " + owner);
-    }
-    sql << "SELECT run FROM messages WHERE id = :i", soci::use(id), soci::into(run);
-    for (const auto& [type, detail] : outcome.events) appendEvent(sql, id, 0, now, type, detail);
-    for (const NewDelivery& d : outcome.deliveries) {
-      auto encoded = encodeBody(d.payload);
-      long long deliveryId = 0, next = d.nextAttemptAtMs;
-      std::string destination = d.destination, contentType = sanitizeText(d.contentType);
-      sql << "INSERT INTO deliveries (message_id, run, channel_id, destination, status, created_at, "
-             "next_attempt_at, payload, payload_encoding, content_type) SELECT id, run, channel_id, :d, "
-             "'pending', :c, :n, :p, :e, :t FROM messages WHERE id = :i RETURNING id",
-          soci::use(destination), soci::use(now), soci::use(next), soci::use(encoded.text),
-          soci::use(encoded.encoding), soci::use(contentType), soci::use(id), soci::into(deliveryId);
-      appendEvent(sql, id, deliveryId, now, "delivery-created", destination);
-    }
-    return {};
-  }
-
-  Result<void> recordOne(soci::session& sql, std::int64_t deliveryId, const std::string& owner,
-                         const AttemptRecord& a) {
-    long long id = deliveryId, messageId = 0, attempts = 0, run = 0;
-    soci::indicator found = soci::i_null;
-    std::string status;
-    sql << "SELECT message_id, attempts, status, run FROM deliveries WHERE id = :i AND lease_owner = :o",
-        soci::use(id), soci::use(owner), soci::into(messageId, found), soci::into(attempts), soci::into(status),
-        soci::into(run);
-    if (!sql.got_data() || status != "pending") {
-      return fail(ErrorCode::kConflict, "delivery " + std::to_string(deliveryId) + " is no longer leased by " + owner);
-    }
-    if (dialect_ == Dialect::kPostgresql) {
-      // Serialise the status roll-up with sibling deliveries finishing on other engines.
-      long long locked = 0;
-      sql << "SELECT id FROM messages WHERE id = :i FOR UPDATE", soci::use(messageId), soci::into(locked);
-    }
-    long long attempt = attempts + 1, started = a.startedAtMs, duration = a.durationMs, code = a.statusCode,
-              next = a.nextAttemptAtMs;
-    std::string outcome = a.outcome, response = sanitizeText(a.response), newStatus = a.newStatus,
-                deadReason = newStatus == "dead" ? a.deadReason : std::string();
-    sql << "INSERT INTO attempts (delivery_id, attempt, started_at, duration_ms, outcome, status_code, response) "
-           "VALUES (:d, :a, :s, :u, :o, :c, :r)",
-        soci::use(id), soci::use(attempt), soci::use(started), soci::use(duration), soci::use(outcome),
-        soci::use(code), soci::use(response);
-    sql << "UPDATE deliveries SET attempts = :a, status = :s, next_attempt_at = :n, last_status_code = :c, "
-           "last_response = :r, dead_reason = :x, lease_owner = '', lease_until = 0 WHERE id = :i",
-        soci::use(attempt), soci::use(newStatus), soci::use(next), soci::use(code), soci::use(response),
-        soci::use(deadReason), soci::use(id);
-    const Millis at = a.startedAtMs + a.durationMs;
-    const std::string summary = "attempt " + std::to_string(attempt) + ": " + outcome +
-                                (a.statusCode ? " " + std::to_string(a.statusCode) : std::string()) +
-                                (response.empty() ? std::string() : " " + response.substr(0, 200));
-    if (newStatus == "succeeded") {
-      appendEvent(sql, messageId, id, at, "sent", summary);
-    } else if (newStatus == "pending") {
-      appendEvent(sql, messageId, id, at, "retry-scheduled", summary + "; next at " + std::to_string(next));
-    } else {
-      appendEvent(sql, messageId, id, at, "dead", deadReason + "; " + summary);
-    }
-    rollUp(sql, messageId, at);
-    return {};
-  }
-
   void appendEvent(soci::session& sql, long long messageId, long long deliveryId, long long at,
                    const std::string& type, const std::string& detail) {
     std::string cleanType = sanitizeText(type), cleanDetail = sanitizeText(detail);
@@ -931,20 +1007,6 @@ class SqlStore final : public Store {
     sql << "SELECT metadata FROM messages WHERE id = :i", soci::use(d.messageId), soci::into(metadata);
     (*record)->metadata = decodeMetadata(metadata);
     return std::move(**record);
-  }
-
-  // Sets the message to delivered/dead once every delivery of its current run is terminal.
-  void rollUp(soci::session& sql, long long messageId, long long at) {
-    long long pending = 0, dead = 0, total = 0;
-    soci::indicator pi = soci::i_ok, di = soci::i_ok;
-    sql << "SELECT count(*), sum(CASE WHEN d.status = 'pending' THEN 1 ELSE 0 END), "
-           "sum(CASE WHEN d.status = 'dead' THEN 1 ELSE 0 END) FROM deliveries d JOIN messages m "
-           "ON m.id = d.message_id AND m.run = d.run WHERE d.message_id = :i",
-        soci::use(messageId), soci::into(total), soci::into(pending, pi), soci::into(dead, di);
-    if (total == 0 || (pi == soci::i_ok && pending > 0)) return;
-    const std::string status = (di == soci::i_ok && dead > 0) ? "dead" : "delivered";
-    sql << "UPDATE messages SET status = :s, updated_at = :a WHERE id = :i AND status = 'processed'",
-        soci::use(status), soci::use(at), soci::use(messageId);
   }
 
   template <typename F>
