@@ -312,8 +312,8 @@ Collection childrenOf(const Node& node) {
         if (t && pi && pi->choice) {
           name = key.substr(0, cut);
           type = *t;
+          break;
         }
-        break;
       }
     }
     appendProperty(node, &it->value, ext, type, name, out);

@@ -56,12 +56,16 @@ std::vector<xmlNode*> elementChildren(xmlNode* n) {
 // Type of child `name` of `parentType`, resolving choice suffixes.
 std::string childType(const std::string& parentType, const std::string& name) {
   if (auto info = elementInfo(parentType, name); info && !info->choice) return info->type;
+  std::optional<std::string> guess;
   for (std::size_t cut = 1; cut < name.size(); ++cut) {
     if (!std::isupper(static_cast<unsigned char>(name[cut]))) continue;
-    if (auto t = choiceSuffixType(std::string_view(name).substr(cut))) return *t;
-    break;
+    auto t = choiceSuffixType(std::string_view(name).substr(cut));
+    if (!t) continue;
+    auto info = elementInfo(parentType, name.substr(0, cut));
+    if (info && info->choice) return *t;
+    if (!guess) guess = t;
   }
-  return {};
+  return guess.value_or("");
 }
 
 bool repeats(const std::string& parentType, const std::string& name) {
