@@ -298,7 +298,7 @@ class Parser {
 
   NodePtr parseAll() {
     NodePtr e = parseExpr(0);
-    if (error_) return nullptr;
+    if (error_ || !e) return nullptr;
     if (peek().kind != Tok::kEnd) {
       err(peek().offset, "unexpected '" + describe(peek()) + "'");
       return nullptr;
@@ -328,6 +328,8 @@ class Parser {
   }
 
   NodePtr make(ExprKind kind, std::size_t offset) {
+    if (++nodes_ > kMaxNodes && !error_)
+      err(offset, "expression too long (more than " + std::to_string(kMaxNodes) + " terms)");
     auto n = std::make_unique<ExprNode>();
     n->kind = kind;
     setPos(*n, offset);
@@ -373,6 +375,15 @@ class Parser {
   }
 
   NodePtr parseExpr(int minPrec) {
+    struct DepthGuard {
+      int& d;
+      explicit DepthGuard(int& x) : d(x) { ++d; }
+      ~DepthGuard() { --d; }
+    } guard(depth_);
+    if (depth_ > kMaxDepth) {
+      err(peek().offset, "expression nested too deeply");
+      return nullptr;
+    }
     NodePtr left = parseUnary();
     if (!left) return nullptr;
     while (!error_) {
@@ -424,7 +435,13 @@ class Parser {
   NodePtr parseUnary() {
     if (isPunct("+") || isPunct("-")) {
       Token op = take();
+      ++depth_;
+      if (depth_ > kMaxDepth) {
+        err(op.offset, "expression nested too deeply");
+        return nullptr;
+      }
       NodePtr operand = parseUnary();
+      --depth_;
       if (!operand) return nullptr;
       // Fold a sign into a numeric literal: -1 is an Integer literal.
       if (operand->kind == ExprKind::kLiteral && op.text == "-") {
@@ -667,9 +684,14 @@ class Parser {
     }
   }
 
+  // Bounds keep evaluation's recursion well inside a thread's stack.
+  static constexpr int kMaxDepth = 200;
+  static constexpr int kMaxNodes = 4000;
+  int nodes_ = 0;
   std::string_view text_;
   std::vector<Token> toks_;
   std::size_t pos_ = 0;
+  int depth_ = 0;
 };
 
 Error syntaxError(std::string_view text, const SyntaxError& e) {

@@ -222,6 +222,18 @@ BOOST_AUTO_TEST_CASE(syntax_errors_carry_line_and_column) {
   BOOST_CHECK_EQUAL(e4.error().location, "1:5");
 }
 
+BOOST_AUTO_TEST_CASE(pathological_expressions_are_rejected_not_crashing) {
+  BOOST_CHECK(!compile(std::string(100000, '(') + "1" + std::string(100000, ')')));
+  BOOST_CHECK(!compile(std::string(100000, '-') + "1"));
+  std::string chain = "a";
+  for (int i = 0; i < 50000; ++i) chain += ".a";
+  BOOST_CHECK(!compile(chain));
+  // Long but reasonable expressions still work.
+  std::string sum = "1";
+  for (int i = 0; i < 1500; ++i) sum += " + 1";
+  BOOST_CHECK_EQUAL(run(sum), "[1501]");
+}
+
 BOOST_AUTO_TEST_CASE(unknown_functions_and_arity_fail_at_compile_time) {
   auto e = compile("name.frobnicate()");
   BOOST_REQUIRE(!e);
