@@ -1,0 +1,466 @@
+// MpiService and its HTTP handlers over a fresh store (SQLite or PostgreSQL, as the store
+// suite): auto-link, new, review, hard negatives, manual decisions surviving re-matching,
+// merge and undo, restart, $match shape and the review API's statuses.
+#include <boost/test/unit_test.hpp>
+
+#include <rapidjson/document.h>
+
+#include "engine/mpi/mpi_http.h"
+#include "engine/mpi/mpi_service.h"
+#include "tests/mpi/mpi_test_support.h"
+
+using namespace switchboard;
+using namespace switchboard::mpi;
+using namespace switchboard::mpi::testing;
+
+namespace {
+
+MatchConfig shippedConfig() {
+  auto c = MatchConfig::load(sourceDir() + "/conf/mpi.json");
+  BOOST_REQUIRE(c.has_value());
+  return *c;
+}
+
+std::string patient(const std::string& id, const std::string& given, const std::string& family,
+                    const std::string& dob, const std::string& gender, const std::string& phone,
+                    const std::string& line, const std::string& city, const std::string& zip) {
+  std::string s = R"({"resourceType":"Patient","id":")" + id + R"(","name":[{"family":")" + family +
+                  R"(","given":[")" + given + R"("]}],"birthDate":")" + dob + R"(","gender":")" +
+                  gender + "\"";
+  if (!phone.empty()) s += R"(,"telecom":[{"system":"phone","value":")" + phone + R"("}])";
+  s += R"(,"address":[{"line":[")" + line + R"("],"city":")" + city + R"(","postalCode":")" + zip +
+       R"("}]})";
+  return s;
+}
+
+// The cast of the tests.
+const std::string kKatherine = patient("p1", "Katherine", "O'Neil", "1975-05-20", "female",
+                                       "512 555 0101", "14 Cedar Street", "Austin", "73301");
+const std::string kKate = patient("p2", "Kate", "ONeil", "1975-05-20", "female", "+1 512-555-0101",
+                                  "14 Cedar St", "Austin", "73301");
+const std::string kZed = patient("p3", "Zed", "Quint", "1940-12-01", "male", "512 555 0777",
+                                 "1 Far Road", "Dripping Springs", "78620");
+// Same name, birth date one digit off, another phone and street, same city: undecided.
+const std::string kKatherineMaybe = patient("p4", "Katherine", "O'Neil", "1975-05-21", "female",
+                                            "512 555 0199", "9 Elm Road", "Austin", "78701");
+const std::string kLiam = patient("p5", "Liam", "Novak", "2012-09-09", "male", "512 555 0300",
+                                  "8 Birch Lane", "Round Rock", "78664");
+const std::string kNoah = patient("p6", "Noah", "Novak", "2012-09-09", "male", "512 555 0300",
+                                  "8 Birch Lane", "Round Rock", "78664");  // Liam's twin
+
+struct Fixture {
+  core::FakeClock clock;
+  std::string url;
+  std::unique_ptr<MpiService> mpi;
+  Fixture() {
+    auto store = freshStore(&url);
+    auto s = MpiService::open(shippedConfig(), std::move(store), &clock);
+    BOOST_REQUIRE_MESSAGE(s.has_value(), (s ? std::string() : s.error().message));
+    mpi = std::move(*s);
+  }
+  SubmitDecision submit(const std::string& json) {
+    clock.advance(1000);
+    auto d = mpi->submit(json, "wa");
+    BOOST_REQUIRE_MESSAGE(d.has_value(), (d ? std::string() : d.error().message));
+    return *d;
+  }
+  core::HttpResponse call(const std::string& method, const std::string& path,
+                          const std::string& body = {}, const std::string& query = {},
+                          const std::string& reviewer = "ana@clinic") {
+    core::HttpRequest req;
+    req.method = method;
+    req.scheme = "https";
+    req.host = "mpi.example";
+    req.path = path;
+    req.query = query;
+    req.body = body;
+    auto r = routeMpiHttp(*mpi, req, reviewer);
+    BOOST_REQUIRE_MESSAGE(r.has_value(), "route not handled: " + path);
+    return *r;
+  }
+};
+
+rapidjson::Document parse(const std::string& s) {
+  rapidjson::Document d;
+  d.Parse(s.c_str());
+  BOOST_REQUIRE_MESSAGE(!d.HasParseError(), "not JSON: " + s);
+  return d;
+}
+
+std::string issueCode(const core::HttpResponse& r) {
+  auto d = parse(r.body);
+  BOOST_REQUIRE(d.HasMember("resourceType"));
+  BOOST_TEST(std::string(d["resourceType"].GetString()) == "OperationOutcome");
+  return d["issue"][0]["code"].GetString();
+}
+
+}  // namespace
+
+BOOST_FIXTURE_TEST_SUITE(mpi_service, Fixture)
+
+BOOST_AUTO_TEST_CASE(new_then_auto_link_then_unrelated) {
+  auto d1 = submit(kKatherine);
+  BOOST_TEST(d1.sourceId == "wa/p1");
+  BOOST_TEST((d1.result == Decision::kNoMatch));
+  BOOST_TEST(d1.createdGolden);
+  BOOST_TEST(d1.reviewItemIds.empty());
+  auto d2 = submit(kKate);
+  BOOST_TEST((d2.result == Decision::kMatch));
+  BOOST_TEST((d2.origin == LinkOrigin::kAuto));
+  BOOST_TEST(!d2.createdGolden);
+  BOOST_TEST(d2.enterpriseId == d1.enterpriseId);
+  BOOST_TEST(d2.score > 0.99);
+  BOOST_TEST(d2.contributions.find("\"fields\"") != std::string::npos);
+  auto d3 = submit(kZed);
+  BOOST_TEST((d3.result == Decision::kNoMatch));
+  BOOST_TEST(d3.enterpriseId != d1.enterpriseId);
+  BOOST_TEST(mpi->sourceCount() == 3u);
+  // Survivorship: the newest source gives the name; telecom is the union.
+  auto g = mpi->golden(d1.enterpriseId);
+  BOOST_REQUIRE(g.has_value());
+  BOOST_TEST(g->links.size() == 2u);
+  auto prov = parse(g->record.provenance);
+  BOOST_TEST(std::string(prov["name"]["source"].GetString()) == "wa/p2");
+  BOOST_TEST(std::string(prov["name"]["rule"].GetString()) == "most-recent");
+  auto res = parse(g->record.resource);
+  BOOST_TEST(std::string(res["id"].GetString()) == d1.enterpriseId);
+  BOOST_TEST(res["active"].GetBool());
+  BOOST_TEST(std::string(res["name"][0]["given"][0].GetString()) == "Kate");
+  BOOST_TEST(res["telecom"].Size() == 2u);  // "512 555 0101" and "+1 512-555-0101" as sent
+  // A resubmission of a known source updates it and keeps its golden record.
+  auto again = submit(kKate);
+  BOOST_TEST(again.updatedSource);
+  BOOST_TEST(again.enterpriseId == d1.enterpriseId);
+  BOOST_TEST(mpi->sourceCount() == 3u);
+}
+
+BOOST_AUTO_TEST_CASE(undecided_and_hard_negative_pairs_go_to_review) {
+  auto d1 = submit(kKatherine);
+  auto d4 = submit(kKatherineMaybe);
+  BOOST_TEST((d4.result == Decision::kPossibleMatch));
+  BOOST_TEST(d4.createdGolden);
+  BOOST_TEST(d4.enterpriseId != d1.enterpriseId);
+  BOOST_REQUIRE(d4.reviewItemIds.size() == 1u);
+  auto d5 = submit(kLiam);
+  auto d6 = submit(kNoah);
+  // Twins agree on everything but the given name: never an automatic link.
+  BOOST_TEST((d6.result == Decision::kPossibleMatch));
+  BOOST_TEST(d6.enterpriseId != d5.enterpriseId);
+  BOOST_REQUIRE(d6.reviewItemIds.size() == 1u);
+  auto item = mpi->review(d6.reviewItemIds[0]);
+  BOOST_REQUIRE(item.has_value());
+  BOOST_TEST(item->item.contributions.find("twins") != std::string::npos);
+  BOOST_TEST(item->left.sourceId == "wa/p6");
+  BOOST_TEST(item->right.sourceId == "wa/p5");
+  BOOST_TEST(item->right.goldenId == d5.enterpriseId);
+  BOOST_TEST(item->comparison.find(R"("field":"given","left":"Noah","right":"Liam")") !=
+             std::string::npos);
+  // The same pair is not queued twice.
+  auto again = submit(kNoah);
+  BOOST_TEST(again.reviewItemIds.empty());
+  ReviewFilter f;
+  BOOST_TEST(mpi->reviews(f)->size() == 2u);
+}
+
+BOOST_AUTO_TEST_CASE(merge_then_undo_restores_both) {
+  auto d1 = submit(kKatherine);
+  auto d2 = submit(kKate);
+  auto d4 = submit(kKatherineMaybe);
+  BOOST_REQUIRE(d4.reviewItemIds.size() == 1u);
+  const int64_t item = d4.reviewItemIds[0];
+  auto before1 = mpi->golden(d1.enterpriseId)->record.resource;
+  auto before4 = mpi->golden(d4.enterpriseId)->record.resource;
+
+  clock.advance(1000);
+  auto m = mpi->decide(item, ReviewVerdict::kMerge, "ana@clinic", "same woman, moved");
+  BOOST_REQUIRE_MESSAGE(m.has_value(), (m ? std::string() : m.error().message));
+  BOOST_TEST((m->item.status == ReviewStatus::kMerged));
+  BOOST_REQUIRE(m->merge.has_value());
+  BOOST_TEST(m->merge->fromGolden == d4.enterpriseId);
+  BOOST_TEST(m->merge->intoGolden == d1.enterpriseId);
+  auto link = mpi->linkOf("wa/p4");
+  BOOST_REQUIRE(link.has_value());
+  BOOST_TEST(link->goldenId == d1.enterpriseId);
+  BOOST_TEST((link->origin == LinkOrigin::kManual));
+  BOOST_TEST(link->reviewer == "ana@clinic");
+  auto retired = mpi->golden(d4.enterpriseId);
+  BOOST_TEST(!retired->record.active);
+  BOOST_TEST(retired->record.replacedBy == d1.enterpriseId);
+  // The Bundle for the EHR: survivor replaces, retired record inactive and replaced-by.
+  auto b = parse(m->bundle);
+  BOOST_TEST(std::string(b["type"].GetString()) == "transaction");
+  BOOST_REQUIRE(b["entry"].Size() == 2u);
+  const auto& survivor = b["entry"][0]["resource"];
+  const auto& old = b["entry"][1]["resource"];
+  BOOST_TEST(std::string(b["entry"][0]["request"]["method"].GetString()) == "PUT");
+  BOOST_TEST(std::string(b["entry"][0]["request"]["url"].GetString()) ==
+             "Patient/" + d1.enterpriseId);
+  BOOST_TEST(survivor["active"].GetBool());
+  BOOST_TEST(std::string(survivor["link"][0]["type"].GetString()) == "replaces");
+  BOOST_TEST(std::string(survivor["link"][0]["other"]["reference"].GetString()) ==
+             "Patient/" + d4.enterpriseId);
+  BOOST_TEST(!old["active"].GetBool());
+  BOOST_TEST(std::string(old["link"][0]["type"].GetString()) == "replaced-by");
+  // The survivor now carries the moved source's phone too (union), with provenance.
+  BOOST_TEST(mpi->golden(d1.enterpriseId)->record.provenance.find("wa/p4") != std::string::npos);
+
+  // Deciding again is a conflict.
+  auto twice = mpi->decide(item, ReviewVerdict::kNotDuplicate, "bo@clinic", "");
+  BOOST_REQUIRE(!twice.has_value());
+  BOOST_TEST((twice.error().code == ErrorCode::kConflict));
+
+  clock.advance(1000);
+  auto u = mpi->undo(item, "bo@clinic", "wrong person");
+  BOOST_REQUIRE_MESSAGE(u.has_value(), (u ? std::string() : u.error().message));
+  BOOST_TEST((u->item.status == ReviewStatus::kOpen));
+  BOOST_TEST(u->merge->undoneBy == "bo@clinic");
+  auto back = mpi->linkOf("wa/p4");
+  BOOST_TEST(back->goldenId == d4.enterpriseId);
+  BOOST_TEST((back->origin == LinkOrigin::kAuto));
+  BOOST_TEST((back->result == Decision::kPossibleMatch));
+  BOOST_TEST(mpi->linkOf("wa/p2")->goldenId == d1.enterpriseId);
+  auto g4 = mpi->golden(d4.enterpriseId);
+  BOOST_TEST(g4->record.active);
+  BOOST_TEST(g4->record.replacedBy.empty());
+  BOOST_TEST(g4->record.resource == before4);
+  BOOST_TEST(mpi->golden(d1.enterpriseId)->record.resource == before1);
+  auto ub = parse(u->bundle);
+  BOOST_TEST(ub["entry"][0]["resource"]["active"].GetBool());
+  BOOST_TEST(!ub["entry"][0]["resource"].HasMember("link"));
+  // Undoing an open item is a conflict; the audit holds every step with its reviewer.
+  BOOST_TEST((mpi->undo(item, "bo@clinic", "").error().code == ErrorCode::kConflict));
+  auto audit = mpi->audit("review/" + std::to_string(item));
+  BOOST_REQUIRE(audit->size() == 2u);
+  BOOST_TEST((*audit)[0].action == "review.decide");
+  BOOST_TEST((*audit)[0].actor == "ana@clinic");
+  BOOST_TEST((*audit)[1].action == "review.undo");
+  BOOST_TEST((*audit)[1].detail.find("wrong person") != std::string::npos);
+  // And it can be decided again after the undo.
+  BOOST_TEST(mpi->decide(item, ReviewVerdict::kMerge, "ana@clinic", "").has_value());
+}
+
+BOOST_AUTO_TEST_CASE(manual_decisions_survive_rematching) {
+  auto d1 = submit(kKatherine);
+  auto d4 = submit(kKatherineMaybe);
+  auto d5 = submit(kLiam);
+  auto d6 = submit(kNoah);
+  BOOST_REQUIRE(d4.reviewItemIds.size() == 1u);
+  BOOST_REQUIRE(d6.reviewItemIds.size() == 1u);
+  BOOST_REQUIRE(mpi->decide(d4.reviewItemIds[0], ReviewVerdict::kMerge, "ana", "").has_value());
+  BOOST_REQUIRE(
+      mpi->decide(d6.reviewItemIds[0], ReviewVerdict::kNotDuplicate, "ana", "twins").has_value());
+  BOOST_TEST((mpi->linkOf("wa/p6")->origin == LinkOrigin::kManual));
+  BOOST_TEST((mpi->linkOf("wa/p6")->result == Decision::kMatch));  // confirmed as its own
+
+  // p4 now claims to be Zed, p6 becomes an exact copy of Liam: the machine would relink both,
+  // but reviewers decided them.
+  submit(patient("p4", "Zed", "Quint", "1940-12-01", "male", "512 555 0777", "1 Far Road",
+                 "Dripping Springs", "78620"));
+  auto r6 = submit(patient("p6", "Liam", "Novak", "2012-09-09", "male", "512 555 0300",
+                           "8 Birch Lane", "Round Rock", "78664"));
+  BOOST_TEST(r6.enterpriseId == d6.enterpriseId);
+  BOOST_TEST((r6.origin == LinkOrigin::kManual));
+  BOOST_TEST(mpi->linkOf("wa/p4")->goldenId == d1.enterpriseId);
+  BOOST_TEST(mpi->rematch("wa/p6")->enterpriseId == d6.enterpriseId);
+  BOOST_TEST(mpi->rematch("wa/p4")->enterpriseId == d1.enterpriseId);
+
+  // The contrast: an AUTO link does move when its record changes.
+  auto d7 = submit(patient("p7", "Olga", "Petrov", "1961-03-03", "female", "512 555 0444",
+                           "3 Oak Court", "Pflugerville", "78660"));
+  BOOST_TEST((d7.result == Decision::kNoMatch));
+  auto r7 = submit(patient("p7", "Liam", "Novak", "2012-09-09", "male", "512 555 0300",
+                           "8 Birch Lane", "Round Rock", "78664"));
+  BOOST_TEST(r7.enterpriseId == d5.enterpriseId);
+  BOOST_TEST((r7.origin == LinkOrigin::kAuto));
+  BOOST_TEST(mpi->golden(d7.enterpriseId)->record.replacedBy == d5.enterpriseId);
+  // ... but never into a golden record a reviewer kept apart: p6's golden stays out of reach.
+  BOOST_TEST(r7.enterpriseId != d6.enterpriseId);
+}
+
+BOOST_AUTO_TEST_CASE(state_survives_a_restart) {
+  auto d1 = submit(kKatherine);
+  auto d4 = submit(kKatherineMaybe);
+  BOOST_REQUIRE(
+      mpi->decide(d4.reviewItemIds[0], ReviewVerdict::kNotDuplicate, "ana", "").has_value());
+  mpi.reset();
+  auto store = MpiStore::open(url);
+  BOOST_REQUIRE(store.has_value());
+  auto s = MpiService::open(shippedConfig(), std::move(*store), &clock);
+  BOOST_REQUIRE(s.has_value());
+  mpi = std::move(*s);
+  BOOST_TEST(mpi->sourceCount() == 2u);
+  BOOST_TEST(mpi->linkOf("wa/p4")->goldenId == d4.enterpriseId);
+  BOOST_TEST((mpi->linkOf("wa/p4")->origin == LinkOrigin::kManual));
+  auto d2 = submit(kKate);
+  BOOST_TEST(d2.enterpriseId == d1.enterpriseId);  // the index was rebuilt
+  // The NO_MATCH decision was reloaded: p4 re-matched never lands in p1's golden record.
+  BOOST_TEST(mpi->rematch("wa/p4")->enterpriseId == d4.enterpriseId);
+}
+
+BOOST_AUTO_TEST_CASE(submit_errors) {
+  BOOST_TEST((mpi->submit("{not json", "wa").error().code == ErrorCode::kStructure));
+  BOOST_TEST(
+      (mpi->submit(R"({"resourceType":"Observation"})", "wa").error().code == ErrorCode::kInvalid));
+  BOOST_TEST(
+      (mpi->submit(R"({"resourceType":"Patient","name":[{"family":"X"}]})", "wa").error().code ==
+       ErrorCode::kRequired));
+  // An identifier stands in for a missing id.
+  auto d = mpi->submit(
+      R"({"resourceType":"Patient","identifier":[{"system":"urn:switchboard:whatsapp","value":"15125550101"}],"name":[{"family":"X","given":["Y"]}]})",
+      "wa");
+  BOOST_REQUIRE(d.has_value());
+  BOOST_TEST(d->sourceId == "wa/urn:switchboard:whatsapp|15125550101");
+}
+
+BOOST_AUTO_TEST_CASE(patient_match_operation) {
+  auto d1 = submit(kKatherine);
+  submit(kLiam);
+  const std::string query = R"({"resourceType":"Parameters","parameter":[{"name":"resource",)"
+                            R"("resource":)" +
+                            kKate + R"(},{"name":"count","valueInteger":3}]})";
+  auto r = call("POST", "/fhir/Patient/$match", query);
+  BOOST_TEST(r.status == 200);
+  BOOST_TEST(r.contentType == "application/fhir+json");
+  auto b = parse(r.body);
+  BOOST_TEST(std::string(b["resourceType"].GetString()) == "Bundle");
+  BOOST_TEST(std::string(b["type"].GetString()) == "searchset");
+  BOOST_REQUIRE(b["entry"].Size() == 1u);
+  const auto& e = b["entry"][0];
+  BOOST_TEST(std::string(e["fullUrl"].GetString()) ==
+             "https://mpi.example/fhir/Patient/" + d1.enterpriseId);
+  BOOST_TEST(std::string(e["resource"]["resourceType"].GetString()) == "Patient");
+  BOOST_TEST(std::string(e["search"]["mode"].GetString()) == "match");
+  BOOST_TEST(e["search"]["score"].GetDouble() > 0.99);
+  BOOST_TEST(e["search"]["score"].GetDouble() <= 1.0);
+  BOOST_TEST(std::string(e["search"]["extension"][0]["url"].GetString()) ==
+             "http://hl7.org/fhir/StructureDefinition/match-grade");
+  BOOST_TEST(std::string(e["search"]["extension"][0]["valueCode"].GetString()) == "certain");
+
+  // Liam's twin resembles Liam but is not certain: graded, and left out by onlyCertainMatches.
+  const std::string twin = R"({"resourceType":"Parameters","parameter":[{"name":"resource",)"
+                           R"("resource":)" +
+                           kNoah + "}";
+  auto all = parse(call("POST", "/fhir/Patient/$match", twin + "]}").body);
+  BOOST_REQUIRE(all["entry"].Size() == 1u);
+  std::string grade = all["entry"][0]["search"]["extension"][0]["valueCode"].GetString();
+  BOOST_TEST((grade == "probable" || grade == "possible"));
+  auto certain = parse(call("POST", "/fhir/Patient/$match",
+                            twin + R"(,{"name":"onlyCertainMatches","valueBoolean":true}]})")
+                           .body);
+  BOOST_TEST(certain["entry"].Size() == 0u);
+  BOOST_TEST(certain["total"].GetInt() == 0);
+
+  // Errors: precise statuses with an OperationOutcome.
+  auto bad = call("POST", "/fhir/Patient/$match", "{oops");
+  BOOST_TEST(bad.status == 400);
+  BOOST_TEST(issueCode(bad) == "structure");
+  BOOST_TEST(call("POST", "/fhir/Patient/$match", R"({"resourceType":"Patient"})").status == 400);
+  auto missing = call("POST", "/fhir/Patient/$match", R"({"resourceType":"Parameters"})");
+  BOOST_TEST(missing.status == 400);
+  BOOST_TEST(issueCode(missing) == "required");
+  BOOST_TEST(
+      call(
+          "POST", "/fhir/Patient/$match",
+          R"({"resourceType":"Parameters","parameter":[{"name":"resource","resource":{"resourceType":"Observation"}}]})")
+          .status == 400);
+  BOOST_TEST(
+      call("POST", "/fhir/Patient/$match",
+           R"({"resourceType":"Parameters","parameter":[{"name":"count","valueInteger":0}]})")
+          .status == 400);
+  auto get = call("GET", "/fhir/Patient/$match");
+  BOOST_TEST(get.status == 405);
+  BOOST_REQUIRE(!get.headers.empty());
+  BOOST_TEST(get.headers[0].name == "Allow");
+  BOOST_TEST(get.headers[0].value == "POST");
+}
+
+BOOST_AUTO_TEST_CASE(review_api_statuses) {
+  auto d1 = submit(kKatherine);
+  auto d4 = submit(kKatherineMaybe);
+  submit(kLiam);
+  auto d6 = submit(kNoah);
+  const int64_t katherineItem = d4.reviewItemIds.at(0), twinItem = d6.reviewItemIds.at(0);
+
+  auto list = call("GET", "/api/mpi/reviews");
+  BOOST_TEST(list.status == 200);
+  auto l = parse(list.body);
+  BOOST_REQUIRE(l["items"].Size() == 2u);
+  BOOST_TEST(l["items"][0]["score"].GetDouble() >= l["items"][1]["score"].GetDouble());
+  BOOST_TEST(l["next"].IsNull());
+  // Paging: one per page, the cursor leads to the other item, then to nothing.
+  auto p1 = parse(call("GET", "/api/mpi/reviews", "", "limit=1").body);
+  BOOST_REQUIRE(p1["items"].Size() == 1u);
+  BOOST_REQUIRE(p1["next"].IsString());
+  auto p2 = parse(
+      call("GET", "/api/mpi/reviews", "", "limit=1&before=" + std::string(p1["next"].GetString()))
+          .body);
+  BOOST_REQUIRE(p2["items"].Size() == 1u);
+  BOOST_TEST(p2["items"][0]["id"].GetInt64() != p1["items"][0]["id"].GetInt64());
+  BOOST_TEST(call("GET", "/api/mpi/reviews", "", "minScore=1.5").status == 400);
+  BOOST_TEST(call("GET", "/api/mpi/reviews", "", "status=maybe").status == 400);
+  BOOST_TEST(call("GET", "/api/mpi/reviews", "", "limt=5").status == 400);
+  BOOST_TEST(call("GET", "/api/mpi/reviews", "", "limit=0").status == 400);
+
+  auto one = call("GET", "/api/mpi/reviews/" + std::to_string(twinItem));
+  BOOST_TEST(one.status == 200);
+  auto o = parse(one.body);
+  BOOST_TEST(std::string(o["left"]["resource"]["resourceType"].GetString()) == "Patient");
+  BOOST_TEST(std::string(o["right"]["sourceId"].GetString()) == "wa/p5");
+  BOOST_TEST(o["comparison"].Size() == kFieldCount);
+  BOOST_TEST(o["item"]["contributions"]["fields"].IsArray());
+  BOOST_TEST(call("GET", "/api/mpi/reviews/999999").status == 404);
+  BOOST_TEST(call("GET", "/api/mpi/reviews/abc").status == 404);
+  BOOST_TEST(call("DELETE", "/api/mpi/reviews/1").status == 405);
+
+  const std::string path = "/api/mpi/reviews/" + std::to_string(katherineItem);
+  BOOST_TEST(call("POST", path + "/decision", "{nope").status == 400);
+  BOOST_TEST(call("POST", path + "/decision", R"({"decision":"maybe"})").status == 400);
+  BOOST_TEST(call("POST", path + "/decision", R"({"reason":"x"})").status == 400);
+  BOOST_TEST(call("POST", path + "/decision", R"({"decision":"merge","colour":"red"})").status ==
+             400);
+  BOOST_TEST(call("POST", path + "/decision", R"({"decision":"merge"})", "", "").status == 401);
+  BOOST_TEST(call("POST", "/api/mpi/reviews/999999/decision", R"({"decision":"merge"})").status ==
+             404);
+  auto merged = call("POST", path + "/decision", R"({"decision":"merge","reason":"same"})");
+  BOOST_TEST(merged.status == 200);
+  auto mj = parse(merged.body);
+  BOOST_TEST(std::string(mj["item"]["status"].GetString()) == "merged");
+  BOOST_TEST(std::string(mj["item"]["reviewer"].GetString()) == "ana@clinic");
+  BOOST_TEST(std::string(mj["merge"]["into"].GetString()) == d1.enterpriseId);
+  BOOST_TEST(std::string(mj["bundle"]["type"].GetString()) == "transaction");
+  auto twice = call("POST", path + "/decision", R"({"decision":"not-duplicate"})");
+  BOOST_TEST(twice.status == 409);
+  BOOST_TEST(issueCode(twice) == "conflict");
+
+  auto g = call("GET", "/api/mpi/golden/" + d4.enterpriseId);
+  BOOST_TEST(g.status == 200);
+  auto gj = parse(g.body);
+  BOOST_TEST(!gj["active"].GetBool());
+  BOOST_TEST(std::string(gj["replacedBy"].GetString()) == d1.enterpriseId);
+  BOOST_TEST(call("GET", "/api/mpi/golden/nope").status == 404);
+  auto gs = parse(call("GET", "/api/mpi/golden/" + d1.enterpriseId).body);
+  BOOST_TEST(gs["links"].Size() == 2u);
+  BOOST_TEST(gs["provenance"].IsObject());
+
+  auto undo = call("POST", path + "/undo", R"({"reason":"too hasty"})");
+  BOOST_TEST(undo.status == 200);
+  BOOST_TEST(std::string(parse(undo.body)["item"]["status"].GetString()) == "open");
+  BOOST_TEST(call("POST", path + "/undo").status == 409);
+  BOOST_TEST(call("POST", path + "/undo", R"({"why":1})").status == 400);
+  BOOST_TEST(call("POST", "/api/mpi/reviews/999999/undo").status == 404);
+
+  auto nd = call("POST", "/api/mpi/reviews/" + std::to_string(twinItem) + "/decision",
+                 R"({"decision":"not-duplicate","reason":"twins"})");
+  BOOST_TEST(nd.status == 200);
+  BOOST_TEST(parse(nd.body)["bundle"].IsNull());
+  auto decided = parse(call("GET", "/api/mpi/reviews", "", "status=not-duplicate").body);
+  BOOST_REQUIRE(decided["items"].Size() == 1u);
+  BOOST_TEST(std::string(decided["items"][0]["reason"].GetString()) == "twins");
+
+  core::HttpRequest other;
+  other.method = "GET";
+  other.path = "/api/messages";
+  BOOST_TEST(!routeMpiHttp(*mpi, other, "ana").has_value());
+}
+
+BOOST_AUTO_TEST_SUITE_END()
