@@ -3,6 +3,9 @@
 // merge and undo, restart, $match shape and the review API's statuses.
 #include <boost/test/unit_test.hpp>
 
+#include <atomic>
+#include <thread>
+
 #include <rapidjson/document.h>
 
 #include "engine/mpi/mpi_http.h"
@@ -461,6 +464,48 @@ BOOST_AUTO_TEST_CASE(review_api_statuses) {
   other.method = "GET";
   other.path = "/api/messages";
   BOOST_TEST(!routeMpiHttp(*mpi, other, "ana").has_value());
+}
+
+BOOST_AUTO_TEST_CASE(concurrent_submits_and_matches_stay_consistent) {
+  // Four writers, each submitting its own people twice (the second copy auto-links to the
+  // first), while a reader runs $match. Checks the result, not the timing.
+  const int kPerThread = 15;
+  std::vector<std::thread> threads;
+  std::atomic<int> failures{0};
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < kPerThread; ++i) {
+        std::string n = std::to_string(t * 100 + i);
+        std::string given = "Given" + std::string(1, char('a' + t)) + std::string(1, char('a' + i));
+        std::string family =
+            "Family" + std::string(1, char('k' + t)) + std::string(1, char('a' + i % 26));
+        std::string dob = "19" + std::to_string(50 + t * 10 + i % 10) + "-0" +
+                          std::to_string(1 + i % 9) + "-1" + std::to_string(i % 10);
+        std::string phone = "512555" + std::to_string(1000 + t * 100 + i);
+        for (const char* copy : {"a", "b"}) {
+          if (!mpi->submit(patient("c" + n + copy, given, family, dob, "", phone, "", "", ""),
+                           "wa"))
+            ++failures;
+        }
+      }
+    });
+  }
+  threads.emplace_back([&] {
+    for (int i = 0; i < 30; ++i)
+      if (!mpi->match(kKate, false, 5)) ++failures;
+  });
+  for (auto& th : threads) th.join();
+  BOOST_TEST(failures.load() == 0);
+  BOOST_TEST(mpi->sourceCount() == size_t(4 * kPerThread * 2));
+  for (int t = 0; t < 4; ++t) {
+    for (int i = 0; i < kPerThread; ++i) {
+      std::string n = std::to_string(t * 100 + i);
+      auto a = mpi->linkOf("wa/c" + n + "a"), b = mpi->linkOf("wa/c" + n + "b");
+      BOOST_REQUIRE(a.has_value());
+      BOOST_REQUIRE(b.has_value());
+      BOOST_TEST(a->goldenId == b->goldenId);
+    }
+  }
 }
 
 BOOST_AUTO_TEST_SUITE_END()
