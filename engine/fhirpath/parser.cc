@@ -1,6 +1,7 @@
 // FHIRPath lexer and recursive-descent parser (grammar of FHIRPath N1 with its operator
 // precedence), and compile(): syntax plus the static checks of function names and arities.
 // Thread-safety: no shared state.
+#include <algorithm>
 #include <cctype>
 #include <cstring>
 
@@ -720,9 +721,33 @@ Result<std::unique_ptr<ExprNode>> parseExpression(std::string_view text) {
   return root;
 }
 
+namespace {
+
+// Depth of the syntax tree, computed without recursion.
+std::size_t treeDepth(const ExprNode& root) {
+  std::size_t deepest = 0;
+  std::vector<std::pair<const ExprNode*, std::size_t>> stack{{&root, 1}};
+  while (!stack.empty()) {
+    auto [n, d] = stack.back();
+    stack.pop_back();
+    deepest = std::max(deepest, d);
+    for (const auto& c : n->children) stack.push_back({c.get(), d + 1});
+  }
+  return deepest;
+}
+
+}  // namespace
+
 Result<Expression> compile(std::string_view text) {
   auto root = parseExpression(text);
   if (!root) return std::unexpected(root.error());
+  // Evaluation recurses along the tree: keep it far inside any thread's stack.
+  constexpr std::size_t kMaxTreeDepth = 256;
+  if (treeDepth(**root) > kMaxTreeDepth)
+    return fail(ErrorCode::kInvalid,
+                "FHIRPath expression too deeply nested (more than " +
+                    std::to_string(kMaxTreeDepth) + " levels of operators and paths)",
+                "1:1");
   Expression e;
   e.text_ = std::string(text);
   e.root_ = std::shared_ptr<const ExprNode>(std::move(*root));
