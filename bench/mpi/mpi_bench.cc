@@ -21,10 +21,13 @@
 
 using namespace switchboard::mpi;
 using Clock = std::chrono::steady_clock;
+using switchboard::mpi::bench::toFhirJson;
 
 namespace {
 
-double since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+double since(Clock::time_point t) {
+  return std::chrono::duration<double>(Clock::now() - t).count();
+}
 
 long rssKiB() {
   std::ifstream in("/proc/self/status");
@@ -32,84 +35,6 @@ long rssKiB() {
   while (std::getline(in, line))
     if (line.rfind("VmRSS:", 0) == 0) return std::atol(line.c_str() + 6);
   return 0;
-}
-
-std::string toFhirJson(const PersonRecord& p) {
-  rapidjson::StringBuffer sb;
-  rapidjson::Writer<rapidjson::StringBuffer> w(sb);
-  w.StartObject();
-  w.Key("resourceType");
-  w.String("Patient");
-  w.Key("id");
-  w.String(p.id);
-  w.Key("name");
-  w.StartArray();
-  w.StartObject();
-  if (!p.familyNames.empty()) {
-    w.Key("family");
-    w.String(p.familyNames[0]);
-  }
-  w.Key("given");
-  w.StartArray();
-  for (const auto& g : p.givenNames) w.String(g);
-  w.EndArray();
-  w.EndObject();
-  w.EndArray();
-  if (!p.birthDate.empty()) {
-    w.Key("birthDate");
-    w.String(p.birthDate);
-  }
-  if (!p.sex.empty()) {
-    w.Key("gender");
-    w.String(p.sex);
-  }
-  w.Key("telecom");
-  w.StartArray();
-  for (const auto& t : p.phones) {
-    w.StartObject();
-    w.Key("system");
-    w.String("phone");
-    w.Key("value");
-    w.String(t);
-    w.EndObject();
-  }
-  for (const auto& t : p.emails) {
-    w.StartObject();
-    w.Key("system");
-    w.String("email");
-    w.Key("value");
-    w.String(t);
-    w.EndObject();
-  }
-  w.EndArray();
-  w.Key("address");
-  w.StartArray();
-  w.StartObject();
-  w.Key("line");
-  w.StartArray();
-  for (const auto& l : p.addressLines) w.String(l);
-  w.EndArray();
-  w.Key("city");
-  w.String(p.city);
-  w.Key("postalCode");
-  w.String(p.postcode);
-  w.Key("state");
-  w.String(p.state);
-  w.EndObject();
-  w.EndArray();
-  w.Key("identifier");
-  w.StartArray();
-  for (const auto& i : p.identifiers) {
-    w.StartObject();
-    w.Key("system");
-    w.String(i.system);
-    w.Key("value");
-    w.String(i.value);
-    w.EndObject();
-  }
-  w.EndArray();
-  w.EndObject();
-  return std::string(sb.GetString(), sb.GetSize());
 }
 
 }  // namespace
@@ -121,12 +46,18 @@ int main(int argc, char** argv) {
   std::string configPath = "conf/mpi.json", ndjsonDir;
   for (int i = 1; i + 1 < argc; i += 2) {
     std::string k = argv[i], v = argv[i + 1];
-    if (k == "--patients") n = std::stoull(v);
-    else if (k == "--seed") seed = std::stoull(v);
-    else if (k == "--threads") threads = static_cast<unsigned>(std::stoul(v));
-    else if (k == "--queries") queries = std::stoull(v);
-    else if (k == "--config") configPath = v;
-    else if (k == "--ndjson") ndjsonDir = v;
+    if (k == "--patients")
+      n = std::stoull(v);
+    else if (k == "--seed")
+      seed = std::stoull(v);
+    else if (k == "--threads")
+      threads = static_cast<unsigned>(std::stoul(v));
+    else if (k == "--queries")
+      queries = std::stoull(v);
+    else if (k == "--config")
+      configPath = v;
+    else if (k == "--ndjson")
+      ndjsonDir = v;
     else {
       std::fprintf(stderr, "unknown option %s\n", k.c_str());
       return 2;
@@ -135,7 +66,8 @@ int main(int argc, char** argv) {
   if (threads == 0) threads = std::max(1u, std::thread::hardware_concurrency());
   auto config = MatchConfig::load(configPath);
   if (!config) {
-    std::fprintf(stderr, "config: %s (%s)\n", config.error().message.c_str(), config.error().location.c_str());
+    std::fprintf(stderr, "config: %s (%s)\n", config.error().message.c_str(),
+                 config.error().location.c_str());
     return 1;
   }
   auto t = Clock::now();
@@ -192,19 +124,22 @@ int main(int argc, char** argv) {
   for (uint32_t i = 0; i < n; ++i) enterprises += lo.enterprise[i] == i;
 
   IndexMemory mem = index.memory();
-  std::printf("bulk link: %.2f s total (normalise %.2f s, index %.2f s, score+cluster %.2f s), "
-              "%llu comparisons (%.1f per patient)\n",
-              tTotal, tNorm, tIndex, tScore, (unsigned long long)lo.comparisons,
-              double(lo.comparisons) / double(n));
-  std::printf("enterprises %zu; auto-link pairs %llu (precision %.4f, recall %.4f of %llu true pairs); "
-              "review pairs %llu (%.1f%% true)\n",
-              enterprises, (unsigned long long)autoPred, autoPred ? double(autoTp) / autoPred : 1.0,
-              truePairs ? double(autoTp) / truePairs : 1.0, (unsigned long long)truePairs,
-              (unsigned long long)reviewPred, reviewPred ? 100.0 * reviewTp / reviewPred : 0.0);
-  std::printf("index memory: %.0f bytes/patient (store %.0f, blocking %.0f, frequencies %.0f); "
-              "RSS growth while indexing %.0f bytes/patient\n",
-              mem.bytesPerRecord(), double(mem.storeBytes) / n, double(mem.blockingBytes) / n,
-              double(mem.frequencyBytes) / n, double(rssIndex - rss0) * 1024.0 / n);
+  std::printf(
+      "bulk link: %.2f s total (normalise %.2f s, index %.2f s, score+cluster %.2f s), "
+      "%llu comparisons (%.1f per patient)\n",
+      tTotal, tNorm, tIndex, tScore, (unsigned long long)lo.comparisons,
+      double(lo.comparisons) / double(n));
+  std::printf(
+      "enterprises %zu; auto-link pairs %llu (precision %.4f, recall %.4f of %llu true pairs); "
+      "review pairs %llu (%.1f%% true)\n",
+      enterprises, (unsigned long long)autoPred, autoPred ? double(autoTp) / autoPred : 1.0,
+      truePairs ? double(autoTp) / truePairs : 1.0, (unsigned long long)truePairs,
+      (unsigned long long)reviewPred, reviewPred ? 100.0 * reviewTp / reviewPred : 0.0);
+  std::printf(
+      "index memory: %.0f bytes/patient (store %.0f, blocking %.0f, frequencies %.0f); "
+      "RSS growth while indexing %.0f bytes/patient\n",
+      mem.bytesPerRecord(), double(mem.storeBytes) / n, double(mem.blockingBytes) / n,
+      double(mem.frequencyBytes) / n, double(rssIndex - rss0) * 1024.0 / n);
 
   // Single-record matching against the full index: perturbed copies of random patients.
   std::vector<double> lat;
@@ -223,10 +158,14 @@ int main(int argc, char** argv) {
       }
   }
   std::sort(lat.begin(), lat.end());
-  auto pct = [&](double p) { return lat.empty() ? 0.0 : lat[std::min(lat.size() - 1, size_t(p * lat.size()))]; };
-  std::printf("single match (%zu queries, normalise + block + score): p50 %.0f us, p99 %.0f us, "
-              "max %.0f us; true person among candidates %.1f%%\n",
-              queries, pct(0.5), pct(0.99), lat.empty() ? 0 : lat.back(), 100.0 * found / std::max<size_t>(1, queries));
+  auto pct = [&](double p) {
+    return lat.empty() ? 0.0 : lat[std::min(lat.size() - 1, size_t(p * lat.size()))];
+  };
+  std::printf(
+      "single match (%zu queries, normalise + block + score): p50 %.0f us, p99 %.0f us, "
+      "max %.0f us; true person among candidates %.1f%%\n",
+      queries, pct(0.5), pct(0.99), lat.empty() ? 0 : lat.back(),
+      100.0 * found / std::max<size_t>(1, queries));
 
   if (!ndjsonDir.empty()) {
     std::filesystem::create_directories(ndjsonDir);
@@ -242,8 +181,10 @@ int main(int argc, char** argv) {
       std::fprintf(stderr, "ndjson link failed: %s\n", st.error().message.c_str());
       return 1;
     }
-    std::printf("ndjson link (parse + normalise + index + score + write): %.2f s, %zu enterprises, "
-                "%zu review pairs\n", st->seconds, st->enterprises, st->reviewPairs);
+    std::printf(
+        "ndjson link (parse + normalise + index + score + write): %.2f s, %zu enterprises, "
+        "%zu review pairs\n",
+        st->seconds, st->enterprises, st->reviewPairs);
   }
   return 0;
 }

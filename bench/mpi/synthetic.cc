@@ -1,6 +1,9 @@
 // Synthetic patients for bench/mpi. Thread-safety: see synthetic.h.
 #include "synthetic.h"
 
+#include <rapidjson/stringbuffer.h>
+#include <rapidjson/writer.h>
+
 #include <cmath>
 #include <cstdio>
 #include <string>
@@ -32,27 +35,31 @@ class Rng {
 };
 
 const char* kGiven[] = {
-    "james", "mary", "john", "patricia", "robert", "jennifer", "michael", "linda", "william",
-    "elizabeth", "david", "barbara", "richard", "susan", "joseph", "jessica", "thomas", "sarah",
-    "charles", "karen", "christopher", "nancy", "daniel", "lisa", "matthew", "margaret", "anthony",
-    "betty", "mark", "sandra", "donald", "ashley", "steven", "kimberly", "paul", "emily", "andrew",
-    "donna", "joshua", "michelle", "jose", "maria", "juan", "guadalupe", "luis", "ana", "carlos",
-    "sofia", "jorge", "camila", "miguel", "valentina", "pedro", "isabella", "francisco", "lucia",
-    "alejandro", "fernanda", "ricardo", "gabriela", "eduardo", "daniela", "fernando", "paula",
-    "manuel", "adriana", "ignacio", "victoria", "samuel", "rebecca", "benjamin", "catherine",
-    "nicholas", "deborah", "patrick", "stephanie", "timothy", "olivia", "gregory", "emma",
-    "alexander", "ava", "edward", "mia", "peter", "chloe", "jesus", "zoe", "liam", "noah"};
-const char* kSyllables[] = {"ka", "ro", "mi", "la", "ne", "to", "sa", "ri", "vo", "de",
-                            "lu", "ma", "bel", "ton", "son", "ber", "gar", "lin", "mor", "ven",
-                            "quin", "zel", "dra", "kov", "ski", "ez", "ana", "eli", "ost", "han"};
-const char* kStreetSuffix[] = {"street", "road", "avenue", "lane", "drive", "court", "place", "way"};
-const char* kAccent[][2] = {{"jose", "José"}, {"maria", "María"}, {"sofia", "Sofía"}, {"lucia", "Lucía"},
-                            {"jesus", "Jesús"}, {"ramon", "Ramón"}};
-const char* kNick[][2] = {{"william", "bill"}, {"robert", "bob"}, {"elizabeth", "liz"},
-                          {"richard", "rick"}, {"michael", "mike"}, {"thomas", "tom"},
-                          {"joseph", "joe"}, {"daniel", "dan"}, {"jennifer", "jen"},
+    "james",     "mary",      "john",      "patricia",  "robert",   "jennifer",  "michael",
+    "linda",     "william",   "elizabeth", "david",     "barbara",  "richard",   "susan",
+    "joseph",    "jessica",   "thomas",    "sarah",     "charles",  "karen",     "christopher",
+    "nancy",     "daniel",    "lisa",      "matthew",   "margaret", "anthony",   "betty",
+    "mark",      "sandra",    "donald",    "ashley",    "steven",   "kimberly",  "paul",
+    "emily",     "andrew",    "donna",     "joshua",    "michelle", "jose",      "maria",
+    "juan",      "guadalupe", "luis",      "ana",       "carlos",   "sofia",     "jorge",
+    "camila",    "miguel",    "valentina", "pedro",     "isabella", "francisco", "lucia",
+    "alejandro", "fernanda",  "ricardo",   "gabriela",  "eduardo",  "daniela",   "fernando",
+    "paula",     "manuel",    "adriana",   "ignacio",   "victoria", "samuel",    "rebecca",
+    "benjamin",  "catherine", "nicholas",  "deborah",   "patrick",  "stephanie", "timothy",
+    "olivia",    "gregory",   "emma",      "alexander", "ava",      "edward",    "mia",
+    "peter",     "chloe",     "jesus",     "zoe",       "liam",     "noah"};
+const char* kSyllables[] = {"ka",   "ro",  "mi",  "la",  "ne",  "to",  "sa",  "ri",  "vo",  "de",
+                            "lu",   "ma",  "bel", "ton", "son", "ber", "gar", "lin", "mor", "ven",
+                            "quin", "zel", "dra", "kov", "ski", "ez",  "ana", "eli", "ost", "han"};
+const char* kStreetSuffix[] = {"street", "road",  "avenue", "lane",
+                               "drive",  "court", "place",  "way"};
+const char* kAccent[][2] = {{"jose", "José"},   {"maria", "María"}, {"sofia", "Sofía"},
+                            {"lucia", "Lucía"}, {"jesus", "Jesús"}, {"ramon", "Ramón"}};
+const char* kNick[][2] = {{"william", "bill"},   {"robert", "bob"},     {"elizabeth", "liz"},
+                          {"richard", "rick"},   {"michael", "mike"},   {"thomas", "tom"},
+                          {"joseph", "joe"},     {"daniel", "dan"},     {"jennifer", "jen"},
                           {"catherine", "kate"}, {"francisco", "paco"}, {"guadalupe", "lupe"},
-                          {"ignacio", "nacho"}, {"samuel", "sam"}, {"nicholas", "nick"}};
+                          {"ignacio", "nacho"},  {"samuel", "sam"},     {"nicholas", "nick"}};
 
 std::string syllableName(uint64_t id, int parts) {
   std::string s;
@@ -88,8 +95,8 @@ std::string date(Rng& r, int fromYear, int toYear) {
 
 void setAddress(PersonRecord& p, Rng& r) {
   uint64_t city = r.zipf(20000, 20);
-  p.addressLines = {std::to_string(1 + r.below(9999)) + " " + syllableName(r.below(40000) * 31 + 3, 2) +
-                    " " + kStreetSuffix[r.below(8)]};
+  p.addressLines = {std::to_string(1 + r.below(9999)) + " " +
+                    syllableName(r.below(40000) * 31 + 3, 2) + " " + kStreetSuffix[r.below(8)]};
   p.city = syllableName(city * 17 + 5, 3);
   char pc[8];
   std::snprintf(pc, sizeof pc, "%06u", unsigned(100000 + city * 37 + r.below(12)));
@@ -106,9 +113,12 @@ PersonRecord newPerson(Rng& r, uint64_t serial) {
   p.birthDate = date(r, 1930, 2023);
   p.sex = r.chance(0.5) ? "female" : "male";
   p.phones = {"(" + std::to_string(200 + r.below(800)) + ") " + digits(r, 3) + "-" + digits(r, 4)};
-  if (r.chance(0.5)) p.emails = {p.givenNames[0] + "." + p.familyNames[0] + std::to_string(serial % 1000) + "@example.com"};
+  if (r.chance(0.5))
+    p.emails = {p.givenNames[0] + "." + p.familyNames[0] + std::to_string(serial % 1000) +
+                "@example.com"};
   setAddress(p, r);
-  if (r.chance(0.4)) p.identifiers.push_back({"ssn", std::to_string(100000000 + serial * 7 + r.below(7))});
+  if (r.chance(0.4))
+    p.identifiers.push_back({"ssn", std::to_string(100000000 + serial * 7 + r.below(7))});
   if (r.chance(0.5)) p.identifiers.push_back({"MB", "M" + digits(r, 9)});
   return p;
 }
@@ -159,7 +169,8 @@ PersonRecord perturb(const PersonRecord& src, uint64_t seed) {
         }
         break;
       case 4:  // new phone
-        p.phones = {"(" + std::to_string(200 + r.below(800)) + ") " + digits(r, 3) + "-" + digits(r, 4)};
+        p.phones = {"(" + std::to_string(200 + r.below(800)) + ") " + digits(r, 3) + "-" +
+                    digits(r, 4)};
         break;
       case 5:  // moved
         setAddress(p, r);
@@ -213,7 +224,8 @@ SyntheticPatients generatePatients(size_t n, uint64_t seed, double duplicateRate
       double kind = r.uniform();
       if (kind < 0.1) {
         p.birthDate = h.birthDate;  // twin
-        while (!p.givenNames.empty() && !h.givenNames.empty() && p.givenNames[0][0] == h.givenNames[0][0])
+        while (!p.givenNames.empty() && !h.givenNames.empty() &&
+               p.givenNames[0][0] == h.givenNames[0][0])
           p.givenNames[0] = givenName(r);
       } else if (kind < 0.2 && h.birthDate.size() == 10 && h.birthDate < "1983") {
         p.givenNames = h.givenNames;  // junior: same name, born 20-40 years later
@@ -230,6 +242,84 @@ SyntheticPatients generatePatients(size_t n, uint64_t seed, double duplicateRate
     out.person.push_back(who);
   }
   return out;
+}
+
+std::string toFhirJson(const PersonRecord& p) {
+  rapidjson::StringBuffer sb;
+  rapidjson::Writer<rapidjson::StringBuffer> w(sb);
+  w.StartObject();
+  w.Key("resourceType");
+  w.String("Patient");
+  w.Key("id");
+  w.String(p.id);
+  w.Key("name");
+  w.StartArray();
+  w.StartObject();
+  if (!p.familyNames.empty()) {
+    w.Key("family");
+    w.String(p.familyNames[0]);
+  }
+  w.Key("given");
+  w.StartArray();
+  for (const auto& g : p.givenNames) w.String(g);
+  w.EndArray();
+  w.EndObject();
+  w.EndArray();
+  if (!p.birthDate.empty()) {
+    w.Key("birthDate");
+    w.String(p.birthDate);
+  }
+  if (!p.sex.empty()) {
+    w.Key("gender");
+    w.String(p.sex);
+  }
+  w.Key("telecom");
+  w.StartArray();
+  for (const auto& t : p.phones) {
+    w.StartObject();
+    w.Key("system");
+    w.String("phone");
+    w.Key("value");
+    w.String(t);
+    w.EndObject();
+  }
+  for (const auto& t : p.emails) {
+    w.StartObject();
+    w.Key("system");
+    w.String("email");
+    w.Key("value");
+    w.String(t);
+    w.EndObject();
+  }
+  w.EndArray();
+  w.Key("address");
+  w.StartArray();
+  w.StartObject();
+  w.Key("line");
+  w.StartArray();
+  for (const auto& l : p.addressLines) w.String(l);
+  w.EndArray();
+  w.Key("city");
+  w.String(p.city);
+  w.Key("postalCode");
+  w.String(p.postcode);
+  w.Key("state");
+  w.String(p.state);
+  w.EndObject();
+  w.EndArray();
+  w.Key("identifier");
+  w.StartArray();
+  for (const auto& i : p.identifiers) {
+    w.StartObject();
+    w.Key("system");
+    w.String(i.system);
+    w.Key("value");
+    w.String(i.value);
+    w.EndObject();
+  }
+  w.EndArray();
+  w.EndObject();
+  return std::string(sb.GetString(), sb.GetSize());
 }
 
 }  // namespace switchboard::mpi::bench

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <string>
 #include <vector>
 
 #include "engine/mpi/person_record.h"
@@ -21,5 +22,8 @@ SyntheticPatients generatePatients(size_t n, uint64_t seed, double duplicateRate
 
 // A perturbed copy of r (one to three errors), as a duplicate arriving later would look.
 PersonRecord perturb(const PersonRecord& r, uint64_t seed);
+
+// The record as a FHIR R4 Patient resource (JSON).
+std::string toFhirJson(const PersonRecord& p);
 
 }  // namespace switchboard::mpi::bench
