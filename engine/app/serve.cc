@@ -10,6 +10,7 @@
 
 #include "engine/admin/admin_api.h"
 #include "engine/app/builtin_connectors.h"
+#include "engine/runtime/channel_watcher.h"
 #include "engine/runtime/engine.h"
 
 namespace switchboard::app {
@@ -33,6 +34,7 @@ int runServe(int argc, char** argv) {
   sigemptyset(&signals);
   sigaddset(&signals, SIGTERM);
   sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
   signal(SIGPIPE, SIG_IGN);
 
@@ -80,8 +82,18 @@ int runServe(int argc, char** argv) {
   std::fprintf(stdout, "switchboard: listening on %s:%d with %zu channel(s), store %s\n", config->bind.c_str(),
                engine->port(), enginePtr->channels()->size(), engine->store().backend().c_str());
   std::fflush(stdout);
+  // Channel configs reload when their files change (checked each second) or on SIGHUP.
+  auto watcher = std::make_unique<runtime::ChannelWatcher>(
+      *engine, config->channelsDir, registry, context, [](const std::string& line) {
+        std::fprintf(stderr, "switchboard: %s\n", line.c_str());
+      });
   int sig = 0;
-  sigwait(&signals, &sig);
+  for (;;) {
+    sigwait(&signals, &sig);
+    if (sig != SIGHUP) break;
+    watcher->reloadNow(true);
+  }
+  watcher.reset();
   std::fprintf(stdout, "switchboard: %s received, shutting down\n", sig == SIGTERM ? "SIGTERM" : "SIGINT");
   std::fflush(stdout);
   engine->stop();

@@ -44,15 +44,19 @@ Engine::~Engine() { stop(); }
 
 std::shared_ptr<const ChannelList> Engine::channels() const { return std::atomic_load(&channels_); }
 
-const Channel* Engine::channelForPath(const std::string& path) const {
-  for (const auto& c : *channels_) {
+void Engine::replaceChannels(ChannelList channels) {
+  std::atomic_store(&channels_, std::shared_ptr<const ChannelList>(std::make_shared<const ChannelList>(std::move(channels))));
+}
+
+const Channel* Engine::channelForPath(const ChannelList& list, const std::string& path) {
+  for (const auto& c : list) {
     if (c->source->path() == path) return c.get();
   }
   return nullptr;
 }
 
-const Channel* Engine::channelById(const std::string& id) const {
-  for (const auto& c : *channels_) {
+const Channel* Engine::channelById(const ChannelList& list, const std::string& id) {
+  for (const auto& c : list) {
     if (c->id == id) return c.get();
   }
   return nullptr;
@@ -103,12 +107,14 @@ std::optional<std::size_t> Engine::bodyLimit(const std::string& path) const {
   if (path.starts_with("/api/") || path == "/api" || path.starts_with("/ui") || path.starts_with("/fhir/")) {
     return admin_ ? std::optional<std::size_t>(kAdminBodyLimit) : std::nullopt;
   }
-  if (const Channel* c = channelForPath(path)) return c->source->maxBodyBytes();
+  auto snapshot = channels();
+  if (const Channel* c = channelForPath(*snapshot, path)) return c->source->maxBodyBytes();
   return std::nullopt;
 }
 
 void Engine::rejectedBeforeBody(const std::string& path, int status) {
-  const Channel* c = channelForPath(path);
+  auto snapshot = channels();
+  const Channel* c = channelForPath(*snapshot, path);
   std::string channel = c != nullptr ? c->id : std::string("-");
   metrics_.countIntake(channel, status == 413 ? "too_large" : "error");
   store_->audit({clock_->nowMs(), "source:" + channel, status == 413 ? "body-too-large" : "body-unreadable",
@@ -127,7 +133,9 @@ core::HttpResponse Engine::handle(const core::HttpRequest& request) {
     core::HttpResponse r = core::HttpResponse::text(200, metricsText(), "text/plain; version=0.0.4");
     return r;
   }
-  if (const Channel* c = channelForPath(request.path)) return intake(*c, request);
+  // The snapshot keeps the channel alive for the whole request even if a reload replaces it.
+  auto snapshot = channels();
+  if (const Channel* c = channelForPath(*snapshot, request.path)) return intake(*c, request);
   if (admin_) return admin_(request);
   return problem(404, ErrorCode::kNotFound, "no channel or endpoint serves " + request.path);
 }

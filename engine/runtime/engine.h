@@ -43,6 +43,9 @@ class Engine final : public HttpRouter {
   store::Store& store() { return *store_; }
   const EngineConfig& config() const { return config_; }
   std::shared_ptr<const ChannelList> channels() const;
+  // Swaps in a freshly loaded channel list. Requests and workers already holding the old list
+  // finish with it; stored messages of a removed channel stay until it comes back.
+  void replaceChannels(ChannelList channels);
   std::string metricsText();
 
   // HttpRouter.
@@ -56,8 +59,8 @@ class Engine final : public HttpRouter {
 
  private:
   core::HttpResponse intake(const Channel& channel, const core::HttpRequest& request);
-  const Channel* channelForPath(const std::string& path) const;
-  const Channel* channelById(const std::string& id) const;
+  static const Channel* channelForPath(const ChannelList& list, const std::string& path);
+  static const Channel* channelById(const ChannelList& list, const std::string& id);
   store::ProcessOutcome runPipeline(const Channel& channel, const core::StoredMessage& message);
   void pipelineLoop(std::string owner);
   void deliveryLoop(std::string owner);

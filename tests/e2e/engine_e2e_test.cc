@@ -324,3 +324,29 @@ BOOST_AUTO_TEST_CASE(two_engines_share_one_postgresql_database) {
   BOOST_TEST(a.terminate() == 0);
   BOOST_TEST(b.terminate() == 0);
 }
+
+BOOST_AUTO_TEST_CASE(channel_configs_reload_on_change_and_a_broken_edit_keeps_the_previous_set) {
+  EngineProcess engine("reload", kEngine);
+  engine.addChannel("a.json", fileChannel("a", "/in/a"));
+  BOOST_REQUIRE_MESSAGE(engine.start(), engine.stderrText());
+  int port = engine.port();
+  BOOST_TEST(http(port, "POST", "/in/b", R"({"id": "b1"})").status == 404);
+
+  // A new channel file is picked up without a restart.
+  engine.addChannel("b.json", fileChannel("b", "/in/b"));
+  BOOST_TEST(waitFor([&] { return http(port, "POST", "/in/b", R"({"id": "b1"})").status == 200; }, 20));
+  BOOST_TEST(waitFor([&] { return outboxIds(engine.dataDir() / "outbox" / "b")["b1"] == 1; }, 20));
+
+  // A broken edit is rejected with its error; both channels keep working.
+  engine.addChannel("b.json", R"({"id": "b", "source": {"type": "http", "path": "/in/b"}, "destinations": [{"name": "out", "type": "nope"}]})");
+  BOOST_TEST(waitFor([&] { return engine.stderrText().find("channel reload rejected") != std::string::npos; }, 20));
+  BOOST_TEST(engine.stderrText().find("b.json") != std::string::npos);
+  BOOST_TEST(http(port, "POST", "/in/a", R"({"id": "a1"})").status == 200);
+  BOOST_TEST(http(port, "POST", "/in/b", R"({"id": "b2"})").status == 200);
+
+  // Removing a channel file takes its path away.
+  std::filesystem::remove(engine.dir() / "conf" / "channels" / "b.json");
+  BOOST_TEST(waitFor([&] { return http(port, "POST", "/in/b", R"({"id": "b3"})").status == 404; }, 20));
+  BOOST_TEST(http(port, "POST", "/in/a", R"({"id": "a2"})").status == 200);
+  BOOST_TEST(engine.terminate() == 0);
+}
