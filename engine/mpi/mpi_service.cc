@@ -727,7 +727,6 @@ Result<DecisionOutcome> MpiService::decide(int64_t id, ReviewVerdict verdict,
         gFrom->active = false;
         gFrom->replacedBy = into;
         gFrom->updatedAt = t;
-        std::set<std::string> fromReplaces = replaces_[from];
         gFrom->resource = patchPatient(gFrom->resource, from, false, {{into, "replaced-by"}});
         tx.putGolden(*gFrom);
         std::set<std::string> rep = replaces_[into];

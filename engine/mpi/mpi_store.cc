@@ -556,6 +556,7 @@ Result<std::unique_ptr<MpiStore>> MpiStore::open(const std::string& backend,
     } else if (backend == "postgresql") {
       dialect = SqlDialect::kPostgresql;
       sql->open(*soci::factory_postgresql(), connect);
+      *sql << "SET client_min_messages = WARNING";  // no NOTICEs on stderr from IF NOT EXISTS
     } else {
       return fail(ErrorCode::kInvalid,
                   "unknown MPI store backend '" + backend + "' (expected sqlite3 or postgresql)");
