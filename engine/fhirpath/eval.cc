@@ -58,8 +58,8 @@ Decimal toDec(const Node& n) {
 Result<std::optional<Node>> singleton(const Collection& c, const ExprNode& at, const char* what) {
   if (c.empty()) return std::optional<Node>();
   if (c.size() > 1)
-    return execError(at, std::string(what) + " expects a single item but got " +
-                             std::to_string(c.size()));
+    return execError(
+        at, std::string(what) + " expects a single item but got " + std::to_string(c.size()));
   return std::optional<Node>(c[0]);
 }
 
@@ -265,8 +265,8 @@ Result<Collection> arithmetic(const std::string& op, const Node& a0, const Node&
       unit = *cal;
     } else {
       static const std::pair<const char*, const char*> kUcum[] = {
-          {"wk", "week"}, {"d", "day"}, {"h", "hour"}, {"min", "minute"}, {"s", "second"},
-          {"ms", "millisecond"}};
+          {"wk", "week"},    {"d", "day"},    {"h", "hour"},
+          {"min", "minute"}, {"s", "second"}, {"ms", "millisecond"}};
       for (auto& [u, w] : kUcum)
         if (q.unit == u) unit = w;
       if (unit.empty())
@@ -286,9 +286,9 @@ Result<Collection> arithmetic(const std::string& op, const Node& a0, const Node&
       }
       auto converted = quantityConvert(qb, qa.unit);
       if (!converted) return Collection{};
-      Quantity r{op == "+" ? decAdd(qa.value, converted->value)
-                           : decSub(qa.value, converted->value),
-                 qa.unit};
+      Quantity r{
+          op == "+" ? decAdd(qa.value, converted->value) : decSub(qa.value, converted->value),
+          qa.unit};
       return one(Node::quantity(r));
     }
     if (op == "*" && qa.unit != qb.unit) {
@@ -305,7 +305,9 @@ Result<Collection> arithmetic(const std::string& op, const Node& a0, const Node&
     if (op == "*") {
       auto v = decMul(qa.value, qb.value);
       if (!v) return Collection{};
-      std::string unit = qa.unit == "1" ? qb.unit : qb.unit == "1" ? qa.unit : qa.unit + "." + qb.unit;
+      std::string unit = qa.unit == "1"   ? qb.unit
+                         : qb.unit == "1" ? qa.unit
+                                          : qa.unit + "." + qb.unit;
       return one(Node::quantity(Quantity{*v, unit}));
     }
     if (op == "/") {
@@ -327,8 +329,8 @@ Result<Collection> arithmetic(const std::string& op, const Node& a0, const Node&
     if (!v) return Collection{};
     return one(Node::quantity(Quantity{*v, q.unit}));
   }
-  return execError(at, "operator " + op + " is not defined for " + a->typeName() + " and " +
-                           b->typeName());
+  return execError(
+      at, "operator " + op + " is not defined for " + a->typeName() + " and " + b->typeName());
 }
 
 // ---------------------------------------------------------------- conversions
@@ -468,7 +470,8 @@ std::optional<Node> convertToQuantity(const Node& v) {
       if (!num) return std::nullopt;
       while (i < s.size() && std::isspace(static_cast<unsigned char>(s[i]))) ++i;
       std::string rest = s.substr(i);
-      while (!rest.empty() && std::isspace(static_cast<unsigned char>(rest.back()))) rest.pop_back();
+      while (!rest.empty() && std::isspace(static_cast<unsigned char>(rest.back())))
+        rest.pop_back();
       if (rest.empty()) return Node::quantity(Quantity{*num, "1"});
       if (rest.size() >= 2 && rest.front() == '\'' && rest.back() == '\'')
         return Node::quantity(Quantity{*num, rest.substr(1, rest.size() - 2)});
@@ -488,34 +491,104 @@ struct FnSpec {
 
 const std::unordered_map<std::string, FnSpec>& functionTable() {
   static const std::unordered_map<std::string, FnSpec> kTable = {
-      {"empty", {0, 0}}, {"exists", {0, 1}}, {"all", {1, 1}}, {"allTrue", {0, 0}},
-      {"anyTrue", {0, 0}}, {"allFalse", {0, 0}}, {"anyFalse", {0, 0}}, {"subsetOf", {1, 1}},
-      {"supersetOf", {1, 1}}, {"count", {0, 0}}, {"distinct", {0, 0}}, {"isDistinct", {0, 0}},
-      {"where", {1, 1}}, {"select", {1, 1}}, {"repeat", {1, 1}}, {"ofType", {1, 1}},
-      {"single", {0, 0}}, {"first", {0, 0}}, {"last", {0, 0}}, {"tail", {0, 0}},
-      {"skip", {1, 1}}, {"take", {1, 1}}, {"intersect", {1, 1}}, {"exclude", {1, 1}},
-      {"union", {1, 1}}, {"combine", {1, 1}}, {"iif", {2, 3}}, {"toBoolean", {0, 0}},
-      {"convertsToBoolean", {0, 0}}, {"toInteger", {0, 0}}, {"convertsToInteger", {0, 0}},
-      {"toDecimal", {0, 0}}, {"convertsToDecimal", {0, 0}}, {"toString", {0, 0}},
-      {"convertsToString", {0, 0}}, {"toDate", {0, 0}}, {"convertsToDate", {0, 0}},
-      {"toDateTime", {0, 0}}, {"convertsToDateTime", {0, 0}}, {"toTime", {0, 0}},
-      {"convertsToTime", {0, 0}}, {"toQuantity", {0, 1}}, {"convertsToQuantity", {0, 1}},
-      {"indexOf", {1, 1}}, {"lastIndexOf", {1, 1}}, {"substring", {1, 2}},
-      {"startsWith", {1, 1}}, {"endsWith", {1, 1}}, {"contains", {1, 1}}, {"upper", {0, 0}},
-      {"lower", {0, 0}}, {"replace", {2, 2}}, {"matches", {1, 1}}, {"matchesFull", {1, 1}},
-      {"replaceMatches", {2, 2}}, {"length", {0, 0}}, {"toChars", {0, 0}}, {"trim", {0, 0}},
-      {"split", {1, 1}}, {"join", {0, 1}}, {"encode", {1, 1}}, {"decode", {1, 1}},
-      {"escape", {1, 1}}, {"unescape", {1, 1}}, {"abs", {0, 0}}, {"ceiling", {0, 0}},
-      {"exp", {0, 0}}, {"floor", {0, 0}}, {"ln", {0, 0}}, {"log", {1, 1}}, {"power", {1, 1}},
-      {"round", {0, 1}}, {"sqrt", {0, 0}}, {"truncate", {0, 0}}, {"children", {0, 0}},
-      {"descendants", {0, 0}}, {"trace", {1, 2}}, {"now", {0, 0}}, {"timeOfDay", {0, 0}},
-      {"today", {0, 0}}, {"is", {1, 1}}, {"as", {1, 1}}, {"aggregate", {1, 2}},
-      {"extension", {1, 1}}, {"hasValue", {0, 0}}, {"getValue", {0, 0}}, {"resolve", {0, 0}},
-      {"memberOf", {1, 1}}, {"conformsTo", {1, 1}}, {"htmlChecks", {0, 0}},
-      {"htmlchecks", {0, 0}}, {"not", {0, 0}}, {"type", {0, 0}}, {"sort", {0, 8}},
-      {"lowBoundary", {0, 1}}, {"highBoundary", {0, 1}}, {"precision", {0, 0}},
-      {"comparable", {1, 1}}, {"hasTemplateIdOf", {1, 1}}, {"elementDefinition", {0, 0}},
-      {"slice", {2, 2}}, {"checkModifiers", {1, 1}}, {"defineVariable", {1, 2}},
+      {"empty", {0, 0}},
+      {"exists", {0, 1}},
+      {"all", {1, 1}},
+      {"allTrue", {0, 0}},
+      {"anyTrue", {0, 0}},
+      {"allFalse", {0, 0}},
+      {"anyFalse", {0, 0}},
+      {"subsetOf", {1, 1}},
+      {"supersetOf", {1, 1}},
+      {"count", {0, 0}},
+      {"distinct", {0, 0}},
+      {"isDistinct", {0, 0}},
+      {"where", {1, 1}},
+      {"select", {1, 1}},
+      {"repeat", {1, 1}},
+      {"ofType", {1, 1}},
+      {"single", {0, 0}},
+      {"first", {0, 0}},
+      {"last", {0, 0}},
+      {"tail", {0, 0}},
+      {"skip", {1, 1}},
+      {"take", {1, 1}},
+      {"intersect", {1, 1}},
+      {"exclude", {1, 1}},
+      {"union", {1, 1}},
+      {"combine", {1, 1}},
+      {"iif", {2, 3}},
+      {"toBoolean", {0, 0}},
+      {"convertsToBoolean", {0, 0}},
+      {"toInteger", {0, 0}},
+      {"convertsToInteger", {0, 0}},
+      {"toDecimal", {0, 0}},
+      {"convertsToDecimal", {0, 0}},
+      {"toString", {0, 0}},
+      {"convertsToString", {0, 0}},
+      {"toDate", {0, 0}},
+      {"convertsToDate", {0, 0}},
+      {"toDateTime", {0, 0}},
+      {"convertsToDateTime", {0, 0}},
+      {"toTime", {0, 0}},
+      {"convertsToTime", {0, 0}},
+      {"toQuantity", {0, 1}},
+      {"convertsToQuantity", {0, 1}},
+      {"indexOf", {1, 1}},
+      {"lastIndexOf", {1, 1}},
+      {"substring", {1, 2}},
+      {"startsWith", {1, 1}},
+      {"endsWith", {1, 1}},
+      {"contains", {1, 1}},
+      {"upper", {0, 0}},
+      {"lower", {0, 0}},
+      {"replace", {2, 2}},
+      {"matches", {1, 1}},
+      {"matchesFull", {1, 1}},
+      {"replaceMatches", {2, 2}},
+      {"length", {0, 0}},
+      {"toChars", {0, 0}},
+      {"trim", {0, 0}},
+      {"split", {1, 1}},
+      {"join", {0, 1}},
+      {"encode", {1, 1}},
+      {"decode", {1, 1}},
+      {"escape", {1, 1}},
+      {"unescape", {1, 1}},
+      {"abs", {0, 0}},
+      {"ceiling", {0, 0}},
+      {"exp", {0, 0}},
+      {"floor", {0, 0}},
+      {"ln", {0, 0}},
+      {"log", {1, 1}},
+      {"power", {1, 1}},
+      {"round", {0, 1}},
+      {"sqrt", {0, 0}},
+      {"truncate", {0, 0}},
+      {"children", {0, 0}},
+      {"descendants", {0, 0}},
+      {"trace", {1, 2}},
+      {"now", {0, 0}},
+      {"timeOfDay", {0, 0}},
+      {"today", {0, 0}},
+      {"is", {1, 1}},
+      {"as", {1, 1}},
+      {"aggregate", {1, 2}},
+      {"extension", {1, 1}},
+      {"hasValue", {0, 0}},
+      {"getValue", {0, 0}},
+      {"resolve", {0, 0}},
+      {"memberOf", {1, 1}},
+      {"conformsTo", {1, 1}},
+      {"htmlChecks", {0, 0}},
+      {"htmlchecks", {0, 0}},
+      {"not", {0, 0}},
+      {"type", {0, 0}},
+      {"sort", {0, 8}},
+      {"lowBoundary", {0, 1}},
+      {"highBoundary", {0, 1}},
+      {"precision", {0, 0}},
+      {"comparable", {1, 1}},
   };
   return kTable;
 }
@@ -607,8 +680,10 @@ void descendantsOf(const Node& n, Collection& out, int depth) {
 // Whether a type name is one the engine knows (FHIR or System).
 bool knownTypeName(const std::string& type) {
   std::string_view t = type;
-  if (t.starts_with("System.")) t = t.substr(7);
-  else if (t.starts_with("FHIR.")) t = t.substr(5);
+  if (t.starts_with("System."))
+    t = t.substr(7);
+  else if (t.starts_with("FHIR."))
+    t = t.substr(5);
   static const std::set<std::string, std::less<>> kSystem = {
       "Boolean", "String", "Integer", "Decimal", "Date", "DateTime", "Time", "Quantity"};
   return kSystem.contains(t) || isKnownType(t);
@@ -650,8 +725,10 @@ std::string dotAll(const std::string& re) {
       out += re[++i];
       continue;
     }
-    if (c == '[') inClass = true;
-    else if (c == ']') inClass = false;
+    if (c == '[')
+      inClass = true;
+    else if (c == ']')
+      inClass = false;
     if (c == '.' && !inClass) {
       out += "[\\s\\S]";
       continue;
@@ -668,7 +745,8 @@ std::string base64Encode(const std::string& in, bool url) {
   std::size_t i = 0;
   while (i + 2 < in.size()) {
     unsigned v = (static_cast<unsigned char>(in[i]) << 16) |
-                 (static_cast<unsigned char>(in[i + 1]) << 8) | static_cast<unsigned char>(in[i + 2]);
+                 (static_cast<unsigned char>(in[i + 1]) << 8) |
+                 static_cast<unsigned char>(in[i + 2]);
     out += tbl[(v >> 18) & 63];
     out += tbl[(v >> 12) & 63];
     out += tbl[(v >> 6) & 63];
@@ -692,13 +770,20 @@ std::optional<std::string> base64Decode(const std::string& in) {
   int bits = 0;
   for (char c : in) {
     int d;
-    if (c >= 'A' && c <= 'Z') d = c - 'A';
-    else if (c >= 'a' && c <= 'z') d = c - 'a' + 26;
-    else if (c >= '0' && c <= '9') d = c - '0' + 52;
-    else if (c == '+' || c == '-') d = 62;
-    else if (c == '/' || c == '_') d = 63;
-    else if (c == '=') break;
-    else return std::nullopt;
+    if (c >= 'A' && c <= 'Z')
+      d = c - 'A';
+    else if (c >= 'a' && c <= 'z')
+      d = c - 'a' + 26;
+    else if (c >= '0' && c <= '9')
+      d = c - '0' + 52;
+    else if (c == '+' || c == '-')
+      d = 62;
+    else if (c == '/' || c == '_')
+      d = 63;
+    else if (c == '=')
+      break;
+    else
+      return std::nullopt;
     v = (v << 6) | static_cast<unsigned>(d);
     bits += 6;
     if (bits >= 8) {
@@ -751,7 +836,8 @@ std::optional<Node> decimalBoundary(const Decimal& d, std::optional<std::int64_t
   // A value whose significant digits all lie below the requested precision has boundary 0.
   Decimal unit = Decimal::fromParts(0, 1, p);
   Decimal magnitude = decIsNegative(d) ? decNeg(d) : d;
-  if (p < d.scale() && magnitude.compare(unit) < 0) return Node::decimal(decWithScale(Decimal(), p));
+  if (p < d.scale() && magnitude.compare(unit) < 0)
+    return Node::decimal(decWithScale(Decimal(), p));
   Decimal half = Decimal::fromParts(0, 5, d.scale() + 1);
   Decimal r = high ? decAdd(d, half) : decSub(d, half);
   Decimal scaleUp = Decimal::fromInt(1);
@@ -770,7 +856,14 @@ R evalBinary(const ExprNode& n, const Collection& input, const Ctx& ctx) {
   const std::string& op = n.name;
   auto left = eval(*n.children[0], input, ctx);
   if (!left) return left;
-  // Short-circuit forms evaluate the right side lazily only where it matters for errors.
+  // The logical operators do not evaluate their right side when the left decides: an invariant
+  // such as `x.exists() implies x.single() ...` must not fail on its guarded part.
+  if (op == "and" || op == "or" || op == "implies") {
+    auto l = toBool(*left, n, op.c_str());
+    if (!l) return std::unexpected(l.error());
+    if (*l && ((op == "and" && !**l) || (op == "or" && **l))) return boolColl(**l);
+    if (*l && op == "implies" && !**l) return boolColl(true);
+  }
   auto right = eval(*n.children[1], input, ctx);
   if (!right) return right;
   const Collection &a = *left, &b = *right;
@@ -912,8 +1005,7 @@ R evalMember(const ExprNode& n, const Collection& input, const Ctx& ctx) {
         elementInfo(item.typeName(), n.name))
       allLack = false;
   }
-  if (allLack)
-    return execError(n, "'" + n.name + "' is not an element of " + input[0].typeName());
+  if (allLack) return execError(n, "'" + n.name + "' is not an element of " + input[0].typeName());
   for (const Node& item : input) {
     if (!item.isElement()) continue;
     Collection kids = childNamed(item, n.name);
@@ -962,9 +1054,8 @@ R eval(const ExprNode& n, const Collection& input, const Ctx& ctx) {
       // Static check: (x as T).name where T has no element `name`.
       const ExprNode& l = *n.children[0];
       const ExprNode& r = *n.children[1];
-      if (r.kind == ExprKind::kMember &&
-          ((l.kind == ExprKind::kTypeOp && l.name == "as") ||
-           (l.kind == ExprKind::kFunction && l.name == "as"))) {
+      if (r.kind == ExprKind::kMember && ((l.kind == ExprKind::kTypeOp && l.name == "as") ||
+                                          (l.kind == ExprKind::kFunction && l.name == "as"))) {
         std::string t = l.typeName.starts_with("FHIR.") ? l.typeName.substr(5) : l.typeName;
         if (typeIsComplete(t) && !elementInfo(t, r.name))
           return execError(r, "'" + r.name + "' is not an element of " + t);
@@ -1035,31 +1126,31 @@ R callFunction(const ExprNode& fn, const Collection& input, const Ctx& ctx) {
   if (name == "exists") {
     if (nargs == 0) return boolColl(!input.empty());
     bool found = false;
-    auto r = forEachItem(*fn.children[0], input, ctx, [&](std::size_t, const Collection& c)
-                                                          -> Result<bool> {
-      auto b = toBool(c, fn, "exists()");
-      if (!b) return std::unexpected(b.error());
-      if (*b && **b) {
-        found = true;
-        return false;
-      }
-      return true;
-    });
+    auto r = forEachItem(*fn.children[0], input, ctx,
+                         [&](std::size_t, const Collection& c) -> Result<bool> {
+                           auto b = toBool(c, fn, "exists()");
+                           if (!b) return std::unexpected(b.error());
+                           if (*b && **b) {
+                             found = true;
+                             return false;
+                           }
+                           return true;
+                         });
     if (!r) return std::unexpected(r.error());
     return boolColl(found);
   }
   if (name == "all") {
     bool all = true;
-    auto r = forEachItem(*fn.children[0], input, ctx, [&](std::size_t, const Collection& c)
-                                                          -> Result<bool> {
-      auto b = toBool(c, fn, "all()");
-      if (!b) return std::unexpected(b.error());
-      if (!*b || !**b) {
-        all = false;
-        return false;
-      }
-      return true;
-    });
+    auto r = forEachItem(*fn.children[0], input, ctx,
+                         [&](std::size_t, const Collection& c) -> Result<bool> {
+                           auto b = toBool(c, fn, "all()");
+                           if (!b) return std::unexpected(b.error());
+                           if (!*b || !**b) {
+                             all = false;
+                             return false;
+                           }
+                           return true;
+                         });
     if (!r) return std::unexpected(r.error());
     return boolColl(all);
   }
@@ -1093,23 +1184,23 @@ R callFunction(const ExprNode& fn, const Collection& input, const Ctx& ctx) {
   // --- filtering and projection
   if (name == "where") {
     Collection out;
-    auto r = forEachItem(*fn.children[0], input, ctx, [&](std::size_t i, const Collection& c)
-                                                          -> Result<bool> {
-      auto b = toBool(c, fn, "where()");
-      if (!b) return std::unexpected(b.error());
-      if (*b && **b) out.push_back(input[i]);
-      return true;
-    });
+    auto r = forEachItem(*fn.children[0], input, ctx,
+                         [&](std::size_t i, const Collection& c) -> Result<bool> {
+                           auto b = toBool(c, fn, "where()");
+                           if (!b) return std::unexpected(b.error());
+                           if (*b && **b) out.push_back(input[i]);
+                           return true;
+                         });
     if (!r) return std::unexpected(r.error());
     return out;
   }
   if (name == "select") {
     Collection out;
-    auto r = forEachItem(*fn.children[0], input, ctx, [&](std::size_t, const Collection& c)
-                                                          -> Result<bool> {
-      out.insert(out.end(), c.begin(), c.end());
-      return true;
-    });
+    auto r = forEachItem(*fn.children[0], input, ctx,
+                         [&](std::size_t, const Collection& c) -> Result<bool> {
+                           out.insert(out.end(), c.begin(), c.end());
+                           return true;
+                         });
     if (!r) return std::unexpected(r.error());
     return out;
   }
@@ -1117,23 +1208,24 @@ R callFunction(const ExprNode& fn, const Collection& input, const Ctx& ctx) {
     Collection out, frontier = input;
     for (int round = 0; round < 1000 && !frontier.empty(); ++round) {
       Collection next;
-      auto r = forEachItem(*fn.children[0], frontier, ctx, [&](std::size_t, const Collection& c)
-                                                               -> Result<bool> {
-        for (const Node& x : c) {
-          bool seen = false;
-          if (!x.isElement()) seen = contains(out, x);
-          else
-            for (const Node& y : out)
-              if (y.isElement() && y.json() == x.json() && y.primitiveExtension() ==
-                                                               x.primitiveExtension())
-                seen = true;
-          if (!seen) {
-            out.push_back(x);
-            next.push_back(x);
-          }
-        }
-        return true;
-      });
+      auto r = forEachItem(*fn.children[0], frontier, ctx,
+                           [&](std::size_t, const Collection& c) -> Result<bool> {
+                             for (const Node& x : c) {
+                               bool seen = false;
+                               if (!x.isElement())
+                                 seen = contains(out, x);
+                               else
+                                 for (const Node& y : out)
+                                   if (y.isElement() && y.json() == x.json() &&
+                                       y.primitiveExtension() == x.primitiveExtension())
+                                     seen = true;
+                               if (!seen) {
+                                 out.push_back(x);
+                                 next.push_back(x);
+                               }
+                             }
+                             return true;
+                           });
       if (!r) return std::unexpected(r.error());
       frontier = std::move(next);
     }
@@ -1159,20 +1251,23 @@ R callFunction(const ExprNode& fn, const Collection& input, const Ctx& ctx) {
 
   // --- subsetting
   if (name == "single") {
-    if (input.size() > 1) return execError(fn, "single() found " + std::to_string(input.size()) +
-                                                   " items");
+    if (input.size() > 1)
+      return execError(fn, "single() found " + std::to_string(input.size()) + " items");
     return input;
   }
   if (name == "first") return input.empty() ? Collection{} : one(input.front());
   if (name == "last") return input.empty() ? Collection{} : one(input.back());
-  if (name == "tail") return input.size() <= 1 ? Collection{} : Collection(input.begin() + 1, input.end());
+  if (name == "tail")
+    return input.size() <= 1 ? Collection{} : Collection(input.begin() + 1, input.end());
   if (name == "skip" || name == "take") {
     auto k = argInt(fn, 0, ctx);
     if (!k) return std::unexpected(k.error());
     if (!*k) return name == "skip" ? input : Collection{};
     std::int64_t count = std::max<std::int64_t>(0, **k);
-    std::size_t c = static_cast<std::size_t>(std::min<std::int64_t>(count, static_cast<std::int64_t>(input.size())));
-    if (name == "skip") return Collection(input.begin() + static_cast<std::ptrdiff_t>(c), input.end());
+    std::size_t c = static_cast<std::size_t>(
+        std::min<std::int64_t>(count, static_cast<std::int64_t>(input.size())));
+    if (name == "skip")
+      return Collection(input.begin() + static_cast<std::ptrdiff_t>(c), input.end());
     return Collection(input.begin(), input.begin() + static_cast<std::ptrdiff_t>(c));
   }
   if (name == "intersect") {
@@ -1201,8 +1296,9 @@ R callFunction(const ExprNode& fn, const Collection& input, const Ctx& ctx) {
 
   // --- iif (lazy)
   if (name == "iif") {
-    if (input.size() > 1) return execError(fn, "iif() called on a collection of " +
-                                                   std::to_string(input.size()) + " items");
+    if (input.size() > 1)
+      return execError(
+          fn, "iif() called on a collection of " + std::to_string(input.size()) + " items");
     Ctx c = ctx;
     if (input.size() == 1) {
       c.thisNode = input[0];
@@ -1228,8 +1324,8 @@ R callFunction(const ExprNode& fn, const Collection& input, const Ctx& ctx) {
   if (name.starts_with("to") || name.starts_with("convertsTo")) {
     bool converts = name.starts_with("convertsTo");
     std::string target = converts ? name.substr(10) : name.substr(2);
-    static const std::set<std::string> kTargets = {"Boolean", "Integer", "Decimal", "String",
-                                                   "Date",    "DateTime", "Time",   "Quantity"};
+    static const std::set<std::string> kTargets = {"Boolean", "Integer",  "Decimal", "String",
+                                                   "Date",    "DateTime", "Time",    "Quantity"};
     if (kTargets.contains(target)) {
       auto s = singleton(input, fn, (name + "()").c_str());
       if (!s) return std::unexpected(s.error());
@@ -1237,13 +1333,20 @@ R callFunction(const ExprNode& fn, const Collection& input, const Ctx& ctx) {
       auto v = sysValue(**s);
       std::optional<Node> r;
       if (v) {
-        if (target == "Boolean") r = convertToBoolean(*v);
-        else if (target == "Integer") r = convertToInteger(*v);
-        else if (target == "Decimal") r = convertToDecimal(*v);
-        else if (target == "String") r = convertToString(*v);
-        else if (target == "Date") r = convertToTemporal(*v, TemporalKind::kDate);
-        else if (target == "DateTime") r = convertToTemporal(*v, TemporalKind::kDateTime);
-        else if (target == "Time") r = convertToTemporal(*v, TemporalKind::kTime);
+        if (target == "Boolean")
+          r = convertToBoolean(*v);
+        else if (target == "Integer")
+          r = convertToInteger(*v);
+        else if (target == "Decimal")
+          r = convertToDecimal(*v);
+        else if (target == "String")
+          r = convertToString(*v);
+        else if (target == "Date")
+          r = convertToTemporal(*v, TemporalKind::kDate);
+        else if (target == "DateTime")
+          r = convertToTemporal(*v, TemporalKind::kDateTime);
+        else if (target == "Time")
+          r = convertToTemporal(*v, TemporalKind::kTime);
         else if (target == "Quantity") {
           r = convertToQuantity(*v);
           if (r && nargs == 1) {
@@ -1290,8 +1393,8 @@ R callFunction(const ExprNode& fn, const Collection& input, const Ctx& ctx) {
       std::size_t start = 0;
       while (true) {
         auto pos = str.find(sub, start);
-        out.push_back(Node::string(str.substr(start, pos == std::string::npos ? std::string::npos
-                                                                              : pos - start)));
+        out.push_back(Node::string(
+            str.substr(start, pos == std::string::npos ? std::string::npos : pos - start)));
         if (pos == std::string::npos) break;
         start = pos + sub.size();
       }
@@ -1439,18 +1542,29 @@ R callFunction(const ExprNode& fn, const Collection& input, const Ctx& ctx) {
       std::string out;
       for (char c : str) {
         if (fmt == "html") {
-          if (c == '<') out += "&lt;";
-          else if (c == '>') out += "&gt;";
-          else if (c == '&') out += "&amp;";
-          else if (c == '"') out += "&quot;";
-          else out += c;
+          if (c == '<')
+            out += "&lt;";
+          else if (c == '>')
+            out += "&gt;";
+          else if (c == '&')
+            out += "&amp;";
+          else if (c == '"')
+            out += "&quot;";
+          else
+            out += c;
         } else if (fmt == "json") {
-          if (c == '"') out += "\\\"";
-          else if (c == '\\') out += "\\\\";
-          else if (c == '\n') out += "\\n";
-          else if (c == '\t') out += "\\t";
-          else if (c == '\r') out += "\\r";
-          else out += c;
+          if (c == '"')
+            out += "\\\"";
+          else if (c == '\\')
+            out += "\\\\";
+          else if (c == '\n')
+            out += "\\n";
+          else if (c == '\t')
+            out += "\\t";
+          else if (c == '\r')
+            out += "\\r";
+          else
+            out += c;
         } else {
           return Collection{};
         }
@@ -1511,7 +1625,9 @@ R callFunction(const ExprNode& fn, const Collection& input, const Ctx& ctx) {
       return one(Node::decimal(decIsNegative(d) ? decNeg(d) : d));
     }
     if (name == "ceiling" || name == "floor" || name == "truncate") {
-      Decimal r = name == "ceiling" ? decCeiling(d) : name == "floor" ? decFloor(d) : decTruncate(d);
+      Decimal r = name == "ceiling" ? decCeiling(d)
+                  : name == "floor" ? decFloor(d)
+                                    : decTruncate(d);
       auto i = decToInt64(r);
       if (!i) return Collection{};
       return one(Node::integer(*i));
@@ -1528,7 +1644,8 @@ R callFunction(const ExprNode& fn, const Collection& input, const Ctx& ctx) {
       return one(Node::decimal(decRound(d, static_cast<int>(digits))));
     }
     long double x = d.toLongDouble(), r = 0;
-    if (name == "exp") r = std::exp(x);
+    if (name == "exp")
+      r = std::exp(x);
     else if (name == "ln") {
       if (x <= 0) return Collection{};
       r = std::log(x);
@@ -1545,7 +1662,8 @@ R callFunction(const ExprNode& fn, const Collection& input, const Ctx& ctx) {
         if (x <= 0 || y <= 0 || y == 1) return Collection{};
         r = std::log(x) / std::log(y);
       } else {
-        if (isInt && (*b)->kind() == Node::Kind::kInteger && toDec(**b).compare(Decimal::fromInt(0)) >= 0) {
+        if (isInt && (*b)->kind() == Node::Kind::kInteger &&
+            toDec(**b).compare(Decimal::fromInt(0)) >= 0) {
           std::int64_t base = v->integerValue(), e = (*b)->integerValue(), acc = 1;
           for (std::int64_t i = 0; i < e; ++i)
             if (__builtin_mul_overflow(acc, base, &acc)) return Collection{};
@@ -1582,11 +1700,11 @@ R callFunction(const ExprNode& fn, const Collection& input, const Ctx& ctx) {
       Collection shown = input;
       if (nargs == 2) {
         shown.clear();
-        auto r = forEachItem(*fn.children[1], input, ctx, [&](std::size_t, const Collection& c)
-                                                              -> Result<bool> {
-          shown.insert(shown.end(), c.begin(), c.end());
-          return true;
-        });
+        auto r = forEachItem(*fn.children[1], input, ctx,
+                             [&](std::size_t, const Collection& c) -> Result<bool> {
+                               shown.insert(shown.end(), c.begin(), c.end());
+                               return true;
+                             });
         if (!r) return std::unexpected(r.error());
       }
       ctx.env->trace(label->value_or(""), shown);
@@ -1701,7 +1819,8 @@ R callFunction(const ExprNode& fn, const Collection& input, const Ctx& ctx) {
       for (const Node& entry : childNamed(ctx.rootResource, "entry")) {
         bool match = false;
         for (const Node& fu : childNamed(entry, "fullUrl"))
-          if (auto s = sysValue(fu); s && (s->stringValue() == ref || s->stringValue().ends_with("/" + ref)))
+          if (auto s = sysValue(fu);
+              s && (s->stringValue() == ref || s->stringValue().ends_with("/" + ref)))
             match = true;
         if (match)
           for (const Node& r : childNamed(entry, "resource")) out.push_back(r);
@@ -1759,11 +1878,11 @@ R callFunction(const ExprNode& fn, const Collection& input, const Ctx& ctx) {
         desc = true;
         body = body->children[0].get();
       }
-      auto r = forEachItem(*body, input, ctx, [&](std::size_t i, const Collection& c)
-                                                  -> Result<bool> {
-        keys[i].push_back({c.empty() ? std::nullopt : sysValue(c[0]), desc});
-        return true;
-      });
+      auto r =
+          forEachItem(*body, input, ctx, [&](std::size_t i, const Collection& c) -> Result<bool> {
+            keys[i].push_back({c.empty() ? std::nullopt : sysValue(c[0]), desc});
+            return true;
+          });
       if (!r) return std::unexpected(r.error());
     }
     std::vector<std::size_t> idx(input.size());
@@ -1827,19 +1946,23 @@ R callFunction(const ExprNode& fn, const Collection& input, const Ctx& ctx) {
     if (v->kind() == Node::Kind::kTemporal) {
       Temporal t = v->temporalValue();
       int p = static_cast<int>(t.precision);
-      Precision target = t.kind == TemporalKind::kDate     ? Precision::kDay
-                         : t.kind == TemporalKind::kTime   ? Precision::kMillisecond
-                                                           : Precision::kMillisecond;
+      Precision target = t.kind == TemporalKind::kDate   ? Precision::kDay
+                         : t.kind == TemporalKind::kTime ? Precision::kMillisecond
+                                                         : Precision::kMillisecond;
       if (precision) {
-        static const std::pair<int, Precision> kDate[] = {{4, Precision::kYear}, {6, Precision::kMonth},
-                                                          {8, Precision::kDay}, {10, Precision::kHour},
-                                                          {12, Precision::kMinute}, {14, Precision::kSecond},
-                                                          {17, Precision::kMillisecond}};
-        static const std::pair<int, Precision> kTime[] = {{2, Precision::kHour}, {4, Precision::kMinute},
-                                                          {6, Precision::kSecond}, {9, Precision::kMillisecond}};
+        static const std::pair<int, Precision> kDate[] = {
+            {4, Precision::kYear},        {6, Precision::kMonth},   {8, Precision::kDay},
+            {10, Precision::kHour},       {12, Precision::kMinute}, {14, Precision::kSecond},
+            {17, Precision::kMillisecond}};
+        static const std::pair<int, Precision> kTime[] = {{2, Precision::kHour},
+                                                          {4, Precision::kMinute},
+                                                          {6, Precision::kSecond},
+                                                          {9, Precision::kMillisecond}};
         bool found = false;
-        for (auto& [d, pr] : (t.kind == TemporalKind::kTime ? std::vector<std::pair<int, Precision>>(std::begin(kTime), std::end(kTime))
-                                                            : std::vector<std::pair<int, Precision>>(std::begin(kDate), std::end(kDate))))
+        for (auto& [d, pr] :
+             (t.kind == TemporalKind::kTime
+                  ? std::vector<std::pair<int, Precision>>(std::begin(kTime), std::end(kTime))
+                  : std::vector<std::pair<int, Precision>>(std::begin(kDate), std::end(kDate))))
           if (d == *precision) {
             target = pr;
             found = true;
@@ -1849,19 +1972,31 @@ R callFunction(const ExprNode& fn, const Collection& input, const Ctx& ctx) {
       }
       for (int k = p + 1; k <= static_cast<int>(target); ++k) {
         switch (static_cast<Precision>(k)) {
-          case Precision::kMonth: t.month = high ? 12 : 1; break;
+          case Precision::kMonth:
+            t.month = high ? 12 : 1;
+            break;
           case Precision::kDay: {
             static const int kDays[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
             int dm = kDays[t.month - 1];
-            if (t.month == 2 && ((t.year % 4 == 0 && t.year % 100 != 0) || t.year % 400 == 0)) dm = 29;
+            if (t.month == 2 && ((t.year % 4 == 0 && t.year % 100 != 0) || t.year % 400 == 0))
+              dm = 29;
             t.day = high ? dm : 1;
             break;
           }
-          case Precision::kHour: t.hour = high ? 23 : 0; break;
-          case Precision::kMinute: t.minute = high ? 59 : 0; break;
-          case Precision::kSecond: t.second = high ? 59 : 0; break;
-          case Precision::kMillisecond: t.millisecond = high ? 999 : 0; break;
-          default: break;
+          case Precision::kHour:
+            t.hour = high ? 23 : 0;
+            break;
+          case Precision::kMinute:
+            t.minute = high ? 59 : 0;
+            break;
+          case Precision::kSecond:
+            t.second = high ? 59 : 0;
+            break;
+          case Precision::kMillisecond:
+            t.millisecond = high ? 999 : 0;
+            break;
+          default:
+            break;
         }
       }
       t.precision = target;

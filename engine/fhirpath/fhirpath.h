@@ -211,7 +211,7 @@ Result<DocumentPtr> xmlToJson(std::string_view text);
 void toJson(const Node& node, rapidjson::Value& out, rapidjson::Document::AllocatorType& alloc);
 void toJson(const Collection& items, rapidjson::Value& out,
             rapidjson::Document::AllocatorType& alloc);  // a JSON array
-std::string toJsonString(const Collection& items);         // compact JSON array text
+std::string toJsonString(const Collection& items);       // compact JSON array text
 // FHIRPath string form of a single item (as toString() gives it); empty optional for elements
 // that are not primitives.
 std::optional<std::string> toFhirPathString(const Node& node);

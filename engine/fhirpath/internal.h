@@ -26,8 +26,8 @@ Decimal decCeiling(const Decimal& a);
 bool decIsZero(const Decimal& a);
 bool decIsNegative(const Decimal& a);
 std::optional<std::int64_t> decToInt64(const Decimal& a);  // only when integral and in range
-Decimal decWithScale(const Decimal& a, int scale);           // rescale (rounds when reducing)
-Decimal decNormalize(const Decimal& a);                      // drop trailing zeros
+Decimal decWithScale(const Decimal& a, int scale);         // rescale (rounds when reducing)
+Decimal decNormalize(const Decimal& a);                    // drop trailing zeros
 
 // ---- temporal helpers ----
 // Compares two temporals of the same kind. Empty optional when precision makes it undecidable.
@@ -49,8 +49,8 @@ std::optional<std::string> baseUnitOf(std::string_view unit);
 
 // ---- FHIR R4 type model ----
 struct ElementInfo {
-  std::string type;       // FHIR type of the element or a backbone path ("Patient.contact")
-  bool choice = false;    // value[x]
+  std::string type;     // FHIR type of the element or a backbone path ("Patient.contact")
+  bool choice = false;  // value[x]
   bool repeats = false;
 };
 bool isPrimitiveType(std::string_view fhirType);
@@ -71,27 +71,28 @@ std::optional<std::string> systemTypeOf(std::string_view fhirType);
 namespace detail {
 
 enum class ExprKind {
-  kLiteral,     // literal value (value)
-  kEmpty,       // {}
-  kMember,      // name: child elements of the input (or a type name filter at the root)
-  kFunction,    // name(args) on the input
-  kThis,        // $this
-  kIndex,       // $index
-  kTotal,       // $total
-  kVariable,    // %name
-  kDot,         // children[0] . children[1]
-  kIndexer,     // children[0] [ children[1] ]
-  kUnary,       // op children[0]   (op "+" or "-")
-  kBinary,      // children[0] op children[1]
-  kTypeOp,      // children[0] is/as typeName
+  kLiteral,   // literal value (value)
+  kEmpty,     // {}
+  kMember,    // name: child elements of the input (or a type name filter at the root)
+  kFunction,  // name(args) on the input
+  kThis,      // $this
+  kIndex,     // $index
+  kTotal,     // $total
+  kVariable,  // %name
+  kDot,       // children[0] . children[1]
+  kIndexer,   // children[0] [ children[1] ]
+  kUnary,     // op children[0]   (op "+" or "-")
+  kBinary,    // children[0] op children[1]
+  kTypeOp,    // children[0] is/as typeName
 };
 
 struct ExprNode {
   ExprKind kind = ExprKind::kLiteral;
-  std::string name;      // member/function/variable name or operator
-  std::string typeName;  // for kTypeOp and type arguments, qualified "FHIR.Patient" / "System.String"
-  Node value;            // literal
-  bool root = false;     // member at the start of a path (type name filter allowed)
+  std::string name;  // member/function/variable name or operator
+  std::string
+      typeName;       // for kTypeOp and type arguments, qualified "FHIR.Patient" / "System.String"
+  Node value;         // literal
+  bool root = false;  // member at the start of a path (type name filter allowed)
   std::vector<std::unique_ptr<ExprNode>> children;
   std::size_t line = 1, column = 1;
 };

@@ -113,8 +113,10 @@ std::optional<Node> Node::toSystemValue() const {
     q.value = jsonDecimal(val->value);
     auto code = v.FindMember("code");
     auto unit = v.FindMember("unit");
-    if (code != v.MemberEnd() && code->value.IsString()) q.unit = code->value.GetString();
-    else if (unit != v.MemberEnd() && unit->value.IsString()) q.unit = unit->value.GetString();
+    if (code != v.MemberEnd() && code->value.IsString())
+      q.unit = code->value.GetString();
+    else if (unit != v.MemberEnd() && unit->value.IsString())
+      q.unit = unit->value.GetString();
     return Node::quantity(q);
   }
   if (v.IsObject() || v.IsArray() || v.IsNull()) return std::nullopt;
@@ -330,9 +332,9 @@ std::string qualifiedTypeOf(const Node& node) {
 
 bool nodeIsType(const Node& node, std::string_view typeName) {
   std::string_view ns, name = typeName;
-  if (auto dot = typeName.find('.'); dot != std::string_view::npos &&
-                                    (typeName.starts_with("FHIR.") ||
-                                     typeName.starts_with("System."))) {
+  if (auto dot = typeName.find('.');
+      dot != std::string_view::npos &&
+      (typeName.starts_with("FHIR.") || typeName.starts_with("System."))) {
     ns = typeName.substr(0, dot);
     name = typeName.substr(dot + 1);
   }
@@ -396,8 +398,10 @@ void toJson(const Node& node, rapidjson::Value& out, rapidjson::Document::Alloca
       return;
     case Node::Kind::kDecimal: {
       const Decimal& d = node.decimalValue();
-      if (auto i = decToInt64(d); i && d.scale() == 0) out.SetInt64(*i);
-      else out.SetDouble(d.toDouble());
+      if (auto i = decToInt64(d); i && d.scale() == 0)
+        out.SetInt64(*i);
+      else
+        out.SetDouble(d.toDouble());
       return;
     }
     case Node::Kind::kString:
@@ -413,15 +417,17 @@ void toJson(const Node& node, rapidjson::Value& out, rapidjson::Document::Alloca
       const Quantity& q = node.quantityValue();
       out.SetObject();
       rapidjson::Value num;
-      if (auto i = decToInt64(q.value); i && q.value.scale() == 0) num.SetInt64(*i);
-      else num.SetDouble(q.value.toDouble());
+      if (auto i = decToInt64(q.value); i && q.value.scale() == 0)
+        num.SetInt64(*i);
+      else
+        num.SetDouble(q.value.toDouble());
       out.AddMember("value", num, alloc);
       std::string unit = q.unit, code = q.unit, system = "http://unitsofmeasure.org";
       if (auto cal = calendarUnit(q.unit)) {
         // Calendar durations map onto their UCUM codes (the FHIR Duration convention).
         static const std::pair<const char*, const char*> kCodes[] = {
-            {"year", "a"},  {"month", "mo"}, {"week", "wk"},  {"day", "d"},
-            {"hour", "h"},  {"minute", "min"}, {"second", "s"}, {"millisecond", "ms"}};
+            {"year", "a"}, {"month", "mo"},   {"week", "wk"},  {"day", "d"},
+            {"hour", "h"}, {"minute", "min"}, {"second", "s"}, {"millisecond", "ms"}};
         for (auto& [w, c] : kCodes)
           if (*cal == w) code = c;
       }
@@ -461,9 +467,9 @@ Result<Node> parseJsonResource(std::string_view text) {
   auto doc = std::make_shared<rapidjson::Document>();
   doc->Parse<rapidjson::kParseFullPrecisionFlag>(text.data(), text.size());
   if (doc->HasParseError()) {
-    return fail(ErrorCode::kStructure,
-                std::string("invalid JSON at offset ") + std::to_string(doc->GetErrorOffset()) +
-                    ": " + rapidjson::GetParseError_En(doc->GetParseError()));
+    return fail(ErrorCode::kStructure, std::string("invalid JSON at offset ") +
+                                           std::to_string(doc->GetErrorOffset()) + ": " +
+                                           rapidjson::GetParseError_En(doc->GetParseError()));
   }
   return Node::resource(std::const_pointer_cast<const rapidjson::Document>(doc));
 }

@@ -18,12 +18,22 @@ using detail::ExprKind;
 using detail::ExprNode;
 using NodePtr = std::unique_ptr<ExprNode>;
 
-enum class Tok { kEnd, kIdent, kDelimIdent, kString, kNumber, kLong, kTemporal, kVariable,
-                 kSpecial, kPunct };
+enum class Tok {
+  kEnd,
+  kIdent,
+  kDelimIdent,
+  kString,
+  kNumber,
+  kLong,
+  kTemporal,
+  kVariable,
+  kSpecial,
+  kPunct
+};
 
 struct Token {
   Tok kind = Tok::kEnd;
-  std::string text;   // identifier, string value, number text, operator, temporal text (w/o @)
+  std::string text;  // identifier, string value, number text, operator, temporal text (w/o @)
   std::size_t offset = 0;
   bool spaceBefore = false;
 };
@@ -98,15 +108,33 @@ class Lexer {
         char e = s_[i_ + 1];
         i_ += 2;
         switch (e) {
-          case '\'': out += '\''; break;
-          case '"': out += '"'; break;
-          case '`': out += '`'; break;
-          case '\\': out += '\\'; break;
-          case '/': out += '/'; break;
-          case 'f': out += '\f'; break;
-          case 'n': out += '\n'; break;
-          case 'r': out += '\r'; break;
-          case 't': out += '\t'; break;
+          case '\'':
+            out += '\'';
+            break;
+          case '"':
+            out += '"';
+            break;
+          case '`':
+            out += '`';
+            break;
+          case '\\':
+            out += '\\';
+            break;
+          case '/':
+            out += '/';
+            break;
+          case 'f':
+            out += '\f';
+            break;
+          case 'n':
+            out += '\n';
+            break;
+          case 'r':
+            out += '\r';
+            break;
+          case 't':
+            out += '\t';
+            break;
           case 'u': {
             if (i_ + 4 > s_.size()) return fail(i_ - 2, "bad \\u escape");
             unsigned cp = 0;
@@ -216,8 +244,7 @@ class Lexer {
     char c = s_[i_];
     if (std::isalpha(static_cast<unsigned char>(c)) || c == '_') {
       std::size_t start = i_;
-      while (i_ < s_.size() &&
-             (std::isalnum(static_cast<unsigned char>(s_[i_])) || s_[i_] == '_'))
+      while (i_ < s_.size() && (std::isalnum(static_cast<unsigned char>(s_[i_])) || s_[i_] == '_'))
         ++i_;
       t.kind = Tok::kIdent;
       t.text = std::string(s_.substr(start, i_ - start));
@@ -226,7 +253,8 @@ class Lexer {
     if (std::isdigit(static_cast<unsigned char>(c))) {
       std::size_t start = i_;
       while (i_ < s_.size() && std::isdigit(static_cast<unsigned char>(s_[i_]))) ++i_;
-      if (i_ + 1 < s_.size() && s_[i_] == '.' && std::isdigit(static_cast<unsigned char>(s_[i_ + 1]))) {
+      if (i_ + 1 < s_.size() && s_[i_] == '.' &&
+          std::isdigit(static_cast<unsigned char>(s_[i_ + 1]))) {
         ++i_;
         while (i_ < s_.size() && std::isdigit(static_cast<unsigned char>(s_[i_]))) ++i_;
       }
@@ -252,8 +280,7 @@ class Lexer {
       t.kind = Tok::kVariable;
       if (i_ < s_.size() && (s_[i_] == '\'' || s_[i_] == '`')) return readQuoted(s_[i_], t.text);
       std::size_t start = i_;
-      while (i_ < s_.size() &&
-             (std::isalnum(static_cast<unsigned char>(s_[i_])) || s_[i_] == '_'))
+      while (i_ < s_.size() && (std::isalnum(static_cast<unsigned char>(s_[i_])) || s_[i_] == '_'))
         ++i_;
       if (i_ == start) return fail(start - 1, "expected a name after '%'");
       t.text = std::string(s_.substr(start, i_ - start));
@@ -310,9 +337,7 @@ class Parser {
   std::optional<SyntaxError> error_;
 
  private:
-  const Token& peek(std::size_t k = 0) const {
-    return toks_[std::min(pos_ + k, toks_.size() - 1)];
-  }
+  const Token& peek(std::size_t k = 0) const { return toks_[std::min(pos_ + k, toks_.size() - 1)]; }
   Token take() { return toks_[std::min(pos_++, toks_.size() - 1)]; }
   bool isPunct(const char* p, std::size_t k = 0) const {
     return peek(k).kind == Tok::kPunct && peek(k).text == p;

@@ -180,8 +180,10 @@ std::optional<Decimal> decMul(const Decimal& a, const Decimal& b) {
   };
   while (bits(ma) + bits(mb) > 125) {
     if (scale == 0) return std::nullopt;
-    if (bits(ma) >= bits(mb)) ma = divRound(ma, 1);
-    else mb = divRound(mb, 1);
+    if (bits(ma) >= bits(mb))
+      ma = divRound(ma, 1);
+    else
+      mb = divRound(mb, 1);
     --scale;
   }
   return reduceScale(ma * mb, scale);
@@ -209,8 +211,6 @@ std::optional<Decimal> decDiv(const Decimal& a, const Decimal& b) {
     mb *= pow10(-shift);
   }
   I128 q = num / mb;
-  I128 r = num % mb;
-  (void)r;
   Decimal d = make(divRound(q, 1), scale - 1);
   return decNormalize(d);
 }
@@ -431,8 +431,14 @@ std::string Temporal::toString() const {
   std::string out;
   auto timePart = [&]() {
     out += twoDigits(hour);
-    if (precision >= Precision::kMinute) out += ":" + twoDigits(minute);
-    if (precision >= Precision::kSecond) out += ":" + twoDigits(second);
+    if (precision >= Precision::kMinute) {
+      out += ':';
+      out += twoDigits(minute);
+    }
+    if (precision >= Precision::kSecond) {
+      out += ':';
+      out += twoDigits(second);
+    }
     if (precision >= Precision::kMillisecond) {
       char buf[8];
       std::snprintf(buf, sizeof buf, ".%03d", millisecond);
@@ -446,8 +452,14 @@ std::string Temporal::toString() const {
   char buf[8];
   std::snprintf(buf, sizeof buf, "%04d", year);
   out = buf;
-  if (precision >= Precision::kMonth) out += "-" + twoDigits(month);
-  if (precision >= Precision::kDay) out += "-" + twoDigits(day);
+  if (precision >= Precision::kMonth) {
+    out += '-';
+    out += twoDigits(month);
+  }
+  if (precision >= Precision::kDay) {
+    out += '-';
+    out += twoDigits(day);
+  }
   if (kind == TemporalKind::kDateTime && precision >= Precision::kHour) {
     out += "T";
     timePart();
@@ -458,7 +470,9 @@ std::string Temporal::toString() const {
       } else {
         out += off < 0 ? "-" : "+";
         off = std::abs(off);
-        out += twoDigits(off / 60) + ":" + twoDigits(off % 60);
+        out += twoDigits(off / 60);
+        out += ':';
+        out += twoDigits(off % 60);
       }
     }
   }
@@ -517,13 +531,20 @@ std::optional<Temporal> temporalAdd(const Temporal& t, const Decimal& amount,
     return r;
   }
   long long ms = 0;
-  if (unit == "week") ms = n * 7LL * 86400000LL;
-  else if (unit == "day") ms = n * 86400000LL;
-  else if (unit == "hour") ms = n * 3600000LL;
-  else if (unit == "minute") ms = n * 60000LL;
-  else if (unit == "second") ms = n * 1000LL;
-  else if (unit == "millisecond") ms = n;
-  else return std::nullopt;
+  if (unit == "week")
+    ms = n * 7LL * 86400000LL;
+  else if (unit == "day")
+    ms = n * 86400000LL;
+  else if (unit == "hour")
+    ms = n * 3600000LL;
+  else if (unit == "minute")
+    ms = n * 60000LL;
+  else if (unit == "second")
+    ms = n * 1000LL;
+  else if (unit == "millisecond")
+    ms = n;
+  else
+    return std::nullopt;
   if (r.kind == TemporalKind::kTime) {
     long long cur = ((r.hour * 60LL + r.minute) * 60 + r.second) * 1000 + r.millisecond;
     cur = ((cur + ms) % 86400000LL + 86400000LL) % 86400000LL;
@@ -538,17 +559,12 @@ std::optional<Temporal> temporalAdd(const Temporal& t, const Decimal& amount,
   // Below the value's precision, the amount is truncated to whole units of its precision.
   long long unitMs[] = {0, 0, 86400000LL, 3600000LL, 60000LL, 1000LL, 1LL};
   int p = static_cast<int>(r.precision);
-  if (p < 2) {
-    // year/month precision: only whole years/months change anything
-    long long days = ms / 86400000LL;
-    (void)days;
-    return r;
-  }
+  if (p < 2) return r;  // year/month precision: only whole years or months change the value
   long long step = unitMs[p];
   ms = (ms / step) * step;
   long long days = daysFromCivil(r.year, r.month, r.day);
-  long long cur = days * 86400000LL +
-                  ((r.hour * 60LL + r.minute) * 60 + r.second) * 1000 + r.millisecond + ms;
+  long long cur =
+      days * 86400000LL + ((r.hour * 60LL + r.minute) * 60 + r.second) * 1000 + r.millisecond + ms;
   long long d = cur >= 0 ? cur / 86400000LL : -((-cur + 86399999LL) / 86400000LL);
   long long rem = cur - d * 86400000LL;
   civilFromDays(d, r.year, r.month, r.day);
@@ -565,11 +581,21 @@ std::optional<Temporal> temporalAdd(const Temporal& t, const Decimal& amount,
 
 std::optional<std::string> calendarUnit(std::string_view u) {
   static const std::map<std::string, std::string, std::less<>> kUnits = {
-      {"year", "year"},     {"years", "year"},      {"month", "month"},
-      {"months", "month"},  {"week", "week"},       {"weeks", "week"},
-      {"day", "day"},       {"days", "day"},        {"hour", "hour"},
-      {"hours", "hour"},    {"minute", "minute"},   {"minutes", "minute"},
-      {"second", "second"}, {"seconds", "second"},  {"millisecond", "millisecond"},
+      {"year", "year"},
+      {"years", "year"},
+      {"month", "month"},
+      {"months", "month"},
+      {"week", "week"},
+      {"weeks", "week"},
+      {"day", "day"},
+      {"days", "day"},
+      {"hour", "hour"},
+      {"hours", "hour"},
+      {"minute", "minute"},
+      {"minutes", "minute"},
+      {"second", "second"},
+      {"seconds", "second"},
+      {"millisecond", "millisecond"},
       {"milliseconds", "millisecond"}};
   auto it = kUnits.find(u);
   if (it == kUnits.end()) return std::nullopt;
@@ -587,28 +613,50 @@ struct UnitDef {
 const std::map<std::string, UnitDef, std::less<>>& ucumUnits() {
   static const std::map<std::string, UnitDef, std::less<>> kUnits = {
       // mass (base g)
-      {"kg", {"mass", "1000"}}, {"g", {"mass", "1"}}, {"mg", {"mass", "0.001"}},
-      {"ug", {"mass", "0.000001"}}, {"ng", {"mass", "0.000000001"}},
-      {"[lb_av]", {"mass", "453.59237"}}, {"[oz_av]", {"mass", "28.349523125"}},
+      {"kg", {"mass", "1000"}},
+      {"g", {"mass", "1"}},
+      {"mg", {"mass", "0.001"}},
+      {"ug", {"mass", "0.000001"}},
+      {"ng", {"mass", "0.000000001"}},
+      {"[lb_av]", {"mass", "453.59237"}},
+      {"[oz_av]", {"mass", "28.349523125"}},
       // length (base m)
-      {"km", {"length", "1000"}}, {"m", {"length", "1"}}, {"cm", {"length", "0.01"}},
-      {"mm", {"length", "0.001"}}, {"um", {"length", "0.000001"}}, {"nm", {"length", "0.000000001"}},
-      {"[in_i]", {"length", "0.0254"}}, {"[ft_i]", {"length", "0.3048"}},
+      {"km", {"length", "1000"}},
+      {"m", {"length", "1"}},
+      {"cm", {"length", "0.01"}},
+      {"mm", {"length", "0.001"}},
+      {"um", {"length", "0.000001"}},
+      {"nm", {"length", "0.000000001"}},
+      {"[in_i]", {"length", "0.0254"}},
+      {"[ft_i]", {"length", "0.3048"}},
       // volume (base L)
-      {"L", {"volume", "1"}}, {"l", {"volume", "1"}}, {"dL", {"volume", "0.1"}},
-      {"mL", {"volume", "0.001"}}, {"ml", {"volume", "0.001"}}, {"uL", {"volume", "0.000001"}},
+      {"L", {"volume", "1"}},
+      {"l", {"volume", "1"}},
+      {"dL", {"volume", "0.1"}},
+      {"mL", {"volume", "0.001"}},
+      {"ml", {"volume", "0.001"}},
+      {"uL", {"volume", "0.000001"}},
       // time (base s); calendar-length definitions of UCUM
-      {"s", {"time", "1"}}, {"ms", {"time", "0.001"}}, {"min", {"time", "60"}},
-      {"h", {"time", "3600"}}, {"d", {"time", "86400"}}, {"wk", {"time", "604800"}},
-      {"mo", {"time", "2629800"}}, {"a", {"time", "31557600"}},
+      {"s", {"time", "1"}},
+      {"ms", {"time", "0.001"}},
+      {"min", {"time", "60"}},
+      {"h", {"time", "3600"}},
+      {"d", {"time", "86400"}},
+      {"wk", {"time", "604800"}},
+      {"mo", {"time", "2629800"}},
+      {"a", {"time", "31557600"}},
       // amount
-      {"mol", {"amount", "1"}}, {"mmol", {"amount", "0.001"}}, {"umol", {"amount", "0.000001"}},
+      {"mol", {"amount", "1"}},
+      {"mmol", {"amount", "0.001"}},
+      {"umol", {"amount", "0.000001"}},
       // pressure
       {"mm[Hg]", {"pressure", "1"}},
       // dimensionless
-      {"1", {"one", "1"}}, {"%", {"one", "0.01"}},
+      {"1", {"one", "1"}},
+      {"%", {"one", "0.01"}},
       // temperature has offsets; only identical units compare
-      {"Cel", {"celsius", "1"}}, {"[degF]", {"fahrenheit", "1"}},
+      {"Cel", {"celsius", "1"}},
+      {"[degF]", {"fahrenheit", "1"}},
   };
   return kUnits;
 }

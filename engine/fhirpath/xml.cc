@@ -89,8 +89,10 @@ rapidjson::Value primitiveValue(const std::string& text, const std::string& type
   }
   if (type == "decimal") {
     if (auto d = Decimal::parse(text)) {
-      if (auto i = decToInt64(*d); i && d->scale() == 0) v.SetInt64(*i);
-      else v.SetDouble(d->toDouble());
+      if (auto i = decToInt64(*d); i && d->scale() == 0)
+        v.SetInt64(*i);
+      else
+        v.SetDouble(d->toDouble());
       return v;
     }
   }
@@ -159,9 +161,9 @@ void convertElement(xmlDoc* doc, xmlNode* el, const std::string& type, rapidjson
         }
       } else {
         auto kids = elementChildren(c);
-        bool resourceHolder = ctype == "Resource" ||
-                              (kids.size() == 1 && isResourceType(localName(kids[0])) &&
-                               inNs(kids[0], kFhirNs) && ctype.empty());
+        bool resourceHolder =
+            ctype == "Resource" || (kids.size() == 1 && isResourceType(localName(kids[0])) &&
+                                    inNs(kids[0], kFhirNs) && ctype.empty());
         if (resourceHolder && kids.size() == 1) {
           convertResource(doc, kids[0], v, alloc);
         } else {
@@ -207,8 +209,8 @@ Result<DocumentPtr> xmlToJson(std::string_view text) {
   xmlNode* root = xmlDocGetRootElement(doc);
   if (!root || !inNs(root, kFhirNs)) {
     xmlFreeDoc(doc);
-    return fail(ErrorCode::kStructure, "not a FHIR XML resource (root must be in namespace " +
-                                           std::string(kFhirNs) + ")");
+    return fail(ErrorCode::kStructure,
+                "not a FHIR XML resource (root must be in namespace " + std::string(kFhirNs) + ")");
   }
   auto out = std::make_shared<rapidjson::Document>();
   convertResource(doc, root, *out, out->GetAllocator());

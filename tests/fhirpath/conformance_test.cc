@@ -68,7 +68,8 @@ std::vector<Case> loadSuite(const std::string& path) {
     std::string group = prop(g, "name");
     int index = 0;
     for (xmlNode* t = g->children; t; t = t->next) {
-      if (t->type != XML_ELEMENT_NODE || std::string(reinterpret_cast<const char*>(t->name)) != "test")
+      if (t->type != XML_ELEMENT_NODE ||
+          std::string(reinterpret_cast<const char*>(t->name)) != "test")
         continue;
       ++index;
       Case c;
@@ -182,7 +183,8 @@ std::string runCase(const Case& c, std::map<std::string, Result<Node>>& inputs) 
     if (!c.invalid.empty()) return {};
     return "evaluation error: " + result.error().message;
   }
-  if (!c.invalid.empty()) return "expected an error (" + c.invalid + "), got " + toJsonString(*result);
+  if (!c.invalid.empty())
+    return "expected an error (" + c.invalid + "), got " + toJsonString(*result);
   Collection got = *result;
   if (c.predicate) got = Collection{Node::boolean(!got.empty())};
   std::ostringstream desc;
@@ -233,8 +235,8 @@ BOOST_AUTO_TEST_CASE(official_r4_suite) {
     ++failedUnlisted;
     BOOST_ERROR(c.name << " [" << c.group << "] `" << c.expression << "`: " << why);
   }
-  std::cout << "FHIRPath R4 conformance: " << passed << " of " << cases.size()
-            << " tests pass (" << skippedFailing << " listed as unsupported, " << failedUnlisted
+  std::cout << "FHIRPath R4 conformance: " << passed << " of " << cases.size() << " tests pass ("
+            << skippedFailing << " listed as unsupported, " << failedUnlisted
             << " unexpected failures)\n";
   for (const auto& name : skippedPassing)
     std::cout << "note: " << name << " is listed in unsupported.txt but passes\n";

@@ -39,8 +39,6 @@ Node patient() {
   return *p;
 }
 
-Node noFocus() { return Node(); }
-
 // Evaluates over no input and renders the result as JSON.
 std::string run(const std::string& expr, const Node& focus = Node(),
                 const Environment& env = Environment()) {
@@ -115,6 +113,11 @@ BOOST_AUTO_TEST_CASE(three_valued_logic) {
   BOOST_CHECK_EQUAL(run("{} implies true"), "[true]");
   BOOST_CHECK_EQUAL(run("true implies {}"), "[]");
   BOOST_CHECK_EQUAL(run("{}.not()"), "[]");
+  // A decided left side guards the right one.
+  BOOST_CHECK_EQUAL(run("false and (1 | 2).single() = 1"), "[false]");
+  BOOST_CHECK_EQUAL(run("true or (1 | 2).single() = 1"), "[true]");
+  BOOST_CHECK_EQUAL(run("false implies (1 | 2).single() = 1"), "[true]");
+  BOOST_CHECK(run("true and (1 | 2).single() = 1").starts_with("error"));
 }
 
 BOOST_AUTO_TEST_CASE(missing_elements_are_empty_not_errors) {
@@ -192,10 +195,12 @@ BOOST_AUTO_TEST_CASE(incompatible_units) {
 
 BOOST_AUTO_TEST_CASE(arithmetic_and_json) {
   BOOST_CHECK_EQUAL(run("(1 'kg' + 500 'g').toString()"), R"(["1.5 'kg'"])");
-  BOOST_CHECK_EQUAL(run("2 'mg' * 3"),
-                    R"([{"value":6,"unit":"mg","system":"http://unitsofmeasure.org","code":"mg"}])");
-  BOOST_CHECK_EQUAL(run("3 days"),
-                    R"([{"value":3,"unit":"days","system":"http://unitsofmeasure.org","code":"d"}])");
+  BOOST_CHECK_EQUAL(
+      run("2 'mg' * 3"),
+      R"([{"value":6,"unit":"mg","system":"http://unitsofmeasure.org","code":"mg"}])");
+  BOOST_CHECK_EQUAL(
+      run("3 days"),
+      R"([{"value":3,"unit":"days","system":"http://unitsofmeasure.org","code":"d"}])");
 }
 
 BOOST_AUTO_TEST_SUITE_END()
@@ -340,7 +345,8 @@ BOOST_AUTO_TEST_CASE(named_variables) {
 }
 
 BOOST_AUTO_TEST_CASE(plain_json_input_for_mappings) {
-  auto flow = parseJsonResource(R"({"patient_last_name": "  Doe ", "visit": {"date": "2024-03-01"}})");
+  auto flow =
+      parseJsonResource(R"({"patient_last_name": "  Doe ", "visit": {"date": "2024-03-01"}})");
   BOOST_REQUIRE(flow);
   BOOST_CHECK_EQUAL(run("patient_last_name.trim()", *flow), R"(["Doe"])");
   BOOST_CHECK_EQUAL(run("visit.date.toDate() + 2 days", *flow), R"(["2024-03-03"])");
@@ -375,8 +381,9 @@ BOOST_AUTO_TEST_CASE(fixed_clock) {
 }
 
 BOOST_AUTO_TEST_CASE(compiled_expression_is_shared_across_threads) {
-  auto expr = compile("name.where(use = 'official').given.join(' ') & ' ' & "
-                      "name.family.first() & ' ' & (birthDate + 1 year).toString()");
+  auto expr = compile(
+      "name.where(use = 'official').given.join(' ') & ' ' & "
+      "name.family.first() & ' ' & (birthDate + 1 year).toString()");
   BOOST_REQUIRE(expr);
   Node p = patient();
   Environment env;
@@ -397,7 +404,8 @@ BOOST_AUTO_TEST_CASE(compiled_expression_is_shared_across_threads) {
 }
 
 BOOST_AUTO_TEST_CASE(invariant_style_boolean_evaluation) {
-  auto e = compile("(start.exists() and end.exists()) or (status in ('proposed' | 'cancelled' | 'waitlist'))");
+  auto e = compile(
+      "(start.exists() and end.exists()) or (status in ('proposed' | 'cancelled' | 'waitlist'))");
   BOOST_REQUIRE(e);
   auto booked = parseJsonResource(R"({"resourceType": "Appointment", "status": "booked"})");
   auto proposed = parseJsonResource(R"({"resourceType": "Appointment", "status": "proposed"})");
@@ -433,7 +441,8 @@ Captured runCommand(const std::string& expr, const std::string& file) {
 }
 
 std::string writeTemp(const std::string& name, const std::string& content) {
-  auto dir = std::filesystem::temp_directory_path() / ("fhirpath-test-" + std::to_string(::getpid()));
+  auto dir =
+      std::filesystem::temp_directory_path() / ("fhirpath-test-" + std::to_string(::getpid()));
   std::filesystem::create_directories(dir);
   auto path = dir / name;
   std::ofstream(path) << content;
@@ -448,8 +457,10 @@ BOOST_AUTO_TEST_CASE(prints_json_array_for_json_and_xml) {
   BOOST_CHECK_EQUAL(c.code, 0);
   BOOST_CHECK_EQUAL(c.out, "[\"Jane\",\"Q\",\"JJ\"]\n");
 
-  std::string src = std::getenv("SWITCHBOARD_SOURCE_DIR") ? std::getenv("SWITCHBOARD_SOURCE_DIR") : ".";
-  auto x = runCommand("Patient.birthDate", src + "/tests/data/fhirpath-r4/input/patient-example.xml");
+  std::string src =
+      std::getenv("SWITCHBOARD_SOURCE_DIR") ? std::getenv("SWITCHBOARD_SOURCE_DIR") : ".";
+  auto x =
+      runCommand("Patient.birthDate", src + "/tests/data/fhirpath-r4/input/patient-example.xml");
   BOOST_CHECK_EQUAL(x.code, 0);
   BOOST_CHECK_EQUAL(x.out, "[\"1974-12-25\"]\n");
 }
