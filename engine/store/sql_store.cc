@@ -250,6 +250,37 @@ class RelaxedSync {
   bool active_;
 };
 
+// SQLite has one writer at a time. Intake commits (a client is waiting for its 200) go before
+// worker transactions (claims, finishes, attempts), which catch up between intake commits; under
+// sustained overload the backlog limit turns intake away with 503 and the workers drain it.
+class PriorityMutex {
+ public:
+  void lock(bool high) {
+    std::unique_lock l(mu_);
+    if (high) {
+      ++highWaiting_;
+      cv_.wait(l, [&] { return !locked_; });
+      --highWaiting_;
+    } else {
+      cv_.wait(l, [&] { return !locked_ && highWaiting_ == 0; });
+    }
+    locked_ = true;
+  }
+  void unlock() {
+    {
+      std::lock_guard l(mu_);
+      locked_ = false;
+    }
+    cv_.notify_all();
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool locked_ = false;
+  int highWaiting_ = 0;
+};
+
 class SessionPool {
  public:
   class Lease {
@@ -476,7 +507,7 @@ class SqlStore final : public Store {
   std::string backend() const override { return dialect_ == Dialect::kSqlite ? "sqlite" : "postgresql"; }
 
   Result<std::vector<IngestOutcome>> ingest(const std::vector<NewMessage>& batch) override {
-    return write("ingest", [&](soci::session& sql) -> Result<std::vector<IngestOutcome>> {
+    return write("ingest", /*high=*/true, [&](soci::session& sql) -> Result<std::vector<IngestOutcome>> {
       std::vector<IngestOutcome> out(batch.size());
       std::map<std::pair<std::string_view, std::string_view>, std::size_t> seen;
       Txn tr(sql, dialect_);
@@ -1022,10 +1053,19 @@ class SqlStore final : public Store {
 
   template <typename F>
   auto write(const char* what, F&& f) -> std::invoke_result_t<F, soci::session&> {
+    return write(what, false, std::forward<F>(f));
+  }
+
+  template <typename F>
+  auto write(const char* what, bool high, F&& f) -> std::invoke_result_t<F, soci::session&> {
     return guard(what, [&]() -> std::invoke_result_t<F, soci::session&> {
       auto session = pool_.acquire();
       if (dialect_ == Dialect::kSqlite) {
-        std::lock_guard lock(writeMu_);
+        writeMu_.lock(high);
+        struct Unlock {
+          PriorityMutex& m;
+          ~Unlock() { m.unlock(); }
+        } unlock{writeMu_};
         return f(*session);
       }
       return f(*session);
@@ -1044,7 +1084,7 @@ class SqlStore final : public Store {
   std::string connect_;
   int poolSize_;
   SessionPool pool_;
-  std::mutex writeMu_;
+  PriorityMutex writeMu_;
 };
 
 }  // namespace
