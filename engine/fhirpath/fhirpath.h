@@ -82,6 +82,7 @@ class Node {
  public:
   enum class Kind { kElement, kBoolean, kInteger, kDecimal, kString, kTemporal, kQuantity };
 
+  // A default-constructed Node is "no input": evaluating against it starts from an empty focus.
   Node() = default;
   // The root of a resource (its resourceType names the type).
   static Node resource(DocumentPtr doc);

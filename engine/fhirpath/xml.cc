@@ -1,7 +1,9 @@
 // FHIR XML to the FHIR JSON model (libxml2): value attributes become JSON values typed by the
 // model, repeating elements arrays, primitive id/extension "_name" objects, xhtml div a string,
 // contained resources objects with resourceType. Thread-safety: no shared state.
+#include <climits>
 #include <cstdlib>
+#include <mutex>
 #include <map>
 #include <vector>
 
@@ -197,6 +199,11 @@ void convertElement(xmlDoc* doc, xmlNode* el, const std::string& type, rapidjson
 }  // namespace
 
 Result<DocumentPtr> xmlToJson(std::string_view text) {
+  // libxml2 must be initialised once before threads parse concurrently.
+  static std::once_flag initOnce;
+  std::call_once(initOnce, [] { xmlInitParser(); });
+  if (text.size() > static_cast<std::size_t>(INT_MAX))
+    return fail(ErrorCode::kTooLong, "XML resource too large");
   xmlDoc* doc = xmlReadMemory(text.data(), static_cast<int>(text.size()), "resource.xml", nullptr,
                               XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING);
   if (!doc) {
