@@ -1945,6 +1945,11 @@ R callFunction(const ExprNode& fn, const Collection& input, const Ctx& ctx) {
     }
     if (v->kind() == Node::Kind::kTemporal) {
       Temporal t = v->temporalValue();
+      // An hour alone is not a FHIR time: T08 means 08:00 (minute precision) for boundaries.
+      if (t.kind == TemporalKind::kDateTime && t.precision == Precision::kHour) {
+        t.precision = Precision::kMinute;
+        t.minute = 0;
+      }
       int p = static_cast<int>(t.precision);
       Precision target = t.kind == TemporalKind::kDate   ? Precision::kDay
                          : t.kind == TemporalKind::kTime ? Precision::kMillisecond

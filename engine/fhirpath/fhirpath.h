@@ -172,6 +172,12 @@ namespace detail {
 struct ExprNode;
 }
 
+struct CompileOptions {
+  // Reject order-dependent operations (first, last, tail, skip, take, [i]) applied to the
+  // unordered results of children() and descendants() (the suite's checkOrderedFunctions).
+  bool checkOrderedFunctions = false;
+};
+
 // A compiled expression: immutable, cheap to copy, safe to evaluate from many threads.
 class Expression {
  public:
@@ -180,7 +186,7 @@ class Expression {
   const detail::ExprNode* root() const { return root_.get(); }
 
  private:
-  friend Result<Expression> compile(std::string_view text);
+  friend Result<Expression> compile(std::string_view text, const CompileOptions& options);
   std::string text_;
   std::shared_ptr<const detail::ExprNode> root_;
 };
@@ -188,6 +194,7 @@ class Expression {
 // Parses an expression. Syntax errors are ErrorCode::kInvalid with "line:column" (1-based) in
 // Error::location and the message; unknown functions and wrong argument counts are rejected here.
 Result<Expression> compile(std::string_view text);
+Result<Expression> compile(std::string_view text, const CompileOptions& options);
 
 // Evaluates against `focus`. Execution errors (a singleton required but a collection given,
 // wrong operand types) are ErrorCode::kInvalid.

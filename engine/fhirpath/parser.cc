@@ -763,7 +763,61 @@ std::size_t treeDepth(const ExprNode& root) {
 
 }  // namespace
 
-Result<Expression> compile(std::string_view text) {
+namespace {
+
+bool isFunction(const ExprNode& n, std::initializer_list<std::string_view> names) {
+  if (n.kind != ExprKind::kFunction) return false;
+  for (auto name : names)
+    if (n.name == name) return true;
+  return false;
+}
+
+// Whether `n` (the input of an ordered operation) yields an unordered collection.
+bool yieldsUnordered(const ExprNode* n) {
+  while (n) {
+    const ExprNode* last = n->kind == ExprKind::kDot ? n->children[1].get() : n;
+    if (isFunction(*last, {"children", "descendants"})) return true;
+    if (n->kind == ExprKind::kDot && isFunction(*last, {"where", "select", "ofType", "distinct"})) {
+      n = n->children[0].get();
+      continue;
+    }
+    return false;
+  }
+  return false;
+}
+
+std::optional<Error> checkOrdered(const ExprNode& root) {
+  std::vector<const ExprNode*> stack{&root};
+  while (!stack.empty()) {
+    const ExprNode* n = stack.back();
+    stack.pop_back();
+    const ExprNode* input = nullptr;
+    const ExprNode* at = n;
+    if (n->kind == ExprKind::kDot &&
+        isFunction(*n->children[1], {"first", "last", "tail", "skip", "take"})) {
+      input = n->children[0].get();
+      at = n->children[1].get();
+    } else if (n->kind == ExprKind::kIndexer) {
+      input = n->children[0].get();
+    }
+    if (input && yieldsUnordered(input)) {
+      std::string loc = std::to_string(at->line) + ":" + std::to_string(at->column);
+      return Error(ErrorCode::kInvalid,
+                   "FHIRPath semantic error at " + loc +
+                       ": an order-dependent operation is applied to an unordered collection "
+                       "(children() or descendants())",
+                   loc);
+    }
+    for (const auto& c : n->children) stack.push_back(c.get());
+  }
+  return std::nullopt;
+}
+
+}  // namespace
+
+Result<Expression> compile(std::string_view text) { return compile(text, CompileOptions()); }
+
+Result<Expression> compile(std::string_view text, const CompileOptions& options) {
   auto root = parseExpression(text);
   if (!root) return std::unexpected(root.error());
   // Evaluation recurses along the tree: keep it far inside any thread's stack.
@@ -773,6 +827,9 @@ Result<Expression> compile(std::string_view text) {
                 "FHIRPath expression too deeply nested (more than " +
                     std::to_string(kMaxTreeDepth) + " levels of operators and paths)",
                 "1:1");
+  if (options.checkOrderedFunctions) {
+    if (auto problem = checkOrdered(**root)) return std::unexpected(*problem);
+  }
   Expression e;
   e.text_ = std::string(text);
   e.root_ = std::shared_ptr<const ExprNode>(std::move(*root));

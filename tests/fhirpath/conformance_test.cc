@@ -56,7 +56,7 @@ struct Expected {
 
 struct Case {
   std::string name, group, input, expression, invalid;
-  bool predicate = false, ordered = true;
+  bool predicate = false, ordered = true, checkOrdered = false;
   std::vector<Expected> outputs;
 };
 
@@ -83,6 +83,7 @@ std::vector<Case> loadSuite(const std::string& path) {
       c.input = prop(t, "inputfile");
       c.predicate = prop(t, "predicate") == "true";
       c.ordered = prop(t, "ordered") != "false";
+      c.checkOrdered = prop(t, "checkOrderedFunctions") == "true";
       for (xmlNode* e = t->children; e; e = e->next) {
         if (e->type != XML_ELEMENT_NODE) continue;
         std::string en = reinterpret_cast<const char*>(e->name);
@@ -185,14 +186,18 @@ std::string runCase(const Case& c, std::map<std::string, Result<Node>>& inputs, 
     if (!it->second) return "input " + c.input + ": " + it->second.error().message;
     focus = *it->second;
   }
-  auto expr = compile(c.expression);
+  CompileOptions options;
+  options.checkOrderedFunctions = c.checkOrdered;
+  auto expr = compile(c.expression, options);
   if (!expr) {
     if (!c.invalid.empty()) return {};
     return "compile error: " + expr.error().message;
   }
   Environment env;
+  if (c.invalid == "syntax") return "expected a syntax error from compile()";
   auto result = evaluate(*expr, focus, env);
   if (!result) {
+    // Semantic and execution errors: this engine types dynamically, so either phase may report.
     if (!c.invalid.empty()) return {};
     return "evaluation error: " + result.error().message;
   }

@@ -251,6 +251,18 @@ BOOST_AUTO_TEST_CASE(unknown_functions_and_arity_fail_at_compile_time) {
   BOOST_CHECK_NE(e2.error().message.find("takes 1 argument"), std::string::npos);
 }
 
+BOOST_AUTO_TEST_CASE(ordered_functions_on_unordered_collections_when_asked) {
+  CompileOptions strict;
+  strict.checkOrderedFunctions = true;
+  auto e = compile("Patient.children().where(true).skip(1)", strict);
+  BOOST_REQUIRE(!e);
+  BOOST_CHECK_EQUAL(e.error().location, "1:32");  // at skip
+  BOOST_CHECK(!compile("descendants()[0]", strict));
+  BOOST_CHECK(compile("name.first()", strict));
+  BOOST_CHECK(compile("descendants().count()", strict));
+  BOOST_CHECK(compile("Patient.children().skip(1)"));  // off by default
+}
+
 BOOST_AUTO_TEST_CASE(execution_errors_name_the_position) {
   auto e = compile("true and\n  (-true)");
   BOOST_REQUIRE(e);
