@@ -215,7 +215,8 @@ Result<Node> parseXmlResource(std::string_view text);
 Result<DocumentPtr> xmlToJson(std::string_view text);
 
 // FHIR JSON of a collection item: primitives as JSON scalars, dates and times as their strings,
-// Quantity as {value, unit, system, code}, elements as a copy of their JSON.
+// Quantity as {value, unit, system, code}, elements as a copy of their JSON (null for a
+// primitive element that has only an id or extensions).
 void toJson(const Node& node, rapidjson::Value& out, rapidjson::Document::AllocatorType& alloc);
 void toJson(const Collection& items, rapidjson::Value& out,
             rapidjson::Document::AllocatorType& alloc);  // a JSON array

@@ -380,13 +380,11 @@ std::optional<std::string> toFhirPathString(const Node& node) {
 
 void toJson(const Node& node, rapidjson::Value& out, rapidjson::Document::AllocatorType& alloc) {
   if (node.isElement()) {
-    if (node.json()) {
+    // A primitive that carries only an id or extensions has no value: null.
+    if (node.json())
       out.CopyFrom(*node.json(), alloc);
-    } else if (node.primitiveExtension()) {
-      out.CopyFrom(*node.primitiveExtension(), alloc);
-    } else {
+    else
       out.SetNull();
-    }
     return;
   }
   switch (node.kind()) {

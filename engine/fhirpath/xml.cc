@@ -3,8 +3,8 @@
 // contained resources objects with resourceType. Thread-safety: no shared state.
 #include <climits>
 #include <cstdlib>
-#include <mutex>
 #include <map>
+#include <mutex>
 #include <vector>
 
 #include <libxml/parser.h>

@@ -327,6 +327,61 @@ BOOST_AUTO_TEST_CASE(xml_converts_to_the_json_model) {
   BOOST_CHECK_EQUAL(run("multipleBirth", *p), "[false]");
 }
 
+BOOST_AUTO_TEST_CASE(xml_bundles_contained_and_primitive_arrays) {
+  const char* xml = R"(<Bundle xmlns="http://hl7.org/fhir">
+  <type value="transaction"/>
+  <entry>
+    <fullUrl value="urn:uuid:p1"/>
+    <resource>
+      <Patient>
+        <contained><Organization><id value="o1"/><name value="Inner"/></Organization></contained>
+        <name>
+          <given value="Ann"/>
+          <given id="g2"><extension url="http://example.org/x"><valueCode value="c"/></extension></given>
+        </name>
+        <managingOrganization><reference value="#o1"/></managingOrganization>
+      </Patient>
+    </resource>
+    <request><method value="POST"/><url value="Patient"/></request>
+  </entry>
+  <entry>
+    <fullUrl value="urn:uuid:a1"/>
+    <resource><Appointment><status value="booked"/>
+      <participant><actor><reference value="urn:uuid:p1"/></actor><status value="accepted"/></participant>
+    </Appointment></resource>
+  </entry>
+</Bundle>)";
+  auto doc = xmlToJson(xml);
+  BOOST_REQUIRE(doc);
+  const auto& given = (**doc)["entry"][0]["resource"]["name"][0]["given"];
+  BOOST_REQUIRE(given.IsArray());
+  BOOST_CHECK_EQUAL(given.Size(), 2u);
+  BOOST_CHECK(given[1].IsNull());
+  const auto& ext = (**doc)["entry"][0]["resource"]["name"][0]["_given"];
+  BOOST_REQUIRE(ext.IsArray());
+  BOOST_CHECK(ext[0].IsNull());
+  BOOST_CHECK_EQUAL(std::string(ext[1]["id"].GetString()), "g2");
+
+  auto b = parseResource(xml);
+  BOOST_REQUIRE(b);
+  // The second given has no value, only an extension: it is in the collection, as null in JSON.
+  BOOST_CHECK_EQUAL(run("entry.resource.ofType(Patient).name.given", *b), R"(["Ann",null])");
+  BOOST_CHECK_EQUAL(run("entry[0].resource.name.given[0].hasValue()", *b), "[true]");
+  BOOST_CHECK_EQUAL(run("entry[0].resource.name.given[1].hasValue()", *b), "[false]");
+  BOOST_CHECK_EQUAL(run("entry[0].resource.name.given[1].extension.value", *b), R"(["c"])");
+  BOOST_CHECK_EQUAL(
+      run("entry.resource.ofType(Appointment).participant.actor.resolve().name.given.first()", *b),
+      R"(["Ann"])");
+  BOOST_CHECK_EQUAL(run("entry.request.method", *b), R"(["POST"])");
+  // resolve() of a contained reference needs %resource to be the Patient.
+  Environment env;
+  auto patientNode = evaluate("entry[0].resource", *b, env);
+  BOOST_REQUIRE(patientNode && patientNode->size() == 1);
+  env.resource = (*patientNode)[0];
+  BOOST_CHECK_EQUAL(run("managingOrganization.resolve().name", (*patientNode)[0], env),
+                    R"(["Inner"])");
+}
+
 BOOST_AUTO_TEST_CASE(malformed_inputs_are_errors) {
   BOOST_CHECK(!parseResource("{\"resourceType\": "));
   BOOST_CHECK(!parseResource("<Patient xmlns=\"http://hl7.org/fhir\"><id value=\"1\"></Patient>"));
