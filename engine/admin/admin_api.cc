@@ -138,7 +138,7 @@ AdminApi::AdminApi(store::Store& store, ChannelsFn channels, std::string token,
       onReplay_(std::move(onReplay)) {}
 
 core::HttpResponse AdminApi::handle(const core::HttpRequest& request) {
-  if (!request.path.starts_with("/api/")) {
+  if (!request.path.starts_with("/api/") && !request.path.starts_with("/fhir/")) {
     return problem(404, ErrorCode::kNotFound, "no endpoint at " + request.path);
   }
   if (token_.empty()) {
@@ -153,6 +153,16 @@ core::HttpResponse AdminApi::handle(const core::HttpRequest& request) {
     core::HttpResponse r = problem(401, ErrorCode::kSecurity, "missing or wrong bearer token");
     r.headers.push_back({"WWW-Authenticate", "Bearer realm=\"switchboard\""});
     return r;
+  }
+  std::string actor = "admin";
+  if (const std::string* user = request.header("X-Switchboard-User"); user != nullptr && !user->empty()) {
+    actor += ":" + user->substr(0, 64);
+  }
+  for (const auto& extension : extensions_) {
+    if (auto answer = extension(request, actor)) return *answer;
+  }
+  if (!request.path.starts_with("/api/")) {
+    return problem(404, ErrorCode::kNotFound, "no endpoint at " + request.path);
   }
   std::vector<std::string> parts;
   {

@@ -5,6 +5,8 @@
 #pragma once
 
 #include <functional>
+#include <optional>
+#include <vector>
 #include <memory>
 #include <string>
 
@@ -24,6 +26,13 @@ class AdminApi {
 
   core::HttpResponse handle(const core::HttpRequest& request);
 
+  // Further routes served behind the same authentication (e.g. the MPI under /api/mpi and
+  // /fhir/Patient/$match). An extension returns nullopt for paths it does not serve. `actor`
+  // names the authenticated caller for audit ("admin", or "admin:<X-Switchboard-User>").
+  using Extension =
+      std::function<std::optional<core::HttpResponse>(const core::HttpRequest&, const std::string& actor)>;
+  void addExtension(Extension extension) { extensions_.push_back(std::move(extension)); }
+
  private:
   core::HttpResponse listChannels();
   core::HttpResponse listMessages(const core::HttpRequest& request);
@@ -38,6 +47,7 @@ class AdminApi {
   std::string token_;
   std::shared_ptr<core::Clock> clock_;
   std::function<void()> onReplay_;
+  std::vector<Extension> extensions_;
 };
 
 // Parses a time filter: epoch milliseconds, or an ISO 8601 date-time with zone.

@@ -11,6 +11,13 @@
 #include "engine/admin/admin_api.h"
 #include "engine/app/builtin_connectors.h"
 #include "engine/runtime/channel_watcher.h"
+#ifdef SWITCHBOARD_HAVE_MPI
+#include "engine/mpi/match_config.h"
+#include "engine/mpi/mpi_http.h"
+#include "engine/mpi/mpi_service.h"
+#include "engine/mpi/mpi_stage.h"
+#include "engine/mpi/mpi_store.h"
+#endif
 #include "engine/runtime/engine.h"
 
 namespace switchboard::app {
@@ -51,6 +58,35 @@ int runServe(int argc, char** argv) {
   }
   core::ConnectorRegistry registry;
   registerBuiltinConnectors(registry);
+  auto clock = std::make_shared<core::SystemClock>();
+#ifdef SWITCHBOARD_HAVE_MPI
+  // The master patient index: its own tables beside the message store (same PostgreSQL database,
+  // or var/mpi.db next to the SQLite store), its REST API behind the admin token.
+  // Without <confDir>/mpi.json the MPI is off (the "mpi" stage type is then unknown).
+  std::shared_ptr<mpi::MpiService> mpiService;
+  if (const std::string mpiConfig = config->confDir + "/mpi.json"; std::filesystem::exists(mpiConfig)) {
+    const std::string mpiUrl = config->storeUrl.starts_with("postgresql://") ? config->storeUrl
+                                                                             : "sqlite:" + config->dataDir + "/mpi.db";
+    auto matchConfig = mpi::MatchConfig::load(mpiConfig);
+    if (!matchConfig) {
+      std::fprintf(stderr, "switchboard: configuration error: %s\n", matchConfig.error().message.c_str());
+      return 2;
+    }
+    auto mpiStore = mpi::MpiStore::open(mpiUrl);
+    if (!mpiStore) {
+      std::fprintf(stderr, "switchboard: cannot open the MPI store: %s\n", mpiStore.error().message.c_str());
+      return 1;
+    }
+    auto service = mpi::MpiService::open(std::move(*matchConfig), std::move(*mpiStore), clock.get());
+    if (!service) {
+      std::fprintf(stderr, "switchboard: cannot start the MPI: %s\n", service.error().message.c_str());
+      return 1;
+    }
+    mpiService = std::move(*service);
+    mpi::registerMpiStage(registry, mpiService);
+  }
+#endif
+
   core::ConnectorContext context{"", config->dataDir, config->confDir};
   auto channels = runtime::loadChannels(config->channelsDir, registry, context);
   if (!channels) {
@@ -62,12 +98,16 @@ int runServe(int argc, char** argv) {
     std::fprintf(stderr, "switchboard: cannot open store: %s\n", store.error().message.c_str());
     return 1;
   }
-  auto clock = std::make_shared<core::SystemClock>();
   auto engine = std::make_unique<runtime::Engine>(*config, std::move(*store), std::move(*channels), clock,
                                                   std::make_shared<core::SeededRandom>());
   auto* enginePtr = engine.get();
   auto admin = std::make_shared<admin::AdminApi>(
       engine->store(), [enginePtr] { return enginePtr->channels(); }, config->adminToken, clock, nullptr);
+#ifdef SWITCHBOARD_HAVE_MPI
+  if (mpiService) admin->addExtension([mpiService](const core::HttpRequest& r, const std::string& actor) {
+    return mpi::routeMpiHttp(*mpiService, r, actor);
+  });
+#endif
   engine->setAdminHandler([admin](const core::HttpRequest& r) { return admin->handle(r); });
   try {
     engine->start();

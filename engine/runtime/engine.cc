@@ -255,13 +255,15 @@ store::ProcessOutcome Engine::runPipeline(const Channel& channel, const core::St
         return outcome;
       }
     }
-    core::StageResult t = channel.transformer->process(pm);
-    if (t.kind == core::StageResult::Kind::kFail) return failWith(t.error, "transformer " + channel.transformerType);
-    if (t.kind == core::StageResult::Kind::kDrop) {
-      outcome.status = "filtered";
-      outcome.events = std::move(pm.events);
-      outcome.events.emplace_back("filtered", channel.transformerType + ": " + t.note);
-      return outcome;
+    for (const auto& [type, stage] : channel.transformers) {
+      core::StageResult t = stage->process(pm);
+      if (t.kind == core::StageResult::Kind::kFail) return failWith(t.error, "transformer " + type);
+      if (t.kind == core::StageResult::Kind::kDrop) {
+        outcome.status = "filtered";
+        outcome.events = std::move(pm.events);
+        outcome.events.emplace_back("filtered", type + ": " + t.note);
+        return outcome;
+      }
     }
   } catch (const std::exception& e) {
     return failWith(Error(ErrorCode::kException, std::string("stage threw: ") + e.what()), "pipeline");

@@ -166,7 +166,7 @@ Result<std::shared_ptr<Channel>> loadChannel(const std::string& path,
   bool enabled = r.boolean("enabled", true, "false skips this channel");
   const auto* source = r.object("source", true, "the source connector");
   r.skip("filter");  // one stage object or an array of them, read below
-  const auto* transformer = r.object("transformer", false, "the transformer stage; default passthrough");
+  r.skip("transformer");  // one stage object or an array run in order (e.g. mapping, then mpi)
   const auto* destinations = r.array("destinations", true, "one or more destination connectors");
   const auto* retry = r.object("retry", false, "delivery retry policy");
   if (auto e = r.finish(); !e) return std::unexpected(e.error());
@@ -209,18 +209,32 @@ Result<std::shared_ptr<Channel>> loadChannel(const std::string& path,
     }
   }
 
-  // Transformer.
+  // Transformers: one object or an array of objects run in order; default passthrough.
+  auto transformerIt = file->document->FindMember("transformer");
+  std::vector<std::pair<const rapidjson::Value*, std::string>> tnodes;
   rapidjson::Value passthrough(rapidjson::kObjectType);
-  const rapidjson::Value& tnode = transformer != nullptr ? *transformer : passthrough;
-  channel->transformerType = transformer != nullptr ? typeOf(*transformer) : "passthrough";
-  const auto* tfactory = registry.stage(channel->transformerType);
-  if (tfactory == nullptr) {
-    return std::unexpected(core::configError(
-        path, "/transformer/type", "a stage type, one of: " + joinNames(registry.stageTypes())));
+  if (transformerIt == file->document->MemberEnd()) {
+    tnodes.emplace_back(&passthrough, "/transformer");
+  } else if (transformerIt->value.IsArray() && !transformerIt->value.Empty()) {
+    rapidjson::SizeType k = 0;
+    for (const auto& t : transformerIt->value.GetArray()) tnodes.emplace_back(&t, "/transformer/" + std::to_string(k++));
+  } else if (transformerIt->value.IsObject()) {
+    tnodes.emplace_back(&transformerIt->value, "/transformer");
+  } else {
+    return std::unexpected(core::configError(path, "/transformer", "a stage object or a non-empty array of them"));
   }
-  auto t = build(tfactory, tnode, path, "/transformer", ctx);
-  if (!t) return std::unexpected(t.error());
-  channel->transformer = std::move(*t);
+  for (const auto& [node, pointer] : tnodes) {
+    std::string type = node == &passthrough ? std::string("passthrough") : typeOf(*node);
+    const auto* factory = registry.stage(type);
+    if (factory == nullptr) {
+      return std::unexpected(core::configError(
+          path, pointer + "/type", "a stage type, one of: " + joinNames(registry.stageTypes())));
+    }
+    auto stage = build(factory, *node, path, pointer, ctx);
+    if (!stage) return std::unexpected(stage.error());
+    channel->transformerType += (channel->transformerType.empty() ? "" : ", ") + type;
+    channel->transformers.emplace_back(type, std::move(*stage));
+  }
 
   // Destinations.
   if (destinations->Empty()) {

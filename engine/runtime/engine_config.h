@@ -74,8 +74,8 @@ struct Channel {
   std::string sourceType;
   std::unique_ptr<core::HttpSource> source;
   std::vector<std::pair<std::string, std::unique_ptr<core::Stage>>> filters;  // (type, stage)
-  std::string transformerType;
-  std::unique_ptr<core::Stage> transformer;
+  std::string transformerType;  // the transformer types, comma-separated (for display)
+  std::vector<std::pair<std::string, std::unique_ptr<core::Stage>>> transformers;  // (type, stage), in order
   std::vector<ChannelDestination> destinations;
   RetryPolicy retry;
 

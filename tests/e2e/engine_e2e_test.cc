@@ -350,3 +350,74 @@ BOOST_AUTO_TEST_CASE(channel_configs_reload_on_change_and_a_broken_edit_keeps_th
   BOOST_TEST(http(port, "POST", "/in/a", R"({"id": "a2"})").status == 200);
   BOOST_TEST(engine.terminate() == 0);
 }
+
+namespace {
+// The enterprise id the mpi stage stamped on the delivered Patient whose "id" is `id`.
+std::string enterpriseIdOf(const fs::path& dir, const std::string& id) {
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator(dir, ec)) {
+    std::ifstream in(e.path());
+    std::stringstream ss;
+    ss << in.rdbuf();
+    std::string text = ss.str();
+    if (jsonString(text, "id") != id) continue;
+    const std::string marker = R"("system":"urn:switchboard:mpi:enterprise-id","value":")";
+    auto at = text.find(marker);
+    if (at == std::string::npos) return "none";
+    at += marker.size();
+    return text.substr(at, text.find('"', at) - at);
+  }
+  return {};
+}
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(mpi_stage_links_patients_and_its_api_sits_behind_the_admin_token) {
+  EngineProcess engine("mpi", kEngine);
+  const char* src = std::getenv("SWITCHBOARD_SOURCE_DIR");
+  BOOST_REQUIRE(src != nullptr);
+  fs::copy_file(fs::path(src) / "conf" / "mpi.json", engine.dir() / "conf" / "mpi.json");
+  engine.addChannel("patients.json", R"({"id": "patients", "source": {"type": "http", "path": "/in/patients",
+    "idempotency_pointer": "/id"}, "transformer": [{"type": "passthrough"}, {"type": "mpi", "on_possible_match": "hold"}],
+    "destinations": [{"name": "out", "type": "file", "directory": "outbox/patients"}]})");
+  BOOST_REQUIRE_MESSAGE(engine.start(), engine.stderrText());
+  int port = engine.port();
+  auto patient = [](const std::string& id, const std::string& given, const std::string& birthDate) {
+    return R"({"resourceType": "Patient", "id": ")" + id + R"(", "name": [{"family": "Chen", "given": [")" + given +
+           R"("]}], "birthDate": ")" + birthDate + R"(", "gender": "female",
+      "telecom": [{"system": "phone", "value": "+15551234567"}, {"system": "email", "value": "emily.chen@example.com"}],
+      "address": [{"line": ["12 Harbour St"], "city": "Springfield", "postalCode": "62701"}]})";
+  };
+  const fs::path outbox = engine.dataDir() / "outbox" / "patients";
+  BOOST_TEST(http(port, "POST", "/in/patients", patient("p1", "Emily", "1992-08-22")).status == 200);
+  BOOST_TEST(waitFor([&] { return !enterpriseIdOf(outbox, "p1").empty(); }, 20));
+  const std::string first = enterpriseIdOf(outbox, "p1");
+  BOOST_TEST(first != "none");
+  // The same person again (another submission): linked to the same enterprise record.
+  BOOST_TEST(http(port, "POST", "/in/patients", patient("p2", "Emily", "1992-08-22")).status == 200);
+  BOOST_TEST(waitFor([&] { return !enterpriseIdOf(outbox, "p2").empty(); }, 20));
+  BOOST_TEST(enterpriseIdOf(outbox, "p2") == first);
+  // A twin sister on the same phone and address: never silently linked to Emily.
+  auto twin = http(port, "POST", "/in/patients", patient("p3", "Grace", "1992-08-22"));
+  BOOST_TEST(twin.status == 200);
+  std::string twinId = twin.headers["X-Switchboard-Message-Ids"];
+  BOOST_TEST(waitFor([&] {
+    auto d = http(port, "GET", "/api/messages/" + twinId, "", kAdmin);
+    return d.body.find("\"status\":\"error\"") != std::string::npos ||
+           d.body.find("\"status\":\"delivered\"") != std::string::npos;
+  }, 20));
+  BOOST_TEST(enterpriseIdOf(outbox, "p3") != first);
+
+  // The MPI's REST API is behind the admin token.
+  const std::string query = R"({"resourceType": "Parameters", "parameter": [{"name": "resource", "resource": )" +
+                            patient("q", "Emily", "1992-08-22") + "}]}";
+  BOOST_TEST(http(port, "POST", "/fhir/Patient/$match", query).status == 401);
+  auto match = http(port, "POST", "/fhir/Patient/$match", query, {kAdmin[0], {"Content-Type", "application/fhir+json"}});
+  BOOST_TEST(match.status == 200);
+  BOOST_TEST(match.body.find("\"searchset\"") != std::string::npos);
+  BOOST_TEST(match.body.find("match-grade") != std::string::npos);
+  BOOST_TEST(match.body.find(first) != std::string::npos);
+  BOOST_TEST(http(port, "GET", "/api/mpi/reviews", "").status == 401);
+  BOOST_TEST(http(port, "GET", "/api/mpi/reviews", "", kAdmin).status == 200);
+  BOOST_TEST(http(port, "GET", "/api/mpi/reviews/999999", "", kAdmin).status == 404);
+  BOOST_TEST(engine.terminate() == 0);
+}

@@ -1,0 +1,119 @@
+#include "engine/mpi/mpi_stage.h"
+
+#include <cstdio>
+
+#include <rapidjson/document.h>
+#include <rapidjson/stringbuffer.h>
+#include <rapidjson/writer.h>
+
+namespace switchboard::mpi {
+namespace {
+
+class MpiStage final : public core::Stage {
+ public:
+  MpiStage(std::shared_ptr<MpiService> service, bool hold, std::string sourceSystem)
+      : service_(std::move(service)), hold_(hold), sourceSystem_(std::move(sourceSystem)) {}
+
+  core::StageResult process(core::PipelineMessage& pm) const override {
+    rapidjson::Document doc;
+    doc.Parse(pm.payload.data(), pm.payload.size());
+    if (doc.HasParseError() || !doc.IsObject()) {
+      return core::StageResult::failure(Error(ErrorCode::kStructure, "mpi: the payload is not FHIR JSON"));
+    }
+    // Find the Patient: a bare resource or the first Patient entry of a Bundle.
+    rapidjson::Value* patient = nullptr;
+    rapidjson::Value* entry = nullptr;
+    auto isPatient = [](const rapidjson::Value& v) {
+      return v.IsObject() && v.HasMember("resourceType") && v["resourceType"].IsString() &&
+             std::string_view(v["resourceType"].GetString()) == "Patient";
+    };
+    if (isPatient(doc)) {
+      patient = &doc;
+    } else if (doc.HasMember("entry") && doc["entry"].IsArray()) {
+      for (auto& e : doc["entry"].GetArray()) {
+        if (e.IsObject() && e.HasMember("resource") && isPatient(e["resource"])) {
+          patient = &e["resource"];
+          entry = &e;
+          break;
+        }
+      }
+    }
+    if (patient == nullptr) return core::StageResult::proceed();  // nothing to match (e.g. a status callback)
+
+    // Each submission is its own source record; a replay of the same message updates it.
+    const std::string channel = pm.message ? pm.message->channelId : std::string("channel");
+    const std::string sourceSystem = sourceSystem_.empty() ? channel : sourceSystem_;
+    std::string sourceId = "m" + std::to_string(pm.message ? pm.message->id : 0);
+    rapidjson::Document copy;
+    copy.CopyFrom(*patient, copy.GetAllocator());
+    if (copy.HasMember("id")) copy.RemoveMember("id");
+    copy.AddMember("id", rapidjson::Value(sourceId.c_str(), copy.GetAllocator()), copy.GetAllocator());
+    auto decision = service_->submit(serialize(copy), sourceSystem);
+    if (!decision) {
+      return core::StageResult::failure(Error(decision.error().code, "mpi: " + decision.error().message));
+    }
+    const char* result = decisionName(decision->result);
+    char score[32];
+    std::snprintf(score, sizeof score, "%.4f", decision->score);
+    core::setMetadata(pm.metadata, "mpi_decision", result);
+    core::setMetadata(pm.metadata, "mpi_enterprise_id", decision->enterpriseId);
+    pm.events.emplace_back("mpi", std::string(result) + " enterprise " + decision->enterpriseId + " score " + score +
+                                      (decision->reviewItemIds.empty()
+                                           ? std::string()
+                                           : " review item " + std::to_string(decision->reviewItemIds.front())));
+    if (decision->result == Decision::kPossibleMatch && hold_) {
+      return core::StageResult::failure(
+          Error(ErrorCode::kConflict, "mpi: held for review (review item " +
+                                          (decision->reviewItemIds.empty()
+                                               ? std::string("?")
+                                               : std::to_string(decision->reviewItemIds.front())) +
+                                          "); replay the message after the decision"));
+    }
+    // Point the delivery at the enterprise record: the identifier, and conditional create on it,
+    // so every source linked to the same golden record lands on one EHR Patient.
+    auto& alloc = doc.GetAllocator();
+    if (!patient->HasMember("identifier") || !(*patient)["identifier"].IsArray()) {
+      if (patient->HasMember("identifier")) patient->RemoveMember("identifier");
+      patient->AddMember("identifier", rapidjson::Value(rapidjson::kArrayType), alloc);
+    }
+    rapidjson::Value identifier(rapidjson::kObjectType);
+    identifier.AddMember("system", rapidjson::Value(kEnterpriseIdSystem, alloc), alloc);
+    identifier.AddMember("value", rapidjson::Value(decision->enterpriseId.c_str(), alloc), alloc);
+    (*patient)["identifier"].PushBack(identifier, alloc);
+    if (entry != nullptr && entry->HasMember("request") && (*entry)["request"].IsObject()) {
+      auto& request = (*entry)["request"];
+      const std::string condition = std::string("identifier=") + kEnterpriseIdSystem + "|" + decision->enterpriseId;
+      if (request.HasMember("ifNoneExist")) request.RemoveMember("ifNoneExist");
+      request.AddMember("ifNoneExist", rapidjson::Value(condition.c_str(), alloc), alloc);
+    }
+    pm.payload = serialize(doc);
+    return core::StageResult::proceed();
+  }
+
+ private:
+  static std::string serialize(const rapidjson::Value& v) {
+    rapidjson::StringBuffer buffer;
+    rapidjson::Writer<rapidjson::StringBuffer> w(buffer);
+    v.Accept(w);
+    return {buffer.GetString(), buffer.GetSize()};
+  }
+
+  std::shared_ptr<MpiService> service_;
+  bool hold_;
+  std::string sourceSystem_;
+};
+
+}  // namespace
+
+void registerMpiStage(core::ConnectorRegistry& registry, std::shared_ptr<MpiService> service) {
+  registry.addStage("mpi", [service](core::ConfigReader& c, const core::ConnectorContext& ctx)
+                               -> Result<std::unique_ptr<core::Stage>> {
+    const std::string onPossible = c.string("on_possible_match", "hold", "hold or create");
+    const std::string sourceSystem = c.string("source_system", ctx.channelId, "MPI source name");
+    if (onPossible != "hold" && onPossible != "create") c.invalid("on_possible_match", "\"hold\" or \"create\"");
+    if (auto r = c.finish(); !r) return std::unexpected(r.error());
+    return std::make_unique<MpiStage>(service, onPossible == "hold", sourceSystem);
+  });
+}
+
+}  // namespace switchboard::mpi
