@@ -4,12 +4,28 @@
 #include "channels/http/register.h"
 #include "engine/runtime/builtin_stages.h"
 
+// Optional modules: linked (and SWITCHBOARD_HAVE_* defined) by engine/app/CMakeLists.txt when built.
+#if defined(SWITCHBOARD_HAVE_MAPPING) && __has_include("engine/mapping/register.h")
+#include "engine/mapping/register.h"
+#define SB_REGISTER_MAPPING 1
+#endif
+#if defined(SWITCHBOARD_HAVE_CHANNEL_FHIR) && __has_include("channels/fhir/register.h")
+#include "channels/fhir/register.h"
+#define SB_REGISTER_FHIR 1
+#endif
+
 namespace switchboard::app {
 
 void registerBuiltinConnectors(core::ConnectorRegistry& registry) {
   runtime::registerBuiltinStages(registry);
   channels::registerHttpConnectors(registry);
   channels::registerFileConnectors(registry);
+#ifdef SB_REGISTER_MAPPING
+  mapping::registerMappingStages(registry);
+#endif
+#ifdef SB_REGISTER_FHIR
+  channels::registerFhirConnectors(registry);
+#endif
 }
 
 }  // namespace switchboard::app
