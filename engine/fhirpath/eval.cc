@@ -1353,10 +1353,11 @@ R callFunction(const ExprNode& fn, const Collection& input, const Ctx& ctx) {
             auto unit = argString(fn, 0, ctx);
             if (!unit) return std::unexpected(unit.error());
             if (*unit && r->quantityValue().unit != **unit) {
-              Quantity from = r->quantityValue();
-              Quantity probe{from.value, **unit};
-              auto c = quantityCompare(from, probe, false);
-              if (!c || *c != 0) r.reset();
+              auto converted = quantityConvert(r->quantityValue(), **unit);
+              if (converted)
+                r = Node::quantity(*converted);
+              else
+                r.reset();
             }
           }
         }

@@ -440,6 +440,40 @@ BOOST_AUTO_TEST_CASE(resolve_and_member_of_hooks) {
   BOOST_CHECK_EQUAL(run("gender.memberOf('http://example.org/other')", *p, env), "[false]");
 }
 
+BOOST_AUTO_TEST_CASE(trace_hook_and_defaults) {
+  Environment env;
+  std::vector<std::string> seen;
+  env.trace = [&](const std::string& name, const Collection& items) {
+    seen.push_back(name + ":" + toJsonString(items));
+  };
+  Node p = patient();
+  BOOST_CHECK_EQUAL(run("name.trace('names', given.first()).count()", p, env), "[2]");
+  BOOST_REQUIRE_EQUAL(seen.size(), 1u);
+  BOOST_CHECK_EQUAL(seen[0], R"(names:["Jane","JJ"])");
+  // Without a hook memberOf() is empty; conformsTo() knows the base profiles.
+  BOOST_CHECK_EQUAL(run("active.memberOf('http://example.org/vs')", p), "[]");
+  BOOST_CHECK_EQUAL(run("conformsTo('http://hl7.org/fhir/StructureDefinition/Patient')", p),
+                    "[true]");
+  BOOST_CHECK_EQUAL(run("conformsTo('http://hl7.org/fhir/StructureDefinition/Observation')", p),
+                    "[false]");
+}
+
+BOOST_AUTO_TEST_CASE(functions_beyond_the_suite) {
+  Node p = patient();
+  BOOST_CHECK_EQUAL(run("'a-b-a'.lastIndexOf('a')"), "[4]");
+  BOOST_CHECK_EQUAL(run("'abc'.matchesFull('b')"), "[false]");
+  BOOST_CHECK_EQUAL(run("'abc'.matches('b')"), "[true]");
+  BOOST_CHECK_EQUAL(run("'héllo'.length()"), "[5]");
+  BOOST_CHECK_EQUAL(run("'héllo'.substring(1, 2)"), R"(["él"])");
+  // Strings order by code point: "JJ" < "Jane".
+  BOOST_CHECK_EQUAL(run("name.sort(given.first()).use", p), R"(["nickname","official"])");
+  BOOST_CHECK_EQUAL(run("name.sort(-given.first()).use", p), R"(["official","nickname"])");
+  BOOST_CHECK_EQUAL(run("birthDate.type().name", p), R"(["date"])");
+  BOOST_CHECK_EQUAL(run("'2024-03-01T10:00:00+02:00'.toDate()"), R"(["2024-03-01"])");
+  BOOST_CHECK_EQUAL(run("'5 mg'.toQuantity()"), "[]");  // UCUM units need quotes
+  BOOST_CHECK_EQUAL(run("'5 \\'mg\\''.toQuantity('g').toString()"), R"(["0.005 'g'"])");
+}
+
 BOOST_AUTO_TEST_CASE(fixed_clock) {
   Environment env;
   env.now = std::chrono::system_clock::time_point(std::chrono::seconds(1700000000));
