@@ -796,7 +796,8 @@ std::optional<std::string> base64Decode(const std::string& in) {
 
 Temporal nowTemporal(const Ctx& ctx) {
   auto tp = ctx.now;
-  auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(tp.time_since_epoch()).count();
+  auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(tp.time_since_epoch()).count() +
+            static_cast<long long>(ctx.env->utcOffsetMinutes) * 60000LL;
   std::time_t secs = static_cast<std::time_t>(ms / 1000);
   std::tm tm{};
   gmtime_r(&secs, &tm);
@@ -810,7 +811,7 @@ Temporal nowTemporal(const Ctx& ctx) {
   t.minute = tm.tm_min;
   t.second = tm.tm_sec;
   t.millisecond = static_cast<int>(ms % 1000);
-  t.tzOffsetMinutes = 0;
+  t.tzOffsetMinutes = ctx.env->utcOffsetMinutes;
   return t;
 }
 

@@ -159,8 +159,11 @@ struct Environment {
   std::function<Result<bool>(const Node& coded, const std::string& valueSetUrl)> memberOf;
   // trace(name): receives what trace() logs; default is to drop it.
   std::function<void(const std::string& name, const Collection& items)> trace;
-  // Fixed clock for now(), today(), timeOfDay(); defaults to the system clock (local offset 0).
+  // Fixed clock for now(), today(), timeOfDay(); defaults to the system clock.
   std::optional<std::chrono::system_clock::time_point> now;
+  // The local UTC offset now(), today() and timeOfDay() use (e.g. -300 for a facility at
+  // UTC-05:00, derived by the caller from %timezone); 0 = UTC.
+  int utcOffsetMinutes = 0;
 
   void setVariable(const std::string& name, std::string value);
   void setVariable(const std::string& name, Collection value);

@@ -479,6 +479,11 @@ BOOST_AUTO_TEST_CASE(fixed_clock) {
   env.now = std::chrono::system_clock::time_point(std::chrono::seconds(1700000000));
   BOOST_CHECK_EQUAL(run("today()", Node(), env), R"(["2023-11-14"])");
   BOOST_CHECK_EQUAL(run("now()", Node(), env), R"(["2023-11-14T22:13:20.000Z"])");
+  env.utcOffsetMinutes = 120;  // the local day has already turned
+  BOOST_CHECK_EQUAL(run("today()", Node(), env), R"(["2023-11-15"])");
+  BOOST_CHECK_EQUAL(run("now()", Node(), env), R"(["2023-11-15T00:13:20.000+02:00"])");
+  BOOST_CHECK_EQUAL(run("timeOfDay()", Node(), env), R"(["00:13:20.000"])");
+  BOOST_CHECK_EQUAL(run("now() = @2023-11-14T22:13:20.000Z", Node(), env), "[true]");
 }
 
 BOOST_AUTO_TEST_CASE(compiled_expression_is_shared_across_threads) {
