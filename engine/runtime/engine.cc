@@ -273,7 +273,7 @@ store::ProcessOutcome Engine::runPipeline(const Channel& channel, const core::St
   outcome.events.emplace_back("transformed", channel.transformerType);
   const core::Millis now = clock_->nowMs();
   for (const auto& d : channel.destinations) {
-    outcome.deliveries.push_back({d.name, pm.payload, pm.contentType, now});
+    outcome.deliveries.push_back({d.name, pm.payload, pm.contentType, now, d.after});
   }
   return outcome;
 }
@@ -376,7 +376,12 @@ int Engine::runDeliveriesOnce(const std::string& owner) {
     req.attempt = d.attempts + 1;
     req.payload = d.payload;
     req.contentType = d.contentType;
-    req.metadata = &d.metadata;
+    core::Metadata metadata = d.metadata;
+    if (!d.after.empty()) {
+      core::setMetadata(metadata, "upstream_status", d.upstreamStatus);
+      core::setMetadata(metadata, "upstream_response", d.upstreamResponse);
+    }
+    req.metadata = &metadata;
     auto t0 = std::chrono::steady_clock::now();
     core::DeliveryResult result;
     try {

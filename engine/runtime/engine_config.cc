@@ -128,6 +128,7 @@ Result<std::unique_ptr<T>> build(const core::Factory<T>* factory, const rapidjso
   core::ConfigReader reader(node, file, pointer);
   reader.skip("type");
   reader.skip("name");
+  reader.skip("after");  // destinations: read by loadChannel
   return (*factory)(reader, ctx);
 }
 
@@ -258,9 +259,16 @@ Result<std::shared_ptr<Channel>> loadChannel(const std::string& path,
       return std::unexpected(core::configError(
           path, pointer + "/type", "a destination type, one of: " + joinNames(registry.destinationTypes())));
     }
+    std::string after;
+    if (auto afterIt = d.FindMember("after"); afterIt != d.MemberEnd()) {
+      if (!afterIt->value.IsString() || channel->destination(afterIt->value.GetString()) == nullptr) {
+        return std::unexpected(core::configError(path, pointer + "/after", "the name of an earlier destination of this channel"));
+      }
+      after = afterIt->value.GetString();
+    }
     auto dest = build(factory, d, path, pointer, ctx);
     if (!dest) return std::unexpected(dest.error());
-    channel->destinations.push_back({name, type, std::move(*dest)});
+    channel->destinations.push_back({name, type, std::move(*dest), after});
   }
 
   // Retry policy.

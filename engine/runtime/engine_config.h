@@ -65,6 +65,10 @@ struct ChannelDestination {
   std::string name;
   std::string type;
   std::unique_ptr<core::Destination> connector;
+  // Sent only once the named earlier destination of the same message is done (succeeded or
+  // dead), e.g. the reply to the patient after the EHR answered. The destination then sees
+  // metadata upstream_status ("succeeded" or "dead") and upstream_response.
+  std::string after;
 };
 
 struct Channel {

@@ -84,6 +84,11 @@ const std::vector<Migration>& migrations() {
            " target TEXT NOT NULL,"
            " detail TEXT NOT NULL)",
        }},
+      {2,
+       "deliveries that wait for a sibling destination",
+       {
+           "ALTER TABLE deliveries ADD COLUMN after_destination TEXT NOT NULL DEFAULT ''",
+       }},
   };
   return list;
 }

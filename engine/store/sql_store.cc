@@ -117,7 +117,7 @@ struct MessageRow {
 
 constexpr const char* kDeliveryColumns =
     "id, message_id, channel_id, destination, status, attempts, created_at, next_attempt_at, "
-    "payload, payload_encoding, content_type, last_status_code, last_response, dead_reason";
+    "payload, payload_encoding, content_type, last_status_code, last_response, dead_reason, after_destination";
 
 struct DeliveryRow {
   long long id = 0;
@@ -134,6 +134,7 @@ struct DeliveryRow {
   long long lastStatusCode = 0;
   std::string lastResponse;
   std::string deadReason;
+  std::string after;
 
   void bind(soci::statement& st) {
     st.exchange(soci::into(id));
@@ -150,6 +151,7 @@ struct DeliveryRow {
     st.exchange(soci::into(lastStatusCode));
     st.exchange(soci::into(lastResponse));
     st.exchange(soci::into(deadReason));
+    st.exchange(soci::into(after));
   }
 
   Result<DeliveryRecord> toRecord() const {
@@ -169,6 +171,7 @@ struct DeliveryRow {
     d.lastStatusCode = static_cast<int>(lastStatusCode);
     d.lastResponse = lastResponse;
     d.deadReason = deadReason;
+    d.after = after;
     return d;
   }
 };
@@ -346,11 +349,12 @@ class BatchWriter {
                                         "AND status = 'received'",
                          soci::use(fStatus_), soci::use(fError_), soci::use(fNow_), soci::use(fId_), soci::use(fOwner_)));
       deliverySt_.emplace((sql_.prepare << "INSERT INTO deliveries (message_id, run, channel_id, destination, status, "
-                                          "created_at, next_attempt_at, payload, payload_encoding, content_type) "
-                                          "SELECT id, run, channel_id, :d, 'pending', :c, :n, :p, :e, :t FROM messages "
-                                          "WHERE id = :i RETURNING id",
+                                          "created_at, next_attempt_at, payload, payload_encoding, content_type, "
+                                          "after_destination) SELECT id, run, channel_id, :d, 'pending', :c, :n, :p, "
+                                          ":e, :t, :a FROM messages WHERE id = :i RETURNING id",
                            soci::use(dDestination_), soci::use(fNow_), soci::use(dNext_), soci::use(dPayload_),
-                           soci::use(dEncoding_), soci::use(dContentType_), soci::use(fId_), soci::into(dId_)));
+                           soci::use(dEncoding_), soci::use(dContentType_), soci::use(dAfter_), soci::use(fId_),
+                           soci::into(dId_)));
     }
     fStatus_ = outcome.status;
     fError_ = sanitizeText(outcome.error);
@@ -369,6 +373,7 @@ class BatchWriter {
       dPayload_ = std::move(encoded.text);
       dEncoding_ = std::move(encoded.encoding);
       dContentType_ = sanitizeText(d.contentType);
+      dAfter_ = d.after;
       deliverySt_->execute(true);
       event(messageId, dId_, nowMs, "delivery-created", d.destination);
     }
@@ -464,7 +469,7 @@ class BatchWriter {
   Dialect dialect_;
   std::optional<soci::statement> finishSt_, deliverySt_, eventSt_, lookupSt_, attemptSt_, updateSt_, rollupSt_,
       messageSt_;
-  std::string fStatus_, fError_, fOwner_, dDestination_, dPayload_, dEncoding_, dContentType_;
+  std::string fStatus_, fError_, fOwner_, dDestination_, dPayload_, dEncoding_, dContentType_, dAfter_;
   long long fNow_ = 0, fId_ = 0, dNext_ = 0, dId_ = 0;
   std::string eType_, eDetail_;
   long long eMessage_ = 0, eDelivery_ = 0, eAt_ = 0;
@@ -672,6 +677,10 @@ class SqlStore final : public Store {
         }
         pick.sql(")");
       }
+      // A delivery that waits for a sibling is claimable once the sibling is no longer pending.
+      pick.sql(" AND (after_destination = '' OR NOT EXISTS (SELECT 1 FROM deliveries u WHERE "
+               "u.message_id = deliveries.message_id AND u.run = deliveries.run AND "
+               "u.destination = deliveries.after_destination AND u.status = 'pending'))");
       pick.sql(" ORDER BY next_attempt_at, id LIMIT ").param(static_cast<long long>(limit));
       if (dialect_ == Dialect::kPostgresql) pick.sql(" FOR UPDATE SKIP LOCKED");
       struct Picked {
@@ -686,8 +695,13 @@ class SqlStore final : public Store {
       lease.sql("UPDATE deliveries SET lease_owner = ").param(owner).sql(", lease_until = ")
           .param(static_cast<long long>(nowMs + leaseMs)).sql(" WHERE id IN (");
       DynamicQuery load;
-      load.sql("SELECT ").sql(kDeliveryColumns).sql(", (SELECT metadata FROM messages m WHERE m.id = message_id) "
-                                                   "FROM deliveries WHERE id IN (");
+      load.sql("SELECT ").sql(kDeliveryColumns).sql(
+          ", (SELECT metadata FROM messages m WHERE m.id = deliveries.message_id), "
+          "COALESCE((SELECT u.status FROM deliveries u WHERE u.message_id = deliveries.message_id AND "
+          "u.run = deliveries.run AND u.destination = deliveries.after_destination), ''), "
+          "COALESCE((SELECT u.last_response FROM deliveries u WHERE u.message_id = deliveries.message_id AND "
+          "u.run = deliveries.run AND u.destination = deliveries.after_destination), '') "
+          "FROM deliveries WHERE id IN (");
       for (std::size_t i = 0; i < ids.size(); ++i) {
         lease.sql(i ? ", " : "").param(ids[i]);
         load.sql(i ? ", " : "").param(ids[i]);
@@ -696,10 +710,12 @@ class SqlStore final : public Store {
       load.sql(") ORDER BY next_attempt_at, id");
       executeCount(sql, lease);
       struct WithMetadata : DeliveryRow {
-        std::string metadata;
+        std::string metadata, upstreamStatus, upstreamResponse;
         void bind(soci::statement& st) {
           DeliveryRow::bind(st);
           st.exchange(soci::into(metadata));
+          st.exchange(soci::into(upstreamStatus));
+          st.exchange(soci::into(upstreamResponse));
         }
       } d;
       std::optional<Error> bad;
@@ -710,6 +726,8 @@ class SqlStore final : public Store {
           return;
         }
         r->metadata = decodeMetadata(d.metadata);
+        r->upstreamStatus = d.upstreamStatus;
+        r->upstreamResponse = d.upstreamResponse;
         out.push_back(std::move(*r));
       });
       if (bad) return std::unexpected(*bad);

@@ -41,6 +41,8 @@ struct NewDelivery {
   std::string payload;
   std::string contentType;
   Millis nextAttemptAtMs = 0;
+  // Claimable only once this sibling destination (same message, same run) is no longer pending.
+  std::string after;
 };
 
 // How the pipeline ended for one message.
@@ -66,6 +68,9 @@ struct DeliveryRecord {
   int lastStatusCode = 0;
   std::string lastResponse;
   std::string deadReason;  // "permanent", "max_attempts", "max_age" when dead
+  std::string after;             // see NewDelivery::after
+  std::string upstreamStatus;    // claimDeliveries: the status of the `after` sibling
+  std::string upstreamResponse;  // claimDeliveries: its last response
 };
 
 // The result of one delivery attempt, and what it does to the delivery.

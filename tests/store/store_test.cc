@@ -552,3 +552,44 @@ BOOST_AUTO_TEST_CASE(batched_finish_and_attempts_commit_together_and_refuse_lost
   BOOST_TEST(s->getMessage(due->at(0).messageId)->message.status == "delivered");
   BOOST_TEST(s->getMessage(due->at(1).messageId)->message.status == "processed");
 }
+
+BOOST_AUTO_TEST_CASE(a_delivery_after_a_sibling_waits_for_it_and_sees_its_outcome) {
+  Db db;
+  auto s = db.open();
+  auto a = ingestOne(*s, msg("c", "1", "a"));
+  auto b = ingestOne(*s, msg("c", "2", "b"));
+  BOOST_REQUIRE_EQUAL(s->claimMessages("w", 10, 1000, 500)->size(), 2u);
+  for (auto id : {a, b}) {
+    store::ProcessOutcome o = processed({"ehr"}, 1000);
+    o.deliveries.push_back({"reply", "thanks", "application/json", 1000, "ehr"});
+    BOOST_REQUIRE(s->finishMessage(id, "w", o, 1000).has_value());
+  }
+  auto first = s->claimDeliveries("w", 10, 1000, 500, {});
+  BOOST_REQUIRE_EQUAL(first->size(), 2u);  // both ehr deliveries, no reply yet
+  for (const auto& d : *first) BOOST_TEST(d.destination == "ehr");
+  const auto& ehrA = first->at(0).messageId == a ? first->at(0) : first->at(1);
+  const auto& ehrB = first->at(0).messageId == a ? first->at(1) : first->at(0);
+  auto ok = attempt("ok", "succeeded", 1000);
+  ok.response = R"([{"status":"201 Created","location":"Appointment/7"}])";
+  BOOST_REQUIRE(s->recordAttempt(ehrA.id, "w", ok).has_value());
+  BOOST_REQUIRE(s->recordAttempt(ehrB.id, "w", attempt("retry", "pending", 1000, 9000)).has_value());
+
+  auto replies = s->claimDeliveries("w", 10, 1000, 500, {});
+  BOOST_REQUIRE_EQUAL(replies->size(), 1u);  // b's ehr is still pending (retrying): its reply waits
+  BOOST_TEST(replies->at(0).destination == "reply");
+  BOOST_TEST(replies->at(0).messageId == a);
+  BOOST_TEST(replies->at(0).after == "ehr");
+  BOOST_TEST(replies->at(0).upstreamStatus == "succeeded");
+  BOOST_TEST(replies->at(0).upstreamResponse == ok.response);
+  BOOST_REQUIRE(s->recordAttempt(replies->at(0).id, "w", attempt("ok", "succeeded", 1000)).has_value());
+  BOOST_TEST(s->getMessage(a)->message.status == "delivered");
+
+  auto retry = s->claimDeliveries("w", 10, 9000, 500, {});
+  BOOST_REQUIRE_EQUAL(retry->size(), 1u);
+  BOOST_TEST(retry->at(0).destination == "ehr");
+  BOOST_REQUIRE(s->recordAttempt(retry->at(0).id, "w", attempt("fail", "dead", 9000, 0, "permanent")).has_value());
+  auto apology = s->claimDeliveries("w", 10, 9000, 500, {});
+  BOOST_REQUIRE_EQUAL(apology->size(), 1u);
+  BOOST_TEST(apology->at(0).messageId == b);
+  BOOST_TEST(apology->at(0).upstreamStatus == "dead");
+}
