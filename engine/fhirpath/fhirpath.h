@@ -223,7 +223,9 @@ Result<DocumentPtr> xmlToJson(std::string_view text);
 void toJson(const Node& node, rapidjson::Value& out, rapidjson::Document::AllocatorType& alloc);
 void toJson(const Collection& items, rapidjson::Value& out,
             rapidjson::Document::AllocatorType& alloc);  // a JSON array
-std::string toJsonString(const Collection& items);       // compact JSON array text
+// Compact JSON array text; decimals keep their digits (1.50 stays 1.50), unlike toJson(), whose
+// RapidJSON numbers are doubles.
+std::string toJsonString(const Collection& items);
 // FHIRPath string form of a single item (as toString() gives it); empty optional for elements
 // that are not primitives.
 std::optional<std::string> toFhirPathString(const Node& node);

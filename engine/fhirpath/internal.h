@@ -7,6 +7,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
 
 #include "engine/fhirpath/fhirpath.h"
@@ -46,6 +47,19 @@ std::optional<int> quantityCompare(const Quantity& a, const Quantity& b, bool eq
 std::optional<Quantity> quantityConvert(const Quantity& q, std::string_view target);
 // The base unit of a UCUM unit's dimension ("cm" -> "m"), if the unit is known.
 std::optional<std::string> baseUnitOf(std::string_view unit);
+
+// ---- documents that remember the exact text of their decimal numbers ----
+// JSON numbers are stored as doubles; a document made here also keeps each double's source text
+// ("1.50") so FHIRPath sees the exact decimal. Thread-safety: read-only after creation.
+// Wraps `doc`, recording the texts of its double values: with `jsonTexts`, the texts of the
+// doubles in document order (JSON reader); without, strings marked with a leading '\x01' (which
+// XML cannot contain) are turned into doubles (XML converter).
+DocumentPtr makeDocument(std::unique_ptr<rapidjson::Document> doc,
+                         const std::vector<std::string>* jsonTexts);
+// The source text of a double in a document made by makeDocument(); null when unknown.
+const std::string* exactNumberText(const DocumentPtr& doc, const rapidjson::Value* value);
+// The decimal value of a JSON number, exact when the document kept its text.
+Decimal jsonNumberDecimal(const DocumentPtr& doc, const rapidjson::Value& value);
 
 // ---- FHIR R4 type model ----
 struct ElementInfo {

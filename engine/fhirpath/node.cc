@@ -2,9 +2,14 @@
 // contained resources), System-value conversion, JSON output and resource parsing.
 // Thread-safety: nodes are immutable values sharing read-only documents.
 #include <cctype>
+#include <cerrno>
 #include <cstdio>
+#include <cstdlib>
 
+#include <rapidjson/encodedstream.h>
 #include <rapidjson/error/en.h>
+#include <rapidjson/memorystream.h>
+#include <rapidjson/reader.h>
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
 
@@ -86,15 +91,10 @@ Node Node::quantity(Quantity v) {
 
 namespace {
 
-Decimal jsonDecimal(const rapidjson::Value& v) {
-  if (v.IsInt64()) return Decimal::fromInt(v.GetInt64());
-  if (v.IsUint64()) return Decimal::fromDouble(static_cast<double>(v.GetUint64()));
-  return Decimal::fromDouble(v.GetDouble());
-}
-
-std::optional<Node> numberNode(const rapidjson::Value& v, bool wantDecimal) {
+std::optional<Node> numberNode(const DocumentPtr& doc, const rapidjson::Value& v,
+                               bool wantDecimal) {
   if (!wantDecimal && v.IsInt64()) return Node::integer(v.GetInt64());
-  if (v.IsNumber()) return Node::decimal(jsonDecimal(v));
+  if (v.IsNumber()) return Node::decimal(jsonNumberDecimal(doc, v));
   return std::nullopt;
 }
 
@@ -110,7 +110,7 @@ std::optional<Node> Node::toSystemValue() const {
     auto val = v.FindMember("value");
     if (val == v.MemberEnd() || !val->value.IsNumber()) return std::nullopt;
     Quantity q;
-    q.value = jsonDecimal(val->value);
+    q.value = jsonNumberDecimal(doc_, val->value);
     auto code = v.FindMember("code");
     auto unit = v.FindMember("unit");
     if (code != v.MemberEnd() && code->value.IsString())
@@ -121,7 +121,7 @@ std::optional<Node> Node::toSystemValue() const {
   }
   if (v.IsObject() || v.IsArray() || v.IsNull()) return std::nullopt;
   if (v.IsBool()) return Node::boolean(v.GetBool());
-  if (v.IsNumber()) return numberNode(v, sys && *sys == "Decimal");
+  if (v.IsNumber()) return numberNode(doc_, v, sys && *sys == "Decimal");
   std::string s = v.GetString();
   if (sys) {
     if (*sys == "Date" || *sys == "DateTime" || *sys == "Time") {
@@ -450,26 +450,186 @@ void toJson(const Collection& items, rapidjson::Value& out,
   }
 }
 
+namespace {
+
+using JsonWriter = rapidjson::Writer<rapidjson::StringBuffer>;
+
+// Writes a JSON value of a document, numbers with their source digits where known.
+void writeExact(JsonWriter& w, const rapidjson::Value& v, const DocumentPtr& doc) {
+  if (v.IsObject()) {
+    w.StartObject();
+    for (auto it = v.MemberBegin(); it != v.MemberEnd(); ++it) {
+      w.Key(it->name.GetString(), it->name.GetStringLength());
+      writeExact(w, it->value, doc);
+    }
+    w.EndObject();
+  } else if (v.IsArray()) {
+    w.StartArray();
+    for (const auto& item : v.GetArray()) writeExact(w, item, doc);
+    w.EndArray();
+  } else if (const std::string* text = v.IsDouble() ? exactNumberText(doc, &v) : nullptr;
+             text && Decimal::parse(*text)) {
+    w.RawValue(text->c_str(), text->size(), rapidjson::kNumberType);
+  } else {
+    v.Accept(w);
+  }
+}
+
+}  // namespace
+
 std::string toJsonString(const Collection& items) {
-  rapidjson::Document doc;
-  toJson(items, doc, doc.GetAllocator());
   rapidjson::StringBuffer buf;
-  rapidjson::Writer<rapidjson::StringBuffer> w(buf);
-  doc.Accept(w);
+  JsonWriter w(buf);
+  w.StartArray();
+  for (const Node& n : items) {
+    if (n.isElement() && n.json()) {
+      writeExact(w, *n.json(), n.document());
+    } else if (n.kind() == Node::Kind::kDecimal) {
+      std::string text = n.decimalValue().toString();
+      w.RawValue(text.c_str(), text.size(), rapidjson::kNumberType);
+    } else if (n.kind() == Node::Kind::kQuantity) {
+      rapidjson::Document doc;
+      toJson(n, doc, doc.GetAllocator());
+      w.StartObject();
+      for (auto it = doc.MemberBegin(); it != doc.MemberEnd(); ++it) {
+        w.Key(it->name.GetString(), it->name.GetStringLength());
+        if (std::string_view(it->name.GetString()) == "value") {
+          std::string text = n.quantityValue().value.toString();
+          w.RawValue(text.c_str(), text.size(), rapidjson::kNumberType);
+        } else {
+          it->value.Accept(w);
+        }
+      }
+      w.EndObject();
+    } else {
+      rapidjson::Document doc;
+      toJson(n, doc, doc.GetAllocator());
+      doc.Accept(w);
+    }
+  }
+  w.EndArray();
   return std::string(buf.GetString(), buf.GetSize());
 }
 
 // ---------------------------------------------------------------- parsing resources
 
-Result<Node> parseJsonResource(std::string_view text) {
-  auto doc = std::make_shared<rapidjson::Document>();
-  doc->Parse<rapidjson::kParseFullPrecisionFlag>(text.data(), text.size());
-  if (doc->HasParseError()) {
-    return fail(ErrorCode::kStructure, std::string("invalid JSON at offset ") +
-                                           std::to_string(doc->GetErrorOffset()) + ": " +
-                                           rapidjson::GetParseError_En(doc->GetParseError()));
+namespace {
+
+struct DecimalTexts {
+  std::unordered_map<const rapidjson::Value*, std::string> texts;
+};
+
+// The shared_ptr deleter carries the texts, so any DocumentPtr can be asked for them
+// (std::get_deleter) without knowing how it was made.
+struct DocumentDeleter {
+  std::shared_ptr<const DecimalTexts> texts;
+  void operator()(const rapidjson::Document* d) const { delete d; }
+};
+
+// Forwards SAX events to a Document, turning raw numbers into Int64 or Double and keeping the
+// text of every Double in document order.
+struct ExactNumberHandler {
+  rapidjson::Document& d;
+  std::vector<std::string>& texts;
+  bool Null() { return d.Null(); }
+  bool Bool(bool b) { return d.Bool(b); }
+  bool Int(int i) { return d.Int(i); }
+  bool Uint(unsigned u) { return d.Uint(u); }
+  bool Int64(std::int64_t i) { return d.Int64(i); }
+  bool Uint64(std::uint64_t u) { return d.Uint64(u); }
+  bool Double(double x) {
+    texts.push_back(Decimal::fromDouble(x).toString());
+    return d.Double(x);
   }
-  return Node::resource(std::const_pointer_cast<const rapidjson::Document>(doc));
+  bool RawNumber(const char* s, rapidjson::SizeType len, bool) {
+    std::string text(s, len);
+    if (text.find_first_of(".eE") == std::string::npos) {
+      errno = 0;
+      char* end = nullptr;
+      long long v = std::strtoll(text.c_str(), &end, 10);
+      if (errno == 0 && end && *end == 0) return d.Int64(v);
+      errno = 0;
+      unsigned long long u = std::strtoull(text.c_str(), &end, 10);
+      if (errno == 0 && end && *end == 0 && text[0] != '-') return d.Uint64(u);
+    }
+    texts.push_back(text);
+    return d.Double(std::strtod(text.c_str(), nullptr));
+  }
+  bool String(const char* s, rapidjson::SizeType len, bool copy) { return d.String(s, len, copy); }
+  bool StartObject() { return d.StartObject(); }
+  bool Key(const char* s, rapidjson::SizeType len, bool copy) { return d.Key(s, len, copy); }
+  bool EndObject(rapidjson::SizeType n) { return d.EndObject(n); }
+  bool StartArray() { return d.StartArray(); }
+  bool EndArray(rapidjson::SizeType n) { return d.EndArray(n); }
+};
+
+}  // namespace
+
+DocumentPtr makeDocument(std::unique_ptr<rapidjson::Document> doc,
+                         const std::vector<std::string>* jsonTexts) {
+  auto table = std::make_shared<DecimalTexts>();
+  std::size_t next = 0;
+  // Depth-first in document order: the order in which the reader produced the numbers.
+  std::vector<rapidjson::Value*> stack{doc.get()};
+  while (!stack.empty()) {
+    rapidjson::Value* v = stack.back();
+    stack.pop_back();
+    if (v->IsObject()) {
+      for (auto it = v->MemberEnd(); it != v->MemberBegin();) {
+        --it;
+        stack.push_back(&it->value);
+      }
+    } else if (v->IsArray()) {
+      for (rapidjson::SizeType i = v->Size(); i > 0; --i) stack.push_back(&(*v)[i - 1]);
+    } else if (jsonTexts && v->IsDouble()) {
+      if (next < jsonTexts->size()) table->texts[v] = (*jsonTexts)[next++];
+    } else if (!jsonTexts && v->IsString() && v->GetStringLength() > 1 &&
+               v->GetString()[0] == '\x01') {
+      std::string text(v->GetString() + 1, v->GetStringLength() - 1);
+      v->SetDouble(std::strtod(text.c_str(), nullptr));
+      table->texts[v] = std::move(text);
+    }
+  }
+  const rapidjson::Document* raw = doc.release();
+  return DocumentPtr(raw, DocumentDeleter{std::move(table)});
+}
+
+const std::string* exactNumberText(const DocumentPtr& doc, const rapidjson::Value* value) {
+  if (!doc) return nullptr;
+  const auto* deleter = std::get_deleter<DocumentDeleter>(doc);
+  if (!deleter || !deleter->texts) return nullptr;
+  auto it = deleter->texts->texts.find(value);
+  return it == deleter->texts->texts.end() ? nullptr : &it->second;
+}
+
+Decimal jsonNumberDecimal(const DocumentPtr& doc, const rapidjson::Value& v) {
+  if (v.IsInt64()) return Decimal::fromInt(v.GetInt64());
+  if (const std::string* text = exactNumberText(doc, &v)) {
+    if (auto d = Decimal::parse(*text)) return *d;
+  }
+  if (v.IsUint64()) return Decimal::fromDouble(static_cast<double>(v.GetUint64()));
+  return Decimal::fromDouble(v.GetDouble());
+}
+
+Result<Node> parseJsonResource(std::string_view text) {
+  auto doc = std::make_unique<rapidjson::Document>();
+  std::vector<std::string> texts;
+  rapidjson::ParseResult result;
+  auto generator = [&](rapidjson::Document& handler) {
+    rapidjson::Reader reader;
+    rapidjson::MemoryStream ms(text.data(), text.size());
+    rapidjson::EncodedInputStream<rapidjson::UTF8<>, rapidjson::MemoryStream> is(ms);
+    ExactNumberHandler h{handler, texts};
+    result = reader.Parse<rapidjson::kParseNumbersAsStringsFlag>(is, h);
+    return !result.IsError();
+  };
+  doc->Populate(generator);
+  if (result.IsError()) {
+    return fail(ErrorCode::kStructure, std::string("invalid JSON at offset ") +
+                                           std::to_string(result.Offset()) + ": " +
+                                           rapidjson::GetParseError_En(result.Code()));
+  }
+  return Node::resource(makeDocument(std::move(doc), &texts));
 }
 
 Result<Node> parseXmlResource(std::string_view text) {

@@ -91,10 +91,13 @@ rapidjson::Value primitiveValue(const std::string& text, const std::string& type
   }
   if (type == "decimal") {
     if (auto d = Decimal::parse(text)) {
-      if (auto i = decToInt64(*d); i && d->scale() == 0)
+      if (auto i = decToInt64(*d); i && d->scale() == 0) {
         v.SetInt64(*i);
-      else
-        v.SetDouble(d->toDouble());
+      } else {
+        // Marked text; makeDocument() turns it into a double that remembers its digits.
+        std::string marked = "\x01" + text;
+        v.SetString(marked.c_str(), static_cast<rapidjson::SizeType>(marked.size()), alloc);
+      }
       return v;
     }
   }
@@ -219,10 +222,10 @@ Result<DocumentPtr> xmlToJson(std::string_view text) {
     return fail(ErrorCode::kStructure,
                 "not a FHIR XML resource (root must be in namespace " + std::string(kFhirNs) + ")");
   }
-  auto out = std::make_shared<rapidjson::Document>();
+  auto out = std::make_unique<rapidjson::Document>();
   convertResource(doc, root, *out, out->GetAllocator());
   xmlFreeDoc(doc);
-  return std::const_pointer_cast<const rapidjson::Document>(out);
+  return makeDocument(std::move(out), nullptr);
 }
 
 }  // namespace switchboard::fhirpath

@@ -148,6 +148,34 @@ BOOST_AUTO_TEST_CASE(no_binary_float_surprises) {
   BOOST_CHECK_EQUAL(run("(1000000000000.01 - 1000000000000).toString()"), R"(["0.01"])");
 }
 
+BOOST_AUTO_TEST_CASE(decimals_from_json_and_xml_keep_their_digits) {
+  auto obs = parseJsonResource(
+      R"({"resourceType": "Observation", "valueQuantity": {"value": 1.50, "unit": "mg"},
+          "component": [{"valueQuantity": {"value": 12345678901234567.25}},
+                        {"valueInteger": 7}, {"valueDecimal": 1e2}]})");
+  BOOST_REQUIRE(obs);
+  BOOST_CHECK_EQUAL(run("value.value.toString()", *obs), R"(["1.50"])");
+  BOOST_CHECK_EQUAL(run("value.value.precision()", *obs), "[2]");
+  BOOST_CHECK_EQUAL(run("value", *obs), R"([{"value":1.50,"unit":"mg"}])");
+  BOOST_CHECK_EQUAL(run("value.value | 2.50", *obs), "[1.50,2.50]");
+  BOOST_CHECK_EQUAL(
+      run("2.50 'mg'"),
+      R"([{"value":2.50,"unit":"mg","system":"http://unitsofmeasure.org","code":"mg"}])");
+  BOOST_CHECK_EQUAL(run("value.toString()", *obs), R"(["1.50 'mg'"])");
+  BOOST_CHECK_EQUAL(run("(component[0].value.value + 0.75).toString()", *obs),
+                    R"(["12345678901234568.00"])");
+  BOOST_CHECK_EQUAL(run("component[1].value + 1", *obs), "[8]");
+  BOOST_CHECK_EQUAL(run("component[2].value = 100", *obs), "[true]");
+  auto odd = parseJsonResource(R"({"a": "\u00012.5"})");  // a control character stays a string
+  BOOST_REQUIRE(odd);
+  BOOST_CHECK_EQUAL(run("a.length()", *odd), "[4]");
+  auto xml = parseResource(R"(<Observation xmlns="http://hl7.org/fhir">
+      <valueQuantity><value value="0.10"/><unit value="g"/></valueQuantity></Observation>)");
+  BOOST_REQUIRE(xml);
+  BOOST_CHECK_EQUAL(run("value.value.toString()", *xml), R"(["0.10"])");
+  BOOST_CHECK_EQUAL(run("value.value * 3 = 0.3", *xml), "[true]");
+}
+
 BOOST_AUTO_TEST_CASE(integer_and_decimal_division) {
   BOOST_CHECK_EQUAL(run("7 mod 3"), "[1]");
   BOOST_CHECK_EQUAL(run("-7 div 2"), "[-3]");
