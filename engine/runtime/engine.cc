@@ -192,6 +192,7 @@ core::HttpResponse Engine::intake(const Channel& channel, const core::HttpReques
     row.contentType = std::move(m.contentType);
     row.body = std::move(m.body);
     row.metadata = std::move(m.metadata);
+    core::setMetadata(row.metadata, "received_at_ms", std::to_string(now));
     if (verdict.kind == Kind::kReject) {
       row.status = "rejected";
       row.error = verdict.error.message;
