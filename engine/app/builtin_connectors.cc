@@ -14,6 +14,11 @@
 #define SB_REGISTER_FHIR 1
 #endif
 
+#if defined(SWITCHBOARD_HAVE_REPLY) && __has_include("channels/reply/register.h")
+#include "channels/reply/register.h"
+#define SB_REGISTER_REPLY 1
+#endif
+
 namespace switchboard::app {
 
 void registerBuiltinConnectors(core::ConnectorRegistry& registry) {
@@ -25,6 +30,9 @@ void registerBuiltinConnectors(core::ConnectorRegistry& registry) {
 #endif
 #ifdef SB_REGISTER_FHIR
   channels::registerFhirConnectors(registry);
+#endif
+#ifdef SB_REGISTER_REPLY
+  channels::registerReplyConnectors(registry);
 #endif
 }
 
