@@ -14,6 +14,18 @@
 #define SB_REGISTER_FHIR 1
 #endif
 
+#if defined(SWITCHBOARD_HAVE_WHATSAPP) && __has_include("channels/whatsapp/register.h")
+#include "channels/whatsapp/register.h"
+#define SB_REGISTER_WHATSAPP 1
+#endif
+#if defined(SWITCHBOARD_HAVE_8X8) && __has_include("channels/8x8/register.h")
+#include "channels/8x8/register.h"
+#define SB_REGISTER_8X8 1
+#endif
+#if defined(SWITCHBOARD_HAVE_TWILIO) && __has_include("channels/twilio/register.h")
+#include "channels/twilio/register.h"
+#define SB_REGISTER_TWILIO 1
+#endif
 #if defined(SWITCHBOARD_HAVE_REPLY) && __has_include("channels/reply/register.h")
 #include "channels/reply/register.h"
 #define SB_REGISTER_REPLY 1
@@ -33,6 +45,15 @@ void registerBuiltinConnectors(core::ConnectorRegistry& registry) {
 #endif
 #ifdef SB_REGISTER_REPLY
   channels::registerReplyConnectors(registry);
+#endif
+#ifdef SB_REGISTER_WHATSAPP
+  channels::registerWhatsappConnectors(registry);
+#endif
+#ifdef SB_REGISTER_8X8
+  channels::registerEightByEightConnectors(registry);
+#endif
+#ifdef SB_REGISTER_TWILIO
+  channels::registerTwilioConnectors(registry);
 #endif
 }
 

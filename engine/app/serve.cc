@@ -17,6 +17,10 @@
 #include "engine/mpi/mpi_service.h"
 #include "engine/mpi/mpi_stage.h"
 #include "engine/mpi/mpi_store.h"
+
+#include <rapidjson/document.h>
+#include <rapidjson/stringbuffer.h>
+#include <rapidjson/writer.h>
 #endif
 #include "engine/runtime/engine.h"
 
@@ -104,9 +108,32 @@ int runServe(int argc, char** argv) {
   auto admin = std::make_shared<admin::AdminApi>(
       engine->store(), [enginePtr] { return enginePtr->channels(); }, config->adminToken, clock, nullptr);
 #ifdef SWITCHBOARD_HAVE_MPI
-  if (mpiService) admin->addExtension([mpiService](const core::HttpRequest& r, const std::string& actor) {
-    return mpi::routeMpiHttp(*mpiService, r, actor);
-  });
+  if (mpiService) {
+    // A reviewer's merge or undo changes the EHR too: its Bundle goes through the configured
+    // channel (retries, dead letters, replay) like any other message.
+    const std::string mergeChannel = config->mpiMergeChannel;
+    admin->addExtension([mpiService, enginePtr, mergeChannel](const core::HttpRequest& r, const std::string& actor) {
+      auto answer = mpi::routeMpiHttp(*mpiService, r, actor);
+      if (answer && answer->status == 200 && !mergeChannel.empty() && r.method == "POST" &&
+          r.path.starts_with("/api/mpi/reviews/")) {
+        rapidjson::Document doc;
+        doc.Parse(answer->body.data(), answer->body.size());
+        if (!doc.HasParseError() && doc.IsObject() && doc.HasMember("bundle") && doc["bundle"].IsObject()) {
+          rapidjson::StringBuffer buffer;
+          rapidjson::Writer<rapidjson::StringBuffer> w(buffer);
+          doc["bundle"].Accept(w);
+          core::InboundMessage m;
+          m.contentType = "application/fhir+json";
+          m.body.assign(buffer.GetString(), buffer.GetSize());
+          m.metadata = {{"kind", "mpi-merge"}, {"actor", actor}, {"review_path", r.path}};
+          if (auto id = enginePtr->ingestInternal(mergeChannel, std::move(m)); !id) {
+            std::fprintf(stderr, "switchboard: MPI merge Bundle not queued: %s\n", id.error().message.c_str());
+          }
+        }
+      }
+      return answer;
+    });
+  }
 #endif
   engine->setAdminHandler([admin](const core::HttpRequest& r) { return admin->handle(r); });
   try {

@@ -48,6 +48,25 @@ void Engine::replaceChannels(ChannelList channels) {
   std::atomic_store(&channels_, std::shared_ptr<const ChannelList>(std::make_shared<const ChannelList>(std::move(channels))));
 }
 
+Result<std::int64_t> Engine::ingestInternal(const std::string& channelId, core::InboundMessage message) {
+  auto snapshot = channels();
+  if (channelById(*snapshot, channelId) == nullptr) {
+    return fail(ErrorCode::kNotFound, "no channel " + channelId);
+  }
+  store::NewMessage row;
+  row.channelId = channelId;
+  row.idempotencyKey = std::move(message.idempotencyKey);
+  row.receivedAtMs = clock_->nowMs();
+  row.contentType = std::move(message.contentType);
+  row.body = std::move(message.body);
+  row.metadata = std::move(message.metadata);
+  core::setMetadata(row.metadata, "received_at_ms", std::to_string(row.receivedAtMs));
+  auto outcomes = batcher_->submit({std::move(row)});
+  if (!outcomes) return std::unexpected(outcomes.error());
+  metrics_.countIntake(channelId, outcomes->at(0).duplicate ? "duplicate" : "accepted");
+  return outcomes->at(0).messageId;
+}
+
 const Channel* Engine::channelForPath(const ChannelList& list, const std::string& path) {
   for (const auto& c : list) {
     if (c->source->path() == path) return c.get();

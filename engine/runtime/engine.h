@@ -46,6 +46,11 @@ class Engine final : public HttpRouter {
   // Swaps in a freshly loaded channel list. Requests and workers already holding the old list
   // finish with it; stored messages of a removed channel stay until it comes back.
   void replaceChannels(ChannelList channels);
+
+  // Commits a message produced inside the engine (e.g. an MPI merge Bundle) to a channel as if
+  // its source had accepted it: same group commit, pipeline and deliveries. kNotFound for an
+  // unknown channel. Returns the message id (the existing one for a repeated key).
+  Result<std::int64_t> ingestInternal(const std::string& channelId, core::InboundMessage message);
   std::string metricsText();
 
   // HttpRouter.

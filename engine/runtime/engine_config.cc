@@ -86,6 +86,11 @@ Result<EngineConfig> loadEngineConfig(const std::string& path) {
     c.adminToken = a.string("token", "", "bearer token; use ${env:...} or ${file:...}");
     if (auto e = a.finish(); !e) return std::unexpected(e.error());
   }
+  if (const auto* mpi = r.object("mpi", false, "master patient index")) {
+    core::ConfigReader m = r.child(*mpi, "mpi");
+    c.mpiMergeChannel = m.string("merge_channel", "", "channel that carries reviewers' merges and undos to the EHR");
+    if (auto e = m.finish(); !e) return std::unexpected(e.error());
+  }
   if (auto e = r.finish(); !e) return std::unexpected(e.error());
 
   if (const char* v = envOrNull("SWITCHBOARD_PORT")) {

@@ -43,6 +43,7 @@ struct EngineConfig {
   std::int64_t breakerOpenMs = 30000;
   // Admin
   std::string adminToken;  // empty: the admin API refuses every request
+  std::string mpiMergeChannel;  // channel id receiving MPI merge/undo Bundles; empty: not sent
 };
 
 // Loads the engine config; SWITCHBOARD_PORT, SWITCHBOARD_DATA_DIR and SWITCHBOARD_ADMIN_TOKEN
