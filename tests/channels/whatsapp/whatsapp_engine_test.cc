@@ -1,0 +1,196 @@
+// The whatsapp source inside the engine on a temporary SQLite store: secrets resolved from the
+// environment by the config loader, commit of one stored message per item with the contract's
+// metadata, redelivery deduplicated by wamid, refusals audited with nothing stored, malformed
+// signed bodies kept as rejected messages, and the GET handshake.
+#define BOOST_TEST_MODULE channel_whatsapp_engine
+#include <boost/test/unit_test.hpp>
+
+#include <unistd.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <set>
+#include <sstream>
+
+#include "channels/file/file_destination.h"
+#include "channels/whatsapp/meta_signature.h"
+#include "channels/whatsapp/register.h"
+#include "engine/core/clock.h"
+#include "engine/runtime/builtin_stages.h"
+#include "engine/runtime/engine.h"
+#include "engine/runtime/engine_config.h"
+#include "engine/store/store.h"
+
+using namespace switchboard;
+namespace fs = std::filesystem;
+
+namespace {
+
+const char* kSecret = "engine_test_app_secret";
+
+std::string readData(const std::string& name) {
+  const char* root = std::getenv("SWITCHBOARD_SOURCE_DIR");
+  BOOST_REQUIRE_MESSAGE(root != nullptr, "SWITCHBOARD_SOURCE_DIR is not set");
+  std::ifstream in(std::string(root) + "/tests/data/whatsapp/" + name, std::ios::binary);
+  BOOST_REQUIRE_MESSAGE(in.good(), "cannot read " << name);
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+struct Fixture {
+  fs::path dir;
+  core::ConnectorRegistry registry;
+  std::unique_ptr<runtime::Engine> engine;
+
+  Fixture() {
+    static int counter = 0;
+    dir = fs::temp_directory_path() /
+          ("sb-whatsapp-" + std::to_string(::getpid()) + "-" + std::to_string(counter++));
+    fs::remove_all(dir);
+    fs::create_directories(dir / "channels");
+    ::setenv("SB_WA_TEST_APP_SECRET", kSecret, 1);
+    ::setenv("SB_WA_TEST_VERIFY_TOKEN", "meatyhamhock", 1);
+    runtime::registerBuiltinStages(registry);
+    channels::registerWhatsappConnectors(registry);
+    channels::registerFileConnectors(registry);
+    std::ofstream(dir / "channels" / "wa.json") << R"({
+      "id": "whatsapp",
+      "source": { "type": "whatsapp", "path": "/webhooks/whatsapp",
+                  "app_secrets": ["old-secret-being-rotated-out", "${env:SB_WA_TEST_APP_SECRET}"],
+                  "verify_token": "${env:SB_WA_TEST_VERIFY_TOKEN}" },
+      "destinations": [ { "name": "outbox", "type": "file", "directory": "outbox" } ]
+    })";
+    runtime::EngineConfig config;
+    config.nodeId = "test";
+    config.dataDir = (dir / "var").string();
+    core::ConnectorContext ctx{"", config.dataDir, dir.string()};
+    auto channels = runtime::loadChannels((dir / "channels").string(), registry, ctx);
+    BOOST_REQUIRE_MESSAGE(channels.has_value(),
+                          (channels ? std::string() : channels.error().message));
+    auto store = store::openStore("sqlite:" + (dir / "var" / "sb.db").string());
+    BOOST_REQUIRE_MESSAGE(store.has_value(), (store ? std::string() : store.error().message));
+    engine = std::make_unique<runtime::Engine>(config, std::move(*store), std::move(*channels),
+                                               std::make_shared<core::FakeClock>(),
+                                               std::make_shared<core::SeededRandom>(7));
+  }
+  ~Fixture() {
+    engine.reset();
+    std::error_code ec;
+    fs::remove_all(dir, ec);
+  }
+
+  core::HttpResponse post(const std::string& body, const std::string& secret = kSecret) {
+    core::HttpRequest r;
+    r.method = "POST";
+    r.path = "/webhooks/whatsapp";
+    r.body = body;
+    r.headers.push_back({"Content-Type", "application/json"});
+    r.headers.push_back({"X-Hub-Signature-256", channels::whatsapp::hubSignature256(secret, body)});
+    return engine->handle(r);
+  }
+
+  std::vector<store::MessageSummary> messages() {
+    store::MessageQuery q;
+    q.limit = 100;
+    auto list = engine->store().listMessages(q);
+    BOOST_REQUIRE(list.has_value());
+    return *list;
+  }
+};
+
+std::string header(const core::HttpResponse& r, const std::string& name) {
+  for (const auto& h : r.headers) {
+    if (h.name == name) return h.value;
+  }
+  return {};
+}
+
+std::string meta(const core::StoredMessage& m, const std::string& key) {
+  const std::string* v = core::findMetadata(m.metadata, key);
+  return v != nullptr ? *v : std::string("<absent>");
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(signed_webhook_commits_one_message_per_item_and_redelivery_adds_nothing) {
+  Fixture f;
+  const std::string body = readData("multi_messages.json");
+  auto first = f.post(body);
+  BOOST_TEST(first.status == 200);
+  BOOST_TEST(first.body == "EVENT_RECEIVED");
+  auto list = f.messages();
+  BOOST_REQUIRE(list.size() == 6u);
+  std::set<std::string> keys;
+  for (const auto& s : list) {
+    keys.insert(s.idempotencyKey);
+    BOOST_TEST(s.status != "rejected");
+  }
+  BOOST_TEST((keys == std::set<std::string>{"wamid.A1", "wamid.A2", "wamid.A3", "wamid.A4",
+                                            "wamid.A5", "wamid.B1"}));
+
+  auto again = f.post(body);  // Meta redelivers the same webhook
+  BOOST_TEST(again.status == 200);
+  BOOST_TEST(f.messages().size() == 6u);
+  BOOST_TEST(header(again, "X-Switchboard-Message-Ids") ==
+             header(first, "X-Switchboard-Message-Ids"));
+}
+
+BOOST_AUTO_TEST_CASE(stored_flow_message_carries_the_contract_metadata) {
+  Fixture f;
+  auto reply = f.post(readData("flow_nfm_reply.json"));
+  BOOST_TEST(reply.status == 200);
+  std::int64_t id = std::stoll(header(reply, "X-Switchboard-Message-Ids"));
+  auto detail = f.engine->store().getMessage(id);
+  BOOST_REQUIRE(detail.has_value());
+  const auto& m = detail->message;
+  BOOST_TEST(m.idempotencyKey == "wamid.HBgLMTU1NTEyMzQ1NjcVAgASGBQzRUIwRkxPV1NFRUQwMDAxAA==");
+  BOOST_TEST(m.contentType == "application/json");
+  BOOST_TEST(meta(m, "provider") == "meta");
+  BOOST_TEST(meta(m, "kind") == "flow");
+  BOOST_TEST(meta(m, "sender") == "+15551234567");
+  BOOST_TEST(meta(m, "reply_to") == "15551234567");
+  BOOST_TEST(meta(m, "reply_from") == "106540352242922");
+  BOOST_TEST(meta(m, "flow_token") == "<TOKEN>");
+  BOOST_TEST(meta(m, "received_at_ms") != "<absent>");
+  BOOST_TEST(m.body.find("\"nfm_reply\"") != std::string::npos);
+}
+
+BOOST_AUTO_TEST_CASE(wrong_signature_is_401_audited_and_stores_nothing) {
+  Fixture f;
+  auto reply = f.post(readData("text_message.json"), "an-attacker-guess");
+  BOOST_TEST(reply.status == 401);
+  BOOST_TEST(f.messages().empty());
+  auto audit = f.engine->store().listAudit(10);
+  BOOST_REQUIRE(audit.has_value());
+  BOOST_REQUIRE(audit->size() == 1u);
+  BOOST_TEST((*audit)[0].action == "authentication-refused");
+  BOOST_TEST((*audit)[0].detail.find("X-Hub-Signature-256") != std::string::npos);
+  BOOST_TEST((*audit)[0].detail.find(kSecret) == std::string::npos);
+}
+
+BOOST_AUTO_TEST_CASE(malformed_signed_body_is_kept_as_a_rejected_message) {
+  Fixture f;
+  auto reply = f.post("{\"object\":\"whatsapp_business_account\",\"entry\":[");
+  BOOST_TEST(reply.status == 400);
+  auto list = f.messages();
+  BOOST_REQUIRE(list.size() == 1u);
+  BOOST_TEST(list[0].status == "rejected");
+  BOOST_TEST(list[0].error.find("malformed JSON") != std::string::npos);
+}
+
+BOOST_AUTO_TEST_CASE(handshake_through_the_engine) {
+  Fixture f;
+  core::HttpRequest r;
+  r.method = "GET";
+  r.path = "/webhooks/whatsapp";
+  r.query = "hub.mode=subscribe&hub.challenge=1158201444&hub.verify_token=meatyhamhock";
+  auto ok = f.engine->handle(r);
+  BOOST_TEST(ok.status == 200);
+  BOOST_TEST(ok.body == "1158201444");
+  r.query = "hub.mode=subscribe&hub.challenge=1158201444&hub.verify_token=guess";
+  auto refused = f.engine->handle(r);
+  BOOST_TEST(refused.status == 403);
+  BOOST_TEST(f.messages().empty());
+}
