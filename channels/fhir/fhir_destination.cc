@@ -1,0 +1,232 @@
+#include "channels/fhir/fhir_destination.h"
+
+#include <rapidjson/document.h>
+#include <rapidjson/stringbuffer.h>
+#include <rapidjson/writer.h>
+
+#include "channels/fhir/http_call.h"
+#include "channels/http/http_destination.h"
+
+namespace switchboard::channels::fhir {
+
+namespace {
+
+const core::SystemClock& systemClock() {
+  static const core::SystemClock clock;
+  return clock;
+}
+
+using Writer = rapidjson::Writer<rapidjson::StringBuffer>;
+
+void writeString(Writer& w, std::string_view s) { w.String(s.data(), static_cast<rapidjson::SizeType>(s.size())); }
+
+void copyStringMember(Writer& w, const rapidjson::Value& from, const char* key, std::size_t maxLen = 1000) {
+  if (from.HasMember(key) && from[key].IsString()) {
+    w.Key(key);
+    std::string_view v(from[key].GetString(), from[key].GetStringLength());
+    writeString(w, v.substr(0, maxLen));
+  }
+}
+
+}  // namespace
+
+std::string summariseSuccess(int httpStatus, const std::string& body, const std::string& location) {
+  rapidjson::StringBuffer buffer;
+  Writer w(buffer);
+  rapidjson::Document doc;
+  doc.Parse(body.data(), body.size());
+  w.StartObject();
+  if (!doc.HasParseError() && doc.IsObject() && doc.HasMember("resourceType") && doc["resourceType"].IsString() &&
+      std::string_view(doc["resourceType"].GetString()) == "Bundle" && doc.HasMember("entry") && doc["entry"].IsArray()) {
+    w.Key("entry");
+    w.StartArray();
+    for (const auto& e : doc["entry"].GetArray()) {
+      w.StartObject();
+      if (e.IsObject() && e.HasMember("response") && e["response"].IsObject()) {
+        copyStringMember(w, e["response"], "status");
+        copyStringMember(w, e["response"], "location");
+        copyStringMember(w, e["response"], "etag");
+      }
+      w.EndObject();
+    }
+    w.EndArray();
+  } else {
+    w.Key("status");
+    w.Int(httpStatus);
+    if (!location.empty()) {
+      w.Key("location");
+      writeString(w, location);
+    }
+  }
+  w.EndObject();
+  return buffer.GetString();
+}
+
+std::string summariseFailure(int httpStatus, const std::string& body) {
+  rapidjson::StringBuffer buffer;
+  Writer w(buffer);
+  rapidjson::Document doc;
+  doc.Parse(body.data(), body.size());
+  w.StartObject();
+  w.Key("status");
+  w.Int(httpStatus);
+  if (!doc.HasParseError() && doc.IsObject() && doc.HasMember("issue") && doc["issue"].IsArray()) {
+    w.Key("issues");
+    w.StartArray();
+    int n = 0;
+    for (const auto& issue : doc["issue"].GetArray()) {
+      if (!issue.IsObject() || ++n > 50) continue;
+      w.StartObject();
+      copyStringMember(w, issue, "severity");
+      copyStringMember(w, issue, "code");
+      copyStringMember(w, issue, "diagnostics");
+      if (issue.HasMember("details") && issue["details"].IsObject()) {
+        if (issue["details"].HasMember("text") && issue["details"]["text"].IsString()) {
+          w.Key("details");
+          writeString(w, std::string_view(issue["details"]["text"].GetString()).substr(0, 1000));
+        }
+      }
+      for (const char* key : {"expression", "location"}) {
+        if (issue.HasMember(key) && issue[key].IsArray()) {
+          w.Key("expression");
+          w.StartArray();
+          for (const auto& x : issue[key].GetArray()) {
+            if (x.IsString()) writeString(w, x.GetString());
+          }
+          w.EndArray();
+          break;
+        }
+      }
+      w.EndObject();
+    }
+    w.EndArray();
+  } else if (!body.empty()) {
+    w.Key("body");
+    writeString(w, std::string_view(body).substr(0, 512));
+  }
+  w.EndObject();
+  return buffer.GetString();
+}
+
+FhirDestination::FhirDestination(FhirDestinationConfig config, const core::Clock& clock)
+    : config_(std::move(config)), tls_(makeClientContext(config_.caFile)) {
+  while (!config_.baseUrl.empty() && config_.baseUrl.back() == '/') config_.baseUrl.pop_back();
+  auth_ = std::make_unique<Authenticator>(config_.auth, config_.baseUrl, tls_, clock);
+}
+
+std::string FhirDestination::endpointKey() const { return config_.baseUrl; }
+
+core::DeliveryResult FhirDestination::send(const core::DeliveryRequest& request) {
+  // Where to POST: a transaction or batch Bundle goes to the base, a resource to its type.
+  std::string url = config_.baseUrl;
+  {
+    rapidjson::Document doc;
+    doc.Parse(request.payload.data(), request.payload.size());
+    if (doc.HasParseError() || !doc.IsObject() || !doc.HasMember("resourceType") || !doc["resourceType"].IsString()) {
+      return core::DeliveryResult::fail(
+          summariseFailure(0, R"({"issue":[{"severity":"error","code":"structure","diagnostics":"payload is not a FHIR JSON resource"}]})"));
+    }
+    std::string type = doc["resourceType"].GetString();
+    bool bundleToBase = type == "Bundle" && doc.HasMember("type") && doc["type"].IsString() &&
+                        (std::string_view(doc["type"].GetString()) == "transaction" ||
+                         std::string_view(doc["type"].GetString()) == "batch");
+    if (!bundleToBase) url += "/" + type;
+  }
+  auto authorization = auth_->authorization();
+  if (!authorization) {
+    return core::DeliveryResult::retry("authentication: " + authorization.error().message);
+  }
+  std::vector<core::HttpHeader> headers = {
+      {"Content-Type", "application/fhir+json; charset=utf-8"},
+      {"Accept", "application/fhir+json"},
+      {"Prefer", "return=" + config_.prefer},
+      {"X-Request-Id", request.channelId + "-" + std::to_string(request.messageId) + "-" +
+                           std::to_string(request.deliveryId) + "-" + std::to_string(request.attempt)},
+  };
+  if (!authorization->empty()) headers.push_back({"Authorization", *authorization});
+  for (const auto& h : config_.headers) headers.push_back(h);
+
+  auto ex = call("POST", url, headers, request.payload, config_.timeout, tls_);
+  if (!ex) return core::DeliveryResult::retry(ex.error().message);
+  const std::string* location = ex->header("Location");
+  if (ex->status >= 200 && ex->status < 300) {
+    return core::DeliveryResult::ok(summariseSuccess(ex->status, ex->body, location ? *location : ""), ex->status);
+  }
+  core::DeliveryResult result;
+  result.responseCode = ex->status;
+  result.response = summariseFailure(ex->status, ex->body);
+  if (ex->status == 401 && config_.auth.kind != AuthKind::kNone && config_.auth.kind != AuthKind::kBearer) {
+    auth_->invalidate(*authorization);  // the next attempt fetches a fresh token
+    result.status = core::DeliveryStatus::kRetry;
+    return result;
+  }
+  result.status = classifyHttpStatus(ex->status);
+  if (result.status == core::DeliveryStatus::kRetry) {
+    if (const std::string* ra = ex->header("Retry-After")) result.retryAfter = parseRetryAfter(*ra);
+  }
+  return result;
+}
+
+Result<std::unique_ptr<core::Destination>> FhirDestination::create(core::ConfigReader& config,
+                                                                   const core::ConnectorContext&) {
+  FhirDestinationConfig c;
+  c.baseUrl = config.requiredString("base_url", "FHIR base URL of the EHR, e.g. https://ehr.example/fhir/R4");
+  if (!c.baseUrl.empty() && !c.baseUrl.starts_with("http://") && !c.baseUrl.starts_with("https://")) {
+    config.invalid("base_url", "an http:// or https:// URL");
+  }
+  c.prefer = config.string("prefer", "minimal", "Prefer: return= minimal | representation | OperationOutcome");
+  if (c.prefer != "minimal" && c.prefer != "representation" && c.prefer != "OperationOutcome") {
+    config.invalid("prefer", "minimal, representation or OperationOutcome");
+  }
+  c.timeout = std::chrono::milliseconds(config.integer("timeout_ms", 15000, 100, 600000, "request timeout in milliseconds"));
+  c.caFile = config.string("ca_file", "", "PEM CA bundle for TLS verification; empty: the system CAs");
+  if (const auto* headers = config.object("headers", false, "extra request headers")) {
+    for (const auto& m : headers->GetObject()) {
+      if (!m.value.IsString()) {
+        config.invalid("headers", "string header values");
+        break;
+      }
+      c.headers.push_back({m.name.GetString(), m.value.GetString()});
+    }
+  }
+  Result<void> authResult;
+  if (const auto* auth = config.object("auth", false, "authentication: none, bearer, client_credentials, smart_backend")) {
+    core::ConfigReader a = config.child(*auth, "auth");
+    std::string type = a.requiredString("type", "none | bearer | client_credentials | smart_backend");
+    if (type == "none") {
+      c.auth.kind = AuthKind::kNone;
+    } else if (type == "bearer") {
+      c.auth.kind = AuthKind::kBearer;
+      c.auth.token = a.requiredString("token", "static bearer token: use ${env:...} or ${file:...}");
+    } else if (type == "client_credentials") {
+      c.auth.kind = AuthKind::kClientSecret;
+      c.auth.tokenUrl = a.requiredString("token_url", "OAuth2 token endpoint");
+      c.auth.clientId = a.requiredString("client_id", "OAuth2 client id");
+      c.auth.clientSecret = a.requiredString("client_secret", "client secret: use ${env:...} or ${file:...}");
+      c.auth.scope = a.string("scope", "", "requested scopes, e.g. system/Patient.cu system/Appointment.cu");
+    } else if (type == "smart_backend") {
+      c.auth.kind = AuthKind::kSmartBackend;
+      c.auth.tokenUrl = a.string("token_url", "", "token endpoint; empty: discovered from .well-known/smart-configuration");
+      c.auth.clientId = a.requiredString("client_id", "client id registered with the EHR");
+      c.auth.privateKeyPem = a.requiredString("private_key", "PEM private key: use ${file:/path/key.pem}");
+      c.auth.algorithm = a.string("algorithm", "RS384", "RS384 or ES384");
+      c.auth.keyId = a.requiredString("kid", "key id of the registered public key (JWT header kid)");
+      c.auth.scope = a.string("scope", "", "requested scopes, e.g. system/Patient.cu system/Appointment.cu");
+      if (!c.auth.privateKeyPem.empty()) {
+        if (auto ok = Authenticator::checkKey(c.auth.privateKeyPem, c.auth.algorithm); !ok) {
+          a.invalid("private_key", ok.error().message);
+        }
+      }
+    } else {
+      a.invalid("type", "none, bearer, client_credentials or smart_backend");
+    }
+    c.auth.timeout = c.timeout;
+    authResult = a.finish();
+  }
+  // The first problem in file order: top-level keys before the auth object's.
+  if (auto r = config.finish(); !r) return std::unexpected(r.error());
+  if (!authResult) return std::unexpected(authResult.error());
+  return std::make_unique<FhirDestination>(std::move(c), systemClock());
+}
+
+}  // namespace switchboard::channels::fhir

@@ -1,0 +1,107 @@
+#include "channels/fhir/http_call.h"
+
+#include <Poco/Exception.h>
+#include <Poco/Net/HTTPClientSession.h>
+#include <Poco/Net/HTTPRequest.h>
+#include <Poco/Net/HTTPResponse.h>
+#include <Poco/Net/HTTPSClientSession.h>
+#include <Poco/Net/NetException.h>
+#include <Poco/Net/SSLException.h>
+#include <Poco/URI.h>
+
+#include <memory>
+
+namespace switchboard::channels::fhir {
+
+namespace {
+bool iequals(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    char x = a[i] >= 'A' && a[i] <= 'Z' ? static_cast<char>(a[i] + 32) : a[i];
+    char y = b[i] >= 'A' && b[i] <= 'Z' ? static_cast<char>(b[i] + 32) : b[i];
+    if (x != y) return false;
+  }
+  return true;
+}
+}  // namespace
+
+const std::string* HttpExchange::header(std::string_view name) const {
+  for (const auto& h : headers) {
+    if (iequals(h.name, name)) return &h.value;
+  }
+  return nullptr;
+}
+
+Poco::Net::Context::Ptr makeClientContext(const std::string& caFile) {
+  Poco::Net::Context::Ptr context = new Poco::Net::Context(
+      Poco::Net::Context::TLS_CLIENT_USE, "", "", caFile, Poco::Net::Context::VERIFY_RELAXED, 9,
+      /*loadDefaultCAs=*/caFile.empty());
+  context->requireMinimumProtocol(Poco::Net::Context::PROTO_TLSV1_2);
+  return context;
+}
+
+Result<HttpExchange> call(const std::string& method, const std::string& url,
+                          const std::vector<core::HttpHeader>& headers, std::string_view body,
+                          std::chrono::milliseconds timeout, const Poco::Net::Context::Ptr& tls,
+                          std::size_t maxBody) {
+  try {
+    Poco::URI uri(url);
+    std::unique_ptr<Poco::Net::HTTPClientSession> session;
+    if (uri.getScheme() == "https") {
+      session = std::make_unique<Poco::Net::HTTPSClientSession>(uri.getHost(), uri.getPort(), tls);
+    } else {
+      session = std::make_unique<Poco::Net::HTTPClientSession>(uri.getHost(), uri.getPort());
+    }
+    session->setTimeout(Poco::Timespan(static_cast<Poco::Timespan::TimeDiff>(timeout.count()) * 1000));
+    std::string target = uri.getPathAndQuery();
+    if (target.empty()) target = "/";
+    Poco::Net::HTTPRequest req(method, target, Poco::Net::HTTPMessage::HTTP_1_1);
+    for (const auto& h : headers) req.set(h.name, h.value);
+    if (method == "POST" || method == "PUT" || !body.empty()) {
+      req.setContentLength(static_cast<std::streamsize>(body.size()));
+    }
+    std::ostream& out = session->sendRequest(req);
+    out.write(body.data(), static_cast<std::streamsize>(body.size()));
+    Poco::Net::HTTPResponse resp;
+    std::istream& in = session->receiveResponse(resp);
+    HttpExchange ex;
+    ex.status = static_cast<int>(resp.getStatus());
+    ex.reason = resp.getReason();
+    for (const auto& [k, v] : resp) ex.headers.push_back({k, v});
+    char buffer[16384];
+    while (in && ex.body.size() < maxBody) {
+      in.read(buffer, sizeof buffer);
+      ex.body.append(buffer, static_cast<std::size_t>(in.gcount()));
+    }
+    if (ex.body.size() > maxBody) ex.body.resize(maxBody);
+    return ex;
+  } catch (const Poco::TimeoutException& e) {
+    return fail(ErrorCode::kTimeout, "timeout after " + std::to_string(timeout.count()) + " ms: " + e.displayText());
+  } catch (const Poco::Net::SSLException& e) {
+    return fail(ErrorCode::kSecurity, "TLS: " + e.displayText());
+  } catch (const Poco::Exception& e) {
+    return fail(ErrorCode::kTransient, "connection: " + e.displayText());
+  } catch (const std::exception& e) {
+    return fail(ErrorCode::kTransient, std::string("connection: ") + e.what());
+  }
+}
+
+std::string formEncode(std::string_view value) {
+  static const char* hex = "0123456789ABCDEF";
+  std::string out;
+  for (unsigned char c : value) {
+    if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
+        c == '.' || c == '_' || c == '~') {
+      out += static_cast<char>(c);
+    } else if (c == ' ') {
+      out += '+';
+    } else {
+      out += '%';
+      out += hex[c >> 4];
+      out += hex[c & 15];
+    }
+  }
+  return out;
+}
+
+}  // namespace switchboard::channels::fhir
