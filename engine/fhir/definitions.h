@@ -1,0 +1,148 @@
+// FHIR R4 conformance resources as the validator and the mapping linter read them:
+// StructureDefinitions (snapshots), ValueSets and CodeSystems loaded from a directory such as
+// fhir-profiles/. Thread-safety: a Definitions object is built once by load() and is immutable
+// afterwards, so it may be shared by any number of threads.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <set>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+#include <rapidjson/document.h>
+
+#include "engine/core/error.h"
+#include "engine/fhirpath/fhirpath.h"
+
+namespace switchboard::fhir {
+
+// One allowed type of an element ("HumanName", "dateTime", "Reference" with target profiles).
+struct TypeRef {
+  std::string code;                         // FHIR type code ("string" for System.String)
+  std::vector<std::string> profiles;        // canonical URLs
+  std::vector<std::string> targetProfiles;  // for Reference and canonical
+};
+
+// An invariant of an element (ElementDefinition.constraint).
+struct Constraint {
+  std::string key;       // "app-3"
+  std::string severity;  // "error" or "warning"
+  std::string human;
+  std::string expressionText;
+  bool bestPractice = false;
+  // Compiled FHIRPath; empty when the expression is absent or does not compile (see
+  // compileError).
+  std::optional<fhirpath::Expression> expression;
+  std::string compileError;
+};
+
+struct Binding {
+  std::string strength;  // required | extensible | preferred | example
+  std::string valueSet;  // canonical without version
+};
+
+// One ElementDefinition of a snapshot.
+struct ElementDef {
+  std::string id;    // "Patient.name.given", slices "Patient.extension:race"
+  std::string path;  // "Patient.name.given"
+  std::string name;  // last path segment: "given", "value[x]"
+  bool choice = false;
+  bool inSlice = false;  // a slice or a descendant of one (id holds ':')
+  std::uint32_t min = 0;
+  std::optional<std::uint32_t> max;  // empty = "*"
+  std::vector<TypeRef> types;
+  std::string contentReference;  // path without '#', e.g. "QuestionnaireResponse.item"
+  std::optional<Binding> binding;
+  std::vector<Constraint> constraints;
+  bool mustSupport = false;
+  // fixed[x] / pattern[x] value (copied into the owning StructureDefinition's document).
+  const rapidjson::Value* fixed = nullptr;
+  const rapidjson::Value* pattern = nullptr;
+  std::string fixedName;  // "fixedUri", "patternCodeableConcept"
+
+  bool repeats() const { return !max || *max > 1; }
+  bool isPrimitiveChoiceSuffix(std::string_view suffix) const;
+  // The type a choice element takes for a JSON key suffix ("DateTime" -> dateTime); null when
+  // the suffix names none of its types.
+  const TypeRef* typeForSuffix(std::string_view suffix) const;
+};
+
+class StructureDefinition {
+ public:
+  std::string url;
+  std::string id;
+  std::string name;
+  std::string type;        // "Patient", "HumanName", "date"
+  std::string kind;        // primitive-type | complex-type | resource | logical
+  std::string derivation;  // specialization | constraint
+  std::string baseDefinition;
+  bool isAbstract = false;
+  std::vector<ElementDef> elements;
+
+  // The element with this path (not a slice), or null.
+  const ElementDef* element(std::string_view path) const;
+  // The direct children (not slices) of the element at `path`.
+  const std::vector<const ElementDef*>& children(std::string_view path) const;
+  const ElementDef* root() const { return elements.empty() ? nullptr : &elements.front(); }
+  bool isProfile() const { return derivation == "constraint"; }
+
+ private:
+  friend class Definitions;
+  std::shared_ptr<rapidjson::Document> values_;  // owns fixed/pattern copies
+  std::unordered_map<std::string, const ElementDef*> byPath_;
+  std::unordered_map<std::string, std::vector<const ElementDef*>> children_;
+};
+
+// The codes a ValueSet holds, as far as the shipped CodeSystems let it be expanded.
+struct ValueSetExpansion {
+  std::string url;
+  bool complete = false;  // false: includes a system or value set we cannot enumerate
+  std::set<std::pair<std::string, std::string>> codes;  // (system, code)
+  std::set<std::string> bareCodes;                      // codes of every system
+
+  bool containsCode(std::string_view code) const;
+  bool contains(std::string_view system, std::string_view code) const;
+};
+
+class Definitions {
+ public:
+  // Reads every *.json under `directory` (StructureDefinition, ValueSet, CodeSystem, or a Bundle
+  // of them); compiles invariants; expands value sets. Fails on an unreadable directory, malformed
+  // JSON or a snapshot-less StructureDefinition, naming the file.
+  static Result<std::shared_ptr<const Definitions>> load(const std::string& directory);
+  // The same from JSON texts already in memory (tests, embedded use).
+  static Result<std::shared_ptr<const Definitions>> loadTexts(
+      const std::vector<std::pair<std::string, std::string>>& nameAndText);
+
+  // The base definition of a type or resource ("Patient", "HumanName", "date"); null if absent.
+  const StructureDefinition* type(std::string_view name) const;
+  // Any StructureDefinition by canonical URL (a version suffix "|5.0.1" is ignored), or by id.
+  const StructureDefinition* byUrl(std::string_view url) const;
+  // Expansion of a value set by canonical URL; null when the value set is not shipped.
+  const ValueSetExpansion* valueSet(std::string_view url) const;
+  bool isPrimitive(std::string_view typeCode) const;
+  bool isResourceType(std::string_view name) const;
+  std::vector<std::string> profileUrls() const;  // the constraint profiles loaded
+
+ private:
+  Result<void> add(const std::string& file, const rapidjson::Value& resource);
+  Result<void> finish();
+
+  std::vector<std::unique_ptr<StructureDefinition>> structures_;
+  std::unordered_map<std::string, const StructureDefinition*> types_;
+  std::unordered_map<std::string, const StructureDefinition*> urls_;
+  std::map<std::string, std::shared_ptr<rapidjson::Document>, std::less<>> valueSetSources_;
+  std::map<std::string, std::shared_ptr<rapidjson::Document>, std::less<>> codeSystems_;
+  std::unordered_map<std::string, ValueSetExpansion> valueSets_;
+};
+
+// "valueDateTime" with choice "value[x]" -> "DateTime"; the suffix of a JSON key for a type code.
+std::string choiceSuffix(std::string_view typeCode);
+
+}  // namespace switchboard::fhir

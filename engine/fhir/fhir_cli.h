@@ -1,0 +1,18 @@
+// `switchboard validate FILE [--profile URL]` (and `switchboard lint`): the analyst commands of
+// engine/fhir. Thread-safety: stateless; they write to stdout/stderr.
+#pragma once
+
+#include <string>
+
+namespace switchboard::fhir {
+
+// argv[0] = "validate". Prints the OperationOutcome of FILE (FHIR JSON or XML) to stdout.
+// Exit codes: 0 no error-severity issue; 1 errors (including unparsable content); 2 usage error,
+// unreadable file, unknown profile or missing fhir-profiles/.
+int runValidateCommand(int argc, char** argv);
+
+// Where fhir-profiles/ is: $SWITCHBOARD_FHIR_PROFILES, ./fhir-profiles, next to the executable's
+// source tree (build/bin/../../fhir-profiles), then the source tree the library was built from.
+std::string findProfilesDirectory(const char* argv0);
+
+}  // namespace switchboard::fhir

@@ -1,0 +1,304 @@
+// Lexical checks of FHIR R4 primitive values. Thread-safety: pure functions.
+#include "engine/fhir/primitive_format.h"
+
+#include <cctype>
+#include <cstdint>
+#include <limits>
+
+namespace switchboard::fhir {
+
+namespace {
+
+bool isDigit(char c) { return c >= '0' && c <= '9'; }
+
+// Reads exactly `n` digits at `pos`.
+bool digits(std::string_view s, std::size_t& pos, int n, int& out) {
+  if (pos + n > s.size()) return false;
+  out = 0;
+  for (int i = 0; i < n; ++i) {
+    char c = s[pos + i];
+    if (!isDigit(c)) return false;
+    out = out * 10 + (c - '0');
+  }
+  pos += n;
+  return true;
+}
+
+bool leapYear(int y) { return (y % 4 == 0 && y % 100 != 0) || y % 400 == 0; }
+
+int daysIn(int year, int month) {
+  static const int kDays[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+  if (month == 2 && leapYear(year)) return 29;
+  return kDays[month - 1];
+}
+
+enum class DateParts { kYear, kMonth, kDay };
+
+// YYYY, YYYY-MM or YYYY-MM-DD from `pos`; reports how far it got.
+bool parseDate(std::string_view s, std::size_t& pos, DateParts& parts, std::string& why) {
+  int year = 0, month = 0, day = 0;
+  if (!digits(s, pos, 4, year)) {
+    why = "the year must have four digits";
+    return false;
+  }
+  if (year == 0) {
+    why = "year 0000 does not exist";
+    return false;
+  }
+  parts = DateParts::kYear;
+  if (pos == s.size() || s[pos] != '-') return true;
+  ++pos;
+  if (!digits(s, pos, 2, month) || month < 1 || month > 12) {
+    why = "the month must be 01 to 12";
+    return false;
+  }
+  parts = DateParts::kMonth;
+  if (pos == s.size() || s[pos] != '-') return true;
+  ++pos;
+  if (!digits(s, pos, 2, day) || day < 1 || day > daysIn(year, month)) {
+    why = "the day does not exist in that month";
+    return false;
+  }
+  parts = DateParts::kDay;
+  return true;
+}
+
+// hh:mm:ss(.fraction)? from `pos`; seconds required.
+bool parseTime(std::string_view s, std::size_t& pos, std::string& why) {
+  int h = 0, m = 0, sec = 0;
+  if (!digits(s, pos, 2, h) || h > 23 || pos == s.size() || s[pos] != ':') {
+    why = "the time must be hh:mm:ss with hours 00 to 23";
+    return false;
+  }
+  ++pos;
+  if (!digits(s, pos, 2, m) || m > 59) {
+    why = "minutes must be 00 to 59";
+    return false;
+  }
+  if (pos == s.size() || s[pos] != ':') {
+    why = "seconds are required (hh:mm:ss)";
+    return false;
+  }
+  ++pos;
+  if (!digits(s, pos, 2, sec) || sec > 60) {
+    why = "seconds must be 00 to 60";
+    return false;
+  }
+  if (pos < s.size() && s[pos] == '.') {
+    ++pos;
+    std::size_t start = pos;
+    while (pos < s.size() && isDigit(s[pos])) ++pos;
+    if (pos == start) {
+      why = "a decimal point must be followed by digits";
+      return false;
+    }
+  }
+  return true;
+}
+
+// Z or +hh:mm / -hh:mm (up to +14:00) at `pos`, which must then be the end.
+bool parseZone(std::string_view s, std::size_t& pos, std::string& why) {
+  if (pos == s.size()) {
+    why = "a time zone (Z or +hh:mm) is required";
+    return false;
+  }
+  if (s[pos] == 'Z') {
+    ++pos;
+    return true;
+  }
+  if (s[pos] != '+' && s[pos] != '-') {
+    why = "the time zone must be Z or +hh:mm / -hh:mm";
+    return false;
+  }
+  ++pos;
+  int h = 0, m = 0;
+  if (!digits(s, pos, 2, h) || pos == s.size() || s[pos] != ':' || (++pos, !digits(s, pos, 2, m)) ||
+      m > 59 || h > 14 || (h == 14 && m != 0)) {
+    why = "the time zone must be Z or +hh:mm / -hh:mm (at most 14:00)";
+    return false;
+  }
+  return true;
+}
+
+std::optional<std::string> dateLike(std::string_view type, std::string_view s) {
+  std::size_t pos = 0;
+  DateParts parts = DateParts::kYear;
+  std::string why;
+  const bool instant = type == "instant";
+  const char* expected = instant ? "an instant (YYYY-MM-DDThh:mm:ss[.sss] with Z or +hh:mm)"
+                         : type == "date" ? "a date (YYYY, YYYY-MM or YYYY-MM-DD)"
+                                          : "a dateTime (YYYY, YYYY-MM, YYYY-MM-DD or "
+                                            "YYYY-MM-DDThh:mm:ss[.sss] with Z or +hh:mm)";
+  auto bad = [&](const std::string& reason) {
+    return std::optional<std::string>("not " + std::string(expected) + ": " + reason);
+  };
+  if (!parseDate(s, pos, parts, why)) return bad(why);
+  if (pos == s.size()) {
+    if (instant && parts != DateParts::kDay) return bad("a full date and time are required");
+    if (instant) return bad("a time with seconds and a time zone is required");
+    return std::nullopt;
+  }
+  if (type == "date") return bad("unexpected text after the date");
+  if (s[pos] != 'T') return bad("the date and the time must be separated by 'T'");
+  if (parts != DateParts::kDay) return bad("a time needs a full date");
+  ++pos;
+  if (!parseTime(s, pos, why)) return bad(why);
+  if (!parseZone(s, pos, why)) return bad(why);
+  if (pos != s.size()) return bad("unexpected text after the time zone");
+  return std::nullopt;
+}
+
+bool isSpace(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; }
+
+}  // namespace
+
+bool jsonKindFits(std::string_view type, const rapidjson::Value& value) {
+  if (type == "boolean") return value.IsBool();
+  if (type == "integer" || type == "positiveInt" || type == "unsignedInt") return value.IsInt64();
+  if (type == "decimal") return value.IsNumber();
+  return value.IsString();
+}
+
+std::string expectedJsonKind(std::string_view type) {
+  if (type == "boolean") return "a JSON boolean";
+  if (type == "integer" || type == "positiveInt" || type == "unsignedInt") return "a JSON integer";
+  if (type == "decimal") return "a JSON number";
+  return "a JSON string";
+}
+
+std::optional<std::string> checkPrimitive(std::string_view type, const rapidjson::Value& value) {
+  if (!jsonKindFits(type, value)) return "must be " + expectedJsonKind(type);
+  if (value.IsInt64()) {
+    std::int64_t v = value.GetInt64();
+    if (v < std::numeric_limits<std::int32_t>::min() ||
+        v > std::numeric_limits<std::int32_t>::max())
+      return std::string("is outside the 32-bit range of ") + std::string(type);
+    if (type == "positiveInt" && v < 1) return std::string("a positiveInt must be 1 or more");
+    if (type == "unsignedInt" && v < 0) return std::string("an unsignedInt must be 0 or more");
+    return std::nullopt;
+  }
+  if (value.IsString()) {
+    return checkPrimitiveText(type, std::string_view(value.GetString(), value.GetStringLength()));
+  }
+  return std::nullopt;
+}
+
+std::optional<std::string> checkPrimitiveText(std::string_view type, std::string_view s) {
+  if (s.empty()) return std::string("must not be empty (ele-1: a value or children are required)");
+  if (type == "date" || type == "dateTime" || type == "instant") return dateLike(type, s);
+  if (type == "time") {
+    std::size_t pos = 0;
+    std::string why;
+    if (!parseTime(s, pos, why)) return "not a time (hh:mm:ss[.sss]): " + why;
+    if (pos != s.size()) return std::string("not a time (hh:mm:ss[.sss], no time zone)");
+    return std::nullopt;
+  }
+  if (type == "code") {
+    if (isSpace(s.front()) || isSpace(s.back()))
+      return std::string("a code must not start or end with whitespace");
+    for (std::size_t i = 0; i < s.size(); ++i) {
+      if (s[i] == '\t' || s[i] == '\r' || s[i] == '\n')
+        return std::string("a code must not hold tabs or line breaks");
+      if (s[i] == ' ' && i + 1 < s.size() && s[i + 1] == ' ')
+        return std::string("a code must not hold consecutive spaces");
+    }
+    return std::nullopt;
+  }
+  if (type == "id") {
+    if (s.size() > 64) return std::string("an id is at most 64 characters");
+    for (char c : s) {
+      if (!std::isalnum(static_cast<unsigned char>(c)) && c != '-' && c != '.')
+        return std::string("an id holds only A-Z, a-z, 0-9, '-' and '.'");
+    }
+    return std::nullopt;
+  }
+  if (type == "uri" || type == "url" || type == "canonical") {
+    for (char c : s) {
+      if (isSpace(c)) return std::string("a ") + std::string(type) + " must not hold whitespace";
+    }
+    return std::nullopt;
+  }
+  if (type == "oid") {
+    if (!s.starts_with("urn:oid:")) return std::string("an oid must start with urn:oid:");
+    std::string_view rest = s.substr(8);
+    if (rest.empty() || rest[0] < '0' || rest[0] > '2' || rest.size() < 3 || rest[1] != '.')
+      return std::string("not an oid (urn:oid:[0-2].n.n...)");
+    std::size_t i = 2;
+    while (i <= rest.size()) {
+      std::size_t start = i;
+      while (i < rest.size() && isDigit(rest[i])) ++i;
+      if (i == start || (rest[start] == '0' && i - start > 1))
+        return std::string("not an oid (urn:oid:[0-2].n.n...)");
+      if (i == rest.size()) break;
+      if (rest[i] != '.') return std::string("not an oid (urn:oid:[0-2].n.n...)");
+      ++i;
+    }
+    return std::nullopt;
+  }
+  if (type == "uuid") {
+    static const std::string_view kShape = "xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx";
+    if (!s.starts_with("urn:uuid:") || s.size() != 9 + kShape.size())
+      return std::string("not a uuid (urn:uuid: and 36 lowercase hex characters)");
+    for (std::size_t i = 0; i < kShape.size(); ++i) {
+      char c = s[9 + i];
+      bool ok = kShape[i] == '-' ? c == '-' : (isDigit(c) || (c >= 'a' && c <= 'f'));
+      if (!ok) return std::string("not a uuid (urn:uuid: and 36 lowercase hex characters)");
+    }
+    return std::nullopt;
+  }
+  if (type == "base64Binary") {
+    std::size_t count = 0, padding = 0;
+    for (char c : s) {
+      if (isSpace(c)) continue;
+      if (c == '=') {
+        ++padding;
+      } else if (padding > 0 ||
+                 !(std::isalnum(static_cast<unsigned char>(c)) || c == '+' || c == '/')) {
+        return std::string("not base64 (A-Z a-z 0-9 + / with = padding at the end)");
+      }
+      ++count;
+    }
+    if (count % 4 != 0 || padding > 2)
+      return std::string("not base64: the length must be a multiple of 4");
+    return std::nullopt;
+  }
+  if (type == "xhtml") {
+    std::size_t i = 0;
+    while (i < s.size() && isSpace(s[i])) ++i;
+    if (!s.substr(i).starts_with("<div")) return std::string("narrative xhtml must be a <div>");
+    return std::nullopt;
+  }
+  if (type == "string" || type == "markdown") {
+    if (s.size() > 1024 * 1024) return std::string("a string is at most 1 MB");
+    bool allSpace = true;
+    for (char c : s) allSpace = allSpace && isSpace(c);
+    if (allSpace) return std::string("must not be only whitespace");
+    return std::nullopt;
+  }
+  if (type == "integer" || type == "positiveInt" || type == "unsignedInt" || type == "decimal") {
+    // Text forms (lint templates): same rules as the JSON numbers.
+    std::size_t i = 0;
+    if (s[i] == '-' || s[i] == '+') ++i;
+    std::size_t start = i;
+    while (i < s.size() && isDigit(s[i])) ++i;
+    if (i == start) return "not " + std::string(type);
+    if (type == "decimal" && i < s.size() && s[i] == '.') {
+      ++i;
+      std::size_t f = i;
+      while (i < s.size() && isDigit(s[i])) ++i;
+      if (i == f) return std::string("not a decimal");
+    }
+    if (i != s.size()) return "not " + std::string(type);
+    if (type == "positiveInt" && (s[0] == '-' || s.find_first_not_of("0+") == std::string::npos))
+      return std::string("a positiveInt must be 1 or more");
+    if (type == "unsignedInt" && s[0] == '-')
+      return std::string("an unsignedInt must be 0 or more");
+    return std::nullopt;
+  }
+  if (type == "boolean") {
+    if (s != "true" && s != "false") return std::string("a boolean is true or false");
+  }
+  return std::nullopt;
+}
+
+}  // namespace switchboard::fhir

@@ -1,0 +1,28 @@
+// Lexical rules of the FHIR R4 primitive types (the regexes of the R4 StructureDefinitions,
+// written out by hand, plus calendar checks the regexes cannot express: no 30 February).
+// Thread-safety: pure functions.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include <rapidjson/document.h>
+
+namespace switchboard::fhir {
+
+// Checks a JSON value against a primitive type ("instant", "code", "positiveInt" ...).
+// Returns an explanation fit for an OperationOutcome (never quoting the value) when it does not
+// conform; empty when it does or when the type is not a primitive this function knows.
+std::optional<std::string> checkPrimitive(std::string_view type, const rapidjson::Value& value);
+
+// The same for the text of a string-valued primitive (no JSON type check).
+std::optional<std::string> checkPrimitiveText(std::string_view type, std::string_view text);
+
+// Whether the JSON kind fits the type: boolean -> JSON true/false, integer types -> JSON integer,
+// decimal -> JSON number, every other primitive -> JSON string.
+bool jsonKindFits(std::string_view type, const rapidjson::Value& value);
+// "a JSON string", "a JSON number" ... for messages.
+std::string expectedJsonKind(std::string_view type);
+
+}  // namespace switchboard::fhir

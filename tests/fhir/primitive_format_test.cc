@@ -1,0 +1,112 @@
+// Primitive type formats: the R4 regexes and the calendar.
+#include <boost/test/unit_test.hpp>
+
+#include "engine/fhir/primitive_format.h"
+
+using switchboard::fhir::checkPrimitive;
+using switchboard::fhir::checkPrimitiveText;
+
+namespace {
+
+bool ok(const char* type, const char* text) { return !checkPrimitiveText(type, text); }
+
+bool okJson(const char* type, const char* json) {
+  rapidjson::Document d;
+  d.Parse(json);
+  BOOST_REQUIRE(!d.HasParseError());
+  return !checkPrimitive(type, d);
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_SUITE(primitive_format)
+
+BOOST_AUTO_TEST_CASE(instant_needs_seconds_and_zone) {
+  BOOST_TEST(ok("instant", "2024-04-02T09:00:00Z"));
+  BOOST_TEST(ok("instant", "2024-04-02T09:00:00.123-05:00"));
+  BOOST_TEST(ok("instant", "2024-04-02T09:00:00+14:00"));
+  BOOST_TEST(!ok("instant", "2024-04-02T09:00Z"));    // no seconds
+  BOOST_TEST(!ok("instant", "2024-04-02T09:00:00"));  // no zone
+  BOOST_TEST(!ok("instant", "2024-04-02"));           // no time
+  BOOST_TEST(!ok("instant", "2024-04-02T09:00:00+15:00"));
+  BOOST_TEST(!ok("instant", "2024-04-02 09:00:00Z"));
+  auto why = checkPrimitiveText("instant", "2024-04-02T09:00:00");
+  BOOST_REQUIRE(why);
+  BOOST_TEST(why->find("time zone") != std::string::npos);
+  why = checkPrimitiveText("instant", "2024-04-02T09:00Z");
+  BOOST_REQUIRE(why);
+  BOOST_TEST(why->find("seconds") != std::string::npos);
+}
+
+BOOST_AUTO_TEST_CASE(date_and_datetime_check_the_calendar) {
+  BOOST_TEST(ok("date", "1987"));
+  BOOST_TEST(ok("date", "1987-02"));
+  BOOST_TEST(ok("date", "2024-02-29"));
+  BOOST_TEST(!ok("date", "2023-02-29"));
+  BOOST_TEST(!ok("date", "1987-13-01"));
+  BOOST_TEST(!ok("date", "1987-04-31"));
+  BOOST_TEST(!ok("date", "0000-01-01"));
+  BOOST_TEST(!ok("date", "87-02-28"));
+  BOOST_TEST(!ok("date", "1987-02-28T10:00:00Z"));
+  BOOST_TEST(!ok("date", "28/02/1987"));
+  BOOST_TEST(ok("dateTime", "1987-02-28"));
+  BOOST_TEST(ok("dateTime", "1987-02-28T10:00:00+01:00"));
+  BOOST_TEST(!ok("dateTime", "1987-02-28T10:00"));
+  BOOST_TEST(!ok("dateTime", "1987-02-28T10:00:00"));
+  BOOST_TEST(!ok("dateTime", "1987-02T10:00:00Z"));
+  BOOST_TEST(!ok("dateTime", "1987-02-28T24:00:00Z"));
+}
+
+BOOST_AUTO_TEST_CASE(time_has_no_zone) {
+  BOOST_TEST(ok("time", "09:30:00"));
+  BOOST_TEST(ok("time", "09:30:00.5"));
+  BOOST_TEST(!ok("time", "09:30"));
+  BOOST_TEST(!ok("time", "09:30:00Z"));
+  BOOST_TEST(!ok("time", "25:00:00"));
+}
+
+BOOST_AUTO_TEST_CASE(string_like_types) {
+  BOOST_TEST(ok("code", "booked"));
+  BOOST_TEST(ok("code", "entered in error"));
+  BOOST_TEST(!ok("code", " booked"));
+  BOOST_TEST(!ok("code", "a  b"));
+  BOOST_TEST(!ok("code", ""));
+  BOOST_TEST(ok("id", "appt-1.v2"));
+  BOOST_TEST(!ok("id", "appt_1"));
+  BOOST_TEST(!ok("id", std::string(65, 'a').c_str()));
+  BOOST_TEST(ok("uri", "urn:uuid:0b9a1f43-9a7d-4c3e-8f36-2f5c9e0c1a11"));
+  BOOST_TEST(!ok("uri", "http://example.org/a b"));
+  BOOST_TEST(ok("uuid", "urn:uuid:0b9a1f43-9a7d-4c3e-8f36-2f5c9e0c1a11"));
+  BOOST_TEST(!ok("uuid", "urn:uuid:0B9A1F43-9a7d-4c3e-8f36-2f5c9e0c1a11"));
+  BOOST_TEST(ok("oid", "urn:oid:2.16.840.1.113883"));
+  BOOST_TEST(!ok("oid", "urn:oid:3.1"));
+  BOOST_TEST(!ok("oid", "urn:oid:2.01"));
+  BOOST_TEST(ok("base64Binary", "aGVsbG8="));
+  BOOST_TEST(!ok("base64Binary", "aGVsbG8"));
+  BOOST_TEST(!ok("base64Binary", "aGV$bG8="));
+  BOOST_TEST(ok("string", "Ana"));
+  BOOST_TEST(!ok("string", ""));
+  BOOST_TEST(!ok("string", "   "));
+  BOOST_TEST(ok("xhtml", "<div xmlns=\"http://www.w3.org/1999/xhtml\">x</div>"));
+  BOOST_TEST(!ok("xhtml", "plain text"));
+}
+
+BOOST_AUTO_TEST_CASE(json_kinds_and_integer_ranges) {
+  BOOST_TEST(okJson("boolean", "true"));
+  BOOST_TEST(!okJson("boolean", "\"true\""));
+  BOOST_TEST(okJson("integer", "-3"));
+  BOOST_TEST(!okJson("integer", "3.5"));
+  BOOST_TEST(!okJson("integer", "\"3\""));
+  BOOST_TEST(!okJson("integer", "2147483648"));
+  BOOST_TEST(okJson("positiveInt", "1"));
+  BOOST_TEST(!okJson("positiveInt", "0"));
+  BOOST_TEST(okJson("unsignedInt", "0"));
+  BOOST_TEST(!okJson("unsignedInt", "-1"));
+  BOOST_TEST(okJson("decimal", "1.50"));
+  BOOST_TEST(okJson("decimal", "2"));
+  BOOST_TEST(!okJson("decimal", "\"1.5\""));
+  BOOST_TEST(!okJson("date", "19870228"));
+  BOOST_TEST(okJson("date", "\"1987-02-28\""));
+}
+
+BOOST_AUTO_TEST_SUITE_END()

@@ -1,0 +1,392 @@
+// The validator against the shipped fhir-profiles/: realistic resources pass, and each class of
+// error is reported with its severity, issue code and FHIRPath location.
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+
+#include <rapidjson/document.h>
+#include <boost/test/unit_test.hpp>
+
+#include "engine/fhir/fhir_cli.h"
+#include "test_support.h"
+
+using namespace switchboard::fhir;
+using namespace switchboard::fhir::test;
+
+namespace {
+
+std::vector<Issue> check(const std::string& json, const ValidationOptions& options = {}) {
+  return validator().validateText(json, options);
+}
+
+ValidationOptions usCore() {
+  ValidationOptions o;
+  o.profiles.push_back("http://hl7.org/fhir/us/core/StructureDefinition/us-core-patient");
+  return o;
+}
+
+#define EXPECT_ISSUE(issues, severity, code, expression, text)                            \
+  BOOST_TEST(hasIssue(issues, severity, code, expression, text),                          \
+             "expected " << severity << " " << code << " @" << expression << " (" << text \
+                         << ") in:\n"                                                     \
+                         << describe(issues))
+
+const char* kBooked = R"({"resourceType":"Appointment","status":"booked",
+  "start":"2024-04-02T09:00:00-05:00","end":"2024-04-02T09:30:00-05:00",
+  "participant":[{"actor":{"reference":"Patient/1"},"status":"accepted"}]})";
+
+}  // namespace
+
+BOOST_AUTO_TEST_SUITE(definitions)
+
+BOOST_AUTO_TEST_CASE(shipped_subset_loads_with_types_value_sets_and_profile) {
+  const Definitions& d = validator().definitions();
+  for (const char* t : {"Patient", "Appointment", "Coverage", "QuestionnaireResponse", "Slot",
+                        "Schedule", "Practitioner", "Organization", "Bundle", "OperationOutcome",
+                        "HumanName", "Reference", "Extension", "instant", "positiveInt"}) {
+    BOOST_TEST(d.type(t) != nullptr, t);
+  }
+  BOOST_TEST(d.isPrimitive("instant"));
+  BOOST_TEST(!d.isPrimitive("HumanName"));
+  BOOST_TEST(d.isResourceType("Appointment"));
+  const auto* us = d.byUrl("http://hl7.org/fhir/us/core/StructureDefinition/us-core-patient|5.0.1");
+  BOOST_REQUIRE(us);
+  BOOST_TEST(us->isProfile());
+  BOOST_TEST(us->element("Patient.identifier")->min == 1u);
+  const auto* status = d.valueSet("http://hl7.org/fhir/ValueSet/appointmentstatus|4.0.1");
+  BOOST_REQUIRE(status);
+  BOOST_TEST(status->complete);
+  BOOST_TEST(status->containsCode("booked"));
+  BOOST_TEST(!status->containsCode("confirmed"));
+  // Nested concepts of issue-type are part of the expansion.
+  const auto* issueType = d.valueSet("http://hl7.org/fhir/ValueSet/issue-type");
+  BOOST_REQUIRE(issueType);
+  BOOST_TEST(issueType->containsCode("code-invalid"));
+  // Every invariant of the shipped definitions compiles with the FHIRPath engine.
+  for (const char* t : {"Patient", "Appointment", "Coverage", "QuestionnaireResponse", "Bundle",
+                        "Slot", "Schedule", "Practitioner", "Organization", "OperationOutcome",
+                        "Period", "Reference", "Extension", "Quantity", "Narrative"}) {
+    for (const auto& el : d.type(t)->elements)
+      for (const auto& c : el.constraints)
+        BOOST_TEST((c.expression.has_value() || c.expressionText.empty()),
+                   t << " " << c.key << ": " << c.compileError);
+  }
+}
+
+BOOST_AUTO_TEST_CASE(missing_directory_is_an_error) {
+  auto v = Validator::fromDirectory("/nonexistent/fhir-profiles");
+  BOOST_TEST(!v);
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
+BOOST_AUTO_TEST_SUITE(valid_resources)
+
+BOOST_AUTO_TEST_CASE(realistic_examples_have_no_errors) {
+  for (const char* f : {"patient.json", "appointment.json", "coverage.json",
+                        "questionnaire_response.json", "bundle_transaction.json", "patient.xml"}) {
+    auto issues = validator().validateText(dataFile(f));
+    BOOST_TEST(errors(issues).empty(), f << ":\n" << describe(issues));
+  }
+}
+
+BOOST_AUTO_TEST_CASE(us_core_patient_passes_the_profile) {
+  auto issues = check(dataFile("patient.json"), usCore());
+  BOOST_TEST(errors(issues).empty(), describe(issues));
+}
+
+BOOST_AUTO_TEST_CASE(value_document_api_matches_text_api) {
+  rapidjson::Document d;
+  d.Parse(kBooked);
+  auto issues = validator().validate(d);
+  BOOST_TEST(errors(issues).empty(), describe(issues));
+  d["status"].SetString("nope");
+  BOOST_TEST(hasErrors(validator().validate(d)));
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
+BOOST_AUTO_TEST_SUITE(errors_found)
+
+BOOST_AUTO_TEST_CASE(minimum_cardinality) {
+  auto issues = check(R"({"resourceType":"Appointment","status":"proposed"})");
+  EXPECT_ISSUE(issues, "error", "required", "Appointment.participant", "minimum required = 1");
+  issues = check(R"({"resourceType":"Coverage","status":"active"})");
+  EXPECT_ISSUE(issues, "error", "required", "Coverage.beneficiary", "minimum required = 1");
+  EXPECT_ISSUE(issues, "error", "required", "Coverage.payor", "");
+  // Nested: participant.status is 1..1.
+  issues = check(R"({"resourceType":"Appointment","status":"proposed",
+                     "participant":[{"actor":{"reference":"Patient/1"}}]})");
+  EXPECT_ISSUE(issues, "error", "required", "Appointment.participant[0].status", "");
+  issues = check(R"({"resourceType":"QuestionnaireResponse","status":"completed",
+                     "item":[{"text":"no link id"}]})");
+  EXPECT_ISSUE(issues, "error", "required", "QuestionnaireResponse.item[0].linkId", "");
+}
+
+BOOST_AUTO_TEST_CASE(maximum_cardinality_and_array_shape) {
+  auto issues = check(R"({"resourceType":"Patient","gender":["female","male"]})");
+  EXPECT_ISSUE(issues, "error", "structure", "Patient.gender", "maximum allowed = 1");
+  EXPECT_ISSUE(issues, "error", "structure", "Patient.gender", "must not be a JSON array");
+  issues = check(R"({"resourceType":"Patient","name":{"family":"Rivera"}})");
+  EXPECT_ISSUE(issues, "error", "structure", "Patient.name", "must be a JSON array");
+}
+
+BOOST_AUTO_TEST_CASE(unknown_elements) {
+  auto issues = check(R"({"resourceType":"Patient","nickname":"Annie",
+                          "name":[{"family":"Rivera","middle":"L"}]})");
+  EXPECT_ISSUE(issues, "error", "structure", "Patient.nickname", "unknown element");
+  EXPECT_ISSUE(issues, "error", "structure", "Patient.name[0].middle", "unknown element");
+  // A choice element with a type it does not allow.
+  issues = check(R"({"resourceType":"Patient","deceasedString":"yes"})");
+  EXPECT_ISSUE(issues, "error", "structure", "Patient.deceasedString", "unknown element");
+  // The bare choice name is not an element either.
+  issues = check(R"({"resourceType":"Patient","deceased":true})");
+  EXPECT_ISSUE(issues, "error", "structure", "Patient.deceased", "unknown element");
+}
+
+BOOST_AUTO_TEST_CASE(bad_instants) {
+  auto issues = check(R"({"resourceType":"Appointment","status":"booked",
+    "start":"2024-04-02T09:00-05:00","end":"2024-04-02T09:30:00",
+    "participant":[{"actor":{"reference":"Patient/1"},"status":"accepted"}]})");
+  EXPECT_ISSUE(issues, "error", "value", "Appointment.start", "seconds");
+  EXPECT_ISSUE(issues, "error", "value", "Appointment.end", "time zone");
+  // The diagnostics never quote the value itself.
+  for (const auto& i : issues) BOOST_TEST(i.diagnostics.find("09:30") == std::string::npos);
+}
+
+BOOST_AUTO_TEST_CASE(other_primitive_formats) {
+  auto issues = check(R"({"resourceType":"Patient","active":"true","birthDate":"1987-02-30",
+    "telecom":[{"system":"phone","value":"+15551234567","rank":0}],
+    "multipleBirthInteger":1.5,"id":"bad id"})");
+  EXPECT_ISSUE(issues, "error", "value", "Patient.active", "JSON boolean");
+  EXPECT_ISSUE(issues, "error", "value", "Patient.birthDate", "day");
+  EXPECT_ISSUE(issues, "error", "value", "Patient.telecom[0].rank", "positiveInt");
+  EXPECT_ISSUE(issues, "error", "value", "Patient.multipleBirthInteger", "JSON integer");
+  EXPECT_ISSUE(issues, "error", "value", "Patient.id", "an id");
+}
+
+BOOST_AUTO_TEST_CASE(required_binding) {
+  auto issues = check(R"({"resourceType":"Appointment","status":"confirmed",
+    "start":"2024-04-02T09:00:00Z","end":"2024-04-02T09:30:00Z",
+    "participant":[{"actor":{"reference":"Patient/1"},"status":"yes"}]})");
+  EXPECT_ISSUE(issues, "error", "code-invalid", "Appointment.status", "'confirmed'");
+  EXPECT_ISSUE(issues, "error", "code-invalid", "Appointment.participant[0].status", "'yes'");
+  issues = check(
+      R"({"resourceType":"Patient","gender":"F","telecom":[{"system":"whatsapp","value":"1"}]})");
+  EXPECT_ISSUE(issues, "error", "code-invalid", "Patient.gender", "administrative-gender");
+  EXPECT_ISSUE(issues, "error", "code-invalid", "Patient.telecom[0].system", "'whatsapp'");
+  // Codes are case-sensitive.
+  issues = check(R"({"resourceType":"Patient","gender":"Female"})");
+  EXPECT_ISSUE(issues, "error", "code-invalid", "Patient.gender", "");
+}
+
+BOOST_AUTO_TEST_CASE(appointment_invariants) {
+  auto issues = check(R"({"resourceType":"Appointment","status":"booked",
+    "participant":[{"actor":{"reference":"Patient/1"},"status":"accepted"}]})");
+  EXPECT_ISSUE(issues, "error", "invariant", "Appointment", "app-3");
+  // proposed without times is fine.
+  issues = check(R"({"resourceType":"Appointment","status":"proposed",
+    "participant":[{"actor":{"reference":"Patient/1"},"status":"accepted"}]})");
+  BOOST_TEST(errors(issues).empty(), describe(issues));
+  // app-2: start without end.
+  issues =
+      check(R"({"resourceType":"Appointment","status":"proposed","start":"2024-04-02T09:00:00Z",
+    "participant":[{"actor":{"reference":"Patient/1"},"status":"accepted"}]})");
+  EXPECT_ISSUE(issues, "error", "invariant", "Appointment", "app-2");
+  // app-1 sits on each participant.
+  issues = check(R"({"resourceType":"Appointment","status":"proposed",
+    "participant":[{"actor":{"reference":"Patient/1"},"status":"accepted"},{"status":"accepted"}]})");
+  EXPECT_ISSUE(issues, "error", "invariant", "Appointment.participant[1]", "app-1");
+  BOOST_TEST(!hasIssue(issues, "error", "invariant", "Appointment.participant[0]", "app-1"));
+}
+
+BOOST_AUTO_TEST_CASE(questionnaire_response_and_datatype_invariants) {
+  auto issues = check(R"({"resourceType":"QuestionnaireResponse","status":"completed",
+    "item":[{"linkId":"a","answer":[{"valueString":"x"}],"item":[{"linkId":"b"}]}]})");
+  EXPECT_ISSUE(issues, "error", "invariant", "QuestionnaireResponse.item[0]", "qrs-1");
+  // per-1 on a Period inside a backbone element.
+  issues =
+      check(R"({"resourceType":"Coverage","status":"active","beneficiary":{"reference":"Patient/1"},
+    "payor":[{"reference":"Organization/1"}],"period":{"start":"2024-12-31","end":"2024-01-01"}})");
+  EXPECT_ISSUE(issues, "error", "invariant", "Coverage.period", "per-1");
+  // ext-1: an extension with both a value and nested extensions.
+  issues = check(R"({"resourceType":"Patient","extension":[{"url":"http://example.org/x",
+    "valueString":"a","extension":[{"url":"y","valueBoolean":true}]}]})");
+  EXPECT_ISSUE(issues, "error", "invariant", "Patient.extension[0]", "ext-1");
+}
+
+BOOST_AUTO_TEST_CASE(empty_values_are_forbidden) {
+  auto issues = check(R"({"resourceType":"Patient","name":[{"family":"Rivera","given":[""]}],
+    "maritalStatus":{},"telecom":[],"address":[{"id":"a1"}]})");
+  EXPECT_ISSUE(issues, "error", "invariant", "Patient.name[0].given[0]", "ele-1");
+  EXPECT_ISSUE(issues, "error", "invariant", "Patient.maritalStatus", "ele-1");
+  EXPECT_ISSUE(issues, "error", "structure", "Patient.telecom", "empty array");
+  EXPECT_ISSUE(issues, "error", "invariant", "Patient.address[0]", "ele-1");
+  issues = check(R"({"resourceType":"Patient","birthDate":null})");
+  EXPECT_ISSUE(issues, "error", "structure", "Patient.birthDate", "null");
+}
+
+BOOST_AUTO_TEST_CASE(primitive_extensions) {
+  // A value-less primitive that carries only an extension is valid.
+  auto issues = check(R"({"resourceType":"Patient","_birthDate":{"extension":[{
+    "url":"http://hl7.org/fhir/StructureDefinition/data-absent-reason","valueCode":"unknown"}]}})");
+  BOOST_TEST(errors(issues).empty(), describe(issues));
+  issues = check(R"({"resourceType":"Patient","_name":{"id":"x"},"name":[{"family":"A"}]})");
+  EXPECT_ISSUE(issues, "error", "structure", "Patient._name", "only allowed beside a primitive");
+  issues = check(R"({"resourceType":"Patient","_birthDate":{"colour":"red"},"birthDate":"1987"})");
+  EXPECT_ISSUE(issues, "error", "structure", "Patient.birthDate.colour", "unknown element");
+}
+
+BOOST_AUTO_TEST_CASE(us_core_patient_profile) {
+  const std::string bare =
+      R"({"resourceType":"Patient","gender":"female","birthDate":"1987-02-28"})";
+  BOOST_TEST(errors(check(bare)).empty(), "the base definition allows an empty patient");
+  auto issues = check(bare, usCore());
+  EXPECT_ISSUE(issues, "error", "required", "Patient.identifier", "us-core-patient");
+  EXPECT_ISSUE(issues, "error", "required", "Patient.name", "us-core-patient");
+  issues = check(R"({"resourceType":"Patient","identifier":[{"value":"123"}],
+    "name":[{"text":"Ana Rivera"}],"telecom":[{"value":"+15551234567"}]})",
+                 usCore());
+  EXPECT_ISSUE(issues, "error", "required", "Patient.identifier[0].system", "");
+  EXPECT_ISSUE(issues, "error", "required", "Patient.gender", "");
+  EXPECT_ISSUE(issues, "error", "required", "Patient.telecom[0].system", "");
+  EXPECT_ISSUE(issues, "error", "invariant", "Patient", "us-core-6");
+  // The profile is also picked up from meta.profile.
+  issues = check(R"({"resourceType":"Patient","meta":{"profile":[
+    "http://hl7.org/fhir/us/core/StructureDefinition/us-core-patient"]},"gender":"male"})");
+  EXPECT_ISSUE(issues, "error", "required", "Patient.identifier", "");
+  // An unknown declared profile is information, not an error.
+  issues = check(R"({"resourceType":"Patient","meta":{"profile":["http://example.org/p"]}})");
+  EXPECT_ISSUE(issues, "information", "not-supported", "Patient.meta.profile", "");
+  BOOST_TEST(!hasErrors(issues));
+}
+
+BOOST_AUTO_TEST_CASE(bundle_entries_and_references) {
+  auto doc = dataFile("bundle_transaction.json");
+  rapidjson::Document d;
+  d.Parse(doc.c_str());
+  d["entry"][1]["resource"]["status"].SetString("confirmed");
+  d["entry"][1]["resource"].RemoveMember("end");
+  d["entry"][2]["resource"]["subject"]["reference"].SetString(
+      "urn:uuid:00000000-0000-4000-8000-000000000000");
+  auto issues = validator().validate(d);
+  EXPECT_ISSUE(issues, "error", "code-invalid", "Bundle.entry[1].resource.status", "");
+  EXPECT_ISSUE(issues, "error", "invariant", "Bundle.entry[1].resource", "app-2");
+  EXPECT_ISSUE(issues, "error", "not-found", "Bundle.entry[2].resource.subject.reference",
+               "no entry");
+  // The profile applies to the Patient entry only.
+  ValidationOptions o = usCore();
+  d.Parse(doc.c_str());
+  d["entry"][0]["resource"].RemoveMember("identifier");
+  issues = validator().validate(d, o);
+  EXPECT_ISSUE(issues, "error", "required", "Bundle.entry[0].resource.identifier", "");
+  // bdl-7: duplicate fullUrl.
+  d.Parse(doc.c_str());
+  d["entry"][2]["fullUrl"].SetString("urn:uuid:0b9a1f43-9a7d-4c3e-8f36-2f5c9e0c1a11");
+  issues = validator().validate(d);
+  EXPECT_ISSUE(issues, "error", "invariant", "Bundle", "bdl-7");
+  // A reference to a resource type the element does not allow.
+  issues = check(R"({"resourceType":"Coverage","status":"active",
+    "beneficiary":{"reference":"Organization/1"},"payor":[{"reference":"Organization/1"}]})");
+  EXPECT_ISSUE(issues, "error", "structure", "Coverage.beneficiary.reference", "only Patient");
+  // Resources not in fhir-profiles/ are reported, not failed.
+  issues = check(R"({"resourceType":"Bundle","type":"collection","entry":[{"fullUrl":
+    "urn:uuid:0b9a1f43-9a7d-4c3e-8f36-2f5c9e0c1a11","resource":{"resourceType":"Observation"}}]})");
+  EXPECT_ISSUE(issues, "warning", "not-supported", "Bundle.entry[0].resource", "Observation");
+  BOOST_TEST(!hasErrors(issues), describe(issues));
+}
+
+BOOST_AUTO_TEST_CASE(warnings_do_not_count_as_errors) {
+  auto issues = check(kBooked);
+  EXPECT_ISSUE(issues, "warning", "invariant", "Appointment", "dom-6");
+  BOOST_TEST(!hasErrors(issues));
+  ValidationOptions quiet;
+  quiet.bestPractice = false;
+  BOOST_TEST(!hasIssue(check(kBooked, quiet), "warning", "invariant", "Appointment", "dom-6"));
+}
+
+BOOST_AUTO_TEST_CASE(unparsable_input_is_fatal) {
+  auto issues = check("{\"resourceType\": ");
+  BOOST_REQUIRE_EQUAL(issues.size(), 1u);
+  BOOST_TEST(issues[0].severity == "fatal");
+  issues = check("[1,2]");
+  BOOST_TEST(hasErrors(issues));
+  issues = check(R"({"status":"booked"})");
+  EXPECT_ISSUE(issues, "error", "structure", "Resource", "resourceType");
+  issues = check("<Patient xmlns=\"http://hl7.org/fhir\"><gender value=\"F\"/></Patient>");
+  EXPECT_ISSUE(issues, "error", "code-invalid", "Patient.gender", "");
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
+BOOST_AUTO_TEST_SUITE(operation_outcome)
+
+BOOST_AUTO_TEST_CASE(issues_become_an_operation_outcome) {
+  auto issues = check(R"({"resourceType":"Patient","gender":"F"})");
+  rapidjson::Document oo;
+  oo.Parse(toOperationOutcomeJson(issues).c_str());
+  BOOST_REQUIRE(!oo.HasParseError());
+  BOOST_TEST(std::string(oo["resourceType"].GetString()) == "OperationOutcome");
+  bool found = false;
+  for (const auto& i : oo["issue"].GetArray()) {
+    if (std::string(i["code"].GetString()) == "code-invalid") {
+      found = true;
+      BOOST_TEST(std::string(i["severity"].GetString()) == "error");
+      BOOST_TEST(std::string(i["expression"][0].GetString()) == "Patient.gender");
+    }
+  }
+  BOOST_TEST(found);
+  // No issues: one informational issue, as OperationOutcome needs at least one.
+  oo.Parse(toOperationOutcomeJson({}).c_str());
+  BOOST_TEST(oo["issue"].Size() == 1u);
+  BOOST_TEST(std::string(oo["issue"][0]["severity"].GetString()) == "information");
+  // The outcome validates against the OperationOutcome definition.
+  auto self = check(toOperationOutcomeJson(issues));
+  BOOST_TEST(errors(self).empty(), describe(self));
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
+BOOST_AUTO_TEST_SUITE(validate_command)
+
+namespace {
+
+int runValidate(std::vector<std::string> args) {
+  setenv("SWITCHBOARD_FHIR_PROFILES", (sourceDir() + "/fhir-profiles").c_str(), 1);
+  std::vector<char*> argv;
+  args.insert(args.begin(), "validate");
+  for (auto& a : args) argv.push_back(a.data());
+  return runValidateCommand(static_cast<int>(argv.size()), argv.data());
+}
+
+std::string tempFile(const std::string& content) {
+  auto path = std::filesystem::temp_directory_path() /
+              ("fhir_validate_" + std::to_string(std::rand()) + ".json");
+  std::ofstream(path) << content;
+  return path.string();
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(exit_codes) {
+  std::string data = sourceDir() + "/tests/data/fhir/";
+  BOOST_TEST(runValidate({data + "patient.json"}) == 0);
+  BOOST_TEST(runValidate({data + "patient.xml"}) == 0);
+  BOOST_TEST(runValidate({data + "patient.json", "--profile",
+                          "http://hl7.org/fhir/us/core/StructureDefinition/us-core-patient"}) == 0);
+  std::string bad = tempFile(R"({"resourceType":"Patient","gender":"F"})");
+  BOOST_TEST(runValidate({bad}) == 1);
+  std::string garbage = tempFile("not json");
+  BOOST_TEST(runValidate({garbage}) == 1);
+  std::string noId = tempFile(R"({"resourceType":"Patient","gender":"female"})");
+  BOOST_TEST(runValidate({noId}) == 0);
+  BOOST_TEST(runValidate({noId, "--profile", "us-core-patient"}) == 1);
+  BOOST_TEST(runValidate({noId, "--profile", "http://example.org/unknown"}) == 2);
+  BOOST_TEST(runValidate({"/nonexistent/file.json"}) == 2);
+  BOOST_TEST(runValidate({}) == 2);
+  BOOST_TEST(runValidate({noId, "--bogus"}) == 2);
+  for (const auto& f : {bad, garbage, noId}) std::filesystem::remove(f);
+}
+
+BOOST_AUTO_TEST_SUITE_END()
