@@ -110,8 +110,8 @@ core::InboundMessage rawMessage(const core::HttpRequest& request) {
 core::SourceVerdict rejectWith(core::InboundMessage raw, ErrorCode code, std::string why,
                                std::string location, int status) {
   core::setMetadata(raw.metadata, "kind", "other");
-  return core::SourceVerdict::reject(std::move(raw), Error(code, std::move(why), std::move(location)),
-                                     status);
+  return core::SourceVerdict::reject(std::move(raw),
+                                     Error(code, std::move(why), std::move(location)), status);
 }
 
 // The flow_token of a Flow response given as a JSON string or an object; empty when absent.
@@ -197,16 +197,17 @@ core::SourceVerdict EightByEightSource::handle(const core::HttpRequest& request)
   }
   if (request.method != "POST") {
     core::HttpResponse r = core::HttpResponse::json(
-        405, core::operationOutcomeJson(Error(ErrorCode::kNotSupported,
-                                              "method " + request.method + " not allowed; use POST")));
+        405, core::operationOutcomeJson(Error(
+                 ErrorCode::kNotSupported, "method " + request.method + " not allowed; use POST")));
     r.contentType = "application/fhir+json";
     r.headers.push_back({"Allow", "POST"});
     return SourceVerdict::respond(std::move(r));
   }
   if (request.body.size() > config_.maxBodyBytes) {
     core::HttpResponse r = core::HttpResponse::json(
-        413, core::operationOutcomeJson(Error(
-                 ErrorCode::kTooLong, "body exceeds " + std::to_string(config_.maxBodyBytes) + " bytes")));
+        413, core::operationOutcomeJson(
+                 Error(ErrorCode::kTooLong,
+                       "body exceeds " + std::to_string(config_.maxBodyBytes) + " bytes")));
     r.contentType = "application/fhir+json";
     return SourceVerdict::respond(std::move(r));
   }
@@ -216,8 +217,9 @@ core::SourceVerdict EightByEightSource::handle(const core::HttpRequest& request)
   doc.Parse(request.body.data(), request.body.size());
   if (doc.HasParseError()) {
     return rejectWith(std::move(message), ErrorCode::kStructure,
-                      std::string("malformed JSON at offset ") + std::to_string(doc.GetErrorOffset()) +
-                          ": " + rapidjson::GetParseError_En(doc.GetParseError()),
+                      std::string("malformed JSON at offset ") +
+                          std::to_string(doc.GetErrorOffset()) + ": " +
+                          rapidjson::GetParseError_En(doc.GetParseError()),
                       "", 400);
   }
   if (!doc.IsObject()) {
@@ -236,8 +238,8 @@ core::SourceVerdict EightByEightSource::handle(const core::HttpRequest& request)
   core::setMetadata(message.metadata, "event_type", event);
   const Value* payload = member(&doc, "payload");
   if (payload == nullptr || !payload->IsObject()) {
-    return rejectWith(std::move(message), ErrorCode::kRequired, "payload object missing", "/payload",
-                      422);
+    return rejectWith(std::move(message), ErrorCode::kRequired, "payload object missing",
+                      "/payload", 422);
   }
   std::optional<std::string> umid = textAt(payload, "umid");
   if (!umid || umid->empty() || umid->size() > kMaxKeyLength) {
@@ -312,10 +314,11 @@ Result<std::unique_ptr<core::HttpSource>> EightByEightSource::create(
   }
   c.maxBodyBytes = static_cast<std::size_t>(
       config.integer("max_body_bytes", 1 << 20, 1, 64 << 20, "largest accepted body in bytes"));
-  c.authorization = config.requiredString(
-      "authorization",
-      "the Authorization header value configured as httpAuthorization at 8x8 (e.g. \"Bearer ...\"); "
-      "use ${env:SWITCHBOARD_8X8_AUTHORIZATION} or ${file:/path}");
+  c.authorization =
+      config.requiredString("authorization",
+                            "the Authorization header value configured as httpAuthorization at 8x8 "
+                            "(e.g. \"Bearer ...\"); "
+                            "use ${env:SWITCHBOARD_8X8_AUTHORIZATION} or ${file:/path}");
   if (auto r = config.finish(); !r) return std::unexpected(r.error());
   return std::make_unique<EightByEightSource>(std::move(c));
 }

@@ -84,7 +84,8 @@ twilio::Params jsonParams(const rapidjson::Value& object) {
   for (const auto& m : object.GetObject()) {
     std::string name(m.name.GetString(), m.name.GetStringLength());
     if (m.value.IsString()) {
-      out.emplace_back(std::move(name), std::string(m.value.GetString(), m.value.GetStringLength()));
+      out.emplace_back(std::move(name),
+                       std::string(m.value.GetString(), m.value.GetStringLength()));
     } else if (m.value.IsInt64()) {
       out.emplace_back(std::move(name), std::to_string(m.value.GetInt64()));
     }
@@ -155,8 +156,9 @@ core::SourceVerdict TwilioSource::handle(const core::HttpRequest& request) const
     return SourceVerdict::respond(std::move(r));
   }
   if (request.body.size() > config_.maxBodyBytes) {
-    return SourceVerdict::respond(problem(
-        413, ErrorCode::kTooLong, "body exceeds " + std::to_string(config_.maxBodyBytes) + " bytes"));
+    return SourceVerdict::respond(
+        problem(413, ErrorCode::kTooLong,
+                "body exceeds " + std::to_string(config_.maxBodyBytes) + " bytes"));
   }
 
   core::InboundMessage message;
@@ -170,11 +172,10 @@ core::SourceVerdict TwilioSource::handle(const core::HttpRequest& request) const
     doc.Parse(request.body.data(), request.body.size());
     if (doc.HasParseError() || !doc.IsObject()) {
       core::setMetadata(message.metadata, "kind", "other");
-      std::string why = doc.HasParseError()
-                            ? std::string("malformed JSON at offset ") +
-                                  std::to_string(doc.GetErrorOffset()) + ": " +
-                                  rapidjson::GetParseError_En(doc.GetParseError())
-                            : std::string("JSON webhook body must be an object");
+      std::string why = doc.HasParseError() ? std::string("malformed JSON at offset ") +
+                                                  std::to_string(doc.GetErrorOffset()) + ": " +
+                                                  rapidjson::GetParseError_En(doc.GetParseError())
+                                            : std::string("JSON webhook body must be an object");
       return SourceVerdict::reject(std::move(message), Error(ErrorCode::kStructure, why), 400);
     }
     fields = jsonParams(doc);
@@ -195,7 +196,8 @@ core::SourceVerdict TwilioSource::handle(const core::HttpRequest& request) const
     core::setMetadata(message.metadata, "kind", "other");
     return SourceVerdict::reject(
         std::move(message),
-        Error(ErrorCode::kRequired, "MessageSid missing or longer than 512 characters", "MessageSid"),
+        Error(ErrorCode::kRequired, "MessageSid missing or longer than 512 characters",
+              "MessageSid"),
         422);
   }
   const std::string from = paramOr(fields, "From");
@@ -282,7 +284,8 @@ Result<std::unique_ptr<core::HttpSource>> TwilioSource::create(core::ConfigReade
     if (c.publicUrl.find("://") == std::string::npos) {
       config.invalid("public_url", "an absolute URL such as https://host/path");
     } else if (c.publicUrl.find_first_of("?#") != std::string::npos) {
-      config.invalid("public_url", "a URL without query or fragment (the request's query is appended)");
+      config.invalid("public_url",
+                     "a URL without query or fragment (the request's query is appended)");
     }
   }
   if (auto r = config.finish(); !r) return std::unexpected(r.error());

@@ -130,7 +130,8 @@ BOOST_AUTO_TEST_CASE(v3_envelope_keeps_bsuid_apart_and_bytes_exact) {
 
 BOOST_AUTO_TEST_CASE(v3_without_msisdn_has_no_sender_and_replies_to_the_bsuid) {
   auto source = makeSource();
-  std::string body = replaceAll(dataFile("flow_submission_v3.json"), "\"msisdn\": \"+447700900123\",", "");
+  std::string body =
+      replaceAll(dataFile("flow_submission_v3.json"), "\"msisdn\": \"+447700900123\",", "");
   BOOST_REQUIRE(body.find("msisdn") == std::string::npos);
   const core::InboundMessage m = only(source->handle(post(body)));
   BOOST_TEST(meta(m, "sender") == "");
@@ -140,7 +141,8 @@ BOOST_AUTO_TEST_CASE(v3_without_msisdn_has_no_sender_and_replies_to_the_bsuid) {
 
 BOOST_AUTO_TEST_CASE(v3_digit_bsuid_is_never_taken_for_a_phone_number) {
   auto source = makeSource();
-  std::string body = replaceAll(dataFile("flow_submission_v3.json"), "\"msisdn\": \"+447700900123\",", "");
+  std::string body =
+      replaceAll(dataFile("flow_submission_v3.json"), "\"msisdn\": \"+447700900123\",", "");
   body = replaceAll(body, "GB.1234567890123456789", "15551234567");
   const core::InboundMessage m = only(source->handle(post(body)));
   BOOST_TEST(meta(m, "sender") == "");
@@ -166,9 +168,10 @@ BOOST_AUTO_TEST_CASE(v2_lowercase_types_and_response_json_object) {
 BOOST_AUTO_TEST_CASE(pascal_and_lowercase_type_names_classify_alike) {
   auto source = makeSource();
   auto kindOf = [&](const std::string& type, const std::string& content) {
-    std::string body = R"({"namespace":"ChatApps","eventType":"inbound_message_received","payload":{"umid":"u-)" +
-                       type + R"(","subAccountId":"s","user":{"msisdn":"+15551234567"},"type":")" + type +
-                       R"(","content":)" + content + "}}";
+    std::string body =
+        R"({"namespace":"ChatApps","eventType":"inbound_message_received","payload":{"umid":"u-)" +
+        type + R"(","subAccountId":"s","user":{"msisdn":"+15551234567"},"type":")" + type +
+        R"(","content":)" + content + "}}";
     return meta(only(source->handle(post(body))), "kind");
   };
   BOOST_TEST(kindOf("Text", R"({"text":"Hello"})") == "text");
@@ -176,20 +179,26 @@ BOOST_AUTO_TEST_CASE(pascal_and_lowercase_type_names_classify_alike) {
   BOOST_TEST(kindOf("TEXT", R"({"text":"Hello"})") == "text");
   BOOST_TEST(kindOf("Image", R"({"url":"https://x/y.jpg"})") == "media");
   BOOST_TEST(kindOf("document", R"({"url":"https://x/y.pdf"})") == "media");
+  BOOST_TEST(
+      kindOf(
+          "Interactive",
+          R"({"interactive":{"type":"button_reply","button_reply":{"id":"yes","title":"Yes"}}})") ==
+      "button");
+  BOOST_TEST(
+      kindOf(
+          "interactive",
+          R"({"interactive":{"type":"list_reply","list_reply":{"id":"slot-1","title":"Mon"}}})") ==
+      "button");
   BOOST_TEST(kindOf("Interactive",
-                    R"({"interactive":{"type":"button_reply","button_reply":{"id":"yes","title":"Yes"}}})") ==
-             "button");
-  BOOST_TEST(kindOf("interactive",
-                    R"({"interactive":{"type":"list_reply","list_reply":{"id":"slot-1","title":"Mon"}}})") ==
-             "button");
-  BOOST_TEST(kindOf("Interactive",
-                    R"({"interactive":{"type":"NfmReply","nfmReply":{"responseJson":"{}"}}})") == "flow");
+                    R"({"interactive":{"type":"NfmReply","nfmReply":{"responseJson":"{}"}}})") ==
+             "flow");
   BOOST_TEST(kindOf("Location", R"({"location":{"latitude":1,"longitude":2}})") == "other");
 }
 
 BOOST_AUTO_TEST_CASE(unparseable_response_json_still_accepted_without_token) {
   auto source = makeSource();
-  std::string body = R"({"eventType":"inbound_message_received","payload":{"umid":"u-bad-flow","user":{"msisdn":"+15551234567"},"type":"Interactive","content":{"interactive":{"type":"nfmReply","nfmReply":{"responseJson":"{not json"}}}}})";
+  std::string body =
+      R"({"eventType":"inbound_message_received","payload":{"umid":"u-bad-flow","user":{"msisdn":"+15551234567"},"type":"Interactive","content":{"interactive":{"type":"nfmReply","nfmReply":{"responseJson":"{not json"}}}}})";
   const core::InboundMessage m = only(source->handle(post(body)));
   BOOST_TEST(meta(m, "kind") == "flow");
   BOOST_TEST(meta(m, "flow_token") == "<absent>");
@@ -263,8 +272,9 @@ BOOST_AUTO_TEST_SUITE(authentication)
 BOOST_AUTO_TEST_CASE(missing_or_wrong_authorization_is_refused_and_nothing_kept) {
   auto source = makeSource();
   const std::string body = dataFile("flow_submission_seed.json");
-  for (const char* auth : {static_cast<const char*>(nullptr), "", "Bearer 9QQhlsEb8V", "Bearer 9QQhlsEb8VYX",
-                           "bearer 9QQhlsEb8VY", "Basic dXNlcjpwYXNzd29yZA==", " Bearer 9QQhlsEb8VY"}) {
+  for (const char* auth :
+       {static_cast<const char*>(nullptr), "", "Bearer 9QQhlsEb8V", "Bearer 9QQhlsEb8VYX",
+        "bearer 9QQhlsEb8VY", "Basic dXNlcjpwYXNzd29yZA==", " Bearer 9QQhlsEb8VY"}) {
     auto v = source->handle(post(body, auth));
     BOOST_TEST((v.kind == Kind::kRefuse));
     BOOST_TEST(v.reply.status == 401);
@@ -314,11 +324,13 @@ BOOST_AUTO_TEST_CASE(non_object_and_missing_fields_are_rejected) {
     return v.reply.status;
   };
   BOOST_TEST(status("[1,2,3]") == 400);
-  BOOST_TEST(status(R"({"payload":{"umid":"x"}})") == 422);                                     // no eventType
-  BOOST_TEST(status(R"({"eventType":"inbound_message_received"})") == 422);                      // no payload
-  BOOST_TEST(status(R"({"eventType":"inbound_message_received","payload":{"type":"Text"}})") == 422);  // no umid
+  BOOST_TEST(status(R"({"payload":{"umid":"x"}})") == 422);                  // no eventType
+  BOOST_TEST(status(R"({"eventType":"inbound_message_received"})") == 422);  // no payload
+  BOOST_TEST(status(R"({"eventType":"inbound_message_received","payload":{"type":"Text"}})") ==
+             422);  // no umid
   BOOST_TEST(status(R"({"eventType":"inbound_message_received","payload":{"umid":""}})") == 422);
-  BOOST_TEST(status(R"({"eventType":"inbound_message_received","payload":{"umid":{"a":1}}})") == 422);
+  BOOST_TEST(status(R"({"eventType":"inbound_message_received","payload":{"umid":{"a":1}}})") ==
+             422);
 }
 
 BOOST_AUTO_TEST_CASE(get_is_not_allowed) {
@@ -349,8 +361,8 @@ BOOST_AUTO_TEST_CASE(authorization_is_required_and_unknown_keys_fail) {
 
 BOOST_AUTO_TEST_CASE(authorization_comes_from_the_environment) {
   ::setenv("SB_TEST_8X8_AUTHORIZATION", "Basic dXNlcjpwYXNzd29yZA==", 1);
-  auto path = std::filesystem::temp_directory_path() /
-              ("sb-8x8-" + std::to_string(::getpid()) + ".json");
+  auto path =
+      std::filesystem::temp_directory_path() / ("sb-8x8-" + std::to_string(::getpid()) + ".json");
   {
     std::ofstream out(path);
     out << R"({"path":"/webhooks/8x8","max_body_bytes":4096,"authorization":"${env:SB_TEST_8X8_AUTHORIZATION}"})";

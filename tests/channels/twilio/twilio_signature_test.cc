@@ -47,7 +47,9 @@ BOOST_AUTO_TEST_CASE(repeated_names_sign_each_distinct_value_sorted) {
 
 BOOST_AUTO_TEST_CASE(names_sort_by_code_point_not_locale) {
   const Params params = {{"\xC3\xA9", "e-acute"}, {"z", "1"}, {"Z", "2"}, {"_", "3"}};
-  BOOST_TEST(signingString("", params) == "Z2_3z1\xC3\xA9" "e-acute");
+  BOOST_TEST(signingString("", params) ==
+             "Z2_3z1\xC3\xA9"
+             "e-acute");
 }
 
 BOOST_AUTO_TEST_SUITE_END()
@@ -97,7 +99,8 @@ BOOST_AUTO_TEST_SUITE_END()
 
 BOOST_AUTO_TEST_CASE(sha256_hex_and_constant_time_compare) {
   BOOST_TEST(sha256Hex("") == "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
-  BOOST_TEST(sha256Hex("abc") == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+  BOOST_TEST(sha256Hex("abc") ==
+             "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
   BOOST_TEST(constantTimeEquals("abc", "abc"));
   BOOST_TEST(!constantTimeEquals("abc", "abd"));
   BOOST_TEST(!constantTimeEquals("abc", "abcd"));

@@ -49,15 +49,16 @@ switchboard::Result<std::unique_ptr<core::HttpSource>> tryCreate(const std::stri
 }
 
 std::unique_ptr<core::HttpSource> makeSource(
-    const std::string& json = R"({"path":"/webhooks/twilio","auth_tokens":["test_auth_token_1"]})") {
+    const std::string& json =
+        R"({"path":"/webhooks/twilio","auth_tokens":["test_auth_token_1"]})") {
   auto r = tryCreate(json);
   BOOST_REQUIRE_MESSAGE(r.has_value(), (r.has_value() ? std::string() : r.error().message));
   return std::move(*r);
 }
 
 // A POST as the engine's HTTP server hands it over: https://engine.example.org/webhooks/twilio.
-core::HttpRequest post(std::string body, const char* signature, std::string host = "engine.example.org",
-                       std::string scheme = "https") {
+core::HttpRequest post(std::string body, const char* signature,
+                       std::string host = "engine.example.org", std::string scheme = "https") {
   core::HttpRequest r;
   r.method = "POST";
   r.scheme = std::move(scheme);
@@ -99,7 +100,8 @@ BOOST_AUTO_TEST_CASE(canonical_vector_through_the_source) {
   auto source = makeSource(
       R"({"path":"/myapp.php","auth_token":"12345","public_url":"https://mycompany.com/myapp.php"})");
   core::HttpRequest r = post(
-      "CallSid=CA1234567890ABCDE&Caller=%2B14158675309&Digits=1234&From=%2B14158675309&To=%2B18005551212",
+      "CallSid=CA1234567890ABCDE&Caller=%2B14158675309&Digits=1234&From=%2B14158675309&To=%"
+      "2B18005551212",
       "RSOYDt4T1cUTdK1PDd93/VVr8B8=", "internal-lb:8080", "http");
   r.path = "/myapp.php";
   r.query = "foo=1&bar=2";
@@ -119,18 +121,23 @@ BOOST_AUTO_TEST_CASE(sandbox_body_with_and_without_port) {
   const std::string body = dataFile("sandbox_inbound.form");
   // Signed over the URL without a port; received with and without ":443" in Host.
   BOOST_TEST((source->handle(post(body, "C53N0Q29PSZZFSE/wgAu6ZjCzHg=")).kind == Kind::kAccept));
-  BOOST_TEST((source->handle(post(body, "C53N0Q29PSZZFSE/wgAu6ZjCzHg=", "engine.example.org:443"))
-                  .kind == Kind::kAccept));
+  BOOST_TEST(
+      (source->handle(post(body, "C53N0Q29PSZZFSE/wgAu6ZjCzHg=", "engine.example.org:443")).kind ==
+       Kind::kAccept));
   // Signed over the URL with ":443"; received with and without it.
   BOOST_TEST((source->handle(post(body, "Q4Vc/K5uWK0/o3sHayvz9cWcpZQ=")).kind == Kind::kAccept));
-  BOOST_TEST((source->handle(post(body, "Q4Vc/K5uWK0/o3sHayvz9cWcpZQ=", "engine.example.org:443"))
-                  .kind == Kind::kAccept));
+  BOOST_TEST(
+      (source->handle(post(body, "Q4Vc/K5uWK0/o3sHayvz9cWcpZQ=", "engine.example.org:443")).kind ==
+       Kind::kAccept));
   // A non-default port: signed with it, accepted only on that port.
-  BOOST_TEST((source->handle(post(body, "JQ+7W+BF1kg4skA21k/nDcFNnNU=", "127.0.0.1:8080", "http"))
-                  .kind == Kind::kAccept));
-  BOOST_TEST(refused(source->handle(post(body, "JQ+7W+BF1kg4skA21k/nDcFNnNU=", "127.0.0.1:9090", "http"))));
+  BOOST_TEST(
+      (source->handle(post(body, "JQ+7W+BF1kg4skA21k/nDcFNnNU=", "127.0.0.1:8080", "http")).kind ==
+       Kind::kAccept));
+  BOOST_TEST(refused(
+      source->handle(post(body, "JQ+7W+BF1kg4skA21k/nDcFNnNU=", "127.0.0.1:9090", "http"))));
   // The https signature does not hold for http.
-  BOOST_TEST(refused(source->handle(post(body, "C53N0Q29PSZZFSE/wgAu6ZjCzHg=", "engine.example.org", "http"))));
+  BOOST_TEST(refused(
+      source->handle(post(body, "C53N0Q29PSZZFSE/wgAu6ZjCzHg=", "engine.example.org", "http"))));
 }
 
 BOOST_AUTO_TEST_CASE(missing_wrong_or_tampered_signature_is_refused) {
@@ -159,8 +166,9 @@ BOOST_AUTO_TEST_CASE(token_rotation) {
       R"({"path":"/webhooks/twilio","auth_tokens":["test_auth_token_1","rotated_token_2"]})");
   BOOST_TEST((both->handle(post(body, "C53N0Q29PSZZFSE/wgAu6ZjCzHg=")).kind == Kind::kAccept));
   BOOST_TEST((both->handle(post(body, "Ec45digwz4z7HQJQtt3oYKvOBCA=")).kind == Kind::kAccept));
-  BOOST_TEST((both->handle(post(body, "8vRAnhDk0qs+adXVpZMSB/vevGc=", "engine.example.org:443"))
-                  .kind == Kind::kAccept));
+  BOOST_TEST(
+      (both->handle(post(body, "8vRAnhDk0qs+adXVpZMSB/vevGc=", "engine.example.org:443")).kind ==
+       Kind::kAccept));
   auto rotated = makeSource(R"({"path":"/webhooks/twilio","auth_token":"rotated_token_2"})");
   BOOST_TEST(refused(rotated->handle(post(body, "C53N0Q29PSZZFSE/wgAu6ZjCzHg="))));
   BOOST_TEST((rotated->handle(post(body, "Ec45digwz4z7HQJQtt3oYKvOBCA=")).kind == Kind::kAccept));
@@ -170,16 +178,18 @@ BOOST_AUTO_TEST_CASE(public_url_overrides_the_host_behind_a_proxy) {
   auto source = makeSource(
       R"({"path":"/webhooks/twilio","auth_tokens":["test_auth_token_1"],"public_url":"https://engine.example.org/webhooks/twilio"})");
   const std::string body = dataFile("sandbox_inbound.form");
-  BOOST_TEST((source->handle(post(body, "C53N0Q29PSZZFSE/wgAu6ZjCzHg=", "10.0.0.7:8080", "http"))
-                  .kind == Kind::kAccept));
+  BOOST_TEST(
+      (source->handle(post(body, "C53N0Q29PSZZFSE/wgAu6ZjCzHg=", "10.0.0.7:8080", "http")).kind ==
+       Kind::kAccept));
   // Without public_url the internal address is what gets signed, so the check fails.
-  BOOST_TEST(refused(makeSource()->handle(post(body, "C53N0Q29PSZZFSE/wgAu6ZjCzHg=", "10.0.0.7:8080", "http"))));
+  BOOST_TEST(refused(
+      makeSource()->handle(post(body, "C53N0Q29PSZZFSE/wgAu6ZjCzHg=", "10.0.0.7:8080", "http"))));
 }
 
 BOOST_AUTO_TEST_CASE(forwarded_host_is_used_when_no_public_url) {
   auto source = makeSource();
-  core::HttpRequest r = post(dataFile("sandbox_inbound.form"), "C53N0Q29PSZZFSE/wgAu6ZjCzHg=",
-                             "10.0.0.7:8080", "https");
+  core::HttpRequest r = post(dataFile("sandbox_inbound.form"),
+                             "C53N0Q29PSZZFSE/wgAu6ZjCzHg=", "10.0.0.7:8080", "https");
   r.headers.push_back({"X-Forwarded-Host", "engine.example.org"});
   BOOST_TEST((source->handle(r).kind == Kind::kAccept));
 }
@@ -252,7 +262,9 @@ BOOST_AUTO_TEST_CASE(hostile_unicode_body_and_repeated_keys_kept_byte_exact) {
   for (const auto& [k, value] : core::parseForm(m.body)) {
     if (k == "Body") {
       found = true;
-      BOOST_TEST(value == "Robert'); DROP TABLE patients;-- <script>alert(1)</script> Zo\xC3\xAB \xE6\x9D\x8E");
+      BOOST_TEST(
+          value ==
+          "Robert'); DROP TABLE patients;-- <script>alert(1)</script> Zo\xC3\xAB \xE6\x9D\x8E");
     }
   }
   BOOST_TEST(found);
@@ -260,24 +272,29 @@ BOOST_AUTO_TEST_CASE(hostile_unicode_body_and_repeated_keys_kept_byte_exact) {
 
 BOOST_AUTO_TEST_CASE(media_button_and_sms) {
   auto source = makeSource();
-  const core::InboundMessage media = only(source->handle(signedPost(
-      "MessageSid=MM11111111111111111111111111111111&From=whatsapp%3A%2B15551234567&To=whatsapp%3A%2B14155238886"
-      "&Body=&NumMedia=1&MediaContentType0=image%2Fjpeg&MediaUrl0=https%3A%2F%2Fapi.twilio.com%2Fm")));
+  const core::InboundMessage media =
+      only(source->handle(signedPost("MessageSid=MM11111111111111111111111111111111&From=whatsapp%"
+                                     "3A%2B15551234567&To=whatsapp%3A%2B14155238886"
+                                     "&Body=&NumMedia=1&MediaContentType0=image%2Fjpeg&MediaUrl0="
+                                     "https%3A%2F%2Fapi.twilio.com%2Fm")));
   BOOST_TEST(meta(media, "kind") == "media");
   BOOST_TEST(meta(media, "num_media") == "1");
-  const core::InboundMessage button = only(source->handle(signedPost(
-      "MessageSid=SM22222222222222222222222222222222&From=whatsapp%3A%2B15551234567&To=whatsapp%3A%2B14155238886"
-      "&Body=Confirm&ButtonText=Confirm&ButtonPayload=appt-confirm-9&NumMedia=0")));
+  const core::InboundMessage button = only(source->handle(
+      signedPost("MessageSid=SM22222222222222222222222222222222&From=whatsapp%3A%2B15551234567&To="
+                 "whatsapp%3A%2B14155238886"
+                 "&Body=Confirm&ButtonText=Confirm&ButtonPayload=appt-confirm-9&NumMedia=0")));
   BOOST_TEST(meta(button, "kind") == "button");
   BOOST_TEST(meta(button, "button_payload") == "appt-confirm-9");
-  const core::InboundMessage sms = only(source->handle(signedPost(
-      "MessageSid=SM33333333333333333333333333333333&From=%2B15551234567&To=%2B14155238886&Body=hello+there&NumMedia=0")));
+  const core::InboundMessage sms = only(
+      source->handle(signedPost("MessageSid=SM33333333333333333333333333333333&From=%2B15551234567&"
+                                "To=%2B14155238886&Body=hello+there&NumMedia=0")));
   BOOST_TEST(meta(sms, "kind") == "text");
   BOOST_TEST(meta(sms, "sender") == "+15551234567");
   BOOST_TEST(meta(sms, "reply_to") == "+15551234567");
   BOOST_TEST(meta(sms, "channel") == "sms");
-  const core::InboundMessage bare = only(source->handle(signedPost(
-      "MessageSid=SM44444444444444444444444444444444&From=messenger%3A123456&To=messenger%3A999&Latitude=1&Longitude=2")));
+  const core::InboundMessage bare =
+      only(source->handle(signedPost("MessageSid=SM44444444444444444444444444444444&From=messenger%"
+                                     "3A123456&To=messenger%3A999&Latitude=1&Longitude=2")));
   BOOST_TEST(meta(bare, "kind") == "other");
   BOOST_TEST(meta(bare, "sender") == "");
   BOOST_TEST(meta(bare, "sender_raw") == "messenger:123456");
@@ -287,7 +304,8 @@ BOOST_AUTO_TEST_CASE(status_callbacks_concern_the_outbound_message) {
   auto source = makeSource();
   const core::InboundMessage delivered = only(source->handle(signedPost(
       "MessageSid=SM55555555555555555555555555555555&MessageStatus=delivered&SmsStatus=delivered"
-      "&To=whatsapp%3A%2B15551234567&From=whatsapp%3A%2B14155238886&AccountSid=ACx&ApiVersion=2010-04-01")));
+      "&To=whatsapp%3A%2B15551234567&From=whatsapp%3A%2B14155238886&AccountSid=ACx&ApiVersion=2010-"
+      "04-01")));
   BOOST_TEST(delivered.idempotencyKey == "status:SM55555555555555555555555555555555:delivered");
   BOOST_TEST(meta(delivered, "kind") == "status");
   BOOST_TEST(meta(delivered, "outbound_id") == "SM55555555555555555555555555555555");
@@ -303,9 +321,9 @@ BOOST_AUTO_TEST_CASE(status_callbacks_concern_the_outbound_message) {
   BOOST_TEST(meta(failed, "status") == "failed");
   BOOST_TEST(meta(failed, "error") == "63016");
   // An inbound message carrying a status field and a Body is a message, not a status.
-  const core::InboundMessage inbound = only(source->handle(signedPost(
-      "MessageSid=SM66666666666666666666666666666666&MessageStatus=received&Body=hi"
-      "&From=whatsapp%3A%2B15551234567&To=whatsapp%3A%2B14155238886")));
+  const core::InboundMessage inbound = only(source->handle(
+      signedPost("MessageSid=SM66666666666666666666666666666666&MessageStatus=received&Body=hi"
+                 "&From=whatsapp%3A%2B15551234567&To=whatsapp%3A%2B14155238886")));
   BOOST_TEST(meta(inbound, "kind") == "text");
   BOOST_TEST(inbound.idempotencyKey == "SM66666666666666666666666666666666");
 }
@@ -360,7 +378,8 @@ BOOST_AUTO_TEST_CASE(other_methods_are_refused_or_not_allowed) {
   r.method = "PUT";
   // Only POST bodies are signed parameters; for other methods the signature covers the URL.
   r.headers.push_back(
-      {"X-Twilio-Signature", tw::computeSignature(kToken, "https://engine.example.org/webhooks/twilio", {})});
+      {"X-Twilio-Signature",
+       tw::computeSignature(kToken, "https://engine.example.org/webhooks/twilio", {})});
   auto v = source->handle(r);
   BOOST_TEST((v.kind == Kind::kRespond));
   BOOST_TEST(v.reply.status == 405);
@@ -383,11 +402,14 @@ BOOST_AUTO_TEST_CASE(a_token_is_required_and_public_url_is_checked) {
       R"({"path":"/webhooks/twilio","auth_token":"a","public_url":"https://e.example/webhooks/twilio?x=1"})");
   BOOST_REQUIRE(!query.has_value());
   BOOST_TEST(query.error().message.find("/source/public_url") != std::string::npos);
-  BOOST_TEST(!tryCreate(R"({"path":"/webhooks/twilio","auth_token":"a","public_url":"e.example/x"})").has_value());
+  BOOST_TEST(
+      !tryCreate(R"({"path":"/webhooks/twilio","auth_token":"a","public_url":"e.example/x"})")
+           .has_value());
   auto unknown = tryCreate(R"({"path":"/webhooks/twilio","auth_token":"a","authtoken":"b"})");
   BOOST_REQUIRE(!unknown.has_value());
   BOOST_TEST(unknown.error().message.find("authtoken") != std::string::npos);
-  BOOST_TEST(tryCreate(R"({"path":"/webhooks/twilio","auth_token":"a","max_body_bytes":2048})").has_value());
+  BOOST_TEST(tryCreate(R"({"path":"/webhooks/twilio","auth_token":"a","max_body_bytes":2048})")
+                 .has_value());
 }
 
 BOOST_AUTO_TEST_SUITE_END()
