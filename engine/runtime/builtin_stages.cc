@@ -59,6 +59,33 @@ class JsonMatch final : public core::Stage {
   std::vector<std::string> notEquals_;
 };
 
+// Keeps a message whose metadata `key` equals one of `equals` (and none of `not_equals`); e.g.
+// only WhatsApp Flow submissions (kind=flow) go on to the mapping, while status callbacks stop
+// here, recorded as filtered.
+class MetadataMatch final : public core::Stage {
+ public:
+  MetadataMatch(std::string key, std::vector<std::string> equals, std::vector<std::string> notEquals)
+      : key_(std::move(key)), equals_(std::move(equals)), notEquals_(std::move(notEquals)) {}
+
+  core::StageResult process(core::PipelineMessage& message) const override {
+    const std::string* v = core::findMetadata(message.metadata, key_);
+    if (!equals_.empty()) {
+      bool hit = false;
+      for (const auto& e : equals_) hit = hit || (v != nullptr && *v == e);
+      if (!hit) return core::StageResult::drop(key_ + "=" + (v ? *v : std::string("(absent)")) + " is not accepted");
+    }
+    for (const auto& e : notEquals_) {
+      if (v != nullptr && *v == e) return core::StageResult::drop(key_ + "=" + *v + " is excluded");
+    }
+    return core::StageResult::proceed();
+  }
+
+ private:
+  std::string key_;
+  std::vector<std::string> equals_;
+  std::vector<std::string> notEquals_;
+};
+
 }  // namespace
 
 void registerBuiltinStages(core::ConnectorRegistry& registry) {
@@ -78,6 +105,15 @@ void registerBuiltinStages(core::ConnectorRegistry& registry) {
     auto notEquals = config.strings("not_equals", "drop these values");
     if (auto r = config.finish(); !r) return std::unexpected(r.error());
     return std::make_unique<JsonMatch>(pointer, exists, std::move(equals), std::move(notEquals));
+  });
+  registry.addStage("metadata-match", [](core::ConfigReader& config, const core::ConnectorContext&)
+                                          -> Result<std::unique_ptr<core::Stage>> {
+    std::string key = config.requiredString("key", "metadata key to test, e.g. kind");
+    auto equals = config.strings("equals", "keep only these values");
+    auto notEquals = config.strings("not_equals", "drop these values");
+    if (equals.empty() && notEquals.empty()) config.invalid("equals", "equals or not_equals with at least one value");
+    if (auto r = config.finish(); !r) return std::unexpected(r.error());
+    return std::make_unique<MetadataMatch>(std::move(key), std::move(equals), std::move(notEquals));
   });
 }
 

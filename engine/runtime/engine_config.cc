@@ -170,6 +170,13 @@ Result<std::shared_ptr<Channel>> loadChannel(const std::string& path,
   }
   channel->description = r.string("description", "", "free text");
   bool enabled = r.boolean("enabled", true, "false skips this channel");
+  // A shipped channel waits for its deployment's secrets: when a variable named here is unset or
+  // empty the channel is skipped with a notice, so a fresh engine starts without them.
+  std::vector<std::string> missingEnv;
+  for (const auto& name : r.strings("requires_env", "environment variables this channel needs; skipped while one is unset")) {
+    const char* v = std::getenv(name.c_str());
+    if (v == nullptr || *v == '\0') missingEnv.push_back(name);
+  }
   const auto* source = r.object("source", true, "the source connector");
   r.skip("filter");  // one stage object or an array of them, read below
   r.skip("transformer");  // one stage object or an array run in order (e.g. mapping, then mpi)
@@ -177,6 +184,13 @@ Result<std::shared_ptr<Channel>> loadChannel(const std::string& path,
   const auto* retry = r.object("retry", false, "delivery retry policy");
   if (auto e = r.finish(); !e) return std::unexpected(e.error());
   if (!enabled) return std::shared_ptr<Channel>();
+  if (!missingEnv.empty()) {
+    std::string names;
+    for (const auto& n : missingEnv) names += (names.empty() ? "" : ", ") + n;
+    std::fprintf(stderr, "switchboard: channel %s (%s) is off until %s %s set\n", channel->id.c_str(), path.c_str(),
+                 names.c_str(), missingEnv.size() == 1 ? "is" : "are");
+    return std::shared_ptr<Channel>();
+  }
 
   core::ConnectorContext ctx = baseContext;
   ctx.channelId = channel->id;

@@ -476,3 +476,48 @@ BOOST_AUTO_TEST_CASE(metrics_expose_counts_in_prometheus_format) {
   BOOST_TEST(m.find("switchboard_delivery_latency_seconds_count{channel=\"a\",destination=\"peer\"} 1") != std::string::npos);
   BOOST_TEST(m.find("# TYPE switchboard_queue_depth gauge") != std::string::npos);
 }
+
+BOOST_AUTO_TEST_CASE(metadata_match_keeps_only_listed_values) {
+  core::ConnectorRegistry registry;
+  app::registerBuiltinConnectors(registry);
+  core::ConnectorContext ctx{"", "/tmp", "/tmp"};
+  rapidjson::Document d;
+  d.Parse(R"({"key": "kind", "equals": ["flow"]})");
+  core::ConfigReader reader(d, "c.json", "/filter");
+  auto stage = (*registry.stage("metadata-match"))(reader, ctx);
+  BOOST_REQUIRE(stage.has_value());
+  core::PipelineMessage flow;
+  flow.metadata = {{"kind", "flow"}};
+  BOOST_TEST(static_cast<int>((*stage)->process(flow).kind) == static_cast<int>(core::StageResult::Kind::kContinue));
+  core::PipelineMessage status;
+  status.metadata = {{"kind", "status"}};
+  auto dropped = (*stage)->process(status);
+  BOOST_TEST(static_cast<int>(dropped.kind) == static_cast<int>(core::StageResult::Kind::kDrop));
+  BOOST_TEST(dropped.note.find("kind=status") != std::string::npos);
+  core::PipelineMessage none;
+  BOOST_TEST(static_cast<int>((*stage)->process(none).kind) == static_cast<int>(core::StageResult::Kind::kDrop));
+
+  rapidjson::Document empty;
+  empty.Parse(R"({"key": "kind"})");
+  core::ConfigReader bad(empty, "c.json", "/filter");
+  BOOST_TEST(!(*registry.stage("metadata-match"))(bad, ctx).has_value());
+}
+
+BOOST_AUTO_TEST_CASE(channels_requiring_unset_environment_stay_off) {
+  core::ConnectorRegistry registry;
+  app::registerBuiltinConnectors(registry);
+  core::ConnectorContext ctx{"", "/tmp", "/tmp"};
+  fs::path dir = tempDir("requires-env");
+  ::unsetenv("SB_TEST_REQUIRED_SECRET");
+  writeFile(dir / "a.json", R"({"id": "a", "requires_env": ["SB_TEST_REQUIRED_SECRET"],
+    "source": {"type": "http", "path": "/a", "secret_header": "X-S", "secret": "${env:SB_TEST_REQUIRED_SECRET:-}"},
+    "destinations": [{"name": "d", "type": "file", "directory": "o"}]})");
+  auto off = runtime::loadChannel((dir / "a.json").string(), registry, ctx);
+  BOOST_REQUIRE(off.has_value());
+  BOOST_TEST(off->get() == nullptr);
+  ::setenv("SB_TEST_REQUIRED_SECRET", "s3cret", 1);
+  auto on = runtime::loadChannel((dir / "a.json").string(), registry, ctx);
+  BOOST_REQUIRE_MESSAGE(on.has_value(), (on.has_value() ? std::string() : on.error().message));
+  BOOST_TEST(on->get() != nullptr);
+  ::unsetenv("SB_TEST_REQUIRED_SECRET");
+}
