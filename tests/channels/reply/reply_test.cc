@@ -312,7 +312,7 @@ BOOST_AUTO_TEST_CASE(meta_confirmation_text_in_clinic_zone_with_appointment_numb
   BOOST_TEST(contains(text, "Provider: Dr. Sarah Smith (Family Medicine)\n"));
   BOOST_TEST(contains(text, "Visit: Sick Visit\n"));
   BOOST_TEST(contains(text, "Appointment number: 12\n"));
-  BOOST_TEST(contains(text, "Where: Riverside Family Clinic, 123 Medical Center Dr, San José"));
+  BOOST_TEST(contains(text, "Where: Riverside Family Clinic – Main Street, 123 Medical Center Dr, San José"));
   BOOST_TEST(!contains(text, "telehealth"));
   BOOST_TEST(contains(text, "Call us at +1 (555) 010-0200"));
   BOOST_TEST(!contains(text, "{{"));
@@ -334,6 +334,16 @@ BOOST_AUTO_TEST_CASE(meta_telehealth_confirmation_has_instructions_not_address) 
   BOOST_TEST(contains(text, "video (telehealth) visit. We will send you the video link"));
   BOOST_TEST(!contains(text, "Where:"));
   BOOST_TEST(!contains(text, "Provider:"));
+
+  // serviceCategory VR alone (as the shipped mapping writes it) marks the visit as telehealth.
+  std::string vrOnly = bundle("telehealth-bundle.json");
+  const std::string answer = R"("valueString": "telehealth")";
+  BOOST_REQUIRE(vrOnly.find(answer) != std::string::npos);
+  vrOnly.replace(vrOnly.find(answer), answer.size(), R"("valueString": "other")");
+  Request v(vrOnly, inbound("meta"));
+  (*dest)->send(v.req);
+  const std::string vrText = json(fake.requests().back().body)["text"]["body"].GetString();
+  BOOST_TEST(contains(vrText, "video (telehealth) visit"));
 }
 
 BOOST_AUTO_TEST_CASE(meta_rejection_sends_the_apology_with_clinic_phone) {
