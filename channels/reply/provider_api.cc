@@ -342,7 +342,8 @@ ProviderError providerErrorFrom(Provider provider, std::string_view body) {
     if (e == doc.MemberEnd() || !e->value.IsObject()) return out;
     holder = &e->value;
   }
-  if (auto c = holder->FindMember("code"); c != holder->MemberEnd()) out.code = scalarText(c->value);
+  if (auto c = holder->FindMember("code"); c != holder->MemberEnd())
+    out.code = scalarText(c->value);
   if (auto m = holder->FindMember("message"); m != holder->MemberEnd()) {
     out.message = maskDigits(truncateUtf8(scalarText(m->value), 300));
   }

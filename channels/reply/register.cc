@@ -5,9 +5,9 @@
 
 namespace switchboard::channels {
 void registerReplyConnectors(core::ConnectorRegistry& registry) {
-  registry.addDestination(
-      "reply", [](core::ConfigReader& config, const core::ConnectorContext& ctx) {
-        return reply::ReplyDestination::create(config, ctx);
-      });
+  registry.addDestination("reply",
+                          [](core::ConfigReader& config, const core::ConnectorContext& ctx) {
+                            return reply::ReplyDestination::create(config, ctx);
+                          });
 }
 }  // namespace switchboard::channels

@@ -24,8 +24,9 @@ namespace switchboard::channels::reply {
 
 namespace {
 
-const char* const kMonths[] = {"January", "February", "March",     "April",   "May",      "June",
-                               "July",    "August",   "September", "October", "November", "December"};
+const char* const kMonths[] = {"January",   "February", "March",    "April",
+                               "May",       "June",     "July",     "August",
+                               "September", "October",  "November", "December"};
 const char* const kWeekdays[] = {"Sunday",   "Monday", "Tuesday", "Wednesday",
                                  "Thursday", "Friday", "Saturday"};
 
@@ -257,7 +258,8 @@ Result<ComposedReply> ReplyDestination::compose(const core::DeliveryRequest& req
   LocalDateTime local;
   if (bundle && appointmentStart_.root()) {
     auto starts = fhirpath::evaluate(appointmentStart_, focus, env);
-    if (starts && !starts->empty() && starts->front().json() && starts->front().json()->IsString()) {
+    if (starts && !starts->empty() && starts->front().json() &&
+        starts->front().json()->IsString()) {
       const auto* s = starts->front().json();
       if (auto l = localDateTime(std::string_view(s->GetString(), s->GetStringLength()),
                                  config_.zone ? &*config_.zone : nullptr, config_.dateStyle,
@@ -360,13 +362,14 @@ core::DeliveryResult ReplyDestination::send(const core::DeliveryRequest& request
 
     if (status >= 200 && status < 300) {
       return core::DeliveryResult::ok(
-          compactJson({{"outbound_id", outboundIdFrom(provider, body)}, {"reply", reply},
-                       {"form", form}}),
+          compactJson(
+              {{"outbound_id", outboundIdFrom(provider, body)}, {"reply", reply}, {"form", form}}),
           status);
     }
     const ProviderError error = providerErrorFrom(provider, body);
     const std::string summary =
-        compactJson({{"provider", providerName(provider)}, {"code", error.code},
+        compactJson({{"provider", providerName(provider)},
+                     {"code", error.code},
                      {"message", error.message.empty() ? resp.getReason() : error.message}},
                     status);
     core::DeliveryResult result;
@@ -396,7 +399,8 @@ namespace {
 
 // Resolves a template path: absolute as is; relative against the parent of the conf directory
 // (the repository root in a checkout), then the conf directory, then the working directory.
-std::optional<std::string> resolveTemplatePath(const std::string& path, const std::string& confDir) {
+std::optional<std::string> resolveTemplatePath(const std::string& path,
+                                               const std::string& confDir) {
   namespace fs = std::filesystem;
   std::error_code ec;
   if (fs::path(path).is_absolute()) {
@@ -415,8 +419,8 @@ std::optional<std::string> resolveTemplatePath(const std::string& path, const st
   return std::nullopt;
 }
 
-std::shared_ptr<const ReplyTemplate> loadTemplate(core::ConfigReader& config,
-                                                  std::string_view key, const std::string& path,
+std::shared_ptr<const ReplyTemplate> loadTemplate(core::ConfigReader& config, std::string_view key,
+                                                  const std::string& path,
                                                   const core::ConnectorContext& ctx) {
   auto resolved = resolveTemplatePath(path, ctx.confDir);
   if (!resolved) {
@@ -462,7 +466,8 @@ std::optional<Error> readWindowTemplate(core::ConfigReader& config, std::string_
     out.parameters.push_back(std::move(*tpl));
   }
   if (provider == Provider::kTwilio) {
-    if (out.contentSid.empty()) r.invalid("content_sid", "expected a Twilio Content SID for Twilio");
+    if (out.contentSid.empty())
+      r.invalid("content_sid", "expected a Twilio Content SID for Twilio");
   } else {
     if (out.name.empty()) r.invalid("name", "expected the approved template name");
     if (out.language.empty()) r.invalid("language", "expected the template language code");
@@ -488,7 +493,8 @@ Result<std::unique_ptr<ReplyDestination>> ReplyDestination::create(
   const std::string providerText =
       config.requiredString("provider", "send API: meta, 8x8 or twilio");
   const auto provider = parseProvider(providerText);
-  if (!providerText.empty() && !provider) config.invalid("provider", "expected meta, 8x8 or twilio");
+  if (!providerText.empty() && !provider)
+    config.invalid("provider", "expected meta, 8x8 or twilio");
   c.provider.provider = provider.value_or(Provider::kMeta);
   c.provider.baseUrl = config.string("base_url", defaultBaseUrl(c.provider.provider),
                                      "send API base URL (tests point it at a local fake)");
@@ -501,8 +507,8 @@ Result<std::unique_ptr<ReplyDestination>> ReplyDestination::create(
   // Credentials: flat keys, or the same keys inside a "credentials" object.
   core::ConfigReader* creds = &config;
   std::optional<core::ConfigReader> nested;
-  if (const rapidjson::Value* v = config.object("credentials", false,
-                                                "credentials (or the same keys at this level)")) {
+  if (const rapidjson::Value* v =
+          config.object("credentials", false, "credentials (or the same keys at this level)")) {
     nested.emplace(config.child(*v, "credentials"));
     creds = &*nested;
   }
@@ -517,14 +523,17 @@ Result<std::unique_ptr<ReplyDestination>> ReplyDestination::create(
   c.from = creds->string("from", "", "Twilio sender (whatsapp:+E.164) when reply_from is empty");
   switch (c.provider.provider) {
     case Provider::kMeta:
-      if (c.provider.accessToken.empty()) creds->invalid("access_token", "expected a Meta access token");
+      if (c.provider.accessToken.empty())
+        creds->invalid("access_token", "expected a Meta access token");
       break;
     case Provider::kEightByEight:
       if (c.provider.apiKey.empty()) creds->invalid("api_key", "expected an 8x8 API key");
       break;
     case Provider::kTwilio:
-      if (c.provider.accountSid.empty()) creds->invalid("account_sid", "expected a Twilio Account SID");
-      if (c.provider.authToken.empty()) creds->invalid("auth_token", "expected a Twilio auth token");
+      if (c.provider.accountSid.empty())
+        creds->invalid("account_sid", "expected a Twilio Account SID");
+      if (c.provider.authToken.empty())
+        creds->invalid("auth_token", "expected a Twilio auth token");
       break;
   }
   std::optional<Error> nestedError;
@@ -543,8 +552,8 @@ Result<std::unique_ptr<ReplyDestination>> ReplyDestination::create(
     c.rejection = loadTemplate(config, "rejection_template", rejectionPath, ctx);
   }
   c.clinicPhone = config.string("clinic_phone", "", "clinic phone number shown as %clinicPhone");
-  const std::string zone =
-      config.string("timezone", "", "IANA zone of the clinic (display only), e.g. America/New_York");
+  const std::string zone = config.string(
+      "timezone", "", "IANA zone of the clinic (display only), e.g. America/New_York");
   if (!zone.empty()) {
     auto tz = TimeZone::load(zone);
     if (tz) {
@@ -553,10 +562,11 @@ Result<std::unique_ptr<ReplyDestination>> ReplyDestination::create(
       config.invalid("timezone", "expected an IANA time zone name: " + tz.error().message);
     }
   }
-  c.windowHours = config.integer("window_hours", 24, 1, 24 * 30,
-                                 "hours after the patient's message during which free text is allowed");
-  if (auto e = readWindowTemplate(config, "window_template", c.provider.provider,
-                                  c.windowTemplate)) {
+  c.windowHours =
+      config.integer("window_hours", 24, 1, 24 * 30,
+                     "hours after the patient's message during which free text is allowed");
+  if (auto e =
+          readWindowTemplate(config, "window_template", c.provider.provider, c.windowTemplate)) {
     nestedError = nestedError ? nestedError : e;
   }
   if (auto e = readWindowTemplate(config, "rejection_window_template", c.provider.provider,
@@ -577,8 +587,10 @@ Result<std::unique_ptr<ReplyDestination>> ReplyDestination::create(
         identifier = identifier && (std::isalnum(static_cast<unsigned char>(ch)) || ch == '_');
       }
       if (!identifier || std::find(builtin.begin(), builtin.end(), name) != builtin.end()) {
-        config.invalid("variables", "expected identifier names other than the built-in ones; "
-                                    "\"" + name + "\" is not usable");
+        config.invalid("variables",
+                       "expected identifier names other than the built-in ones; "
+                       "\"" +
+                           name + "\" is not usable");
         break;
       }
       c.variables.emplace_back(name, m.value.GetString());

@@ -97,9 +97,9 @@ class ReplyDestination final : public core::Destination {
   // Factory for the registry (system clock) and for tests (any clock).
   static Result<std::unique_ptr<core::Destination>> create(core::ConfigReader& config,
                                                            const core::ConnectorContext& ctx);
-  static Result<std::unique_ptr<ReplyDestination>> create(
-      core::ConfigReader& config, const core::ConnectorContext& ctx,
-      std::shared_ptr<const core::Clock> clock);
+  static Result<std::unique_ptr<ReplyDestination>> create(core::ConfigReader& config,
+                                                          const core::ConnectorContext& ctx,
+                                                          std::shared_ptr<const core::Clock> clock);
 
  private:
   ReplyConfig config_;

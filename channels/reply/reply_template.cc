@@ -11,12 +11,12 @@ namespace {
 using Part = ReplyTemplate::Part;
 
 std::string_view trim(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t' || s.front() == '\n' ||
-                        s.front() == '\r')) {
+  while (!s.empty() &&
+         (s.front() == ' ' || s.front() == '\t' || s.front() == '\n' || s.front() == '\r')) {
     s.remove_prefix(1);
   }
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\n' ||
-                        s.back() == '\r')) {
+  while (!s.empty() &&
+         (s.back() == ' ' || s.back() == '\t' || s.back() == '\n' || s.back() == '\r')) {
     s.remove_suffix(1);
   }
   return s;
@@ -27,7 +27,8 @@ bool blanks(std::string_view s) {
 }
 
 int lineAt(std::string_view text, std::size_t pos) {
-  return 1 + static_cast<int>(std::count(text.begin(), text.begin() + static_cast<long>(pos), '\n'));
+  return 1 +
+         static_cast<int>(std::count(text.begin(), text.begin() + static_cast<long>(pos), '\n'));
 }
 
 }  // namespace
@@ -217,8 +218,8 @@ Result<void> renderParts(const std::vector<Part>& parts, const fhirpath::Node& f
       case Part::Kind::kIf: {
         auto items = fhirpath::evaluate(part.expr, focus, env);
         if (!items) {
-          return fail(ErrorCode::kInvalid, source + ": line " + std::to_string(part.line) +
-                                               ": " + part.text + ": " + items.error().message);
+          return fail(ErrorCode::kInvalid, source + ": line " + std::to_string(part.line) + ": " +
+                                               part.text + ": " + items.error().message);
         }
         if (part.kind == Part::Kind::kValue) {
           out += collectionText(*items);

@@ -41,9 +41,7 @@ unsigned daysInMonth(int y, unsigned m) {
 }
 
 // Weekday of a day count since the epoch: 0 = Sunday (1970-01-01 was a Thursday).
-int weekdayOf(std::int64_t days) {
-  return static_cast<int>(((days + 4) % 7 + 7) % 7);
-}
+int weekdayOf(std::int64_t days) { return static_cast<int>(((days + 4) % 7 + 7) % 7); }
 
 class RuleParser {
  public:
@@ -67,7 +65,8 @@ class RuleParser {
       return true;
     }
     std::size_t start = i_;
-    while (i_ < s_.size() && ((s_[i_] >= 'A' && s_[i_] <= 'Z') || (s_[i_] >= 'a' && s_[i_] <= 'z'))) {
+    while (i_ < s_.size() &&
+           ((s_[i_] >= 'A' && s_[i_] <= 'Z') || (s_[i_] >= 'a' && s_[i_] <= 'z'))) {
       ++i_;
     }
     return i_ - start >= 3;
@@ -237,8 +236,8 @@ bool readHeader(std::string_view bytes, std::size_t at, TzifHeader& h) {
 }
 
 std::size_t dataSize(const TzifHeader& h, std::size_t timeSize) {
-  return h.timecnt * timeSize + h.timecnt + h.typecnt * 6 + h.charcnt +
-         h.leapcnt * (timeSize + 4) + h.isstdcnt + h.isutcnt;
+  return h.timecnt * timeSize + h.timecnt + h.typecnt * 6 + h.charcnt + h.leapcnt * (timeSize + 4) +
+         h.isstdcnt + h.isutcnt;
 }
 
 }  // namespace

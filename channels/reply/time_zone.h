@@ -55,7 +55,7 @@ class TimeZone {
     bool dst = false;
   };
   std::string name_;
-  std::vector<std::int64_t> transitions_;   // ascending Unix seconds
+  std::vector<std::int64_t> transitions_;     // ascending Unix seconds
   std::vector<std::uint8_t> transitionType_;  // index into types_ per transition
   std::vector<Type> types_;
   bool hasFooter_ = false;

@@ -43,7 +43,8 @@ std::string checkComponents(const rapidjson::Value& tpl) {
   const auto& c = tpl["components"];
   if (!c.IsArray() || c.Empty()) return "components must be a non-empty array";
   for (const auto& comp : c.GetArray()) {
-    if (keysOf(comp) != std::set<std::string>{"type", "parameters"} || !stringIs(comp, "type", "body")) {
+    if (keysOf(comp) != std::set<std::string>{"type", "parameters"} ||
+        !stringIs(comp, "type", "body")) {
       return "component must be {type: body, parameters}";
     }
     for (const auto& p : comp["parameters"].GetArray()) {
@@ -64,7 +65,8 @@ std::string checkMeta(const std::string& body) {
   if (!stringIs(d, "recipient_type", "individual")) return "recipient_type must be individual";
   if (!nonEmptyString(d, "to")) return "to is required";
   if (stringIs(d, "type", "text")) {
-    if (keysOf(d) != std::set<std::string>{"messaging_product", "recipient_type", "to", "type", "text"}) {
+    if (keysOf(d) !=
+        std::set<std::string>{"messaging_product", "recipient_type", "to", "type", "text"}) {
       return "unexpected top-level keys for a text message";
     }
     const auto& text = d["text"];
@@ -152,7 +154,8 @@ struct FakeVendor::Impl {
 
   ScriptedResponse answer(RecordedRequest& r) {
     const bool json = api != Api::kTwilio;
-    const std::string expectedType = json ? "application/json" : "application/x-www-form-urlencoded";
+    const std::string expectedType =
+        json ? "application/json" : "application/x-www-form-urlencoded";
     std::string problem;
     if (r.method != "POST") problem = "method must be POST";
     std::string path = r.uri.substr(0, r.uri.find('?'));
@@ -178,22 +181,40 @@ struct FakeVendor::Impl {
       r.shapeError = "bad Authorization";
       switch (api) {
         case Api::kMeta:
-          return {401, R"({"error":{"message":"Invalid OAuth access token.","type":"OAuthException","code":190,"fbtrace_id":"AbCdEf"}})", {}};
+          return {
+              401,
+              R"({"error":{"message":"Invalid OAuth access token.","type":"OAuthException","code":190,"fbtrace_id":"AbCdEf"}})",
+              {}};
         case Api::kEightByEight:
-          return {401, R"({"code":1200,"message":"Request was not authenticated properly","errorId":"db9dced4-3534-4d86-9d18-6b448af0d621","timestamp":"2018-08-02T09:42:38.8988997+00:00"})", {}};
+          return {
+              401,
+              R"({"code":1200,"message":"Request was not authenticated properly","errorId":"db9dced4-3534-4d86-9d18-6b448af0d621","timestamp":"2018-08-02T09:42:38.8988997+00:00"})",
+              {}};
         case Api::kTwilio:
-          return {401, R"({"code":20003,"message":"Authenticate","more_info":"https://www.twilio.com/docs/errors/20003","status":401})", {}};
+          return {
+              401,
+              R"({"code":20003,"message":"Authenticate","more_info":"https://www.twilio.com/docs/errors/20003","status":401})",
+              {}};
       }
     }
     if (!problem.empty()) {
       r.shapeError = problem;
       switch (api) {
         case Api::kMeta:
-          return {400, R"({"error":{"message":"(#100) Invalid parameter","type":"OAuthException","code":100,"fbtrace_id":"AbCdEf"}})", {}};
+          return {
+              400,
+              R"({"error":{"message":"(#100) Invalid parameter","type":"OAuthException","code":100,"fbtrace_id":"AbCdEf"}})",
+              {}};
         case Api::kEightByEight:
-          return {400, R"({"code":1002,"message":"Invalid request","errorId":"b4478860-b76c-e811-814e-022a35cc1c71","timestamp":"2018-08-04T09:25:40.9235752+00:00"})", {}};
+          return {
+              400,
+              R"({"code":1002,"message":"Invalid request","errorId":"b4478860-b76c-e811-814e-022a35cc1c71","timestamp":"2018-08-04T09:25:40.9235752+00:00"})",
+              {}};
         case Api::kTwilio:
-          return {400, R"({"code":21604,"message":"A 'To' phone number is required.","more_info":"https://www.twilio.com/docs/errors/21604","status":400})", {}};
+          return {
+              400,
+              R"({"code":21604,"message":"A 'To' phone number is required.","more_info":"https://www.twilio.com/docs/errors/21604","status":400})",
+              {}};
       }
     }
     if (!scripted.empty()) {
@@ -204,20 +225,23 @@ struct FakeVendor::Impl {
     ++counter;
     switch (api) {
       case Api::kMeta:
-        return {200,
-                R"({"messaging_product":"whatsapp","contacts":[{"input":"+16505551234","wa_id":"16505551234"}],"messages":[{"id":"wamid.HBgLMTY0NjcwNDM1OTUVAgARGBI1RjQyNUE3NEYxMzAzMzQ5MkEA)" +
-                    std::to_string(counter) + R"("}]})",
-                {}};
+        return {
+            200,
+            R"({"messaging_product":"whatsapp","contacts":[{"input":"+16505551234","wa_id":"16505551234"}],"messages":[{"id":"wamid.HBgLMTY0NjcwNDM1OTUVAgARGBI1RjQyNUE3NEYxMzAzMzQ5MkEA)" +
+                std::to_string(counter) + R"("}]})",
+            {}};
       case Api::kEightByEight:
-        return {200,
-                R"({"umid":"82188ee0-109f-e811-8150-02089700000)" + std::to_string(counter) +
-                    R"(","user":{"msisdn":"+6512341234"},"clientMessageId":"1234_id","status":{"state":"queued","timestamp":"2021-01-04T08:19:45.99Z"}})",
-                {}};
+        return {
+            200,
+            R"({"umid":"82188ee0-109f-e811-8150-02089700000)" + std::to_string(counter) +
+                R"(","user":{"msisdn":"+6512341234"},"clientMessageId":"1234_id","status":{"state":"queued","timestamp":"2021-01-04T08:19:45.99Z"}})",
+            {}};
       case Api::kTwilio:
-        return {201,
-                R"({"account_sid":"ACXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXX","api_version":"2010-04-01","date_created":"Thu, 24 Aug 2023 05:01:45 +0000","direction":"outbound-api","error_code":null,"num_segments":"0","sid":"SM1234567890abcdef1234567890abcd0)" +
-                    std::to_string(counter) + R"(","status":"queued"})",
-                {}};
+        return {
+            201,
+            R"({"account_sid":"ACXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXX","api_version":"2010-04-01","date_created":"Thu, 24 Aug 2023 05:01:45 +0000","direction":"outbound-api","error_code":null,"num_segments":"0","sid":"SM1234567890abcdef1234567890abcd0)" +
+                std::to_string(counter) + R"(","status":"queued"})",
+            {}};
     }
     return {500, "{}", {}};
   }
@@ -258,7 +282,8 @@ class Handler final : public Poco::Net::HTTPRequestHandler {
 class Factory final : public Poco::Net::HTTPRequestHandlerFactory {
  public:
   explicit Factory(FakeVendor::Impl* impl) : impl_(impl) {}
-  Poco::Net::HTTPRequestHandler* createRequestHandler(const Poco::Net::HTTPServerRequest&) override {
+  Poco::Net::HTTPRequestHandler* createRequestHandler(
+      const Poco::Net::HTTPServerRequest&) override {
     return new Handler(impl_);
   }
 

@@ -158,7 +158,8 @@ BOOST_AUTO_TEST_CASE(zone_offsets_follow_daylight_saving) {
   BOOST_REQUIRE_MESSAGE(ny.has_value(), (ny ? std::string() : ny.error().message));
   // 2026-01-15T12:00Z: EST; 2026-03-09T14:30Z: EDT (DST began 2026-03-08 07:00Z).
   BOOST_TEST(ny->offsetSecondsAt(daysFromCivil(2026, 1, 15) * 86400 + 12 * 3600) == -5 * 3600);
-  BOOST_TEST(ny->offsetSecondsAt(daysFromCivil(2026, 3, 9) * 86400 + 14 * 3600 + 1800) == -4 * 3600);
+  BOOST_TEST(ny->offsetSecondsAt(daysFromCivil(2026, 3, 9) * 86400 + 14 * 3600 + 1800) ==
+             -4 * 3600);
   BOOST_TEST(ny->offsetSecondsAt(daysFromCivil(2026, 3, 8) * 86400 + 7 * 3600 - 1) == -5 * 3600);
   BOOST_TEST(ny->offsetSecondsAt(daysFromCivil(2026, 3, 8) * 86400 + 7 * 3600) == -4 * 3600);
   auto kolkata = TimeZone::load("Asia/Kolkata");
@@ -224,9 +225,10 @@ BOOST_AUTO_TEST_CASE(local_date_and_time_in_the_clinic_zone) {
 
 BOOST_AUTO_TEST_CASE(appointment_number_from_the_fhir_response) {
   BOOST_TEST(appointmentNumberFrom(kUpstreamOk) == "12");
-  BOOST_TEST(appointmentNumberFrom(
-                 R"({"entry":[{"status":"200 OK","location":"https://ehr.example/fhir/Appointment/A-77/_history/3"}]})") ==
-             "A-77");
+  BOOST_TEST(
+      appointmentNumberFrom(
+          R"({"entry":[{"status":"200 OK","location":"https://ehr.example/fhir/Appointment/A-77/_history/3"}]})") ==
+      "A-77");
   // Cut off by the stored-response limit: still found.
   BOOST_TEST(appointmentNumberFrom(std::string(kUpstreamOk).substr(0, 185)) == "12");
   // Cut inside the id: no guess.
@@ -312,7 +314,8 @@ BOOST_AUTO_TEST_CASE(meta_confirmation_text_in_clinic_zone_with_appointment_numb
   BOOST_TEST(contains(text, "Provider: Dr. Sarah Smith (Family Medicine)\n"));
   BOOST_TEST(contains(text, "Visit: Sick Visit\n"));
   BOOST_TEST(contains(text, "Appointment number: 12\n"));
-  BOOST_TEST(contains(text, "Where: Riverside Family Clinic – Main Street, 123 Medical Center Dr, San José"));
+  BOOST_TEST(contains(
+      text, "Where: Riverside Family Clinic – Main Street, 123 Medical Center Dr, San José"));
   BOOST_TEST(!contains(text, "telehealth"));
   BOOST_TEST(contains(text, "Call us at +1 (555) 010-0200"));
   BOOST_TEST(!contains(text, "{{"));
@@ -375,10 +378,11 @@ BOOST_AUTO_TEST_CASE(meta_rejection_sends_the_apology_with_clinic_phone) {
 BOOST_AUTO_TEST_CASE(meta_outside_the_window_sends_the_template_message) {
   FakeVendor fake = metaFake();
   auto clock = std::make_shared<core::FakeClock>(kNow);
-  auto dest = make(metaConfig(fake.baseUrl(),
-                              R"(, "window_template": {"name": "appointment_update", "language": "en_US",
+  auto dest =
+      make(metaConfig(fake.baseUrl(),
+                      R"(, "window_template": {"name": "appointment_update", "language": "en_US",
                                    "parameters": ["{{ %localDate }} {{ %localTime }}", "{{ %appointmentNumber }}"]})"),
-                   clock);
+           clock);
   BOOST_REQUIRE_MESSAGE(dest.has_value(), (dest ? std::string() : dest.error().message));
   const core::Millis received = kNow - 24 * 3600 * 1000;
   Request r(bundle(), inbound("meta", "succeeded", received));
@@ -393,11 +397,12 @@ BOOST_AUTO_TEST_CASE(meta_outside_the_window_sends_the_template_message) {
   auto sent = fake.requests();
   BOOST_REQUIRE_EQUAL(sent.size(), 2u);
   BOOST_TEST(sent[1].shapeError == "");
-  BOOST_TEST(sent[1].body ==
-             R"({"messaging_product":"whatsapp","recipient_type":"individual","to":"15551234567",)"
-             R"("type":"template","template":{"name":"appointment_update","language":{"code":"en_US"},)"
-             R"("components":[{"type":"body","parameters":[{"type":"text","text":"Monday, March 9, 2026 10:30 AM"},)"
-             R"({"type":"text","text":"12"}]}]}})");
+  BOOST_TEST(
+      sent[1].body ==
+      R"({"messaging_product":"whatsapp","recipient_type":"individual","to":"15551234567",)"
+      R"("type":"template","template":{"name":"appointment_update","language":{"code":"en_US"},)"
+      R"("components":[{"type":"body","parameters":[{"type":"text","text":"Monday, March 9, 2026 10:30 AM"},)"
+      R"({"type":"text","text":"12"}]}]}})");
 }
 
 BOOST_AUTO_TEST_CASE(outside_the_window_without_a_template_fails_permanently) {
@@ -414,8 +419,10 @@ BOOST_AUTO_TEST_CASE(outside_the_window_without_a_template_fails_permanently) {
 
 BOOST_AUTO_TEST_CASE(meta_429_is_retried_after_the_retry_after_delay) {
   FakeVendor fake = metaFake();
-  fake.push({429, R"({"error":{"message":"(#4) Application request limit reached","type":"OAuthException","code":4}})",
-             {{"Retry-After", "7"}}});
+  fake.push(
+      {429,
+       R"({"error":{"message":"(#4) Application request limit reached","type":"OAuthException","code":4}})",
+       {{"Retry-After", "7"}}});
   auto dest = make(metaConfig(fake.baseUrl()));
   BOOST_REQUIRE(dest.has_value());
   Request r(bundle(), inbound("meta"));
@@ -431,8 +438,12 @@ BOOST_AUTO_TEST_CASE(meta_429_is_retried_after_the_retry_after_delay) {
 
 BOOST_AUTO_TEST_CASE(meta_500_and_rate_limit_codes_are_retried) {
   FakeVendor fake = metaFake();
-  fake.push({500, R"({"error":{"message":"An unknown error occurred","type":"OAuthException","code":1}})", {}});
-  fake.push({400, R"({"error":{"message":"Rate limit hit","type":"OAuthException","code":130429}})", {}});
+  fake.push(
+      {500,
+       R"({"error":{"message":"An unknown error occurred","type":"OAuthException","code":1}})",
+       {}});
+  fake.push(
+      {400, R"({"error":{"message":"Rate limit hit","type":"OAuthException","code":130429}})", {}});
   auto dest = make(metaConfig(fake.baseUrl()));
   BOOST_REQUIRE(dest.has_value());
   Request r(bundle(), inbound("meta"));
@@ -447,9 +458,10 @@ BOOST_AUTO_TEST_CASE(meta_500_and_rate_limit_codes_are_retried) {
 
 BOOST_AUTO_TEST_CASE(meta_400_fails_with_the_provider_error_and_no_phi) {
   FakeVendor fake = metaFake();
-  fake.push({400,
-             R"({"error":{"message":"(#131047) Re-engagement message: recipient 15551234567","type":"OAuthException","code":131047,"error_data":{"messaging_product":"whatsapp","details":"Message failed to send because more than 24 hours have passed since the customer last replied to this number."},"fbtrace_id":"AbCdEf"}})",
-             {}});
+  fake.push(
+      {400,
+       R"({"error":{"message":"(#131047) Re-engagement message: recipient 15551234567","type":"OAuthException","code":131047,"error_data":{"messaging_product":"whatsapp","details":"Message failed to send because more than 24 hours have passed since the customer last replied to this number."},"fbtrace_id":"AbCdEf"}})",
+       {}});
   auto dest = make(metaConfig(fake.baseUrl()));
   BOOST_REQUIRE(dest.has_value());
   Request r(bundle(), inbound("meta"));
@@ -543,14 +555,16 @@ BOOST_AUTO_TEST_CASE(eightbyeight_text_and_template) {
   FakeVendor fake(FakeVendor::Api::kEightByEight,
                   {"/api/v1/subaccounts/Clinic_WA/messages", "Bearer 8x8-api-key"});
   auto clock = std::make_shared<core::FakeClock>(kNow);
-  auto dest = make(R"({"provider": "8x8", "base_url": ")" + fake.baseUrl() +
-                       R"(", "credentials": {"api_key": "8x8-api-key", "subaccount_id": "Fallback_WA"},
-                          "template": ")" + sourceDir() + R"(/conf/replies/appointment-confirmed.txt",
+  auto dest =
+      make(R"({"provider": "8x8", "base_url": ")" + fake.baseUrl() +
+               R"(", "credentials": {"api_key": "8x8-api-key", "subaccount_id": "Fallback_WA"},
+                          "template": ")" +
+               sourceDir() + R"(/conf/replies/appointment-confirmed.txt",
                           "clinic_phone": "+1 555 0100", "timezone": "America/New_York",
                           "window_template": {"name": "appointment_update", "language": "en_US",
                                               "parameters": ["{{ %appointmentNumber }}"]}, )" +
-                       kVariables + "}",
-                   clock);
+               kVariables + "}",
+           clock);
   BOOST_REQUIRE_MESSAGE(dest.has_value(), (dest ? std::string() : dest.error().message));
   Request r(bundle(), inbound("8x8"));
   auto result = (*dest)->send(r.req);
@@ -583,9 +597,15 @@ BOOST_AUTO_TEST_CASE(eightbyeight_text_and_template) {
 BOOST_AUTO_TEST_CASE(eightbyeight_errors_map_to_retry_and_fail) {
   FakeVendor fake(FakeVendor::Api::kEightByEight,
                   {"/api/v1/subaccounts/Clinic_WA/messages", "Bearer k"});
-  fake.push({500, R"({"code":2000,"message":"Internal server error","errorId":"db9dced4-3534-4d86-9d18-6b448af0d621","timestamp":"2018-07-02T09:42:38.8988997+00:00"})", {}});
+  fake.push(
+      {500,
+       R"({"code":2000,"message":"Internal server error","errorId":"db9dced4-3534-4d86-9d18-6b448af0d621","timestamp":"2018-07-02T09:42:38.8988997+00:00"})",
+       {}});
   fake.push({429, R"({"code":1003,"message":"Too many requests"})", {{"Retry-After", "3"}}});
-  fake.push({400, R"J({"code":1002,"message":"Invalid MSISDN format (not E.164 international number)","errorId":"b4478860-b76c-e811-814e-022a35cc1c71","timestamp":"2018-08-04T09:25:40.9235752+00:00"})J", {}});
+  fake.push(
+      {400,
+       R"J({"code":1002,"message":"Invalid MSISDN format (not E.164 international number)","errorId":"b4478860-b76c-e811-814e-022a35cc1c71","timestamp":"2018-08-04T09:25:40.9235752+00:00"})J",
+       {}});
   auto dest = make(R"({"provider": "8x8", "base_url": ")" + fake.baseUrl() +
                    R"(", "api_key": "k", "template": "conf/replies/appointment-confirmed.txt", )" +
                    kVariables + "}");
@@ -613,7 +633,8 @@ BOOST_AUTO_TEST_CASE(twilio_form_post_with_basic_auth_and_unicode) {
                    "Basic QUMwMTIzNDU2Nzg5YWJjZGVmMDEyMzQ1Njc4OWFiY2RlZjp0dy1zZWNyZXQ="});
   auto clock = std::make_shared<core::FakeClock>(kNow);
   auto dest = make(R"({"provider": "twilio", "base_url": ")" + fake.baseUrl() + R"(",
-                       "account_sid": ")" + sid + R"(", "auth_token": "tw-secret",
+                       "account_sid": ")" +
+                       sid + R"(", "auth_token": "tw-secret",
                        "from": "whatsapp:+10000000000",
                        "template": "conf/replies/appointment-confirmed.txt",
                        "rejection_template": "conf/replies/appointment-rejected.txt",
@@ -634,7 +655,8 @@ BOOST_AUTO_TEST_CASE(twilio_form_post_with_basic_auth_and_unicode) {
   BOOST_TEST(sent[0].shapeError == "");
   BOOST_TEST(formValue(sent[0].body, "To") == "whatsapp:+15551234567");
   BOOST_TEST(formValue(sent[0].body, "From") == "whatsapp:+14155238886");  // the inbound To
-  BOOST_TEST(sent[0].body.starts_with("To=whatsapp%3A%2B15551234567&From=whatsapp%3A%2B14155238886&Body="));
+  BOOST_TEST(sent[0].body.starts_with(
+      "To=whatsapp%3A%2B15551234567&From=whatsapp%3A%2B14155238886&Body="));
   const std::string text = formValue(sent[0].body, "Body");
   BOOST_TEST(contains(text, "Hello Zoë, your appointment is confirmed ✅"));
   BOOST_TEST(contains(text, "San José"));
@@ -657,12 +679,17 @@ BOOST_AUTO_TEST_CASE(twilio_rejection_and_invalid_number) {
   FakeVendor fake(FakeVendor::Api::kTwilio,
                   {"/2010-04-01/Accounts/" + sid + "/Messages.json",
                    "Basic QUMwMTIzNDU2Nzg5YWJjZGVmMDEyMzQ1Njc4OWFiY2RlZjp0dy1zZWNyZXQ="});
-  fake.push({400, R"({"code":21211,"message":"The 'To' number whatsapp:+15551234567 is not a valid phone number.","more_info":"https://www.twilio.com/docs/errors/21211","status":400})", {}});
+  fake.push(
+      {400,
+       R"({"code":21211,"message":"The 'To' number whatsapp:+15551234567 is not a valid phone number.","more_info":"https://www.twilio.com/docs/errors/21211","status":400})",
+       {}});
   auto dest = make(R"({"provider": "twilio", "base_url": ")" + fake.baseUrl() + R"(",
-                       "account_sid": ")" + sid + R"(", "auth_token": "tw-secret",
+                       "account_sid": ")" +
+                   sid + R"(", "auth_token": "tw-secret",
                        "template": "conf/replies/appointment-confirmed.txt",
                        "rejection_template": "conf/replies/appointment-rejected.txt",
-                       "clinic_phone": "+1 555 0100", )" + kVariables + "}");
+                       "clinic_phone": "+1 555 0100", )" +
+                   kVariables + "}");
   BOOST_REQUIRE(dest.has_value());
   Request r(bundle(), inbound("twilio", "dead"));
   auto result = (*dest)->send(r.req);
@@ -691,8 +718,8 @@ BOOST_AUTO_TEST_CASE(config_errors_are_precise) {
     BOOST_TEST_MESSAGE(r.error().message);
     BOOST_TEST(contains(r.error().message, fragment), r.error().message << " lacks " << fragment);
   };
-  const std::string base = R"("template": "conf/replies/appointment-confirmed.txt", )" +
-                           std::string(kVariables);
+  const std::string base =
+      R"("template": "conf/replies/appointment-confirmed.txt", )" + std::string(kVariables);
   expectError(R"({"provider": "signal", )" + base + "}", "/destinations/1/provider");
   expectError(R"({"provider": "meta", )" + base + "}", "/destinations/1/access_token");
   expectError(R"({"provider": "twilio", "account_sid": "AC1", )" + base + "}",
@@ -704,16 +731,22 @@ BOOST_AUTO_TEST_CASE(config_errors_are_precise) {
   expectError(R"({"provider": "meta", "access_token": "t", "template": "conf/replies/nope.txt"})",
               "/destinations/1/template");
   // The shipped template needs the clinic variables.
-  expectError(R"({"provider": "meta", "access_token": "t", "template": "conf/replies/appointment-confirmed.txt"})",
-              "%clinicAddress");
-  expectError(R"({"provider": "meta", "access_token": "t", "window_template": {"name": "x"}, )" + base + "}",
+  expectError(
+      R"({"provider": "meta", "access_token": "t", "template": "conf/replies/appointment-confirmed.txt"})",
+      "%clinicAddress");
+  expectError(R"({"provider": "meta", "access_token": "t", "window_template": {"name": "x"}, )" +
+                  base + "}",
               "/destinations/1/window_template/language");
-  expectError(R"({"provider": "twilio", "account_sid": "AC1", "auth_token": "x", "window_template": {"name": "x"}, )" + base + "}",
-              "/destinations/1/window_template/content_sid");
-  expectError(R"({"provider": "meta", "credentials": {"access_token": "t", "secret": "x"}, )" + base + "}",
-              "/destinations/1/credentials/secret");
-  expectError(R"({"provider": "meta", "access_token": "t", "variables": {"sender": "x"}, "template": "conf/replies/appointment-confirmed.txt"})",
-              "/destinations/1/variables");
+  expectError(
+      R"({"provider": "twilio", "account_sid": "AC1", "auth_token": "x", "window_template": {"name": "x"}, )" +
+          base + "}",
+      "/destinations/1/window_template/content_sid");
+  expectError(
+      R"({"provider": "meta", "credentials": {"access_token": "t", "secret": "x"}, )" + base + "}",
+      "/destinations/1/credentials/secret");
+  expectError(
+      R"({"provider": "meta", "access_token": "t", "variables": {"sender": "x"}, "template": "conf/replies/appointment-confirmed.txt"})",
+      "/destinations/1/variables");
   expectError(R"({"provider": "meta", "access_token": "t", "base_url": "ftp://x", )" + base + "}",
               "/destinations/1/base_url");
 }
