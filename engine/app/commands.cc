@@ -7,6 +7,10 @@
 #include "engine/fhirpath/fhirpath_cli.h"
 #define SWITCHBOARD_FHIRPATH_CLI 1
 #endif
+#if defined(SWITCHBOARD_HAVE_FHIR) && __has_include("engine/fhir/fhir_cli.h")
+#include "engine/fhir/fhir_cli.h"
+#define SWITCHBOARD_FHIR_CLI 1
+#endif
 
 namespace switchboard::app {
 
@@ -15,6 +19,11 @@ const std::vector<Command>& extraCommands() {
 #ifdef SWITCHBOARD_FHIRPATH_CLI
       {"fhirpath", "fhirpath EXPR FILE", "evaluate a FHIRPath expression on a FHIR JSON or XML file",
        &fhirpath::runFhirpathCommand},
+#endif
+#ifdef SWITCHBOARD_FHIR_CLI
+      {"validate", "validate FILE [--profile URL]",
+       "validate a FHIR JSON or XML resource against fhir-profiles/; prints an OperationOutcome",
+       &fhir::runValidateCommand},
 #endif
 #ifdef SWITCHBOARD_HAVE_MPI
       {"mpi", "mpi link|evaluate|estimate|learn", "master patient index tools (see docs/mpi.md)",
