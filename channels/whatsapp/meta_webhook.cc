@@ -18,6 +18,8 @@ namespace {
 using rapidjson::Value;
 constexpr const char* kContentType = "application/json";
 constexpr unsigned kParseFlags = rapidjson::kParseFullPrecisionFlag;
+// Meta ids are about 60 bytes; anything far longer is not a wamid and would bloat the dedup index.
+constexpr std::size_t kMaxIdBytes = 256;
 
 // The string member `name` of `object`, or empty when absent or not a string.
 std::string stringMember(const Value& object, const char* name) {
@@ -181,6 +183,9 @@ Result<core::InboundMessage> messageItem(const ChangeContext& ctx, const Value& 
   if (id.empty()) {
     return fail(ErrorCode::kRequired, "message item has no string id (wamid)", where + "/id");
   }
+  if (id.size() > kMaxIdBytes) {
+    return fail(ErrorCode::kValue, "message id longer than 256 bytes", where + "/id");
+  }
   std::string from = stringMember(item, "from");
   std::string fromUserId = stringMember(item, "from_user_id");
   const Value* contact = matchingContact(*ctx.value, from, fromUserId);
@@ -218,9 +223,13 @@ Result<core::InboundMessage> statusItem(const ChangeContext& ctx, const Value& i
     return fail(ErrorCode::kRequired, "status item has no string id (outbound wamid)",
                 where + "/id");
   }
+  if (id.size() > kMaxIdBytes) {
+    return fail(ErrorCode::kValue, "status id longer than 256 bytes", where + "/id");
+  }
   std::string status = stringMember(item, "status");
-  if (status.empty()) {
-    return fail(ErrorCode::kRequired, "status item has no string status", where + "/status");
+  if (status.empty() || status.size() > 64) {
+    return fail(ErrorCode::kRequired, "status item has no string status of 1 to 64 bytes",
+                where + "/status");
   }
   std::string recipient = stringMember(item, "recipient_id");
   if (recipient.empty()) recipient = stringMember(item, "recipient_user_id");

@@ -488,6 +488,12 @@ BOOST_AUTO_TEST_CASE(signed_json_that_is_not_a_whatsapp_webhook_is_rejected_prec
       R"("value":{"statuses":[{"id":"wamid.X"}]}}]}]})"));
   BOOST_TEST((statusWithoutState.kind == Kind::kReject));
   BOOST_TEST(statusWithoutState.error.location == "/entry/0/changes/0/value/statuses/0/status");
+  auto hugeId = source->handle(signedPost(
+      R"({"object":"whatsapp_business_account","entry":[{"id":"1","changes":[{"field":"messages",)"
+      R"("value":{"messages":[{"from":"16505551234","id":")" +
+      std::string(300, 'x') + R"(","type":"text","text":{"body":"x"}}]}}]}]})"));
+  BOOST_TEST((hugeId.kind == Kind::kReject));
+  BOOST_TEST(hugeId.error.location == "/entry/0/changes/0/value/messages/0/id");
 }
 
 BOOST_AUTO_TEST_CASE(webhook_without_messages_or_statuses_stores_nothing) {
