@@ -216,6 +216,23 @@ BOOST_AUTO_TEST_CASE(questionnaire_response_and_datatype_invariants) {
   EXPECT_ISSUE(issues, "error", "invariant", "Patient.extension[0]", "ext-1");
 }
 
+BOOST_AUTO_TEST_CASE(contained_resources_and_local_references) {
+  const std::string org =
+      R"("contained":[{"resourceType":"Organization","id":"org1","name":"Acme"}])";
+  auto issues = check(R"({"resourceType":"Patient",)" + org + "}");
+  EXPECT_ISSUE(issues, "error", "invariant", "Patient", "dom-3");
+  issues = check(R"({"resourceType":"Patient",)" + org +
+                 R"(,"managingOrganization":{"reference":"#org1"}})");
+  BOOST_TEST(errors(issues).empty(), describe(issues));
+  issues = check(R"({"resourceType":"Patient",)" + org +
+                 R"(,"managingOrganization":{"reference":"#org2"}})");
+  EXPECT_ISSUE(issues, "error", "invariant", "Patient.managingOrganization", "ref-1");
+  // The contained resource is validated too.
+  issues = check(R"({"resourceType":"Patient","contained":[{"resourceType":"Organization",
+    "id":"org1","active":"yes"}],"managingOrganization":{"reference":"#org1"}})");
+  EXPECT_ISSUE(issues, "error", "value", "Patient.contained[0].active", "JSON boolean");
+}
+
 BOOST_AUTO_TEST_CASE(empty_values_are_forbidden) {
   auto issues = check(R"({"resourceType":"Patient","name":[{"family":"Rivera","given":[""]}],
     "maritalStatus":{},"telecom":[],"address":[{"id":"a1"}]})");
