@@ -1,6 +1,7 @@
 // The `validate` command. Thread-safety: stateless apart from writing to stdout/stderr.
 #include "engine/fhir/fhir_cli.h"
 
+#include <algorithm>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -9,6 +10,7 @@
 #include <string_view>
 #include <vector>
 
+#include "engine/fhir/lint.h"
 #include "engine/fhir/validator.h"
 
 namespace switchboard::fhir {
@@ -96,6 +98,51 @@ int runValidateCommand(int argc, char** argv) {
   auto issues = validator->validateText(text.str(), options);
   std::cout << toOperationOutcomeJson(issues, true) << "\n";
   return hasErrors(issues) ? 1 : 0;
+}
+
+int runLintCommand(int argc, char** argv) {
+  namespace fs = std::filesystem;
+  std::vector<std::string> files;
+  for (int i = 1; i < argc; ++i) {
+    std::string_view arg = argv[i];
+    if (arg.starts_with("-")) {
+      std::cerr << "usage: switchboard lint [MAPPING ...]\n";
+      return 2;
+    }
+    files.emplace_back(arg);
+  }
+  if (files.empty()) {
+    std::error_code ec;
+    for (const auto& e : fs::directory_iterator("mappings", ec)) {
+      if (e.is_regular_file() && e.path().extension() == ".json")
+        files.push_back(e.path().string());
+    }
+    std::sort(files.begin(), files.end());
+    if (files.empty()) {
+      std::cerr << "lint: no mapping files given and none in mappings/\n";
+      return 2;
+    }
+  }
+  std::string dir = findProfilesDirectory(argc > 0 ? argv[0] : nullptr);
+  auto defs = Definitions::load(dir);
+  if (!defs) {
+    std::cerr << "lint: " << defs.error().message << "\n";
+    return 2;
+  }
+  std::size_t count = 0;
+  for (const auto& file : files) {
+    std::error_code ec;
+    if (!fs::is_regular_file(file, ec)) {
+      std::cerr << "lint: cannot read " << file << "\n";
+      return 2;
+    }
+    for (const auto& f : lintMappingFile(**defs, file)) {
+      std::cout << formatFinding(f) << "\n";
+      ++count;
+    }
+  }
+  std::cerr << "lint: " << files.size() << " file(s), " << count << " finding(s)\n";
+  return count == 0 ? 0 : 1;
 }
 
 }  // namespace switchboard::fhir

@@ -11,6 +11,11 @@ namespace switchboard::fhir {
 // unreadable file, unknown profile or missing fhir-profiles/.
 int runValidateCommand(int argc, char** argv);
 
+// argv[0] = "lint". Lints each MAPPING file (default: mappings/*.json) against fhir-profiles/ and
+// prints one line per finding ("file: /pointer (FHIR path): message").
+// Exit codes: 0 clean; 1 findings; 2 usage error, no mapping files or missing fhir-profiles/.
+int runLintCommand(int argc, char** argv);
+
 // Where fhir-profiles/ is: $SWITCHBOARD_FHIR_PROFILES, ./fhir-profiles, next to the executable's
 // source tree (build/bin/../../fhir-profiles), then the source tree the library was built from.
 std::string findProfilesDirectory(const char* argv0);
