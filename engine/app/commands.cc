@@ -11,6 +11,10 @@
 #include "engine/fhir/fhir_cli.h"
 #define SWITCHBOARD_FHIR_CLI 1
 #endif
+#if defined(SWITCHBOARD_HAVE_MAPPING) && __has_include("engine/mapping/map_cli.h")
+#include "engine/mapping/map_cli.h"
+#define SWITCHBOARD_MAP_CLI 1
+#endif
 
 namespace switchboard::app {
 
@@ -24,6 +28,13 @@ const std::vector<Command>& extraCommands() {
       {"validate", "validate FILE [--profile URL]",
        "validate a FHIR JSON or XML resource against fhir-profiles/; prints an OperationOutcome",
        &fhir::runValidateCommand},
+      {"lint", "lint [MAPPING ...]",
+       "check mapping files (default mappings/*.json) against fhir-profiles/",
+       &fhir::runLintCommand},
+#endif
+#ifdef SWITCHBOARD_MAP_CLI
+      {"map", "map MAPPING INPUT [--var name=value ...]",
+       "run a mapping file over an input and print the FHIR Bundle", &mapping::runMapCommand},
 #endif
 #ifdef SWITCHBOARD_HAVE_MPI
       {"mpi", "mpi link|evaluate|estimate|learn", "master patient index tools (see docs/mpi.md)",

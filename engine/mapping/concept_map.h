@@ -1,0 +1,62 @@
+// FHIR R4 ConceptMap translation for mapping files: ConceptMap resources (JSON) are loaded once
+// from a folder and indexed by id, name and url; translate() answers a source code with its target
+// Coding as FHIR $translate would for a single, unambiguous match.
+// Thread-safety: a loaded ConceptMapSet is immutable and may be shared between threads.
+#pragma once
+
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <rapidjson/document.h>
+
+#include "engine/core/error.h"
+
+namespace switchboard::mapping {
+
+struct Translation {
+  std::string sourceDisplay;  // ConceptMap.group.element.display (may be empty)
+  bool matched = false;       // false: the element says "unmatched" / "disjoint" (no target)
+  std::string system;         // group.target
+  std::string code;           // target.code
+  std::string display;        // target.display
+};
+
+class ConceptMapSet {
+ public:
+  // Every *.json file in `dir` that holds a ConceptMap. A missing folder is an empty set; a file
+  // that is not a valid ConceptMap is an error naming the file and the JSON pointer.
+  static Result<std::shared_ptr<const ConceptMapSet>> loadDirectory(const std::string& dir);
+
+  // Adds one ConceptMap resource; `file` names it in errors.
+  Result<void> add(const rapidjson::Value& conceptMap, const std::string& file);
+
+  bool has(std::string_view map) const;
+  // Translates `code` (optionally from `sourceSystem`) with the map named by its id, name or url.
+  // Returns the first target whose equivalence is not unmatched/disjoint; a Translation with
+  // matched=false when the element exists but maps to nothing; kCodeInvalid when the code is not
+  // in the map and the group declares no `unmapped` fallback; kNotFound for an unknown map.
+  Result<Translation> translate(std::string_view map, std::string_view code,
+                                std::string_view sourceSystem = {}) const;
+
+  std::size_t size() const { return maps_.size(); }
+
+ private:
+  struct Group {
+    std::string source, target;
+    std::map<std::string, Translation, std::less<>> elements;
+    std::string unmappedMode;  // "", "provided", "fixed"
+    Translation unmappedFixed;
+  };
+  struct Map {
+    std::string id;
+    std::vector<Group> groups;
+  };
+  std::vector<std::shared_ptr<const Map>> maps_;
+  std::map<std::string, std::shared_ptr<const Map>, std::less<>> byName_;
+};
+
+}  // namespace switchboard::mapping

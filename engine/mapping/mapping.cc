@@ -1,0 +1,1117 @@
+// Mapping-file loader (checks and compiles the template once) and evaluator (one pass over the
+// compiled template per input). Thread-safety: see mapping.h; all per-run state lives in Run.
+#include "engine/mapping/mapping.h"
+
+#include <cctype>
+#include <filesystem>
+#include <fstream>
+#include <optional>
+#include <set>
+#include <sstream>
+#include <vector>
+
+#include <rapidjson/error/en.h>
+#include <rapidjson/stringbuffer.h>
+#include <rapidjson/writer.h>
+
+#include "engine/mapping/flow_input.h"
+#include "engine/mapping/time_zone.h"
+#include "engine/mapping/uuid.h"
+
+namespace switchboard::mapping {
+
+using fhirpath::Collection;
+using fhirpath::Node;
+using JsonValue = rapidjson::Value;
+using Alloc = rapidjson::Document::AllocatorType;
+
+namespace {
+
+// ------------------------------------------------------------------ compiled template
+
+struct TNode;
+using TNodePtr = std::unique_ptr<TNode>;
+
+struct Piece {
+  std::string text;                          // literal text, or the expression source
+  std::optional<fhirpath::Expression> expr;  // set for `{{ }}` pieces
+};
+
+struct Member {
+  std::string key;
+  TNodePtr node;
+};
+
+struct TNode {
+  enum class Kind { kLiteral, kExpr, kText, kObject, kArray, kTranslate, kLocalInstant };
+  Kind kind = Kind::kLiteral;
+  std::string pointer;                 // JSON pointer in the mapping file
+  const JsonValue* literal = nullptr;  // kLiteral: points into the mapping's own document
+  fhirpath::Expression expr;           // kExpr
+  std::vector<Piece> pieces;           // kText
+  std::vector<Member> members;         // kObject (plain members)
+  std::vector<TNodePtr> elements;      // kArray
+  // Directives of an object (kObject) or of an operator (kTranslate, kLocalInstant).
+  std::optional<fhirpath::Expression> ifExpr;
+  std::optional<fhirpath::Expression> eachExpr;
+  std::string asName;
+  std::vector<Member> lets;
+  TNodePtr value;  // $value, $translate or $localInstant: replaces the object itself
+  // kTranslate
+  std::string mapName, select;
+  bool required = true;
+  TNodePtr code, system;
+  // kLocalInstant
+  TNodePtr date, time, zone, addMinutes;
+};
+
+bool isBlank(std::string_view s) {
+  for (char c : s) {
+    if (!std::isspace(static_cast<unsigned char>(c))) return false;
+  }
+  return true;
+}
+
+std::string trim(std::string_view s) {
+  std::size_t b = 0, e = s.size();
+  while (b < e && std::isspace(static_cast<unsigned char>(s[b]))) ++b;
+  while (e > b && std::isspace(static_cast<unsigned char>(s[e - 1]))) --e;
+  return std::string(s.substr(b, e - b));
+}
+
+std::string escapePointer(std::string_view key) {
+  std::string out;
+  for (char c : key) {
+    if (c == '~')
+      out += "~0";
+    else if (c == '/')
+      out += "~1";
+    else
+      out.push_back(c);
+  }
+  return out;
+}
+
+bool validName(std::string_view s) {
+  if (s.empty() || !(std::isalpha(static_cast<unsigned char>(s[0])) || s[0] == '_')) return false;
+  for (char c : s) {
+    if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '_')) return false;
+  }
+  return true;
+}
+
+// Short, printable rendering of an input value for an error message (codes, not free text).
+std::string quoteValue(std::string_view v) {
+  std::string out = "\"";
+  for (std::size_t i = 0; i < v.size() && i < 40; ++i) {
+    unsigned char c = static_cast<unsigned char>(v[i]);
+    out.push_back(c < 0x20 || c == '"' || c == '\\' || c >= 0x7f ? '?' : static_cast<char>(c));
+  }
+  if (v.size() > 40) out += "...";
+  return out + "\"";
+}
+
+// Splits "a {{ x }} b" into pieces; an error for an unterminated `{{`.
+Result<std::vector<Piece>> splitTemplate(std::string_view s, const std::string& where) {
+  std::vector<Piece> pieces;
+  std::size_t i = 0;
+  while (i < s.size()) {
+    std::size_t open = s.find("{{", i);
+    if (open == std::string_view::npos) {
+      pieces.push_back({std::string(s.substr(i)), std::nullopt});
+      break;
+    }
+    if (open > i) pieces.push_back({std::string(s.substr(i, open - i)), std::nullopt});
+    std::size_t close = s.find("}}", open + 2);
+    if (close == std::string_view::npos)
+      return fail(ErrorCode::kInvalid, where + ": \"{{\" without \"}}\"", where);
+    std::string text = trim(s.substr(open + 2, close - open - 2));
+    if (text.empty()) return fail(ErrorCode::kInvalid, where + ": empty \"{{ }}\"", where);
+    auto expr = fhirpath::compile(text);
+    if (!expr) {
+      return fail(ErrorCode::kInvalid,
+                  where + ": FHIRPath " + quoteValue(text) + ": " + expr.error().message, where);
+    }
+    pieces.push_back({text, std::move(*expr)});
+    i = close + 2;
+  }
+  return pieces;
+}
+
+}  // namespace
+
+// ------------------------------------------------------------------ the loaded mapping
+
+struct ResourceSpec {
+  std::string key;
+  std::string resourceType;
+  std::string pointer;
+  std::optional<fhirpath::Expression> ifExpr;
+  std::optional<fhirpath::Expression> identity;  // replaces the input key in this resource's uuid
+  TNodePtr resource;
+  std::vector<Piece> ifNoneExist;
+};
+
+struct Assertion {
+  fhirpath::Expression that;
+  std::string message;
+  std::string field;
+};
+
+struct Mapping::Impl {
+  std::string file;
+  std::string id;
+  std::string conceptMapDir;
+  bool flowInput = false;
+  bool transaction = true;
+  std::shared_ptr<rapidjson::Document> doc;  // the mapping file; literals point into it
+  std::shared_ptr<const ConceptMapSet> maps;
+  std::string zoneinfoRoot;
+  std::map<std::string, Collection, std::less<>> defaults;
+  std::optional<fhirpath::Expression> keyExpr;
+  std::vector<fhirpath::Expression> required;
+  std::vector<Assertion> assertions;
+  std::vector<ResourceSpec> resources;
+
+  Error loadError(const std::string& pointer, const std::string& what) const {
+    return Error(ErrorCode::kInvalid, file + ": " + (pointer.empty() ? "/" : pointer) + ": " + what,
+                 pointer);
+  }
+  Result<fhirpath::Expression> compileExpr(const JsonValue& v, const std::string& pointer) const;
+  Result<TNodePtr> compile(const JsonValue& v, const std::string& pointer) const;
+  Result<void> compileObject(const JsonValue& v, TNode& node) const;
+};
+
+Result<fhirpath::Expression> Mapping::Impl::compileExpr(const JsonValue& v,
+                                                        const std::string& pointer) const {
+  if (!v.IsString()) return std::unexpected(loadError(pointer, "expected a FHIRPath string"));
+  std::string text = trim(std::string_view(v.GetString(), v.GetStringLength()));
+  if (text.starts_with("{{") && text.ends_with("}}") && text.size() >= 4 &&
+      text.find("{{", 2) == std::string::npos) {
+    text = trim(std::string_view(text).substr(2, text.size() - 4));
+  }
+  if (text.empty()) return std::unexpected(loadError(pointer, "empty expression"));
+  auto expr = fhirpath::compile(text);
+  if (!expr)
+    return std::unexpected(
+        loadError(pointer, "FHIRPath " + quoteValue(text) + ": " + expr.error().message));
+  return expr;
+}
+
+Result<TNodePtr> Mapping::Impl::compile(const JsonValue& v, const std::string& pointer) const {
+  auto node = std::make_unique<TNode>();
+  node->pointer = pointer;
+  if (v.IsString()) {
+    std::string_view s(v.GetString(), v.GetStringLength());
+    if (s.find("{{") == std::string_view::npos) {
+      node->literal = &v;
+      return node;
+    }
+    auto pieces = splitTemplate(s, file + ": " + pointer);
+    if (!pieces)
+      return std::unexpected(Error(pieces.error().code, pieces.error().message, pointer));
+    bool single = false;
+    int exprs = 0;
+    for (auto& p : *pieces) exprs += p.expr ? 1 : 0;
+    if (exprs == 1) {
+      single = true;
+      for (auto& p : *pieces) {
+        if (!p.expr && !isBlank(p.text)) single = false;
+      }
+    }
+    if (single) {
+      node->kind = TNode::Kind::kExpr;
+      for (auto& p : *pieces) {
+        if (p.expr) node->expr = *p.expr;
+      }
+    } else {
+      node->kind = TNode::Kind::kText;
+      node->pieces = std::move(*pieces);
+    }
+    return node;
+  }
+  if (v.IsArray()) {
+    node->kind = TNode::Kind::kArray;
+    for (rapidjson::SizeType i = 0; i < v.Size(); ++i) {
+      auto child = compile(v[i], pointer + "/" + std::to_string(i));
+      if (!child) return child;
+      node->elements.push_back(std::move(*child));
+    }
+    return node;
+  }
+  if (v.IsObject()) {
+    node->kind = TNode::Kind::kObject;
+    if (auto r = compileObject(v, *node); !r) return std::unexpected(r.error());
+    return node;
+  }
+  node->literal = &v;  // number, boolean, null
+  return node;
+}
+
+Result<void> Mapping::Impl::compileObject(const JsonValue& v, TNode& node) const {
+  const std::string& ptr = node.pointer;
+  bool hasAs = false;
+  for (auto it = v.MemberBegin(); it != v.MemberEnd(); ++it) {
+    std::string key(it->name.GetString(), it->name.GetStringLength());
+    const std::string at = ptr + "/" + escapePointer(key);
+    const JsonValue& val = it->value;
+    if (!key.starts_with("$")) {
+      auto child = compile(val, at);
+      if (!child) return std::unexpected(child.error());
+      node.members.push_back({key, std::move(*child)});
+      continue;
+    }
+    if (key == "$if") {
+      auto e = compileExpr(val, at);
+      if (!e) return std::unexpected(e.error());
+      node.ifExpr = std::move(*e);
+    } else if (key == "$each") {
+      auto e = compileExpr(val, at);
+      if (!e) return std::unexpected(e.error());
+      node.eachExpr = std::move(*e);
+    } else if (key == "$as") {
+      if (!val.IsString() || !validName(val.GetString()))
+        return std::unexpected(loadError(at, "expected a variable name ([A-Za-z_][A-Za-z0-9_]*)"));
+      node.asName = val.GetString();
+      hasAs = true;
+    } else if (key == "$let") {
+      if (!val.IsObject())
+        return std::unexpected(loadError(at, "expected an object of name: value"));
+      for (auto l = val.MemberBegin(); l != val.MemberEnd(); ++l) {
+        std::string name(l->name.GetString(), l->name.GetStringLength());
+        if (!validName(name))
+          return std::unexpected(loadError(at + "/" + escapePointer(name), "not a variable name"));
+        auto child = compile(l->value, at + "/" + escapePointer(name));
+        if (!child) return std::unexpected(child.error());
+        node.lets.push_back({name, std::move(*child)});
+      }
+    } else if (key == "$value") {
+      if (node.value)
+        return std::unexpected(loadError(at, "only one of $value, $translate, $localInstant"));
+      auto child = compile(val, at);
+      if (!child) return std::unexpected(child.error());
+      node.value = std::move(*child);
+    } else if (key == "$translate" || key == "$localInstant") {
+      if (node.value)
+        return std::unexpected(loadError(at, "only one of $value, $translate, $localInstant"));
+      if (!val.IsObject()) return std::unexpected(loadError(at, "expected an object"));
+      auto op = std::make_unique<TNode>();
+      op->pointer = at;
+      auto sub = [&](const char* name, bool needed, TNodePtr& out) -> Result<void> {
+        auto f = val.FindMember(name);
+        if (f == val.MemberEnd()) {
+          if (needed) return std::unexpected(loadError(at + "/" + name, "required"));
+          return {};
+        }
+        auto child = compile(f->value, at + "/" + name);
+        if (!child) return std::unexpected(child.error());
+        out = std::move(*child);
+        return {};
+      };
+      std::set<std::string> allowed;
+      if (key == "$translate") {
+        op->kind = TNode::Kind::kTranslate;
+        allowed = {"map", "code", "system", "required", "select"};
+        auto m = val.FindMember("map");
+        if (m == val.MemberEnd() || !m->value.IsString())
+          return std::unexpected(loadError(at + "/map", "expected the ConceptMap id, name or url"));
+        op->mapName = m->value.GetString();
+        if (!maps || !maps->has(op->mapName))
+          return std::unexpected(
+              loadError(at + "/map", "no ConceptMap \"" + op->mapName + "\" loaded"));
+        if (auto r = sub("code", true, op->code); !r) return r;
+        if (auto r = sub("system", false, op->system); !r) return r;
+        auto req = val.FindMember("required");
+        if (req != val.MemberEnd()) {
+          if (!req->value.IsBool())
+            return std::unexpected(loadError(at + "/required", "expected a boolean"));
+          op->required = req->value.GetBool();
+        }
+        op->select = "coding";
+        auto sel = val.FindMember("select");
+        if (sel != val.MemberEnd()) {
+          static const std::set<std::string> kSelect = {"coding", "code", "system", "display",
+                                                        "source-display"};
+          if (!sel->value.IsString() || !kSelect.count(sel->value.GetString()))
+            return std::unexpected(loadError(
+                at + "/select", "expected coding, code, system, display or source-display"));
+          op->select = sel->value.GetString();
+        }
+      } else {
+        op->kind = TNode::Kind::kLocalInstant;
+        allowed = {"date", "time", "zone", "addMinutes"};
+        if (auto r = sub("date", true, op->date); !r) return r;
+        if (auto r = sub("time", true, op->time); !r) return r;
+        if (auto r = sub("zone", false, op->zone); !r) return r;
+        if (auto r = sub("addMinutes", false, op->addMinutes); !r) return r;
+      }
+      for (auto f = val.MemberBegin(); f != val.MemberEnd(); ++f) {
+        if (!allowed.count(f->name.GetString()))
+          return std::unexpected(
+              loadError(at + "/" + escapePointer(f->name.GetString()), "unknown key of " + key));
+      }
+      node.value = std::move(op);
+    } else {
+      return std::unexpected(loadError(
+          at,
+          "unknown directive (expected $if, $each, $as, $let, $value, $translate, $localInstant)"));
+    }
+  }
+  if (hasAs && !node.eachExpr) return std::unexpected(loadError(ptr + "/$as", "$as without $each"));
+  if (node.eachExpr && node.asName.empty()) node.asName = "item";
+  if (node.value && !node.members.empty()) {
+    return std::unexpected(loadError(
+        ptr, "an object with $value, $translate or $localInstant has no other (non-$) keys"));
+  }
+  return {};
+}
+
+// ------------------------------------------------------------------ evaluation
+
+namespace {
+
+// Sets variables for a scope and restores what they were when it ends.
+class VarScope {
+ public:
+  explicit VarScope(fhirpath::Environment& env) : env_(env) {}
+  ~VarScope() {
+    for (auto it = saved_.rbegin(); it != saved_.rend(); ++it) {
+      if (it->second)
+        env_.variables[it->first] = std::move(*it->second);
+      else
+        env_.variables.erase(it->first);
+    }
+  }
+  void set(const std::string& name, Collection value) {
+    auto it = env_.variables.find(name);
+    saved_.emplace_back(name, it == env_.variables.end()
+                                  ? std::nullopt
+                                  : std::optional<Collection>(std::move(it->second)));
+    env_.variables[name] = std::move(value);
+  }
+
+ private:
+  fhirpath::Environment& env_;
+  std::vector<std::pair<std::string, std::optional<Collection>>> saved_;
+};
+
+// Removes nulls, blank strings and empty objects/arrays; true when `v` itself is left empty.
+bool prune(JsonValue& v) {
+  if (v.IsNull()) return true;
+  if (v.IsString()) return isBlank(std::string_view(v.GetString(), v.GetStringLength()));
+  if (v.IsObject()) {
+    for (auto it = v.MemberBegin(); it != v.MemberEnd();) {
+      if (prune(it->value))
+        it = v.EraseMember(it);
+      else
+        ++it;
+    }
+    return v.ObjectEmpty();
+  }
+  if (v.IsArray()) {
+    for (auto it = v.Begin(); it != v.End();) {
+      if (prune(*it))
+        it = v.Erase(it);
+      else
+        ++it;
+    }
+    return v.Empty();
+  }
+  return false;
+}
+
+std::string locationOf(const TNode* n) {
+  if (n && n->kind == TNode::Kind::kExpr) return n->expr.text();
+  return n ? n->pointer : std::string();
+}
+
+}  // namespace
+
+struct Run {
+  const Mapping::Impl& m;
+  fhirpath::Environment env;
+  Node focus;
+  rapidjson::Document out;
+
+  Error error(ErrorCode code, const std::string& what, const std::string& location) const {
+    return Error(code, "mapping " + m.id + ": " + what, location);
+  }
+
+  Result<Collection> eval(const fhirpath::Expression& e, const std::string& pointer) {
+    auto r = fhirpath::evaluate(e, focus, env);
+    if (!r) {
+      return std::unexpected(
+          error(ErrorCode::kInvalid,
+                pointer + ": " + quoteValue(e.text()) + " failed: " + r.error().message, e.text()));
+    }
+    return r;
+  }
+
+  // One item as output JSON; false when it vanishes.
+  bool itemToJson(const Node& item, JsonValue& v) {
+    if (item.kind() == Node::Kind::kString) {
+      if (isBlank(item.stringValue())) return false;
+      v.SetString(item.stringValue().c_str(),
+                  static_cast<rapidjson::SizeType>(item.stringValue().size()), out.GetAllocator());
+      return true;
+    }
+    fhirpath::toJson(item, v, out.GetAllocator());
+    return !prune(v);
+  }
+
+  // The single string value of `node` (for $translate codes, $localInstant parts): empty optional
+  // when it vanishes.
+  Result<std::optional<std::string>> scalarText(const TNode& node) {
+    std::vector<JsonValue> vals;
+    if (auto r = evalMany(node, vals); !r) return std::unexpected(r.error());
+    if (vals.empty()) return std::optional<std::string>();
+    if (vals.size() > 1)
+      return std::unexpected(
+          error(ErrorCode::kInvalid,
+                node.pointer + ": expected one value, got " + std::to_string(vals.size()),
+                locationOf(&node)));
+    const JsonValue& v = vals.front();
+    if (v.IsString())
+      return std::optional<std::string>(std::string(v.GetString(), v.GetStringLength()));
+    if (v.IsInt64()) return std::optional<std::string>(std::to_string(v.GetInt64()));
+    if (v.IsNumber())
+      return std::optional<std::string>(fhirpath::Decimal::fromDouble(v.GetDouble()).toString());
+    if (v.IsBool()) return std::optional<std::string>(v.GetBool() ? "true" : "false");
+    return std::unexpected(error(ErrorCode::kInvalid, node.pointer + ": expected a primitive value",
+                                 locationOf(&node)));
+  }
+
+  Result<void> evalMany(const TNode& node, std::vector<JsonValue>& vals);
+  Result<void> evalObjectBody(const TNode& node, std::vector<JsonValue>& vals);
+  Result<void> evalTranslate(const TNode& node, std::vector<JsonValue>& vals);
+  Result<void> evalLocalInstant(const TNode& node, std::vector<JsonValue>& vals);
+  Result<std::optional<std::string>> evalText(const std::vector<Piece>& pieces,
+                                              const std::string& pointer, bool urlEncode);
+};
+
+namespace {
+
+void percentEncode(std::string_view s, std::string& out) {
+  static const char* kHex = "0123456789ABCDEF";
+  for (char ch : s) {
+    unsigned char c = static_cast<unsigned char>(ch);
+    if (std::isalnum(c) || c == '-' || c == '.' || c == '_' || c == '~' || c == ':' || c == '/' ||
+        c == '@') {
+      out.push_back(ch);
+    } else {
+      out.push_back('%');
+      out.push_back(kHex[c >> 4]);
+      out.push_back(kHex[c & 15]);
+    }
+  }
+}
+
+}  // namespace
+
+Result<std::optional<std::string>> Run::evalText(const std::vector<Piece>& pieces,
+                                                 const std::string& pointer, bool urlEncode) {
+  std::string text;
+  for (const Piece& p : pieces) {
+    if (!p.expr) {
+      text += p.text;
+      continue;
+    }
+    auto items = eval(*p.expr, pointer);
+    if (!items) return std::unexpected(items.error());
+    if (items->empty()) return std::optional<std::string>();
+    if (items->size() > 1) {
+      return std::unexpected(error(ErrorCode::kInvalid,
+                                   pointer + ": " + quoteValue(p.text) + " yields " +
+                                       std::to_string(items->size()) + " items inside text",
+                                   p.text));
+    }
+    auto s = fhirpath::toFhirPathString(items->front());
+    if (!s) {
+      return std::unexpected(
+          error(ErrorCode::kInvalid,
+                pointer + ": " + quoteValue(p.text) + " is not a primitive value", p.text));
+    }
+    if (isBlank(*s)) return std::optional<std::string>();
+    if (urlEncode)
+      percentEncode(*s, text);
+    else
+      text += *s;
+  }
+  if (isBlank(text)) return std::optional<std::string>();
+  return std::optional<std::string>(std::move(text));
+}
+
+Result<void> Run::evalMany(const TNode& node, std::vector<JsonValue>& vals) {
+  auto& alloc = out.GetAllocator();
+  switch (node.kind) {
+    case TNode::Kind::kLiteral: {
+      JsonValue v(*node.literal, alloc);
+      if (!prune(v)) vals.push_back(std::move(v));
+      return {};
+    }
+    case TNode::Kind::kExpr: {
+      auto items = eval(node.expr, node.pointer);
+      if (!items) return std::unexpected(items.error());
+      for (const Node& item : *items) {
+        JsonValue v;
+        if (itemToJson(item, v)) vals.push_back(std::move(v));
+      }
+      return {};
+    }
+    case TNode::Kind::kText: {
+      auto s = evalText(node.pieces, node.pointer, false);
+      if (!s) return std::unexpected(s.error());
+      if (*s)
+        vals.emplace_back((*s)->c_str(), static_cast<rapidjson::SizeType>((*s)->size()), alloc);
+      return {};
+    }
+    case TNode::Kind::kArray: {
+      std::vector<JsonValue> items;
+      for (const auto& el : node.elements) {
+        if (auto r = evalMany(*el, items); !r) return r;
+      }
+      if (items.empty()) return {};
+      JsonValue a(rapidjson::kArrayType);
+      a.Reserve(static_cast<rapidjson::SizeType>(items.size()), alloc);
+      for (auto& i : items) a.PushBack(std::move(i), alloc);
+      vals.push_back(std::move(a));
+      return {};
+    }
+    case TNode::Kind::kObject: {
+      if (!node.eachExpr) return evalObjectBody(node, vals);
+      auto items = eval(*node.eachExpr, node.pointer + "/$each");
+      if (!items) return std::unexpected(items.error());
+      for (std::size_t i = 0; i < items->size(); ++i) {
+        VarScope scope(env);
+        scope.set(node.asName, Collection{(*items)[i]});
+        scope.set(node.asName + "Index", Collection{Node::integer(static_cast<std::int64_t>(i))});
+        if (auto r = evalObjectBody(node, vals); !r) return r;
+      }
+      return {};
+    }
+    case TNode::Kind::kTranslate:
+      return evalTranslate(node, vals);
+    case TNode::Kind::kLocalInstant:
+      return evalLocalInstant(node, vals);
+  }
+  return {};
+}
+
+Result<void> Run::evalObjectBody(const TNode& node, std::vector<JsonValue>& vals) {
+  VarScope scope(env);
+  for (const Member& let : node.lets) {
+    Collection value;
+    if (let.node->kind == TNode::Kind::kExpr) {
+      auto items = eval(let.node->expr, let.node->pointer);
+      if (!items) return std::unexpected(items.error());
+      value = std::move(*items);
+    } else {
+      std::vector<JsonValue> parts;
+      if (auto r = evalMany(*let.node, parts); !r) return r;
+      fhirpath::Environment tmp;
+      for (auto& part : parts) {
+        tmp.setVariable("v", part);
+        for (auto& n : tmp.variables["v"]) value.push_back(std::move(n));
+      }
+    }
+    scope.set(let.key, std::move(value));
+  }
+  if (node.ifExpr) {
+    auto cond = fhirpath::evaluateBoolean(*node.ifExpr, focus, env);
+    if (!cond) {
+      return std::unexpected(error(ErrorCode::kInvalid,
+                                   node.pointer + "/$if: " + quoteValue(node.ifExpr->text()) +
+                                       " failed: " + cond.error().message,
+                                   node.ifExpr->text()));
+    }
+    if (!cond->value_or(false)) return {};
+  }
+  if (node.value) return evalMany(*node.value, vals);
+  auto& alloc = out.GetAllocator();
+  JsonValue obj(rapidjson::kObjectType);
+  for (const Member& member : node.members) {
+    std::vector<JsonValue> parts;
+    if (auto r = evalMany(*member.node, parts); !r) return r;
+    if (parts.empty()) continue;
+    const bool repeated = member.node->kind == TNode::Kind::kObject && member.node->eachExpr;
+    JsonValue key(member.key.c_str(), static_cast<rapidjson::SizeType>(member.key.size()), alloc);
+    if (parts.size() == 1 && !repeated) {
+      obj.AddMember(key, std::move(parts.front()), alloc);
+    } else {
+      JsonValue a(rapidjson::kArrayType);
+      for (auto& p : parts) a.PushBack(std::move(p), alloc);
+      obj.AddMember(key, std::move(a), alloc);
+    }
+  }
+  if (!obj.ObjectEmpty()) vals.push_back(std::move(obj));
+  return {};
+}
+
+Result<void> Run::evalTranslate(const TNode& node, std::vector<JsonValue>& vals) {
+  auto code = scalarText(*node.code);
+  if (!code) return std::unexpected(code.error());
+  if (!*code) return {};
+  std::string system;
+  if (node.system) {
+    auto s = scalarText(*node.system);
+    if (!s) return std::unexpected(s.error());
+    if (*s) system = **s;
+  }
+  auto t = m.maps->translate(node.mapName, **code, system);
+  if (!t) {
+    if (!node.required && t.error().code == ErrorCode::kCodeInvalid) return {};
+    const std::string field = locationOf(node.code.get());
+    return std::unexpected(error(t.error().code,
+                                 field + " = " + quoteValue(**code) +
+                                     " has no translation in ConceptMap \"" + node.mapName +
+                                     "\" (" + node.pointer + ")",
+                                 field));
+  }
+  auto& alloc = out.GetAllocator();
+  auto add = [&](const std::string& s) {
+    if (!s.empty()) vals.emplace_back(s.c_str(), static_cast<rapidjson::SizeType>(s.size()), alloc);
+  };
+  if (node.select == "source-display") {
+    add(t->sourceDisplay);
+    return {};
+  }
+  if (!t->matched) return {};
+  if (node.select == "code") {
+    add(t->code);
+  } else if (node.select == "system") {
+    add(t->system);
+  } else if (node.select == "display") {
+    add(t->display);
+  } else {
+    JsonValue coding(rapidjson::kObjectType);
+    if (!t->system.empty()) coding.AddMember("system", JsonValue(t->system.c_str(), alloc), alloc);
+    coding.AddMember("code", JsonValue(t->code.c_str(), alloc), alloc);
+    if (!t->display.empty())
+      coding.AddMember("display", JsonValue(t->display.c_str(), alloc), alloc);
+    vals.push_back(std::move(coding));
+  }
+  return {};
+}
+
+Result<void> Run::evalLocalInstant(const TNode& node, std::vector<JsonValue>& vals) {
+  auto date = scalarText(*node.date);
+  if (!date) return std::unexpected(date.error());
+  auto time = scalarText(*node.time);
+  if (!time) return std::unexpected(time.error());
+  if (!*date || !*time) return {};
+  std::string zoneName;
+  if (node.zone) {
+    auto z = scalarText(*node.zone);
+    if (!z) return std::unexpected(z.error());
+    if (*z) zoneName = **z;
+  } else if (auto it = env.variables.find("timezone");
+             it != env.variables.end() && it->second.size() == 1) {
+    if (auto s = fhirpath::toFhirPathString(it->second.front())) zoneName = *s;
+  }
+  if (zoneName.empty()) {
+    return std::unexpected(error(ErrorCode::kRequired,
+                                 node.pointer +
+                                     ": no time zone (set the variable \"timezone\" to an "
+                                     "IANA zone such as America/New_York)",
+                                 "%timezone"));
+  }
+  std::int64_t minutes = 0;
+  if (node.addMinutes) {
+    auto a = scalarText(*node.addMinutes);
+    if (!a) return std::unexpected(a.error());
+    if (*a) {
+      char* end = nullptr;
+      minutes = std::strtoll((*a)->c_str(), &end, 10);
+      if (!end || *end != 0) {
+        return std::unexpected(error(ErrorCode::kValue,
+                                     node.pointer + "/addMinutes: not an integer number of minutes",
+                                     locationOf(node.addMinutes.get())));
+      }
+    }
+  }
+  auto zone = TimeZone::get(zoneName, m.zoneinfoRoot);
+  if (!zone) return std::unexpected(error(zone.error().code, zone.error().message, "%timezone"));
+  auto instant = localInstant(**zone, **date, **time, minutes);
+  if (!instant) {
+    const bool dateFault = instant.error().message.starts_with("date");
+    const std::string field = locationOf(dateFault ? node.date.get() : node.time.get());
+    return std::unexpected(error(ErrorCode::kValue,
+                                 field + ": " + instant.error().message + " (" + node.pointer + ")",
+                                 field));
+  }
+  vals.emplace_back(instant->c_str(), static_cast<rapidjson::SizeType>(instant->size()),
+                    out.GetAllocator());
+  return {};
+}
+
+// ------------------------------------------------------------------ loading
+
+Mapping::Mapping(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Mapping::~Mapping() = default;
+const std::string& Mapping::id() const { return impl_->id; }
+const std::string& Mapping::file() const { return impl_->file; }
+const std::string& Mapping::conceptMapDir() const { return impl_->conceptMapDir; }
+
+Result<std::shared_ptr<const Mapping>> Mapping::loadFile(const std::string& path,
+                                                         const LoadOptions& options) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return fail(ErrorCode::kNotFound, path + ": cannot read the mapping file");
+  std::ostringstream text;
+  text << in.rdbuf();
+  return load(text.str(), path, nullptr, options);
+}
+
+Result<std::shared_ptr<const Mapping>> Mapping::load(std::string_view json, const std::string& file,
+                                                     std::shared_ptr<const ConceptMapSet> maps,
+                                                     const LoadOptions& options) {
+  auto impl = std::make_unique<Impl>();
+  impl->file = file;
+  impl->zoneinfoRoot = options.zoneinfoRoot;
+  impl->doc = std::make_shared<rapidjson::Document>();
+  rapidjson::Document& doc = *impl->doc;
+  doc.Parse(json.data(), json.size());
+  if (doc.HasParseError()) {
+    return fail(ErrorCode::kStructure, file + ": invalid JSON at offset " +
+                                           std::to_string(doc.GetErrorOffset()) + ": " +
+                                           rapidjson::GetParseError_En(doc.GetParseError()));
+  }
+  if (!doc.IsObject()) return std::unexpected(impl->loadError("", "expected a JSON object"));
+  static const std::set<std::string> kTop = {"id",          "description", "input",  "variables",
+                                             "key",         "required",    "assert", "output",
+                                             "conceptmaps", "resources"};
+  for (auto it = doc.MemberBegin(); it != doc.MemberEnd(); ++it) {
+    if (!kTop.count(it->name.GetString())) {
+      return std::unexpected(impl->loadError(
+          "/" + escapePointer(it->name.GetString()),
+          "unknown key (expected id, description, input, variables, key, required, assert, output, "
+          "conceptmaps, resources)"));
+    }
+  }
+  auto idIt = doc.FindMember("id");
+  if (idIt == doc.MemberEnd() || !idIt->value.IsString() || idIt->value.GetStringLength() == 0)
+    return std::unexpected(
+        impl->loadError("/id", "required: the mapping's id (a non-empty string)"));
+  impl->id = idIt->value.GetString();
+  if (auto it = doc.FindMember("input"); it != doc.MemberEnd()) {
+    const std::string mode = it->value.IsString() ? it->value.GetString() : "";
+    if (mode != "flow" && mode != "json")
+      return std::unexpected(impl->loadError("/input", "expected \"flow\" or \"json\""));
+    impl->flowInput = mode == "flow";
+  }
+  if (auto it = doc.FindMember("output"); it != doc.MemberEnd()) {
+    const std::string mode = it->value.IsString() ? it->value.GetString() : "";
+    if (mode != "transaction" && mode != "resources")
+      return std::unexpected(
+          impl->loadError("/output", "expected \"transaction\" or \"resources\""));
+    impl->transaction = mode == "transaction";
+  }
+  // ConceptMaps.
+  if (maps) {
+    impl->maps = std::move(maps);
+  } else {
+    std::string dir = options.conceptMapDir;
+    if (dir.empty()) {
+      std::filesystem::path base = std::filesystem::path(file).parent_path();
+      std::string rel = "conceptmaps";
+      if (auto it = doc.FindMember("conceptmaps"); it != doc.MemberEnd()) {
+        if (!it->value.IsString())
+          return std::unexpected(impl->loadError("/conceptmaps", "expected a folder path"));
+        rel = it->value.GetString();
+      }
+      dir = std::filesystem::path(rel).is_absolute() ? rel : (base / rel).string();
+    }
+    impl->conceptMapDir = dir;
+    auto loaded = ConceptMapSet::loadDirectory(dir);
+    if (!loaded) return std::unexpected(loaded.error());
+    impl->maps = *loaded;
+  }
+  if (auto it = doc.FindMember("variables"); it != doc.MemberEnd()) {
+    if (!it->value.IsObject())
+      return std::unexpected(impl->loadError("/variables", "expected an object of name: value"));
+    fhirpath::Environment tmp;
+    for (auto v = it->value.MemberBegin(); v != it->value.MemberEnd(); ++v) {
+      if (!validName(v->name.GetString()))
+        return std::unexpected(impl->loadError("/variables/" + escapePointer(v->name.GetString()),
+                                               "not a variable name"));
+      tmp.setVariable(v->name.GetString(), v->value);
+    }
+    impl->defaults = std::move(tmp.variables);
+  }
+  if (auto it = doc.FindMember("key"); it != doc.MemberEnd()) {
+    auto e = impl->compileExpr(it->value, "/key");
+    if (!e) return std::unexpected(e.error());
+    impl->keyExpr = std::move(*e);
+  }
+  if (auto it = doc.FindMember("required"); it != doc.MemberEnd()) {
+    if (!it->value.IsArray())
+      return std::unexpected(
+          impl->loadError("/required", "expected an array of FHIRPath expressions"));
+    for (rapidjson::SizeType i = 0; i < it->value.Size(); ++i) {
+      auto e = impl->compileExpr(it->value[i], "/required/" + std::to_string(i));
+      if (!e) return std::unexpected(e.error());
+      impl->required.push_back(std::move(*e));
+    }
+  }
+  if (auto it = doc.FindMember("assert"); it != doc.MemberEnd()) {
+    if (!it->value.IsArray())
+      return std::unexpected(
+          impl->loadError("/assert", "expected an array of {that, message, field}"));
+    for (rapidjson::SizeType i = 0; i < it->value.Size(); ++i) {
+      const JsonValue& a = it->value[i];
+      const std::string at = "/assert/" + std::to_string(i);
+      if (!a.IsObject() || !a.HasMember("that") || !a.HasMember("message") ||
+          !a["message"].IsString())
+        return std::unexpected(
+            impl->loadError(at, "expected {\"that\": expr, \"message\": text, \"field\"?: name}"));
+      for (auto f = a.MemberBegin(); f != a.MemberEnd(); ++f) {
+        const std::string k = f->name.GetString();
+        if (k != "that" && k != "message" && k != "field")
+          return std::unexpected(impl->loadError(at + "/" + escapePointer(k), "unknown key"));
+      }
+      auto e = impl->compileExpr(a["that"], at + "/that");
+      if (!e) return std::unexpected(e.error());
+      Assertion as{std::move(*e), a["message"].GetString(), ""};
+      if (a.HasMember("field")) {
+        if (!a["field"].IsString())
+          return std::unexpected(impl->loadError(at + "/field", "expected a string"));
+        as.field = a["field"].GetString();
+      }
+      impl->assertions.push_back(std::move(as));
+    }
+  }
+  auto resIt = doc.FindMember("resources");
+  if (resIt == doc.MemberEnd() || !resIt->value.IsArray() || resIt->value.Empty())
+    return std::unexpected(impl->loadError("/resources", "required: a non-empty array"));
+  std::set<std::string> keys;
+  for (rapidjson::SizeType i = 0; i < resIt->value.Size(); ++i) {
+    const JsonValue& r = resIt->value[i];
+    const std::string at = "/resources/" + std::to_string(i);
+    if (!r.IsObject()) return std::unexpected(impl->loadError(at, "expected an object"));
+    ResourceSpec spec;
+    spec.pointer = at;
+    for (auto f = r.MemberBegin(); f != r.MemberEnd(); ++f) {
+      const std::string k = f->name.GetString();
+      if (k != "key" && k != "$if" && k != "identity" && k != "resource" && k != "ifNoneExist")
+        return std::unexpected(
+            impl->loadError(at + "/" + escapePointer(k),
+                            "unknown key (expected key, $if, identity, resource, ifNoneExist)"));
+    }
+    if (!r.HasMember("key") || !r["key"].IsString() || !validName(r["key"].GetString()))
+      return std::unexpected(
+          impl->loadError(at + "/key", "required: a name ([A-Za-z_][A-Za-z0-9_]*)"));
+    spec.key = r["key"].GetString();
+    if (!keys.insert(spec.key).second)
+      return std::unexpected(impl->loadError(at + "/key", "duplicate key \"" + spec.key + "\""));
+    if (r.HasMember("$if")) {
+      auto e = impl->compileExpr(r["$if"], at + "/$if");
+      if (!e) return std::unexpected(e.error());
+      spec.ifExpr = std::move(*e);
+    }
+    if (r.HasMember("identity")) {
+      auto e = impl->compileExpr(r["identity"], at + "/identity");
+      if (!e) return std::unexpected(e.error());
+      spec.identity = std::move(*e);
+    }
+    if (!r.HasMember("resource") || !r["resource"].IsObject())
+      return std::unexpected(impl->loadError(at + "/resource", "required: the resource template"));
+    const JsonValue& tmpl = r["resource"];
+    if (!tmpl.HasMember("resourceType") || !tmpl["resourceType"].IsString() ||
+        std::string_view(tmpl["resourceType"].GetString()).find("{{") != std::string_view::npos)
+      return std::unexpected(
+          impl->loadError(at + "/resource/resourceType", "required: a literal resource type"));
+    spec.resourceType = tmpl["resourceType"].GetString();
+    auto compiled = impl->compile(tmpl, at + "/resource");
+    if (!compiled) return std::unexpected(compiled.error());
+    spec.resource = std::move(*compiled);
+    if (spec.resource->eachExpr || spec.resource->value)
+      return std::unexpected(impl->loadError(
+          at + "/resource", "$each, $value and operators belong inside the resource"));
+    if (r.HasMember("ifNoneExist")) {
+      if (!r["ifNoneExist"].IsString())
+        return std::unexpected(impl->loadError(at + "/ifNoneExist", "expected a search string"));
+      if (!impl->transaction)
+        return std::unexpected(
+            impl->loadError(at + "/ifNoneExist", "only for \"output\": \"transaction\""));
+      auto pieces = splitTemplate(r["ifNoneExist"].GetString(), file + ": " + at + "/ifNoneExist");
+      if (!pieces) return std::unexpected(pieces.error());
+      spec.ifNoneExist = std::move(*pieces);
+    }
+    impl->resources.push_back(std::move(spec));
+  }
+  return std::shared_ptr<const Mapping>(new Mapping(std::move(impl)));
+}
+
+// ------------------------------------------------------------------ running
+
+Result<MappingOutput> Mapping::run(std::string_view input,
+                                   const fhirpath::Environment& variables) const {
+  const Impl& m = *impl_;
+  auto parsed = m.flowInput ? normalizeFlowInput(input) : parseJsonInput(input);
+  if (!parsed) {
+    Error e = parsed.error();
+    e.message = "mapping " + m.id + ": " + e.message;
+    return std::unexpected(e);
+  }
+  Run run{m, fhirpath::Environment(), parsed->root, rapidjson::Document()};
+  run.env.variables = m.defaults;
+  for (const auto& [name, value] : variables.variables) run.env.variables[name] = value;
+  run.env.now = variables.now;
+  run.env.utcOffsetMinutes = variables.utcOffsetMinutes;
+  auto senderIt = run.env.variables.find("sender");
+  if ((senderIt == run.env.variables.end() || senderIt->second.empty()) && !parsed->sender.empty())
+    run.env.setVariable("sender", parsed->sender);
+  run.env.variables["input"] = Collection{parsed->root};
+  // The channel variables always exist, empty when the channel does not know them.
+  for (const char* name : {"sender", "sender_raw", "channel", "facility", "receivedAt", "timezone",
+                           "provider", "provider_message_id", "flow_token"}) {
+    run.env.variables.try_emplace(name);
+  }
+
+  for (const auto& req : m.required) {
+    auto items = run.eval(req, "/required");
+    if (!items) return std::unexpected(items.error());
+    bool present = false;
+    for (const Node& item : *items) {
+      auto s = fhirpath::toFhirPathString(item);
+      if (!s || !isBlank(*s)) present = true;
+    }
+    if (!present)
+      return std::unexpected(
+          run.error(ErrorCode::kRequired, "required answer missing: " + req.text(), req.text()));
+  }
+  for (const auto& a : m.assertions) {
+    auto ok = fhirpath::evaluateBoolean(a.that, run.focus, run.env);
+    if (!ok) {
+      return std::unexpected(
+          run.error(ErrorCode::kInvalid,
+                    "/assert: " + quoteValue(a.that.text()) + " failed: " + ok.error().message,
+                    a.field.empty() ? a.that.text() : a.field));
+    }
+    if (*ok && !**ok) {
+      return std::unexpected(run.error(ErrorCode::kValue,
+                                       (a.field.empty() ? "" : a.field + ": ") + a.message,
+                                       a.field.empty() ? a.that.text() : a.field));
+    }
+  }
+
+  // The input-derived key: "key" when the file gives one, else a digest of the input and sender.
+  std::string inputKey;
+  if (m.keyExpr) {
+    auto items = run.eval(*m.keyExpr, "/key");
+    if (!items) return std::unexpected(items.error());
+    std::optional<std::string> s;
+    if (items->size() == 1) s = fhirpath::toFhirPathString(items->front());
+    if (!s || isBlank(*s))
+      return std::unexpected(run.error(
+          ErrorCode::kRequired, "/key: " + quoteValue(m.keyExpr->text()) + " must yield one value",
+          m.keyExpr->text()));
+    inputKey = *s;
+  } else {
+    rapidjson::StringBuffer sb;
+    rapidjson::Writer<rapidjson::StringBuffer> w(sb);
+    parsed->root.json()->Accept(w);
+    std::string basis(sb.GetString(), sb.GetSize());
+    if (auto it = run.env.variables.find("sender");
+        it != run.env.variables.end() && it->second.size() == 1) {
+      if (auto s = fhirpath::toFhirPathString(it->second.front())) basis += "\n" + *s;
+    }
+    inputKey = sha1Hex(basis);
+  }
+
+  // Which resources are produced, their ids and references.
+  std::vector<bool> produced(m.resources.size(), true);
+  std::vector<std::string> uuids(m.resources.size());
+  rapidjson::Document refs(rapidjson::kObjectType), ids(rapidjson::kObjectType);
+  for (std::size_t i = 0; i < m.resources.size(); ++i) {
+    const ResourceSpec& spec = m.resources[i];
+    if (spec.ifExpr) {
+      auto cond = fhirpath::evaluateBoolean(*spec.ifExpr, run.focus, run.env);
+      if (!cond) {
+        return std::unexpected(run.error(ErrorCode::kInvalid,
+                                         spec.pointer + "/$if: " + quoteValue(spec.ifExpr->text()) +
+                                             " failed: " + cond.error().message,
+                                         spec.ifExpr->text()));
+      }
+      produced[i] = cond->value_or(false);
+    }
+    std::string identity = inputKey;
+    if (spec.identity) {
+      auto items = run.eval(*spec.identity, spec.pointer + "/identity");
+      if (!items) return std::unexpected(items.error());
+      if (items->size() > 1)
+        return std::unexpected(run.error(ErrorCode::kInvalid,
+                                         spec.pointer + "/identity: more than one value",
+                                         spec.identity->text()));
+      if (items->size() == 1) {
+        if (auto s = fhirpath::toFhirPathString(items->front()); s && !isBlank(*s))
+          identity = "=" + *s;
+      }
+    }
+    uuids[i] = nameUuid(m.id + "/" + spec.key + "/" + identity);
+    ids.AddMember(JsonValue(spec.key.c_str(), ids.GetAllocator()),
+                  JsonValue(uuids[i].c_str(), ids.GetAllocator()), ids.GetAllocator());
+    if (produced[i]) {
+      const std::string ref =
+          m.transaction ? "urn:uuid:" + uuids[i] : spec.resourceType + "/" + uuids[i];
+      refs.AddMember(JsonValue(spec.key.c_str(), refs.GetAllocator()),
+                     JsonValue(ref.c_str(), refs.GetAllocator()), refs.GetAllocator());
+    }
+  }
+  run.env.setVariable("ref", refs);
+  run.env.setVariable("id", ids);
+
+  auto& alloc = run.out.GetAllocator();
+  JsonValue entries(rapidjson::kArrayType);
+  for (std::size_t i = 0; i < m.resources.size(); ++i) {
+    if (!produced[i]) continue;
+    const ResourceSpec& spec = m.resources[i];
+    std::vector<JsonValue> vals;
+    if (auto r = run.evalMany(*spec.resource, vals); !r) return std::unexpected(r.error());
+    if (vals.size() != 1 || !vals.front().IsObject()) continue;  // its own $if said no
+    JsonValue resource = std::move(vals.front());
+    if (!m.transaction) {
+      JsonValue withId(rapidjson::kObjectType);
+      for (auto it = resource.MemberBegin(); it != resource.MemberEnd(); ++it) {
+        withId.AddMember(std::move(it->name), std::move(it->value), alloc);
+        if (withId.MemberCount() == 1)
+          withId.AddMember("id", JsonValue(uuids[i].c_str(), alloc), alloc);
+      }
+      entries.PushBack(std::move(withId), alloc);
+      continue;
+    }
+    JsonValue entry(rapidjson::kObjectType);
+    entry.AddMember("fullUrl", JsonValue(("urn:uuid:" + uuids[i]).c_str(), alloc), alloc);
+    entry.AddMember("resource", std::move(resource), alloc);
+    JsonValue request(rapidjson::kObjectType);
+    request.AddMember("method", "POST", alloc);
+    request.AddMember("url", JsonValue(spec.resourceType.c_str(), alloc), alloc);
+    if (!spec.ifNoneExist.empty()) {
+      auto q = run.evalText(spec.ifNoneExist, spec.pointer + "/ifNoneExist", true);
+      if (!q) return std::unexpected(q.error());
+      if (*q) request.AddMember("ifNoneExist", JsonValue((*q)->c_str(), alloc), alloc);
+    }
+    entry.AddMember("request", std::move(request), alloc);
+    entries.PushBack(std::move(entry), alloc);
+  }
+
+  rapidjson::StringBuffer sb;
+  rapidjson::Writer<rapidjson::StringBuffer, rapidjson::UTF8<>, rapidjson::UTF8<>,
+                    rapidjson::CrtAllocator, rapidjson::kWriteValidateEncodingFlag>
+      w(sb);
+  bool ok = true;
+  if (m.transaction) {
+    JsonValue bundle(rapidjson::kObjectType);
+    bundle.AddMember("resourceType", "Bundle", alloc);
+    bundle.AddMember("type", "transaction", alloc);
+    if (!entries.Empty()) bundle.AddMember("entry", std::move(entries), alloc);
+    ok = bundle.Accept(w);
+  } else {
+    ok = entries.Accept(w);
+  }
+  if (!ok)
+    return std::unexpected(
+        run.error(ErrorCode::kValue, "the input holds text that is not valid UTF-8", ""));
+  return MappingOutput{std::string(sb.GetString(), sb.GetSize()), "application/fhir+json"};
+}
+
+}  // namespace switchboard::mapping

@@ -1,0 +1,57 @@
+// Version-5 UUIDs and SHA-1 through OpenSSL's EVP interface. Thread-safety: pure functions.
+#include "engine/mapping/uuid.h"
+
+#include <array>
+#include <cstdio>
+
+#include <openssl/evp.h>
+
+namespace switchboard::mapping {
+namespace {
+
+// f54cdbb8-4031-55a2-b66d-a2b3facc92af = uuid5(NAMESPACE_URL, "urn:switchboard:mapping"), fixed
+// forever: changing it changes every id.
+constexpr std::array<unsigned char, 16> kNamespace = {
+    0xf5, 0x4c, 0xdb, 0xb8, 0x40, 0x31, 0x55, 0xa2, 0xb6, 0x6d, 0xa2, 0xb3, 0xfa, 0xcc, 0x92, 0xaf};
+
+std::array<unsigned char, 20> sha1(std::string_view a, std::string_view b) {
+  std::array<unsigned char, 20> out{};
+  EVP_MD_CTX* ctx = EVP_MD_CTX_new();
+  unsigned int len = 0;
+  if (ctx && EVP_DigestInit_ex(ctx, EVP_sha1(), nullptr) == 1 &&
+      EVP_DigestUpdate(ctx, a.data(), a.size()) == 1 &&
+      EVP_DigestUpdate(ctx, b.data(), b.size()) == 1) {
+    EVP_DigestFinal_ex(ctx, out.data(), &len);
+  }
+  EVP_MD_CTX_free(ctx);
+  return out;
+}
+
+}  // namespace
+
+std::string nameUuid(std::string_view name) {
+  auto h = sha1(
+      std::string_view(reinterpret_cast<const char*>(kNamespace.data()), kNamespace.size()), name);
+  h[6] = static_cast<unsigned char>((h[6] & 0x0f) | 0x50);
+  h[8] = static_cast<unsigned char>((h[8] & 0x3f) | 0x80);
+  char buf[37];
+  std::snprintf(buf, sizeof buf,
+                "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", h[0], h[1],
+                h[2], h[3], h[4], h[5], h[6], h[7], h[8], h[9], h[10], h[11], h[12], h[13], h[14],
+                h[15]);
+  return buf;
+}
+
+std::string sha1Hex(std::string_view bytes) {
+  auto h = sha1(bytes, {});
+  static const char* kHex = "0123456789abcdef";
+  std::string out;
+  out.reserve(40);
+  for (unsigned char c : h) {
+    out.push_back(kHex[c >> 4]);
+    out.push_back(kHex[c & 15]);
+  }
+  return out;
+}
+
+}  // namespace switchboard::mapping
