@@ -301,6 +301,31 @@ BOOST_AUTO_TEST_CASE(hostile_names_stay_text) {
   BOOST_TEST(test::entryOf(b, "Appointment")->operator[]("resource")["comment"] == "{{ %sender }}");
 }
 
+BOOST_AUTO_TEST_CASE(registration_only_mapping) {
+  auto reg = Mapping::loadFile(test::sourceDir() + "/mappings/whatsapp-flow-registration.json");
+  BOOST_REQUIRE_MESSAGE(reg.has_value(), (reg ? std::string() : reg.error().message));
+  auto out = (*reg)->run(
+      test::readFile(test::sourceDir() + "/tests/data/mapping/seed-8x8-flow-submission.json"),
+      channelVars());
+  BOOST_REQUIRE_MESSAGE(out.has_value(), (out ? std::string() : out.error().message));
+  auto b = test::parse(out->payload);
+  BOOST_TEST(b["entry"].Size() == 3u);
+  BOOST_TEST(test::entryOf(b, "Patient"));
+  BOOST_TEST(test::entryOf(b, "Coverage"));
+  BOOST_TEST(!test::entryOf(b, "Appointment"));
+  // Only the registration answers are needed, and the email is optional.
+  auto env = channelVars();
+  env.setVariable("sender", "+15551234567");
+  auto minimal = (*reg)->run(
+      R"({"patient_first_name":"Emily","patient_last_name":"Chen","date_of_birth":"1992-08-22","insurance_status":"self_pay"})",
+      env);
+  BOOST_REQUIRE_MESSAGE(minimal.has_value(), (minimal ? std::string() : minimal.error().message));
+  auto m = test::parse(minimal->payload);
+  BOOST_TEST(m["entry"].Size() == 1u);
+  BOOST_TEST(m["entry"][0]["resource"]["telecom"].Size() == 1u);
+  BOOST_TEST(noEmptyValues(m));
+}
+
 BOOST_AUTO_TEST_SUITE_END()
 
 }  // namespace switchboard::mapping

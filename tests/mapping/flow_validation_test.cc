@@ -70,6 +70,14 @@ BOOST_AUTO_TEST_CASE(appointment_bundles_validate) {
               "proposed");
 }
 
+BOOST_AUTO_TEST_CASE(registration_bundles_validate) {
+  const std::string seed =
+      test::readFile(test::sourceDir() + "/tests/data/mapping/seed-flow-response.json");
+  expectValid("whatsapp-flow-registration.json", seed);
+  expectValid("whatsapp-flow-registration.json",
+              withAnswers(seed, {{"insurance_status", "self_pay"}, {"patient_email", ""}}));
+}
+
 BOOST_AUTO_TEST_SUITE_END()
 
 }  // namespace switchboard::mapping
