@@ -361,10 +361,11 @@ core::DeliveryResult ReplyDestination::send(const core::DeliveryRequest& request
     const int status = static_cast<int>(resp.getStatus());
 
     if (status >= 200 && status < 300) {
-      return core::DeliveryResult::ok(
-          compactJson(
-              {{"outbound_id", outboundIdFrom(provider, body)}, {"reply", reply}, {"form", form}}),
-          status);
+      const std::string outboundId = outboundIdFrom(provider, body);
+      auto ok = core::DeliveryResult::ok(
+          compactJson({{"outbound_id", outboundId}, {"reply", reply}, {"form", form}}), status);
+      ok.externalId = outboundId;  // status callbacks naming it are recorded on this message
+      return ok;
     }
     const ProviderError error = providerErrorFrom(provider, body);
     const std::string summary =

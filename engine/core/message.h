@@ -69,15 +69,18 @@ struct DeliveryResult {
   int responseCode = 0;          // HTTP status, or 0
   std::string response;          // short summary of the peer's answer, kept on the attempt (no PHI)
   std::optional<std::chrono::milliseconds> retryAfter;  // peer-requested delay (429 Retry-After)
+  // The peer's id of what it accepted (a WhatsApp wamid, an 8x8 umid, a Twilio SM sid), so later
+  // status callbacks naming it can be recorded against this delivery. Empty when none.
+  std::string externalId;
 
   static DeliveryResult ok(std::string response = {}, int code = 0) {
-    return {DeliveryStatus::kOk, code, std::move(response), std::nullopt};
+    return {DeliveryStatus::kOk, code, std::move(response), std::nullopt, {}};
   }
   static DeliveryResult retry(std::string response, int code = 0) {
-    return {DeliveryStatus::kRetry, code, std::move(response), std::nullopt};
+    return {DeliveryStatus::kRetry, code, std::move(response), std::nullopt, {}};
   }
   static DeliveryResult fail(std::string response, int code = 0) {
-    return {DeliveryStatus::kFail, code, std::move(response), std::nullopt};
+    return {DeliveryStatus::kFail, code, std::move(response), std::nullopt, {}};
   }
 };
 

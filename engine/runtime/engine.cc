@@ -249,6 +249,30 @@ core::HttpResponse Engine::intake(const Channel& channel, const core::HttpReques
   return reply;
 }
 
+// A provider's status callback (kind=status) about a message we sent: record it on the message
+// whose delivery sent it ("outbound-status" event), and note the link on the callback itself.
+void Engine::linkStatusCallback(core::PipelineMessage& pm) {
+  const std::string* kind = core::findMetadata(pm.metadata, "kind");
+  const std::string* outbound = core::findMetadata(pm.metadata, "outbound_id");
+  if (kind == nullptr || *kind != "status" || outbound == nullptr || outbound->empty()) return;
+  const std::string* status = core::findMetadata(pm.metadata, "status");
+  const std::string* error = core::findMetadata(pm.metadata, "error");
+  const std::string* provider = core::findMetadata(pm.metadata, "provider");
+  std::string detail = (provider ? *provider + " " : std::string()) + (status ? *status : std::string("status")) +
+                       " for " + *outbound + (error && !error->empty() ? " (" + *error + ")" : std::string()) +
+                       (pm.message ? "; callback message " + std::to_string(pm.message->id) : std::string());
+  auto linked = store_->linkExternal(*outbound, clock_->nowMs(), "outbound-status", detail);
+  if (!linked) {
+    pm.events.emplace_back("status-unlinked", "store: " + linked.error().message);
+  } else if (*linked) {
+    pm.events.emplace_back("status-linked", "message " + std::to_string((*linked)->messageId) + " delivery " +
+                                                std::to_string((*linked)->deliveryId) + ": " +
+                                                (status ? *status : std::string()));
+  } else {
+    pm.events.emplace_back("status-unlinked", "no sent message has id " + *outbound);
+  }
+}
+
 store::ProcessOutcome Engine::runPipeline(const Channel& channel, const core::StoredMessage& message) {
   store::ProcessOutcome outcome;
   core::PipelineMessage pm;
@@ -264,6 +288,7 @@ store::ProcessOutcome Engine::runPipeline(const Channel& channel, const core::St
     outcome.deliveries.clear();
     return outcome;
   };
+  linkStatusCallback(pm);
   try {
     for (const auto& [type, filter] : channel.filters) {
       core::StageResult r = filter->process(pm);
@@ -415,6 +440,7 @@ int Engine::runDeliveriesOnce(const std::string& owner) {
     a.durationMs = static_cast<core::Millis>(seconds * 1000.0);
     a.statusCode = result.responseCode;
     a.response = result.response.substr(0, 2048);
+    if (result.status == core::DeliveryStatus::kOk) a.externalId = result.externalId.substr(0, 256);
     const RetryPolicy& policy = channel->retry;
     switch (result.status) {
       case core::DeliveryStatus::kOk:

@@ -67,6 +67,7 @@ class Engine final : public HttpRouter {
   static const Channel* channelForPath(const ChannelList& list, const std::string& path);
   static const Channel* channelById(const ChannelList& list, const std::string& id);
   store::ProcessOutcome runPipeline(const Channel& channel, const core::StoredMessage& message);
+  void linkStatusCallback(core::PipelineMessage& pm);
   void pipelineLoop(std::string owner);
   void deliveryLoop(std::string owner);
   void wakePipeline();

@@ -89,6 +89,15 @@ const std::vector<Migration>& migrations() {
        {
            "ALTER TABLE deliveries ADD COLUMN after_destination TEXT NOT NULL DEFAULT ''",
        }},
+      {3,
+       "peer message ids of sent deliveries, for status callbacks",
+       {
+           "CREATE TABLE external_refs ("
+           " external_id TEXT PRIMARY KEY,"
+           " message_id BIGINT NOT NULL,"
+           " delivery_id BIGINT NOT NULL,"
+           " at BIGINT NOT NULL)",
+       }},
   };
   return list;
 }

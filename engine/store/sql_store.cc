@@ -432,6 +432,13 @@ class BatchWriter {
                                 (aResponse_.empty() ? std::string() : " " + aResponse_.substr(0, 200));
     if (aNewStatus_ == "succeeded") {
       event(aMessage_, deliveryId, at, "sent", summary);
+      if (!a.externalId.empty()) {
+        std::string ext = sanitizeText(a.externalId);
+        long long msg = aMessage_, del = deliveryId, when = at;
+        sql_ << "INSERT INTO external_refs (external_id, message_id, delivery_id, at) VALUES (:e, :m, :d, :a) "
+                "ON CONFLICT (external_id) DO NOTHING",
+            soci::use(ext), soci::use(msg), soci::use(del), soci::use(when);
+      }
     } else if (aNewStatus_ == "pending") {
       event(aMessage_, deliveryId, at, "retry-scheduled", summary + "; next at " + std::to_string(aNext_));
     } else {
@@ -755,6 +762,21 @@ class SqlStore final : public Store {
       }
       tr.commit();
       return out;
+    });
+  }
+
+  Result<std::optional<ExternalRef>> linkExternal(const std::string& externalId, Millis nowMs,
+                                                  const std::string& type, const std::string& detail) override {
+    return write("linkExternal", [&](soci::session& sql) -> Result<std::optional<ExternalRef>> {
+      Txn tr(sql, dialect_);
+      std::string ext = sanitizeText(externalId);
+      long long messageId = 0, deliveryId = 0;
+      sql << "SELECT message_id, delivery_id FROM external_refs WHERE external_id = :e", soci::use(ext),
+          soci::into(messageId), soci::into(deliveryId);
+      if (!sql.got_data()) return std::optional<ExternalRef>();
+      appendEvent(sql, messageId, deliveryId, nowMs, type, detail);
+      tr.commit();
+      return std::optional<ExternalRef>(ExternalRef{messageId, deliveryId});
     });
   }
 

@@ -83,6 +83,13 @@ struct AttemptRecord {
   std::string newStatus;  // "succeeded", "pending" (retry later), "dead"
   Millis nextAttemptAtMs = 0;  // for "pending"
   std::string deadReason;      // for "dead"
+  std::string externalId;      // for "succeeded": the peer's id of the sent message (see linkExternal)
+};
+
+// Where a peer's message id was sent from (see Store::linkExternal).
+struct ExternalRef {
+  std::int64_t messageId = 0;
+  std::int64_t deliveryId = 0;
 };
 
 struct AttemptView {
@@ -225,6 +232,12 @@ class Store {
   };
   virtual Result<std::vector<Result<void>>> recordAttempts(const std::string& owner,
                                                            const std::vector<AttemptItem>& items) = 0;
+
+  // A status callback about a message we sent (e.g. WhatsApp "delivered" for a reply's wamid):
+  // finds the delivery whose successful attempt recorded `externalId` and appends an event
+  // (`type`, `detail`) to its message, in one transaction. Empty optional when the id is unknown.
+  virtual Result<std::optional<ExternalRef>> linkExternal(const std::string& externalId, Millis nowMs,
+                                                          const std::string& type, const std::string& detail) = 0;
 
   // Releases every message and delivery lease held by `owner` (graceful shutdown).
   virtual Result<void> releaseLeases(const std::string& owner) = 0;

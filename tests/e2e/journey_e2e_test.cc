@@ -250,11 +250,25 @@ BOOST_AUTO_TEST_CASE(flow_submissions_reach_the_ehr_as_valid_fhir_and_the_patien
   BOOST_TEST(replies[0].find("+15551234567") != std::string::npos);
   BOOST_TEST(replies[0].find(apptId) != std::string::npos, replies[0]);
 
+  // 8x8's delivery receipt for that reply closes the loop: recorded on the original message.
+  auto sentRequests = parse(peerRequest(j.vendors.port(), "GET", "/_control/requests").body);
+  std::string umid;
+  for (const auto& r : sentRequests.GetArray()) {
+    if (r.HasMember("outboundId")) umid = r["outboundId"].GetString();
+  }
+  BOOST_REQUIRE(!umid.empty());
+  std::string receipt = replaceAll(readFile(source() / "tests" / "data" / "8x8" / "status_read_v9.json"),
+                                   "a1b2c3d4-0000-4000-8000-00000000beef", umid);
+  BOOST_TEST(j.post8x8(receipt).status == 200);
+  BOOST_TEST(waitFor([&] { return j.messageDetail(id).find("\"outbound-status\"") != std::string::npos; }, 30),
+             j.messageDetail(id));
+  BOOST_TEST(j.messageDetail(id).find("read for " + umid) != std::string::npos);
+
   // Redelivery of the same webhook: 200, same message, nothing new anywhere.
   auto again = j.post8x8(seed8x8());
   BOOST_TEST(again.status == 200);
   BOOST_TEST(firstMessageId(again) == id);
-  BOOST_TEST(j.messageCount("whatsapp-8x8") == 1);
+  BOOST_TEST(j.messageCount("whatsapp-8x8") == 2);  // the submission and the receipt
 
   // A second submission from the same phone: the Patient is reused, a new Appointment is made.
   auto second = j.post8x8(another8x8("health-xyz-790", "2026-02-19"));

@@ -40,7 +40,7 @@ struct Db {
                             "SWITCHBOARD_TEST_PG is not set: run through scripts/test, which starts PostgreSQL");
       url = pg;
       soci::session s(*soci::factory_postgresql(), url.substr(13));
-      s << "DROP TABLE IF EXISTS attempts, events, deliveries, messages, audit, schema_migrations CASCADE";
+      s << "DROP TABLE IF EXISTS attempts, events, deliveries, messages, audit, external_refs, schema_migrations CASCADE";
     } else {
       dir = std::filesystem::temp_directory_path() /
             ("sb-store-" + std::to_string(::getpid()) + "-" + std::to_string(counter()++));
@@ -592,4 +592,38 @@ BOOST_AUTO_TEST_CASE(a_delivery_after_a_sibling_waits_for_it_and_sees_its_outcom
   BOOST_REQUIRE_EQUAL(apology->size(), 1u);
   BOOST_TEST(apology->at(0).messageId == b);
   BOOST_TEST(apology->at(0).upstreamStatus == "dead");
+}
+
+BOOST_AUTO_TEST_CASE(status_callbacks_are_recorded_on_the_message_whose_delivery_sent_it) {
+  Db db;
+  auto s = db.open();
+  auto id = ingestOne(*s, msg("c", "ext-1", "a"));
+  s->claimMessages("w", 10, 1000, 500);
+  BOOST_REQUIRE(s->finishMessage(id, "w", processed({"reply"}, 1000), 1000).has_value());
+  auto due = s->claimDeliveries("w", 10, 1000, 500, {});
+  BOOST_REQUIRE_EQUAL(due->size(), 1u);
+  auto sent = attempt("ok", "succeeded", 1000);
+  sent.externalId = "wamid.HBgLMTY0NjcwNDM1OTUVAgARGBI1RjQyNUE3NEYxMzAzMzQ5MkEA";
+  BOOST_REQUIRE(s->recordAttempt(due->at(0).id, "w", sent).has_value());
+
+  auto unknown = s->linkExternal("wamid.unknown", 2000, "outbound-status", "meta delivered");
+  BOOST_REQUIRE(unknown.has_value());
+  BOOST_TEST(!unknown->has_value());
+
+  auto linked = s->linkExternal(sent.externalId, 2000, "outbound-status", "meta delivered for it");
+  BOOST_REQUIRE(linked.has_value());
+  BOOST_REQUIRE(linked->has_value());
+  BOOST_TEST((*linked)->messageId == id);
+  BOOST_TEST((*linked)->deliveryId == due->at(0).id);
+  auto read = s->linkExternal(sent.externalId, 3000, "outbound-status", "meta read for it");
+  BOOST_REQUIRE(read.has_value() && read->has_value());
+  auto d = s->getMessage(id);
+  int statusEvents = 0;
+  for (const auto& e : d->events) {
+    if (e.type == "outbound-status") {
+      ++statusEvents;
+      BOOST_TEST((e.deliveryId && *e.deliveryId == due->at(0).id));
+    }
+  }
+  BOOST_TEST(statusEvents == 2);
 }
