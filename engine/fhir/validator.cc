@@ -338,12 +338,12 @@ class Walk {
           return;
         }
       }
-      Node node = Node::element(doc_, value, ext, code, plainName(def));
       if (value) {
         binding(def, code, *value, loc);
         fixedAndPattern(def, *value, loc);
       }
-      constraints(def, node, loc, nullptr);
+      if (evaluable(def))
+        constraints(def, Node::element(doc_, value, ext, code, plainName(def)), loc, nullptr);
       return;
     }
     if (!value) return;
@@ -391,9 +391,11 @@ class Walk {
       typeRoot = childSd->root();
     }
     std::string nodeType = childSd == &sd ? childPath : code;
-    Node node = Node::element(doc_, value, nullptr, nodeType, plainName(def));
-    constraints(def, node, loc, nullptr);
-    if (typeRoot) constraints(*typeRoot, node, loc, &def);
+    if (evaluable(def) || (typeRoot && evaluable(*typeRoot))) {
+      Node node = Node::element(doc_, value, nullptr, nodeType, plainName(def));
+      constraints(def, node, loc, nullptr);
+      if (typeRoot) constraints(*typeRoot, node, loc, &def);
+    }
     object(*childSd, childPath, *value, loc);
   }
 
@@ -503,6 +505,13 @@ class Walk {
       add("error", "value",
           def.path + ": the value does not match the " + def.fixedName + " of the profile", loc);
     }
+  }
+
+  // Whether `def` has an invariant that needs a FHIRPath node (ele-1 is checked natively).
+  static bool evaluable(const ElementDef& def) {
+    for (const Constraint& c : def.constraints)
+      if (c.key != "ele-1" && c.expression) return true;
+    return false;
   }
 
   // Evaluates the invariants of `def` on `node`; `skipFrom` lists keys already evaluated there.

@@ -6,6 +6,8 @@
 #include <fstream>
 
 #include <rapidjson/document.h>
+#include <rapidjson/stringbuffer.h>
+#include <rapidjson/writer.h>
 #include <boost/test/unit_test.hpp>
 
 #include "engine/fhir/fhir_cli.h"
@@ -404,6 +406,59 @@ BOOST_AUTO_TEST_CASE(exit_codes) {
   BOOST_TEST(runValidate({}) == 2);
   BOOST_TEST(runValidate({noId, "--bogus"}) == 2);
   for (const auto& f : {bad, garbage, noId}) std::filesystem::remove(f);
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
+BOOST_AUTO_TEST_SUITE(profile_values)
+
+// A profile of Patient made in the test: gender fixed to "female", maritalStatus must carry the
+// v3 "M" coding (pattern), birthDate required.
+BOOST_AUTO_TEST_CASE(fixed_and_pattern_values) {
+  std::vector<std::pair<std::string, std::string>> texts;
+  for (const auto& e : std::filesystem::directory_iterator(sourceDir() + "/fhir-profiles"))
+    if (e.path().extension() == ".json") texts.emplace_back(e.path().string(), readFile(e.path()));
+  rapidjson::Document sd;
+  sd.Parse(readFile(sourceDir() + "/fhir-profiles/StructureDefinition-Patient.json").c_str());
+  auto& a = sd.GetAllocator();
+  sd["url"].SetString("http://example.org/StructureDefinition/married-women", a);
+  sd["id"].SetString("married-women", a);
+  sd["derivation"].SetString("constraint", a);
+  for (auto& el : sd["snapshot"]["element"].GetArray()) {
+    std::string path = el["path"].GetString();
+    if (path == "Patient.gender") el.AddMember("fixedCode", "female", a);
+    if (path == "Patient.birthDate") el["min"].SetUint(1);
+    if (path == "Patient.maritalStatus") {
+      rapidjson::Document p(&a);
+      p.Parse(R"({"coding":[{"system":"http://terminology.hl7.org/CodeSystem/v3-MaritalStatus",
+                             "code":"M"}]})");
+      el.AddMember("patternCodeableConcept", rapidjson::Value(p, a), a);
+    }
+  }
+  rapidjson::StringBuffer buffer;
+  rapidjson::Writer<rapidjson::StringBuffer> writer(buffer);
+  sd.Accept(writer);
+  texts.emplace_back("married-women.json", buffer.GetString());
+  auto defs = Definitions::loadTexts(texts);
+  BOOST_REQUIRE(defs.has_value());
+  Validator v(*defs);
+  ValidationOptions o;
+  o.profiles.push_back("married-women");
+
+  auto issues = v.validateText(R"({"resourceType":"Patient","gender":"female","birthDate":"1980",
+    "maritalStatus":{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/v3-MaritalStatus",
+    "code":"M","display":"Married"}],"text":"married"}})",
+                               o);
+  BOOST_TEST(errors(issues).empty(), describe(issues));
+  issues = v.validateText(R"({"resourceType":"Patient","gender":"male",
+    "maritalStatus":{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/v3-MaritalStatus",
+    "code":"S"}]}})",
+                          o);
+  EXPECT_ISSUE(issues, "error", "value", "Patient.gender", "fixedCode");
+  EXPECT_ISSUE(issues, "error", "value", "Patient.maritalStatus", "patternCodeableConcept");
+  EXPECT_ISSUE(issues, "error", "required", "Patient.birthDate", "married-women");
+  // Without the profile the same patient is valid.
+  BOOST_TEST(errors(v.validateText(R"({"resourceType":"Patient","gender":"male"})")).empty());
 }
 
 BOOST_AUTO_TEST_SUITE_END()
