@@ -126,7 +126,7 @@ Result<std::string> Authenticator::signJwt(const std::string& headerJson, const 
   return input + "." + base64Url(sig);
 }
 
-Authenticator::Authenticator(AuthConfig config, std::string fhirBaseUrl, Poco::Net::Context::Ptr tls,
+Authenticator::Authenticator(AuthConfig config, std::string fhirBaseUrl, std::shared_ptr<TlsContexts> tls,
                              const core::Clock& clock)
     : config_(std::move(config)), fhirBaseUrl_(std::move(fhirBaseUrl)), tls_(std::move(tls)), clock_(clock) {
   if (config_.kind == AuthKind::kBearer) cachedHeader_ = "Bearer " + config_.token;
@@ -159,7 +159,7 @@ Result<std::string> Authenticator::discoverTokenUrl() {
   std::string base = fhirBaseUrl_;
   while (!base.empty() && base.back() == '/') base.pop_back();
   auto ex = call("GET", base + "/.well-known/smart-configuration", {{"Accept", "application/json"}}, {},
-                 config_.timeout, tls_, 1 << 20);
+                 config_.timeout, *tls_, 1 << 20);
   if (!ex) return std::unexpected(ex.error());
   if (ex->status != 200) {
     return fail(ErrorCode::kTransient, "SMART discovery answered HTTP " + std::to_string(ex->status));
@@ -206,7 +206,7 @@ Result<std::string> Authenticator::fetchToken() {
     form += "&client_assertion_type=" + formEncode("urn:ietf:params:oauth:client-assertion-type:jwt-bearer");
     form += "&client_assertion=" + *jwt;
   }
-  auto ex = call("POST", config_.tokenUrl, headers, form, config_.timeout, tls_, 1 << 20);
+  auto ex = call("POST", config_.tokenUrl, headers, form, config_.timeout, *tls_, 1 << 20);
   if (!ex) return std::unexpected(ex.error());
   if (ex->status != 200) {
     std::string what = "token endpoint answered HTTP " + std::to_string(ex->status);

@@ -9,7 +9,9 @@
 #include <mutex>
 #include <string>
 
-#include <Poco/Net/Context.h>
+#include <memory>
+
+#include "channels/fhir/http_call.h"
 
 #include "engine/core/clock.h"
 #include "engine/core/error.h"
@@ -34,7 +36,7 @@ struct AuthConfig {
 
 class Authenticator {
  public:
-  Authenticator(AuthConfig config, std::string fhirBaseUrl, Poco::Net::Context::Ptr tls,
+  Authenticator(AuthConfig config, std::string fhirBaseUrl, std::shared_ptr<TlsContexts> tls,
                 const core::Clock& clock);
 
   // The Authorization header value ("Bearer ..."), or "" for kNone. Fetches a token when none
@@ -58,7 +60,7 @@ class Authenticator {
 
   AuthConfig config_;
   std::string fhirBaseUrl_;
-  Poco::Net::Context::Ptr tls_;
+  std::shared_ptr<TlsContexts> tls_;
   const core::Clock& clock_;
   mutable std::mutex mutex_;
   std::string cachedHeader_;

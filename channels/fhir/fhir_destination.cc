@@ -109,7 +109,7 @@ std::string summariseFailure(int httpStatus, const std::string& body) {
 }
 
 FhirDestination::FhirDestination(FhirDestinationConfig config, const core::Clock& clock)
-    : config_(std::move(config)), tls_(makeClientContext(config_.caFile)) {
+    : config_(std::move(config)), tls_(std::make_shared<TlsContexts>(config_.caFile)) {
   while (!config_.baseUrl.empty() && config_.baseUrl.back() == '/') config_.baseUrl.pop_back();
   auth_ = std::make_unique<Authenticator>(config_.auth, config_.baseUrl, tls_, clock);
 }
@@ -146,7 +146,7 @@ core::DeliveryResult FhirDestination::send(const core::DeliveryRequest& request)
   if (!authorization->empty()) headers.push_back({"Authorization", *authorization});
   for (const auto& h : config_.headers) headers.push_back(h);
 
-  auto ex = call("POST", url, headers, request.payload, config_.timeout, tls_);
+  auto ex = call("POST", url, headers, request.payload, config_.timeout, *tls_);
   if (!ex) return core::DeliveryResult::retry(ex.error().message);
   const std::string* location = ex->header("Location");
   if (ex->status >= 200 && ex->status < 300) {

@@ -12,7 +12,7 @@
 #include <string>
 #include <vector>
 
-#include <Poco/Net/Context.h>
+#include "channels/fhir/http_call.h"
 
 #include "channels/fhir/fhir_auth.h"
 #include "engine/core/clock.h"
@@ -41,7 +41,7 @@ class FhirDestination final : public core::Destination {
 
  private:
   FhirDestinationConfig config_;
-  Poco::Net::Context::Ptr tls_;
+  std::shared_ptr<TlsContexts> tls_;
   std::unique_ptr<Authenticator> auth_;
 };
 

@@ -9,6 +9,9 @@
 #include <Poco/Net/SSLException.h>
 #include <Poco/URI.h>
 
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
+
 #include <memory>
 
 namespace switchboard::channels::fhir {
@@ -32,23 +35,32 @@ const std::string* HttpExchange::header(std::string_view name) const {
   return nullptr;
 }
 
-Poco::Net::Context::Ptr makeClientContext(const std::string& caFile) {
+Poco::Net::Context::Ptr TlsContexts::forHost(const std::string& host) {
+  std::lock_guard lock(mutex_);
+  auto it = byHost_.find(host);
+  if (it != byHost_.end()) return it->second;
   Poco::Net::Context::Ptr context = new Poco::Net::Context(
-      Poco::Net::Context::TLS_CLIENT_USE, "", "", caFile, Poco::Net::Context::VERIFY_RELAXED, 9,
-      /*loadDefaultCAs=*/caFile.empty());
+      Poco::Net::Context::TLS_CLIENT_USE, "", "", caFile_, Poco::Net::Context::VERIFY_RELAXED, 9,
+      /*loadDefaultCAs=*/caFile_.empty());
   context->requireMinimumProtocol(Poco::Net::Context::PROTO_TLSV1_2);
+  X509_VERIFY_PARAM* param = SSL_CTX_get0_param(context->sslContext());
+  X509_VERIFY_PARAM_set_hostflags(param, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+  if (X509_VERIFY_PARAM_set1_ip_asc(param, host.c_str()) != 1) {
+    X509_VERIFY_PARAM_set1_host(param, host.c_str(), host.size());
+  }
+  byHost_.emplace(host, context);
   return context;
 }
 
 Result<HttpExchange> call(const std::string& method, const std::string& url,
                           const std::vector<core::HttpHeader>& headers, std::string_view body,
-                          std::chrono::milliseconds timeout, const Poco::Net::Context::Ptr& tls,
+                          std::chrono::milliseconds timeout, TlsContexts& tls,
                           std::size_t maxBody) {
   try {
     Poco::URI uri(url);
     std::unique_ptr<Poco::Net::HTTPClientSession> session;
     if (uri.getScheme() == "https") {
-      session = std::make_unique<Poco::Net::HTTPSClientSession>(uri.getHost(), uri.getPort(), tls);
+      session = std::make_unique<Poco::Net::HTTPSClientSession>(uri.getHost(), uri.getPort(), tls.forHost(uri.getHost()));
     } else {
       session = std::make_unique<Poco::Net::HTTPClientSession>(uri.getHost(), uri.getPort());
     }

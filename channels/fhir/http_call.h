@@ -5,6 +5,8 @@
 #pragma once
 
 #include <chrono>
+#include <map>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -23,15 +25,26 @@ struct HttpExchange {
   const std::string* header(std::string_view name) const;  // case-insensitive
 };
 
-// Builds the client TLS context: caFile empty = the system's default CAs.
-Poco::Net::Context::Ptr makeClientContext(const std::string& caFile);
+// Client TLS contexts, one per host: the peer certificate must chain to the system CAs (or the
+// configured CA file) and name exactly the host connected to (DNS name or IP address, checked by
+// OpenSSL during the handshake; no fallback to resolving the certificate's names).
+class TlsContexts {
+ public:
+  explicit TlsContexts(std::string caFile) : caFile_(std::move(caFile)) {}
+  Poco::Net::Context::Ptr forHost(const std::string& host);
+
+ private:
+  std::string caFile_;
+  std::mutex mutex_;
+  std::map<std::string, Poco::Net::Context::Ptr> byHost_;
+};
 
 // Performs the request. Connection failures and timeouts are errors with code kTransient or
 // kTimeout; any HTTP status is a successful exchange. The response body is read up to maxBody
 // bytes.
 Result<HttpExchange> call(const std::string& method, const std::string& url,
                           const std::vector<core::HttpHeader>& headers, std::string_view body,
-                          std::chrono::milliseconds timeout, const Poco::Net::Context::Ptr& tls,
+                          std::chrono::milliseconds timeout, TlsContexts& tls,
                           std::size_t maxBody = 8 << 20);
 
 // application/x-www-form-urlencoded encoding of one value.

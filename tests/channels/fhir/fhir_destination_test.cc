@@ -245,6 +245,54 @@ BOOST_AUTO_TEST_CASE(smart_backend_services_with_rs384_and_es384) {
   }
 }
 
+// Runs openssl to make a CA and a server certificate for `host` signed by it; returns the dir.
+std::filesystem::path makeCertificates(const std::string& host) {
+  auto dir = std::filesystem::temp_directory_path() / ("sb-tls-" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir);
+  const std::string d = dir.string();
+  const std::string script =
+      "set -e; cd '" + d + "'; "
+      "openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.pem -days 2 -subj '/CN=Switchboard Test CA' 2>/dev/null; "
+      "openssl req -newkey rsa:2048 -nodes -keyout server.key -out server.csr -subj '/CN=" + host + "' 2>/dev/null; "
+      "printf 'subjectAltName=DNS:" + host + "\\nbasicConstraints=CA:FALSE\\n' > ext.cnf; "
+      "openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out server.pem -days 2 -extfile ext.cnf 2>/dev/null; "
+      "openssl req -x509 -newkey rsa:2048 -nodes -keyout other.key -out other.pem -days 2 -subj '/CN=Other CA' 2>/dev/null";
+  BOOST_REQUIRE_EQUAL(std::system(("bash -c \"" + script + "\"").c_str()), 0);
+  return dir;
+}
+
+BOOST_AUTO_TEST_CASE(tls_verifies_the_server_against_the_configured_ca) {
+  auto certs = makeCertificates("localhost");
+  NodePeer server("fhir-server.mjs", {}, {"--tls-cert", (certs / "server.pem").string(), "--tls-key", (certs / "server.key").string()});
+  BOOST_REQUIRE_MESSAGE(server.error().empty(), server.error());
+  const std::string base = "https://localhost:" + std::to_string(server.port());
+  core::SystemClock clock;
+  auto withCa = [&](const std::string& caFile) {
+    FhirDestinationConfig c;
+    c.baseUrl = base;
+    c.timeout = std::chrono::milliseconds(5000);
+    c.caFile = caFile;
+    return std::make_unique<FhirDestination>(std::move(c), clock);
+  };
+  auto trusted = withCa((certs / "ca.pem").string())->send(request(bundle("%2B15551234567", "T-1")));
+  BOOST_TEST_INFO(trusted.response);
+  BOOST_TEST(static_cast<int>(trusted.status) == static_cast<int>(core::DeliveryStatus::kOk));
+  // A certificate from a CA we do not trust is refused (and retried: the operator may fix the CA).
+  auto untrusted = withCa((certs / "other.pem").string())->send(request(bundle("%2B15551234567", "T-1")));
+  BOOST_TEST(static_cast<int>(untrusted.status) == static_cast<int>(core::DeliveryStatus::kRetry));
+  BOOST_TEST(untrusted.response.find("TLS") != std::string::npos, untrusted.response);
+  // The system CAs do not know our test CA either.
+  auto system = withCa("")->send(request(bundle("%2B15551234567", "T-1")));
+  BOOST_TEST(static_cast<int>(system.status) == static_cast<int>(core::DeliveryStatus::kRetry));
+  // The right CA but another host name than the certificate's: refused.
+  FhirDestinationConfig byIp;
+  byIp.baseUrl = "https://127.0.0.1:" + std::to_string(server.port());
+  byIp.caFile = (certs / "ca.pem").string();
+  auto mismatch = FhirDestination(std::move(byIp), clock).send(request(bundle("%2B15551234567", "T-1")));
+  BOOST_TEST(static_cast<int>(mismatch.status) == static_cast<int>(core::DeliveryStatus::kRetry), mismatch.response);
+  std::filesystem::remove_all(certs);
+}
+
 BOOST_AUTO_TEST_CASE(config_errors_name_the_field) {
   rapidjson::Document d;
   d.Parse(R"({"base_url":"ftp://x","auth":{"type":"smart_backend","client_id":"a","kid":"k","private_key":"not a key"}})");

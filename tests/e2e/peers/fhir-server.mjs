@@ -2,7 +2,7 @@
 // (transactions, conditional create, search), with every written resource checked by
 // @medplum/core validateResource against the official R4 definitions. Loopback only.
 //
-// Usage: node fhir-server.mjs [--port N] [--port-file FILE]
+// Usage: node fhir-server.mjs [--port N] [--port-file FILE] [--tls-cert PEM --tls-key PEM]
 //   Prints "listening <port>" on stdout (and writes the port to --port-file) once ready.
 // Options through the environment (all optional):
 //   PEER_REQUIRE_TOKEN=1        FHIR requests need "Authorization: Bearer <issued token>"
@@ -12,6 +12,7 @@
 // Test control (not FHIR): GET /_control/stats, POST /_control/fail {"status":503,"count":3,
 //   "retryAfter":"1"}, POST /_control/reset.
 import http from 'node:http';
+import https from 'node:https';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import { WebSocket } from 'ws';
@@ -244,7 +245,9 @@ async function handle(req, res, raw, port) {
   return send(res, status, resource ?? oo, extra);
 }
 
-const server = http.createServer((req, res) => {
+const tlsCert = argValue('--tls-cert', null);
+const tlsKey = argValue('--tls-key', null);
+const listener = (req, res) => {
   const chunks = [];
   req.on('data', (c) => chunks.push(c));
   req.on('end', () => {
@@ -252,7 +255,11 @@ const server = http.createServer((req, res) => {
       send(res, 500, outcome('exception', String(err?.message ?? err)));
     });
   });
-});
+};
+// With --tls-cert/--tls-key the server speaks HTTPS only (for the destination's TLS checks).
+const server = tlsCert
+  ? https.createServer({ cert: fs.readFileSync(tlsCert), key: fs.readFileSync(tlsKey) }, listener)
+  : http.createServer(listener);
 server.keepAliveTimeout = 30000;
 server.listen(Number(argValue('--port', '0')), '127.0.0.1', () => {
   const port = server.address().port;
