@@ -3,9 +3,11 @@
 
 #include <algorithm>
 #include <fstream>
+#include <map>
 #include <sstream>
 
 #include <rapidjson/error/en.h>
+#include <rapidjson/reader.h>
 
 #include "engine/fhir/primitive_format.h"
 
@@ -56,6 +58,84 @@ std::string literal(const Value& obj, const char* key) {
   if (!v || !v->IsString() || hasTemplate(v->GetString())) return {};
   return v->GetString();
 }
+
+// Line of every value of a JSON text by JSON pointer (a SAX pass; the stream position at each
+// value callback lies on the value's line).
+class PointerLines : public rapidjson::BaseReaderHandler<rapidjson::UTF8<>, PointerLines> {
+ public:
+  explicit PointerLines(const std::string& text) : text_(text) {
+    for (std::size_t i = 0; i < text.size(); ++i)
+      if (text[i] == '\n') newlines_.push_back(i);
+  }
+
+  void run() {
+    rapidjson::Reader reader;
+    rapidjson::StringStream ss(text_.c_str());
+    stream_ = &ss;
+    reader.Parse(ss, *this);
+    stream_ = nullptr;
+  }
+
+  int line(const std::string& pointer) const {
+    auto it = lines_.find(pointer);
+    return it == lines_.end() ? 0 : it->second;
+  }
+
+  bool Default() {
+    value();
+    return true;
+  }
+  bool String(const char*, rapidjson::SizeType, bool) { return Default(); }
+  bool StartObject() {
+    stack_.push_back({false, 0, {}, value()});
+    return true;
+  }
+  bool Key(const char* str, rapidjson::SizeType length, bool) {
+    stack_.back().key = escapePointer(std::string_view(str, length));
+    return true;
+  }
+  bool EndObject(rapidjson::SizeType) {
+    stack_.pop_back();
+    return true;
+  }
+  bool StartArray() {
+    stack_.push_back({true, 0, {}, value()});
+    return true;
+  }
+  bool EndArray(rapidjson::SizeType) {
+    stack_.pop_back();
+    return true;
+  }
+
+ private:
+  struct Frame {
+    bool array;
+    std::size_t index;
+    std::string key;
+    std::string pointer;
+  };
+
+  // Records the current value's pointer and line; returns the pointer.
+  std::string value() {
+    std::string pointer;
+    if (!stack_.empty()) {
+      Frame& top = stack_.back();
+      pointer = top.pointer + "/" + (top.array ? std::to_string(top.index++) : top.key);
+    }
+    std::size_t offset = stream_ ? stream_->Tell() : 0;
+    int line = static_cast<int>(std::lower_bound(newlines_.begin(), newlines_.end(), offset) -
+                                newlines_.begin()) +
+               1;
+    lines_.emplace(pointer, line);
+    return pointer;
+  }
+
+  const std::string& text_;
+  rapidjson::StringStream* stream_ = nullptr;
+  std::vector<std::size_t> newlines_;
+  std::vector<Frame> stack_;
+  std::map<std::string, int> lines_;
+};
 
 class Linter {
  public:
@@ -330,11 +410,16 @@ std::vector<LintFinding> lintMappingFile(const Definitions& definitions, const s
                         "malformed JSON at offset " + std::to_string(doc.GetErrorOffset()) + ": " +
                             rapidjson::GetParseError_En(doc.GetParseError())}};
   }
-  return lintMapping(definitions, doc, path);
+  auto findings = lintMapping(definitions, doc, path);
+  PointerLines lines(s);
+  lines.run();
+  for (auto& f : findings) f.line = lines.line(f.pointer);
+  return findings;
 }
 
 std::string formatFinding(const LintFinding& f) {
-  std::string out = f.file + ": " + (f.pointer.empty() ? "/" : f.pointer);
+  std::string out = f.file + (f.line > 0 ? ":" + std::to_string(f.line) : std::string()) + ": " +
+                    (f.pointer.empty() ? "/" : f.pointer);
   if (!f.fhirPath.empty()) out += " (" + f.fhirPath + ")";
   return out + ": " + f.message;
 }

@@ -20,6 +20,7 @@ struct LintFinding {
   std::string pointer;   // JSON pointer into the mapping file, e.g. /resources/0/resource/name
   std::string fhirPath;  // element path, e.g. Patient.name.given
   std::string message;
+  int line = 0;  // 1-based line of the value in the file (lintMappingFile), 0 when unknown
 };
 
 // Lints a whole mapping file: {"resources": [{"key", "resource": {...}}, ...]}.
@@ -32,7 +33,7 @@ std::vector<LintFinding> lintResourceTemplate(const Definitions& definitions,
 // Reads and lints a mapping file; unreadable or malformed JSON is one finding at pointer "".
 std::vector<LintFinding> lintMappingFile(const Definitions& definitions, const std::string& path);
 
-// "file: /pointer (Patient.name): message".
+// "file:line: /pointer (Patient.name): message" (":line" only when known).
 std::string formatFinding(const LintFinding& finding);
 
 }  // namespace switchboard::fhir

@@ -72,6 +72,12 @@ BOOST_AUTO_TEST_CASE(each_mistake_is_located) {
   EXPECT_FINDING(f, "/resources/3/resource/resourceType", "Observation", "no StructureDefinition");
   EXPECT_FINDING(f, "/resources/4", "", "needs a \"resource\"");
   for (const auto& finding : f) BOOST_TEST(finding.file.ends_with("mapping_bad.json"));
+  // Findings carry the line of the value in the file.
+  for (const auto& finding : f) {
+    if (finding.pointer == p + "/gender") BOOST_TEST(finding.line == 11);
+    if (finding.pointer == a + "/participant/0/status") BOOST_TEST(finding.line == 23);
+    if (finding.pointer == "/resources/4") BOOST_TEST(finding.line == 31);
+  }
   BOOST_TEST(f.size() == 15u, describe(f));
 }
 
