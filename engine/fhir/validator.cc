@@ -189,6 +189,17 @@ class Walk {
   // The members of a JSON object holding the element at `path` of `sd`.
   void object(const StructureDefinition& sd, const std::string& path, const Value& obj,
               const std::string& loc) {
+    if (depth_ >= kMaxDepth) {
+      add("error", "too-long",
+          "elements nested deeper than " + std::to_string(kMaxDepth) + " levels are not validated",
+          loc);
+      return;
+    }
+    struct DepthGuard {
+      int& d;
+      explicit DepthGuard(int& depth) : d(++depth) {}
+      ~DepthGuard() { --d; }
+    } guard(depth_);
     const auto& defs = sd.children(path);
     struct Found {
       std::string key;
@@ -628,6 +639,8 @@ class Walk {
   std::unordered_map<std::string, std::string> bundleTypes_;
   bool inBundle_ = false;
   bool inContained_ = false;
+  static constexpr int kMaxDepth = 64;
+  int depth_ = 0;
   bool profilePass_ = false;
   std::string profileUrl_;
   std::set<std::string> seen_;

@@ -325,6 +325,19 @@ BOOST_AUTO_TEST_CASE(warnings_do_not_count_as_errors) {
   BOOST_TEST(!hasIssue(check(kBooked, quiet), "warning", "invariant", "Appointment", "dom-6"));
 }
 
+BOOST_AUTO_TEST_CASE(hostile_nesting_is_bounded) {
+  std::string items;
+  for (int i = 0; i < 500; ++i) items += R"({"linkId":"x","item":[)";
+  items += R"({"linkId":"leaf"})";
+  for (int i = 0; i < 500; ++i) items += "]}";
+  auto issues = check(R"({"resourceType":"QuestionnaireResponse","status":"completed","item":[)" +
+                      items + "]}");
+  BOOST_TEST(hasErrors(issues));
+  bool tooDeep = false;
+  for (const auto& i : issues) tooDeep = tooDeep || i.code == "too-long";
+  BOOST_TEST(tooDeep, describe(issues));
+}
+
 BOOST_AUTO_TEST_CASE(unparsable_input_is_fatal) {
   auto issues = check("{\"resourceType\": ");
   BOOST_REQUIRE_EQUAL(issues.size(), 1u);
