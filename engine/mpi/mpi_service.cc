@@ -139,23 +139,84 @@ std::string patchPatient(const std::string& resource, const std::string& id, boo
   return write(d);
 }
 
-// A FHIR transaction Bundle that PUTs each golden Patient.
-std::string transactionBundle(const std::vector<GoldenRecord>& goldens) {
+// The golden ids a golden Patient's link elements point at ("Patient/<id>").
+std::vector<std::string> linkedGoldenIds(const Document& patient) {
+  std::vector<std::string> out;
+  if (!patient.IsObject() || !patient.HasMember("link") || !patient["link"].IsArray()) return out;
+  for (const auto& l : patient["link"].GetArray()) {
+    if (!l.IsObject() || !l.HasMember("other")) continue;
+    std::string ref = getStr(l["other"], "reference");
+    if (ref.starts_with("Patient/")) out.push_back(ref.substr(8));
+  }
+  return out;
+}
+
+// The FHIR transaction Bundle that carries golden records to the EHR (see
+// DecisionOutcome::bundle): `primaries` first, in order, then every golden record their links
+// name, transitively, read from the store.
+std::string ehrBundle(MpiTx& tx, const std::vector<GoldenRecord>& primaries) {
+  std::vector<GoldenRecord> all = primaries;
+  std::set<std::string> included;
+  for (const auto& g : all) included.insert(g.id);
   Document d(rapidjson::kObjectType);
   auto& a = d.GetAllocator();
   d.AddMember("resourceType", "Bundle", a);
   d.AddMember("type", "transaction", a);
   Value entries(rapidjson::kArrayType);
-  for (const auto& g : goldens) {
+  // `all` grows while it is walked: each record's link targets join the Bundle once.
+  for (size_t i = 0; i < all.size(); ++i) {
     Document r;
-    r.Parse(g.resource.c_str());
-    if (r.HasParseError()) continue;
-    Value e(rapidjson::kObjectType), req(rapidjson::kObjectType), res;
-    res.CopyFrom(r, a);
-    e.AddMember("fullUrl", str("Patient/" + g.id, a), a);
+    r.Parse(all[i].resource.c_str());
+    if (r.HasParseError() || !r.IsObject()) continue;
+    for (const auto& other : linkedGoldenIds(r)) {
+      if (included.contains(other)) continue;
+      if (auto g = tx.golden(other)) {
+        included.insert(other);
+        all.push_back(std::move(*g));
+      }
+    }
+    const std::string id = all[i].id;
+    Value res(rapidjson::kObjectType);
+    for (auto& m : r.GetObject()) {
+      const std::string_view key(m.name.GetString(), m.name.GetStringLength());
+      if (key == "id" || key == "identifier" || key == "link") continue;
+      Value k(m.name, a), v(m.value, a);
+      res.AddMember(k, v, a);
+    }
+    // Identifiers: the enterprise id of this record only (a copied one of another record would
+    // make the conditional update match two EHR Patients).
+    Value ids(rapidjson::kArrayType);
+    if (r.HasMember("identifier") && r["identifier"].IsArray()) {
+      for (const auto& ident : r["identifier"].GetArray()) {
+        if (getStr(ident, "system") == kEnterpriseIdSystem) continue;
+        ids.PushBack(Value(ident, a), a);
+      }
+    }
+    Value own(rapidjson::kObjectType);
+    own.AddMember("system", Value(kEnterpriseIdSystem, a), a);
+    own.AddMember("value", str(id, a), a);
+    ids.PushBack(own, a);
+    res.AddMember("identifier", ids, a);
+    if (r.HasMember("link") && r["link"].IsArray()) {
+      Value links(rapidjson::kArrayType);
+      for (const auto& l : r["link"].GetArray()) {
+        std::string ref =
+            l.IsObject() && l.HasMember("other") ? getStr(l["other"], "reference") : "";
+        if (!ref.starts_with("Patient/") || !included.contains(ref.substr(8))) continue;
+        Value nl(rapidjson::kObjectType), other(rapidjson::kObjectType);
+        other.AddMember("reference", str(enterpriseFullUrl(ref.substr(8)), a), a);
+        nl.AddMember("other", other, a);
+        nl.AddMember("type", str(getStr(l, "type"), a), a);
+        links.PushBack(nl, a);
+      }
+      if (!links.Empty()) res.AddMember("link", links, a);
+    }
+    Value e(rapidjson::kObjectType), req(rapidjson::kObjectType);
+    e.AddMember("fullUrl", str(enterpriseFullUrl(id), a), a);
     e.AddMember("resource", res, a);
     req.AddMember("method", "PUT", a);
-    req.AddMember("url", str("Patient/" + g.id, a), a);
+    req.AddMember("url",
+                  str(std::string("Patient?identifier=") + kEnterpriseIdSystem + "|" + id, a), a);
     e.AddMember("request", req, a);
     entries.PushBack(e, a);
   }
@@ -173,6 +234,32 @@ std::string joined(const std::vector<std::string>& v, const char* sep = " ") {
 }
 
 }  // namespace
+
+std::string enterpriseFullUrl(const std::string& goldenId) {
+  std::string hex;
+  const bool canonical = goldenId.size() == 33 && goldenId[0] == 'g' &&
+                         std::all_of(goldenId.begin() + 1, goldenId.end(), [](char c) {
+                           return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
+                         });
+  if (canonical) {
+    hex = goldenId.substr(1);
+  } else {
+    // Not an id this service made: two FNV-1a hashes give a stable 128-bit value.
+    char buf[40];
+    uint64_t h1 = 1469598103934665603ULL, h2 = 1099511628211ULL * 31;
+    for (unsigned char c : goldenId) {
+      h1 = (h1 ^ c) * 1099511628211ULL;
+      h2 = (h2 ^ c) * 1099511628211ULL + 0x9E3779B97F4A7C15ULL;
+    }
+    std::snprintf(buf, sizeof buf, "%016llx%016llx", static_cast<unsigned long long>(h1),
+                  static_cast<unsigned long long>(h2));
+    hex = buf;
+  }
+  hex[12] = '8';                                                    // version 8 (RFC 9562: custom)
+  hex[16] = "89ab"[std::stoi(hex.substr(16, 1), nullptr, 16) & 3];  // variant 10
+  return "urn:uuid:" + hex.substr(0, 8) + "-" + hex.substr(8, 4) + "-" + hex.substr(12, 4) + "-" +
+         hex.substr(16, 4) + "-" + hex.substr(20);
+}
 
 const char* matchGrade(const PairScore& s, const MatchConfig& c) {
   if (s.decision == Decision::kMatch) return "certain";
@@ -739,7 +826,7 @@ Result<DecisionOutcome> MpiService::decide(int64_t id, ReviewVerdict verdict,
         ev.id = tx.insertMerge(ev);
         item->mergeEventId = ev.id;
         out.merge = ev;
-        out.bundle = transactionBundle({*gInto, *gFrom});
+        out.bundle = ehrBundle(tx, {*gInto, *gFrom});
         tx.appendAudit({0, t, reviewer, "merge", into,
                         R"({"from":")" + from + R"(","into":")" + into + R"(","event":)" +
                             std::to_string(ev.id) + "}"});
@@ -880,7 +967,7 @@ Result<DecisionOutcome> MpiService::undo(int64_t id, const std::string& reviewer
       ev->undoneBy = reviewer;
       tx.updateMergeUndo(*ev);
       out.merge = *ev;
-      out.bundle = transactionBundle({gFrom, *gInto});
+      out.bundle = ehrBundle(tx, {gFrom, *gInto});
       tx.appendAudit(
           {0, t, reviewer, "merge.undo", ev->intoGolden,
            R"({"from":")" + ev->fromGolden + R"(","event":)" + std::to_string(ev->id) + "}"});

@@ -24,6 +24,10 @@
 
 namespace switchboard::mpi {
 
+// The identifier system carrying the MPI's enterprise (golden record) id on every Patient sent
+// to the EHR: the stage's conditional create and the merge Bundle's conditional updates key on it.
+inline constexpr const char* kEnterpriseIdSystem = "urn:switchboard:mpi:enterprise-id";
+
 // What submit() decided for one source Patient.
 struct SubmitDecision {
   std::string sourceId;      // "<sourceSystem>/<Patient.id or first identifier>"
@@ -72,6 +76,11 @@ struct DecisionOutcome {
   // FHIR transaction Bundle for the EHR: the survivor (active, link replaces) and the retired
   // record (active false, link replaced-by); for an undo, both records restored. Empty when
   // nothing is to be sent (not-duplicate, or both sources already shared a golden record).
+  // The EHR knows golden records only by their enterprise identifier, so every entry is a
+  // conditional update (PUT Patient?identifier=<kEnterpriseIdSystem>|<golden id>) with a
+  // urn:uuid fullUrl, and Patient.link points at those fullUrls; every golden record a link
+  // names is in the Bundle too, so each reference resolves inside the transaction.
+  // See ehrBundle() and docs/mpi.md section 10.
   std::string bundle;
 };
 
@@ -156,6 +165,10 @@ class MpiService {
   std::map<std::string, std::set<std::string>> replaces_;  // survivor -> retired golden ids
   std::mt19937_64 rng_;
 };
+
+// The fullUrl of a golden record in an EHR Bundle: "urn:uuid:" + a UUID made from the 128-bit
+// golden id (version and variant bits set), stable for the same id.
+std::string enterpriseFullUrl(const std::string& goldenId);
 
 // The match-grade code for a score: certain (MATCH), probable (POSSIBLE_MATCH in the upper half
 // between the thresholds), possible.

@@ -1,3 +1,4 @@
+// The "mpi" pipeline stage: matching and enterprise-id stamping. Thread-safety: see mpi_stage.h.
 #include "engine/mpi/mpi_stage.h"
 
 #include <cstdio>
@@ -18,7 +19,8 @@ class MpiStage final : public core::Stage {
     rapidjson::Document doc;
     doc.Parse(pm.payload.data(), pm.payload.size());
     if (doc.HasParseError() || !doc.IsObject()) {
-      return core::StageResult::failure(Error(ErrorCode::kStructure, "mpi: the payload is not FHIR JSON"));
+      return core::StageResult::failure(
+          Error(ErrorCode::kStructure, "mpi: the payload is not FHIR JSON"));
     }
     // Find the Patient: a bare resource or the first Patient entry of a Bundle.
     rapidjson::Value* patient = nullptr;
@@ -38,7 +40,8 @@ class MpiStage final : public core::Stage {
         }
       }
     }
-    if (patient == nullptr) return core::StageResult::proceed();  // nothing to match (e.g. a status callback)
+    if (patient == nullptr)
+      return core::StageResult::proceed();  // nothing to match (e.g. a status callback)
 
     // Each submission is its own source record; a replay of the same message updates it.
     const std::string channel = pm.message ? pm.message->channelId : std::string("channel");
@@ -47,27 +50,30 @@ class MpiStage final : public core::Stage {
     rapidjson::Document copy;
     copy.CopyFrom(*patient, copy.GetAllocator());
     if (copy.HasMember("id")) copy.RemoveMember("id");
-    copy.AddMember("id", rapidjson::Value(sourceId.c_str(), copy.GetAllocator()), copy.GetAllocator());
+    copy.AddMember("id", rapidjson::Value(sourceId.c_str(), copy.GetAllocator()),
+                   copy.GetAllocator());
     auto decision = service_->submit(serialize(copy), sourceSystem);
     if (!decision) {
-      return core::StageResult::failure(Error(decision.error().code, "mpi: " + decision.error().message));
+      return core::StageResult::failure(
+          Error(decision.error().code, "mpi: " + decision.error().message));
     }
     const char* result = decisionName(decision->result);
     char score[32];
     std::snprintf(score, sizeof score, "%.4f", decision->score);
     core::setMetadata(pm.metadata, "mpi_decision", result);
     core::setMetadata(pm.metadata, "mpi_enterprise_id", decision->enterpriseId);
-    pm.events.emplace_back("mpi", std::string(result) + " enterprise " + decision->enterpriseId + " score " + score +
-                                      (decision->reviewItemIds.empty()
-                                           ? std::string()
-                                           : " review item " + std::to_string(decision->reviewItemIds.front())));
+    pm.events.emplace_back(
+        "mpi", std::string(result) + " enterprise " + decision->enterpriseId + " score " + score +
+                   (decision->reviewItemIds.empty()
+                        ? std::string()
+                        : " review item " + std::to_string(decision->reviewItemIds.front())));
     if (decision->result == Decision::kPossibleMatch && hold_) {
-      return core::StageResult::failure(
-          Error(ErrorCode::kConflict, "mpi: held for review (review item " +
-                                          (decision->reviewItemIds.empty()
-                                               ? std::string("?")
+      return core::StageResult::failure(Error(
+          ErrorCode::kConflict,
+          "mpi: held for review (review item " +
+              (decision->reviewItemIds.empty() ? std::string("?")
                                                : std::to_string(decision->reviewItemIds.front())) +
-                                          "); replay the message after the decision"));
+              "); replay the message after the decision"));
     }
     // Point the delivery at the enterprise record: the identifier, and conditional create on it,
     // so every source linked to the same golden record lands on one EHR Patient.
@@ -82,7 +88,8 @@ class MpiStage final : public core::Stage {
     (*patient)["identifier"].PushBack(identifier, alloc);
     if (entry != nullptr && entry->HasMember("request") && (*entry)["request"].IsObject()) {
       auto& request = (*entry)["request"];
-      const std::string condition = std::string("identifier=") + kEnterpriseIdSystem + "|" + decision->enterpriseId;
+      const std::string condition =
+          std::string("identifier=") + kEnterpriseIdSystem + "|" + decision->enterpriseId;
       if (request.HasMember("ifNoneExist")) request.RemoveMember("ifNoneExist");
       request.AddMember("ifNoneExist", rapidjson::Value(condition.c_str(), alloc), alloc);
     }
@@ -106,14 +113,18 @@ class MpiStage final : public core::Stage {
 }  // namespace
 
 void registerMpiStage(core::ConnectorRegistry& registry, std::shared_ptr<MpiService> service) {
-  registry.addStage("mpi", [service](core::ConfigReader& c, const core::ConnectorContext& ctx)
-                               -> Result<std::unique_ptr<core::Stage>> {
-    const std::string onPossible = c.string("on_possible_match", "hold", "hold or create");
-    const std::string sourceSystem = c.string("source_system", ctx.channelId, "MPI source name");
-    if (onPossible != "hold" && onPossible != "create") c.invalid("on_possible_match", "\"hold\" or \"create\"");
-    if (auto r = c.finish(); !r) return std::unexpected(r.error());
-    return std::make_unique<MpiStage>(service, onPossible == "hold", sourceSystem);
-  });
+  registry.addStage(
+      "mpi",
+      [service](core::ConfigReader& c,
+                const core::ConnectorContext& ctx) -> Result<std::unique_ptr<core::Stage>> {
+        const std::string onPossible = c.string("on_possible_match", "hold", "hold or create");
+        const std::string sourceSystem =
+            c.string("source_system", ctx.channelId, "MPI source name");
+        if (onPossible != "hold" && onPossible != "create")
+          c.invalid("on_possible_match", "\"hold\" or \"create\"");
+        if (auto r = c.finish(); !r) return std::unexpected(r.error());
+        return std::make_unique<MpiStage>(service, onPossible == "hold", sourceSystem);
+      });
 }
 
 }  // namespace switchboard::mpi

@@ -12,9 +12,6 @@
 
 namespace switchboard::mpi {
 
-// The identifier system carrying the MPI's enterprise (golden record) id on Patients sent on.
-inline constexpr const char* kEnterpriseIdSystem = "urn:switchboard:mpi:enterprise-id";
-
 // Registers stage type "mpi" with config:
 //   "on_possible_match": "hold" (default: the message fails with a "held for review" error and
 //                        is replayed after the reviewer decides) | "create" (send as a new patient)

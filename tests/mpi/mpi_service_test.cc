@@ -4,6 +4,8 @@
 #include <boost/test/unit_test.hpp>
 
 #include <atomic>
+#include <map>
+#include <set>
 #include <thread>
 
 #include <rapidjson/document.h>
@@ -189,21 +191,48 @@ BOOST_AUTO_TEST_CASE(merge_then_undo_restores_both) {
   auto retired = mpi->golden(d4.enterpriseId);
   BOOST_TEST(!retired->record.active);
   BOOST_TEST(retired->record.replacedBy == d1.enterpriseId);
-  // The Bundle for the EHR: survivor replaces, retired record inactive and replaced-by.
+  // The Bundle for the EHR: survivor replaces, retired record inactive and replaced-by. The EHR
+  // knows both only by their enterprise identifier: conditional updates, references between
+  // the entries by their urn:uuid fullUrls.
   auto b = parse(m->bundle);
   BOOST_TEST(std::string(b["type"].GetString()) == "transaction");
   BOOST_REQUIRE(b["entry"].Size() == 2u);
   const auto& survivor = b["entry"][0]["resource"];
   const auto& old = b["entry"][1]["resource"];
+  const std::string survivorUrl = b["entry"][0]["fullUrl"].GetString();
+  const std::string oldUrl = b["entry"][1]["fullUrl"].GetString();
+  BOOST_TEST(survivorUrl == enterpriseFullUrl(d1.enterpriseId));
+  BOOST_TEST(oldUrl == enterpriseFullUrl(d4.enterpriseId));
+  BOOST_TEST(survivorUrl.starts_with("urn:uuid:"));
+  BOOST_TEST(survivorUrl.size() == 45u);
+  BOOST_TEST(survivorUrl != oldUrl);
   BOOST_TEST(std::string(b["entry"][0]["request"]["method"].GetString()) == "PUT");
   BOOST_TEST(std::string(b["entry"][0]["request"]["url"].GetString()) ==
-             "Patient/" + d1.enterpriseId);
+             "Patient?identifier=urn:switchboard:mpi:enterprise-id|" + d1.enterpriseId);
+  BOOST_TEST(std::string(b["entry"][1]["request"]["url"].GetString()) ==
+             "Patient?identifier=urn:switchboard:mpi:enterprise-id|" + d4.enterpriseId);
+  BOOST_TEST(!survivor.HasMember("id"));  // the EHR's ids are not the MPI's
+  BOOST_TEST(!old.HasMember("id"));
+  // Each resource carries its own enterprise identifier, and no other record's.
+  auto enterpriseIds = [](const rapidjson::Value& r) {
+    std::vector<std::string> out;
+    for (const auto& i : r["identifier"].GetArray())
+      if (std::string(i["system"].GetString()) == kEnterpriseIdSystem)
+        out.push_back(i["value"].GetString());
+    return out;
+  };
+  BOOST_TEST(enterpriseIds(survivor) == std::vector<std::string>{d1.enterpriseId});
+  BOOST_TEST(enterpriseIds(old) == std::vector<std::string>{d4.enterpriseId});
   BOOST_TEST(survivor["active"].GetBool());
   BOOST_TEST(std::string(survivor["link"][0]["type"].GetString()) == "replaces");
-  BOOST_TEST(std::string(survivor["link"][0]["other"]["reference"].GetString()) ==
-             "Patient/" + d4.enterpriseId);
+  BOOST_TEST(std::string(survivor["link"][0]["other"]["reference"].GetString()) == oldUrl);
   BOOST_TEST(!old["active"].GetBool());
   BOOST_TEST(std::string(old["link"][0]["type"].GetString()) == "replaced-by");
+  BOOST_TEST(std::string(old["link"][0]["other"]["reference"].GetString()) == survivorUrl);
+  // The MPI's own view keeps its ids.
+  auto retiredResource = parse(retired->record.resource);
+  BOOST_TEST(std::string(retiredResource["link"][0]["other"]["reference"].GetString()) ==
+             "Patient/" + d1.enterpriseId);
   // The survivor now carries the moved source's phone too (union), with provenance.
   BOOST_TEST(mpi->golden(d1.enterpriseId)->record.provenance.find("wa/p4") != std::string::npos);
 
@@ -228,8 +257,13 @@ BOOST_AUTO_TEST_CASE(merge_then_undo_restores_both) {
   BOOST_TEST(g4->record.resource == before4);
   BOOST_TEST(mpi->golden(d1.enterpriseId)->record.resource == before1);
   auto ub = parse(u->bundle);
+  BOOST_REQUIRE(ub["entry"].Size() == 2u);
+  BOOST_TEST(std::string(ub["entry"][0]["request"]["url"].GetString()) ==
+             "Patient?identifier=urn:switchboard:mpi:enterprise-id|" + d4.enterpriseId);
   BOOST_TEST(ub["entry"][0]["resource"]["active"].GetBool());
   BOOST_TEST(!ub["entry"][0]["resource"].HasMember("link"));
+  BOOST_TEST(ub["entry"][1]["resource"]["active"].GetBool());
+  BOOST_TEST(!ub["entry"][1]["resource"].HasMember("link"));
   // Undoing an open item is a conflict; the audit holds every step with its reviewer.
   BOOST_TEST((mpi->undo(item, "bo@clinic", "").error().code == ErrorCode::kConflict));
   auto audit = mpi->audit("review/" + std::to_string(item));
@@ -240,6 +274,42 @@ BOOST_AUTO_TEST_CASE(merge_then_undo_restores_both) {
   BOOST_TEST((*audit)[1].detail.find("wrong person") != std::string::npos);
   // And it can be decided again after the undo.
   BOOST_TEST(mpi->decide(item, ReviewVerdict::kMerge, "ana@clinic", "").has_value());
+}
+
+BOOST_AUTO_TEST_CASE(merge_bundle_carries_every_record_its_links_name) {
+  // Two merges into one survivor: the second Bundle names both retired records in the
+  // survivor's links, so both are in it (each reference must resolve inside the transaction).
+  auto d1 = submit(kKatherine);
+  auto d4 = submit(kKatherineMaybe);
+  BOOST_REQUIRE(d4.reviewItemIds.size() == 1u);
+  BOOST_REQUIRE(mpi->decide(d4.reviewItemIds[0], ReviewVerdict::kMerge, "ana", "").has_value());
+  auto d7 = submit(patient("p7", "Katherine", "O'Neil", "1975-05-02", "female", "512 555 0188",
+                           "3 Oak Road", "Austin", "78702"));
+  BOOST_REQUIRE((d7.result == Decision::kPossibleMatch));
+  BOOST_REQUIRE(d7.reviewItemIds.size() == 1u);
+  clock.advance(1000);
+  auto m = mpi->decide(d7.reviewItemIds[0], ReviewVerdict::kMerge, "ana", "");
+  BOOST_REQUIRE(m.has_value());
+  auto b = parse(m->bundle);
+  BOOST_REQUIRE(b["entry"].Size() == 3u);
+  std::map<std::string, const rapidjson::Value*> byUrl;
+  for (const auto& e : b["entry"].GetArray()) byUrl[e["fullUrl"].GetString()] = &e["resource"];
+  BOOST_REQUIRE(byUrl.size() == 3u);
+  const auto& survivor = *byUrl.at(enterpriseFullUrl(d1.enterpriseId));
+  BOOST_TEST(survivor["active"].GetBool());
+  std::set<std::string> replaced;
+  for (const auto& l : survivor["link"].GetArray()) {
+    BOOST_TEST(std::string(l["type"].GetString()) == "replaces");
+    replaced.insert(l["other"]["reference"].GetString());
+  }
+  BOOST_TEST(replaced == (std::set<std::string>{enterpriseFullUrl(d4.enterpriseId),
+                                                enterpriseFullUrl(d7.enterpriseId)}));
+  for (const auto& id : {d4.enterpriseId, d7.enterpriseId}) {
+    const auto& r = *byUrl.at(enterpriseFullUrl(id));
+    BOOST_TEST(!r["active"].GetBool());
+    BOOST_TEST(std::string(r["link"][0]["other"]["reference"].GetString()) ==
+               enterpriseFullUrl(d1.enterpriseId));
+  }
 }
 
 BOOST_AUTO_TEST_CASE(manual_decisions_survive_rematching) {
