@@ -114,6 +114,12 @@ const std::vector<const ElementDef*>& StructureDefinition::children(std::string_
   return it == children_.end() ? kNone : it->second;
 }
 
+const std::vector<const ElementDef*>& StructureDefinition::slices(std::string_view path) const {
+  static const std::vector<const ElementDef*> kNone;
+  auto it = slices_.find(std::string(path));
+  return it == slices_.end() ? kNone : it->second;
+}
+
 bool ValueSetExpansion::containsCode(std::string_view code) const {
   return bareCodes.contains(std::string(code));
 }
@@ -205,6 +211,7 @@ Result<void> Definitions::add(const std::string& file, const rapidjson::Value& r
     def.path = str(el, "path");
     if (def.id.empty()) def.id = def.path;
     def.inSlice = def.id.find(':') != std::string::npos;
+    def.sliceName = str(el, "sliceName");
     auto dot = def.path.rfind('.');
     def.name = dot == std::string::npos ? def.path : def.path.substr(dot + 1);
     def.choice = def.name.ends_with("[x]");
@@ -269,6 +276,9 @@ Result<void> Definitions::add(const std::string& file, const rapidjson::Value& r
     sd->elements.push_back(std::move(def));
   }
   for (const auto& def : sd->elements) {
+    if (!def.sliceName.empty() && def.id == def.path + ":" + def.sliceName && !def.types.empty() &&
+        !def.types.front().profiles.empty())
+      sd->slices_[def.path].push_back(&def);
     if (def.inSlice) continue;
     sd->byPath_.emplace(def.path, &def);
     auto dot = def.path.rfind('.');

@@ -53,7 +53,8 @@ struct ElementDef {
   std::string path;  // "Patient.name.given"
   std::string name;  // last path segment: "given", "value[x]"
   bool choice = false;
-  bool inSlice = false;  // a slice or a descendant of one (id holds ':')
+  bool inSlice = false;   // a slice or a descendant of one (id holds ':')
+  std::string sliceName;  // set on a slice's own element ("race" for Patient.extension:race)
   std::uint32_t min = 0;
   std::optional<std::uint32_t> max;  // empty = "*"
   std::vector<TypeRef> types;
@@ -89,6 +90,9 @@ class StructureDefinition {
   const ElementDef* element(std::string_view path) const;
   // The direct children (not slices) of the element at `path`.
   const std::vector<const ElementDef*>& children(std::string_view path) const;
+  // Extension slices of the element at `path` ("Patient.extension"): slice elements whose type
+  // profile names the extension URL they count.
+  const std::vector<const ElementDef*>& slices(std::string_view path) const;
   const ElementDef* root() const { return elements.empty() ? nullptr : &elements.front(); }
   bool isProfile() const { return derivation == "constraint"; }
 
@@ -97,6 +101,7 @@ class StructureDefinition {
   std::shared_ptr<rapidjson::Document> values_;  // owns fixed/pattern copies
   std::unordered_map<std::string, const ElementDef*> byPath_;
   std::unordered_map<std::string, std::vector<const ElementDef*>> children_;
+  std::unordered_map<std::string, std::vector<const ElementDef*>> slices_;
 };
 
 // The codes a ValueSet holds, as far as the shipped CodeSystems let it be expanded.

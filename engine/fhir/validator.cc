@@ -275,8 +275,43 @@ class Walk {
                 ", but found " + std::to_string(count),
             elementLoc);
       }
-      if (fit == found.end()) continue;
-      for (const Found& f : fit->second) items(sd, *def, f.type, f.key, f.value, f.ext, loc);
+      if (fit == found.end()) {
+        extensionSlices(sd, *def, nullptr, loc);
+        continue;
+      }
+      for (const Found& f : fit->second) {
+        if (f.value) extensionSlices(sd, *def, f.value, loc);
+        items(sd, *def, f.type, f.key, f.value, f.ext, loc);
+      }
+    }
+  }
+
+  // Cardinality of extension slices (US Core race, ethnicity, birthsex ...), counted by url.
+  void extensionSlices(const StructureDefinition& sd, const ElementDef& def, const Value* value,
+                       const std::string& loc) {
+    const auto& slices = sd.slices(def.path);
+    for (const ElementDef* slice : slices) {
+      const std::string& url = slice->types.front().profiles.front();
+      std::size_t count = 0;
+      if (value && value->IsArray()) {
+        for (const auto& e : value->GetArray())
+          if (strMember(e, "url") == url) ++count;
+      }
+      std::string where = loc + "." + plainName(def);
+      if (count < slice->min) {
+        add("error", "required",
+            def.path + ":" + slice->sliceName +
+                ": minimum required = " + std::to_string(slice->min) + " extension " + url +
+                ", but only found " + std::to_string(count),
+            where);
+      }
+      if (slice->max && count > *slice->max) {
+        add("error", "structure",
+            def.path + ":" + slice->sliceName +
+                ": maximum allowed = " + std::to_string(*slice->max) + " extension " + url +
+                ", but found " + std::to_string(count),
+            where);
+      }
     }
   }
 

@@ -271,6 +271,14 @@ BOOST_AUTO_TEST_CASE(us_core_patient_profile) {
   EXPECT_ISSUE(issues, "error", "required", "Patient.gender", "");
   EXPECT_ISSUE(issues, "error", "required", "Patient.telecom[0].system", "");
   EXPECT_ISSUE(issues, "error", "invariant", "Patient", "us-core-6");
+  // Extension slices count by url: US Core allows one birthsex.
+  issues = check(R"({"resourceType":"Patient","identifier":[{"system":"urn:x","value":"1"}],
+    "name":[{"family":"Rivera"}],"gender":"female","extension":[
+    {"url":"http://hl7.org/fhir/us/core/StructureDefinition/us-core-birthsex","valueCode":"F"},
+    {"url":"http://hl7.org/fhir/us/core/StructureDefinition/us-core-birthsex","valueCode":"M"}]})",
+                 usCore());
+  EXPECT_ISSUE(issues, "error", "structure", "Patient.extension", "birthsex: maximum allowed = 1");
+  BOOST_TEST(errors(issues).size() == 1u, describe(issues));
   // The profile is also picked up from meta.profile.
   issues = check(R"({"resourceType":"Patient","meta":{"profile":[
     "http://hl7.org/fhir/us/core/StructureDefinition/us-core-patient"]},"gender":"male"})");
