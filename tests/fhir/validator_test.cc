@@ -1,9 +1,11 @@
 // The validator against the shipped fhir-profiles/: realistic resources pass, and each class of
 // error is reported with its severity, issue code and FHIRPath location.
+#include <atomic>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <thread>
 
 #include <rapidjson/document.h>
 #include <rapidjson/stringbuffer.h>
@@ -105,6 +107,27 @@ BOOST_AUTO_TEST_CASE(value_document_api_matches_text_api) {
   BOOST_TEST(errors(issues).empty(), describe(issues));
   d["status"].SetString("nope");
   BOOST_TEST(hasErrors(validator().validate(d)));
+}
+
+BOOST_AUTO_TEST_CASE(one_validator_serves_many_threads) {
+  const std::string good = dataFile("bundle_transaction.json");
+  const std::string bad = R"({"resourceType":"Appointment","status":"booked",
+    "participant":[{"actor":{"reference":"Patient/1"},"status":"accepted"}]})";
+  const auto goodIssues = describe(check(good));
+  const auto badIssues = describe(check(bad));
+  std::atomic<int> mismatches{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < 50; ++i) {
+        bool even = (i + t) % 2 == 0;
+        auto issues = describe(check(even ? good : bad));
+        if (issues != (even ? goodIssues : badIssues)) ++mismatches;
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  BOOST_TEST(mismatches.load() == 0);
 }
 
 BOOST_AUTO_TEST_SUITE_END()
