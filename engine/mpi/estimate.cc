@@ -1,8 +1,8 @@
 // EM estimation and learning from reviewers' decisions. Thread-safety: see estimate.h.
 #include "engine/mpi/estimate.h"
 
-#include <cmath>
 #include <algorithm>
+#include <cmath>
 #include <thread>
 
 namespace switchboard::mpi {
@@ -70,12 +70,14 @@ EmResult estimateParameters(const PatternCounts& patterns, const MatchConfig& in
 }
 
 EmResult estimateFromIndex(const MpiIndex& index, const LinkOptions& options, int maxIterations) {
-  unsigned threads = options.threads ? options.threads : std::max(1u, std::thread::hardware_concurrency());
+  unsigned threads =
+      options.threads ? options.threads : std::max(1u, std::thread::hardware_concurrency());
   std::vector<PatternCounts> perThread(threads);
   LinkOptions opts = options;
   opts.threads = threads;
   forEachCandidatePair(index, opts, [&](unsigned t, uint32_t a, uint32_t b) {
-    ComparisonVector v = compareRecords(index.viewUnlocked(a), index.viewUnlocked(b), index.config());
+    ComparisonVector v =
+        compareRecords(index.viewUnlocked(a), index.viewUnlocked(b), index.config());
     ++perThread[t][v.level];
   });
   PatternCounts all;
@@ -117,7 +119,8 @@ MatchConfig estimateUFromRandomPairs(const MpiIndex& index, uint64_t samples, ui
   return c;
 }
 
-MatchConfig learnFromDecisions(const MatchConfig& config, const std::vector<LabelledPair>& pairs) {
+MatchConfig learnFromDecisions(const MatchConfig& config, const std::vector<LabelledPair>& pairs,
+                               bool updateU) {
   MatchConfig c = config;
   const double k = std::max(0.0, config.learningPriorStrength);
   for (size_t f = 0; f < kFieldCount; ++f) {
@@ -139,7 +142,7 @@ MatchConfig learnFromDecisions(const MatchConfig& config, const std::vector<Labe
       for (size_t l = 0; l < fm.m.size(); ++l)
         fm.m[l] = std::max(1e-6, (k * fm.m[l] + nm[l]) / (k + totalM));
     }
-    if (totalU > 0) {
+    if (updateU && totalU > 0) {
       for (size_t l = 0; l < fm.u.size(); ++l)
         fm.u[l] = std::max(1e-7, (k * fm.u[l] + nu[l]) / (k + totalU));
     }

@@ -46,8 +46,13 @@ struct LabelledPair {
   bool match = false;  // reviewer's decision: same person (merge) or not duplicate
 };
 
-// Updates m (from match-labelled pairs) and u (from non-match-labelled pairs) per field:
-// m' = (k*m + n(level, match)) / (k + n(non-null, match)), k = config.learningPriorStrength.
-MatchConfig learnFromDecisions(const MatchConfig& config, const std::vector<LabelledPair>& pairs);
+// Bayesian update of m per field from match-labelled pairs: the posterior mean under a
+// Dirichlet prior centred on the current m with k = config.learningPriorStrength
+// pseudo-observations, m' = (k*m + n(level, match)) / (k + n(non-null, match)). With updateU,
+// u is updated the same way from the non-match-labelled pairs (off by default: reviewed pairs
+// are the hard ones, far from the random pairs u describes; see docs/mpi.md section 7).
+// Weights are re-derived; everything else is copied. No labelled pairs: nothing changes.
+MatchConfig learnFromDecisions(const MatchConfig& config, const std::vector<LabelledPair>& pairs,
+                               bool updateU = false);
 
 }  // namespace switchboard::mpi

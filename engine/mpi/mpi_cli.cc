@@ -12,6 +12,8 @@
 #include "engine/mpi/estimate.h"
 #include "engine/mpi/febrl.h"
 #include "engine/mpi/link.h"
+#include "engine/mpi/mpi_store.h"
+#include "engine/mpi/reviewer_labels.h"
 
 namespace switchboard::mpi {
 namespace {
@@ -22,8 +24,15 @@ constexpr const char* kUsage =
     "  evaluate --febrl DIR [--config conf/mpi.json]\n"
     "  estimate (--input patients.ndjson | --febrl FILE.csv ...) [--config conf/mpi.json]\n"
     "           [--output new-mpi.json] [--iterations N]\n"
-    "  learn --labels decisions.ndjson [--config conf/mpi.json] [--output new-mpi.json]\n"
-    "        (each line: {\"a\": Patient, \"b\": Patient, \"match\": true|false})\n"
+    "  learn [--store URL] [--labels decisions.ndjson] [--config conf/mpi.json] [--output "
+    "new-mpi.json]\n"
+    "        [--learn-u]\n"
+    "        re-estimates m from reviewers' merges (Bayesian, learning.priorStrength pseudo-\n"
+    "        observations); --learn-u also updates u from not-duplicate decisions. Decisions come\n"
+    "        from the MPI store (default sqlite:$SWITCHBOARD_DATA_DIR/mpi.db, data dir default "
+    "var;\n"
+    "        only read) and/or a file (each line: {\"a\": Patient, \"b\": Patient, \"match\": "
+    "bool})\n"
     "The config defaults to conf/mpi.json in the working directory, else built-in defaults.\n";
 
 struct Args {
@@ -48,6 +57,10 @@ Args parse(int argc, char** argv, int first, const std::vector<std::string>& all
       a.error = "unknown option --" + k;
       return a;
     }
+    if (k == "learn-u") {  // the one flag without a value
+      a.options[k].push_back("1");
+      continue;
+    }
     if (i + 1 >= argc) {
       a.error = "option --" + k + " needs a value";
       return a;
@@ -60,8 +73,10 @@ Args parse(int argc, char** argv, int first, const std::vector<std::string>& all
 Result<MatchConfig> loadConfig(const Args& a) {
   std::string path = a.one("config");
   if (path.empty()) {
-    if (std::filesystem::exists("conf/mpi.json")) path = "conf/mpi.json";
-    else return MatchConfig::defaults();
+    if (std::filesystem::exists("conf/mpi.json"))
+      path = "conf/mpi.json";
+    else
+      return MatchConfig::defaults();
   }
   return MatchConfig::load(path);
 }
@@ -138,7 +153,8 @@ int runEstimate(const Args& a) {
       ++n;
       if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
       auto p = personFromFhirPatientJson(line);
-      if (!p) return failWith(Error(p.error().code, p.error().message, "line " + std::to_string(n)));
+      if (!p)
+        return failWith(Error(p.error().code, p.error().message, "line " + std::to_string(n)));
       index.add(index.normalize(*p));
     }
   }
@@ -164,37 +180,63 @@ int runEstimate(const Args& a) {
 }
 
 int runLearn(const Args& a) {
-  std::string labels = a.one("labels");
-  if (labels.empty()) {
-    std::cerr << kUsage;
-    return 2;
-  }
+  std::string labels = a.one("labels"), storeUrl = a.one("store");
   auto config = loadConfig(a);
   if (!config) return failWith(config.error());
-  std::ifstream in(labels);
-  if (!in) return failWith(Error(ErrorCode::kNotFound, "cannot read labels", labels));
-  std::vector<LabelledPair> pairs;
-  std::string line;
-  size_t n = 0;
-  while (std::getline(in, line)) {
-    ++n;
-    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
-    rapidjson::Document d;
-    d.Parse(line.c_str());
-    std::string where = labels + ":" + std::to_string(n);
-    if (d.HasParseError() || !d.IsObject() || !d.HasMember("a") || !d.HasMember("b") ||
-        !d.HasMember("match") || !d["match"].IsBool()) {
-      return failWith(Error(ErrorCode::kStructure, "expected {\"a\": Patient, \"b\": Patient, \"match\": bool}", where));
+  if (labels.empty() && storeUrl.empty()) {
+    const char* dir = std::getenv("SWITCHBOARD_DATA_DIR");
+    const std::string db = std::string(dir && *dir ? dir : "var") + "/mpi.db";
+    if (!std::filesystem::exists(db)) {
+      return failWith(
+          Error(ErrorCode::kNotFound, "no MPI store (give --store URL or --labels FILE)", db));
     }
-    auto pa = personFromFhirPatient(d["a"]);
-    auto pb = personFromFhirPatient(d["b"]);
-    if (!pa) return failWith(Error(pa.error().code, pa.error().message, where + " a"));
-    if (!pb) return failWith(Error(pb.error().code, pb.error().message, where + " b"));
-    NormalizedRecord na = normalizeRecord(*pa, *config), nb = normalizeRecord(*pb, *config);
-    pairs.push_back({compareRecords(viewOf(na), viewOf(nb), *config), d["match"].GetBool()});
+    storeUrl = "sqlite:" + db;
   }
-  MatchConfig learned = learnFromDecisions(*config, pairs);
-  std::cerr << "mpi learn: " << pairs.size() << " labelled pairs\n";
+  std::vector<LabelledPair> pairs;
+  if (!storeUrl.empty()) {
+    auto store = MpiStore::open(storeUrl);
+    if (!store) return failWith(store.error());
+    auto fromStore = labelsFromStore(**store, *config);
+    if (!fromStore) return failWith(fromStore.error());
+    std::cerr << "mpi learn: " << fromStore->merges << " merged and " << fromStore->notDuplicates
+              << " not-duplicate review decisions"
+              << (fromStore->skipped
+                      ? ", " + std::to_string(fromStore->skipped) + " skipped (source missing)"
+                      : "")
+              << "\n";
+    pairs = std::move(fromStore->pairs);
+  }
+  if (!labels.empty()) {
+    std::ifstream in(labels);
+    if (!in) return failWith(Error(ErrorCode::kNotFound, "cannot read labels", labels));
+    std::string line;
+    size_t n = 0, fromFile = 0;
+    while (std::getline(in, line)) {
+      ++n;
+      if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
+      rapidjson::Document d;
+      d.Parse(line.c_str());
+      std::string where = labels + ":" + std::to_string(n);
+      if (d.HasParseError() || !d.IsObject() || !d.HasMember("a") || !d.HasMember("b") ||
+          !d.HasMember("match") || !d["match"].IsBool()) {
+        return failWith(Error(ErrorCode::kStructure,
+                              "expected {\"a\": Patient, \"b\": Patient, \"match\": bool}", where));
+      }
+      auto pa = personFromFhirPatient(d["a"]);
+      auto pb = personFromFhirPatient(d["b"]);
+      if (!pa) return failWith(Error(pa.error().code, pa.error().message, where + " a"));
+      if (!pb) return failWith(Error(pb.error().code, pb.error().message, where + " b"));
+      NormalizedRecord na = normalizeRecord(*pa, *config), nb = normalizeRecord(*pb, *config);
+      pairs.push_back({compareRecords(viewOf(na), viewOf(nb), *config), d["match"].GetBool()});
+      ++fromFile;
+    }
+    std::cerr << "mpi learn: " << fromFile << " labelled pairs from " << labels << "\n";
+  }
+  const bool learnU = !a.one("learn-u").empty();
+  MatchConfig learned = learnFromDecisions(*config, pairs, learnU);
+  std::cerr << (learnU ? "mpi learn: m from merges, u from not-duplicates\n"
+                       : "mpi learn: m from merges (not-duplicates leave u as it is; --learn-u)\n")
+            << describeWeightChanges(*config, learned);
   std::string json = learned.toJson();
   if (std::string output = a.one("output"); !output.empty()) {
     std::ofstream out(output, std::ios::trunc);
@@ -219,10 +261,14 @@ int runMpiCommand(int argc, char** argv) {
     return 0;
   }
   std::vector<std::string> allowed;
-  if (cmd == "link") allowed = {"input", "output", "config", "threads"};
-  else if (cmd == "evaluate") allowed = {"febrl", "config"};
-  else if (cmd == "estimate") allowed = {"input", "febrl", "config", "output", "iterations", "threads"};
-  else if (cmd == "learn") allowed = {"labels", "config", "output"};
+  if (cmd == "link")
+    allowed = {"input", "output", "config", "threads"};
+  else if (cmd == "evaluate")
+    allowed = {"febrl", "config"};
+  else if (cmd == "estimate")
+    allowed = {"input", "febrl", "config", "output", "iterations", "threads"};
+  else if (cmd == "learn")
+    allowed = {"labels", "store", "config", "output", "learn-u"};
   else {
     std::cerr << "mpi: unknown command " << cmd << "\n" << kUsage;
     return 2;

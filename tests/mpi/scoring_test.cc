@@ -214,7 +214,8 @@ BOOST_AUTO_TEST_CASE(learning_from_reviewer_decisions_moves_m_and_u) {
     p.match = false;  // and kept apart 30 other pairs that also did
     if (i % 3 == 0) labels.push_back(p);
   }
-  MatchConfig learned = learnFromDecisions(c, labels);
+  MatchConfig learned = learnFromDecisions(c, labels, /*updateU=*/true);
+  BOOST_TEST(learnFromDecisions(c, labels).fields[size_t(Field::kPhone)].u == c.fields[size_t(Field::kPhone)].u);
   const auto& before = c.fields[size_t(Field::kPhone)];
   const auto& after = learned.fields[size_t(Field::kPhone)];
   BOOST_TEST(after.m[0] > before.m[0]);
