@@ -8,12 +8,14 @@
 #include <optional>
 #include <set>
 #include <sstream>
+#include <unordered_map>
 #include <vector>
 
 #include <rapidjson/error/en.h>
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
 
+#include "engine/mapping/fast_path.h"
 #include "engine/mapping/flow_input.h"
 #include "engine/mapping/time_zone.h"
 #include "engine/mapping/uuid.h"
@@ -172,6 +174,31 @@ struct Mapping::Impl {
   std::vector<fhirpath::Expression> required;
   std::vector<Assertion> assertions;
   std::vector<ResourceSpec> resources;
+  // Fast-path plans of the simple expressions, by compiled expression.
+  std::unordered_map<const void*, FastPlan> fast;
+
+  void plan(const fhirpath::Expression& e) {
+    if (auto p = planFast(e.text())) fast.emplace(e.root(), std::move(*p));
+  }
+  void plan(const std::optional<fhirpath::Expression>& e) {
+    if (e) plan(*e);
+  }
+  void plan(const std::vector<Piece>& pieces) {
+    for (const Piece& p : pieces) plan(p.expr);
+  }
+  void plan(const TNode* n) {
+    if (!n) return;
+    if (n->kind == TNode::Kind::kExpr) plan(n->expr);
+    plan(n->pieces);
+    plan(n->ifExpr);
+    plan(n->eachExpr);
+    for (const Member& m : n->members) plan(m.node.get());
+    for (const Member& m : n->lets) plan(m.node.get());
+    for (const TNodePtr& e : n->elements) plan(e.get());
+    for (const TNodePtr* c :
+         {&n->value, &n->code, &n->system, &n->date, &n->time, &n->zone, &n->addMinutes})
+      plan(c->get());
+  }
 
   Error loadError(const std::string& pointer, const std::string& what) const {
     return Error(ErrorCode::kInvalid, file + ": " + (pointer.empty() ? "/" : pointer) + ": " + what,
@@ -438,6 +465,9 @@ struct Run {
   }
 
   Result<Collection> eval(const fhirpath::Expression& e, const std::string& pointer) {
+    if (auto it = m.fast.find(e.root()); it != m.fast.end()) {
+      if (auto quick = runFast(it->second, focus, env)) return std::move(*quick);
+    }
     auto r = fhirpath::evaluate(e, focus, env);
     if (!r) {
       return std::unexpected(
@@ -445,6 +475,18 @@ struct Run {
                 pointer + ": " + quoteValue(e.text()) + " failed: " + r.error().message, e.text()));
     }
     return r;
+  }
+
+  // As FHIR invariants convert: empty -> no value, one boolean -> it, one other item -> true.
+  Result<std::optional<bool>> evalBool(const fhirpath::Expression& e) {
+    if (auto it = m.fast.find(e.root()); it != m.fast.end()) {
+      if (auto quick = runFast(it->second, focus, env); quick && quick->size() <= 1) {
+        if (quick->empty()) return std::optional<bool>();
+        const Node& n = quick->front();
+        return std::optional<bool>(n.kind() == Node::Kind::kBoolean ? n.booleanValue() : true);
+      }
+    }
+    return fhirpath::evaluateBoolean(e, focus, env);
   }
 
   // One item as output JSON; false when it vanishes.
@@ -617,7 +659,7 @@ Result<void> Run::evalObjectBody(const TNode& node, std::vector<JsonValue>& vals
     scope.set(let.key, std::move(value));
   }
   if (node.ifExpr) {
-    auto cond = fhirpath::evaluateBoolean(*node.ifExpr, focus, env);
+    auto cond = evalBool(*node.ifExpr);
     if (!cond) {
       return std::unexpected(error(ErrorCode::kInvalid,
                                    node.pointer + "/$if: " + quoteValue(node.ifExpr->text()) +
@@ -938,6 +980,16 @@ Result<std::shared_ptr<const Mapping>> Mapping::load(std::string_view json, cons
     }
     impl->resources.push_back(std::move(spec));
   }
+  Impl& i = *impl;
+  i.plan(i.keyExpr);
+  for (const auto& e : i.required) i.plan(e);
+  for (const auto& a : i.assertions) i.plan(a.that);
+  for (const auto& r : i.resources) {
+    i.plan(r.ifExpr);
+    i.plan(r.identity);
+    i.plan(r.resource.get());
+    i.plan(r.ifNoneExist);
+  }
   return std::shared_ptr<const Mapping>(new Mapping(std::move(impl)));
 }
 
@@ -980,7 +1032,7 @@ Result<MappingOutput> Mapping::run(std::string_view input,
           run.error(ErrorCode::kRequired, "required answer missing: " + req.text(), req.text()));
   }
   for (const auto& a : m.assertions) {
-    auto ok = fhirpath::evaluateBoolean(a.that, run.focus, run.env);
+    auto ok = run.evalBool(a.that);
     if (!ok) {
       return std::unexpected(
           run.error(ErrorCode::kInvalid,
@@ -1025,7 +1077,7 @@ Result<MappingOutput> Mapping::run(std::string_view input,
   for (std::size_t i = 0; i < m.resources.size(); ++i) {
     const ResourceSpec& spec = m.resources[i];
     if (spec.ifExpr) {
-      auto cond = fhirpath::evaluateBoolean(*spec.ifExpr, run.focus, run.env);
+      auto cond = run.evalBool(*spec.ifExpr);
       if (!cond) {
         return std::unexpected(run.error(ErrorCode::kInvalid,
                                          spec.pointer + "/$if: " + quoteValue(spec.ifExpr->text()) +

@@ -1,0 +1,200 @@
+// Fast path for simple FHIRPath expressions. Thread-safety: see fast_path.h.
+#include "engine/mapping/fast_path.h"
+
+#include <cctype>
+
+namespace switchboard::mapping {
+
+using fhirpath::Collection;
+using fhirpath::Node;
+
+namespace {
+
+bool identStart(char c) { return std::isalpha(static_cast<unsigned char>(c)) || c == '_'; }
+bool identChar(char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '_'; }
+
+bool keyword(std::string_view s) {
+  static const char* kWords[] = {
+      "true",        "false",        "and",  "or",    "xor",    "implies", "div",       "mod",
+      "in",          "contains",     "as",   "is",    "today",  "now",     "timeOfDay", "not",
+      "day",         "days",         "hour", "hours", "minute", "minutes", "second",    "seconds",
+      "millisecond", "milliseconds", "week", "weeks", "month",  "months",  "year",      "years"};
+  for (const char* w : kWords) {
+    if (s == w) return true;
+  }
+  return false;
+}
+
+std::string guessType(const rapidjson::Value& v) {
+  if (v.IsBool()) return "boolean";
+  if (v.IsInt64()) return "integer";
+  if (v.IsNumber()) return "decimal";
+  if (v.IsString()) return "string";
+  if (v.IsObject()) {
+    auto rt = v.FindMember("resourceType");
+    if (rt != v.MemberEnd() && rt->value.IsString()) return rt->value.GetString();
+  }
+  return "";
+}
+
+// Children `name` of an untyped JSON object node; false when the engine must decide.
+bool child(const Node& node, const std::string& name, Collection& out) {
+  if (!node.isElement()) return false;
+  const rapidjson::Value* obj = node.json();
+  if (!obj) return false;
+  if (!obj->IsObject()) return node.primitiveExtension() == nullptr;  // a primitive has no members
+  if (!node.typeName().empty() || obj->HasMember("resourceType")) return false;
+  const std::string underscore = "_" + name;
+  if (obj->HasMember(underscore.c_str())) return false;
+  auto it = obj->FindMember(rapidjson::StringRef(name.data(), name.size()));
+  if (it == obj->MemberEnd()) {
+    // A choice element (name + TypeSuffix) is the engine's business.
+    for (auto m = obj->MemberBegin(); m != obj->MemberEnd(); ++m) {
+      std::string_view key(m->name.GetString(), m->name.GetStringLength());
+      if (key.size() > name.size() && key.starts_with(name) &&
+          std::isupper(static_cast<unsigned char>(key[name.size()])))
+        return false;
+    }
+    return true;
+  }
+  const rapidjson::Value& v = it->value;
+  if (v.IsArray()) {
+    for (const auto& item : v.GetArray()) {
+      if (item.IsNull()) continue;
+      out.push_back(Node::element(node.document(), &item, nullptr, guessType(item), name));
+    }
+  } else if (!v.IsNull()) {
+    out.push_back(Node::element(node.document(), &v, nullptr, guessType(v), name));
+  }
+  return true;
+}
+
+// The string of a single item, or nullptr when it is not a string.
+const std::string* stringOf(const Node& n, std::string& buffer) {
+  if (n.kind() == Node::Kind::kString) return &n.stringValue();
+  if (n.isElement() && n.json() && n.json()->IsString() && !n.primitiveExtension()) {
+    buffer.assign(n.json()->GetString(), n.json()->GetStringLength());
+    return &buffer;
+  }
+  return nullptr;
+}
+
+}  // namespace
+
+std::optional<FastPlan> planFast(std::string_view s) {
+  FastPlan plan;
+  std::size_t i = 0;
+  auto ident = [&](std::string& out) {
+    if (i >= s.size() || !identStart(s[i])) return false;
+    std::size_t b = i;
+    while (i < s.size() && identChar(s[i])) ++i;
+    out.assign(s.substr(b, i - b));
+    return true;
+  };
+  if (i < s.size() && s[i] == '%') {
+    ++i;
+    if (!ident(plan.var)) return std::nullopt;
+  } else {
+    std::string first;
+    if (!ident(first) || keyword(first) || std::isupper(static_cast<unsigned char>(first[0])))
+      return std::nullopt;
+    plan.path.push_back(first);
+  }
+  while (i < s.size() && s[i] == '.') {
+    ++i;
+    std::string name;
+    if (!ident(name)) return std::nullopt;
+    if (i < s.size() && s[i] == '(') {
+      if (s.substr(i, 2) != "()") return std::nullopt;
+      i += 2;
+      if (name == "trim")
+        plan.fn = FastPlan::Fn::kTrim;
+      else if (name == "lower")
+        plan.fn = FastPlan::Fn::kLower;
+      else if (name == "exists")
+        plan.fn = FastPlan::Fn::kExists;
+      else
+        return std::nullopt;
+      break;
+    }
+    if (keyword(name)) return std::nullopt;
+    plan.path.push_back(name);
+  }
+  while (i < s.size() && s[i] == ' ') ++i;
+  if (i < s.size()) {
+    if (plan.fn == FastPlan::Fn::kExists) return std::nullopt;
+    if (s.substr(i, 2) == "!=") {
+      plan.op = FastPlan::Op::kNe;
+      i += 2;
+    } else if (s[i] == '=') {
+      plan.op = FastPlan::Op::kEq;
+      i += 1;
+    } else {
+      return std::nullopt;
+    }
+    while (i < s.size() && s[i] == ' ') ++i;
+    if (i >= s.size() || s[i] != '\'') return std::nullopt;
+    std::size_t close = s.find('\'', i + 1);
+    if (close == std::string_view::npos || close != s.size() - 1) return std::nullopt;
+    plan.literal.assign(s.substr(i + 1, close - i - 1));
+    if (plan.literal.find('\\') != std::string::npos) return std::nullopt;
+  }
+  return plan;
+}
+
+std::optional<Collection> runFast(const FastPlan& plan, const Node& focus,
+                                  const fhirpath::Environment& env) {
+  Collection items;
+  if (!plan.var.empty()) {
+    auto it = env.variables.find(plan.var);
+    if (it == env.variables.end()) return std::nullopt;
+    items = it->second;
+  } else {
+    items.push_back(focus);
+  }
+  for (const std::string& name : plan.path) {
+    Collection next;
+    for (const Node& n : items) {
+      if (!child(n, name, next)) return std::nullopt;
+    }
+    items = std::move(next);
+  }
+  std::string buffer;
+  switch (plan.fn) {
+    case FastPlan::Fn::kNone:
+      break;
+    case FastPlan::Fn::kExists:
+      return Collection{Node::boolean(!items.empty())};
+    case FastPlan::Fn::kTrim:
+    case FastPlan::Fn::kLower: {
+      if (items.empty()) break;
+      if (items.size() > 1) return std::nullopt;
+      const std::string* s = stringOf(items.front(), buffer);
+      if (!s) return std::nullopt;
+      std::string v;
+      if (plan.fn == FastPlan::Fn::kTrim) {
+        std::size_t b = 0, e = s->size();
+        while (b < e && std::isspace(static_cast<unsigned char>((*s)[b]))) ++b;
+        while (e > b && std::isspace(static_cast<unsigned char>((*s)[e - 1]))) --e;
+        v = s->substr(b, e - b);
+      } else {
+        v = *s;
+        for (char& c : v) {
+          if (static_cast<unsigned char>(c) >= 0x80) return std::nullopt;
+          c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+        }
+      }
+      items = Collection{Node::string(std::move(v))};
+      break;
+    }
+  }
+  if (plan.op == FastPlan::Op::kNone) return items;
+  if (items.empty()) return Collection{};
+  if (items.size() > 1) return std::nullopt;
+  const std::string* s = stringOf(items.front(), buffer);
+  if (!s) return std::nullopt;
+  const bool equal = *s == plan.literal;
+  return Collection{Node::boolean(plan.op == FastPlan::Op::kEq ? equal : !equal)};
+}
+
+}  // namespace switchboard::mapping
