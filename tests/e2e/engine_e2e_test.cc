@@ -115,6 +115,10 @@ BOOST_AUTO_TEST_CASE(serves_health_metrics_admin_and_answers_bad_input_precisely
   BOOST_TEST(metrics.body.find("switchboard_intake_requests_total{channel=\"a\",outcome=\"too_large\"} 1") != std::string::npos);
 
   BOOST_TEST(http(port, "GET", "/api/messages").status == 401);
+  // The file lands before the attempt is committed: wait for the roll-up, not just the file.
+  BOOST_TEST(waitFor([&] {
+    return http(port, "GET", "/api/messages?channel=a", "", kAdmin).body.find("\"status\":\"delivered\"") != std::string::npos;
+  }, 20));
   auto list = http(port, "GET", "/api/messages?channel=a", "", kAdmin);
   BOOST_TEST(list.status == 200);
   BOOST_TEST(list.body.find("\"status\":\"rejected\"") != std::string::npos);
