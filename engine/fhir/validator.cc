@@ -563,6 +563,7 @@ class Walk {
   // Evaluates the invariants of `def` on `node`; `skipFrom` lists keys already evaluated there.
   void constraints(const ElementDef& def, const Node& node, const std::string& loc,
                    const ElementDef* skipFrom) {
+    if (!options_.invariants) return;
     for (const Constraint& c : def.constraints) {
       if (c.key == "ele-1") continue;  // checked natively (empty values, arrays, objects)
       if (c.bestPractice && !options_.bestPractice) continue;

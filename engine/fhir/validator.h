@@ -33,6 +33,9 @@ struct ValidationOptions {
   std::vector<std::string> profiles;
   // Report best-practice invariants (dom-6: narrative) as warnings; false drops them.
   bool bestPractice = true;
+  // Evaluate invariants (FHIRPath constraints); false checks structure, types, formats,
+  // cardinality and bindings only.
+  bool invariants = true;
 };
 
 class Validator {

@@ -226,6 +226,16 @@ BOOST_AUTO_TEST_CASE(appointment_invariants) {
   BOOST_TEST(!hasIssue(issues, "error", "invariant", "Appointment.participant[0]", "app-1"));
 }
 
+BOOST_AUTO_TEST_CASE(invariants_can_be_switched_off) {
+  ValidationOptions structural;
+  structural.invariants = false;
+  auto issues = check(R"({"resourceType":"Appointment","status":"booked",
+    "participant":[{"actor":{"reference":"Patient/1"},"status":"maybe"}]})",
+                      structural);
+  BOOST_TEST(!hasIssue(issues, "error", "invariant", "Appointment", "app-3"));
+  EXPECT_ISSUE(issues, "error", "code-invalid", "Appointment.participant[0].status", "'maybe'");
+}
+
 BOOST_AUTO_TEST_CASE(questionnaire_response_and_datatype_invariants) {
   auto issues = check(R"({"resourceType":"QuestionnaireResponse","status":"completed",
     "item":[{"linkId":"a","answer":[{"valueString":"x"}],"item":[{"linkId":"b"}]}]})");
