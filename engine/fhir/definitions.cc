@@ -215,6 +215,7 @@ Result<void> Definitions::add(const std::string& file, const rapidjson::Value& r
     auto dot = def.path.rfind('.');
     def.name = dot == std::string::npos ? def.path : def.path.substr(dot + 1);
     def.choice = def.name.ends_with("[x]");
+    def.plain = def.choice ? def.name.substr(0, def.name.size() - 3) : def.name;
     if (const auto* m = member(el, "min"); m && m->IsUint()) def.min = m->GetUint();
     std::string max = str(el, "max");
     if (max != "*" && !max.empty()) def.max = static_cast<std::uint32_t>(std::stoul(max));
@@ -284,6 +285,13 @@ Result<void> Definitions::add(const std::string& file, const rapidjson::Value& r
     auto dot = def.path.rfind('.');
     if (dot != std::string::npos) sd->children_[def.path.substr(0, dot)].push_back(&def);
   }
+  static const std::vector<const ElementDef*> kNone;
+  for (auto& def : sd->elements) {
+    auto c = sd->children_.find(def.path);
+    def.children = c == sd->children_.end() ? &kNone : &c->second;
+    auto sl = sd->slices_.find(def.path);
+    def.slices = sl == sd->slices_.end() ? &kNone : &sl->second;
+  }
   structures_.push_back(std::move(sd));
   return {};
 }
@@ -293,6 +301,17 @@ Result<void> Definitions::finish() {
     if (!sd->url.empty()) urls_[sd->url] = sd.get();
     if (!sd->id.empty()) urls_.emplace(sd->id, sd.get());
     if (!sd->isProfile()) types_[sd->type] = sd.get();
+  }
+  for (auto& sd : structures_) {
+    for (auto& def : sd->elements) {
+      for (auto& t : def.types) {
+        t.definition = type(t.code);
+        t.primitive = t.definition
+                          ? t.definition->kind == "primitive-type"
+                          : !t.code.empty() && std::islower(static_cast<unsigned char>(t.code[0]));
+        t.resource = t.code == "Resource" || (t.definition && t.definition->kind == "resource");
+      }
+    }
   }
 
   // Codes of a CodeSystem, with nested concepts; empty optional when it is not enumerable.

@@ -22,11 +22,17 @@
 
 namespace switchboard::fhir {
 
+class StructureDefinition;
+
 // One allowed type of an element ("HumanName", "dateTime", "Reference" with target profiles).
 struct TypeRef {
   std::string code;                         // FHIR type code ("string" for System.String)
   std::vector<std::string> profiles;        // canonical URLs
   std::vector<std::string> targetProfiles;  // for Reference and canonical
+  // Resolved once loading is done: the type's base definition (null when not shipped).
+  const StructureDefinition* definition = nullptr;
+  bool primitive = false;  // a primitive type (lower-case FHIR type)
+  bool resource = false;   // "Resource" or a resource type
 };
 
 // An invariant of an element (ElementDefinition.constraint).
@@ -49,9 +55,10 @@ struct Binding {
 
 // One ElementDefinition of a snapshot.
 struct ElementDef {
-  std::string id;    // "Patient.name.given", slices "Patient.extension:race"
-  std::string path;  // "Patient.name.given"
-  std::string name;  // last path segment: "given", "value[x]"
+  std::string id;     // "Patient.name.given", slices "Patient.extension:race"
+  std::string path;   // "Patient.name.given"
+  std::string name;   // last path segment: "given", "value[x]"
+  std::string plain;  // name without "[x]": "given", "value"
   bool choice = false;
   bool inSlice = false;   // a slice or a descendant of one (id holds ':')
   std::string sliceName;  // set on a slice's own element ("race" for Patient.extension:race)
@@ -66,6 +73,10 @@ struct ElementDef {
   const rapidjson::Value* fixed = nullptr;
   const rapidjson::Value* pattern = nullptr;
   std::string fixedName;  // "fixedUri", "patternCodeableConcept"
+  // Children and extension slices in the same StructureDefinition (empty when the snapshot does
+  // not unroll the element); set when the definition is loaded.
+  const std::vector<const ElementDef*>* children = nullptr;
+  const std::vector<const ElementDef*>* slices = nullptr;
 
   bool repeats() const { return !max || *max > 1; }
   bool isPrimitiveChoiceSuffix(std::string_view suffix) const;

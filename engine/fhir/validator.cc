@@ -40,9 +40,7 @@ std::string quote(std::string_view s) {
   return out + "'";
 }
 
-std::string plainName(const ElementDef& def) {
-  return def.choice ? def.name.substr(0, def.name.size() - 3) : def.name;
-}
+const std::string& plainName(const ElementDef& def) { return def.plain; }
 
 // Deep equality of JSON values (fixed[x]).
 bool jsonEqual(const Value& a, const Value& b) {
@@ -130,7 +128,7 @@ class Walk {
       return;
     }
     const StructureDefinition* sd = defs_.type(rt);
-    if (!sd || sd->kind != "resource") {
+    if (!sd || sd->kind != "resource" || !sd->root()) {
       add("warning", "not-supported",
           "no StructureDefinition for resource type " + quote(rt) +
               " in fhir-profiles/; not validated",
@@ -144,7 +142,7 @@ class Walk {
     env_.resource = node;
     profilePass_ = false;
     constraints(*sd->root(), node, here, nullptr);
-    object(*sd, sd->type, obj, here);
+    object(*sd, sd->type, *sd->root()->children, obj, here);
 
     std::vector<const StructureDefinition*> profiles;
     if (applyProfiles) {
@@ -154,7 +152,7 @@ class Walk {
           if (loc.empty()) add("error", "not-found", "unknown profile " + quote(url), here);
           continue;
         }
-        if (p->type == rt) profiles.push_back(p);
+        if (p->type == rt && p->root()) profiles.push_back(p);
       }
     }
     if (const auto* meta = member(obj, "meta")) {
@@ -167,7 +165,7 @@ class Walk {
                 "profile " + quote(u.GetString()) +
                     " is not in fhir-profiles/; checked against the base definition only",
                 here + ".meta.profile");
-          } else if (p->type == rt &&
+          } else if (p->type == rt && p->root() &&
                      std::find(profiles.begin(), profiles.end(), p) == profiles.end()) {
             profiles.push_back(p);
           }
@@ -178,7 +176,7 @@ class Walk {
       profilePass_ = true;
       profileUrl_ = p->url;
       constraints(*p->root(), node, here, sd->root());
-      object(*p, p->type, obj, here);
+      object(*p, p->type, *p->root()->children, obj, here);
       profilePass_ = false;
     }
     resourceNode_ = saved;
@@ -187,7 +185,8 @@ class Walk {
   }
 
   // The members of a JSON object holding the element at `path` of `sd`.
-  void object(const StructureDefinition& sd, const std::string& path, const Value& obj,
+  void object(const StructureDefinition& sd, const std::string& path,
+              const std::vector<const ElementDef*>& defs, const Value& obj,
               const std::string& loc) {
     if (depth_ >= kMaxDepth) {
       add("error", "too-long",
@@ -200,14 +199,13 @@ class Walk {
       explicit DepthGuard(int& depth) : d(++depth) {}
       ~DepthGuard() { --d; }
     } guard(depth_);
-    const auto& defs = sd.children(path);
     struct Found {
       std::string key;
       const TypeRef* type = nullptr;
       const Value* value = nullptr;
       const Value* ext = nullptr;
     };
-    std::unordered_map<const ElementDef*, std::vector<Found>> found;
+    std::vector<std::pair<const ElementDef*, Found>> found;
     bool isResourceRoot = path.find('.') == std::string::npos && sd.kind == "resource";
     for (auto it = obj.MemberBegin(); it != obj.MemberEnd(); ++it) {
       std::string key(it->name.GetString(), it->name.GetStringLength());
@@ -250,46 +248,45 @@ class Walk {
             loc + "._" + name);
         f.ext = nullptr;
       }
-      found[def].push_back(std::move(f));
+      found.emplace_back(def, std::move(f));
     }
 
     for (const ElementDef* def : defs) {
-      auto fit = found.find(def);
       std::size_t count = 0;
-      if (fit != found.end()) {
-        for (const Found& f : fit->second) {
-          const Value* v = f.value ? f.value : f.ext;
-          count += v->IsArray() ? v->Size() : 1;
-        }
+      bool any = false;
+      for (const auto& [d, f] : found) {
+        if (d != def) continue;
+        any = true;
+        const Value* v = f.value ? f.value : f.ext;
+        count += v->IsArray() ? v->Size() : 1;
       }
-      std::string elementLoc = loc + "." + plainName(*def);
       if (count < def->min) {
         add("error", "required",
             path + "." + plainName(*def) + ": minimum required = " + std::to_string(def->min) +
                 ", but only found " + std::to_string(count),
-            elementLoc);
+            loc + "." + plainName(*def));
       }
       if (def->max && count > *def->max) {
         add("error", "structure",
             path + "." + plainName(*def) + ": maximum allowed = " + std::to_string(*def->max) +
                 ", but found " + std::to_string(count),
-            elementLoc);
+            loc + "." + plainName(*def));
       }
-      if (fit == found.end()) {
-        extensionSlices(sd, *def, nullptr, loc);
+      if (!any) {
+        if (!def->slices->empty()) extensionSlices(*def, nullptr, loc);
         continue;
       }
-      for (const Found& f : fit->second) {
-        if (f.value) extensionSlices(sd, *def, f.value, loc);
+      for (const auto& [d, f] : found) {
+        if (d != def) continue;
+        if (f.value && !def->slices->empty()) extensionSlices(*def, f.value, loc);
         items(sd, *def, f.type, f.key, f.value, f.ext, loc);
       }
     }
   }
 
   // Cardinality of extension slices (US Core race, ethnicity, birthsex ...), counted by url.
-  void extensionSlices(const StructureDefinition& sd, const ElementDef& def, const Value* value,
-                       const std::string& loc) {
-    const auto& slices = sd.slices(def.path);
+  void extensionSlices(const ElementDef& def, const Value* value, const std::string& loc) {
+    const auto& slices = *def.slices;
     for (const ElementDef* slice : slices) {
       const std::string& url = slice->types.front().profiles.front();
       std::size_t count = 0;
@@ -373,7 +370,7 @@ class Walk {
     if (ext) primitiveExtension(*ext, loc);
 
     if (code.empty()) return;
-    if (defs_.isPrimitive(code) || code == "xhtml") {
+    if (code == "id" || (type && type->primitive && def.contentReference.empty())) {
       if (!value) {
         if (!ext && !profilePass_)
           add("error", "required", "a value or an extension is required", loc);
@@ -398,7 +395,7 @@ class Walk {
         add("error", "structure", def.path + ": must be a JSON object (" + code + ")", loc);
       return;
     }
-    if (code == "Resource" || defs_.isResourceType(code)) {
+    if (type && type->resource) {
       if (profilePass_) return;
       bool entry = def.path == "Bundle.entry.resource";
       resource(*value, loc, Node::resource(doc_, value), entry, def.path.ends_with(".contained"));
@@ -420,29 +417,33 @@ class Walk {
     fixedAndPattern(def, *value, loc);
     if (code == "Reference") reference(*type, *value, loc);
 
-    std::string childPath = def.contentReference.empty() ? def.path : def.contentReference;
+    const ElementDef* owner = &def;
+    if (!def.contentReference.empty()) owner = sd.element(def.contentReference);
     const StructureDefinition* childSd = &sd;
     const ElementDef* typeRoot = nullptr;
-    if (sd.children(childPath).empty()) {
+    if (!owner || owner->children->empty()) {
       if (profilePass_) {
         constraints(def, Node::element(doc_, value, nullptr, code, plainName(def)), loc, nullptr);
         return;  // the base pass covered the data type
       }
-      childSd = defs_.type(code);
-      if (!childSd) {
+      childSd = type ? type->definition : nullptr;
+      if (!childSd || !childSd->root()) {
         add("warning", "not-supported", "no StructureDefinition for type " + quote(code), loc);
         return;
       }
-      childPath = childSd->type;
       typeRoot = childSd->root();
     }
-    std::string nodeType = childSd == &sd ? childPath : code;
     if (evaluable(def) || (typeRoot && evaluable(*typeRoot))) {
-      Node node = Node::element(doc_, value, nullptr, nodeType, plainName(def));
+      Node node =
+          Node::element(doc_, value, nullptr, typeRoot ? code : owner->path, plainName(def));
       constraints(def, node, loc, nullptr);
       if (typeRoot) constraints(*typeRoot, node, loc, &def);
     }
-    object(*childSd, childPath, *value, loc);
+    if (typeRoot) {
+      object(*childSd, childSd->type, *typeRoot->children, *value, loc);
+    } else {
+      object(sd, owner->path, *owner->children, *value, loc);
+    }
   }
 
   // The "_name" object of a primitive: id and extension only.
@@ -453,7 +454,8 @@ class Walk {
       return;
     }
     const StructureDefinition* element = defs_.type("Element");
-    if (element) object(*element, "Element", ext, loc);
+    if (element && element->root())
+      object(*element, "Element", *element->root()->children, ext, loc);
   }
 
   void reference(const TypeRef& type, const Value& value, const std::string& loc) {
