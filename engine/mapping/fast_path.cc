@@ -123,6 +123,37 @@ std::optional<FastPlan> planFast(std::string_view s) {
   while (i < s.size() && s[i] == ' ') ++i;
   if (i < s.size()) {
     if (plan.fn == FastPlan::Fn::kExists) return std::nullopt;
+    if (s.substr(i, 3) == "in " || s.substr(i, 3) == "in(") {
+      // `in ('a' | 'b' | ...)`: string literals only.
+      plan.op = FastPlan::Op::kIn;
+      i += 2;
+      while (i < s.size() && s[i] == ' ') ++i;
+      if (i >= s.size() || s[i] != '(') return std::nullopt;
+      ++i;
+      for (;;) {
+        while (i < s.size() && s[i] == ' ') ++i;
+        if (i >= s.size() || s[i] != '\'') return std::nullopt;
+        std::size_t close = s.find('\'', i + 1);
+        if (close == std::string_view::npos) return std::nullopt;
+        std::string lit(s.substr(i + 1, close - i - 1));
+        if (lit.find('\\') != std::string::npos) return std::nullopt;
+        plan.literals.push_back(std::move(lit));
+        i = close + 1;
+        while (i < s.size() && s[i] == ' ') ++i;
+        if (i < s.size() && s[i] == '|') {
+          ++i;
+          continue;
+        }
+        if (i < s.size() && s[i] == ')') {
+          ++i;
+          break;
+        }
+        return std::nullopt;
+      }
+      while (i < s.size() && s[i] == ' ') ++i;
+      if (i != s.size() || plan.literals.empty()) return std::nullopt;
+      return plan;
+    }
     if (s.substr(i, 2) == "!=") {
       plan.op = FastPlan::Op::kNe;
       i += 2;
@@ -193,6 +224,11 @@ std::optional<Collection> runFast(const FastPlan& plan, const Node& focus,
   if (items.size() > 1) return std::nullopt;
   const std::string* s = stringOf(items.front(), buffer);
   if (!s) return std::nullopt;
+  if (plan.op == FastPlan::Op::kIn) {
+    bool found = false;
+    for (const std::string& lit : plan.literals) found = found || *s == lit;
+    return Collection{Node::boolean(found)};
+  }
   const bool equal = *s == plan.literal;
   return Collection{Node::boolean(plan.op == FastPlan::Op::kEq ? equal : !equal)};
 }

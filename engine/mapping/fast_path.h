@@ -1,5 +1,6 @@
 // A fast path for the simplest FHIRPath expressions of mapping files (`field`, `%var.member`,
-// `field.trim()`, `field.exists()`, `field = 'code'`, `field.trim() != ''`) over untyped JSON:
+// `field.trim()`, `field.exists()`, `field = 'code'`, `field.trim() != ''`,
+// `field in ('a' | 'b')`) over untyped JSON:
 // the same results as the FHIRPath engine without its general machinery. Anything it cannot
 // decide (typed resources, choice elements, primitive extensions, several items where one is
 // needed, unknown variables) is left to the FHIRPath engine.
@@ -19,8 +20,9 @@ struct FastPlan {
   std::string var;  // "%var" start when non-empty, else the focus
   std::vector<std::string> path;
   enum class Fn { kNone, kTrim, kLower, kExists } fn = Fn::kNone;
-  enum class Op { kNone, kEq, kNe } op = Op::kNone;
-  std::string literal;
+  enum class Op { kNone, kEq, kNe, kIn } op = Op::kNone;
+  std::string literal;                // kEq, kNe
+  std::vector<std::string> literals;  // kIn: `path in ('a' | 'b' | ...)`
 };
 
 // The plan for `text`, or empty when the expression is not one of the simple forms.

@@ -42,6 +42,12 @@ BOOST_AUTO_TEST_CASE(same_results_as_fhirpath) {
                            "%s = '+1555'",
                            "o.list.m = '1'",
                            "arr.trim()",
+                           "a in (' x ' | 'y')",
+                           "e in ('a')",
+                           "missing in ('a' | 'b')",
+                           "arr in ('p' | 'q')",
+                           "%s in ('+1555')",
+                           "n in ('3')",
                            "n.trim()",
                            "%undefined",
                            "U",
@@ -70,6 +76,9 @@ BOOST_AUTO_TEST_CASE(plans_only_simple_forms) {
   BOOST_TEST(!planFast("a = 'x' and b = 'y'"));
   BOOST_TEST(!planFast("a.exists() = 'x'"));
   BOOST_TEST(!planFast("a = 'it\\'s'"));
+  BOOST_TEST(planFast("a in ('x' | 'y')").has_value());
+  BOOST_TEST(!planFast("a in ('x' | 1)"));
+  BOOST_TEST(!planFast("a in ('x' | 'y') and b"));
   auto p = planFast("%ref.patient");
   BOOST_REQUIRE(p.has_value());
   BOOST_TEST(p->var == "ref");
