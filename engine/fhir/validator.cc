@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <optional>
 #include <set>
 #include <unordered_map>
 
@@ -573,38 +574,71 @@ class Walk {
       if (skipFrom && std::any_of(skipFrom->constraints.begin(), skipFrom->constraints.end(),
                                   [&](const Constraint& o) { return o.key == c.key; }))
         continue;
-      if (vacuous(c, node)) continue;
-      if (c.key == "dom-3" && c.expressionText.starts_with("contained.where(")) {
-        if (!containedReferenced(node))
-          add(c.severity == "error" ? "error" : "warning", "invariant", c.key + ": " + c.human,
-              loc);
-        continue;
-      }
       if (c.bestPractice && inContained_) continue;  // contained resources have no narrative
-      auto result = fhirpath::evaluateBoolean(*c.expression, node, env_);
-      if (!result) {
-        add("warning", "processing",
-            c.key + ": the invariant could not be evaluated: " + result.error().message, loc);
-        continue;
+      std::optional<bool> holds = knownResult(c, node);
+      if (!holds) {
+        auto result = fhirpath::evaluateBoolean(*c.expression, node, env_);
+        if (!result) {
+          add("warning", "processing",
+              c.key + ": the invariant could not be evaluated: " + result.error().message, loc);
+          continue;
+        }
+        holds = !result->has_value() || **result;
       }
-      if (result->has_value() && !**result) {
+      if (!*holds) {
         add(c.severity == "error" ? "error" : "warning", "invariant", c.key + ": " + c.human, loc);
       }
     }
   }
 
-  // Invariants whose outcome is known without FHIRPath: dom-2..dom-5 only look at contained
-  // resources, ref-1 only at "#" references (the hot path of every Bundle entry).
-  static bool vacuous(const Constraint& c, const Node& node) {
+  // Invariants whose outcome is known without FHIRPath, recognised by their exact expression
+  // (the hot path of every Bundle): empty when FHIRPath must decide.
+  static std::optional<bool> knownResult(const Constraint& c, const Node& node) {
     const Value* json = node.json();
-    if (!json || !json->IsObject()) return false;
-    if (c.key.starts_with("dom-") && c.expressionText.starts_with("contained.") && c.key != "dom-6")
-      return !member(*json, "contained");
-    if (c.key == "ref-1" && c.expressionText.starts_with("reference.startsWith('#').not() or")) {
-      const Value* ref = member(*json, "reference");
-      return !ref || !ref->IsString() || ref->GetStringLength() == 0 || ref->GetString()[0] != '#';
+    if (!json || !json->IsObject()) return std::nullopt;
+    const std::string& e = c.expressionText;
+    auto present = [&](const char* name) {
+      return member(*json, name) || member(*json, ("_" + std::string(name)).c_str());
+    };
+    // dom-2, dom-4, dom-5: only about contained resources.
+    if (c.key.starts_with("dom-") && e.starts_with("contained.") &&
+        !e.starts_with("contained.where("))
+      return present("contained") ? std::nullopt : std::optional<bool>(true);
+    // dom-3 (its as(canonical) over many descendants is an error in strict FHIRPath).
+    if (c.key == "dom-3" && e.starts_with("contained.where(")) return containedReferenced(node);
+    if (e == "text.`div`.exists()") {
+      const Value* text = member(*json, "text");
+      return text && member(*text, "div");
     }
-    return false;
+    if (c.key == "ref-1" && e.starts_with("reference.startsWith('#').not() or")) {
+      const Value* ref = member(*json, "reference");
+      if (!ref || !ref->IsString() || ref->GetStringLength() == 0 || ref->GetString()[0] != '#')
+        return true;
+      return std::nullopt;
+    }
+    if (e == "resource.exists() or request.exists() or response.exists()")
+      return present("resource") || present("request") || present("response");
+    if (e == "fullUrl.exists() implies fullUrl.contains('/_history/').not()") {
+      const Value* url = member(*json, "fullUrl");
+      if (!url) return true;
+      if (!url->IsString()) return std::nullopt;
+      return std::string_view(url->GetString(), url->GetStringLength()).find("/_history/") ==
+             std::string_view::npos;
+    }
+    // "type = 'document' implies ...": vacuously true unless type is that code.
+    static const std::string kTypeIs = "type = '";
+    if (e.starts_with(kTypeIs)) {
+      auto close = e.find('\'', kTypeIs.size());
+      if (close != std::string::npos && e.compare(close, 10, "' implies ") == 0) {
+        std::string_view code(e.data() + kTypeIs.size(), close - kTypeIs.size());
+        const Value* type = member(*json, "type");
+        if (!type) return member(*json, "_type") ? std::nullopt : std::optional<bool>(true);
+        if (type->IsString() &&
+            std::string_view(type->GetString(), type->GetStringLength()) != code)
+          return true;
+      }
+    }
+    return std::nullopt;
   }
 
   // dom-3 without FHIRPath (its as(canonical) over many descendants is an error in strict

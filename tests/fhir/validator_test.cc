@@ -357,10 +357,37 @@ BOOST_AUTO_TEST_CASE(bundle_entries_and_references) {
   BOOST_TEST(!hasErrors(issues), describe(issues));
 }
 
+BOOST_AUTO_TEST_CASE(bundle_invariants) {
+  // bdl-5: an entry needs a resource, a request or a response.
+  auto issues = check(R"({"resourceType":"Bundle","type":"collection","entry":[{"fullUrl":
+    "urn:uuid:0b9a1f43-9a7d-4c3e-8f36-2f5c9e0c1a11"}]})");
+  EXPECT_ISSUE(issues, "error", "invariant", "Bundle.entry[0]", "bdl-5");
+  // bdl-8: no /_history/ in fullUrl.
+  issues = check(R"({"resourceType":"Bundle","type":"collection","entry":[{"fullUrl":
+    "http://example.org/fhir/Patient/1/_history/2","resource":{"resourceType":"Patient"}}]})");
+  EXPECT_ISSUE(issues, "error", "invariant", "Bundle.entry[0]", "bdl-8");
+  BOOST_TEST(!hasIssue(issues, "error", "invariant", "Bundle.entry[0]", "bdl-5"));
+  // bdl-9 and bdl-10 apply to documents only.
+  const std::string entry = R"("entry":[{"fullUrl":"urn:uuid:0b9a1f43-9a7d-4c3e-8f36-2f5c9e0c1a11",
+    "resource":{"resourceType":"Patient"}}])";
+  issues = check(R"({"resourceType":"Bundle","type":"document",)" + entry + "}");
+  EXPECT_ISSUE(issues, "error", "invariant", "Bundle", "bdl-9");
+  EXPECT_ISSUE(issues, "error", "invariant", "Bundle", "bdl-10");
+  issues = check(R"({"resourceType":"Bundle","type":"collection",)" + entry + "}");
+  BOOST_TEST(errors(issues).empty(), describe(issues));
+  // bdl-3: a transaction entry needs a request; a collection entry must not have one.
+  issues = check(R"({"resourceType":"Bundle","type":"transaction",)" + entry + "}");
+  EXPECT_ISSUE(issues, "error", "invariant", "Bundle", "bdl-3");
+}
+
 BOOST_AUTO_TEST_CASE(warnings_do_not_count_as_errors) {
   auto issues = check(kBooked);
   EXPECT_ISSUE(issues, "warning", "invariant", "Appointment", "dom-6");
   BOOST_TEST(!hasErrors(issues));
+  // With a narrative there is no dom-6 warning.
+  issues = check(R"({"resourceType":"Patient","text":{"status":"generated",
+    "div":"<div xmlns=\"http://www.w3.org/1999/xhtml\">Ana Rivera</div>"}})");
+  BOOST_TEST(issues.empty(), describe(issues));
   ValidationOptions quiet;
   quiet.bestPractice = false;
   BOOST_TEST(!hasIssue(check(kBooked, quiet), "warning", "invariant", "Appointment", "dom-6"));
