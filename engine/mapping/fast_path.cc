@@ -79,7 +79,83 @@ const std::string* stringOf(const Node& n, std::string& buffer) {
   return nullptr;
 }
 
+// Children `name` of a raw untyped JSON value; false when the engine must decide.
+bool childJson(const rapidjson::Value* v, const std::string& name,
+               std::vector<const rapidjson::Value*>& out) {
+  if (!v->IsObject()) return true;  // a primitive has no members
+  if (v->HasMember("resourceType")) return false;
+  const std::string underscore = "_" + name;
+  if (v->HasMember(underscore.c_str())) return false;
+  auto it = v->FindMember(rapidjson::StringRef(name.data(), name.size()));
+  if (it == v->MemberEnd()) {
+    for (auto m = v->MemberBegin(); m != v->MemberEnd(); ++m) {
+      std::string_view key(m->name.GetString(), m->name.GetStringLength());
+      if (key.size() > name.size() && key.starts_with(name) &&
+          std::isupper(static_cast<unsigned char>(key[name.size()])))
+        return false;
+    }
+    return true;
+  }
+  if (it->value.IsArray()) {
+    for (const auto& item : it->value.GetArray()) {
+      if (item.IsArray()) return false;
+      if (!item.IsNull()) out.push_back(&item);
+    }
+  } else if (!it->value.IsNull()) {
+    out.push_back(&it->value);
+  }
+  return true;
+}
+
 }  // namespace
+
+bool runFastJson(const FastPlan& plan, const Node& focus, const fhirpath::Environment& env,
+                 std::vector<const rapidjson::Value*>& values, std::optional<std::string>& text) {
+  if (plan.op != FastPlan::Op::kNone) return false;
+  if (plan.fn != FastPlan::Fn::kNone && plan.fn != FastPlan::Fn::kTrim) return false;
+  values.clear();
+  text.reset();
+  if (!plan.var.empty()) {
+    auto it = env.variables.find(plan.var);
+    if (it == env.variables.end()) return false;
+    for (const Node& n : it->second) {
+      if (n.kind() == Node::Kind::kString && plan.path.empty() && it->second.size() == 1) {
+        text = n.stringValue();
+        break;
+      }
+      if (!n.isElement() || !n.json() || n.primitiveExtension()) return false;
+      if (n.json()->IsObject() && !n.typeName().empty()) return false;
+      values.push_back(n.json());
+    }
+  } else {
+    if (!focus.isElement() || !focus.json() || !focus.typeName().empty()) return false;
+    values.push_back(focus.json());
+  }
+  for (const std::string& name : plan.path) {
+    std::vector<const rapidjson::Value*> next;
+    for (const rapidjson::Value* v : values) {
+      if (!childJson(v, name, next)) return false;
+    }
+    values = std::move(next);
+  }
+  if (plan.fn == FastPlan::Fn::kTrim) {
+    if (text) {
+      // handled below
+    } else if (values.empty()) {
+      return true;
+    } else if (values.size() > 1 || !values.front()->IsString()) {
+      return false;
+    } else {
+      text = std::string(values.front()->GetString(), values.front()->GetStringLength());
+      values.clear();
+    }
+    std::size_t b = 0, e = text->size();
+    while (b < e && std::isspace(static_cast<unsigned char>((*text)[b]))) ++b;
+    while (e > b && std::isspace(static_cast<unsigned char>((*text)[e - 1]))) --e;
+    *text = text->substr(b, e - b);
+  }
+  return true;
+}
 
 std::optional<FastPlan> planFast(std::string_view s) {
   FastPlan plan;

@@ -32,4 +32,11 @@ std::optional<FastPlan> planFast(std::string_view text);
 std::optional<fhirpath::Collection> runFast(const FastPlan& plan, const fhirpath::Node& focus,
                                             const fhirpath::Environment& env);
 
+// For plans without an operator and with no function or trim(): the result as JSON values of the
+// input or variables (`values`) or, for trim() and string variables, one string (`text`), without
+// building FHIRPath nodes. False when the engine must decide.
+bool runFastJson(const FastPlan& plan, const fhirpath::Node& focus,
+                 const fhirpath::Environment& env, std::vector<const rapidjson::Value*>& values,
+                 std::optional<std::string>& text);
+
 }  // namespace switchboard::mapping

@@ -592,6 +592,23 @@ Result<void> Run::evalMany(const TNode& node, std::vector<JsonValue>& vals) {
       return {};
     }
     case TNode::Kind::kExpr: {
+      if (auto it = m.fast.find(node.expr.root()); it != m.fast.end()) {
+        std::vector<const JsonValue*> found;
+        std::optional<std::string> text;
+        if (runFastJson(it->second, focus, env, found, text)) {
+          if (text) {
+            if (!isBlank(*text))
+              vals.emplace_back(text->c_str(), static_cast<rapidjson::SizeType>(text->size()),
+                                alloc);
+            return {};
+          }
+          for (const JsonValue* f : found) {
+            JsonValue v(*f, alloc);
+            if (!prune(v)) vals.push_back(std::move(v));
+          }
+          return {};
+        }
+      }
       auto items = eval(node.expr, node.pointer);
       if (!items) return std::unexpected(items.error());
       for (const Node& item : *items) {
