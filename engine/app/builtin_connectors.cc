@@ -9,6 +9,10 @@
 #include "engine/mapping/register.h"
 #define SB_REGISTER_MAPPING 1
 #endif
+#if defined(SWITCHBOARD_HAVE_FHIR) && __has_include("engine/fhir/validate_stage.h")
+#include "engine/fhir/validate_stage.h"
+#define SB_REGISTER_FHIR_VALIDATE 1
+#endif
 #if defined(SWITCHBOARD_HAVE_CHANNEL_FHIR) && __has_include("channels/fhir/register.h")
 #include "channels/fhir/register.h"
 #define SB_REGISTER_FHIR 1
@@ -39,6 +43,9 @@ void registerBuiltinConnectors(core::ConnectorRegistry& registry) {
   channels::registerFileConnectors(registry);
 #ifdef SB_REGISTER_MAPPING
   mapping::registerMappingStages(registry);
+#endif
+#ifdef SB_REGISTER_FHIR_VALIDATE
+  fhir::registerFhirStages(registry);
 #endif
 #ifdef SB_REGISTER_FHIR
   channels::registerFhirConnectors(registry);

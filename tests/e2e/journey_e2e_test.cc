@@ -216,6 +216,10 @@ BOOST_AUTO_TEST_CASE(flow_submissions_reach_the_ehr_as_valid_fhir_and_the_patien
   BOOST_REQUIRE(id > 0);
   BOOST_REQUIRE_MESSAGE(waitFor([&] { return j.deliveryStatus(id, "reply") == "succeeded"; }, 60), j.messageDetail(id));
   BOOST_TEST(j.deliveryStatus(id, "ehr") == "succeeded");
+  // Mapped, validated against fhir-profiles, matched in the MPI, then sent.
+  for (const char* event : {"\"mapped\"", "\"validated\"", "\"mpi\""}) {
+    BOOST_TEST(j.messageDetail(id).find(event) != std::string::npos, event);
+  }
 
   // The server holds valid resources with references resolved to its own ids.
   const int port = j.fhir.port();
