@@ -94,7 +94,7 @@ std::string choiceSuffix(std::string_view typeCode) {
 
 const TypeRef* ElementDef::typeForSuffix(std::string_view suffix) const {
   for (const auto& t : types)
-    if (choiceSuffix(t.code) == suffix) return &t;
+    if (t.suffix == suffix) return &t;
   return nullptr;
 }
 
@@ -223,6 +223,7 @@ Result<void> Definitions::add(const std::string& file, const rapidjson::Value& r
       for (const auto& t : types->GetArray()) {
         TypeRef ref;
         ref.code = typeCode(t);
+        ref.suffix = choiceSuffix(ref.code);
         ref.profiles = strings(t, "profile");
         ref.targetProfiles = strings(t, "targetProfile");
         def.types.push_back(std::move(ref));
@@ -261,6 +262,7 @@ Result<void> Definitions::add(const std::string& file, const rapidjson::Value& r
             con.compileError = compiled.error().message;
           }
         }
+        if (con.key != "ele-1" && con.expression) def.hasInvariants = true;
         def.constraints.push_back(std::move(con));
       }
     }
@@ -310,6 +312,15 @@ Result<void> Definitions::finish() {
                           ? t.definition->kind == "primitive-type"
                           : !t.code.empty() && std::islower(static_cast<unsigned char>(t.code[0]));
         t.resource = t.code == "Resource" || (t.definition && t.definition->kind == "resource");
+        for (const auto& target : t.targetProfiles) {
+          const StructureDefinition* sd = byUrl(target);
+          std::string name = sd ? sd->type : target.substr(target.rfind('/') + 1);
+          if (name == "Resource") {
+            t.targetTypes.clear();
+            break;
+          }
+          t.targetTypes.push_back(std::move(name));
+        }
       }
     }
   }

@@ -27,12 +27,15 @@ class StructureDefinition;
 // One allowed type of an element ("HumanName", "dateTime", "Reference" with target profiles).
 struct TypeRef {
   std::string code;                         // FHIR type code ("string" for System.String)
+  std::string suffix;                       // its choice-element suffix: "DateTime", "Quantity"
   std::vector<std::string> profiles;        // canonical URLs
   std::vector<std::string> targetProfiles;  // for Reference and canonical
   // Resolved once loading is done: the type's base definition (null when not shipped).
   const StructureDefinition* definition = nullptr;
   bool primitive = false;  // a primitive type (lower-case FHIR type)
   bool resource = false;   // "Resource" or a resource type
+  // Resource types a Reference may point at (from targetProfiles); empty = any.
+  std::vector<std::string> targetTypes;
 };
 
 // An invariant of an element (ElementDefinition.constraint).
@@ -68,6 +71,7 @@ struct ElementDef {
   std::string contentReference;  // path without '#', e.g. "QuestionnaireResponse.item"
   std::optional<Binding> binding;
   std::vector<Constraint> constraints;
+  bool hasInvariants = false;  // a compiled constraint other than ele-1 (checked natively)
   bool mustSupport = false;
   // fixed[x] / pattern[x] value (copied into the owning StructureDefinition's document).
   const rapidjson::Value* fixed = nullptr;

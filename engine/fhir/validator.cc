@@ -28,6 +28,12 @@ std::string strMember(const Value& obj, const char* key) {
   return std::string(it->value.GetString(), it->value.GetStringLength());
 }
 
+const Value* findMember(const Value& obj, std::string_view key) {
+  if (!obj.IsObject()) return nullptr;
+  auto it = obj.FindMember(rapidjson::Value(rapidjson::StringRef(key.data(), key.size())));
+  return it == obj.MemberEnd() ? nullptr : &it->value;
+}
+
 const Value* member(const Value& obj, const char* key) {
   if (!obj.IsObject()) return nullptr;
   auto it = obj.FindMember(key);
@@ -208,19 +214,24 @@ class Walk {
     };
     std::vector<std::pair<const ElementDef*, Found>> found;
     bool isResourceRoot = path.find('.') == std::string::npos && sd.kind == "resource";
+    // Most objects carry no "_name" primitive extensions: skip those look-ups then.
+    bool anyUnderscore = false;
+    for (auto it = obj.MemberBegin(); it != obj.MemberEnd(); ++it)
+      anyUnderscore =
+          anyUnderscore || (it->name.GetStringLength() > 0 && it->name.GetString()[0] == '_');
     for (auto it = obj.MemberBegin(); it != obj.MemberEnd(); ++it) {
-      std::string key(it->name.GetString(), it->name.GetStringLength());
-      if (key == "resourceType" && isResourceRoot) continue;
+      std::string_view key(it->name.GetString(), it->name.GetStringLength());
+      if (isResourceRoot && key == "resourceType") continue;
       bool underscore = key.starts_with("_");
-      std::string name = underscore ? key.substr(1) : key;
-      if (underscore && member(obj, name.c_str())) continue;  // paired with its value below
+      std::string_view name = underscore ? key.substr(1) : key;
+      if (underscore && findMember(obj, name)) continue;  // paired with its value below
       const ElementDef* def = nullptr;
       const TypeRef* type = nullptr;
       for (const ElementDef* d : defs) {
         if (d->choice) {
-          std::string prefix = plainName(*d);
+          const std::string& prefix = plainName(*d);
           if (name.size() > prefix.size() && name.starts_with(prefix)) {
-            if (const TypeRef* t = d->typeForSuffix(std::string_view(name).substr(prefix.size()))) {
+            if (const TypeRef* t = d->typeForSuffix(name.substr(prefix.size()))) {
               def = d;
               type = t;
               break;
@@ -235,18 +246,21 @@ class Walk {
       if (!def) {
         if (!profilePass_) {
           add("error", "structure", "unknown element " + quote(key) + " in " + path,
-              loc + "." + key);
+              loc + "." + std::string(key));
         }
         continue;
       }
       Found f;
-      f.key = name;
+      f.key = std::string(name);
       f.type = type;
       f.value = underscore ? nullptr : &it->value;
-      f.ext = underscore ? &it->value : member(obj, ("_" + name).c_str());
-      if (f.ext && !profilePass_ && (!type || !defs_.isPrimitive(type->code))) {
-        add("error", "structure", quote("_" + name) + " is only allowed beside a primitive value",
-            loc + "._" + name);
+      f.ext = underscore      ? &it->value
+              : anyUnderscore ? findMember(obj, "_" + std::string(name))
+                              : nullptr;
+      if (f.ext && !profilePass_ && (!type || !type->primitive)) {
+        add("error", "structure",
+            quote("_" + std::string(name)) + " is only allowed beside a primitive value",
+            loc + "._" + std::string(name));
         f.ext = nullptr;
       }
       found.emplace_back(def, std::move(f));
@@ -463,14 +477,8 @@ class Walk {
     if (profilePass_) return;
     std::string ref = strMember(value, "reference");
     if (ref.empty()) return;
-    bool anyType = type.targetProfiles.empty();
-    std::vector<std::string> allowed;
-    for (const auto& p : type.targetProfiles) {
-      const StructureDefinition* sd = defs_.byUrl(p);
-      std::string t = sd ? sd->type : p.substr(p.rfind('/') + 1);
-      if (t == "Resource") anyType = true;
-      allowed.push_back(t);
-    }
+    bool anyType = type.targetTypes.empty();
+    const std::vector<std::string>& allowed = type.targetTypes;
     std::string target;
     if (ref.starts_with("urn:uuid:") || ref.starts_with("urn:oid:")) {
       if (!inBundle_) return;
@@ -557,11 +565,7 @@ class Walk {
   }
 
   // Whether `def` has an invariant that needs a FHIRPath node (ele-1 is checked natively).
-  static bool evaluable(const ElementDef& def) {
-    for (const Constraint& c : def.constraints)
-      if (c.key != "ele-1" && c.expression) return true;
-    return false;
-  }
+  static bool evaluable(const ElementDef& def) { return def.hasInvariants; }
 
   // Evaluates the invariants of `def` on `node`; `skipFrom` lists keys already evaluated there.
   void constraints(const ElementDef& def, const Node& node, const std::string& loc,
