@@ -301,6 +301,40 @@ BOOST_AUTO_TEST_CASE(hostile_names_stay_text) {
   BOOST_TEST(test::entryOf(b, "Appointment")->operator[]("resource")["comment"] == "{{ %sender }}");
 }
 
+// Reverse check: the QuestionnaireResponse gives back every answer of the Flow response.
+BOOST_AUTO_TEST_CASE(questionnaire_response_round_trips_the_answers) {
+  auto b = mapBare(seedResponse());
+  const auto& q = test::entryOf(b, "QuestionnaireResponse")->operator[]("resource");
+  auto original = test::parse(seedResponse());
+  rapidjson::Document rebuilt(rapidjson::kObjectType);
+  auto& alloc = rebuilt.GetAllocator();
+  for (const auto& item : q["item"].GetArray()) {
+    rapidjson::Value key(item["linkId"].GetString(), alloc);
+    rapidjson::Value values(rapidjson::kArrayType);
+    for (const auto& answer : item["answer"].GetArray()) {
+      std::string v;
+      if (answer.HasMember("valueString")) v = answer["valueString"].GetString();
+      if (answer.HasMember("valueDate")) v = answer["valueDate"].GetString();
+      if (answer.HasMember("valueCoding")) v = answer["valueCoding"]["code"].GetString();
+      if (answer.HasMember("valueTime")) {
+        std::string t = answer["valueTime"].GetString();  // "10:00:00" -> "1000"
+        v = t.substr(0, 2) + t.substr(3, 2);
+      }
+      values.PushBack(rapidjson::Value(v.c_str(), alloc), alloc);
+    }
+    if (std::string(item["linkId"].GetString()) == "contact_preferences") {
+      rebuilt.AddMember(key, values, alloc);
+    } else {
+      BOOST_REQUIRE(values.Size() == 1u);
+      rebuilt.AddMember(key, values[0], alloc);
+    }
+  }
+  original.RemoveMember("flow_token");  // not a Flow field
+  const bool same = rebuilt == original;
+  BOOST_TEST(same, "rebuilt " << rebuilt << " original " << original);
+  BOOST_TEST(rebuilt.MemberCount() == 15u);
+}
+
 BOOST_AUTO_TEST_CASE(registration_only_mapping) {
   auto reg = Mapping::loadFile(test::sourceDir() + "/mappings/whatsapp-flow-registration.json");
   BOOST_REQUIRE_MESSAGE(reg.has_value(), (reg ? std::string() : reg.error().message));
