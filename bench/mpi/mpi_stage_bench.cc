@@ -1,0 +1,157 @@
+// MPI stage benchmark: the cost of what the "mpi" pipeline stage asks of MpiService per message,
+// i.e. MpiService::submit of one new source Patient (parse, normalise, block, score, then the
+// store transaction: source, link, golden record rebuilt by survivorship, review items, audit)
+// against a store that already holds N patients, on SQLite in a temporary file.
+//
+// The N patients are submitted once into a template database; every run copies that file, opens
+// a service on the copy (index rebuilt from the store) and submits the same K incoming patients
+// (ids "m<i>", source system "bench-stage", as the stage names them), timing each call. Prints
+// each run's median and the median over runs, in microseconds per call.
+//
+// Usage: bench_mpi_stage [--patients 5000] [--calls 500] [--runs 5] [--config conf/mpi.json]
+//                        [--dir /tmp/switchboard-mpi-stage-bench]
+// --dir on a tmpfs (e.g. /dev/shm/...) takes the disk's fsync out of the figure.
+// Thread-safety: single-threaded program.
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "engine/mpi/mpi_service.h"
+#include "synthetic.h"
+
+using namespace switchboard::mpi;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+double median(std::vector<double> v) {
+  if (v.empty()) return 0;
+  std::sort(v.begin(), v.end());
+  const size_t m = v.size() / 2;
+  return v.size() % 2 ? v[m] : (v[m - 1] + v[m]) / 2;
+}
+
+double percentile(std::vector<double> v, double p) {
+  if (v.empty()) return 0;
+  std::sort(v.begin(), v.end());
+  return v[std::min(v.size() - 1, static_cast<size_t>(p * double(v.size())))];
+}
+
+std::unique_ptr<MpiService> openService(const MatchConfig& config, const std::string& db) {
+  auto s = MpiStore::open("sqlite3://db=" + db);
+  if (!s) {
+    std::fprintf(stderr, "store: %s\n", s.error().message.c_str());
+    std::exit(1);
+  }
+  auto m = MpiService::open(config, std::move(*s));
+  if (!m) {
+    std::fprintf(stderr, "service: %s\n", m.error().message.c_str());
+    std::exit(1);
+  }
+  return std::move(*m);
+}
+
+void removeDb(const std::filesystem::path& db) {
+  std::error_code ec;
+  for (const char* suffix : {"", "-wal", "-shm", "-journal"})
+    std::filesystem::remove(db.string() + suffix, ec);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  size_t n = 5000, calls = 500, runs = 5;
+  std::string configPath = "conf/mpi.json";
+  std::filesystem::path dir =
+      std::filesystem::temp_directory_path() /
+      ("switchboard-mpi-stage-bench-" + std::to_string(::getpid()));
+  for (int i = 1; i + 1 < argc; i += 2) {
+    std::string k = argv[i], v = argv[i + 1];
+    if (k == "--patients")
+      n = std::stoul(v);
+    else if (k == "--calls")
+      calls = std::stoul(v);
+    else if (k == "--runs")
+      runs = std::stoul(v);
+    else if (k == "--config")
+      configPath = v;
+    else if (k == "--dir")
+      dir = v;
+    else {
+      std::fprintf(stderr, "unknown option %s\n", k.c_str());
+      return 2;
+    }
+  }
+  auto config = MatchConfig::load(configPath);
+  if (!config) {
+    std::fprintf(stderr, "config: %s\n", config.error().message.c_str());
+    return 1;
+  }
+  std::filesystem::create_directories(dir);
+  const auto templ = dir / "template.db";
+  const auto work = dir / "run.db";
+  removeDb(templ);
+
+  // The existing patients and the incoming ones come from one population, so about a fifth of
+  // the incoming are duplicates of stored persons (links and reviews) and the rest are new.
+  auto data = bench::generatePatients(n + calls, 7);
+  {
+    auto mpi = openService(*config, templ.string());
+    for (size_t i = 0; i < n; ++i) {
+      auto d = mpi->submit(bench::toFhirJson(data.records[i]), "bench");
+      if (!d) {
+        std::fprintf(stderr, "preload: %s\n", d.error().message.c_str());
+        return 1;
+      }
+    }
+  }  // closing the last connection checkpoints the WAL into template.db
+  std::vector<std::string> incoming;
+  for (size_t i = 0; i < calls; ++i) {
+    PersonRecord p = data.records[n + i];
+    p.id = "m" + std::to_string(i + 1);
+    incoming.push_back(bench::toFhirJson(p));
+  }
+
+  std::vector<double> medians;
+  size_t linked = 0, review = 0, created = 0;
+  for (size_t r = 0; r < runs; ++r) {
+    removeDb(work);
+    std::filesystem::copy_file(templ, work);
+    auto mpi = openService(*config, work.string());
+    std::vector<double> lat;
+    lat.reserve(calls);
+    linked = review = created = 0;
+    for (const auto& j : incoming) {
+      const auto t = Clock::now();
+      auto d = mpi->submit(j, "bench-stage");
+      lat.push_back(std::chrono::duration<double, std::micro>(Clock::now() - t).count());
+      if (!d) {
+        std::fprintf(stderr, "submit: %s\n", d.error().message.c_str());
+        return 1;
+      }
+      if (d->result == Decision::kMatch)
+        ++linked;
+      else if (d->result == Decision::kPossibleMatch)
+        ++review;
+      else
+        ++created;
+    }
+    medians.push_back(median(lat));
+    std::printf("run %zu: median %.0f us, p90 %.0f us per submit\n", r + 1, medians.back(),
+                percentile(lat, 0.9));
+  }
+  std::printf(
+      "stage submit against %zu stored patients (%zu calls x %zu runs; linked %zu, review %zu, "
+      "new %zu): median of run medians %.0f us\n",
+      n, calls, runs, linked, review, created, median(medians));
+  removeDb(work);
+  removeDb(templ);
+  std::error_code ec;
+  std::filesystem::remove(dir, ec);
+  return 0;
+}
