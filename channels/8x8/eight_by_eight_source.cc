@@ -9,44 +9,6 @@
 
 namespace switchboard::channels {
 
-namespace eightbyeight {
-
-bool constantTimeEquals(std::string_view a, std::string_view b) {
-  // Walk the longer length so the time does not reveal how long a matching prefix is.
-  std::size_t n = a.size() > b.size() ? a.size() : b.size();
-  unsigned char diff = a.size() == b.size() ? 0 : 1;
-  for (std::size_t i = 0; i < n; ++i) {
-    unsigned char x = i < a.size() ? static_cast<unsigned char>(a[i]) : 0;
-    unsigned char y = i < b.size() ? static_cast<unsigned char>(b[i]) : 0;
-    diff |= static_cast<unsigned char>(x ^ y);
-  }
-  return diff == 0;
-}
-
-std::string normalizeE164(std::string_view text) {
-  std::size_t begin = 0, end = text.size();
-  auto blank = [](char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; };
-  while (begin < end && blank(text[begin])) ++begin;
-  while (end > begin && blank(text[end - 1])) --end;
-  std::string digits;
-  bool plusSeen = false;
-  for (std::size_t i = begin; i < end; ++i) {
-    char c = text[i];
-    if (c >= '0' && c <= '9') {
-      digits += c;
-    } else if (c == '+' && digits.empty() && !plusSeen) {
-      plusSeen = true;
-    } else if (c == ' ' || c == '-' || c == '.' || c == '(' || c == ')') {
-      continue;
-    } else {
-      return {};
-    }
-  }
-  if (digits.size() < 7 || digits.size() > 15 || digits.front() == '0') return {};
-  return "+" + digits;
-}
-
-}  // namespace eightbyeight
 
 namespace {
 

@@ -12,6 +12,7 @@
 #include <string_view>
 
 #include "engine/core/connector.h"
+#include "engine/core/identifiers.h"
 
 namespace switchboard::channels {
 
@@ -41,10 +42,8 @@ namespace eightbyeight {
 
 // "+15551234567" from "+1 555-123-4567", "15551234567" or "(+1) 555.123.4567"; empty when the text
 // is not a phone number of 7 to 15 digits (for example a WhatsApp BSUID).
-std::string normalizeE164(std::string_view text);
-
-// Constant-time comparison of two byte strings (time depends only on the lengths).
-bool constantTimeEquals(std::string_view a, std::string_view b);
+using core::normalizeE164;
+using core::constantTimeEquals;
 
 }  // namespace eightbyeight
 

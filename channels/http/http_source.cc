@@ -6,18 +6,6 @@
 
 namespace switchboard::channels {
 
-bool constantTimeEquals(std::string_view a, std::string_view b) {
-  // Compare over the longer length so the time does not reveal the matching prefix.
-  std::size_t n = a.size() > b.size() ? a.size() : b.size();
-  unsigned char diff = a.size() == b.size() ? 0 : 1;
-  for (std::size_t i = 0; i < n; ++i) {
-    unsigned char x = i < a.size() ? static_cast<unsigned char>(a[i]) : 0;
-    unsigned char y = i < b.size() ? static_cast<unsigned char>(b[i]) : 0;
-    diff |= static_cast<unsigned char>(x ^ y);
-  }
-  return diff == 0;
-}
-
 HttpJsonSource::HttpJsonSource(HttpSourceConfig config) : config_(std::move(config)) {}
 
 core::SourceVerdict HttpJsonSource::handle(const core::HttpRequest& request) const {

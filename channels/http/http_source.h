@@ -7,6 +7,7 @@
 #include <string>
 
 #include "engine/core/connector.h"
+#include "engine/core/identifiers.h"
 
 namespace switchboard::channels {
 
@@ -35,6 +36,6 @@ class HttpJsonSource final : public core::HttpSource {
 };
 
 // Constant-time comparison of two byte strings (time depends only on the lengths).
-bool constantTimeEquals(std::string_view a, std::string_view b);
+using core::constantTimeEquals;
 
 }  // namespace switchboard::channels

@@ -125,15 +125,5 @@ std::string sha256Hex(std::string_view data) {
   return out;
 }
 
-bool constantTimeEquals(std::string_view a, std::string_view b) {
-  std::size_t n = a.size() > b.size() ? a.size() : b.size();
-  unsigned char diff = a.size() == b.size() ? 0 : 1;
-  for (std::size_t i = 0; i < n; ++i) {
-    unsigned char x = i < a.size() ? static_cast<unsigned char>(a[i]) : 0;
-    unsigned char y = i < b.size() ? static_cast<unsigned char>(b[i]) : 0;
-    diff |= static_cast<unsigned char>(x ^ y);
-  }
-  return diff == 0;
-}
 
 }  // namespace switchboard::channels::twilio

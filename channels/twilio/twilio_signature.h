@@ -9,6 +9,8 @@
 #include <utility>
 #include <vector>
 
+#include "engine/core/identifiers.h"
+
 namespace switchboard::channels::twilio {
 
 using Params = std::vector<std::pair<std::string, std::string>>;  // decoded, in received order
@@ -31,6 +33,6 @@ std::vector<std::string> signatureUrlVariants(std::string_view url);
 std::string sha256Hex(std::string_view data);
 
 // Constant-time comparison of two byte strings (time depends only on the lengths).
-bool constantTimeEquals(std::string_view a, std::string_view b);
+using core::constantTimeEquals;
 
 }  // namespace switchboard::channels::twilio

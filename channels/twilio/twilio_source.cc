@@ -1,5 +1,7 @@
 #include "channels/twilio/twilio_source.h"
 
+#include "engine/core/identifiers.h"
+
 #include <optional>
 #include <utility>
 
@@ -18,26 +20,7 @@ std::string normalizeSender(std::string_view text) {
       core::equalsIgnoreCase(text.substr(0, kWhatsapp.size()), kWhatsapp)) {
     text.remove_prefix(kWhatsapp.size());
   }
-  std::size_t begin = 0, end = text.size();
-  auto blank = [](char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; };
-  while (begin < end && blank(text[begin])) ++begin;
-  while (end > begin && blank(text[end - 1])) --end;
-  std::string digits;
-  bool plusSeen = false;
-  for (std::size_t i = begin; i < end; ++i) {
-    char c = text[i];
-    if (c >= '0' && c <= '9') {
-      digits += c;
-    } else if (c == '+' && digits.empty() && !plusSeen) {
-      plusSeen = true;
-    } else if (c == ' ' || c == '-' || c == '.' || c == '(' || c == ')') {
-      continue;
-    } else {
-      return {};
-    }
-  }
-  if (digits.size() < 7 || digits.size() > 15 || digits.front() == '0') return {};
-  return "+" + digits;
+  return core::normalizeE164(text);
 }
 
 }  // namespace twilio
