@@ -130,21 +130,21 @@ std::string appointmentNumberFrom(std::string_view upstreamResponse) {
   return {};
 }
 
-std::optional<LocalDateTime> localDateTime(std::string_view start, const TimeZone* zone,
+std::optional<LocalDateTime> localDateTime(std::string_view start, const core::TimeZone* zone,
                                            DateStyle style, bool clock24) {
   auto t = fhirpath::Temporal::parse(start, fhirpath::TemporalKind::kDateTime);
   if (!t) t = fhirpath::Temporal::parse(start, fhirpath::TemporalKind::kDate);
   if (!t || t->precision < fhirpath::Precision::kDay) return std::nullopt;
   const bool hasTime = t->precision >= fhirpath::Precision::kHour;
   int year = t->year;
-  unsigned month = static_cast<unsigned>(t->month), day = static_cast<unsigned>(t->day);
+  int month = t->month, day = t->day;
   int hour = t->hour, minute = t->minute;
-  std::int64_t days = daysFromCivil(year, month, day);
+  std::int64_t days = core::daysFromCivil(year, month, day);
   if (hasTime && t->tzOffsetMinutes) {
     // An instant: find the UTC moment, then the clinic's wall clock at that moment.
     const std::int64_t utc = days * 86400 + hour * 3600 + minute * 60 + t->second -
                              static_cast<std::int64_t>(*t->tzOffsetMinutes) * 60;
-    const std::int64_t offset = zone ? zone->offsetSecondsAt(utc) : *t->tzOffsetMinutes * 60;
+    const std::int64_t offset = zone ? zone->offsetAt(utc) : *t->tzOffsetMinutes * 60;
     std::int64_t local = utc + offset;
     days = local / 86400;
     std::int64_t secs = local % 86400;
@@ -152,14 +152,13 @@ std::optional<LocalDateTime> localDateTime(std::string_view start, const TimeZon
       secs += 86400;
       --days;
     }
-    civilFromDays(days, year, month, day);
+    core::civilFromDays(days, year, month, day);
     hour = static_cast<int>(secs / 3600);
     minute = static_cast<int>(secs % 3600 / 60);
   }
   const int weekday = static_cast<int>(((days + 4) % 7 + 7) % 7);
   LocalDateTime out;
-  out.isoDate = std::to_string(year) + "-" + twoDigits(static_cast<int>(month)) + "-" +
-                twoDigits(static_cast<int>(day));
+  out.isoDate = std::to_string(year) + "-" + twoDigits(month) + "-" + twoDigits(day);
   switch (style) {
     case DateStyle::kUs:
       out.date = std::string(kWeekdays[weekday]) + ", " + kMonths[month - 1] + " " +
@@ -262,8 +261,7 @@ Result<ComposedReply> ReplyDestination::compose(const core::DeliveryRequest& req
         starts->front().json()->IsString()) {
       const auto* s = starts->front().json();
       if (auto l = localDateTime(std::string_view(s->GetString(), s->GetStringLength()),
-                                 config_.zone ? &*config_.zone : nullptr, config_.dateStyle,
-                                 config_.clock24)) {
+                                 config_.zone.get(), config_.dateStyle, config_.clock24)) {
         local = *l;
       }
     }
@@ -556,7 +554,7 @@ Result<std::unique_ptr<ReplyDestination>> ReplyDestination::create(
   const std::string zone = config.string(
       "timezone", "", "IANA zone of the clinic (display only), e.g. America/New_York");
   if (!zone.empty()) {
-    auto tz = TimeZone::load(zone);
+    auto tz = core::TimeZone::get(zone);
     if (tz) {
       c.zone = std::move(*tz);
     } else {

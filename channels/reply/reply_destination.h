@@ -31,9 +31,9 @@
 
 #include "channels/reply/provider_api.h"
 #include "channels/reply/reply_template.h"
-#include "channels/reply/time_zone.h"
 #include "engine/core/clock.h"
 #include "engine/core/connector.h"
+#include "engine/core/time_zone.h"
 
 namespace switchboard::channels::reply {
 
@@ -63,7 +63,7 @@ struct ReplyConfig {
   std::shared_ptr<const ReplyTemplate> confirmation;
   std::shared_ptr<const ReplyTemplate> rejection;  // may be null: refusals are then not answered
   std::string clinicPhone;
-  std::optional<TimeZone> zone;  // empty: show the instant in its own offset
+  std::shared_ptr<const core::TimeZone> zone;  // null: show the instant in its own offset
   std::int64_t windowHours = 24;
   WindowTemplate windowTemplate;
   WindowTemplate rejectionWindowTemplate;  // falls back to windowTemplate when not configured
@@ -124,7 +124,7 @@ struct LocalDateTime {
 };
 // `start` is a FHIR instant or dateTime. With `zone`, the instant is converted to that zone's
 // offset at that moment; without it (or when `start` carries no offset) it is shown as written.
-std::optional<LocalDateTime> localDateTime(std::string_view start, const TimeZone* zone,
+std::optional<LocalDateTime> localDateTime(std::string_view start, const core::TimeZone* zone,
                                            DateStyle style, bool clock24);
 
 }  // namespace switchboard::channels::reply

@@ -15,9 +15,9 @@
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
 
+#include "engine/core/time_zone.h"
 #include "engine/mapping/fast_path.h"
 #include "engine/mapping/flow_input.h"
-#include "engine/mapping/time_zone.h"
 #include "engine/mapping/uuid.h"
 
 namespace switchboard::mapping {
@@ -788,9 +788,9 @@ Result<void> Run::evalLocalInstant(const TNode& node, std::vector<JsonValue>& va
       }
     }
   }
-  auto zone = TimeZone::get(zoneName, m.zoneinfoRoot);
+  auto zone = core::TimeZone::get(zoneName, m.zoneinfoRoot);
   if (!zone) return std::unexpected(error(zone.error().code, zone.error().message, "%timezone"));
-  auto instant = localInstant(**zone, **date, **time, minutes);
+  auto instant = core::localInstant(**zone, **date, **time, minutes);
   if (!instant) {
     const bool dateFault = instant.error().message.starts_with("date");
     const std::string field = locationOf(dateFault ? node.date.get() : node.time.get());

@@ -5,7 +5,7 @@
 #include <cstdio>
 #include <filesystem>
 
-#include "engine/mapping/time_zone.h"
+#include "engine/core/time_zone.h"
 
 namespace switchboard::mapping {
 namespace fs = std::filesystem;
@@ -52,7 +52,7 @@ Result<std::unique_ptr<core::Stage>> MappingStage::fromConfig(core::ConfigReader
       c.variables.setVariable(it->name.GetString(), it->value);
     }
     if (auto tz = vars->FindMember("timezone"); tz != vars->MemberEnd()) {
-      if (!tz->value.IsString() || !TimeZone::get(tz->value.GetString())) {
+      if (!tz->value.IsString() || !core::TimeZone::get(tz->value.GetString())) {
         config.invalid("variables",
                        "variables.timezone to be an IANA time zone such as America/New_York");
       }
@@ -143,8 +143,8 @@ core::StageResult MappingStage::process(core::PipelineMessage& pm) const {
     if (end && *end == 0 && !v->empty()) receivedMs = ms;
   }
   if (receivedMs > 0) {
-    if (auto t =
-            fhirpath::Temporal::parse(utcInstant(receivedMs), fhirpath::TemporalKind::kDateTime))
+    if (auto t = fhirpath::Temporal::parse(core::utcInstant(receivedMs),
+                                           fhirpath::TemporalKind::kDateTime))
       env.variables["receivedAt"] = fhirpath::Collection{fhirpath::Node::temporal(*t)};
   }
   auto out = mapping->run(pm.payload, env);

@@ -1,5 +1,6 @@
-// TZif reading, POSIX TZ rules and local-time conversion. Thread-safety: see time_zone.h.
-#include "engine/mapping/time_zone.h"
+// TZif reading, POSIX TZ rules, civil-date arithmetic and local-time conversion. Thread-safety: see
+// time_zone.h.
+#include "engine/core/time_zone.h"
 
 #include <algorithm>
 #include <cctype>
@@ -10,7 +11,7 @@
 #include <mutex>
 #include <sstream>
 
-namespace switchboard::mapping {
+namespace switchboard::core {
 namespace {
 
 constexpr std::int64_t kDay = 86400;
@@ -20,31 +21,6 @@ bool isLeap(int y) { return (y % 4 == 0 && y % 100 != 0) || y % 400 == 0; }
 int daysInMonth(int y, int m) {
   static const int kDays[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
   return m == 2 && isLeap(y) ? 29 : kDays[m - 1];
-}
-
-// Civil year of a day number (days since 1970-01-01).
-int yearOfDays(std::int64_t z) {
-  z += 719468;
-  const std::int64_t era = (z >= 0 ? z : z - 146096) / 146097;
-  const std::int64_t doe = z - era * 146097;
-  const std::int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-  std::int64_t y = yoe + era * 400;
-  const std::int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-  const std::int64_t mp = (5 * doy + 2) / 153;
-  const std::int64_t m = mp < 10 ? mp + 3 : mp - 9;
-  return static_cast<int>(m <= 2 ? y + 1 : y);
-}
-
-void civilFromDays(std::int64_t z, int& y, int& m, int& d) {
-  z += 719468;
-  const std::int64_t era = (z >= 0 ? z : z - 146096) / 146097;
-  const std::int64_t doe = z - era * 146097;
-  const std::int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-  const std::int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-  const std::int64_t mp = (5 * doy + 2) / 153;
-  d = static_cast<int>(doy - (153 * mp + 2) / 5 + 1);
-  m = static_cast<int>(mp < 10 ? mp + 3 : mp - 9);
-  y = static_cast<int>(yoe + era * 400 + (m <= 2 ? 1 : 0));
 }
 
 std::int64_t floorDiv(std::int64_t a, std::int64_t b) {
@@ -77,19 +53,6 @@ std::int64_t ruleLocalSeconds(const TimeZone::PosixRule::When& w, int year) {
     }
   }
   return day * kDay + w.seconds;
-}
-
-int posixOffsetAt(const TimeZone::PosixRule& r, std::int64_t utc) {
-  if (!r.hasDst) return r.stdOffset;
-  const int year = yearOfDays(floorDiv(utc + r.stdOffset, kDay));
-  // Start is given in standard local time, end in daylight local time.
-  auto inDst = [&](int y) {
-    const std::int64_t start = ruleLocalSeconds(r.start, y) - r.stdOffset;
-    const std::int64_t end = ruleLocalSeconds(r.end, y) - r.dstOffset;
-    if (start < end) return utc >= start && utc < end;
-    return !(utc >= end && utc < start);  // southern hemisphere: DST spans the new year
-  };
-  return inDst(year) ? r.dstOffset : r.stdOffset;
 }
 
 // Reads "[+-]hh[:mm[:ss]]" into seconds; false when malformed.
@@ -190,6 +153,38 @@ std::int64_t daysFromCivil(int year, int month, int day) {
   const std::int64_t doy = (153 * mp + 2) / 5 + day - 1;
   const std::int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
   return era * 146097 + doe - 719468;
+}
+
+void civilFromDays(std::int64_t z, int& y, int& m, int& d) {
+  z += 719468;
+  const std::int64_t era = (z >= 0 ? z : z - 146096) / 146097;
+  const std::int64_t doe = z - era * 146097;
+  const std::int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+  const std::int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+  const std::int64_t mp = (5 * doy + 2) / 153;
+  d = static_cast<int>(doy - (153 * mp + 2) / 5 + 1);
+  m = static_cast<int>(mp < 10 ? mp + 3 : mp - 9);
+  y = static_cast<int>(yoe + era * 400 + (m <= 2 ? 1 : 0));
+}
+
+int TimeZone::PosixRule::offsetAt(std::int64_t utc) const {
+  if (!hasDst) return stdOffset;
+  // The local year of the instant (in standard time) picks the rule's year; the neighbouring years
+  // are checked too so that changes near New Year (and rule times beyond 24h) are covered.
+  int year = 0, month = 0, day = 0;
+  civilFromDays(floorDiv(utc + stdOffset, kDay), year, month, day);
+  for (int y : {year - 1, year, year + 1}) {
+    const std::int64_t begin = ruleLocalSeconds(start, y) - stdOffset;
+    const std::int64_t finish = ruleLocalSeconds(end, y) - dstOffset;
+    if (begin < finish) {
+      if (utc >= begin && utc < finish) return dstOffset;
+    } else {
+      // Southern hemisphere: daylight time runs from `start` of y to `end` of y + 1.
+      const std::int64_t nextFinish = ruleLocalSeconds(end, y + 1) - dstOffset;
+      if (utc >= begin && utc < nextFinish) return dstOffset;
+    }
+  }
+  return stdOffset;
 }
 
 std::optional<TimeZone::PosixRule> TimeZone::parsePosix(std::string_view s) {
@@ -296,7 +291,10 @@ Result<std::shared_ptr<const TimeZone>> TimeZone::get(std::string_view name,
     if (auto it = cache.find(key); it != cache.end()) return it->second;
   }
   std::ifstream in(dir + "/" + std::string(name), std::ios::binary);
-  if (!in) return fail(ErrorCode::kNotFound, "unknown time zone \"" + std::string(name) + "\"");
+  if (!in) {
+    return fail(ErrorCode::kNotFound, "unknown time zone \"" + std::string(name) +
+                                          "\": not found under " + dir + " (is tzdata installed?)");
+  }
   std::ostringstream text;
   text << in.rdbuf();
   auto tz = parse(text.str(), name);
@@ -307,9 +305,9 @@ Result<std::shared_ptr<const TimeZone>> TimeZone::get(std::string_view name,
 }
 
 int TimeZone::offsetAt(std::int64_t utc) const {
-  if (transitions_.empty()) return footer_ ? posixOffsetAt(*footer_, utc) : initialOffset_;
+  if (transitions_.empty()) return footer_ ? footer_->offsetAt(utc) : initialOffset_;
   if (utc < transitions_.front()) return initialOffset_;
-  if (utc >= transitions_.back() && footer_) return posixOffsetAt(*footer_, utc);
+  if (utc >= transitions_.back() && footer_) return footer_->offsetAt(utc);
   auto it = std::upper_bound(transitions_.begin(), transitions_.end(), utc);
   return offsetAfter_[static_cast<std::size_t>(it - transitions_.begin()) - 1];
 }
@@ -384,4 +382,4 @@ std::string utcInstant(std::int64_t unixMillis) {
   return buf;
 }
 
-}  // namespace switchboard::mapping
+}  // namespace switchboard::core
