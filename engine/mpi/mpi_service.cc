@@ -356,12 +356,18 @@ std::vector<MpiService::Candidate> MpiService::candidatesLocked(const Normalized
   return out;
 }
 
+const std::set<std::string>& MpiService::replacesOf(const std::string& goldenId) const {
+  static const std::set<std::string> kNone;
+  auto it = replaces_.find(goldenId);
+  return it == replaces_.end() ? kNone : it->second;
+}
+
 void MpiService::rebuildGolden(MpiTx& tx, GoldenRecord& g, const std::set<std::string>& replaces) {
-  std::vector<SourcePatient> members;
-  for (const auto& l : tx.linksOfGolden(g.id)) {
-    if (l.result == Decision::kNoMatch) continue;
-    if (auto s = tx.source(l.sourceId)) members.push_back(std::move(*s));
-  }
+  rebuildGolden(g, tx.membersOfGolden(g.id), replaces);
+}
+
+void MpiService::rebuildGolden(GoldenRecord& g, std::vector<SourcePatient> members,
+                               const std::set<std::string>& replaces) {
   // Most recent first; ties by id so the result is deterministic.
   std::sort(members.begin(), members.end(), [](const SourcePatient& a, const SourcePatient& b) {
     return a.updatedAt != b.updatedAt ? a.updatedAt > b.updatedAt : a.id < b.id;
@@ -445,7 +451,7 @@ Result<SubmitDecision> MpiService::submit(std::string_view patientJson,
   }
   person->id = sourceId;
   NormalizedRecord norm = index_.normalize(*person);
-  const std::string resource(patientJson);
+  std::string resource(patientJson);
 
   std::unique_lock lock(mutex_);
   const int64_t t = now();
@@ -457,7 +463,7 @@ Result<SubmitDecision> MpiService::submit(std::string_view patientJson,
                     old ? old->createdAt : t, t});
       if (auto g = tx.golden(owner.goldenId)) {
         g->updatedAt = t;
-        rebuildGolden(tx, *g, replaces_[g->id]);
+        rebuildGolden(tx, *g, replacesOf(g->id));
         tx.putGolden(*g);
       }
       tx.appendAudit({0, t, std::string(actor), "source.update", sourceId, "{}"});
@@ -494,9 +500,11 @@ Result<SubmitDecision> MpiService::submit(std::string_view patientJson,
   }
   const Decision ownerResult =
       d.result == Decision::kPossibleMatch ? Decision::kPossibleMatch : Decision::kMatch;
+  SourcePatient source{sourceId, std::string(sourceSystem), std::move(resource),
+                       normalizedJson(norm), t, t};
   auto r = store_->transaction([&](MpiTx& tx) -> Result<void> {
     d.reviewItemIds.clear();
-    tx.putSource({sourceId, std::string(sourceSystem), resource, normalizedJson(norm), t, t});
+    tx.putSource(source);
     tx.putLink({sourceId, d.enterpriseId, ownerResult, LinkOrigin::kAuto, d.score, d.weight,
                 d.contributions, "", "", t});
     GoldenRecord g;
@@ -504,12 +512,15 @@ Result<SubmitDecision> MpiService::submit(std::string_view patientJson,
       auto existing = tx.golden(d.enterpriseId);
       if (!existing) return fail(ErrorCode::kException, "golden record missing from the store");
       g = std::move(*existing);
+      g.updatedAt = t;
+      rebuildGolden(tx, g, replacesOf(g.id));
     } else {
+      // A new golden record (fresh random id): its only member is this source.
       g.id = d.enterpriseId;
       g.createdAt = t;
+      g.updatedAt = t;
+      rebuildGolden(g, {source}, replacesOf(g.id));
     }
-    g.updatedAt = t;
-    rebuildGolden(tx, g, replaces_[g.id]);
     tx.putGolden(g);
     for (const Candidate* c : toReview) {
       if (tx.openReviewForPair(sourceId, c->sourceId)) continue;

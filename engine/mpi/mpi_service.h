@@ -151,6 +151,11 @@ class MpiService {
   // Survivorship over the members of a golden record; fills resource and provenance.
   // replaces: ids of the retired golden records this one replaces (Patient.link replaces).
   void rebuildGolden(MpiTx& tx, GoldenRecord& g, const std::set<std::string>& replaces);
+  // The same from members already in hand (no store reads).
+  void rebuildGolden(GoldenRecord& g, std::vector<SourcePatient> members,
+                     const std::set<std::string>& replaces);
+  // replaces_ of a golden record without adding an entry for it.
+  const std::set<std::string>& replacesOf(const std::string& goldenId) const;
   Result<SubmitDecision> currentDecision(const std::string& sourceId);
   std::string explain(const PairScore& s) const;
 

@@ -1,11 +1,15 @@
 // MPI persistence on SOCI. Every statement is parameterised; the only text assembled at run
-// time is the dialect's auto-increment column type in the migrations.
+// time is the dialect's auto-increment column type in the migrations. The statements a
+// submission runs are compiled once per session (MpiTx::Prepared) and re-executed.
 // Thread-safety: see mpi_store.h.
 #include "engine/mpi/mpi_store.h"
 
 #include <algorithm>
 #include <chrono>
 #include <filesystem>
+#include <optional>
+#include <string_view>
+#include <tuple>
 
 #include <soci/postgresql/soci-postgresql.h>
 #include <soci/soci.h>
@@ -220,18 +224,6 @@ void fetchRows(soci::session& sql, const std::string& text, Row& row, F&& onRow,
 
 }  // namespace
 
-// ---- MpiTx ----
-
-void MpiTx::putSource(const SourcePatient& s) {
-  long long created = s.createdAt, updated = s.updatedAt;
-  sql_ << "INSERT INTO mpi_source_patients (id, source_system, resource, normalized, created_at, "
-          "updated_at) VALUES (:id, :sys, :res, :norm, :c, :u) ON CONFLICT (id) DO UPDATE SET "
-          "source_system = excluded.source_system, resource = excluded.resource, "
-          "normalized = excluded.normalized, updated_at = excluded.updated_at",
-      soci::use(s.id), soci::use(s.sourceSystem), soci::use(s.resource), soci::use(s.normalized),
-      soci::use(created), soci::use(updated);
-}
-
 namespace {
 struct SourceRow {
   SourcePatient s;
@@ -272,18 +264,117 @@ struct GoldenRow {
     return out;
   }
 };
+struct IdRow {  // the id an INSERT ... RETURNING id gives back
+  long long id = 0;
+  void bind(soci::statement& st) { st.exchange(soci::into(id)); }
+  long long get() const { return id; }
+};
+struct NoRow {
+  void bind(soci::statement&) {}
+};
 constexpr const char* kSourceCols =
     "id, source_system, resource, normalized, created_at, updated_at";
 constexpr const char* kGoldenCols =
     "id, active, replaced_by, resource, provenance, created_at, updated_at";
+
+// A statement compiled on first use and from then on only re-executed with new values (the text
+// is parsed once per session, not on every call). Row receives each result row (NoRow: none);
+// P are the types of its parameters, bound in order. Not thread-safe: it belongs to the session.
+template <typename Row, typename... P>
+class Cached {
+ public:
+  // For statements without results.
+  template <typename... V>
+  void exec(soci::session& sql, const char* text, const V&... values) {
+    compile(sql, text);
+    params_ = std::forward_as_tuple(values...);
+    st_->execute(true);
+  }
+  // Calls onRow(row.get()) for every result row. All rows are fetched, so the statement has
+  // finished (SQLite: it is not left pending when the transaction commits).
+  template <typename F, typename... V>
+  void query(soci::session& sql, const char* text, F&& onRow, const V&... values) {
+    compile(sql, text);
+    params_ = std::forward_as_tuple(values...);
+    st_->execute(false);
+    while (st_->fetch()) onRow(row_.get());
+  }
+
+ private:
+  void compile(soci::session& sql, const char* text) {
+    if (st_) return;
+    st_.emplace(sql);
+    try {
+      row_.bind(*st_);
+      std::apply([&](auto&... p) { (st_->exchange(soci::use(p)), ...); }, params_);
+      st_->alloc();
+      st_->prepare(text);
+      st_->define_and_bind();
+    } catch (...) {
+      st_.reset();
+      throw;
+    }
+  }
+
+  Row row_;
+  std::tuple<P...> params_;
+  std::optional<soci::statement> st_;  // last: its bindings point at row_ and params_
+};
+
+using Str = std::string;
+using I64 = long long;
+
 }  // namespace
 
+// The statements a submission (and a review decision) runs, compiled once per session.
+struct MpiTx::Prepared {
+  Cached<NoRow, Str, Str, Str, Str, I64, I64> putSource;
+  Cached<SourceRow, Str> source;
+  Cached<NoRow, Str, int, Str, Str, Str, I64, I64> putGolden;
+  Cached<GoldenRow, Str> golden;
+  Cached<NoRow, Str, Str, Str, Str, double, double, Str, Str, Str, I64> putLink;
+  Cached<NoRow, Str, Str> deleteLink;
+  Cached<LinkRow, Str> linksOfSource;
+  Cached<LinkRow, Str> linksOfGolden;
+  Cached<SourceRow, Str> membersOfGolden;
+  Cached<IdRow, Str, Str, double, double, Str, Str, Str, Str, I64, I64, I64, Str> insertReview;
+  Cached<NoRow, Str, Str, Str, I64, I64, Str, I64> updateReview;
+  Cached<ReviewRow, I64> review;
+  Cached<ReviewRow, Str, Str, Str, Str, Str> openReviewForPair;
+  Cached<ReviewRow, Str, Str, Str> openReviewsOf;
+  Cached<IdRow, I64, Str, Str, Str, Str> appendAudit;
+};
+
+// ---- MpiTx ----
+
+MpiTx::MpiTx(soci::session& sql, SqlDialect dialect, Prepared* prepared)
+    : sql_(sql), dialect_(dialect), prepared_(prepared) {}
+
+MpiTx::~MpiTx() = default;
+
+MpiTx::Prepared& MpiTx::prepared() {
+  if (prepared_) return *prepared_;
+  if (!own_) own_ = std::make_unique<Prepared>();
+  return *own_;
+}
+
+void MpiTx::putSource(const SourcePatient& s) {
+  prepared().putSource.exec(
+      sql_,
+      "INSERT INTO mpi_source_patients (id, source_system, resource, normalized, created_at, "
+      "updated_at) VALUES (:id, :sys, :res, :norm, :c, :u) ON CONFLICT (id) DO UPDATE SET "
+      "source_system = excluded.source_system, resource = excluded.resource, "
+      "normalized = excluded.normalized, updated_at = excluded.updated_at",
+      s.id, s.sourceSystem, s.resource, s.normalized, I64{s.createdAt}, I64{s.updatedAt});
+}
+
 std::optional<SourcePatient> MpiTx::source(const std::string& id) {
-  SourceRow row;
   std::optional<SourcePatient> out;
-  fetchRows(
-      sql_, std::string() + "SELECT " + kSourceCols + " FROM mpi_source_patients WHERE id = :id",
-      row, [&](SourcePatient&& s) { out = std::move(s); }, id);
+  prepared().source.query(
+      sql_,
+      "SELECT id, source_system, resource, normalized, created_at, updated_at "
+      "FROM mpi_source_patients WHERE id = :id",
+      [&](SourcePatient&& s) { out = std::move(s); }, id);
   return out;
 }
 
@@ -296,23 +387,24 @@ void MpiTx::forEachSource(const std::function<void(SourcePatient&&)>& visit) {
 }
 
 void MpiTx::putGolden(const GoldenRecord& g) {
-  int active = g.active ? 1 : 0;
-  long long created = g.createdAt, updated = g.updatedAt;
-  sql_ << "INSERT INTO mpi_golden_records (id, active, replaced_by, resource, provenance, "
-          "created_at, updated_at) VALUES (:id, :a, :r, :res, :p, :c, :u) ON CONFLICT (id) DO "
-          "UPDATE SET active = excluded.active, replaced_by = excluded.replaced_by, "
-          "resource = excluded.resource, provenance = excluded.provenance, "
-          "updated_at = excluded.updated_at",
-      soci::use(g.id), soci::use(active), soci::use(g.replacedBy), soci::use(g.resource),
-      soci::use(g.provenance), soci::use(created), soci::use(updated);
+  prepared().putGolden.exec(
+      sql_,
+      "INSERT INTO mpi_golden_records (id, active, replaced_by, resource, provenance, "
+      "created_at, updated_at) VALUES (:id, :a, :r, :res, :p, :c, :u) ON CONFLICT (id) DO "
+      "UPDATE SET active = excluded.active, replaced_by = excluded.replaced_by, "
+      "resource = excluded.resource, provenance = excluded.provenance, "
+      "updated_at = excluded.updated_at",
+      g.id, g.active ? 1 : 0, g.replacedBy, g.resource, g.provenance, I64{g.createdAt},
+      I64{g.updatedAt});
 }
 
 std::optional<GoldenRecord> MpiTx::golden(const std::string& id) {
-  GoldenRow row;
   std::optional<GoldenRecord> out;
-  fetchRows(
-      sql_, std::string() + "SELECT " + kGoldenCols + " FROM mpi_golden_records WHERE id = :id",
-      row, [&](GoldenRecord&& g) { out = std::move(g); }, id);
+  prepared().golden.query(
+      sql_,
+      "SELECT id, active, replaced_by, resource, provenance, created_at, updated_at "
+      "FROM mpi_golden_records WHERE id = :id",
+      [&](GoldenRecord&& g) { out = std::move(g); }, id);
   return out;
 }
 
@@ -323,43 +415,54 @@ void MpiTx::forEachGolden(const std::function<void(GoldenRecord&&)>& visit) {
 }
 
 void MpiTx::putLink(const MpiLink& l) {
-  std::string result = decisionName(l.result), origin = linkOriginName(l.origin);
-  long long updated = l.updatedAt;
-  sql_ << "INSERT INTO mpi_links (" << kLinkCols
-       << ") VALUES (:s, :g, :r, :o, :sc, :w, :c, :rv, :rs, :u) ON CONFLICT (source_id, "
-          "golden_id) DO UPDATE SET match_result = excluded.match_result, "
-          "link_source = excluded.link_source, score = excluded.score, weight = excluded.weight, "
-          "contributions = excluded.contributions, reviewer = excluded.reviewer, "
-          "reason = excluded.reason, updated_at = excluded.updated_at",
-      soci::use(l.sourceId), soci::use(l.goldenId), soci::use(result), soci::use(origin),
-      soci::use(l.score), soci::use(l.weight), soci::use(l.contributions), soci::use(l.reviewer),
-      soci::use(l.reason), soci::use(updated);
+  prepared().putLink.exec(
+      sql_,
+      "INSERT INTO mpi_links (source_id, golden_id, match_result, link_source, score, weight, "
+      "contributions, reviewer, reason, updated_at) VALUES (:s, :g, :r, :o, :sc, :w, :c, :rv, "
+      ":rs, :u) ON CONFLICT (source_id, golden_id) DO UPDATE SET "
+      "match_result = excluded.match_result, link_source = excluded.link_source, "
+      "score = excluded.score, weight = excluded.weight, "
+      "contributions = excluded.contributions, reviewer = excluded.reviewer, "
+      "reason = excluded.reason, updated_at = excluded.updated_at",
+      l.sourceId, l.goldenId, std::string_view(decisionName(l.result)),
+      std::string_view(linkOriginName(l.origin)), l.score, l.weight, l.contributions, l.reviewer,
+      l.reason, I64{l.updatedAt});
 }
 
 void MpiTx::deleteLink(const std::string& sourceId, const std::string& goldenId) {
-  sql_ << "DELETE FROM mpi_links WHERE source_id = :s AND golden_id = :g", soci::use(sourceId),
-      soci::use(goldenId);
+  prepared().deleteLink.exec(sql_, "DELETE FROM mpi_links WHERE source_id = :s AND golden_id = :g",
+                             sourceId, goldenId);
 }
 
 std::vector<MpiLink> MpiTx::linksOfSource(const std::string& sourceId) {
-  LinkRow row;
   std::vector<MpiLink> out;
-  fetchRows(
+  prepared().linksOfSource.query(
       sql_,
-      std::string() + "SELECT " + kLinkCols +
-          " FROM mpi_links WHERE source_id = :s ORDER BY golden_id",
-      row, [&](MpiLink&& l) { out.push_back(std::move(l)); }, sourceId);
+      "SELECT source_id, golden_id, match_result, link_source, score, weight, contributions, "
+      "reviewer, reason, updated_at FROM mpi_links WHERE source_id = :s ORDER BY golden_id",
+      [&](MpiLink&& l) { out.push_back(std::move(l)); }, sourceId);
   return out;
 }
 
 std::vector<MpiLink> MpiTx::linksOfGolden(const std::string& goldenId) {
-  LinkRow row;
   std::vector<MpiLink> out;
-  fetchRows(
+  prepared().linksOfGolden.query(
       sql_,
-      std::string() + "SELECT " + kLinkCols +
-          " FROM mpi_links WHERE golden_id = :g ORDER BY source_id",
-      row, [&](MpiLink&& l) { out.push_back(std::move(l)); }, goldenId);
+      "SELECT source_id, golden_id, match_result, link_source, score, weight, contributions, "
+      "reviewer, reason, updated_at FROM mpi_links WHERE golden_id = :g ORDER BY source_id",
+      [&](MpiLink&& l) { out.push_back(std::move(l)); }, goldenId);
+  return out;
+}
+
+std::vector<SourcePatient> MpiTx::membersOfGolden(const std::string& goldenId) {
+  std::vector<SourcePatient> out;
+  prepared().membersOfGolden.query(
+      sql_,
+      "SELECT s.id, s.source_system, s.resource, s.normalized, s.created_at, s.updated_at "
+      "FROM mpi_links l JOIN mpi_source_patients s ON s.id = l.source_id "
+      "WHERE l.golden_id = :g AND l.match_result IN ('MATCH', 'POSSIBLE_MATCH') "
+      "ORDER BY l.source_id",
+      [&](SourcePatient&& s) { out.push_back(std::move(s)); }, goldenId);
   return out;
 }
 
@@ -371,34 +474,35 @@ void MpiTx::forEachLink(const std::function<void(MpiLink&&)>& visit) {
 }
 
 int64_t MpiTx::insertReview(const ReviewItem& r) {
-  std::string status = reviewStatusName(r.status);
-  long long created = r.createdAt, decided = r.decidedAt, merge = r.mergeEventId, id = 0;
-  sql_ << "INSERT INTO mpi_review_items (source_id, candidate_id, score, weight, contributions, "
-          "status, reviewer, reason, created_at, decided_at, merge_event_id, undo_state) VALUES "
-          "(:s, :c, :sc, :w, :ct, :st, :rv, :rs, :ca, :da, :m, :us) RETURNING id",
-      soci::use(r.sourceId), soci::use(r.candidateId), soci::use(r.score), soci::use(r.weight),
-      soci::use(r.contributions), soci::use(status), soci::use(r.reviewer), soci::use(r.reason),
-      soci::use(created), soci::use(decided), soci::use(merge), soci::use(r.undoState),
-      soci::into(id);
+  int64_t id = 0;
+  prepared().insertReview.query(
+      sql_,
+      "INSERT INTO mpi_review_items (source_id, candidate_id, score, weight, contributions, "
+      "status, reviewer, reason, created_at, decided_at, merge_event_id, undo_state) VALUES "
+      "(:s, :c, :sc, :w, :ct, :st, :rv, :rs, :ca, :da, :m, :us) RETURNING id",
+      [&](long long v) { id = v; }, r.sourceId, r.candidateId, r.score, r.weight,
+      r.contributions, std::string_view(reviewStatusName(r.status)), r.reviewer, r.reason,
+      I64{r.createdAt}, I64{r.decidedAt}, I64{r.mergeEventId}, r.undoState);
   return id;
 }
 
 void MpiTx::updateReview(const ReviewItem& r) {
-  std::string status = reviewStatusName(r.status);
-  long long decided = r.decidedAt, merge = r.mergeEventId, id = r.id;
-  sql_ << "UPDATE mpi_review_items SET status = :st, reviewer = :rv, reason = :rs, "
-          "decided_at = :da, merge_event_id = :m, undo_state = :us WHERE id = :id",
-      soci::use(status), soci::use(r.reviewer), soci::use(r.reason), soci::use(decided),
-      soci::use(merge), soci::use(r.undoState), soci::use(id);
+  prepared().updateReview.exec(
+      sql_,
+      "UPDATE mpi_review_items SET status = :st, reviewer = :rv, reason = :rs, "
+      "decided_at = :da, merge_event_id = :m, undo_state = :us WHERE id = :id",
+      std::string_view(reviewStatusName(r.status)), r.reviewer, r.reason, I64{r.decidedAt},
+      I64{r.mergeEventId}, r.undoState, I64{r.id});
 }
 
 std::optional<ReviewItem> MpiTx::review(int64_t id) {
-  long long key = id;
-  ReviewRow row;
   std::optional<ReviewItem> out;
-  fetchRows(
-      sql_, std::string() + "SELECT " + kReviewCols + " FROM mpi_review_items WHERE id = :id", row,
-      [&](ReviewItem&& r) { out = std::move(r); }, key);
+  prepared().review.query(
+      sql_,
+      "SELECT id, source_id, candidate_id, score, weight, contributions, status, reviewer, "
+      "reason, created_at, decided_at, merge_event_id, undo_state FROM mpi_review_items "
+      "WHERE id = :id",
+      [&](ReviewItem&& r) { out = std::move(r); }, I64{id});
   return out;
 }
 
@@ -425,29 +529,26 @@ std::vector<ReviewItem> MpiTx::reviews(const ReviewFilter& f) {
 }
 
 std::optional<ReviewItem> MpiTx::openReviewForPair(const std::string& a, const std::string& b) {
-  ReviewRow row;
   std::optional<ReviewItem> out;
-  std::string open = "open";
-  fetchRows(
+  prepared().openReviewForPair.query(
       sql_,
-      std::string() + "SELECT " + kReviewCols +
-          " FROM mpi_review_items WHERE status = :st AND ((source_id = :a1 AND "
-          "candidate_id = :b1) OR (source_id = :b2 AND candidate_id = :a2)) "
-          "ORDER BY id LIMIT 1",
-      row, [&](ReviewItem&& r) { out = std::move(r); }, open, a, b, b, a);
+      "SELECT id, source_id, candidate_id, score, weight, contributions, status, reviewer, "
+      "reason, created_at, decided_at, merge_event_id, undo_state FROM mpi_review_items "
+      "WHERE status = :st AND ((source_id = :a1 AND candidate_id = :b1) OR "
+      "(source_id = :b2 AND candidate_id = :a2)) ORDER BY id LIMIT 1",
+      [&](ReviewItem&& r) { out = std::move(r); }, std::string_view("open"), a, b, b, a);
   return out;
 }
 
 std::vector<ReviewItem> MpiTx::openReviewsOf(const std::string& sourceId) {
-  ReviewRow row;
   std::vector<ReviewItem> out;
-  std::string open = "open";
-  fetchRows(
+  prepared().openReviewsOf.query(
       sql_,
-      std::string() + "SELECT " + kReviewCols +
-          " FROM mpi_review_items WHERE status = :st AND (source_id = :a1 OR "
-          "candidate_id = :a2) ORDER BY id",
-      row, [&](ReviewItem&& r) { out.push_back(std::move(r)); }, open, sourceId, sourceId);
+      "SELECT id, source_id, candidate_id, score, weight, contributions, status, reviewer, "
+      "reason, created_at, decided_at, merge_event_id, undo_state FROM mpi_review_items "
+      "WHERE status = :st AND (source_id = :a1 OR candidate_id = :a2) ORDER BY id",
+      [&](ReviewItem&& r) { out.push_back(std::move(r)); }, std::string_view("open"), sourceId,
+      sourceId);
   return out;
 }
 
@@ -488,11 +589,12 @@ std::optional<MergeEvent> MpiTx::merge(int64_t id) {
 }
 
 int64_t MpiTx::appendAudit(const AuditEntry& a) {
-  long long at = a.at, id = 0;
-  sql_ << "INSERT INTO mpi_audit (at, actor, action, subject, detail) VALUES (:at, :ac, :an, :s, "
-          ":d) RETURNING id",
-      soci::use(at), soci::use(a.actor), soci::use(a.action), soci::use(a.subject),
-      soci::use(a.detail), soci::into(id);
+  int64_t id = 0;
+  prepared().appendAudit.query(
+      sql_,
+      "INSERT INTO mpi_audit (at, actor, action, subject, detail) VALUES (:at, :ac, :an, :s, "
+      ":d) RETURNING id",
+      [&](long long v) { id = v; }, I64{a.at}, a.actor, a.action, a.subject, a.detail);
   return id;
 }
 
@@ -621,15 +723,20 @@ Result<int> MpiStore::schemaVersion() {
 Result<void> MpiStore::transaction(const std::function<Result<void>(MpiTx&)>& fn) {
   std::lock_guard lock(mutex_);
   try {
-    if (!sql_->is_connected()) sql_->reconnect();
+    if (!sql_->is_connected()) {
+      prepared_.reset();  // compiled on the lost connection
+      sql_->reconnect();
+    }
+    if (!prepared_) prepared_ = std::make_unique<MpiTx::Prepared>();
     Txn txn(*sql_, dialect_);
-    MpiTx tx(*sql_, dialect_);
+    MpiTx tx(*sql_, dialect_, prepared_.get());
     Result<void> r = fn(tx);
     if (!r) return r;  // Txn's destructor rolls back
     txn.commit();
     return {};
   } catch (const soci::soci_error& e) {
     const bool lost = !sql_->is_connected();
+    if (lost) prepared_.reset();
     return fail(lost ? ErrorCode::kTransient : ErrorCode::kException,
                 std::string("MPI store: ") + e.what());
   } catch (const std::exception& e) {
@@ -640,6 +747,7 @@ Result<void> MpiStore::transaction(const std::function<Result<void>(MpiTx&)>& fn
 Result<void> MpiStore::resetForTests() {
   {
     std::lock_guard lock(mutex_);
+    prepared_.reset();  // compiled against the tables about to be dropped
     try {
       for (const char* t : {"mpi_audit", "mpi_merge_events", "mpi_review_items", "mpi_links",
                             "mpi_golden_records", "mpi_source_patients", "mpi_schema_migrations"}) {

@@ -2,7 +2,8 @@
 // survivorship provenance, links, the review queue, merge events and an append-only audit, in
 // tables prefixed `mpi_` with their own numbered migrations (mpi_schema_migrations). See
 // docs/mpi.md section 9. Thread-safety: one session guarded by a mutex; every call of
-// transaction() runs alone, so MpiStore may be shared between threads.
+// transaction() runs alone, so MpiStore may be shared between threads. An MpiTx (and the
+// session's compiled statements it uses) belongs to the one thread running its transaction.
 #pragma once
 
 #include <cstdint>
@@ -118,9 +119,17 @@ enum class SqlDialect { kSqlite, kPostgresql };
 
 // Operations inside one transaction. SOCI errors surface as exceptions that
 // MpiStore::transaction converts to an Error; nothing here is called outside it.
+// The frequent statements are compiled once per session (Prepared, owned by the MpiStore) and
+// then only re-executed with new values; the rare ones (scans, paging, merges) run as one-off
+// statements.
 class MpiTx {
  public:
-  MpiTx(soci::session& sql, SqlDialect dialect) : sql_(sql), dialect_(dialect) {}
+  struct Prepared;  // the session's compiled statements and their bound values (mpi_store.cc)
+  // prepared: the session's statement cache, or null for one private to this transaction.
+  MpiTx(soci::session& sql, SqlDialect dialect, Prepared* prepared = nullptr);
+  ~MpiTx();
+  MpiTx(const MpiTx&) = delete;
+  MpiTx& operator=(const MpiTx&) = delete;
 
   void putSource(const SourcePatient& s);  // insert or replace
   std::optional<SourcePatient> source(const std::string& id);
@@ -134,6 +143,9 @@ class MpiTx {
   void deleteLink(const std::string& sourceId, const std::string& goldenId);
   std::vector<MpiLink> linksOfSource(const std::string& sourceId);
   std::vector<MpiLink> linksOfGolden(const std::string& goldenId);
+  // The sources whose link to goldenId is MATCH or POSSIBLE_MATCH (its members), by source id:
+  // linksOfGolden and source() in one query.
+  std::vector<SourcePatient> membersOfGolden(const std::string& goldenId);
   void forEachLink(const std::function<void(MpiLink&&)>& visit);
 
   int64_t insertReview(const ReviewItem& r);  // returns the new id
@@ -156,8 +168,12 @@ class MpiTx {
   soci::session& session() { return sql_; }
 
  private:
+  Prepared& prepared();
+
   soci::session& sql_;
   SqlDialect dialect_;
+  Prepared* prepared_;
+  std::unique_ptr<Prepared> own_;
 };
 
 class MpiStore {
@@ -192,6 +208,9 @@ class MpiStore {
   std::mutex mutex_;
   std::unique_ptr<soci::session> sql_;
   SqlDialect dialect_;
+  // Compiled on first use; dropped before a reconnect and when the tables are recreated.
+  // Declared after sql_ so it is destroyed before the session it belongs to.
+  std::unique_ptr<MpiTx::Prepared> prepared_;
 };
 
 }  // namespace switchboard::mpi

@@ -221,3 +221,162 @@ BOOST_AUTO_TEST_CASE(merge_events_and_append_only_audit) {
     return {};
   }));
 }
+
+// The frequent statements are compiled once per session and re-executed: values must not leak
+// from one call into the next, a rolled-back transaction must not spoil them, and a statement
+// that stopped at its first row (LIMIT 1) must not keep the commit from happening.
+BOOST_AUTO_TEST_CASE(compiled_statements_rerun_with_fresh_values) {
+  std::string url;
+  auto store = freshStore(&url);
+  std::vector<int64_t> auditIds;
+  for (int i = 0; i < 3; ++i) {
+    const std::string id = "s/" + std::to_string(i);
+    BOOST_REQUIRE(store->transaction([&](MpiTx& tx) -> Result<void> {
+      tx.putSource({id, "s", "{\"n\":" + std::to_string(i) + "}", "{}", 10 + i, 20 + i});
+      tx.putGolden({"g" + std::to_string(i), i % 2 == 0, i % 2 ? "g0" : "", "{}", "{}", i, i});
+      tx.putLink({id, "g" + std::to_string(i), Decision::kMatch, LinkOrigin::kAuto, 0.5 + i,
+                  double(i), "{}", "", "", i});
+      auditIds.push_back(tx.appendAudit({0, i, "system", "source.submit", id, "{}"}));
+      return {};
+    }));
+  }
+  BOOST_TEST(auditIds[0] < auditIds[1]);
+  BOOST_TEST(auditIds[1] < auditIds[2]);
+  int64_t reviewId = 0;
+  BOOST_REQUIRE(store->transaction([&](MpiTx& tx) -> Result<void> {
+    auto s1 = tx.source("s/1");
+    BOOST_REQUIRE(s1.has_value());
+    BOOST_TEST(s1->resource == "{\"n\":1}");
+    BOOST_TEST(s1->createdAt == 11);
+    BOOST_TEST(!tx.source("s/9").has_value());  // not the previous row again
+    BOOST_TEST(tx.source("s/2")->updatedAt == 22);
+    BOOST_TEST(tx.golden("g0")->active);
+    BOOST_TEST(!tx.golden("g1")->active);
+    BOOST_TEST(tx.golden("g1")->replacedBy == "g0");
+    BOOST_TEST(tx.golden("g2")->replacedBy == "");
+    BOOST_TEST(!tx.golden("g9").has_value());
+    BOOST_TEST(tx.linksOfGolden("g2").size() == 1u);
+    BOOST_TEST(tx.linksOfGolden("g9").empty());
+    BOOST_TEST(tx.linksOfSource("s/1")[0].score == 1.5);
+    ReviewItem item;
+    item.sourceId = "s/1";
+    item.candidateId = "s/2";
+    item.createdAt = 5;
+    reviewId = tx.insertReview(item);
+    return {};
+  }));
+  // A SQL error rolls back a transaction that used the compiled statements ...
+  auto bad = store->transaction([](MpiTx& tx) -> Result<void> {
+    tx.putSource({"s/x", "s", "{}", "{}", 1, 1});
+    BOOST_TEST(tx.source("s/x").has_value());
+    tx.session() << "INSERT INTO mpi_no_such_table VALUES (1)";
+    return {};
+  });
+  BOOST_REQUIRE(!bad.has_value());
+  // ... and they run again afterwards; the open-pair lookup stops at its first row, and the
+  // write after it still commits.
+  auto r = store->transaction([&](MpiTx& tx) -> Result<void> {
+    BOOST_TEST(!tx.source("s/x").has_value());
+    auto open = tx.openReviewForPair("s/2", "s/1");
+    BOOST_REQUIRE(open.has_value());
+    BOOST_TEST(open->id == reviewId);
+    BOOST_TEST(!tx.openReviewForPair("s/0", "s/1").has_value());
+    tx.putSource({"s/y", "s", "{}", "{}", 1, 1});
+    ReviewItem decided = *open;
+    decided.status = ReviewStatus::kNotDuplicate;
+    decided.reviewer = "ana";
+    decided.decidedAt = 9;
+    tx.updateReview(decided);
+    BOOST_TEST(tx.openReviewsOf("s/1").empty());
+    return {};
+  });
+  BOOST_REQUIRE_MESSAGE(r.has_value(), (r ? std::string() : r.error().message));
+  // Committed: another connection sees it.
+  auto other = MpiStore::open(url);
+  BOOST_REQUIRE(other.has_value());
+  BOOST_REQUIRE((*other)->transaction([&](MpiTx& tx) -> Result<void> {
+    BOOST_TEST(tx.source("s/y").has_value());
+    auto item = tx.review(reviewId);
+    BOOST_REQUIRE(item.has_value());
+    BOOST_TEST((item->status == ReviewStatus::kNotDuplicate));
+    BOOST_TEST(item->reviewer == "ana");
+    return {};
+  }));
+}
+
+BOOST_AUTO_TEST_CASE(members_of_a_golden_are_its_match_and_possible_match_sources) {
+  auto store = freshStore();
+  BOOST_REQUIRE(store->transaction([&](MpiTx& tx) -> Result<void> {
+    for (const char* id : {"s/c", "s/a", "s/b", "s/d"}) tx.putSource({id, "s", "{}", "{}", 1, 2});
+    tx.putLink({"s/c", "g1", Decision::kMatch, LinkOrigin::kAuto, 1, 1, "{}", "", "", 1});
+    tx.putLink({"s/a", "g1", Decision::kPossibleMatch, LinkOrigin::kAuto, 1, 1, "{}", "", "", 1});
+    tx.putLink({"s/b", "g1", Decision::kNoMatch, LinkOrigin::kManual, 1, 1, "{}", "r", "x", 1});
+    tx.putLink({"s/d", "g2", Decision::kMatch, LinkOrigin::kAuto, 1, 1, "{}", "", "", 1});
+    tx.putLink({"s/gone", "g1", Decision::kMatch, LinkOrigin::kAuto, 1, 1, "{}", "", "", 1});
+    return {};
+  }));
+  BOOST_REQUIRE(store->transaction([&](MpiTx& tx) -> Result<void> {
+    auto m = tx.membersOfGolden("g1");
+    BOOST_REQUIRE(m.size() == 2u);  // not the NO_MATCH one, not the source without a row
+    BOOST_TEST(m[0].id == "s/a");
+    BOOST_TEST(m[1].id == "s/c");
+    BOOST_TEST(m[1].updatedAt == 2);
+    BOOST_TEST(tx.membersOfGolden("g2").size() == 1u);
+    BOOST_TEST(tx.membersOfGolden("g3").empty());
+    return {};
+  }));
+}
+
+BOOST_AUTO_TEST_CASE(statements_are_compiled_again_after_the_tables_are_recreated) {
+  auto store = freshStore();
+  BOOST_REQUIRE(store->transaction([&](MpiTx& tx) -> Result<void> {
+    tx.putSource({"s/1", "s", "{}", "{}", 1, 1});
+    BOOST_TEST(tx.source("s/1").has_value());
+    return {};
+  }));
+  BOOST_REQUIRE(store->resetForTests());
+  auto r = store->transaction([&](MpiTx& tx) -> Result<void> {
+    BOOST_TEST(!tx.source("s/1").has_value());
+    tx.putSource({"s/2", "s", "{}", "{}", 1, 1});
+    BOOST_TEST(tx.source("s/2").has_value());
+    return {};
+  });
+  BOOST_REQUIRE_MESSAGE(r.has_value(), (r ? std::string() : r.error().message));
+}
+
+// PostgreSQL only: statements prepared on a connection the server closed are not reused after
+// the reconnect (they would fail with "prepared statement ... does not exist").
+BOOST_AUTO_TEST_CASE(statements_are_prepared_again_after_a_reconnect,
+                     *boost::unit_test::precondition([](boost::unit_test::test_unit_id) {
+                       return backendName() == "postgresql";
+                     })) {
+  std::string url;
+  auto store = freshStore(&url);
+  int pid = 0;
+  BOOST_REQUIRE(store->transaction([&](MpiTx& tx) -> Result<void> {
+    tx.putSource({"s/1", "s", "{}", "{}", 1, 1});
+    BOOST_TEST(tx.source("s/1").has_value());
+    tx.session() << "SELECT pg_backend_pid()", soci::into(pid);
+    return {};
+  }));
+  auto killer = MpiStore::open(url);
+  BOOST_REQUIRE(killer.has_value());
+  BOOST_REQUIRE((*killer)->transaction([&](MpiTx& tx) -> Result<void> {
+    tx.session() << "SELECT pg_terminate_backend(:p)", soci::use(pid);
+    return {};
+  }));
+  // The first transaction may find the connection gone (kTransient); one of the next two
+  // reconnects and must then run the compiled statements afresh.
+  bool found = false;
+  Result<void> last;
+  for (int attempt = 0; attempt < 3 && !found; ++attempt) {
+    last = store->transaction([&](MpiTx& tx) -> Result<void> {
+      found = tx.source("s/1").has_value();
+      tx.putSource({"s/2", "s", "{}", "{}", 2, 2});
+      return {};
+    });
+    if (!last) BOOST_TEST((last.error().code == ErrorCode::kTransient));
+  }
+  BOOST_REQUIRE_MESSAGE(last.has_value(), (last ? std::string() : last.error().message));
+  BOOST_TEST(found);
+}
