@@ -33,6 +33,13 @@ void MpiIndex::remove(uint32_t record) {
   store_.remove(record);
 }
 
+void MpiIndex::restore(uint32_t record) {
+  std::unique_lock lock(mutex_);
+  if (record >= store_.size() || store_.alive(record)) return;
+  store_.restore(record);
+  tf_.add(store_.view(record));
+}
+
 void MpiIndex::candidatesUnlocked(const RecordView& q, uint32_t below, std::vector<uint64_t>& keys,
                                   std::vector<uint32_t>& out) const {
   keys.clear();

@@ -43,6 +43,8 @@ class MpiIndex {
   uint32_t add(const NormalizedRecord& r);
   // Tombstones a record: it is no longer returned as a candidate.
   void remove(uint32_t record);
+  // Undoes remove(record): the record is a candidate again and its values count again.
+  void restore(uint32_t record);
   void reserve(size_t records);
 
   // Candidates at or above `minimum`, best weight first, at most `limit`.

@@ -457,6 +457,16 @@ Result<SubmitDecision> MpiService::submit(std::string_view patientJson,
   const int64_t t = now();
   if (auto known = recordOf_.find(sourceId); known != recordOf_.end()) {
     const Owner owner = owner_[sourceId];
+    // The new record replaces the old one in the index before the automatic pass looks for
+    // candidates; the update and the pass are one transaction, and the index change is undone
+    // when it fails.
+    const uint32_t oldRecord = known->second;
+    index_.remove(oldRecord);
+    const uint32_t newRecord = index_.add(norm);
+    std::vector<Candidate> cands;
+    if (owner.origin == LinkOrigin::kAuto) cands = rematchCandidatesLocked(norm, sourceId, owner);
+    SubmitDecision d;
+    RematchOutcome outcome;
     auto r = store_->transaction([&](MpiTx& tx) -> Result<void> {
       auto old = tx.source(sourceId);
       tx.putSource({sourceId, std::string(sourceSystem), resource, normalizedJson(norm),
@@ -467,13 +477,21 @@ Result<SubmitDecision> MpiService::submit(std::string_view patientJson,
         tx.putGolden(*g);
       }
       tx.appendAudit({0, t, std::string(actor), "source.update", sourceId, "{}"});
-      return {};
+      // Manual decisions are never undone by the machine.
+      if (owner.origin == LinkOrigin::kManual) {
+        decisionInTx(tx, sourceId, owner, d);
+        return {};
+      }
+      return rematchInTx(tx, sourceId, owner, cands, now(), actor, d, outcome);
     });
-    if (!r) return std::unexpected(r.error());
-    index_.remove(known->second);
-    known->second = index_.add(norm);
-    auto d = rematchLocked(sourceId, actor);
-    if (d) d->updatedSource = true;
+    if (!r) {
+      index_.remove(newRecord);
+      index_.restore(oldRecord);
+      return std::unexpected(r.error());
+    }
+    known->second = newRecord;
+    applyRematch(sourceId, cands, outcome);
+    d.updatedSource = true;
     return d;
   }
 
@@ -545,25 +563,94 @@ Result<SubmitDecision> MpiService::submit(std::string_view patientJson,
   return d;
 }
 
+void MpiService::decisionInTx(MpiTx& tx, const std::string& sourceId, const Owner& owner,
+                              SubmitDecision& d) const {
+  d = SubmitDecision{};
+  d.sourceId = sourceId;
+  d.enterpriseId = owner.goldenId;
+  d.origin = owner.origin;
+  d.result = owner.result;
+  for (const auto& l : tx.linksOfSource(sourceId)) {
+    if (l.goldenId != d.enterpriseId) continue;
+    d.score = l.score;
+    d.weight = l.weight;
+    d.contributions = l.contributions.empty() ? "{}" : l.contributions;
+  }
+}
+
 Result<SubmitDecision> MpiService::currentDecision(const std::string& sourceId) {
   auto o = owner_.find(sourceId);
   if (o == owner_.end()) return fail(ErrorCode::kNotFound, "unknown source patient");
+  const Owner owner = o->second;
   SubmitDecision d;
-  d.sourceId = sourceId;
-  d.enterpriseId = o->second.goldenId;
-  d.origin = o->second.origin;
-  d.result = o->second.result;
   auto r = store_->transaction([&](MpiTx& tx) -> Result<void> {
-    for (const auto& l : tx.linksOfSource(sourceId)) {
-      if (l.goldenId != d.enterpriseId) continue;
-      d.score = l.score;
-      d.weight = l.weight;
-      d.contributions = l.contributions.empty() ? "{}" : l.contributions;
-    }
+    decisionInTx(tx, sourceId, owner, d);
     return {};
   });
   if (!r) return std::unexpected(r.error());
   return d;
+}
+
+std::vector<MpiService::Candidate> MpiService::rematchCandidatesLocked(
+    const NormalizedRecord& norm, const std::string& sourceId, const Owner& owner) const {
+  std::vector<Candidate> cands = candidatesLocked(norm, sourceId, 6);
+  std::erase_if(cands, [&](const Candidate& c) { return c.goldenId == owner.goldenId; });
+  return cands;
+}
+
+Result<void> MpiService::rematchInTx(MpiTx& tx, const std::string& sourceId, const Owner& owner,
+                                     const std::vector<Candidate>& cands, int64_t t,
+                                     std::string_view actor, SubmitDecision& d,
+                                     RematchOutcome& out) {
+  size_t members = 0;
+  for (const auto& l : tx.linksOfGolden(owner.goldenId))
+    if (l.result != Decision::kNoMatch) ++members;
+  out = RematchOutcome{};
+  out.move = !cands.empty() && cands[0].score.decision == Decision::kMatch && members == 1;
+  std::vector<int64_t> reviewIds;
+  if (out.move) {
+    const Candidate& best = cands[0];
+    tx.deleteLink(sourceId, owner.goldenId);
+    tx.putLink({sourceId, best.goldenId, Decision::kMatch, LinkOrigin::kAuto,
+                best.score.probability, best.score.weight, explain(best.score), "", "", t});
+    auto old = tx.golden(owner.goldenId);
+    auto into = tx.golden(best.goldenId);
+    if (!old || !into) return fail(ErrorCode::kException, "golden record missing from the store");
+    old->active = false;
+    old->replacedBy = best.goldenId;
+    old->updatedAt = t;
+    old->resource = patchPatient(old->resource, old->id, false, {{best.goldenId, "replaced-by"}});
+    tx.putGolden(*old);
+    out.newReplaces = replacesOf(best.goldenId);
+    out.newReplaces.insert(owner.goldenId);
+    into->updatedAt = t;
+    rebuildGolden(tx, *into, out.newReplaces);
+    tx.putGolden(*into);
+    tx.appendAudit({0, t, std::string(actor), "source.relink", sourceId,
+                    R"({"from":")" + owner.goldenId + R"(","to":")" + best.goldenId + "\"}"});
+  }
+  for (size_t i = out.move ? 1 : 0; i < cands.size(); ++i) {
+    if (tx.openReviewForPair(sourceId, cands[i].sourceId)) continue;
+    ReviewItem item;
+    item.sourceId = sourceId;
+    item.candidateId = cands[i].sourceId;
+    item.score = cands[i].score.probability;
+    item.weight = cands[i].score.weight;
+    item.contributions = explain(cands[i].score);
+    item.createdAt = t;
+    reviewIds.push_back(tx.insertReview(item));
+  }
+  decisionInTx(tx, sourceId,
+               out.move ? Owner{cands[0].goldenId, Decision::kMatch, LinkOrigin::kAuto} : owner, d);
+  d.reviewItemIds = std::move(reviewIds);
+  return {};
+}
+
+void MpiService::applyRematch(const std::string& sourceId, const std::vector<Candidate>& cands,
+                              RematchOutcome& out) {
+  if (!out.move) return;
+  owner_[sourceId] = {cands[0].goldenId, Decision::kMatch, LinkOrigin::kAuto};
+  replaces_[cands[0].goldenId] = std::move(out.newReplaces);
 }
 
 Result<SubmitDecision> MpiService::rematch(const std::string& sourceId, std::string_view actor) {
@@ -582,11 +669,8 @@ Result<SubmitDecision> MpiService::rematchLocked(const std::string& sourceId,
   if (o->second.origin == LinkOrigin::kManual) return currentDecision(sourceId);
   const Owner owner = o->second;
   std::optional<SourcePatient> src;
-  size_t members = 0;
   auto r = store_->transaction([&](MpiTx& tx) -> Result<void> {
     src = tx.source(sourceId);
-    for (const auto& l : tx.linksOfGolden(owner.goldenId))
-      if (l.result != Decision::kNoMatch) ++members;
     return {};
   });
   if (!r) return std::unexpected(r.error());
@@ -594,55 +678,16 @@ Result<SubmitDecision> MpiService::rematchLocked(const std::string& sourceId,
   auto person = personFromFhirPatientJson(src->resource);
   if (!person) return std::unexpected(person.error());
   person->id = sourceId;
-  std::vector<Candidate> cands = candidatesLocked(index_.normalize(*person), sourceId, 6);
-  std::erase_if(cands, [&](const Candidate& c) { return c.goldenId == owner.goldenId; });
+  const std::vector<Candidate> cands =
+      rematchCandidatesLocked(index_.normalize(*person), sourceId, owner);
   const int64_t t = now();
-  const bool move = !cands.empty() && cands[0].score.decision == Decision::kMatch && members == 1;
-  std::vector<int64_t> reviewIds;
-  std::set<std::string> newReplaces;
+  SubmitDecision d;
+  RematchOutcome outcome;
   r = store_->transaction([&](MpiTx& tx) -> Result<void> {
-    reviewIds.clear();
-    if (move) {
-      const Candidate& best = cands[0];
-      tx.deleteLink(sourceId, owner.goldenId);
-      tx.putLink({sourceId, best.goldenId, Decision::kMatch, LinkOrigin::kAuto,
-                  best.score.probability, best.score.weight, explain(best.score), "", "", t});
-      auto old = tx.golden(owner.goldenId);
-      auto into = tx.golden(best.goldenId);
-      if (!old || !into) return fail(ErrorCode::kException, "golden record missing from the store");
-      old->active = false;
-      old->replacedBy = best.goldenId;
-      old->updatedAt = t;
-      old->resource = patchPatient(old->resource, old->id, false, {{best.goldenId, "replaced-by"}});
-      tx.putGolden(*old);
-      newReplaces = replaces_[best.goldenId];
-      newReplaces.insert(owner.goldenId);
-      into->updatedAt = t;
-      rebuildGolden(tx, *into, newReplaces);
-      tx.putGolden(*into);
-      tx.appendAudit({0, t, std::string(actor), "source.relink", sourceId,
-                      R"({"from":")" + owner.goldenId + R"(","to":")" + best.goldenId + "\"}"});
-    }
-    for (size_t i = move ? 1 : 0; i < cands.size(); ++i) {
-      if (tx.openReviewForPair(sourceId, cands[i].sourceId)) continue;
-      ReviewItem item;
-      item.sourceId = sourceId;
-      item.candidateId = cands[i].sourceId;
-      item.score = cands[i].score.probability;
-      item.weight = cands[i].score.weight;
-      item.contributions = explain(cands[i].score);
-      item.createdAt = t;
-      reviewIds.push_back(tx.insertReview(item));
-    }
-    return {};
+    return rematchInTx(tx, sourceId, owner, cands, t, actor, d, outcome);
   });
   if (!r) return std::unexpected(r.error());
-  if (move) {
-    owner_[sourceId] = {cands[0].goldenId, Decision::kMatch, LinkOrigin::kAuto};
-    replaces_[cands[0].goldenId] = newReplaces;
-  }
-  auto d = currentDecision(sourceId);
-  if (d) d->reviewItemIds = reviewIds;
+  applyRematch(sourceId, cands, outcome);
   return d;
 }
 

@@ -157,6 +157,25 @@ class MpiService {
   // replaces_ of a golden record without adding an entry for it.
   const std::set<std::string>& replacesOf(const std::string& goldenId) const;
   Result<SubmitDecision> currentDecision(const std::string& sourceId);
+  // currentDecision inside a transaction, for the given owner link.
+  void decisionInTx(MpiTx& tx, const std::string& sourceId, const Owner& owner,
+                    SubmitDecision& d) const;
+  // The automatic pass for a known AUTO source whose current record is in the index: candidates
+  // (other golden records, best first), then its store changes inside tx (move to a golden
+  // record it now matches when alone in its own; review items), then applyRematch after the
+  // commit for the in-memory state.
+  struct RematchOutcome {
+    bool move = false;
+    std::set<std::string> newReplaces;  // of the golden record moved into
+  };
+  std::vector<Candidate> rematchCandidatesLocked(const NormalizedRecord& norm,
+                                                 const std::string& sourceId,
+                                                 const Owner& owner) const;
+  Result<void> rematchInTx(MpiTx& tx, const std::string& sourceId, const Owner& owner,
+                           const std::vector<Candidate>& cands, int64_t t, std::string_view actor,
+                           SubmitDecision& d, RematchOutcome& out);
+  void applyRematch(const std::string& sourceId, const std::vector<Candidate>& cands,
+                    RematchOutcome& out);
   std::string explain(const PairScore& s) const;
 
   MpiIndex index_;

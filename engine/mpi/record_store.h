@@ -17,6 +17,7 @@ class RecordStore {
   uint32_t add(const NormalizedRecord& r);
   RecordView view(uint32_t index) const;
   void remove(uint32_t index) { fixed_[index].alive = 0; }
+  void restore(uint32_t index) { fixed_[index].alive = 1; }  // undoes remove
   bool alive(uint32_t index) const { return fixed_[index].alive != 0; }
   uint32_t size() const { return static_cast<uint32_t>(fixed_.size()); }
   void reserve(size_t n) { fixed_.reserve(n); }

@@ -578,4 +578,91 @@ BOOST_AUTO_TEST_CASE(concurrent_submits_and_matches_stay_consistent) {
   }
 }
 
+// A known source resubmitted with data that now matches another golden record moves there in
+// the same call (update and automatic pass in one transaction), retiring its own.
+BOOST_AUTO_TEST_CASE(an_update_that_now_matches_moves_the_source) {
+  auto d1 = submit(kKatherine);
+  const std::string asZed = patient("p9", "Zed", "Quint", "1940-12-01", "male", "512 555 0777",
+                                    "1 Far Road", "Dripping Springs", "78620");
+  auto d9 = submit(asZed);
+  BOOST_TEST((d9.result == Decision::kNoMatch));
+  BOOST_REQUIRE(d9.enterpriseId != d1.enterpriseId);
+  const std::string asKate = patient("p9", "Kate", "ONeil", "1975-05-20", "female",
+                                     "+1 512-555-0101", "14 Cedar St", "Austin", "73301");
+  auto moved = submit(asKate);
+  BOOST_TEST(moved.updatedSource);
+  BOOST_TEST((moved.result == Decision::kMatch));
+  BOOST_TEST(moved.enterpriseId == d1.enterpriseId);
+  BOOST_TEST(moved.score > 0.99);
+  BOOST_TEST(moved.contributions.find("\"fields\"") != std::string::npos);
+  BOOST_TEST(mpi->linkOf("wa/p9")->goldenId == d1.enterpriseId);
+  auto retired = mpi->golden(d9.enterpriseId);
+  BOOST_REQUIRE(retired.has_value());
+  BOOST_TEST(!retired->record.active);
+  BOOST_TEST(retired->record.replacedBy == d1.enterpriseId);
+  auto survivor = mpi->golden(d1.enterpriseId);
+  BOOST_REQUIRE(survivor.has_value());
+  BOOST_TEST(survivor->record.resource.find("\"replaces\"") != std::string::npos);
+  auto audit = mpi->audit("wa/p9");
+  BOOST_REQUIRE(audit.has_value());
+  std::vector<std::string> actions;
+  for (const auto& a : *audit) actions.push_back(a.action);
+  BOOST_TEST((actions == std::vector<std::string>{"source.submit", "source.update",
+                                                  "source.relink"}));
+  // Submitting the same data again changes nothing more.
+  auto same = submit(asKate);
+  BOOST_TEST(same.enterpriseId == d1.enterpriseId);
+  BOOST_TEST(same.reviewItemIds.empty());
+}
+
+// When the update's transaction fails, neither the store nor the in-memory index changes: the
+// source keeps matching as its old data did.
+BOOST_AUTO_TEST_CASE(a_failed_update_changes_neither_the_store_nor_the_index) {
+  auto d1 = submit(kKatherine);
+  const std::string asZed = patient("p9", "Zed", "Quint", "1940-12-01", "male", "512 555 0777",
+                                    "1 Far Road", "Dripping Springs", "78620");
+  auto d9 = submit(asZed);
+  const bool pg = backendName() == "postgresql";
+  auto other = MpiStore::open(url);
+  BOOST_REQUIRE(other.has_value());
+  BOOST_REQUIRE((*other)->transaction([&](MpiTx& tx) -> Result<void> {
+    if (pg) {
+      tx.session() << "CREATE OR REPLACE FUNCTION mpi_test_refuse() RETURNS trigger LANGUAGE "
+                      "plpgsql AS $f$ BEGIN IF NEW.action = 'source.update' THEN RAISE "
+                      "EXCEPTION 'refused'; END IF; RETURN NEW; END $f$";
+      tx.session() << "CREATE TRIGGER mpi_test_refuse BEFORE INSERT ON mpi_audit FOR EACH ROW "
+                      "EXECUTE FUNCTION mpi_test_refuse()";
+    } else {
+      tx.session() << "CREATE TRIGGER mpi_test_refuse BEFORE INSERT ON mpi_audit WHEN "
+                      "NEW.action = 'source.update' BEGIN SELECT RAISE(ABORT, 'refused'); END";
+    }
+    return {};
+  }));
+  const std::string asKate = patient("p9", "Kate", "ONeil", "1975-05-20", "female",
+                                     "+1 512-555-0101", "14 Cedar St", "Austin", "73301");
+  clock.advance(1000);
+  auto refused = mpi->submit(asKate, "wa");
+  BOOST_REQUIRE(!refused.has_value());
+  BOOST_REQUIRE((*other)->transaction([&](MpiTx& tx) -> Result<void> {
+    tx.session() << (pg ? "DROP TRIGGER mpi_test_refuse ON mpi_audit"
+                        : "DROP TRIGGER mpi_test_refuse");
+    if (pg) tx.session() << "DROP FUNCTION mpi_test_refuse()";
+    BOOST_TEST(tx.source("wa/p9")->resource == asZed);
+    return {};
+  }));
+  BOOST_TEST(mpi->linkOf("wa/p9")->goldenId == d9.enterpriseId);
+  BOOST_TEST(mpi->sourceCount() == 2u);
+  // The index still holds p9's old record: a Zed query finds it, a Kate query does not.
+  auto zed = mpi->match(kZed, false, 5);
+  BOOST_REQUIRE(zed.has_value());
+  BOOST_REQUIRE(!zed->empty());
+  BOOST_TEST((*zed)[0].viaSourceId == "wa/p9");
+  auto kate = mpi->match(kKate, false, 5);
+  BOOST_REQUIRE(kate.has_value());
+  for (const auto& m : *kate) BOOST_TEST(m.viaSourceId != "wa/p9");
+  // Once the store accepts it again, the same update goes through.
+  auto moved = submit(asKate);
+  BOOST_TEST(moved.enterpriseId == d1.enterpriseId);
+}
+
 BOOST_AUTO_TEST_SUITE_END()
