@@ -97,6 +97,22 @@ int runServe(int argc, char** argv) {
     std::fprintf(stderr, "switchboard: configuration error: %s\n", channels.error().message.c_str());
     return 2;
   }
+#ifdef SWITCHBOARD_HAVE_MPI
+  if (!config->mpiMergeChannel.empty()) {
+    bool found = false;
+    for (const auto& c : *channels) found = found || c->id == config->mpiMergeChannel;
+    if (!mpiService || !found) {
+      std::fprintf(stderr,
+                   "switchboard: configuration error: %s: /mpi/merge_channel: %s
+", config->configPath.c_str(),
+                   !mpiService ? "the MPI is off (no mpi.json beside the engine config)"
+                               : ("expected the id of a loaded channel; no channel \"" + config->mpiMergeChannel +
+                                  "\" is enabled")
+                                     .c_str());
+      return 2;
+    }
+  }
+#endif
   auto store = store::openStore(config->storeUrl, config->storePool);
   if (!store) {
     std::fprintf(stderr, "switchboard: cannot open store: %s\n", store.error().message.c_str());
@@ -126,9 +142,23 @@ int runServe(int argc, char** argv) {
           m.contentType = "application/fhir+json";
           m.body.assign(buffer.GetString(), buffer.GetSize());
           m.metadata = {{"kind", "mpi-merge"}, {"actor", actor}, {"review_path", r.path}};
-          if (auto id = enginePtr->ingestInternal(mergeChannel, std::move(m)); !id) {
+          // The reviewer sees whether the EHR update is on its way (and where to follow it).
+          auto id = enginePtr->ingestInternal(mergeChannel, std::move(m));
+          rapidjson::Value status(rapidjson::kObjectType);
+          auto& alloc = doc.GetAllocator();
+          status.AddMember("channel", rapidjson::Value(mergeChannel.c_str(), alloc), alloc);
+          status.AddMember("queued", id.has_value(), alloc);
+          if (id) {
+            status.AddMember("messageId", static_cast<int64_t>(*id), alloc);
+          } else {
             std::fprintf(stderr, "switchboard: MPI merge Bundle not queued: %s\n", id.error().message.c_str());
+            status.AddMember("error", rapidjson::Value(id.error().message.c_str(), alloc), alloc);
           }
+          doc.AddMember("ehrUpdate", status, alloc);
+          rapidjson::StringBuffer out;
+          rapidjson::Writer<rapidjson::StringBuffer> ow(out);
+          doc.Accept(ow);
+          answer->body.assign(out.GetString(), out.GetSize());
         }
       }
       return answer;

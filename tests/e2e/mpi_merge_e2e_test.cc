@@ -278,6 +278,12 @@ BOOST_AUTO_TEST_CASE(
                         R"({"decision": "merge", "reason": "same woman, moved"})");
   BOOST_REQUIRE_EQUAL(merged.status, 200);
   BOOST_TEST(parse(merged.body)["bundle"].IsObject());
+  // The answer tells the reviewer the EHR update is queued, and as which message.
+  auto mergedAnswer = parse(merged.body);
+  BOOST_REQUIRE(mergedAnswer.HasMember("ehrUpdate"));
+  BOOST_TEST(mergedAnswer["ehrUpdate"]["queued"].GetBool());
+  BOOST_TEST(std::string(mergedAnswer["ehrUpdate"]["channel"].GetString()) == "mpi-merge");
+  BOOST_TEST(mergedAnswer["ehrUpdate"]["messageId"].GetInt64() > 0);
   waitMergeDelivered(w, 1);
   // The retired enterprise record never reached the EHR before: the conditional update creates
   // it, inactive and replaced-by the survivor, which keeps its EHR id.
@@ -336,4 +342,13 @@ BOOST_AUTO_TEST_CASE(merge_of_two_patients_already_in_the_ehr_updates_them_in_pl
   BOOST_TEST(w.mergeMessages().size() == 2u);
   BOOST_TEST(w.validationErrors() == 0);
   BOOST_TEST(w.engine->terminate() == 0);
+}
+
+BOOST_AUTO_TEST_CASE(a_merge_channel_that_is_not_loaded_stops_start_up) {
+  EngineProcess engine("mpi-merge-missing", R"({"http": {"bind": "127.0.0.1"}, "mpi": {"merge_channel": "nowhere"}})");
+  fs::copy_file(NodePeer::sourceDir() / "conf" / "mpi.json", engine.dir() / "conf" / "mpi.json");
+  engine.addChannel("a.json", R"({"id": "a", "source": {"type": "http", "path": "/in/a"},
+    "destinations": [{"name": "d", "type": "file", "directory": "o"}]})");
+  BOOST_TEST(engine.runToExit() == 2);
+  BOOST_TEST(engine.stderrText().find("/mpi/merge_channel") != std::string::npos, engine.stderrText());
 }
