@@ -103,8 +103,7 @@ int runServe(int argc, char** argv) {
     for (const auto& c : *channels) found = found || c->id == config->mpiMergeChannel;
     if (!mpiService || !found) {
       std::fprintf(stderr,
-                   "switchboard: configuration error: %s: /mpi/merge_channel: %s
-", config->configPath.c_str(),
+                   "switchboard: configuration error: %s: /mpi/merge_channel: %s\n", config->configPath.c_str(),
                    !mpiService ? "the MPI is off (no mpi.json beside the engine config)"
                                : ("expected the id of a loaded channel; no channel \"" + config->mpiMergeChannel +
                                   "\" is enabled")
