@@ -10,6 +10,9 @@
 #define SB_REGISTER_MAPPING 1
 #endif
 #if defined(SWITCHBOARD_HAVE_FHIR) && __has_include("engine/fhir/validate_stage.h")
+#include "engine/fhir/definitions.h"
+#include "engine/fhir/fhir_cli.h"
+#include "engine/fhir/lint.h"
 #include "engine/fhir/validate_stage.h"
 #define SB_REGISTER_FHIR_VALIDATE 1
 #endif
@@ -41,7 +44,20 @@ void registerBuiltinConnectors(core::ConnectorRegistry& registry) {
   runtime::registerBuiltinStages(registry);
   channels::registerHttpConnectors(registry);
   channels::registerFileConnectors(registry);
-#ifdef SB_REGISTER_MAPPING
+#if defined(SB_REGISTER_MAPPING) && defined(SB_REGISTER_FHIR_VALIDATE)
+  // Mapping files are linted against fhir-profiles when they load and whenever they reload: a
+  // template writing an element that does not exist, with the wrong type or a code outside a
+  // required value set never goes live.
+  mapping::registerMappingStages(registry, [](const std::string& file) -> Result<void> {
+    static const auto definitions = fhir::Definitions::load(fhir::findProfilesDirectory(nullptr));
+    if (!definitions) return std::unexpected(definitions.error());
+    auto findings = fhir::lintMappingFile(**definitions, file);
+    if (findings.empty()) return {};
+    std::string text = "lint: " + std::to_string(findings.size()) + " finding(s)";
+    for (std::size_t i = 0; i < findings.size() && i < 5; ++i) text += "; " + fhir::formatFinding(findings[i]);
+    return fail(ErrorCode::kInvalid, text);
+  });
+#elif defined(SB_REGISTER_MAPPING)
   mapping::registerMappingStages(registry);
 #endif
 #ifdef SB_REGISTER_FHIR_VALIDATE

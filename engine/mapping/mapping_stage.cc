@@ -27,6 +27,9 @@ void appendStat(const fs::path& p, std::string& out) {
 Result<std::unique_ptr<MappingStage>> MappingStage::create(MappingStageConfig config) {
   auto mapping = Mapping::loadFile(config.file, config.load);
   if (!mapping) return std::unexpected(mapping.error());
+  if (config.check) {
+    if (auto ok = config.check(config.file); !ok) return std::unexpected(ok.error());
+  }
   std::unique_ptr<MappingStage> stage(new MappingStage(std::move(config)));
   stage->mapping_ = *mapping;
   stage->signature_ = stage->fileSignature();
@@ -36,7 +39,14 @@ Result<std::unique_ptr<MappingStage>> MappingStage::create(MappingStageConfig co
 
 Result<std::unique_ptr<core::Stage>> MappingStage::fromConfig(core::ConfigReader& config,
                                                               const core::ConnectorContext& ctx) {
+  return fromConfigChecked(config, ctx, {});
+}
+
+Result<std::unique_ptr<core::Stage>> MappingStage::fromConfigChecked(
+    core::ConfigReader& config, const core::ConnectorContext& ctx,
+    const std::function<Result<void>(const std::string&)>& check) {
   MappingStageConfig c;
+  c.check = check;
   std::string file = config.requiredString(
       "file",
       "mapping file; relative paths start at the folder above the config folder (the repo root)");
@@ -98,6 +108,9 @@ void MappingStage::maybeReload() const {
   if (sig == signature_) return;
   signature_ = sig;
   auto fresh = Mapping::loadFile(config_.file, config_.load);
+  if (fresh && config_.check) {
+    if (auto ok = config_.check(config_.file); !ok) fresh = std::unexpected(ok.error());
+  }
   if (!fresh) {
     std::fprintf(
         stderr, "switchboard: mapping %s: reload rejected, the previous version stays active: %s\n",

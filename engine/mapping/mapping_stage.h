@@ -6,6 +6,7 @@
 #pragma once
 
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -22,6 +23,9 @@ struct MappingStageConfig {
   std::vector<std::string> kinds;   // metadata kinds to map; empty = all
   std::chrono::milliseconds reloadInterval{1000};  // 0: check the file on every message
   LoadOptions load;
+  // Extra check of the mapping file after it loads (e.g. lint against fhir-profiles); an error
+  // stops deployment, or at reload keeps the previous version. Empty: none.
+  std::function<Result<void>(const std::string& file)> check;
 };
 
 class MappingStage final : public core::Stage {
@@ -31,6 +35,10 @@ class MappingStage final : public core::Stage {
   // Factory for the registry: config {"file", "variables", "kinds", "reload_interval_ms"}.
   static Result<std::unique_ptr<core::Stage>> fromConfig(core::ConfigReader& config,
                                                          const core::ConnectorContext& ctx);
+  // fromConfig with a file check (see MappingStageConfig::check).
+  static Result<std::unique_ptr<core::Stage>> fromConfigChecked(
+      core::ConfigReader& config, const core::ConnectorContext& ctx,
+      const std::function<Result<void>(const std::string&)>& check);
 
   core::StageResult process(core::PipelineMessage& message) const override;
 

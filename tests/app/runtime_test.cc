@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <fstream>
 #include <mutex>
+#include <thread>
 
 #include "channels/http/http_source.h"
 #include "engine/admin/admin_api.h"
@@ -521,3 +522,47 @@ BOOST_AUTO_TEST_CASE(channels_requiring_unset_environment_stay_off) {
   BOOST_TEST(on->get() != nullptr);
   ::unsetenv("SB_TEST_REQUIRED_SECRET");
 }
+
+#if defined(SWITCHBOARD_HAVE_MAPPING) && defined(SWITCHBOARD_HAVE_FHIR)
+BOOST_AUTO_TEST_CASE(mapping_files_are_linted_at_load_and_a_failing_reload_keeps_the_previous_version) {
+  core::ConnectorRegistry registry;
+  app::registerBuiltinConnectors(registry);
+  fs::path dir = tempDir("mapping-lint");
+  fs::create_directories(dir / "conf" / "channels");
+  const std::string good = R"({"id": "t", "input": "flow", "resources": [{"key": "patient",
+    "resource": {"resourceType": "Patient", "name": [{"family": "{{ last }}"}]}}]})";
+  const std::string typo = R"({"id": "t", "input": "flow", "resources": [{"key": "patient",
+    "resource": {"resourceType": "Patient", "nmae": [{"family": "{{ last }}"}]}}]})";
+  writeFile(dir / "m.json", typo);
+  writeFile(dir / "conf" / "channels" / "a.json", R"({"id": "a", "source": {"type": "http", "path": "/a"},
+    "transformer": {"type": "mapping", "file": ")" + (dir / "m.json").string() + R"(", "reload_interval_ms": 0},
+    "destinations": [{"name": "d", "type": "file", "directory": "o"}]})");
+  core::ConnectorContext ctx{"", (dir / "var").string(), (dir / "conf").string()};
+  auto refused = runtime::loadChannel((dir / "conf" / "channels" / "a.json").string(), registry, ctx);
+  BOOST_REQUIRE(!refused.has_value());
+  BOOST_TEST(refused.error().message.find("Patient.nmae") != std::string::npos, refused.error().message);
+
+  writeFile(dir / "m.json", good);
+  auto loaded = runtime::loadChannel((dir / "conf" / "channels" / "a.json").string(), registry, ctx);
+  BOOST_REQUIRE_MESSAGE(loaded.has_value(), (loaded ? std::string() : loaded.error().message));
+  const auto& stage = (*loaded)->transformers.at(0).second;
+  core::StoredMessage stored;
+  stored.id = 1;
+  stored.channelId = "a";
+  core::PipelineMessage pm;
+  pm.message = &stored;
+  pm.payload = R"({"last": "Chen"})";
+  BOOST_REQUIRE(static_cast<int>(stage->process(pm).kind) == static_cast<int>(core::StageResult::Kind::kContinue));
+  BOOST_TEST(pm.payload.find("\"family\":\"Chen\"") != std::string::npos, pm.payload);
+
+  // An edit that fails lint is rejected at reload: the previous mapping keeps working.
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  writeFile(dir / "m.json", typo);
+  core::PipelineMessage again;
+  again.message = &stored;
+  again.payload = R"({"last": "Chen"})";
+  BOOST_REQUIRE(static_cast<int>(stage->process(again).kind) == static_cast<int>(core::StageResult::Kind::kContinue));
+  BOOST_TEST(again.payload.find("\"family\":\"Chen\"") != std::string::npos, again.payload);
+  BOOST_TEST(again.payload.find("nmae") == std::string::npos);
+}
+#endif
