@@ -180,15 +180,7 @@ Result<std::unique_ptr<core::Destination>> FhirDestination::create(core::ConfigR
   }
   c.timeout = std::chrono::milliseconds(config.integer("timeout_ms", 15000, 100, 600000, "request timeout in milliseconds"));
   c.caFile = config.string("ca_file", "", "PEM CA bundle for TLS verification; empty: the system CAs");
-  if (const auto* headers = config.object("headers", false, "extra request headers")) {
-    for (const auto& m : headers->GetObject()) {
-      if (!m.value.IsString()) {
-        config.invalid("headers", "string header values");
-        break;
-      }
-      c.headers.push_back({m.name.GetString(), m.value.GetString()});
-    }
-  }
+  c.headers = readHeaders(config);
   Result<void> authResult;
   if (const auto* auth = config.object("auth", false, "authentication: none, bearer, client_credentials, smart_backend")) {
     core::ConfigReader a = config.child(*auth, "auth");

@@ -90,6 +90,20 @@ core::DeliveryResult HttpDestination::send(const core::DeliveryRequest& request)
   }
 }
 
+std::vector<core::HttpHeader> readHeaders(core::ConfigReader& config) {
+  std::vector<core::HttpHeader> out;
+  if (const auto* headers = config.object("headers", false, "extra request headers")) {
+    for (const auto& m : headers->GetObject()) {
+      if (!m.value.IsString()) {
+        config.invalid("headers", "string header values");
+        break;
+      }
+      out.push_back({m.name.GetString(), m.value.GetString()});
+    }
+  }
+  return out;
+}
+
 Result<std::unique_ptr<core::Destination>> HttpDestination::create(core::ConfigReader& config,
                                                                    const core::ConnectorContext&) {
   HttpDestinationConfig c;
@@ -101,15 +115,7 @@ Result<std::unique_ptr<core::Destination>> HttpDestination::create(core::ConfigR
   if (c.method != "POST" && c.method != "PUT") config.invalid("method", "POST or PUT");
   c.timeout = std::chrono::milliseconds(
       config.integer("timeout_ms", 10000, 100, 600000, "request timeout in milliseconds"));
-  if (const auto* headers = config.object("headers", false, "extra request headers")) {
-    for (const auto& m : headers->GetObject()) {
-      if (!m.value.IsString()) {
-        config.invalid("headers", "string header values");
-        break;
-      }
-      c.headers.push_back({m.name.GetString(), m.value.GetString()});
-    }
-  }
+  c.headers = readHeaders(config);
   if (auto r = config.finish(); !r) return std::unexpected(r.error());
   return std::make_unique<HttpDestination>(std::move(c));
 }

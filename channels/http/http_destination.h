@@ -34,6 +34,9 @@ class HttpDestination final : public core::Destination {
 
 // Seconds in a Retry-After header value (delta-seconds or HTTP-date), if parseable.
 std::optional<std::chrono::milliseconds> parseRetryAfter(const std::string& value);
+// The optional "headers" object of a destination config (string values, which may come from
+// ${env:...}); a non-string value is reported through `config`.
+std::vector<core::HttpHeader> readHeaders(core::ConfigReader& config);
 // Maps an HTTP status to Ok/Retry/Fail per the rules above.
 core::DeliveryStatus classifyHttpStatus(int status);
 
