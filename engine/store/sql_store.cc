@@ -119,6 +119,20 @@ constexpr const char* kDeliveryColumns =
     "id, message_id, channel_id, destination, status, attempts, created_at, next_attempt_at, "
     "payload, payload_encoding, content_type, last_status_code, last_response, dead_reason, after_destination";
 
+// A delivery that waits for a sibling ("after") is claimable once the sibling is no longer pending.
+constexpr const char* kAfterSiblingDone =
+    "(after_destination = '' OR NOT EXISTS (SELECT 1 FROM deliveries u WHERE u.message_id = deliveries.message_id "
+    "AND u.run = deliveries.run AND u.destination = deliveries.after_destination AND u.status = 'pending'))";
+
+// What a claimed delivery carries besides its columns: its message's metadata, and the status and
+// last response of the sibling it waits for.
+constexpr const char* kDeliveryContext =
+    "(SELECT metadata FROM messages m WHERE m.id = deliveries.message_id), "
+    "COALESCE((SELECT u.status FROM deliveries u WHERE u.message_id = deliveries.message_id AND "
+    "u.run = deliveries.run AND u.destination = deliveries.after_destination), ''), "
+    "COALESCE((SELECT u.last_response FROM deliveries u WHERE u.message_id = deliveries.message_id AND "
+    "u.run = deliveries.run AND u.destination = deliveries.after_destination), '')";
+
 struct DeliveryRow {
   long long id = 0;
   long long messageId = 0;
@@ -189,15 +203,6 @@ void fetchAll(soci::session& sql, DynamicQuery& q, Row& row, F&& onRow) {
   while (st.fetch()) onRow();
 }
 
-long long executeCount(soci::session& sql, DynamicQuery& q) {
-  soci::statement st(sql);
-  q.bindUses(st);
-  st.alloc();
-  st.prepare(q.text());
-  st.define_and_bind();
-  st.execute(true);
-  return st.get_affected_rows();
-}
 
 // BEGIN IMMEDIATE on SQLite so a writer takes the lock up front (no deadlock on lock upgrade
 // when another process shares the file); rolled back unless committed.
@@ -229,29 +234,17 @@ class Txn {
   bool done_ = false;
 };
 
-// Claims only take leases: losing one in a crash just makes the row claimable again. On SQLite
-// they commit without fsync (synchronous=NORMAL); the next FULL commit (finish, attempt, intake)
-// fsyncs the WAL up to and including them, so nothing that depends on a claim is durable before
-// the claim itself.
-class RelaxedSync {
- public:
-  RelaxedSync(soci::session& sql, Dialect dialect) : sql_(sql), active_(dialect == Dialect::kSqlite) {
-    if (active_) sql_ << "PRAGMA synchronous = NORMAL";
-  }
-  RelaxedSync(const RelaxedSync&) = delete;
-  RelaxedSync& operator=(const RelaxedSync&) = delete;
-  ~RelaxedSync() {
-    if (!active_) return;
-    try {
-      sql_ << "PRAGMA synchronous = FULL";
-    } catch (const std::exception&) {
-    }
-  }
-
- private:
-  soci::session& sql_;
-  bool active_;
-};
+// Runs `st` to the end of its results (none for INSERT/UPDATE without RETURNING), calling onRow
+// after each row. A statement kept for re-use must always run to the end: SQLite refuses to
+// COMMIT while a write statement is pending, and a pending read keeps its snapshot open.
+template <typename F>
+void runToEnd(soci::statement& st, F&& onRow) {
+  st.execute(false);
+  while (st.fetch()) onRow();
+}
+inline void runToEnd(soci::statement& st) {
+  runToEnd(st, [] {});
+}
 
 // SQLite has one writer at a time. Intake commits (a client is waiting for its 200) go before
 // worker transactions (claims, finishes, attempts), which catch up between intake commits; under
@@ -288,16 +281,21 @@ class SessionPool {
  public:
   class Lease {
    public:
-    Lease(SessionPool& pool, soci::session* s) : pool_(pool), session_(s) {}
+    Lease(SessionPool& pool, soci::session* s, bool reconnected)
+        : pool_(pool), session_(s), reconnected_(reconnected) {}
     Lease(const Lease&) = delete;
     Lease& operator=(const Lease&) = delete;
     ~Lease() { pool_.giveBack(session_); }
     soci::session& operator*() { return *session_; }
     soci::session* operator->() { return session_; }
+    // Whether the connection was re-established for this lease (statements compiled on the old
+    // one are gone).
+    bool reconnected() const { return reconnected_; }
 
    private:
     SessionPool& pool_;
     soci::session* session_;
+    bool reconnected_;
   };
 
   void add(std::unique_ptr<soci::session> s) {
@@ -311,14 +309,16 @@ class SessionPool {
     soci::session* s = free_.back();
     free_.pop_back();
     lock.unlock();
+    bool reconnected = false;
     if (!s->is_connected()) {
+      reconnected = true;
       try {
         s->reconnect();
       } catch (const std::exception&) {
         // Reported by the statement that uses it.
       }
     }
-    return Lease(*this, s);
+    return Lease(*this, s, reconnected);
   }
 
  private:
@@ -336,8 +336,8 @@ class SessionPool {
   std::vector<soci::session*> free_;
 };
 
-// The statements a batch of finishes or attempts runs, prepared once per transaction (SQLite
-// spends more time preparing a statement than running these small ones).
+// The statements finishes and attempts run, compiled on first use and kept with their session
+// (see Prepared).
 class BatchWriter {
  public:
   BatchWriter(soci::session& sql, Dialect dialect) : sql_(sql), dialect_(dialect) {}
@@ -374,7 +374,7 @@ class BatchWriter {
       dEncoding_ = std::move(encoded.encoding);
       dContentType_ = sanitizeText(d.contentType);
       dAfter_ = d.after;
-      deliverySt_->execute(true);
+      runToEnd(*deliverySt_);
       event(messageId, dId_, nowMs, "delivery-created", d.destination);
     }
     return {};
@@ -406,14 +406,18 @@ class BatchWriter {
     }
     aId_ = deliveryId;
     aOwner_ = owner;
-    lookupSt_->execute(true);
-    if (!lookupSt_->got_data() || aStatus_ != "pending") {
+    bool found = false;
+    runToEnd(*lookupSt_, [&] { found = true; });
+    if (!found || aStatus_ != "pending") {
       return fail(ErrorCode::kConflict, "delivery " + std::to_string(deliveryId) + " is no longer leased by " + owner);
     }
     if (dialect_ == Dialect::kPostgresql) {
       // Serialise the status roll-up with sibling deliveries finishing on other engines.
-      long long locked = 0;
-      sql_ << "SELECT id FROM messages WHERE id = :i FOR UPDATE", soci::use(aMessage_), soci::into(locked);
+      if (!lockSt_) {
+        lockSt_.emplace((sql_.prepare << "SELECT id FROM messages WHERE id = :i FOR UPDATE", soci::use(aMessage_),
+                         soci::into(locked_)));
+      }
+      runToEnd(*lockSt_);
     }
     aNumber_ = aAttempts_ + 1;
     aStarted_ = a.startedAtMs;
@@ -433,11 +437,14 @@ class BatchWriter {
     if (aNewStatus_ == "succeeded") {
       event(aMessage_, deliveryId, at, "sent", summary);
       if (!a.externalId.empty()) {
-        std::string ext = sanitizeText(a.externalId);
-        long long msg = aMessage_, del = deliveryId, when = at;
-        sql_ << "INSERT INTO external_refs (external_id, message_id, delivery_id, at) VALUES (:e, :m, :d, :a) "
-                "ON CONFLICT (external_id) DO NOTHING",
-            soci::use(ext), soci::use(msg), soci::use(del), soci::use(when);
+        if (!externalSt_) {
+          externalSt_.emplace((sql_.prepare << "INSERT INTO external_refs (external_id, message_id, delivery_id, at) "
+                                              "VALUES (:e, :m, :d, :a) ON CONFLICT (external_id) DO NOTHING",
+                               soci::use(xExternal_), soci::use(aMessage_), soci::use(aId_), soci::use(xAt_)));
+        }
+        xExternal_ = sanitizeText(a.externalId);
+        xAt_ = at;
+        runToEnd(*externalSt_);
       }
     } else if (aNewStatus_ == "pending") {
       event(aMessage_, deliveryId, at, "retry-scheduled", summary + "; next at " + std::to_string(aNext_));
@@ -446,7 +453,7 @@ class BatchWriter {
     }
     // Roll the message up once every delivery of its current run is terminal.
     rPendingInd_ = rDeadInd_ = soci::i_ok;
-    rollupSt_->execute(true);
+    runToEnd(*rollupSt_);
     if (rTotal_ > 0 && !(rPendingInd_ == soci::i_ok && rPending_ > 0)) {
       rStatus_ = (rDeadInd_ == soci::i_ok && rDead_ > 0) ? "dead" : "delivered";
       rAt_ = at;
@@ -475,7 +482,9 @@ class BatchWriter {
   soci::session& sql_;
   Dialect dialect_;
   std::optional<soci::statement> finishSt_, deliverySt_, eventSt_, lookupSt_, attemptSt_, updateSt_, rollupSt_,
-      messageSt_;
+      messageSt_, lockSt_, externalSt_;
+  std::string xExternal_;
+  long long xAt_ = 0, locked_ = 0;
   std::string fStatus_, fError_, fOwner_, dDestination_, dPayload_, dEncoding_, dContentType_, dAfter_;
   long long fNow_ = 0, fId_ = 0, dNext_ = 0, dId_ = 0;
   std::string eType_, eDetail_;
@@ -485,6 +494,207 @@ class BatchWriter {
             aNext_ = 0, rTotal_ = 0, rPending_ = 0, rDead_ = 0, rAt_ = 0;
   soci::indicator rPendingInd_ = soci::i_ok, rDeadInd_ = soci::i_ok;
 };
+
+// The statements intake runs for each message, compiled on first use.
+class IngestWriter {
+ public:
+  explicit IngestWriter(soci::session& sql) : sql_(sql) {}
+
+  // Inserts `m` unless its idempotency key is stored already; {id, duplicate}.
+  Result<IngestOutcome> insert(const NewMessage& m, long long now) {
+    if (!insertSt_) {
+      insertSt_.emplace((sql_.prepare << "INSERT INTO messages (channel_id, idempotency_key, received_at, "
+                                        "content_type, body, body_encoding, body_size, metadata, status, error, "
+                                        "updated_at) VALUES (:c, :k, :r, :t, :b, :e, :z, :m, :s, :x, :u) "
+                                        "ON CONFLICT (channel_id, idempotency_key) DO NOTHING RETURNING id",
+                         soci::use(channel_), soci::use(key_, keyInd_), soci::use(receivedAt_), soci::use(contentType_),
+                         soci::use(body_), soci::use(encoding_), soci::use(size_), soci::use(metadata_),
+                         soci::use(status_), soci::use(error_), soci::use(now_), soci::into(id_)));
+      findSt_.emplace((sql_.prepare << "SELECT id FROM messages WHERE channel_id = :c AND idempotency_key = :k",
+                       soci::use(channel_), soci::use(key_), soci::into(existing_)));
+      eventSt_.emplace((sql_.prepare << "INSERT INTO events (message_id, delivery_id, at, type, detail) "
+                                       "VALUES (:m, 0, :a, :t, :d)",
+                        soci::use(id_), soci::use(now_), soci::use(eventType_), soci::use(eventDetail_)));
+    }
+    channel_ = m.channelId;
+    key_ = sanitizeText(m.idempotencyKey);
+    keyInd_ = m.idempotencyKey.empty() ? soci::i_null : soci::i_ok;
+    receivedAt_ = m.receivedAtMs;
+    size_ = static_cast<long long>(m.body.size());
+    contentType_ = sanitizeText(m.contentType);
+    auto encoded = encodeBody(m.body);
+    body_ = std::move(encoded.text);
+    encoding_ = std::move(encoded.encoding);
+    metadata_ = encodeMetadata(m.metadata);
+    status_ = m.status;
+    error_ = sanitizeText(m.error);
+    now_ = now;
+    bool inserted = false;
+    runToEnd(*insertSt_, [&] { inserted = true; });
+    if (!inserted) {
+      bool found = false;
+      runToEnd(*findSt_, [&] { found = true; });
+      if (!found) return fail(ErrorCode::kException, "idempotency conflict without a stored row");
+      return IngestOutcome{existing_, true};
+    }
+    eventType_ = m.status == "rejected" ? "rejected" : "received";
+    eventDetail_ = m.status == "rejected" ? error_ : std::string();
+    runToEnd(*eventSt_);
+    return IngestOutcome{id_, false};
+  }
+
+ private:
+  soci::session& sql_;
+  std::optional<soci::statement> insertSt_, findSt_, eventSt_;
+  std::string channel_, key_, contentType_, body_, encoding_, metadata_, status_, error_, eventType_, eventDetail_;
+  soci::indicator keyInd_ = soci::i_ok;
+  long long receivedAt_ = 0, now_ = 0, id_ = 0, size_ = 0, existing_ = 0;
+};
+
+// The statements of claiming: pick due rows, lease each, load it. Compiled on first use.
+class Claimer {
+ public:
+  Claimer(soci::session& sql, Dialect dialect) : sql_(sql), dialect_(dialect) {}
+
+  // Ids (and previous lease owners) of up to `limit` received messages whose lease is free.
+  std::vector<std::pair<long long, std::string>> pickMessages(long long now, long long limit) {
+    if (!pickMessagesSt_) {
+      std::string text =
+          "SELECT id, lease_owner FROM messages WHERE status = 'received' AND lease_until <= :n ORDER BY id LIMIT :l";
+      if (dialect_ == Dialect::kPostgresql) text += " FOR UPDATE SKIP LOCKED";
+      pickMessagesSt_.emplace((sql_.prepare << text, soci::use(now_), soci::use(limit_), soci::into(id_),
+                               soci::into(previousOwner_)));
+    }
+    now_ = now;
+    limit_ = limit;
+    std::vector<std::pair<long long, std::string>> out;
+    runToEnd(*pickMessagesSt_, [&] { out.emplace_back(id_, previousOwner_); });
+    return out;
+  }
+
+  // Leases message `id` to `owner` until `until` and loads it.
+  Result<core::StoredMessage> leaseMessage(long long id, const std::string& owner, long long until) {
+    if (!leaseMessageSt_) {
+      leaseMessageSt_.emplace((sql_.prepare << "UPDATE messages SET lease_owner = :o, lease_until = :u WHERE id = :i",
+                               soci::use(owner_), soci::use(until_), soci::use(id_)));
+      loadMessageSt_.emplace(sql_);
+      message_.bind(*loadMessageSt_);
+      loadMessageSt_->exchange(soci::use(id_));
+      loadMessageSt_->alloc();
+      loadMessageSt_->prepare(std::string("SELECT ") + kMessageColumns + " FROM messages WHERE id = :i");
+      loadMessageSt_->define_and_bind();
+    }
+    id_ = id;
+    owner_ = owner;
+    until_ = until;
+    runToEnd(*leaseMessageSt_);
+    std::optional<Result<core::StoredMessage>> loaded;
+    runToEnd(*loadMessageSt_, [&] { loaded = message_.toMessage(); });
+    if (!loaded) return fail(ErrorCode::kNotFound, "message " + std::to_string(id) + " vanished while claimed");
+    return std::move(*loaded);
+  }
+
+  // Ids of up to `limit` due deliveries whose lease is free and whose "after" sibling is done.
+  std::vector<long long> pickDeliveries(long long now, long long limit) {
+    if (!pickDeliveriesSt_) {
+      std::string text =
+          std::string("SELECT id FROM deliveries WHERE status = 'pending' AND next_attempt_at <= :n AND "
+                      "lease_until <= :n2 AND ") +
+          kAfterSiblingDone + " ORDER BY next_attempt_at, id LIMIT :l";
+      if (dialect_ == Dialect::kPostgresql) text += " FOR UPDATE SKIP LOCKED";
+      pickDeliveriesSt_.emplace(
+          (sql_.prepare << text, soci::use(now_), soci::use(now_), soci::use(limit_), soci::into(id_)));
+    }
+    now_ = now;
+    limit_ = limit;
+    std::vector<long long> out;
+    runToEnd(*pickDeliveriesSt_, [&] { out.push_back(id_); });
+    return out;
+  }
+
+  // Leases delivery `id` to `owner` until `until` and loads it with its message's metadata and
+  // the outcome of the sibling it waits for.
+  Result<DeliveryRecord> leaseDelivery(long long id, const std::string& owner, long long until) {
+    if (!leaseDeliverySt_) {
+      leaseDeliverySt_.emplace((sql_.prepare << "UPDATE deliveries SET lease_owner = :o, lease_until = :u WHERE id = :i",
+                                soci::use(owner_), soci::use(until_), soci::use(id_)));
+      loadDeliverySt_.emplace(sql_);
+      delivery_.bind(*loadDeliverySt_);
+      loadDeliverySt_->exchange(soci::into(metadata_));
+      loadDeliverySt_->exchange(soci::into(upstreamStatus_));
+      loadDeliverySt_->exchange(soci::into(upstreamResponse_));
+      loadDeliverySt_->exchange(soci::use(id_));
+      loadDeliverySt_->alloc();
+      loadDeliverySt_->prepare(std::string("SELECT ") + kDeliveryColumns + ", " + kDeliveryContext +
+                               " FROM deliveries WHERE id = :i");
+      loadDeliverySt_->define_and_bind();
+    }
+    id_ = id;
+    owner_ = owner;
+    until_ = until;
+    runToEnd(*leaseDeliverySt_);
+    std::optional<Result<DeliveryRecord>> loaded;
+    runToEnd(*loadDeliverySt_, [&] {
+      loaded = delivery_.toRecord();
+      if (!*loaded) return;
+      (*loaded)->metadata = decodeMetadata(metadata_);
+      (*loaded)->upstreamStatus = upstreamStatus_;
+      (*loaded)->upstreamResponse = upstreamResponse_;
+    });
+    if (!loaded) return fail(ErrorCode::kNotFound, "delivery " + std::to_string(id) + " vanished while claimed");
+    return std::move(*loaded);
+  }
+
+ private:
+  soci::session& sql_;
+  Dialect dialect_;
+  std::optional<soci::statement> pickMessagesSt_, leaseMessageSt_, loadMessageSt_, pickDeliveriesSt_,
+      leaseDeliverySt_, loadDeliverySt_;
+  long long now_ = 0, limit_ = 0, id_ = 0, until_ = 0;
+  std::string previousOwner_, owner_, metadata_, upstreamStatus_, upstreamResponse_;
+  MessageRow message_;
+  DeliveryRow delivery_;
+};
+
+// The statements of the hot paths (intake, claims, finishes, attempts), compiled once per session
+// and re-executed: SQLite spends longer compiling these small statements than running them. Every
+// execution runs to the end of its results (runToEnd). Dropped when a statement of its session
+// fails, since the connection may be gone.
+class Prepared {
+ public:
+  Prepared(soci::session& sql, Dialect dialect)
+      : writer(sql, dialect), ingest(sql), claims(sql, dialect), sql_(sql), dialect_(dialect) {}
+
+  BatchWriter writer;
+  IngestWriter ingest;
+  Claimer claims;
+
+  // SQLite: whether commits of this session wait for the fsync (FULL) or not (NORMAL). Runs the
+  // PRAGMA only when the mode changes; a fresh Prepared does not know the connection's mode.
+  void synchronous(bool full) {
+    if (dialect_ != Dialect::kSqlite || (mode_ && *mode_ == full)) return;
+    mode_.reset();
+    auto& st = full ? fullSt_ : normalSt_;
+    if (!st) st.emplace((sql_.prepare << (full ? "PRAGMA synchronous = FULL" : "PRAGMA synchronous = NORMAL")));
+    runToEnd(*st);
+    mode_ = full;
+  }
+
+ private:
+  soci::session& sql_;
+  Dialect dialect_;
+  std::optional<soci::statement> normalSt_, fullSt_;
+  std::optional<bool> mode_;
+};
+
+// How a write transaction commits. kFull waits for the fsync. kRelaxed (SQLite: synchronous=
+// NORMAL, no fsync) is for worker bookkeeping (claims, finishes), which only takes leases or
+// records what the pipeline decided: losing it in an OS crash makes the rows claimable again and
+// the work is redone, with nothing sent twice, because no destination is called before its
+// delivery is claimed, and the attempt record written after a send commits with kFull, which
+// makes the WAL durable up to and including the bookkeeping before it. A process crash loses
+// nothing either way: the WAL is written before COMMIT returns.
+enum class Commit { kFull, kRelaxed };
 
 class SqlStore final : public Store {
  public:
@@ -510,6 +720,7 @@ class SqlStore final : public Store {
           auto applied = applyMigrations(*s, dialect_);
           if (!applied) return applied;
         }
+        prepared_[s.get()];
         pool_.add(std::move(s));
       }
       return {};
@@ -519,67 +730,25 @@ class SqlStore final : public Store {
   std::string backend() const override { return dialect_ == Dialect::kSqlite ? "sqlite" : "postgresql"; }
 
   Result<std::vector<IngestOutcome>> ingest(const std::vector<NewMessage>& batch) override {
-    return write("ingest", /*high=*/true, [&](soci::session& sql) -> Result<std::vector<IngestOutcome>> {
+    return write("ingest", /*high=*/true, Commit::kFull,
+                 [&](soci::session& sql) -> Result<std::vector<IngestOutcome>> {
       std::vector<IngestOutcome> out(batch.size());
       std::map<std::pair<std::string_view, std::string_view>, std::size_t> seen;
+      IngestWriter& writer = prepared(sql).ingest;
+      const long long now = wallMs();
       Txn tr(sql, dialect_);
-      {  // statements are finalised before COMMIT (SQLite refuses to commit with one in progress)
-        std::string channel, key, contentType, body, encoding, metadata, status, error;
-        soci::indicator keyInd = soci::i_ok;
-        long long receivedAt = 0, now = wallMs(), id = 0, size = 0;
-        soci::indicator idInd = soci::i_ok;
-        soci::statement insert = (sql.prepare << "INSERT INTO messages (channel_id, idempotency_key, received_at, "
-                                                "content_type, body, body_encoding, body_size, metadata, status, "
-                                                "error, updated_at) VALUES (:c, :k, :r, :t, :b, :e, :z, :m, :s, :x, :u) "
-                                                "ON CONFLICT (channel_id, idempotency_key) DO NOTHING RETURNING id",
-                                  soci::use(channel), soci::use(key, keyInd), soci::use(receivedAt),
-                                  soci::use(contentType), soci::use(body), soci::use(encoding), soci::use(size),
-                                  soci::use(metadata), soci::use(status), soci::use(error), soci::use(now),
-                                  soci::into(id, idInd));
-        long long existing = 0;
-        soci::statement find = (sql.prepare << "SELECT id FROM messages WHERE channel_id = :c AND idempotency_key = :k",
-                                soci::use(channel), soci::use(key), soci::into(existing));
-        std::string eventType, eventDetail;
-        long long eventMessage = 0;
-        soci::statement event = (sql.prepare << "INSERT INTO events (message_id, delivery_id, at, type, detail) "
-                                               "VALUES (:m, 0, :a, :t, :d)",
-                                 soci::use(eventMessage), soci::use(now), soci::use(eventType),
-                                 soci::use(eventDetail));
-        for (std::size_t i = 0; i < batch.size(); ++i) {
-          const NewMessage& m = batch[i];
-          if (!m.idempotencyKey.empty()) {
-            auto [it, fresh] = seen.try_emplace({m.channelId, m.idempotencyKey}, i);
-            if (!fresh) {
-              out[i] = {out[it->second].messageId, true};
-              continue;
-            }
-          }
-          channel = m.channelId;
-          key = sanitizeText(m.idempotencyKey);
-          keyInd = m.idempotencyKey.empty() ? soci::i_null : soci::i_ok;
-          receivedAt = m.receivedAtMs;
-          size = static_cast<long long>(m.body.size());
-          contentType = sanitizeText(m.contentType);
-          auto encoded = encodeBody(m.body);
-          body = std::move(encoded.text);
-          encoding = std::move(encoded.encoding);
-          metadata = encodeMetadata(m.metadata);
-          status = m.status;
-          error = sanitizeText(m.error);
-          id = 0;
-          insert.execute(true);
-          if (!insert.got_data()) {
-            find.execute(true);
-            if (!find.got_data()) return fail(ErrorCode::kException, "idempotency conflict without a stored row");
-            out[i] = {existing, true};
+      for (std::size_t i = 0; i < batch.size(); ++i) {
+        const NewMessage& m = batch[i];
+        if (!m.idempotencyKey.empty()) {
+          auto [it, fresh] = seen.try_emplace({m.channelId, m.idempotencyKey}, i);
+          if (!fresh) {
+            out[i] = {out[it->second].messageId, true};
             continue;
           }
-          out[i] = {id, false};
-          eventMessage = id;
-          eventType = m.status == "rejected" ? "rejected" : "received";
-          eventDetail = m.status == "rejected" ? error : std::string();
-          event.execute(true);
         }
+        auto r = writer.insert(m, now);
+        if (!r) return std::unexpected(r.error());
+        out[i] = *r;
       }
       tr.commit();
       return out;
@@ -588,56 +757,22 @@ class SqlStore final : public Store {
 
   Result<std::vector<core::StoredMessage>> claimMessages(const std::string& owner, int limit, Millis nowMs,
                                                          Millis leaseMs) override {
-    return write("claimMessages", [&](soci::session& sql) -> Result<std::vector<core::StoredMessage>> {
-      RelaxedSync relaxed(sql, dialect_);
+    return write("claimMessages", false, Commit::kRelaxed,
+                 [&](soci::session& sql) -> Result<std::vector<core::StoredMessage>> {
+      Claimer& claims = prepared(sql).claims;
       Txn tr(sql, dialect_);
-      DynamicQuery pick;
-      pick.sql("SELECT id, lease_owner FROM messages WHERE status = 'received' AND lease_until <= ")
-          .param(static_cast<long long>(nowMs))
-          .sql(" ORDER BY id LIMIT ")
-          .param(static_cast<long long>(limit));
-      if (dialect_ == Dialect::kPostgresql) pick.sql(" FOR UPDATE SKIP LOCKED");
-      struct Picked {
-        long long id = 0;
-        std::string previousOwner;
-        void bind(soci::statement& st) {
-          st.exchange(soci::into(id));
-          st.exchange(soci::into(previousOwner));
-        }
-      } row;
-      std::vector<std::pair<long long, std::string>> picked;
-      fetchAll(sql, pick, row, [&] { picked.emplace_back(row.id, row.previousOwner); });
+      auto picked = claims.pickMessages(nowMs, limit);
       std::vector<core::StoredMessage> out;
       if (picked.empty()) return out;
       out.reserve(picked.size());
-      DynamicQuery lease;
-      lease.sql("UPDATE messages SET lease_owner = ").param(owner).sql(", lease_until = ")
-          .param(static_cast<long long>(nowMs + leaseMs)).sql(" WHERE id IN (");
-      DynamicQuery load;
-      load.sql("SELECT ").sql(kMessageColumns).sql(" FROM messages WHERE id IN (");
-      for (std::size_t i = 0; i < picked.size(); ++i) {
-        lease.sql(i ? ", " : "").param(picked[i].first);
-        load.sql(i ? ", " : "").param(picked[i].first);
-      }
-      lease.sql(")");
-      load.sql(") ORDER BY id");
-      executeCount(sql, lease);
       for (auto& [id, previous] : picked) {
+        auto message = claims.leaseMessage(id, owner, nowMs + leaseMs);
+        if (!message) return std::unexpected(message.error());
         if (!previous.empty()) {
           appendEvent(sql, id, 0, nowMs, "lease-expired", "lease of " + previous + " expired; taken by " + owner);
         }
-      }
-      MessageRow m;
-      std::optional<Error> bad;
-      fetchAll(sql, load, m, [&] {
-        auto message = m.toMessage();
-        if (!message) {
-          bad = message.error();
-          return;
-        }
         out.push_back(std::move(*message));
-      });
-      if (bad) return std::unexpected(*bad);
+      }
       tr.commit();
       return out;
     });
@@ -652,14 +787,13 @@ class SqlStore final : public Store {
 
   Result<std::vector<Result<void>>> finishMessages(const std::string& owner, const std::vector<FinishItem>& items,
                                                    Millis nowMs) override {
-    return write("finishMessages", [&](soci::session& sql) -> Result<std::vector<Result<void>>> {
+    return write("finishMessages", false, Commit::kRelaxed,
+                 [&](soci::session& sql) -> Result<std::vector<Result<void>>> {
+      BatchWriter& writer = prepared(sql).writer;
       Txn tr(sql, dialect_);
       std::vector<Result<void>> out;
       out.reserve(items.size());
-      {
-        BatchWriter writer(sql, dialect_);
-        for (const FinishItem& item : items) out.push_back(writer.finish(item.messageId, owner, item.outcome, nowMs));
-      }
+      for (const FinishItem& item : items) out.push_back(writer.finish(item.messageId, owner, item.outcome, nowMs));
       tr.commit();
       return out;
     });
@@ -668,76 +802,20 @@ class SqlStore final : public Store {
   Result<std::vector<DeliveryRecord>> claimDeliveries(const std::string& owner, int limit, Millis nowMs,
                                                       Millis leaseMs,
                                                       const std::vector<std::string>& paused) override {
-    return write("claimDeliveries", [&](soci::session& sql) -> Result<std::vector<DeliveryRecord>> {
-      RelaxedSync relaxed(sql, dialect_);
+    return write("claimDeliveries", false, Commit::kRelaxed,
+                 [&](soci::session& sql) -> Result<std::vector<DeliveryRecord>> {
+      Claimer& claims = prepared(sql).claims;
       Txn tr(sql, dialect_);
-      DynamicQuery pick;
-      pick.sql("SELECT id FROM deliveries WHERE status = 'pending' AND next_attempt_at <= ")
-          .param(static_cast<long long>(nowMs))
-          .sql(" AND lease_until <= ")
-          .param(static_cast<long long>(nowMs));
-      if (!paused.empty()) {
-        pick.sql(" AND (channel_id || '/' || destination) NOT IN (");
-        for (std::size_t i = 0; i < paused.size(); ++i) {
-          if (i > 0) pick.sql(", ");
-          pick.param(paused[i]);
-        }
-        pick.sql(")");
-      }
-      // A delivery that waits for a sibling is claimable once the sibling is no longer pending.
-      pick.sql(" AND (after_destination = '' OR NOT EXISTS (SELECT 1 FROM deliveries u WHERE "
-               "u.message_id = deliveries.message_id AND u.run = deliveries.run AND "
-               "u.destination = deliveries.after_destination AND u.status = 'pending'))");
-      pick.sql(" ORDER BY next_attempt_at, id LIMIT ").param(static_cast<long long>(limit));
-      if (dialect_ == Dialect::kPostgresql) pick.sql(" FOR UPDATE SKIP LOCKED");
-      struct Picked {
-        long long id = 0;
-        void bind(soci::statement& st) { st.exchange(soci::into(id)); }
-      } row;
-      std::vector<long long> ids;
-      fetchAll(sql, pick, row, [&] { ids.push_back(row.id); });
+      std::vector<long long> ids =
+          paused.empty() ? claims.pickDeliveries(nowMs, limit) : pickDeliveriesExcept(sql, nowMs, limit, paused);
       std::vector<DeliveryRecord> out;
       if (ids.empty()) return out;
-      DynamicQuery lease;
-      lease.sql("UPDATE deliveries SET lease_owner = ").param(owner).sql(", lease_until = ")
-          .param(static_cast<long long>(nowMs + leaseMs)).sql(" WHERE id IN (");
-      DynamicQuery load;
-      load.sql("SELECT ").sql(kDeliveryColumns).sql(
-          ", (SELECT metadata FROM messages m WHERE m.id = deliveries.message_id), "
-          "COALESCE((SELECT u.status FROM deliveries u WHERE u.message_id = deliveries.message_id AND "
-          "u.run = deliveries.run AND u.destination = deliveries.after_destination), ''), "
-          "COALESCE((SELECT u.last_response FROM deliveries u WHERE u.message_id = deliveries.message_id AND "
-          "u.run = deliveries.run AND u.destination = deliveries.after_destination), '') "
-          "FROM deliveries WHERE id IN (");
-      for (std::size_t i = 0; i < ids.size(); ++i) {
-        lease.sql(i ? ", " : "").param(ids[i]);
-        load.sql(i ? ", " : "").param(ids[i]);
+      out.reserve(ids.size());
+      for (long long id : ids) {
+        auto d = claims.leaseDelivery(id, owner, nowMs + leaseMs);
+        if (!d) return std::unexpected(d.error());
+        out.push_back(std::move(*d));
       }
-      lease.sql(")");
-      load.sql(") ORDER BY next_attempt_at, id");
-      executeCount(sql, lease);
-      struct WithMetadata : DeliveryRow {
-        std::string metadata, upstreamStatus, upstreamResponse;
-        void bind(soci::statement& st) {
-          DeliveryRow::bind(st);
-          st.exchange(soci::into(metadata));
-          st.exchange(soci::into(upstreamStatus));
-          st.exchange(soci::into(upstreamResponse));
-        }
-      } d;
-      std::optional<Error> bad;
-      fetchAll(sql, load, d, [&] {
-        auto r = d.toRecord();
-        if (!r) {
-          bad = r.error();
-          return;
-        }
-        r->metadata = decodeMetadata(d.metadata);
-        r->upstreamStatus = d.upstreamStatus;
-        r->upstreamResponse = d.upstreamResponse;
-        out.push_back(std::move(*r));
-      });
-      if (bad) return std::unexpected(*bad);
       tr.commit();
       return out;
     });
@@ -753,13 +831,11 @@ class SqlStore final : public Store {
   Result<std::vector<Result<void>>> recordAttempts(const std::string& owner,
                                                    const std::vector<AttemptItem>& items) override {
     return write("recordAttempts", [&](soci::session& sql) -> Result<std::vector<Result<void>>> {
+      BatchWriter& writer = prepared(sql).writer;
       Txn tr(sql, dialect_);
       std::vector<Result<void>> out;
       out.reserve(items.size());
-      {
-        BatchWriter writer(sql, dialect_);
-        for (const AttemptItem& item : items) out.push_back(writer.attempt(item.deliveryId, owner, item.attempt));
-      }
+      for (const AttemptItem& item : items) out.push_back(writer.attempt(item.deliveryId, owner, item.attempt));
       tr.commit();
       return out;
     });
@@ -1066,6 +1142,32 @@ class SqlStore final : public Store {
         soci::use(messageId), soci::use(deliveryId), soci::use(at), soci::use(cleanType), soci::use(cleanDetail);
   }
 
+  // Claimer::pickDeliveries without the destinations whose endpoint's circuit is open (rare: the
+  // statement text depends on the list, so it is compiled each time).
+  std::vector<long long> pickDeliveriesExcept(soci::session& sql, Millis nowMs, int limit,
+                                              const std::vector<std::string>& paused) {
+    DynamicQuery pick;
+    pick.sql("SELECT id FROM deliveries WHERE status = 'pending' AND next_attempt_at <= ")
+        .param(static_cast<long long>(nowMs))
+        .sql(" AND lease_until <= ")
+        .param(static_cast<long long>(nowMs))
+        .sql(" AND (channel_id || '/' || destination) NOT IN (");
+    for (std::size_t i = 0; i < paused.size(); ++i) {
+      if (i > 0) pick.sql(", ");
+      pick.param(paused[i]);
+    }
+    pick.sql(") AND ").sql(kAfterSiblingDone);
+    pick.sql(" ORDER BY next_attempt_at, id LIMIT ").param(static_cast<long long>(limit));
+    if (dialect_ == Dialect::kPostgresql) pick.sql(" FOR UPDATE SKIP LOCKED");
+    struct Picked {
+      long long id = 0;
+      void bind(soci::statement& st) { st.exchange(soci::into(id)); }
+    } row;
+    std::vector<long long> ids;
+    fetchAll(sql, pick, row, [&] { ids.push_back(row.id); });
+    return ids;
+  }
+
   Result<DeliveryRecord> loadDelivery(soci::session& sql, long long id) {
     DynamicQuery q;
     q.sql("SELECT ").sql(kDeliveryColumns).sql(" FROM deliveries WHERE id = ").param(id);
@@ -1093,22 +1195,28 @@ class SqlStore final : public Store {
 
   template <typename F>
   auto write(const char* what, F&& f) -> std::invoke_result_t<F, soci::session&> {
-    return write(what, false, std::forward<F>(f));
+    return write(what, false, Commit::kFull, std::forward<F>(f));
   }
 
+  // A write transaction on a pooled session. On SQLite writers take turns (intake, `high`, goes
+  // first) and the session's synchronous mode is set for `commit`.
   template <typename F>
-  auto write(const char* what, bool high, F&& f) -> std::invoke_result_t<F, soci::session&> {
+  auto write(const char* what, bool high, Commit commit, F&& f) -> std::invoke_result_t<F, soci::session&> {
     return guard(what, [&]() -> std::invoke_result_t<F, soci::session&> {
       auto session = pool_.acquire();
-      if (dialect_ == Dialect::kSqlite) {
-        writeMu_.lock(high);
-        struct Unlock {
-          PriorityMutex& m;
-          ~Unlock() { m.unlock(); }
-        } unlock{writeMu_};
+      if (session.reconnected()) prepared_.at(&*session).reset();
+      return keepingPrepared(*session, [&] {
+        if (dialect_ == Dialect::kSqlite) {
+          prepared(*session).synchronous(commit == Commit::kFull);
+          writeMu_.lock(high);
+          struct Unlock {
+            PriorityMutex& m;
+            ~Unlock() { m.unlock(); }
+          } unlock{writeMu_};
+          return f(*session);
+        }
         return f(*session);
-      }
-      return f(*session);
+      });
     });
   }
 
@@ -1116,14 +1224,37 @@ class SqlStore final : public Store {
   auto read(const char* what, F&& f) -> std::invoke_result_t<F, soci::session&> {
     return guard(what, [&]() -> std::invoke_result_t<F, soci::session&> {
       auto session = pool_.acquire();
-      return f(*session);
+      if (session.reconnected()) prepared_.at(&*session).reset();
+      return keepingPrepared(*session, [&] { return f(*session); });
     });
+  }
+
+  // The session's compiled statements (created on first use).
+  Prepared& prepared(soci::session& sql) {
+    std::unique_ptr<Prepared>& p = prepared_.at(&sql);
+    if (!p) p = std::make_unique<Prepared>(sql, dialect_);
+    return *p;
+  }
+
+  // Runs f; if it throws, the session's compiled statements are dropped (they may be mid-run, or
+  // compiled on a connection that is gone) and compiled again on next use.
+  template <typename F>
+  auto keepingPrepared(soci::session& sql, F&& f) -> decltype(f()) {
+    try {
+      return f();
+    } catch (...) {
+      prepared_.at(&sql).reset();
+      throw;
+    }
   }
 
   Dialect dialect_;
   std::string connect_;
   int poolSize_;
   SessionPool pool_;
+  // One slot per pooled session, filled in open() and never resized, so lookups need no lock; a
+  // slot is only used by the thread holding its session.
+  std::map<soci::session*, std::unique_ptr<Prepared>> prepared_;
   PriorityMutex writeMu_;
 };
 
