@@ -37,6 +37,11 @@ Engine::Engine(EngineConfig config, std::unique_ptr<store::Store> store, Channel
                                                backlog_ += stored;
                                                wakePipeline();
                                              });
+  // All answers of one commit reach the HTTP I/O threads with one wake-up per thread.
+  batcher_->setCompletionScope([](const std::function<void()>& completions) {
+    HttpCompletionBatch batch;
+    completions();
+  });
   refreshBacklog();
 }
 
@@ -91,8 +96,16 @@ void Engine::start() {
     owners_.push_back(config_.nodeId + "/d" + std::to_string(i));
     threads_.emplace_back([this, owner = owners_.back()] { deliveryLoop(owner); });
   }
-  server_ = std::make_unique<HttpServer>(*this, config_.bind, config_.port, config_.httpThreads,
-                                         config_.httpQueue);
+  HttpServerOptions http;
+  http.bind = config_.bind;
+  http.port = config_.port;
+  http.ioThreads = config_.httpIoThreads;
+  http.workerThreads = config_.httpThreads;
+  http.workerQueue = config_.httpQueue;
+  http.maxConnections = config_.httpMaxConnections;
+  http.idleTimeoutMs = config_.httpIdleTimeoutMs;
+  http.headerTimeoutMs = config_.httpHeaderTimeoutMs;
+  server_ = std::make_unique<HttpServer>(*this, http);
   server_->start();
   accepting_ = true;
 }
@@ -172,37 +185,78 @@ core::HttpResponse Engine::throttled(const std::string& why) const {
 }
 
 core::HttpResponse Engine::intake(const Channel& channel, const core::HttpRequest& request) {
-  if (!accepting_) return throttled("engine is shutting down");
+  IntakePlan plan = planIntake(channel, request);
+  if (plan.audit) {
+    if (auto r = store_->audit(*plan.audit); !r) logLine("audit write failed: " + r.error().message);
+  }
+  if (plan.answer) return std::move(*plan.answer);
+  return finishIntake(channel.id, plan, batcher_->submit(std::move(plan.rows)));
+}
+
+bool Engine::handleAsync(core::HttpRequest& request, HttpCompletion& done) {
+  auto snapshot = channels();
+  const Channel* channel = channelForPath(*snapshot, request.path);
+  if (channel == nullptr) return false;
+  auto plan = std::make_shared<IntakePlan>(planIntake(*channel, request));
+  if (plan->audit) {
+    // A store write: off the I/O thread. Without a free worker the refusal is answered unaudited.
+    auto audited = [this, plan, done] {
+      if (auto r = store_->audit(*plan->audit); !r) logLine("audit write failed: " + r.error().message);
+      done(std::move(*plan->answer));
+    };
+    if (!server_ || !server_->runBlocking(audited)) {
+      logLine("audit of a refused request on channel " + channel->id + " skipped: no free worker");
+      done(std::move(*plan->answer));
+    }
+    return true;
+  }
+  if (plan->answer) {
+    done(std::move(*plan->answer));
+    return true;
+  }
+  std::vector<store::NewMessage> rows = std::move(plan->rows);
+  batcher_->submitAsync(std::move(rows), [this, plan, done, channelId = channel->id](IntakeBatcher::Outcomes outcomes) {
+    done(finishIntake(channelId, *plan, std::move(outcomes)));
+  });
+  return true;
+}
+
+Engine::IntakePlan Engine::planIntake(const Channel& channel, const core::HttpRequest& request) {
+  IntakePlan plan;
+  if (!accepting_) {
+    plan.answer = throttled("engine is shutting down");
+    return plan;
+  }
   if (backlog_.load() >= config_.maxBacklog) {
     metrics_.countIntake(channel.id, "throttled");
-    return throttled("backlog of " + std::to_string(backlog_.load()) + " exceeds the configured limit");
+    plan.answer = throttled("backlog of " + std::to_string(backlog_.load()) + " exceeds the configured limit");
+    return plan;
   }
   core::SourceVerdict verdict;
   try {
     verdict = channel.source->handle(request);
   } catch (const std::exception& e) {
     logLine("source of channel " + channel.id + " threw: " + e.what());
-    return problem(500, ErrorCode::kException, "internal error in source connector");
+    plan.answer = problem(500, ErrorCode::kException, "internal error in source connector");
+    return plan;
   }
   using Kind = core::SourceVerdict::Kind;
   const core::Millis now = clock_->nowMs();
   switch (verdict.kind) {
     case Kind::kRespond:
-      return verdict.reply;
+      plan.answer = std::move(verdict.reply);
+      return plan;
     case Kind::kRefuse:
       metrics_.countIntake(channel.id, "refused");
-      if (auto r = store_->audit({now, "source:" + channel.id, "authentication-refused", request.path,
-                                  verdict.auditReason});
-          !r) {
-        logLine("audit write failed: " + r.error().message);
-      }
-      return verdict.reply;
+      plan.audit = store::AuditRecord{now, "source:" + channel.id, "authentication-refused", request.path,
+                                      verdict.auditReason};
+      plan.answer = std::move(verdict.reply);
+      return plan;
     case Kind::kReject:
     case Kind::kAccept:
       break;
   }
-  std::vector<store::NewMessage> rows;
-  rows.reserve(verdict.messages.size());
+  plan.rows.reserve(verdict.messages.size());
   for (auto& m : verdict.messages) {
     store::NewMessage row;
     row.channelId = channel.id;
@@ -216,35 +270,42 @@ core::HttpResponse Engine::intake(const Channel& channel, const core::HttpReques
       row.status = "rejected";
       row.error = verdict.error.message;
     }
-    rows.push_back(std::move(row));
+    plan.rows.push_back(std::move(row));
   }
-  if (rows.empty()) {
-    return verdict.reply;  // e.g. a webhook carrying nothing to keep
+  if (plan.rows.empty()) {
+    plan.answer = std::move(verdict.reply);  // e.g. a webhook carrying nothing to keep
+    return plan;
   }
-  const bool rejected = verdict.kind == Kind::kReject;
-  auto outcomes = batcher_->submit(std::move(rows));
+  plan.rejected = verdict.kind == Kind::kReject;
+  plan.reply = std::move(verdict.reply);
+  return plan;
+}
+
+core::HttpResponse Engine::finishIntake(const std::string& channelId, IntakePlan& plan,
+                                        IntakeBatcher::Outcomes outcomes) {
   if (!outcomes) {
     if (outcomes.error().code == ErrorCode::kThrottled) {
-      metrics_.countIntake(channel.id, "throttled");
+      metrics_.countIntake(channelId, "throttled");
       return throttled("intake queue is full");
     }
-    metrics_.countIntake(channel.id, "error");
-    logLine("intake commit failed on channel " + channel.id + ": " + outcomes.error().message);
+    metrics_.countIntake(channelId, "error");
+    logLine("intake commit failed on channel " + channelId + ": " + outcomes.error().message);
     return throttled("message store unavailable; retry later");
   }
   std::string ids;
   std::int64_t accepted = 0, duplicates = 0;
   for (const auto& o : *outcomes) {
-    ids += (ids.empty() ? "" : ",") + std::to_string(o.messageId);
+    if (!ids.empty()) ids += ',';
+    ids += std::to_string(o.messageId);
     (o.duplicate ? duplicates : accepted) += 1;
   }
-  if (rejected) {
-    metrics_.countIntake(channel.id, "rejected");
+  if (plan.rejected) {
+    metrics_.countIntake(channelId, "rejected");
   } else {
-    if (accepted) metrics_.countIntake(channel.id, "accepted", accepted);
-    if (duplicates) metrics_.countIntake(channel.id, "duplicate", duplicates);
+    if (accepted) metrics_.countIntake(channelId, "accepted", accepted);
+    if (duplicates) metrics_.countIntake(channelId, "duplicate", duplicates);
   }
-  core::HttpResponse reply = std::move(verdict.reply);
+  core::HttpResponse reply = std::move(plan.reply);
   reply.headers.push_back({"X-Switchboard-Message-Ids", ids});
   return reply;
 }

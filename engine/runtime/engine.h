@@ -56,6 +56,9 @@ class Engine final : public HttpRouter {
   // HttpRouter.
   std::optional<std::size_t> bodyLimit(const std::string& path) const override;
   core::HttpResponse handle(const core::HttpRequest& request) override;
+  // Channel paths without blocking: the answer goes out after the group commit, from the
+  // committer thread. Everything else is left to handle() on the server's worker pool.
+  bool handleAsync(core::HttpRequest& request, HttpCompletion& done) override;
   void rejectedBeforeBody(const std::string& path, int status) override;
 
   // One pipeline pass and one delivery pass, for tests with a fake clock. Returns items handled.
@@ -63,7 +66,18 @@ class Engine final : public HttpRouter {
   int runDeliveriesOnce(const std::string& owner);
 
  private:
+  // What intake decided before the commit.
+  struct IntakePlan {
+    std::optional<core::HttpResponse> answer;  // answered without a commit
+    std::optional<store::AuditRecord> audit;   // written before that answer (a refusal)
+    std::vector<store::NewMessage> rows;       // else: committed, then `reply` is sent
+    core::HttpResponse reply;
+    bool rejected = false;
+  };
   core::HttpResponse intake(const Channel& channel, const core::HttpRequest& request);
+  IntakePlan planIntake(const Channel& channel, const core::HttpRequest& request);
+  core::HttpResponse finishIntake(const std::string& channelId, IntakePlan& plan,
+                                  IntakeBatcher::Outcomes outcomes);
   static const Channel* channelForPath(const ChannelList& list, const std::string& path);
   static const Channel* channelById(const ChannelList& list, const std::string& id);
   store::ProcessOutcome runPipeline(const Channel& channel, const core::StoredMessage& message);

@@ -47,8 +47,13 @@ Result<EngineConfig> loadEngineConfig(const std::string& path) {
     core::ConfigReader h = r.child(*http, "http");
     c.bind = h.string("bind", c.bind, "listen address");
     c.port = static_cast<int>(h.integer("port", c.port, 0, 65535, "listen port; 0 picks a free one"));
-    c.httpThreads = static_cast<int>(h.integer("threads", c.httpThreads, 1, 1024, "request threads"));
-    c.httpQueue = static_cast<int>(h.integer("queue", c.httpQueue, 1, 65536, "queued connections"));
+    c.httpThreads = static_cast<int>(
+        h.integer("threads", c.httpThreads, 1, 1024, "worker threads for blocking endpoints (admin, health, metrics)"));
+    c.httpQueue = static_cast<int>(h.integer("queue", c.httpQueue, 1, 65536, "blocking requests waiting for a worker"));
+    c.httpIoThreads = static_cast<int>(h.integer("io_threads", c.httpIoThreads, 0, 64, "event loops; 0: one per core, at most 2"));
+    c.httpMaxConnections = static_cast<int>(h.integer("max_connections", c.httpMaxConnections, 1, 1000000, "open connections; beyond: 503"));
+    c.httpIdleTimeoutMs = static_cast<int>(h.integer("idle_timeout_ms", c.httpIdleTimeoutMs, 1, 3600000, "idle keep-alive connection lifetime"));
+    c.httpHeaderTimeoutMs = static_cast<int>(h.integer("header_timeout_ms", c.httpHeaderTimeoutMs, 1, 3600000, "longest time to receive a request head; 408 after"));
     if (auto e = h.finish(); !e) return std::unexpected(e.error());
   }
   if (const auto* store = r.object("store", false, "message store")) {

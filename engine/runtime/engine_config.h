@@ -24,8 +24,12 @@ struct EngineConfig {
   // HTTP
   std::string bind = "0.0.0.0";
   int port = 8080;
-  int httpThreads = 64;
-  int httpQueue = 512;
+  int httpThreads = 64;  // worker pool for blocking endpoints
+  int httpQueue = 512;   // blocking requests waiting for a worker
+  int httpIoThreads = 0;  // event loops; 0: one per core, at most 2
+  int httpMaxConnections = 10000;
+  int httpIdleTimeoutMs = 15000;
+  int httpHeaderTimeoutMs = 30000;
   // Intake
   int groupCommitMaxBatch = 512;
   int maxPendingIntake = 8192;     // messages waiting for a commit; beyond: 503

@@ -1,5 +1,7 @@
 #include "engine/runtime/intake.h"
 
+#include <optional>
+
 namespace switchboard::runtime {
 
 IntakeBatcher::IntakeBatcher(store::Store& store, int maxBatch, int maxPending,
@@ -17,20 +19,40 @@ int IntakeBatcher::pending() const {
   return pendingMessages_;
 }
 
-Result<std::vector<store::IngestOutcome>> IntakeBatcher::submit(std::vector<store::NewMessage> messages) {
-  Request request;
+IntakeBatcher::Outcomes IntakeBatcher::submit(std::vector<store::NewMessage> messages) {
+  struct Waiter {
+    std::mutex mutex;
+    std::condition_variable done;
+    std::optional<Outcomes> result;
+  } waiter;
+  submitAsync(std::move(messages), [&waiter](Outcomes result) {
+    std::lock_guard<std::mutex> lock(waiter.mutex);
+    waiter.result = std::move(result);
+    waiter.done.notify_one();
+  });
+  std::unique_lock<std::mutex> lock(waiter.mutex);
+  waiter.done.wait(lock, [&] { return waiter.result.has_value(); });
+  return std::move(*waiter.result);
+}
+
+void IntakeBatcher::submitAsync(std::vector<store::NewMessage> messages, Completion done) {
   const int count = static_cast<int>(messages.size());
-  request.messages = std::move(messages);
-  std::unique_lock<std::mutex> lock(mutex_);
-  if (stopping_) return fail(ErrorCode::kException, "intake is shutting down");
-  if (pendingMessages_ + count > maxPending_ && pendingMessages_ > 0) {
-    return fail(ErrorCode::kThrottled, "intake queue is full");
+  auto request = std::make_unique<Request>(Request{std::move(messages), std::move(done)});
+  Error refusal;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (stopping_) {
+      refusal = Error(ErrorCode::kException, "intake is shutting down");
+    } else if (pendingMessages_ + count > maxPending_ && pendingMessages_ > 0) {
+      refusal = Error(ErrorCode::kThrottled, "intake queue is full");
+    } else {
+      pendingMessages_ += count;
+      queue_.push_back(std::move(request));
+      wake_.notify_one();
+      return;
+    }
   }
-  pendingMessages_ += count;
-  queue_.push_back(&request);
-  wake_.notify_one();
-  finished_.wait(lock, [&] { return request.done; });
-  return std::move(request.result);
+  request->done(std::unexpected(std::move(refusal)));
 }
 
 void IntakeBatcher::stop() {
@@ -44,7 +66,7 @@ void IntakeBatcher::stop() {
 }
 
 void IntakeBatcher::run() {
-  std::vector<Request*> batch;
+  std::vector<std::unique_ptr<Request>> batch;
   std::vector<store::NewMessage> rows;
   for (;;) {
     {
@@ -53,35 +75,44 @@ void IntakeBatcher::run() {
       if (queue_.empty()) return;  // stopping and drained
       batch.clear();
       int taken = 0;
-      while (!queue_.empty() && (taken == 0 || taken + static_cast<int>(queue_.front()->messages.size()) <= maxBatch_)) {
+      while (!queue_.empty() &&
+             (taken == 0 || taken + static_cast<int>(queue_.front()->messages.size()) <= maxBatch_)) {
         taken += static_cast<int>(queue_.front()->messages.size());
-        batch.push_back(queue_.front());
+        batch.push_back(std::move(queue_.front()));
         queue_.pop_front();
       }
     }
     rows.clear();
-    for (Request* r : batch) {
+    for (auto& r : batch) {
       for (auto& m : r->messages) rows.push_back(std::move(m));
     }
     auto outcomes = store_.ingest(rows);
     int stored = 0;
-    {
-      std::lock_guard<std::mutex> lock(mutex_);
+    int settled = 0;
+    auto complete = [&] {
       std::size_t offset = 0;
-      for (Request* r : batch) {
+      for (auto& r : batch) {
         std::size_t n = r->messages.size();
+        settled += static_cast<int>(n);
         if (outcomes) {
-          r->result = std::vector<store::IngestOutcome>(outcomes->begin() + static_cast<std::ptrdiff_t>(offset),
-                                                        outcomes->begin() + static_cast<std::ptrdiff_t>(offset + n));
-          for (const auto& o : *r->result) stored += o.duplicate ? 0 : 1;
+          std::vector<store::IngestOutcome> mine(outcomes->begin() + static_cast<std::ptrdiff_t>(offset),
+                                                 outcomes->begin() + static_cast<std::ptrdiff_t>(offset + n));
+          for (const auto& o : mine) stored += o.duplicate ? 0 : 1;
+          r->done(std::move(mine));
         } else {
-          r->result = std::unexpected(Error(ErrorCode::kTransient, "store unavailable: " + outcomes.error().message));
+          r->done(std::unexpected(Error(ErrorCode::kTransient, "store unavailable: " + outcomes.error().message)));
         }
         offset += n;
-        pendingMessages_ -= static_cast<int>(n);
-        r->done = true;
       }
-      finished_.notify_all();
+    };
+    if (scope_) {
+      scope_(complete);
+    } else {
+      complete();
+    }
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      pendingMessages_ -= settled;
     }
     if (outcomes) {
       ++commits_;

@@ -1,7 +1,10 @@
-// Group commit for intake: request threads hand their messages to submit(), which blocks until a
-// single committer thread has stored them together with whatever else arrived meanwhile, in one
-// transaction (one fsync). Under load batches grow on their own; an idle engine commits at once.
-// Thread-safety: submit() is called concurrently from request threads.
+// Group commit for intake: callers hand their messages to submit() (blocking) or submitAsync()
+// (completion), and a single committer thread stores them together with whatever else arrived
+// meanwhile, in one transaction (one fsync). Under load batches grow on their own; an idle engine
+// commits at once.
+// Thread-safety: submit() and submitAsync() are called concurrently from any thread. Completions
+// run on the committer thread after the commit (or on the caller's thread when refused at once),
+// outside the batcher's lock.
 #pragma once
 
 #include <atomic>
@@ -9,6 +12,7 @@
 #include <cstdint>
 #include <deque>
 #include <functional>
+#include <memory>
 #include <mutex>
 #include <thread>
 #include <vector>
@@ -19,6 +23,11 @@ namespace switchboard::runtime {
 
 class IntakeBatcher {
  public:
+  using Outcomes = Result<std::vector<store::IngestOutcome>>;
+  using Completion = std::function<void(Outcomes)>;
+  // Runs one commit's completions; lets the caller wrap them (e.g. one wake-up per batch).
+  using CompletionScope = std::function<void(const std::function<void()>& completions)>;
+
   // `onCommitted` runs on the committer thread after each successful commit (wakes workers).
   IntakeBatcher(store::Store& store, int maxBatch, int maxPending, std::function<void(int)> onCommitted);
   ~IntakeBatcher();
@@ -26,7 +35,12 @@ class IntakeBatcher {
   // Stores `messages` durably; returns their outcomes in order. kThrottled without storing when
   // more than maxPending messages already wait; kTransient when the store fails; kException once
   // stopped.
-  Result<std::vector<store::IngestOutcome>> submit(std::vector<store::NewMessage> messages);
+  Outcomes submit(std::vector<store::NewMessage> messages);
+  // The same without waiting: `done` receives what submit() would return, exactly once; on the
+  // caller's thread before returning when refused (throttled, stopped), else on the committer.
+  void submitAsync(std::vector<store::NewMessage> messages, Completion done);
+  // Set before the first submit.
+  void setCompletionScope(CompletionScope scope) { scope_ = std::move(scope); }
 
   // Commits what is queued, then stops the committer. Later submits fail.
   void stop();
@@ -37,8 +51,7 @@ class IntakeBatcher {
  private:
   struct Request {
     std::vector<store::NewMessage> messages;
-    Result<std::vector<store::IngestOutcome>> result;
-    bool done = false;
+    Completion done;
   };
   void run();
 
@@ -46,10 +59,10 @@ class IntakeBatcher {
   const int maxBatch_;
   const int maxPending_;
   std::function<void(int)> onCommitted_;
+  CompletionScope scope_;
   mutable std::mutex mutex_;
-  std::condition_variable wake_;      // committer waits for work
-  std::condition_variable finished_;  // submitters wait for their request
-  std::deque<Request*> queue_;
+  std::condition_variable wake_;  // committer waits for work
+  std::deque<std::unique_ptr<Request>> queue_;
   int pendingMessages_ = 0;
   bool stopping_ = false;
   std::atomic<std::uint64_t> commits_{0};

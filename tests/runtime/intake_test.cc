@@ -1,0 +1,163 @@
+// IntakeBatcher's asynchronous submit on a real SQLite store: completions after the commit, each
+// exactly once and inside the completion scope; refusals (queue full, stopped) answered at once on
+// the caller's thread; the blocking submit on top of it.
+#include <boost/test/unit_test.hpp>
+
+#include <unistd.h>
+
+#include <atomic>
+#include <condition_variable>
+#include <filesystem>
+#include <mutex>
+#include <thread>
+
+#include "engine/runtime/intake.h"
+
+using namespace switchboard;
+namespace fs = std::filesystem;
+
+namespace {
+
+struct StoreFixture {
+  fs::path dir = fs::temp_directory_path() / ("sb-intake-" + std::to_string(::getpid()) + "-" +
+                                              std::to_string(counter()++));
+  std::unique_ptr<store::Store> store;
+
+  StoreFixture() {
+    fs::remove_all(dir);
+    fs::create_directories(dir);
+    auto s = store::openStore("sqlite:" + (dir / "t.db").string());
+    BOOST_REQUIRE_MESSAGE(s.has_value(), "open store");
+    store = std::move(*s);
+  }
+  ~StoreFixture() {
+    store.reset();
+    fs::remove_all(dir);
+  }
+  static int& counter() {
+    static int n = 0;
+    return n;
+  }
+};
+
+std::vector<store::NewMessage> messages(const std::vector<std::string>& keys) {
+  std::vector<store::NewMessage> out;
+  for (const auto& k : keys) {
+    store::NewMessage m;
+    m.channelId = "c";
+    m.idempotencyKey = k;
+    m.contentType = "application/json";
+    m.body = "{\"id\":\"" + k + "\"}";
+    out.push_back(std::move(m));
+  }
+  return out;
+}
+
+thread_local bool insideScope = false;
+
+}  // namespace
+
+BOOST_AUTO_TEST_SUITE(intake)
+
+BOOST_AUTO_TEST_CASE(async_completions_run_once_after_the_commit_inside_the_scope) {
+  StoreFixture f;
+  std::atomic<int> committed{0};
+  runtime::IntakeBatcher batcher(*f.store, 64, 10000, [&](int stored) { committed += stored; });
+  std::atomic<int> scopes{0};
+  batcher.setCompletionScope([&](const std::function<void()>& completions) {
+    ++scopes;
+    insideScope = true;
+    completions();
+    insideScope = false;
+  });
+  std::mutex mutex;
+  std::condition_variable cv;
+  std::vector<std::int64_t> ids;
+  int calls = 0, outsideScope = 0, duplicates = 0;
+  auto done = [&](runtime::IntakeBatcher::Outcomes r) {
+    std::lock_guard<std::mutex> lock(mutex);
+    ++calls;
+    if (!insideScope) ++outsideScope;
+    BOOST_REQUIRE(r.has_value());
+    for (const auto& o : *r) {
+      ids.push_back(o.messageId);
+      duplicates += o.duplicate ? 1 : 0;
+    }
+    cv.notify_all();
+  };
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < 50; ++i) {
+        batcher.submitAsync(messages({"k" + std::to_string(t) + "-" + std::to_string(i), "shared"}), done);
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  {
+    std::unique_lock<std::mutex> lock(mutex);
+    cv.wait(lock, [&] { return calls == 200; });
+  }
+  BOOST_TEST(ids.size() == 400u);
+  BOOST_TEST(duplicates == 199);  // "shared" is stored once
+  BOOST_TEST(outsideScope == 0);
+  auto blocking = batcher.submit(messages({"sync", "shared"}));  // rides on the async path
+  BOOST_REQUIRE(blocking.has_value());
+  BOOST_TEST(!blocking->at(0).duplicate);
+  BOOST_TEST(blocking->at(1).duplicate);
+  batcher.stop();
+  BOOST_TEST(scopes.load() == static_cast<int>(batcher.commits()));
+  BOOST_TEST(committed.load() == 202);
+  BOOST_TEST(batcher.pending() == 0);
+}
+
+BOOST_AUTO_TEST_CASE(a_full_queue_and_a_stopped_batcher_refuse_at_once_on_the_callers_thread) {
+  StoreFixture f;
+  runtime::IntakeBatcher batcher(*f.store, 64, 3, nullptr);
+  // The first commit's completions wait for the test, so later submits stay pending.
+  std::mutex mutex;
+  std::condition_variable cv;
+  bool entered = false, release = false;
+  batcher.setCompletionScope([&](const std::function<void()>& completions) {
+    {
+      std::unique_lock<std::mutex> lock(mutex);
+      if (!entered) {
+        entered = true;
+        cv.notify_all();
+        cv.wait(lock, [&] { return release; });
+      }
+    }
+    completions();
+  });
+  std::atomic<int> ok{0};
+  auto count = [&](runtime::IntakeBatcher::Outcomes r) { ok += r.has_value() ? 1 : 0; };
+  batcher.submitAsync(messages({"a"}), count);
+  {
+    std::unique_lock<std::mutex> lock(mutex);
+    cv.wait(lock, [&] { return entered; });
+  }
+  batcher.submitAsync(messages({"b", "c"}), count);  // 3 pending: still within the limit
+  const auto caller = std::this_thread::get_id();
+  std::optional<Error> refused;
+  batcher.submitAsync(messages({"d"}), [&](runtime::IntakeBatcher::Outcomes r) {
+    BOOST_TEST((std::this_thread::get_id() == caller));
+    if (!r) refused = r.error();
+  });
+  BOOST_REQUIRE(refused.has_value());
+  BOOST_TEST((refused->code == ErrorCode::kThrottled));
+  {
+    std::lock_guard<std::mutex> lock(mutex);
+    release = true;
+  }
+  cv.notify_all();
+  batcher.stop();
+  BOOST_TEST(ok.load() == 2);
+  refused.reset();
+  batcher.submitAsync(messages({"f"}), [&](runtime::IntakeBatcher::Outcomes r) {
+    if (!r) refused = r.error();
+  });
+  BOOST_REQUIRE(refused.has_value());
+  BOOST_TEST((refused->code == ErrorCode::kException));
+}
+
+BOOST_AUTO_TEST_SUITE_END()
