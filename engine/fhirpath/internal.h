@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "engine/fhirpath/fhirpath.h"
+#include "engine/fhirpath/syntax.h"
 
 namespace switchboard::fhirpath {
 
@@ -82,36 +83,6 @@ std::optional<std::string> choiceSuffixType(std::string_view suffix);
 // System type of a FHIR primitive type ("date" -> Date, "code" -> String); empty if none.
 std::optional<std::string> systemTypeOf(std::string_view fhirType);
 
-namespace detail {
-
-enum class ExprKind {
-  kLiteral,   // literal value (value)
-  kEmpty,     // {}
-  kMember,    // name: child elements of the input (or a type name filter at the root)
-  kFunction,  // name(args) on the input
-  kThis,      // $this
-  kIndex,     // $index
-  kTotal,     // $total
-  kVariable,  // %name
-  kDot,       // children[0] . children[1]
-  kIndexer,   // children[0] [ children[1] ]
-  kUnary,     // op children[0]   (op "+" or "-")
-  kBinary,    // children[0] op children[1]
-  kTypeOp,    // children[0] is/as typeName
-};
-
-struct ExprNode {
-  ExprKind kind = ExprKind::kLiteral;
-  std::string name;  // member/function/variable name or operator
-  std::string
-      typeName;       // for kTypeOp and type arguments, qualified "FHIR.Patient" / "System.String"
-  Node value;         // literal
-  bool root = false;  // member at the start of a path (type name filter allowed)
-  std::vector<std::unique_ptr<ExprNode>> children;
-  std::size_t line = 1, column = 1;
-};
-
-}  // namespace detail
 
 // Parses (no semantic checks); used by compile().
 Result<std::unique_ptr<detail::ExprNode>> parseExpression(std::string_view text);

@@ -133,22 +133,43 @@ bool ConceptMapSet::has(std::string_view map) const { return byName_.find(map) !
 
 Result<Translation> ConceptMapSet::translate(std::string_view mapName, std::string_view code,
                                              std::string_view sourceSystem) const {
+  auto v = lookup(mapName, code, sourceSystem);
+  if (!v) return std::unexpected(v.error());
+  Translation t;
+  t.sourceDisplay = v->sourceDisplay;
+  t.matched = v->matched;
+  t.system = v->system;
+  t.code = v->code;
+  t.display = v->display;
+  return t;
+}
+
+namespace {
+
+ConceptMapSet::View viewOf(const Translation& t) {
+  return {t.sourceDisplay, t.matched, t.system, t.code, t.display};
+}
+
+}  // namespace
+
+Result<ConceptMapSet::View> ConceptMapSet::lookup(std::string_view mapName, std::string_view code,
+                                                  std::string_view sourceSystem) const {
   auto it = byName_.find(mapName);
   if (it == byName_.end())
     return fail(ErrorCode::kNotFound, "no ConceptMap \"" + std::string(mapName) + "\"");
   const Map& map = *it->second;
   for (const Group& group : map.groups) {
     if (!sourceSystem.empty() && !group.source.empty() && group.source != sourceSystem) continue;
-    if (auto e = group.elements.find(code); e != group.elements.end()) return e->second;
+    if (auto e = group.elements.find(code); e != group.elements.end()) return viewOf(e->second);
   }
   for (const Group& group : map.groups) {
     if (!sourceSystem.empty() && !group.source.empty() && group.source != sourceSystem) continue;
-    if (group.unmappedMode == "fixed") return group.unmappedFixed;
+    if (group.unmappedMode == "fixed") return viewOf(group.unmappedFixed);
     if (group.unmappedMode == "provided") {
-      Translation t;
+      View t;
       t.matched = true;
       t.system = group.target;
-      t.code = std::string(code);
+      t.code = code;
       return t;
     }
   }

@@ -42,6 +42,16 @@ class ConceptMapSet {
   Result<Translation> translate(std::string_view map, std::string_view code,
                                 std::string_view sourceSystem = {}) const;
 
+  // translate() without copies: views into the set (or into `code` for an "unmapped: provided"
+  // group), valid while the set and `code` live.
+  struct View {
+    std::string_view sourceDisplay;
+    bool matched = false;
+    std::string_view system, code, display;
+  };
+  Result<View> lookup(std::string_view map, std::string_view code,
+                      std::string_view sourceSystem = {}) const;
+
   std::size_t size() const { return maps_.size(); }
 
  private:

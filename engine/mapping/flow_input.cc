@@ -3,6 +3,7 @@
 
 #include <cctype>
 #include <cstring>
+#include <optional>
 
 namespace switchboard::mapping {
 namespace {
@@ -32,32 +33,31 @@ bool isNfmType(std::string_view type) {
 }
 
 // Parses the string-encoded (or, for 8x8, possibly already decoded) Flow response at `value`.
-Result<FlowInput> flowFrom(const fhirpath::Node& outer, const rapidjson::Value* value,
-                           const std::string& pointer) {
+Result<FlowParts> flowFrom(const rapidjson::Value* value, const std::string& pointer,
+                           const JsonParser& parse) {
   if (!value) return fail(ErrorCode::kRequired, "Flow response missing at " + pointer, pointer);
-  FlowInput in;
+  FlowParts in;
   in.location = pointer;
   if (value->IsObject()) {
-    in.root = fhirpath::Node::resource(outer.document(), value);
+    in.response = value;
     return in;
   }
   if (!value->IsString())
     return fail(ErrorCode::kStructure, pointer + " is neither a JSON string nor an object",
                 pointer);
-  auto parsed =
-      fhirpath::parseJsonResource(std::string_view(value->GetString(), value->GetStringLength()));
+  auto parsed = parse(std::string_view(value->GetString(), value->GetStringLength()));
   if (!parsed) {
     return fail(ErrorCode::kStructure,
                 pointer + " is not valid JSON (" + parsed.error().message + ")", pointer);
   }
-  if (!parsed->json() || !parsed->json()->IsObject())
+  if (!*parsed || !(*parsed)->IsObject())
     return fail(ErrorCode::kStructure, pointer + " is not a JSON object", pointer);
-  in.root = *parsed;
+  in.response = *parsed;
   return in;
 }
 
-Result<FlowInput> fromMetaMessage(const fhirpath::Node& outer, const rapidjson::Value& message,
-                                  const std::string& pointer) {
+Result<FlowParts> fromMetaMessage(const rapidjson::Value& message, const std::string& pointer,
+                                  const JsonParser& parse) {
   const rapidjson::Value* interactive = member(&message, "interactive");
   const rapidjson::Value* nfm = member(interactive, "nfm_reply");
   if (!nfm) {
@@ -66,8 +66,8 @@ Result<FlowInput> fromMetaMessage(const fhirpath::Node& outer, const rapidjson::
                     " is not a Flow reply (interactive.nfm_reply)",
                 pointer + "/interactive/nfm_reply");
   }
-  auto in = flowFrom(outer, member(nfm, "response_json"),
-                     pointer + "/interactive/nfm_reply/response_json");
+  auto in = flowFrom(member(nfm, "response_json"),
+                     pointer + "/interactive/nfm_reply/response_json", parse);
   if (!in) return in;
   in->format = "meta-message";
   in->sender = normalizeE164(text(member(&message, "from")));
@@ -111,7 +111,25 @@ Result<FlowInput> normalizeFlowInput(std::string_view body) {
   const fhirpath::Node outer = *parsed;
   const rapidjson::Value* root = outer.json();
   if (!root || !root->IsObject()) return fail(ErrorCode::kStructure, "input is not a JSON object");
+  std::optional<fhirpath::Node> inner;
+  auto parts = locateFlowResponse(*root, [&](std::string_view text) -> Result<const rapidjson::Value*> {
+    auto node = fhirpath::parseJsonResource(text);
+    if (!node) return std::unexpected(node.error());
+    inner = *node;
+    return inner->json();
+  });
+  if (!parts) return std::unexpected(parts.error());
+  FlowInput in;
+  in.root = inner ? *inner : fhirpath::Node::resource(outer.document(), parts->response);
+  in.format = std::move(parts->format);
+  in.sender = std::move(parts->sender);
+  in.messageId = std::move(parts->messageId);
+  in.location = std::move(parts->location);
+  return in;
+}
 
+Result<FlowParts> locateFlowResponse(const rapidjson::Value& rootValue, const JsonParser& parse) {
+  const rapidjson::Value* root = &rootValue;
   // Meta webhook: entry[].changes[].value.messages[]: the first Flow reply.
   if (text(member(root, "object")) == "whatsapp_business_account") {
     const rapidjson::Value* entries = member(root, "entry");
@@ -126,7 +144,7 @@ Result<FlowInput> normalizeFlowInput(std::string_view body) {
           if (!member(member(&message, "interactive"), "nfm_reply")) continue;
           const std::string pointer = "/entry/" + std::to_string(e) + "/changes/" +
                                       std::to_string(c) + "/value/messages/" + std::to_string(m);
-          auto in = fromMetaMessage(outer, message, pointer);
+          auto in = fromMetaMessage(message, pointer, parse);
           if (!in) return in;
           in->format = "meta-webhook";
           // Prefer the contact's wa_id (the phone) over `from`, which may be a BSUID.
@@ -151,7 +169,7 @@ Result<FlowInput> normalizeFlowInput(std::string_view body) {
 
   // One Meta message item.
   if (member(root, "interactive") && (member(root, "from") || member(root, "type"))) {
-    return fromMetaMessage(outer, *root, "");
+    return fromMetaMessage(*root, "", parse);
   }
 
   // 8x8 Chat Apps inbound_message_received (v2 or v3).
@@ -176,8 +194,8 @@ Result<FlowInput> normalizeFlowInput(std::string_view body) {
     const char* nfmKey = member(interactive, "nfmReply") ? "nfmReply" : "nfm_reply";
     const rapidjson::Value* nfm = member(interactive, nfmKey);
     const char* jsonKey = member(nfm, "responseJson") ? "responseJson" : "response_json";
-    auto in = flowFrom(outer, member(nfm, jsonKey),
-                       std::string("/payload/content/interactive/") + nfmKey + "/" + jsonKey);
+    auto in = flowFrom(member(nfm, jsonKey),
+                       std::string("/payload/content/interactive/") + nfmKey + "/" + jsonKey, parse);
     if (!in) return in;
     in->format = "8x8";
     in->sender = normalizeE164(text(member(member(payload, "user"), "msisdn")));
@@ -185,8 +203,8 @@ Result<FlowInput> normalizeFlowInput(std::string_view body) {
     return in;
   }
 
-  FlowInput in;
-  in.root = outer;
+  FlowParts in;
+  in.response = root;
   in.format = "flow-response";
   return in;
 }

@@ -4,6 +4,7 @@
 // Thread-safety: pure functions; the returned document is immutable and shareable.
 #pragma once
 
+#include <functional>
 #include <string>
 #include <string_view>
 
@@ -24,6 +25,16 @@ struct FlowInput {
 // outer body or the string-encoded response, naming its JSON pointer), kInvalid for a webhook
 // that carries no Flow reply.
 Result<FlowInput> normalizeFlowInput(std::string_view body);
+
+// Where the Flow response sits in a parsed body: the same search as normalizeFlowInput() over
+// any RapidJSON tree, with `parse` turning the string-encoded response into JSON (its error
+// message is quoted). `response` points into the body's tree or into what `parse` returned.
+struct FlowParts {
+  const rapidjson::Value* response = nullptr;
+  std::string format, sender, messageId, location;  // as in FlowInput
+};
+using JsonParser = std::function<Result<const rapidjson::Value*>(std::string_view text)>;
+Result<FlowParts> locateFlowResponse(const rapidjson::Value& root, const JsonParser& parse);
 
 // The input as it is (mapping files with "input": "json").
 Result<FlowInput> parseJsonInput(std::string_view body);

@@ -16,8 +16,8 @@
 #include <rapidjson/writer.h>
 
 #include "engine/core/time_zone.h"
-#include "engine/mapping/fast_path.h"
 #include "engine/mapping/flow_input.h"
+#include "engine/mapping/template.h"
 #include "engine/mapping/uuid.h"
 
 namespace switchboard::mapping {
@@ -26,46 +26,9 @@ using fhirpath::Collection;
 using fhirpath::Node;
 using JsonValue = rapidjson::Value;
 using Alloc = rapidjson::Document::AllocatorType;
+using namespace detail;  // NOLINT(google-build-using-namespace): the template types
 
-namespace {
-
-// ------------------------------------------------------------------ compiled template
-
-struct TNode;
-using TNodePtr = std::unique_ptr<TNode>;
-
-struct Piece {
-  std::string text;                          // literal text, or the expression source
-  std::optional<fhirpath::Expression> expr;  // set for `{{ }}` pieces
-};
-
-struct Member {
-  std::string key;
-  TNodePtr node;
-};
-
-struct TNode {
-  enum class Kind { kLiteral, kExpr, kText, kObject, kArray, kTranslate, kLocalInstant };
-  Kind kind = Kind::kLiteral;
-  std::string pointer;                 // JSON pointer in the mapping file
-  const JsonValue* literal = nullptr;  // kLiteral: points into the mapping's own document
-  fhirpath::Expression expr;           // kExpr
-  std::vector<Piece> pieces;           // kText
-  std::vector<Member> members;         // kObject (plain members)
-  std::vector<TNodePtr> elements;      // kArray
-  // Directives of an object (kObject) or of an operator (kTranslate, kLocalInstant).
-  std::optional<fhirpath::Expression> ifExpr;
-  std::optional<fhirpath::Expression> eachExpr;
-  std::string asName;
-  std::vector<Member> lets;
-  TNodePtr value;  // $value, $translate or $localInstant: replaces the object itself
-  // kTranslate
-  std::string mapName, select;
-  bool required = true;
-  TNodePtr code, system;
-  // kLocalInstant
-  TNodePtr date, time, zone, addMinutes;
-};
+namespace detail {
 
 bool isBlank(std::string_view s) {
   for (char c : s) {
@@ -73,6 +36,66 @@ bool isBlank(std::string_view s) {
   }
   return true;
 }
+
+// Short, printable rendering of an input value for an error message (codes, not free text).
+std::string quoteValue(std::string_view v) {
+  std::string out = "\"";
+  for (std::size_t i = 0; i < v.size() && i < 40; ++i) {
+    unsigned char c = static_cast<unsigned char>(v[i]);
+    out.push_back(c < 0x20 || c == '"' || c == '\\' || c >= 0x7f ? '?' : static_cast<char>(c));
+  }
+  if (v.size() > 40) out += "...";
+  return out + "\"";
+}
+
+void percentEncode(std::string_view s, std::string& out) {
+  static const char* kHex = "0123456789ABCDEF";
+  for (char ch : s) {
+    unsigned char c = static_cast<unsigned char>(ch);
+    if (std::isalnum(c) || c == '-' || c == '.' || c == '_' || c == '~' || c == ':' || c == '/' ||
+        c == '@') {
+      out.push_back(ch);
+    } else {
+      out.push_back('%');
+      out.push_back(kHex[c >> 4]);
+      out.push_back(kHex[c & 15]);
+    }
+  }
+}
+
+// Removes nulls, blank strings and empty objects/arrays; true when `v` itself is left empty.
+bool prune(JsonValue& v) {
+  if (v.IsNull()) return true;
+  if (v.IsString()) return isBlank(std::string_view(v.GetString(), v.GetStringLength()));
+  if (v.IsObject()) {
+    for (auto it = v.MemberBegin(); it != v.MemberEnd();) {
+      if (prune(it->value))
+        it = v.EraseMember(it);
+      else
+        ++it;
+    }
+    return v.ObjectEmpty();
+  }
+  if (v.IsArray()) {
+    for (auto it = v.Begin(); it != v.End();) {
+      if (prune(*it))
+        it = v.Erase(it);
+      else
+        ++it;
+    }
+    return v.Empty();
+  }
+  return false;
+}
+
+std::string locationOf(const TNode* n) {
+  if (n && n->kind == TNode::Kind::kExpr) return n->expr.text();
+  return n ? n->pointer : std::string();
+}
+
+}  // namespace detail
+
+namespace {
 
 std::string trim(std::string_view s) {
   std::size_t b = 0, e = s.size();
@@ -100,17 +123,6 @@ bool validName(std::string_view s) {
     if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '_')) return false;
   }
   return true;
-}
-
-// Short, printable rendering of an input value for an error message (codes, not free text).
-std::string quoteValue(std::string_view v) {
-  std::string out = "\"";
-  for (std::size_t i = 0; i < v.size() && i < 40; ++i) {
-    unsigned char c = static_cast<unsigned char>(v[i]);
-    out.push_back(c < 0x20 || c == '"' || c == '\\' || c >= 0x7f ? '?' : static_cast<char>(c));
-  }
-  if (v.size() > 40) out += "...";
-  return out + "\"";
 }
 
 // Splits "a {{ x }} b" into pieces; an error for an unterminated `{{`.
@@ -143,71 +155,6 @@ Result<std::vector<Piece>> splitTemplate(std::string_view s, const std::string& 
 }  // namespace
 
 // ------------------------------------------------------------------ the loaded mapping
-
-struct ResourceSpec {
-  std::string key;
-  std::string resourceType;
-  std::string pointer;
-  std::optional<fhirpath::Expression> ifExpr;
-  std::optional<fhirpath::Expression> identity;  // replaces the input key in this resource's uuid
-  TNodePtr resource;
-  std::vector<Piece> ifNoneExist;
-};
-
-struct Assertion {
-  fhirpath::Expression that;
-  std::string message;
-  std::string field;
-};
-
-struct Mapping::Impl {
-  std::string file;
-  std::string id;
-  std::string conceptMapDir;
-  bool flowInput = false;
-  bool transaction = true;
-  std::shared_ptr<rapidjson::Document> doc;  // the mapping file; literals point into it
-  std::shared_ptr<const ConceptMapSet> maps;
-  std::string zoneinfoRoot;
-  std::map<std::string, Collection, std::less<>> defaults;
-  std::optional<fhirpath::Expression> keyExpr;
-  std::vector<fhirpath::Expression> required;
-  std::vector<Assertion> assertions;
-  std::vector<ResourceSpec> resources;
-  // Fast-path plans of the simple expressions, by compiled expression.
-  std::unordered_map<const void*, FastPlan> fast;
-
-  void plan(const fhirpath::Expression& e) {
-    if (auto p = planFast(e.text())) fast.emplace(e.root(), std::move(*p));
-  }
-  void plan(const std::optional<fhirpath::Expression>& e) {
-    if (e) plan(*e);
-  }
-  void plan(const std::vector<Piece>& pieces) {
-    for (const Piece& p : pieces) plan(p.expr);
-  }
-  void plan(const TNode* n) {
-    if (!n) return;
-    if (n->kind == TNode::Kind::kExpr) plan(n->expr);
-    plan(n->pieces);
-    plan(n->ifExpr);
-    plan(n->eachExpr);
-    for (const Member& m : n->members) plan(m.node.get());
-    for (const Member& m : n->lets) plan(m.node.get());
-    for (const TNodePtr& e : n->elements) plan(e.get());
-    for (const TNodePtr* c :
-         {&n->value, &n->code, &n->system, &n->date, &n->time, &n->zone, &n->addMinutes})
-      plan(c->get());
-  }
-
-  Error loadError(const std::string& pointer, const std::string& what) const {
-    return Error(ErrorCode::kInvalid, file + ": " + (pointer.empty() ? "/" : pointer) + ": " + what,
-                 pointer);
-  }
-  Result<fhirpath::Expression> compileExpr(const JsonValue& v, const std::string& pointer) const;
-  Result<TNodePtr> compile(const JsonValue& v, const std::string& pointer) const;
-  Result<void> compileObject(const JsonValue& v, TNode& node) const;
-};
 
 Result<fhirpath::Expression> Mapping::Impl::compileExpr(const JsonValue& v,
                                                         const std::string& pointer) const {
@@ -422,36 +369,6 @@ class VarScope {
   std::vector<std::pair<std::string, std::optional<Collection>>> saved_;
 };
 
-// Removes nulls, blank strings and empty objects/arrays; true when `v` itself is left empty.
-bool prune(JsonValue& v) {
-  if (v.IsNull()) return true;
-  if (v.IsString()) return isBlank(std::string_view(v.GetString(), v.GetStringLength()));
-  if (v.IsObject()) {
-    for (auto it = v.MemberBegin(); it != v.MemberEnd();) {
-      if (prune(it->value))
-        it = v.EraseMember(it);
-      else
-        ++it;
-    }
-    return v.ObjectEmpty();
-  }
-  if (v.IsArray()) {
-    for (auto it = v.Begin(); it != v.End();) {
-      if (prune(*it))
-        it = v.Erase(it);
-      else
-        ++it;
-    }
-    return v.Empty();
-  }
-  return false;
-}
-
-std::string locationOf(const TNode* n) {
-  if (n && n->kind == TNode::Kind::kExpr) return n->expr.text();
-  return n ? n->pointer : std::string();
-}
-
 }  // namespace
 
 struct Run {
@@ -465,9 +382,6 @@ struct Run {
   }
 
   Result<Collection> eval(const fhirpath::Expression& e, const std::string& pointer) {
-    if (auto it = m.fast.find(e.root()); it != m.fast.end()) {
-      if (auto quick = runFast(it->second, focus, env)) return std::move(*quick);
-    }
     auto r = fhirpath::evaluate(e, focus, env);
     if (!r) {
       return std::unexpected(
@@ -479,13 +393,6 @@ struct Run {
 
   // As FHIR invariants convert: empty -> no value, one boolean -> it, one other item -> true.
   Result<std::optional<bool>> evalBool(const fhirpath::Expression& e) {
-    if (auto it = m.fast.find(e.root()); it != m.fast.end()) {
-      if (auto quick = runFast(it->second, focus, env); quick && quick->size() <= 1) {
-        if (quick->empty()) return std::optional<bool>();
-        const Node& n = quick->front();
-        return std::optional<bool>(n.kind() == Node::Kind::kBoolean ? n.booleanValue() : true);
-      }
-    }
     return fhirpath::evaluateBoolean(e, focus, env);
   }
 
@@ -531,25 +438,6 @@ struct Run {
                                               const std::string& pointer, bool urlEncode);
 };
 
-namespace {
-
-void percentEncode(std::string_view s, std::string& out) {
-  static const char* kHex = "0123456789ABCDEF";
-  for (char ch : s) {
-    unsigned char c = static_cast<unsigned char>(ch);
-    if (std::isalnum(c) || c == '-' || c == '.' || c == '_' || c == '~' || c == ':' || c == '/' ||
-        c == '@') {
-      out.push_back(ch);
-    } else {
-      out.push_back('%');
-      out.push_back(kHex[c >> 4]);
-      out.push_back(kHex[c & 15]);
-    }
-  }
-}
-
-}  // namespace
-
 Result<std::optional<std::string>> Run::evalText(const std::vector<Piece>& pieces,
                                                  const std::string& pointer, bool urlEncode) {
   std::string text;
@@ -592,23 +480,6 @@ Result<void> Run::evalMany(const TNode& node, std::vector<JsonValue>& vals) {
       return {};
     }
     case TNode::Kind::kExpr: {
-      if (auto it = m.fast.find(node.expr.root()); it != m.fast.end()) {
-        std::vector<const JsonValue*> found;
-        std::optional<std::string> text;
-        if (runFastJson(it->second, focus, env, found, text)) {
-          if (text) {
-            if (!isBlank(*text))
-              vals.emplace_back(text->c_str(), static_cast<rapidjson::SizeType>(text->size()),
-                                alloc);
-            return {};
-          }
-          for (const JsonValue* f : found) {
-            JsonValue v(*f, alloc);
-            if (!prune(v)) vals.push_back(std::move(v));
-          }
-          return {};
-        }
-      }
       auto items = eval(node.expr, node.pointer);
       if (!items) return std::unexpected(items.error());
       for (const Node& item : *items) {
@@ -997,16 +868,7 @@ Result<std::shared_ptr<const Mapping>> Mapping::load(std::string_view json, cons
     }
     impl->resources.push_back(std::move(spec));
   }
-  Impl& i = *impl;
-  i.plan(i.keyExpr);
-  for (const auto& e : i.required) i.plan(e);
-  for (const auto& a : i.assertions) i.plan(a.that);
-  for (const auto& r : i.resources) {
-    i.plan(r.ifExpr);
-    i.plan(r.identity);
-    i.plan(r.resource.get());
-    i.plan(r.ifNoneExist);
-  }
+  impl->compilePlans();
   return std::shared_ptr<const Mapping>(new Mapping(std::move(impl)));
 }
 
@@ -1014,6 +876,29 @@ Result<std::shared_ptr<const Mapping>> Mapping::load(std::string_view json, cons
 
 Result<MappingOutput> Mapping::run(std::string_view input,
                                    const fhirpath::Environment& variables) const {
+  if (impl_->planned) {
+    bool declined = false;
+    auto out = impl_->runPlanned(input, variables, declined);
+    if (!declined) return out;
+  }
+  return runGeneral(input, variables);
+}
+
+Result<MappingOutput> Mapping::runPlanned(std::string_view input,
+                                          const fhirpath::Environment& variables) const {
+  if (!impl_->planned)
+    return fail(ErrorCode::kNotSupported, "mapping " + impl_->id + ": not every expression has a plan");
+  bool declined = false;
+  auto out = impl_->runPlanned(input, variables, declined);
+  if (declined)
+    return fail(ErrorCode::kNotSupported, "mapping " + impl_->id + ": the plan declined this input");
+  return out;
+}
+
+bool Mapping::planned() const { return impl_->planned; }
+
+Result<MappingOutput> Mapping::runGeneral(std::string_view input,
+                                          const fhirpath::Environment& variables) const {
   const Impl& m = *impl_;
   auto parsed = m.flowInput ? normalizeFlowInput(input) : parseJsonInput(input);
   if (!parsed) {
@@ -1031,10 +916,7 @@ Result<MappingOutput> Mapping::run(std::string_view input,
     run.env.setVariable("sender", parsed->sender);
   run.env.variables["input"] = Collection{parsed->root};
   // The channel variables always exist, empty when the channel does not know them.
-  for (const char* name : {"sender", "sender_raw", "channel", "facility", "receivedAt", "timezone",
-                           "provider", "provider_message_id", "flow_token"}) {
-    run.env.variables.try_emplace(name);
-  }
+  for (const char* name : kChannelVariables) run.env.variables.try_emplace(name);
 
   for (const auto& req : m.required) {
     auto items = run.eval(req, "/required");

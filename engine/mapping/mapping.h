@@ -52,7 +52,18 @@ class Mapping {
   // %timezone, ...); they override the file's "variables" defaults. Errors carry a message fit
   // for an OperationOutcome and, in Error::location, the input field (FHIRPath) or template
   // pointer at fault. Same input and variables give byte-identical output.
+  // Runs the compiled plans (plan_expr.h) when every expression has one and they can decide the
+  // input; otherwise, and for whatever they decline, the general FHIRPath engine.
   Result<MappingOutput> run(std::string_view input, const fhirpath::Environment& variables) const;
+  // The same through the general FHIRPath engine only: the reference the plans are tested against.
+  Result<MappingOutput> runGeneral(std::string_view input,
+                                   const fhirpath::Environment& variables) const;
+  // The same through the compiled plans only: kNotSupported when the file has expressions
+  // without a plan or the plans decline the input. For tests and benchmarks.
+  Result<MappingOutput> runPlanned(std::string_view input,
+                                   const fhirpath::Environment& variables) const;
+  // Whether every expression of the file compiled to a plan.
+  bool planned() const;
 
   struct Impl;
 

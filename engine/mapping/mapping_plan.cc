@@ -1,0 +1,888 @@
+// The planned evaluator of mapping files: the same walk over the compiled template as the general
+// one in mapping.cc, with every expression run as a compiled plan over RapidJSON (plan_expr.h),
+// the input parsed and the output built in one per-thread arena, and no fhirpath::Node. When a
+// plan declines, the whole input goes to the general evaluator, so the two give the same bytes.
+// Thread-safety: see mapping.h; per-run state lives in PlanRun and the calling thread's arena.
+#include <cerrno>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <memory_resource>
+
+#include <rapidjson/error/en.h>
+#include <rapidjson/memorystream.h>
+#include <rapidjson/reader.h>
+#include <rapidjson/stringbuffer.h>
+#include <rapidjson/writer.h>
+
+#include "engine/core/time_zone.h"
+#include "engine/mapping/flow_input.h"
+#include "engine/mapping/template.h"
+#include "engine/mapping/uuid.h"
+
+namespace switchboard::mapping {
+
+using namespace detail;  // NOLINT(google-build-using-namespace): the template types
+using Pool = rapidjson::MemoryPoolAllocator<>;
+using PoolDocument = rapidjson::GenericDocument<rapidjson::UTF8<>, Pool, Pool>;
+
+// ------------------------------------------------------------------ compiling
+
+namespace {
+
+struct PlanCompiler {
+  Mapping::Impl& m;
+  bool ok = true;
+
+  const Plan* plan(const fhirpath::Expression& e) {
+    auto p = Plan::compile(e, m.slots);
+    if (!p) {
+      ok = false;
+      return nullptr;
+    }
+    m.plans.push_back(p);
+    return p.get();
+  }
+  const Plan* plan(const std::optional<fhirpath::Expression>& e) {
+    return e ? plan(*e) : nullptr;
+  }
+  void plan(std::vector<Piece>& pieces) {
+    for (Piece& p : pieces) p.plan = plan(p.expr);
+  }
+  void plan(TNode* n) {
+    if (!n) return;
+    if (n->kind == TNode::Kind::kExpr) n->exprPlan = plan(n->expr);
+    plan(n->pieces);
+    n->ifPlan = plan(n->ifExpr);
+    n->eachPlan = plan(n->eachExpr);
+    if (n->eachExpr) {
+      n->asSlot = m.slots.id(n->asName);
+      n->asIndexSlot = m.slots.id(n->asName + "Index");
+    }
+    for (Member& member : n->members) plan(member.node.get());
+    for (Member& let : n->lets) {
+      let.slot = m.slots.id(let.key);
+      plan(let.node.get());
+    }
+    for (TNodePtr& e : n->elements) plan(e.get());
+    for (TNodePtr* c : {&n->value, &n->code, &n->system, &n->date, &n->time, &n->zone,
+                        &n->addMinutes})
+      plan(c->get());
+  }
+};
+
+}  // namespace
+
+void Mapping::Impl::compilePlans() {
+  PlanCompiler c{*this};
+  keyPlan = c.plan(keyExpr);
+  for (const auto& e : required) requiredPlans.push_back(c.plan(e));
+  for (auto& a : assertions) a.plan = c.plan(a.that);
+  for (auto& r : resources) {
+    r.ifPlan = c.plan(r.ifExpr);
+    r.identityPlan = c.plan(r.identity);
+    c.plan(r.resource.get());
+    c.plan(r.ifNoneExist);
+  }
+  // The variables the evaluator itself reads or sets, referenced or not.
+  slotInput = slots.id("input");
+  slotSender = slots.id("sender");
+  slotRef = slots.id("ref");
+  slotId = slots.id("id");
+  slotTimezone = slots.id("timezone");
+  for (const char* name : kChannelVariables) channelSlots.push_back(slots.id(name));
+  defaultVals.assign(slots.size(), {});
+  hasDefault.assign(slots.size(), false);
+  for (const auto& [name, slot] : slots.names()) {
+    auto it = defaults.find(name);
+    if (it == defaults.end()) continue;
+    hasDefault[static_cast<std::size_t>(slot)] = true;
+    for (const fhirpath::Node& n : it->second)
+      defaultVals[static_cast<std::size_t>(slot)].push_back(planValue(n));
+  }
+  planned = c.ok;
+}
+
+// ------------------------------------------------------------------ the per-thread arena
+
+namespace {
+
+// std::pmr over the run's RapidJSON pool: allocation is a pointer bump, nothing is freed before
+// the run ends.
+class PoolResource : public std::pmr::memory_resource {
+ public:
+  explicit PoolResource(Pool* pool) : pool_(pool) {}
+
+ private:
+  void* do_allocate(std::size_t bytes, std::size_t align) override {
+    void* p = pool_->Malloc(bytes + (align > 8 ? align : 0) + (bytes == 0 ? 1 : 0));
+    if (!p) throw std::bad_alloc();
+    if (align > 8) {
+      auto a = reinterpret_cast<std::uintptr_t>(p);
+      p = reinterpret_cast<void*>((a + align - 1) & ~(static_cast<std::uintptr_t>(align) - 1));
+    }
+    return p;
+  }
+  void do_deallocate(void*, std::size_t, std::size_t) override {}
+  bool do_is_equal(const std::pmr::memory_resource& o) const noexcept override {
+    return this == &o;
+  }
+  Pool* pool_;
+};
+
+// Memory a thread reuses from run to run: after the first runs, a run allocates nothing from
+// the heap but its output string.
+struct Arena {
+  static constexpr std::size_t kBytes = 256 * 1024;
+  std::unique_ptr<char[]> buffer{new char[kBytes]};
+  Pool pool{buffer.get(), kBytes};
+  PoolResource resource{&pool};
+  rapidjson::StringBuffer text;
+  std::string scratch;
+  bool busy = false;
+};
+
+// Takes the thread's arena for one run (or a private one if a run is already using it).
+class ArenaLease {
+ public:
+  ArenaLease() {
+    static thread_local Arena arena;
+    if (arena.busy) {
+      own_ = std::make_unique<Arena>();
+      arena_ = own_.get();
+    } else {
+      arena_ = &arena;
+    }
+    arena_->busy = true;
+    arena_->pool.Clear();
+  }
+  ~ArenaLease() {
+    arena_->pool.Clear();
+    arena_->busy = false;
+  }
+  Arena& operator*() const { return *arena_; }
+  Arena* operator->() const { return arena_; }
+
+ private:
+  Arena* arena_;
+  std::unique_ptr<Arena> own_;
+};
+
+// The JSON reader of fhirpath::parseJsonResource() (same number typing: integers as Int64 or
+// Uint64, everything else as a double), into the arena.
+struct NumberHandler {
+  PoolDocument& d;
+  bool Null() { return d.Null(); }
+  bool Bool(bool b) { return d.Bool(b); }
+  bool Int(int i) { return d.Int(i); }
+  bool Uint(unsigned u) { return d.Uint(u); }
+  bool Int64(std::int64_t i) { return d.Int64(i); }
+  bool Uint64(std::uint64_t u) { return d.Uint64(u); }
+  bool Double(double x) { return d.Double(x); }
+  bool RawNumber(const char* s, rapidjson::SizeType len, bool) {
+    char buf[64];
+    std::string big;
+    const char* text = buf;
+    if (len < sizeof buf) {
+      std::memcpy(buf, s, len);
+      buf[len] = 0;
+    } else {
+      big.assign(s, len);
+      text = big.c_str();
+    }
+    if (!std::memchr(text, '.', len) && !std::memchr(text, 'e', len) &&
+        !std::memchr(text, 'E', len)) {
+      errno = 0;
+      char* end = nullptr;
+      long long v = std::strtoll(text, &end, 10);
+      if (errno == 0 && end && *end == 0) return d.Int64(v);
+      errno = 0;
+      unsigned long long u = std::strtoull(text, &end, 10);
+      if (errno == 0 && end && *end == 0 && text[0] != '-') return d.Uint64(u);
+    }
+    return d.Double(std::strtod(text, nullptr));
+  }
+  bool String(const char* s, rapidjson::SizeType len, bool copy) { return d.String(s, len, copy); }
+  bool StartObject() { return d.StartObject(); }
+  bool Key(const char* s, rapidjson::SizeType len, bool copy) { return d.Key(s, len, copy); }
+  bool EndObject(rapidjson::SizeType n) { return d.EndObject(n); }
+  bool StartArray() { return d.StartArray(); }
+  bool EndArray(rapidjson::SizeType n) { return d.EndArray(n); }
+};
+
+Result<const JsonValue*> parseInto(Arena& arena, std::string_view text) {
+  void* mem = arena.pool.Malloc(sizeof(PoolDocument));
+  auto* doc = new (mem) PoolDocument(&arena.pool, 1024, &arena.pool);  // freed with the pool
+  rapidjson::ParseResult result;
+  auto generator = [&](PoolDocument& handler) {
+    rapidjson::Reader reader;
+    rapidjson::MemoryStream ms(text.data(), text.size());
+    rapidjson::EncodedInputStream<rapidjson::UTF8<>, rapidjson::MemoryStream> is(ms);
+    NumberHandler h{handler};
+    result = reader.Parse<rapidjson::kParseNumbersAsStringsFlag>(is, h);
+    return !result.IsError();
+  };
+  doc->Populate(generator);
+  if (result.IsError()) {
+    return fail(ErrorCode::kStructure, std::string("invalid JSON at offset ") +
+                                           std::to_string(result.Offset()) + ": " +
+                                           rapidjson::GetParseError_En(result.Code()));
+  }
+  return static_cast<const JsonValue*>(doc);
+}
+
+// ------------------------------------------------------------------ running
+
+std::unexpected<Error> declinedError() {
+  return std::unexpected(Error(ErrorCode::kNotSupported, "declined"));
+}
+
+using JsonVals = std::pmr::vector<JsonValue>;
+
+struct PlanRun {
+  const Mapping::Impl& m;
+  Arena& arena;
+  std::vector<Slot> slots;
+  Vals focus;
+  PlanScope scope;
+  bool declined = false;
+
+  PlanRun(const Mapping::Impl& impl, Arena& a)
+      : m(impl), arena(a), slots(impl.slots.size()), focus(&a.resource) {
+    scope.memory = &a.resource;
+    scope.slots = &slots;
+    scope.focus = &focus;
+  }
+
+  Pool& alloc() { return arena.pool; }
+  std::unexpected<Error> decline() {
+    declined = true;
+    return declinedError();
+  }
+  Error error(ErrorCode code, const std::string& what, const std::string& location) const {
+    return Error(code, "mapping " + m.id + ": " + what, location);
+  }
+  void set(int slot, const Val* items, std::size_t n) {
+    slots[static_cast<std::size_t>(slot)] = Slot{items, n, true};
+  }
+  void setOne(int slot, const Val& v) {
+    auto* p = static_cast<Val*>(arena.resource.allocate(sizeof(Val), alignof(Val)));
+    *p = v;
+    set(slot, p, 1);
+  }
+  // Keeps a collection for as long as the run.
+  const Val* keep(const Vals& v) {
+    if (v.empty()) return nullptr;
+    auto* p = static_cast<Val*>(arena.resource.allocate(sizeof(Val) * v.size(), alignof(Val)));
+    std::copy(v.begin(), v.end(), p);
+    return p;
+  }
+
+  Result<Vals> eval(const Plan* p) {
+    Vals out(&arena.resource);
+    if (!p->evaluate(scope, out)) return decline();
+    return out;
+  }
+  Result<std::optional<bool>> evalBool(const Plan* p) {
+    std::optional<bool> b;
+    if (!p->evaluateBoolean(scope, b)) return decline();
+    return b;
+  }
+  Result<std::optional<std::string_view>> text(const Val& v) {
+    std::optional<std::string_view> s;
+    if (!planText(scope, v, s)) return decline();
+    return s;
+  }
+
+  // One item as output JSON: 1 written to `out`, 0 vanishes, -1 the engine must decide.
+  int itemToJson(const Val& v, JsonValue& out) {
+    switch (v.kind) {
+      case Val::Kind::kString:
+        if (isBlank(v.string)) return 0;
+        out.SetString(rapidjson::StringRef(v.string.data(),
+                                           static_cast<rapidjson::SizeType>(v.string.size())));
+        return 1;
+      case Val::Kind::kBoolean:
+        out.SetBool(v.boolean);
+        return 1;
+      case Val::Kind::kInteger:
+        out.SetInt64(v.integer);
+        return 1;
+      case Val::Kind::kJson:
+        out.CopyFrom(*v.json, alloc());
+        return prune(out) ? 0 : 1;
+      case Val::Kind::kOther:
+        if (!v.node) return -1;
+        fhirpath::toJson(*v.node, out, alloc());
+        return prune(out) ? 0 : 1;
+    }
+    return -1;
+  }
+
+  Result<std::optional<std::string_view>> scalarText(const TNode& node);
+  Result<std::optional<std::string_view>> evalText(const std::vector<Piece>& pieces,
+                                                   const std::string& pointer, bool urlEncode);
+  Result<void> evalMany(const TNode& node, JsonVals& vals);
+  Result<void> evalObjectBody(const TNode& node, JsonVals& vals);
+  Result<void> evalTranslate(const TNode& node, JsonVals& vals);
+  Result<void> evalLocalInstant(const TNode& node, JsonVals& vals);
+  Result<MappingOutput> run(std::string_view input, const fhirpath::Environment& variables);
+};
+
+// Sets slots for a scope and restores them when it ends.
+class SlotScope {
+ public:
+  explicit SlotScope(std::vector<Slot>& slots) : slots_(slots) {}
+  ~SlotScope() {
+    for (auto it = saved_.rbegin(); it != saved_.rend(); ++it)
+      slots_[static_cast<std::size_t>(it->first)] = it->second;
+  }
+  void set(int slot, Slot value) {
+    saved_.emplace_back(slot, slots_[static_cast<std::size_t>(slot)]);
+    slots_[static_cast<std::size_t>(slot)] = value;
+  }
+
+ private:
+  std::vector<Slot>& slots_;
+  std::vector<std::pair<int, Slot>> saved_;
+};
+
+Result<std::optional<std::string_view>> PlanRun::scalarText(const TNode& node) {
+  JsonVals vals(&arena.resource);
+  if (auto r = evalMany(node, vals); !r) return std::unexpected(r.error());
+  if (vals.empty()) return std::optional<std::string_view>();
+  if (vals.size() > 1)
+    return std::unexpected(
+        error(ErrorCode::kInvalid,
+              node.pointer + ": expected one value, got " + std::to_string(vals.size()),
+              locationOf(&node)));
+  const JsonValue& v = vals.front();
+  if (v.IsString())
+    return std::optional<std::string_view>(std::string_view(v.GetString(), v.GetStringLength()));
+  if (v.IsInt64()) return std::optional<std::string_view>(scope.keep(std::to_string(v.GetInt64())));
+  if (v.IsNumber())
+    return std::optional<std::string_view>(
+        scope.keep(fhirpath::Decimal::fromDouble(v.GetDouble()).toString()));
+  if (v.IsBool()) return std::optional<std::string_view>(v.GetBool() ? "true" : "false");
+  return std::unexpected(error(ErrorCode::kInvalid, node.pointer + ": expected a primitive value",
+                               locationOf(&node)));
+}
+
+Result<std::optional<std::string_view>> PlanRun::evalText(const std::vector<Piece>& pieces,
+                                                          const std::string& pointer,
+                                                          bool urlEncode) {
+  std::string& text = arena.scratch;
+  text.clear();
+  for (const Piece& p : pieces) {
+    if (!p.expr) {
+      text += p.text;
+      continue;
+    }
+    auto items = eval(p.plan);
+    if (!items) return std::unexpected(items.error());
+    if (items->empty()) return std::optional<std::string_view>();
+    if (items->size() > 1) {
+      return std::unexpected(error(ErrorCode::kInvalid,
+                                   pointer + ": " + quoteValue(p.text) + " yields " +
+                                       std::to_string(items->size()) + " items inside text",
+                                   p.text));
+    }
+    auto s = this->text(items->front());
+    if (!s) return std::unexpected(s.error());
+    if (!*s) {
+      return std::unexpected(
+          error(ErrorCode::kInvalid,
+                pointer + ": " + quoteValue(p.text) + " is not a primitive value", p.text));
+    }
+    if (isBlank(**s)) return std::optional<std::string_view>();
+    if (urlEncode)
+      percentEncode(**s, text);
+    else
+      text += **s;
+  }
+  if (isBlank(text)) return std::optional<std::string_view>();
+  return std::optional<std::string_view>(scope.keep(text));
+}
+
+Result<void> PlanRun::evalMany(const TNode& node, JsonVals& vals) {
+  auto& pool = alloc();
+  switch (node.kind) {
+    case TNode::Kind::kLiteral: {
+      const JsonValue& lit = *node.literal;
+      if (lit.IsNull()) return {};
+      if (lit.IsString()) {
+        if (isBlank(std::string_view(lit.GetString(), lit.GetStringLength()))) return {};
+        vals.emplace_back(rapidjson::StringRef(lit.GetString(), lit.GetStringLength()));
+        return {};
+      }
+      JsonValue v(lit, pool);
+      if (!prune(v)) vals.push_back(std::move(v));
+      return {};
+    }
+    case TNode::Kind::kExpr: {
+      auto items = eval(node.exprPlan);
+      if (!items) return std::unexpected(items.error());
+      for (const Val& item : *items) {
+        JsonValue v;
+        int r = itemToJson(item, v);
+        if (r < 0) return decline();
+        if (r > 0) vals.push_back(std::move(v));
+      }
+      return {};
+    }
+    case TNode::Kind::kText: {
+      auto s = evalText(node.pieces, node.pointer, false);
+      if (!s) return std::unexpected(s.error());
+      if (*s)
+        vals.emplace_back(
+            rapidjson::StringRef((*s)->data(), static_cast<rapidjson::SizeType>((*s)->size())));
+      return {};
+    }
+    case TNode::Kind::kArray: {
+      JsonVals items(&arena.resource);
+      for (const auto& el : node.elements) {
+        if (auto r = evalMany(*el, items); !r) return r;
+      }
+      if (items.empty()) return {};
+      JsonValue a(rapidjson::kArrayType);
+      a.Reserve(static_cast<rapidjson::SizeType>(items.size()), pool);
+      for (auto& i : items) a.PushBack(std::move(i), pool);
+      vals.push_back(std::move(a));
+      return {};
+    }
+    case TNode::Kind::kObject: {
+      if (!node.eachExpr) return evalObjectBody(node, vals);
+      auto items = eval(node.eachPlan);
+      if (!items) return std::unexpected(items.error());
+      const Val* kept = keep(*items);
+      for (std::size_t i = 0; i < items->size(); ++i) {
+        SlotScope scope(slots);
+        scope.set(node.asSlot, Slot{kept + i, 1, true});
+        auto* index = static_cast<Val*>(arena.resource.allocate(sizeof(Val), alignof(Val)));
+        *index = Val::intVal(static_cast<std::int64_t>(i));
+        scope.set(node.asIndexSlot, Slot{index, 1, true});
+        if (auto r = evalObjectBody(node, vals); !r) return r;
+      }
+      return {};
+    }
+    case TNode::Kind::kTranslate:
+      return evalTranslate(node, vals);
+    case TNode::Kind::kLocalInstant:
+      return evalLocalInstant(node, vals);
+  }
+  return {};
+}
+
+Result<void> PlanRun::evalObjectBody(const TNode& node, JsonVals& vals) {
+  SlotScope scope(slots);
+  for (const Member& let : node.lets) {
+    if (let.node->kind == TNode::Kind::kExpr) {
+      auto items = eval(let.node->exprPlan);
+      if (!items) return std::unexpected(items.error());
+      scope.set(let.slot, Slot{keep(*items), items->size(), true});
+      continue;
+    }
+    JsonVals parts(&arena.resource);
+    if (auto r = evalMany(*let.node, parts); !r) return r;
+    // As Environment::setVariable() takes JSON: arrays spread, strings, booleans and integers
+    // become System values, other numbers decimals, objects elements.
+    Vals value(&arena.resource);
+    auto add = [&](const JsonValue& v) {
+      if (v.IsNull()) return;
+      if (v.IsString()) {
+        value.push_back(Val::str(std::string_view(v.GetString(), v.GetStringLength())));
+      } else if (v.IsBool()) {
+        value.push_back(Val::boolVal(v.GetBool()));
+      } else if (v.IsInt64()) {
+        value.push_back(Val::intVal(v.GetInt64()));
+      } else if (v.IsNumber()) {
+        Val other;
+        other.kind = Val::Kind::kOther;
+        value.push_back(other);
+      } else {
+        value.push_back(*Val::fromJson(v));
+      }
+    };
+    for (auto& part : parts) {
+      // The parts live in the arena for the rest of the run.
+      auto* kept = static_cast<JsonValue*>(alloc().Malloc(sizeof(JsonValue)));
+      new (kept) JsonValue(std::move(part));
+      if (kept->IsArray()) {
+        for (const auto& item : kept->GetArray()) add(item);
+      } else {
+        add(*kept);
+      }
+    }
+    scope.set(let.slot, Slot{keep(value), value.size(), true});
+  }
+  if (node.ifExpr) {
+    auto cond = evalBool(node.ifPlan);
+    if (!cond) return std::unexpected(cond.error());
+    if (!cond->value_or(false)) return {};
+  }
+  if (node.value) return evalMany(*node.value, vals);
+  auto& pool = alloc();
+  JsonValue obj(rapidjson::kObjectType);
+  JsonVals parts(&arena.resource);
+  for (const Member& member : node.members) {
+    parts.clear();
+    if (auto r = evalMany(*member.node, parts); !r) return r;
+    if (parts.empty()) continue;
+    const bool repeated = member.node->kind == TNode::Kind::kObject && member.node->eachExpr;
+    JsonValue key(rapidjson::StringRef(member.key.data(),
+                                       static_cast<rapidjson::SizeType>(member.key.size())));
+    if (parts.size() == 1 && !repeated) {
+      obj.AddMember(key, std::move(parts.front()), pool);
+    } else {
+      JsonValue a(rapidjson::kArrayType);
+      a.Reserve(static_cast<rapidjson::SizeType>(parts.size()), pool);
+      for (auto& p : parts) a.PushBack(std::move(p), pool);
+      obj.AddMember(key, std::move(a), pool);
+    }
+  }
+  if (!obj.ObjectEmpty()) vals.push_back(std::move(obj));
+  return {};
+}
+
+Result<void> PlanRun::evalTranslate(const TNode& node, JsonVals& vals) {
+  auto code = scalarText(*node.code);
+  if (!code) return std::unexpected(code.error());
+  if (!*code) return {};
+  std::string_view system;
+  if (node.system) {
+    auto s = scalarText(*node.system);
+    if (!s) return std::unexpected(s.error());
+    if (*s) system = **s;
+  }
+  auto t = m.maps->lookup(node.mapName, **code, system);
+  if (!t) {
+    if (!node.required && t.error().code == ErrorCode::kCodeInvalid) return {};
+    const std::string field = locationOf(node.code.get());
+    return std::unexpected(error(t.error().code,
+                                 field + " = " + quoteValue(**code) +
+                                     " has no translation in ConceptMap \"" + node.mapName +
+                                     "\" (" + node.pointer + ")",
+                                 field));
+  }
+  // Views into the ConceptMap set, which outlives the run, or into the input (`code`).
+  auto ref = [](std::string_view s) {
+    return JsonValue(rapidjson::StringRef(s.data(), static_cast<rapidjson::SizeType>(s.size())));
+  };
+  auto add = [&](std::string_view s) {
+    if (!s.empty()) vals.push_back(ref(s));
+  };
+  if (node.select == "source-display") {
+    add(t->sourceDisplay);
+    return {};
+  }
+  if (!t->matched) return {};
+  if (node.select == "code") {
+    add(t->code);
+  } else if (node.select == "system") {
+    add(t->system);
+  } else if (node.select == "display") {
+    add(t->display);
+  } else {
+    auto& pool = alloc();
+    JsonValue coding(rapidjson::kObjectType);
+    if (!t->system.empty()) coding.AddMember("system", ref(t->system), pool);
+    coding.AddMember("code", ref(t->code), pool);
+    if (!t->display.empty()) coding.AddMember("display", ref(t->display), pool);
+    vals.push_back(std::move(coding));
+  }
+  return {};
+}
+
+Result<void> PlanRun::evalLocalInstant(const TNode& node, JsonVals& vals) {
+  auto date = scalarText(*node.date);
+  if (!date) return std::unexpected(date.error());
+  auto time = scalarText(*node.time);
+  if (!time) return std::unexpected(time.error());
+  if (!*date || !*time) return {};
+  std::string zoneName;
+  if (node.zone) {
+    auto z = scalarText(*node.zone);
+    if (!z) return std::unexpected(z.error());
+    if (*z) zoneName = **z;
+  } else if (const Slot& tz = slots[static_cast<std::size_t>(m.slotTimezone)];
+             tz.defined && tz.size == 1) {
+    auto s = text(tz.items[0]);
+    if (!s) return std::unexpected(s.error());
+    if (*s) zoneName = **s;
+  }
+  if (zoneName.empty()) {
+    return std::unexpected(error(ErrorCode::kRequired,
+                                 node.pointer +
+                                     ": no time zone (set the variable \"timezone\" to an "
+                                     "IANA zone such as America/New_York)",
+                                 "%timezone"));
+  }
+  std::int64_t minutes = 0;
+  if (node.addMinutes) {
+    auto a = scalarText(*node.addMinutes);
+    if (!a) return std::unexpected(a.error());
+    if (*a) {
+      const std::string digits(**a);
+      char* end = nullptr;
+      minutes = std::strtoll(digits.c_str(), &end, 10);
+      if (!end || *end != 0) {
+        return std::unexpected(error(ErrorCode::kValue,
+                                     node.pointer + "/addMinutes: not an integer number of minutes",
+                                     locationOf(node.addMinutes.get())));
+      }
+    }
+  }
+  auto zone = core::TimeZone::get(zoneName, m.zoneinfoRoot);
+  if (!zone) return std::unexpected(error(zone.error().code, zone.error().message, "%timezone"));
+  auto instant = core::localInstant(**zone, **date, **time, minutes);
+  if (!instant) {
+    const bool dateFault = instant.error().message.starts_with("date");
+    const std::string field = locationOf(dateFault ? node.date.get() : node.time.get());
+    return std::unexpected(error(ErrorCode::kValue,
+                                 field + ": " + instant.error().message + " (" + node.pointer + ")",
+                                 field));
+  }
+  vals.emplace_back(instant->c_str(), static_cast<rapidjson::SizeType>(instant->size()), alloc());
+  return {};
+}
+
+Result<MappingOutput> PlanRun::run(std::string_view input, const fhirpath::Environment& variables) {
+  // The input, parsed into the arena.
+  FlowParts parts;
+  {
+    auto root = parseInto(arena, input);
+    if (!root) {
+      Error e = root.error();
+      if (m.flowInput) e = Error(ErrorCode::kStructure, "input: " + e.message);
+      e.message = "mapping " + m.id + ": " + e.message;
+      return std::unexpected(e);
+    }
+    if (m.flowInput) {
+      if (!(*root)->IsObject())
+        return std::unexpected(
+            Error(ErrorCode::kStructure, "mapping " + m.id + ": input is not a JSON object"));
+      auto located = locateFlowResponse(
+          **root, [&](std::string_view text) { return parseInto(arena, text); });
+      if (!located) {
+        Error e = located.error();
+        e.message = "mapping " + m.id + ": " + e.message;
+        return std::unexpected(e);
+      }
+      parts = std::move(*located);
+    } else {
+      parts.response = *root;
+    }
+  }
+  if (parts.response->IsObject() && parts.response->HasMember("resourceType"))
+    return decline();  // a FHIR resource: the engine's type model applies
+  auto root = Val::fromJson(*parts.response);
+  if (!root) return decline();
+  focus.push_back(*root);
+
+  // Variables: the file's defaults, overridden by the caller's.
+  for (const auto& [name, slot] : m.slots.names()) {
+    const auto i = static_cast<std::size_t>(slot);
+    auto it = variables.variables.find(name);
+    if (it != variables.variables.end()) {
+      Vals v(&arena.resource);
+      for (const fhirpath::Node& n : it->second) v.push_back(planValue(n));
+      set(slot, keep(v), v.size());
+    } else if (m.hasDefault[i]) {
+      set(slot, m.defaultVals[i].data(), m.defaultVals[i].size());
+    }
+  }
+  {
+    const Slot& sender = slots[static_cast<std::size_t>(m.slotSender)];
+    if ((!sender.defined || sender.size == 0) && !parts.sender.empty())
+      setOne(m.slotSender, Val::str(scope.keep(parts.sender)));
+  }
+  set(m.slotInput, focus.data(), 1);
+  for (int slot : m.channelSlots) {
+    Slot& s = slots[static_cast<std::size_t>(slot)];
+    if (!s.defined) s = Slot{nullptr, 0, true};
+  }
+
+  for (std::size_t r = 0; r < m.required.size(); ++r) {
+    const auto& req = m.required[r];
+    auto items = eval(m.requiredPlans[r]);
+    if (!items) return std::unexpected(items.error());
+    bool present = false;
+    for (const Val& item : *items) {
+      auto s = text(item);
+      if (!s) return std::unexpected(s.error());
+      if (!*s || !isBlank(**s)) present = true;
+    }
+    if (!present)
+      return std::unexpected(
+          error(ErrorCode::kRequired, "required answer missing: " + req.text(), req.text()));
+  }
+  for (const auto& a : m.assertions) {
+    auto ok = evalBool(a.plan);
+    if (!ok) return std::unexpected(ok.error());
+    if (*ok && !**ok) {
+      return std::unexpected(error(ErrorCode::kValue,
+                                   (a.field.empty() ? "" : a.field + ": ") + a.message,
+                                   a.field.empty() ? a.that.text() : a.field));
+    }
+  }
+
+  // The input-derived key: "key" when the file gives one, else a digest of the input and sender.
+  std::string inputKey;
+  if (m.keyExpr) {
+    auto items = eval(m.keyPlan);
+    if (!items) return std::unexpected(items.error());
+    std::optional<std::string_view> s;
+    if (items->size() == 1) {
+      auto t = text(items->front());
+      if (!t) return std::unexpected(t.error());
+      s = *t;
+    }
+    if (!s || isBlank(*s))
+      return std::unexpected(error(
+          ErrorCode::kRequired, "/key: " + quoteValue(m.keyExpr->text()) + " must yield one value",
+          m.keyExpr->text()));
+    inputKey = *s;
+  } else {
+    rapidjson::StringBuffer& sb = arena.text;
+    sb.Clear();
+    rapidjson::Writer<rapidjson::StringBuffer> w(sb);
+    parts.response->Accept(w);
+    std::string& basis = arena.scratch;
+    basis.assign(sb.GetString(), sb.GetSize());
+    if (const Slot& s = slots[static_cast<std::size_t>(m.slotSender)]; s.defined && s.size == 1) {
+      auto t = text(s.items[0]);
+      if (!t) return std::unexpected(t.error());
+      if (*t) {
+        basis += "\n";
+        basis += **t;
+      }
+    }
+    inputKey = sha1Hex(basis);
+  }
+
+  // Which resources are produced, their ids and references.
+  auto& pool = alloc();
+  std::vector<bool> produced(m.resources.size(), true);
+  std::vector<std::string> uuids(m.resources.size());
+  JsonValue refs(rapidjson::kObjectType), ids(rapidjson::kObjectType);
+  std::string name;
+  for (std::size_t i = 0; i < m.resources.size(); ++i) {
+    const ResourceSpec& spec = m.resources[i];
+    if (spec.ifExpr) {
+      auto cond = evalBool(spec.ifPlan);
+      if (!cond) return std::unexpected(cond.error());
+      produced[i] = cond->value_or(false);
+    }
+    name.assign(m.id).append("/").append(spec.key).append("/");
+    bool own = false;
+    if (spec.identity) {
+      auto items = eval(spec.identityPlan);
+      if (!items) return std::unexpected(items.error());
+      if (items->size() > 1)
+        return std::unexpected(error(ErrorCode::kInvalid,
+                                     spec.pointer + "/identity: more than one value",
+                                     spec.identity->text()));
+      if (items->size() == 1) {
+        auto s = text(items->front());
+        if (!s) return std::unexpected(s.error());
+        if (*s && !isBlank(**s)) {
+          name.append("=").append(**s);
+          own = true;
+        }
+      }
+    }
+    if (!own) name.append(inputKey);
+    uuids[i] = nameUuid(name);
+    const auto keyRef =
+        rapidjson::StringRef(spec.key.data(), static_cast<rapidjson::SizeType>(spec.key.size()));
+    ids.AddMember(JsonValue(keyRef),
+                  JsonValue(rapidjson::StringRef(uuids[i].data(),
+                                                 static_cast<rapidjson::SizeType>(uuids[i].size()))),
+                  pool);
+    if (produced[i]) {
+      const std::string ref =
+          m.transaction ? "urn:uuid:" + uuids[i] : spec.resourceType + "/" + uuids[i];
+      refs.AddMember(JsonValue(keyRef), JsonValue(ref.c_str(), pool), pool);
+    }
+  }
+  setOne(m.slotRef, *Val::fromJson(refs));
+  setOne(m.slotId, *Val::fromJson(ids));
+
+  JsonValue entries(rapidjson::kArrayType);
+  JsonVals vals(&arena.resource);
+  for (std::size_t i = 0; i < m.resources.size(); ++i) {
+    if (!produced[i]) continue;
+    const ResourceSpec& spec = m.resources[i];
+    vals.clear();
+    if (auto r = evalMany(*spec.resource, vals); !r) return std::unexpected(r.error());
+    if (vals.size() != 1 || !vals.front().IsObject()) continue;  // its own $if said no
+    JsonValue resource = std::move(vals.front());
+    const auto uuidRef =
+        rapidjson::StringRef(uuids[i].data(), static_cast<rapidjson::SizeType>(uuids[i].size()));
+    if (!m.transaction) {
+      JsonValue withId(rapidjson::kObjectType);
+      for (auto it = resource.MemberBegin(); it != resource.MemberEnd(); ++it) {
+        withId.AddMember(std::move(it->name), std::move(it->value), pool);
+        if (withId.MemberCount() == 1) withId.AddMember("id", JsonValue(uuidRef), pool);
+      }
+      entries.PushBack(std::move(withId), pool);
+      continue;
+    }
+    JsonValue entry(rapidjson::kObjectType);
+    entry.AddMember("fullUrl", JsonValue(("urn:uuid:" + uuids[i]).c_str(), pool), pool);
+    entry.AddMember("resource", std::move(resource), pool);
+    JsonValue request(rapidjson::kObjectType);
+    request.AddMember("method", "POST", pool);
+    request.AddMember("url",
+                      JsonValue(rapidjson::StringRef(
+                          spec.resourceType.data(),
+                          static_cast<rapidjson::SizeType>(spec.resourceType.size()))),
+                      pool);
+    if (!spec.ifNoneExist.empty()) {
+      auto q = evalText(spec.ifNoneExist, spec.pointer + "/ifNoneExist", true);
+      if (!q) return std::unexpected(q.error());
+      if (*q)
+        request.AddMember(
+            "ifNoneExist",
+            JsonValue(rapidjson::StringRef((*q)->data(),
+                                           static_cast<rapidjson::SizeType>((*q)->size()))),
+            pool);
+    }
+    entry.AddMember("request", std::move(request), pool);
+    entries.PushBack(std::move(entry), pool);
+  }
+
+  rapidjson::StringBuffer& sb = arena.text;
+  sb.Clear();
+  rapidjson::Writer<rapidjson::StringBuffer, rapidjson::UTF8<>, rapidjson::UTF8<>,
+                    rapidjson::CrtAllocator, rapidjson::kWriteValidateEncodingFlag>
+      w(sb);
+  bool ok = true;
+  if (m.transaction) {
+    JsonValue bundle(rapidjson::kObjectType);
+    bundle.AddMember("resourceType", "Bundle", pool);
+    bundle.AddMember("type", "transaction", pool);
+    if (!entries.Empty()) bundle.AddMember("entry", std::move(entries), pool);
+    ok = bundle.Accept(w);
+  } else {
+    ok = entries.Accept(w);
+  }
+  if (!ok)
+    return std::unexpected(
+        error(ErrorCode::kValue, "the input holds text that is not valid UTF-8", ""));
+  return MappingOutput{std::string(sb.GetString(), sb.GetSize()), "application/fhir+json"};
+}
+
+}  // namespace
+
+Result<MappingOutput> Mapping::Impl::runPlanned(std::string_view input,
+                                                const fhirpath::Environment& variables,
+                                                bool& declined) const {
+  ArenaLease arena;
+  PlanRun run(*this, *arena);
+  auto out = run.run(input, variables);
+  declined = run.declined;
+  return out;
+}
+
+}  // namespace switchboard::mapping

@@ -1,0 +1,848 @@
+// Compiled FHIRPath plans over untyped JSON. Every rule here mirrors engine/fhirpath/eval.cc for
+// the covered subset; where the engine would raise an error or needs its type model, the plan
+// declines (returns false) and the caller asks the engine. Thread-safety: see plan_expr.h.
+#include "engine/mapping/plan_expr.h"
+
+#include <cctype>
+#include <cstdio>
+#include <cstring>
+#include <limits>
+
+#include "engine/fhirpath/syntax.h"
+
+namespace switchboard::mapping {
+
+using fhirpath::detail::ExprKind;
+using fhirpath::detail::ExprNode;
+
+struct PlanExpr {
+  enum class Op : std::uint8_t {
+    kLiteral,
+    kEmpty,
+    kMember,
+    kThis,
+    kIndex,
+    kVariable,
+    kDot,
+    kIndexer,
+    kNegate,
+    kBinary,
+    kFunction
+  };
+  enum class Bin : std::uint8_t {
+    kEq,
+    kNe,
+    kLt,
+    kGt,
+    kLe,
+    kGe,
+    kIn,
+    kContains,
+    kUnion,
+    kConcat,
+    kAdd,
+    kSub,
+    kAnd,
+    kOr,
+    kXor,
+    kImplies
+  };
+  enum class Fn : std::uint8_t {
+    kEmpty,
+    kExists,
+    kAll,
+    kCount,
+    kWhere,
+    kSelect,
+    kFirst,
+    kLast,
+    kSingle,
+    kNot,
+    kIif,
+    kTrim,
+    kLower,
+    kUpper,
+    kLength,
+    kSubstring,
+    kIndexOf,
+    kStartsWith,
+    kEndsWith,
+    kContains,
+    kToDate,
+    kToString
+  };
+  Op op = Op::kEmpty;
+  Bin bin = Bin::kEq;
+  Fn fn = Fn::kEmpty;
+  std::string text;  // member name, string literal
+  Val literal;
+  int slot = -1;
+  std::vector<std::unique_ptr<PlanExpr>> kids;
+};
+
+namespace {
+
+using Op = PlanExpr::Op;
+using Bin = PlanExpr::Bin;
+using Fn = PlanExpr::Fn;
+using Kind = Val::Kind;
+
+// ------------------------------------------------------------------ compiling
+
+const std::map<std::string_view, Bin>& binaryOps() {
+  static const std::map<std::string_view, Bin> kOps = {
+      {"=", Bin::kEq},         {"!=", Bin::kNe},       {"<", Bin::kLt},      {">", Bin::kGt},
+      {"<=", Bin::kLe},        {">=", Bin::kGe},       {"in", Bin::kIn},     {"contains", Bin::kContains},
+      {"|", Bin::kUnion},      {"&", Bin::kConcat},    {"+", Bin::kAdd},     {"-", Bin::kSub},
+      {"and", Bin::kAnd},      {"or", Bin::kOr},       {"xor", Bin::kXor},   {"implies", Bin::kImplies}};
+  return kOps;
+}
+
+struct FnInfo {
+  Fn fn;
+  std::size_t minArgs, maxArgs;
+};
+
+const std::map<std::string_view, FnInfo>& functions() {
+  static const std::map<std::string_view, FnInfo> kFns = {
+      {"empty", {Fn::kEmpty, 0, 0}},           {"exists", {Fn::kExists, 0, 1}},
+      {"all", {Fn::kAll, 1, 1}},               {"count", {Fn::kCount, 0, 0}},
+      {"where", {Fn::kWhere, 1, 1}},           {"select", {Fn::kSelect, 1, 1}},
+      {"first", {Fn::kFirst, 0, 0}},           {"last", {Fn::kLast, 0, 0}},
+      {"single", {Fn::kSingle, 0, 0}},         {"not", {Fn::kNot, 0, 0}},
+      {"iif", {Fn::kIif, 2, 3}},               {"trim", {Fn::kTrim, 0, 0}},
+      {"lower", {Fn::kLower, 0, 0}},           {"upper", {Fn::kUpper, 0, 0}},
+      {"length", {Fn::kLength, 0, 0}},         {"substring", {Fn::kSubstring, 1, 2}},
+      {"indexOf", {Fn::kIndexOf, 1, 1}},       {"startsWith", {Fn::kStartsWith, 1, 1}},
+      {"endsWith", {Fn::kEndsWith, 1, 1}},     {"contains", {Fn::kContains, 1, 1}},
+      {"toDate", {Fn::kToDate, 0, 0}},         {"toString", {Fn::kToString, 0, 0}}};
+  return kFns;
+}
+
+// Variables the engine defines itself (they win over the environment, or need the focus).
+bool builtinVariable(std::string_view name) {
+  return name == "ucum" || name == "sct" || name == "loinc" || name == "resource" ||
+         name == "rootResource" || name == "context" || name.starts_with("vs-") ||
+         name.starts_with("ext-");
+}
+
+std::unique_ptr<PlanExpr> compileNode(const ExprNode& n, SlotTable& slots) {
+  auto e = std::make_unique<PlanExpr>();
+  for (const auto& child : n.children) {
+    auto k = compileNode(*child, slots);
+    if (!k) return nullptr;
+    e->kids.push_back(std::move(k));
+  }
+  switch (n.kind) {
+    case ExprKind::kLiteral:
+      e->op = Op::kLiteral;
+      switch (n.value.kind()) {
+        case fhirpath::Node::Kind::kString:
+          e->text = n.value.stringValue();
+          e->literal = Val::str(e->text);
+          return e;
+        case fhirpath::Node::Kind::kBoolean:
+          e->literal = Val::boolVal(n.value.booleanValue());
+          return e;
+        case fhirpath::Node::Kind::kInteger:
+          e->literal = Val::intVal(n.value.integerValue());
+          return e;
+        default:
+          return nullptr;
+      }
+    case ExprKind::kEmpty:
+      e->op = Op::kEmpty;
+      return e;
+    case ExprKind::kMember:
+      // A capitalised name at the start of a path may be a type filter: the engine's business.
+      if (n.root && !n.name.empty() && std::isupper(static_cast<unsigned char>(n.name[0])))
+        return nullptr;
+      if (n.name == "resourceType") return nullptr;
+      e->op = Op::kMember;
+      e->text = n.name;
+      return e;
+    case ExprKind::kThis:
+      e->op = Op::kThis;
+      return e;
+    case ExprKind::kIndex:
+      e->op = Op::kIndex;
+      return e;
+    case ExprKind::kVariable:
+      if (builtinVariable(n.name)) return nullptr;
+      e->op = Op::kVariable;
+      e->slot = slots.id(n.name);
+      return e;
+    case ExprKind::kDot:
+      // (x as T).name has a static check in the engine; `as` is not planned, so no such case.
+      e->op = Op::kDot;
+      return e;
+    case ExprKind::kIndexer:
+      e->op = Op::kIndexer;
+      return e;
+    case ExprKind::kUnary:
+      if (n.name != "-") return nullptr;
+      e->op = Op::kNegate;
+      return e;
+    case ExprKind::kBinary: {
+      auto it = binaryOps().find(n.name);
+      if (it == binaryOps().end()) return nullptr;
+      e->op = Op::kBinary;
+      e->bin = it->second;
+      return e;
+    }
+    case ExprKind::kFunction: {
+      auto it = functions().find(n.name);
+      if (it == functions().end()) return nullptr;
+      if (e->kids.size() < it->second.minArgs || e->kids.size() > it->second.maxArgs)
+        return nullptr;
+      e->op = Op::kFunction;
+      e->fn = it->second.fn;
+      return e;
+    }
+    case ExprKind::kTotal:
+    case ExprKind::kTypeOp:
+      return nullptr;
+  }
+  return nullptr;
+}
+
+// ------------------------------------------------------------------ evaluating
+
+struct Ctx {
+  const PlanScope& scope;
+  const Vals* thisColl;
+  std::optional<std::int64_t> index;
+};
+
+bool eval(const PlanExpr& e, const Vals& input, const Ctx& c, Vals& out);
+
+// Equality of two items: 1 equal, 0 not, -1 the engine must decide.
+int itemEqual(const Val& a, const Val& b) {
+  if (a.kind == Kind::kJson || b.kind == Kind::kJson || a.kind == Kind::kOther ||
+      b.kind == Kind::kOther)
+    return -1;
+  if (a.kind != b.kind) return 0;
+  switch (a.kind) {
+    case Kind::kString:
+      return a.string == b.string ? 1 : 0;
+    case Kind::kBoolean:
+      return a.boolean == b.boolean ? 1 : 0;
+    case Kind::kInteger:
+      return a.integer == b.integer ? 1 : 0;
+    default:
+      return -1;
+  }
+}
+
+// Whether `coll` holds `item`: 1, 0 or -1 (undecided).
+int holds(const Vals& coll, const Val& item) {
+  for (const Val& x : coll) {
+    int e = itemEqual(x, item);
+    if (e != 0) return e;
+  }
+  return 0;
+}
+
+// Singleton to boolean (FHIRPath 4.5); false when undecided (several items, opaque values).
+bool toBool(const Vals& v, std::optional<bool>& out) {
+  out.reset();
+  if (v.empty()) return true;
+  if (v.size() > 1 || v[0].kind == Kind::kOther) return false;
+  out = v[0].kind == Kind::kBoolean ? v[0].boolean : true;
+  return true;
+}
+
+// At most one item; false for several.
+bool single(const Vals& v, const Val*& out) {
+  out = v.empty() ? nullptr : &v[0];
+  return v.size() <= 1;
+}
+
+bool isSpaceTrim(char ch) { return ch == ' ' || ch == '\t' || ch == '\r' || ch == '\n'; }
+
+// UTF-8 stepping exactly as the engine's utf8Chars(): the byte length of the character at `c`.
+std::size_t charBytes(unsigned char c) {
+  return c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : (c >> 3) == 30 ? 4 : 1;
+}
+
+std::int64_t charCount(std::string_view s) {
+  std::int64_t n = 0;
+  for (std::size_t i = 0; i < s.size(); i += charBytes(static_cast<unsigned char>(s[i]))) ++n;
+  return n;
+}
+
+// Byte offset of character `k` (clipped to the end).
+std::size_t charOffset(std::string_view s, std::int64_t k) {
+  std::size_t i = 0;
+  for (std::int64_t n = 0; n < k && i < s.size(); ++n)
+    i += charBytes(static_cast<unsigned char>(s[i]));
+  return std::min(i, s.size());
+}
+
+// Children `name` of the items (untyped JSON only).
+bool member(const std::string& name, const Vals& input, Vals& out) {
+  for (const Val& item : input) {
+    if (!item.element) continue;  // System values have no children
+    if (item.kind != Kind::kJson || !item.json->IsObject()) return false;
+    const rapidjson::Value& obj = *item.json;
+    // One pass: the member itself, its "_" extension, and choice-like names (name + TypeSuffix).
+    const rapidjson::Value* found = nullptr;
+    bool choiceLike = false;
+    for (auto m = obj.MemberBegin(); m != obj.MemberEnd(); ++m) {
+      std::string_view key(m->name.GetString(), m->name.GetStringLength());
+      if (key == name) {
+        found = &m->value;
+        continue;
+      }
+      if (key == "resourceType") return false;  // typed: the engine's model decides
+      if (key.starts_with('_')) {
+        key.remove_prefix(1);
+        if (key == name) return false;  // a primitive extension
+      }
+      if (key.size() > name.size() && key.starts_with(name) &&
+          std::isupper(static_cast<unsigned char>(key[name.size()])))
+        choiceLike = true;
+    }
+    if (!found) {
+      if (choiceLike) return false;  // a choice element is the engine's business
+      continue;
+    }
+    if (found->IsArray()) {
+      for (const auto& x : found->GetArray()) {
+        if (x.IsArray()) return false;
+        if (auto val = Val::fromJson(x)) out.push_back(*val);
+      }
+    } else if (auto val = Val::fromJson(*found)) {
+      out.push_back(*val);
+    }
+  }
+  return true;
+}
+
+// The input as one string: `out` null for empty; false when undecided.
+bool inputString(const Vals& input, const Val*& out) {
+  if (!single(input, out)) return false;
+  return !out || out->kind == Kind::kString;
+}
+
+// Argument `i` as a single value of `kind` (null when empty); false when undecided.
+bool argOf(const PlanExpr& e, std::size_t i, const Ctx& c, Kind kind, Val& storage,
+           const Val*& out) {
+  Vals v(c.scope.memory);
+  if (!eval(*e.kids[i], *c.thisColl, c, v)) return false;
+  if (!single(v, out)) return false;
+  if (!out) return true;
+  if (out->kind != kind) return false;
+  storage = *out;
+  out = &storage;
+  return true;
+}
+
+// Evaluates `body` for each item with $this and $index set; `f(i, result)` returns 1 to go on,
+// 0 to stop, -1 to decline.
+template <typename F>
+bool forEach(const PlanExpr& body, const Vals& input, const Ctx& c, F&& f) {
+  Vals one(c.scope.memory);
+  one.resize(1);
+  Vals r(c.scope.memory);
+  for (std::size_t i = 0; i < input.size(); ++i) {
+    one[0] = input[i];
+    Ctx inner{c.scope, &one, static_cast<std::int64_t>(i)};
+    r.clear();
+    if (!eval(body, one, inner, r)) return false;
+    int go = f(i, r);
+    if (go < 0) return false;
+    if (go == 0) break;
+  }
+  return true;
+}
+
+bool binary(const PlanExpr& e, const Vals& input, const Ctx& c, Vals& out) {
+  Vals a(c.scope.memory), b(c.scope.memory);
+  if (!eval(*e.kids[0], input, c, a)) return false;
+  const Bin op = e.bin;
+  if (op == Bin::kAnd || op == Bin::kOr || op == Bin::kImplies) {
+    std::optional<bool> l;
+    if (!toBool(a, l)) return false;
+    if (l && ((op == Bin::kAnd && !*l) || (op == Bin::kOr && *l))) {
+      out.push_back(Val::boolVal(*l));
+      return true;
+    }
+    if (l && op == Bin::kImplies && !*l) {
+      out.push_back(Val::boolVal(true));
+      return true;
+    }
+  }
+  if (!eval(*e.kids[1], input, c, b)) return false;
+  switch (op) {
+    case Bin::kUnion: {
+      for (const Vals* part : {&a, &b}) {
+        for (const Val& x : *part) {
+          int h = holds(out, x);
+          if (h < 0) return false;
+          if (h == 0) out.push_back(x);
+        }
+      }
+      return true;
+    }
+    case Bin::kAnd:
+    case Bin::kOr:
+    case Bin::kXor:
+    case Bin::kImplies: {
+      std::optional<bool> l, r;
+      if (!toBool(a, l) || !toBool(b, r)) return false;
+      if (op == Bin::kAnd) {
+        if ((l && !*l) || (r && !*r))
+          out.push_back(Val::boolVal(false));
+        else if (l && r)
+          out.push_back(Val::boolVal(true));
+      } else if (op == Bin::kOr) {
+        if ((l && *l) || (r && *r))
+          out.push_back(Val::boolVal(true));
+        else if (l && r)
+          out.push_back(Val::boolVal(false));
+      } else if (op == Bin::kXor) {
+        if (l && r) out.push_back(Val::boolVal(*l != *r));
+      } else {
+        if ((l && !*l) || (r && *r))
+          out.push_back(Val::boolVal(true));
+        else if (l && *l && r)
+          out.push_back(Val::boolVal(false));
+      }
+      return true;
+    }
+    case Bin::kEq:
+    case Bin::kNe: {
+      if (a.empty() || b.empty()) return true;
+      if (a.size() != b.size()) {
+        out.push_back(Val::boolVal(op == Bin::kNe));
+        return true;
+      }
+      bool equal = true;
+      for (std::size_t i = 0; i < a.size(); ++i) {
+        int q = itemEqual(a[i], b[i]);
+        if (q < 0) return false;
+        if (q == 0) {
+          equal = false;
+          break;
+        }
+      }
+      out.push_back(Val::boolVal(op == Bin::kEq ? equal : !equal));
+      return true;
+    }
+    case Bin::kLt:
+    case Bin::kGt:
+    case Bin::kLe:
+    case Bin::kGe: {
+      const Val *x, *y;
+      if (!single(a, x) || !single(b, y)) return false;
+      if (!x || !y) return true;
+      int cmp;
+      if (x->kind == Kind::kInteger && y->kind == Kind::kInteger) {
+        cmp = x->integer < y->integer ? -1 : x->integer > y->integer ? 1 : 0;
+      } else if (x->kind == Kind::kString && y->kind == Kind::kString) {
+        int r = x->string.compare(y->string);
+        cmp = r < 0 ? -1 : r > 0 ? 1 : 0;
+      } else {
+        return false;
+      }
+      bool r = op == Bin::kLt ? cmp < 0 : op == Bin::kGt ? cmp > 0 : op == Bin::kLe ? cmp <= 0
+                                                                                     : cmp >= 0;
+      out.push_back(Val::boolVal(r));
+      return true;
+    }
+    case Bin::kIn:
+    case Bin::kContains: {
+      const Vals& item = op == Bin::kIn ? a : b;
+      const Vals& coll = op == Bin::kIn ? b : a;
+      const Val* x;
+      if (!single(item, x)) return false;
+      if (!x) return true;
+      int h = holds(coll, *x);
+      if (h < 0) return false;
+      out.push_back(Val::boolVal(h == 1));
+      return true;
+    }
+    case Bin::kConcat: {
+      const Val *x, *y;
+      if (!single(a, x) || !single(b, y)) return false;
+      if ((x && x->kind != Kind::kString) || (y && y->kind != Kind::kString)) return false;
+      std::string_view sx = x ? x->string : std::string_view();
+      std::string_view sy = y ? y->string : std::string_view();
+      char* buf = static_cast<char*>(c.scope.memory->allocate(sx.size() + sy.size() + 1, 1));
+      std::memcpy(buf, sx.data(), sx.size());
+      std::memcpy(buf + sx.size(), sy.data(), sy.size());
+      out.push_back(Val::str(std::string_view(buf, sx.size() + sy.size())));
+      return true;
+    }
+    case Bin::kAdd:
+    case Bin::kSub: {
+      const Val *x, *y;
+      if (!single(a, x) || !single(b, y)) return false;
+      if (!x || !y) return true;
+      if (x->kind != Kind::kInteger || y->kind != Kind::kInteger) return false;
+      std::int64_t r;
+      if (op == Bin::kAdd ? __builtin_add_overflow(x->integer, y->integer, &r)
+                          : __builtin_sub_overflow(x->integer, y->integer, &r))
+        return false;
+      out.push_back(Val::intVal(r));
+      return true;
+    }
+  }
+  return false;
+}
+
+bool function(const PlanExpr& e, const Vals& input, const Ctx& c, Vals& out) {
+  switch (e.fn) {
+    case Fn::kEmpty:
+      out.push_back(Val::boolVal(input.empty()));
+      return true;
+    case Fn::kCount:
+      out.push_back(Val::intVal(static_cast<std::int64_t>(input.size())));
+      return true;
+    case Fn::kExists: {
+      if (e.kids.empty()) {
+        out.push_back(Val::boolVal(!input.empty()));
+        return true;
+      }
+      bool found = false;
+      if (!forEach(*e.kids[0], input, c, [&](std::size_t, const Vals& r) {
+            std::optional<bool> b;
+            if (!toBool(r, b)) return -1;
+            if (b && *b) {
+              found = true;
+              return 0;
+            }
+            return 1;
+          }))
+        return false;
+      out.push_back(Val::boolVal(found));
+      return true;
+    }
+    case Fn::kAll: {
+      bool all = true;
+      if (!forEach(*e.kids[0], input, c, [&](std::size_t, const Vals& r) {
+            std::optional<bool> b;
+            if (!toBool(r, b)) return -1;
+            if (!b || !*b) {
+              all = false;
+              return 0;
+            }
+            return 1;
+          }))
+        return false;
+      out.push_back(Val::boolVal(all));
+      return true;
+    }
+    case Fn::kWhere:
+      return forEach(*e.kids[0], input, c, [&](std::size_t i, const Vals& r) {
+        std::optional<bool> b;
+        if (!toBool(r, b)) return -1;
+        if (b && *b) out.push_back(input[i]);
+        return 1;
+      });
+    case Fn::kSelect:
+      return forEach(*e.kids[0], input, c, [&](std::size_t, const Vals& r) {
+        out.insert(out.end(), r.begin(), r.end());
+        return 1;
+      });
+    case Fn::kFirst:
+      if (!input.empty()) out.push_back(input.front());
+      return true;
+    case Fn::kLast:
+      if (!input.empty()) out.push_back(input.back());
+      return true;
+    case Fn::kSingle:
+      if (input.size() > 1) return false;
+      out.insert(out.end(), input.begin(), input.end());
+      return true;
+    case Fn::kNot: {
+      std::optional<bool> b;
+      if (!toBool(input, b)) return false;
+      if (b) out.push_back(Val::boolVal(!*b));
+      return true;
+    }
+    case Fn::kIif: {
+      if (input.size() > 1) return false;
+      Ctx inner{c.scope, input.size() == 1 ? &input : c.thisColl, c.index};
+      Vals crit(c.scope.memory);
+      if (!eval(*e.kids[0], *inner.thisColl, inner, crit)) return false;
+      if (crit.size() > 1) return false;
+      if (crit.size() == 1 && crit[0].kind != Kind::kBoolean) return false;
+      if (crit.size() == 1 && crit[0].boolean)
+        return eval(*e.kids[1], *inner.thisColl, inner, out);
+      if (e.kids.size() == 3) return eval(*e.kids[2], *inner.thisColl, inner, out);
+      return true;
+    }
+    case Fn::kTrim:
+    case Fn::kLower:
+    case Fn::kUpper:
+    case Fn::kLength: {
+      const Val* s;
+      if (!inputString(input, s)) return false;
+      if (!s) return true;
+      std::string_view str = s->string;
+      if (e.fn == Fn::kLength) {
+        out.push_back(Val::intVal(charCount(str)));
+      } else if (e.fn == Fn::kTrim) {
+        std::size_t b = 0, end = str.size();
+        while (b < end && isSpaceTrim(str[b])) ++b;
+        while (end > b && isSpaceTrim(str[end - 1])) --end;
+        out.push_back(Val::str(str.substr(b, end - b)));
+      } else {
+        char* buf = static_cast<char*>(c.scope.memory->allocate(str.size() + 1, 1));
+        for (std::size_t i = 0; i < str.size(); ++i) {
+          unsigned char ch = static_cast<unsigned char>(str[i]);
+          // The engine maps bytes with std::tolower/toupper in the "C" locale: ASCII only.
+          if (e.fn == Fn::kLower && ch >= 'A' && ch <= 'Z') ch = static_cast<unsigned char>(ch + 32);
+          if (e.fn == Fn::kUpper && ch >= 'a' && ch <= 'z') ch = static_cast<unsigned char>(ch - 32);
+          buf[i] = static_cast<char>(ch);
+        }
+        out.push_back(Val::str(std::string_view(buf, str.size())));
+      }
+      return true;
+    }
+    case Fn::kIndexOf:
+    case Fn::kStartsWith:
+    case Fn::kEndsWith:
+    case Fn::kContains: {
+      const Val *s, *a;
+      Val storage;
+      if (!inputString(input, s)) return false;
+      if (!argOf(e, 0, c, Kind::kString, storage, a)) return false;
+      if (!s || !a) return true;
+      std::string_view str = s->string, sub = a->string;
+      if (e.fn == Fn::kIndexOf) {
+        auto pos = str.find(sub);
+        out.push_back(Val::intVal(pos == std::string_view::npos ? -1
+                                                                : charCount(str.substr(0, pos))));
+      } else if (e.fn == Fn::kStartsWith) {
+        out.push_back(Val::boolVal(str.starts_with(sub)));
+      } else if (e.fn == Fn::kEndsWith) {
+        out.push_back(Val::boolVal(str.ends_with(sub)));
+      } else {
+        out.push_back(Val::boolVal(str.find(sub) != std::string_view::npos));
+      }
+      return true;
+    }
+    case Fn::kSubstring: {
+      const Val *s, *start;
+      Val storage;
+      if (!inputString(input, s)) return false;
+      if (!argOf(e, 0, c, Kind::kInteger, storage, start)) return false;
+      if (!s || !start) return true;
+      std::string_view str = s->string;
+      const std::int64_t chars = charCount(str);
+      const std::int64_t from = start->integer;
+      if (from < 0 || from >= chars) return true;
+      std::int64_t len = chars - from;
+      if (e.kids.size() == 2) {
+        const Val* l;
+        Val lengthStorage;
+        if (!argOf(e, 1, c, Kind::kInteger, lengthStorage, l)) return false;
+        if (l) len = std::max<std::int64_t>(0, std::min(len, l->integer));
+      }
+      const std::size_t b = charOffset(str, from);
+      const std::size_t end = charOffset(str, from + len);
+      out.push_back(Val::str(str.substr(b, end - b)));
+      return true;
+    }
+    case Fn::kToDate:
+    case Fn::kToString: {
+      const Val* v;
+      if (!single(input, v)) return false;
+      if (!v) return true;
+      if (e.fn == Fn::kToDate) {
+        if (v->kind == Kind::kBoolean || v->kind == Kind::kInteger) return true;
+        if (v->kind != Kind::kString) return false;
+        if (fhirpath::Temporal::parse(v->string, fhirpath::TemporalKind::kDate) ||
+            fhirpath::Temporal::parse(v->string, fhirpath::TemporalKind::kDateTime)) {
+          Val date;
+          date.kind = Kind::kOther;
+          out.push_back(date);
+        }
+        return true;
+      }
+      std::optional<std::string_view> text;
+      if (!planText(c.scope, *v, text) || !text) return false;
+      out.push_back(Val::str(*text));
+      return true;
+    }
+  }
+  return false;
+}
+
+bool eval(const PlanExpr& e, const Vals& input, const Ctx& c, Vals& out) {
+  switch (e.op) {
+    case Op::kLiteral:
+      out.push_back(e.literal);
+      return true;
+    case Op::kEmpty:
+      return true;
+    case Op::kMember:
+      return member(e.text, input, out);
+    case Op::kThis:
+      out.insert(out.end(), c.thisColl->begin(), c.thisColl->end());
+      return true;
+    case Op::kIndex:
+      if (c.index) out.push_back(Val::intVal(*c.index));
+      return true;
+    case Op::kVariable: {
+      const Slot& s = (*c.scope.slots)[static_cast<std::size_t>(e.slot)];
+      if (!s.defined) return false;
+      out.insert(out.end(), s.items, s.items + s.size);
+      return true;
+    }
+    case Op::kDot: {
+      Vals left(c.scope.memory);
+      if (!eval(*e.kids[0], input, c, left)) return false;
+      return eval(*e.kids[1], left, c, out);
+    }
+    case Op::kIndexer: {
+      Vals base(c.scope.memory), idx(c.scope.memory);
+      if (!eval(*e.kids[0], input, c, base)) return false;
+      if (!eval(*e.kids[1], *c.thisColl, c, idx)) return false;
+      const Val* i;
+      if (!single(idx, i)) return false;
+      if (!i) return true;
+      if (i->kind != Kind::kInteger) return false;
+      if (i->integer >= 0 && i->integer < static_cast<std::int64_t>(base.size()))
+        out.push_back(base[static_cast<std::size_t>(i->integer)]);
+      return true;
+    }
+    case Op::kNegate: {
+      Vals v(c.scope.memory);
+      if (!eval(*e.kids[0], input, c, v)) return false;
+      const Val* x;
+      if (!single(v, x)) return false;
+      if (!x) return true;
+      if (x->kind != Kind::kInteger || x->integer == std::numeric_limits<std::int64_t>::min())
+        return false;
+      out.push_back(Val::intVal(-x->integer));
+      return true;
+    }
+    case Op::kBinary:
+      return binary(e, input, c, out);
+    case Op::kFunction:
+      return function(e, input, c, out);
+  }
+  return false;
+}
+
+std::string guessType(const rapidjson::Value& v) {
+  if (v.IsBool()) return "boolean";
+  if (v.IsInt64()) return "integer";
+  if (v.IsNumber()) return "decimal";
+  if (v.IsString()) return "string";
+  if (v.IsObject()) {
+    auto rt = v.FindMember("resourceType");
+    if (rt != v.MemberEnd() && rt->value.IsString()) return rt->value.GetString();
+  }
+  return "";
+}
+
+}  // namespace
+
+std::optional<Val> Val::fromJson(const rapidjson::Value& json) {
+  if (json.IsNull()) return std::nullopt;
+  Val v;
+  v.element = true;
+  if (json.IsString()) {
+    v.string = std::string_view(json.GetString(), json.GetStringLength());
+  } else if (json.IsBool()) {
+    v.kind = Kind::kBoolean;
+    v.boolean = json.GetBool();
+  } else if (json.IsInt64()) {
+    v.kind = Kind::kInteger;
+    v.integer = json.GetInt64();
+  } else {
+    v.kind = Kind::kJson;
+    v.json = &json;
+  }
+  return v;
+}
+
+int SlotTable::id(std::string_view name) {
+  auto it = ids_.find(name);
+  if (it != ids_.end()) return it->second;
+  const int id = static_cast<int>(ids_.size());
+  ids_.emplace(std::string(name), id);
+  return id;
+}
+
+std::string_view PlanScope::keep(std::string_view s) const {
+  char* buf = static_cast<char*>(memory->allocate(s.size() + 1, 1));
+  std::memcpy(buf, s.data(), s.size());
+  return std::string_view(buf, s.size());
+}
+
+Plan::Plan(std::unique_ptr<PlanExpr> root) : root_(std::move(root)) {}
+Plan::~Plan() = default;
+
+std::shared_ptr<const Plan> Plan::compile(const fhirpath::Expression& expr, SlotTable& slots) {
+  if (!expr.root()) return nullptr;
+  auto root = compileNode(*expr.root(), slots);
+  if (!root) return nullptr;
+  return std::make_shared<const Plan>(std::move(root));
+}
+
+bool Plan::evaluate(const PlanScope& scope, Vals& out) const {
+  Ctx top{scope, scope.focus, std::nullopt};
+  return eval(*root_, *scope.focus, top, out);
+}
+
+bool Plan::evaluateBoolean(const PlanScope& scope, std::optional<bool>& out) const {
+  Vals v(scope.memory);
+  if (!evaluate(scope, v)) return false;
+  return toBool(v, out);
+}
+
+bool planText(const PlanScope& scope, const Val& v, std::optional<std::string_view>& out) {
+  out.reset();
+  switch (v.kind) {
+    case Kind::kString:
+      out = v.string;
+      return true;
+    case Kind::kBoolean:
+      out = v.boolean ? std::string_view("true") : std::string_view("false");
+      return true;
+    case Kind::kInteger: {
+      char buf[24];
+      int n = std::snprintf(buf, sizeof buf, "%lld", static_cast<long long>(v.integer));
+      out = scope.keep(std::string_view(buf, static_cast<std::size_t>(n)));
+      return true;
+    }
+    case Kind::kJson:
+      return v.json->IsObject() || v.json->IsArray();  // not a primitive: no text
+    case Kind::kOther:
+      if (!v.node) return false;
+      if (auto text = fhirpath::toFhirPathString(*v.node)) out = scope.keep(*text);
+      return true;
+  }
+  return false;
+}
+
+Val planValue(const fhirpath::Node& node) {
+  Val other;
+  other.kind = Kind::kOther;
+  other.node = &node;
+  switch (node.kind()) {
+    case fhirpath::Node::Kind::kString:
+      return Val::str(node.stringValue());
+    case fhirpath::Node::Kind::kBoolean:
+      return Val::boolVal(node.booleanValue());
+    case fhirpath::Node::Kind::kInteger:
+      return Val::intVal(node.integerValue());
+    case fhirpath::Node::Kind::kElement: {
+      other.element = true;
+      if (!node.json() || node.primitiveExtension()) return other;
+      if (guessType(*node.json()) != node.typeName()) return other;
+      auto v = Val::fromJson(*node.json());
+      return v ? *v : other;
+    }
+    default:
+      return other;
+  }
+}
+
+}  // namespace switchboard::mapping

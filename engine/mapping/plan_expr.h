@@ -1,0 +1,123 @@
+// Compiled plans for the FHIRPath that mapping files use, evaluated straight over untyped JSON
+// (a Flow response, channel variables) with no fhirpath::Node: values are views into the input
+// document, the mapping file or a per-run arena. A plan covers a subset of the language (paths,
+// variables, string/integer/boolean literals, = != < > <= >= in contains | & + - and or xor
+// implies, and the functions listed in planFunctionNames()); it gives exactly what the FHIRPath
+// engine gives, or declines at run time (typed resources, choice elements, primitive extensions,
+// decimals, every case where the engine would report an error), and the caller then asks the
+// engine. Thread-safety: compiled plans are immutable; evaluation state lives in PlanScope.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <memory_resource>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <rapidjson/document.h>
+
+#include "engine/fhirpath/fhirpath.h"
+
+namespace switchboard::mapping {
+
+// One item of a collection.
+struct Val {
+  enum class Kind : std::uint8_t {
+    kString,
+    kBoolean,
+    kInteger,
+    kJson,   // an object, array or non-integer number of untyped JSON (`json`)
+    kOther,  // anything else (a date from toDate(), a typed or decimal variable): counted, and
+             // written out or turned to text through `node` when it has one
+  };
+  Kind kind = Kind::kString;
+  bool element = false;  // navigated from JSON (an element), not computed (a System value)
+  bool boolean = false;
+  std::int64_t integer = 0;
+  std::string_view string;
+  const rapidjson::Value* json = nullptr;
+  const fhirpath::Node* node = nullptr;  // kOther from a variable: the engine's item
+
+  static Val str(std::string_view s, bool element = false) {
+    Val v;
+    v.string = s;
+    v.element = element;
+    return v;
+  }
+  static Val boolVal(bool b) {
+    Val v;
+    v.kind = Kind::kBoolean;
+    v.boolean = b;
+    return v;
+  }
+  static Val intVal(std::int64_t i) {
+    Val v;
+    v.kind = Kind::kInteger;
+    v.integer = i;
+    return v;
+  }
+  // The item of a JSON value reached by navigation (null: none).
+  static std::optional<Val> fromJson(const rapidjson::Value& json);
+};
+
+using Vals = std::pmr::vector<Val>;
+
+// A view of a variable's items; `defined` false for an unknown variable.
+struct Slot {
+  const Val* items = nullptr;
+  std::size_t size = 0;
+  bool defined = false;
+};
+
+// Variable names of a mapping file, numbered at compile time.
+class SlotTable {
+ public:
+  int id(std::string_view name);
+  const std::map<std::string, int, std::less<>>& names() const { return ids_; }
+  std::size_t size() const { return ids_.size(); }
+
+ private:
+  std::map<std::string, int, std::less<>> ids_;
+};
+
+struct PlanExpr;
+
+// Run-time state: the arena, the variables, the focus.
+struct PlanScope {
+  std::pmr::memory_resource* memory = nullptr;
+  std::vector<Slot>* slots = nullptr;
+  const Vals* focus = nullptr;  // [input root]
+  // Copies `s` into the arena.
+  std::string_view keep(std::string_view s) const;
+};
+
+class Plan {
+ public:
+  // The plan of a compiled expression, or null when it uses what plans do not cover.
+  static std::shared_ptr<const Plan> compile(const fhirpath::Expression& expr, SlotTable& slots);
+  ~Plan();
+
+  // Evaluates into `out`; false when the engine must decide.
+  bool evaluate(const PlanScope& scope, Vals& out) const;
+  // As FHIR invariants convert (empty -> no value, one boolean -> it, one other item -> true);
+  // false when the engine must decide.
+  bool evaluateBoolean(const PlanScope& scope, std::optional<bool>& out) const;
+
+  explicit Plan(std::unique_ptr<PlanExpr> root);
+
+ private:
+  std::unique_ptr<PlanExpr> root_;
+};
+
+// The FHIRPath string form of an item (as fhirpath::toFhirPathString), stored in the arena when
+// computed. Empty optional for objects and arrays; false when the engine must decide.
+bool planText(const PlanScope& scope, const Val& v, std::optional<std::string_view>& out);
+
+// The item of a fhirpath::Node, when plans can represent it faithfully; kOther (pointing at
+// `node`, which must outlive the run) otherwise.
+Val planValue(const fhirpath::Node& node);
+
+}  // namespace switchboard::mapping

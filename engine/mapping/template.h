@@ -1,0 +1,143 @@
+// The compiled form of a mapping file, shared by its loader (mapping.cc), the general evaluator
+// that runs every expression through the FHIRPath engine (mapping.cc) and the planned evaluator
+// that runs compiled plans over RapidJSON (mapping_plan.cc). Not part of the module's interface.
+// Thread-safety: built once by Mapping::load(), immutable afterwards.
+#pragma once
+
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <rapidjson/document.h>
+
+#include "engine/fhirpath/fhirpath.h"
+#include "engine/mapping/concept_map.h"
+#include "engine/mapping/mapping.h"
+#include "engine/mapping/plan_expr.h"
+
+namespace switchboard::mapping {
+namespace detail {
+
+using JsonValue = rapidjson::Value;
+
+struct TNode;
+using TNodePtr = std::unique_ptr<TNode>;
+
+struct Piece {
+  std::string text;                          // literal text, or the expression source
+  std::optional<fhirpath::Expression> expr;  // set for `{{ }}` pieces
+  const Plan* plan = nullptr;                // its plan, when the mapping is planned
+};
+
+struct Member {
+  std::string key;
+  TNodePtr node;
+  int slot = -1;  // $let: the variable's slot
+};
+
+struct TNode {
+  enum class Kind { kLiteral, kExpr, kText, kObject, kArray, kTranslate, kLocalInstant };
+  Kind kind = Kind::kLiteral;
+  std::string pointer;                 // JSON pointer in the mapping file
+  const JsonValue* literal = nullptr;  // kLiteral: points into the mapping's own document
+  fhirpath::Expression expr;           // kExpr
+  const Plan* exprPlan = nullptr;
+  std::vector<Piece> pieces;       // kText
+  std::vector<Member> members;     // kObject (plain members)
+  std::vector<TNodePtr> elements;  // kArray
+  // Directives of an object (kObject) or of an operator (kTranslate, kLocalInstant).
+  std::optional<fhirpath::Expression> ifExpr;
+  std::optional<fhirpath::Expression> eachExpr;
+  const Plan* ifPlan = nullptr;
+  const Plan* eachPlan = nullptr;
+  std::string asName;
+  int asSlot = -1, asIndexSlot = -1;
+  std::vector<Member> lets;
+  TNodePtr value;  // $value, $translate or $localInstant: replaces the object itself
+  // kTranslate
+  std::string mapName, select;
+  bool required = true;
+  TNodePtr code, system;
+  // kLocalInstant
+  TNodePtr date, time, zone, addMinutes;
+};
+
+struct ResourceSpec {
+  std::string key;
+  std::string resourceType;
+  std::string pointer;
+  std::optional<fhirpath::Expression> ifExpr;
+  std::optional<fhirpath::Expression> identity;  // replaces the input key in this resource's uuid
+  const Plan* ifPlan = nullptr;
+  const Plan* identityPlan = nullptr;
+  TNodePtr resource;
+  std::vector<Piece> ifNoneExist;
+};
+
+struct Assertion {
+  fhirpath::Expression that;
+  std::string message;
+  std::string field;
+  const Plan* plan = nullptr;
+};
+
+// Helpers shared by both evaluators.
+bool isBlank(std::string_view s);
+std::string quoteValue(std::string_view v);  // short, printable, quoted
+void percentEncode(std::string_view s, std::string& out);
+// Removes nulls, blank strings and empty objects/arrays; true when `v` itself is left empty.
+bool prune(JsonValue& v);
+// The FHIRPath of a single-expression node, else its JSON pointer.
+std::string locationOf(const TNode* n);
+
+// The channel variables that always exist (empty when the channel does not know them).
+inline constexpr const char* kChannelVariables[] = {
+    "sender", "sender_raw",          "channel",   "facility", "receivedAt", "timezone",
+    "provider", "provider_message_id", "flow_token"};
+
+}  // namespace detail
+
+struct Mapping::Impl {
+  std::string file;
+  std::string id;
+  std::string conceptMapDir;
+  bool flowInput = false;
+  bool transaction = true;
+  std::shared_ptr<rapidjson::Document> doc;  // the mapping file; literals point into it
+  std::shared_ptr<const ConceptMapSet> maps;
+  std::string zoneinfoRoot;
+  std::map<std::string, fhirpath::Collection, std::less<>> defaults;
+  std::optional<fhirpath::Expression> keyExpr;
+  std::vector<fhirpath::Expression> required;
+  std::vector<detail::Assertion> assertions;
+  std::vector<detail::ResourceSpec> resources;
+
+  // ---- compiled plans (mapping_plan.cc); `planned` false when an expression has none
+  bool planned = false;
+  SlotTable slots;
+  std::vector<std::shared_ptr<const Plan>> plans;  // owns what the nodes point at
+  const Plan* keyPlan = nullptr;
+  std::vector<const Plan*> requiredPlans;
+  std::vector<std::vector<Val>> defaultVals;  // by slot; views into `defaults`
+  std::vector<bool> hasDefault;               // by slot
+  int slotInput = -1, slotSender = -1, slotRef = -1, slotId = -1, slotTimezone = -1;
+  std::vector<int> channelSlots;
+  // Compiles every expression to a plan and numbers the variables (after loading).
+  void compilePlans();
+  Result<MappingOutput> runPlanned(std::string_view input, const fhirpath::Environment& variables,
+                                   bool& declined) const;
+
+  Error loadError(const std::string& pointer, const std::string& what) const {
+    return Error(ErrorCode::kInvalid, file + ": " + (pointer.empty() ? "/" : pointer) + ": " + what,
+                 pointer);
+  }
+  Result<fhirpath::Expression> compileExpr(const detail::JsonValue& v,
+                                           const std::string& pointer) const;
+  Result<detail::TNodePtr> compile(const detail::JsonValue& v, const std::string& pointer) const;
+  Result<void> compileObject(const detail::JsonValue& v, detail::TNode& node) const;
+};
+
+}  // namespace switchboard::mapping
