@@ -146,7 +146,7 @@ core::DeliveryResult FhirDestination::send(const core::DeliveryRequest& request)
   if (!authorization->empty()) headers.push_back({"Authorization", *authorization});
   for (const auto& h : config_.headers) headers.push_back(h);
 
-  auto ex = call("POST", url, headers, request.payload, config_.timeout, *tls_);
+  auto ex = call("POST", url, headers, request.payload, config_.timeout, *tls_, 8 << 20, &connections_);
   if (!ex) return core::DeliveryResult::retry(ex.error().message);
   const std::string* location = ex->header("Location");
   if (ex->status >= 200 && ex->status < 300) {

@@ -43,6 +43,7 @@ class FhirDestination final : public core::Destination {
   FhirDestinationConfig config_;
   std::shared_ptr<TlsContexts> tls_;
   std::unique_ptr<Authenticator> auth_;
+  ClientPool connections_;  // kept-alive connections to the FHIR server
 };
 
 // Compact summary of a transaction-response Bundle: {"entry":[{"status":..,"location":..}]}.

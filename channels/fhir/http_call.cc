@@ -55,16 +55,12 @@ Poco::Net::Context::Ptr TlsContexts::forHost(const std::string& host) {
 Result<HttpExchange> call(const std::string& method, const std::string& url,
                           const std::vector<core::HttpHeader>& headers, std::string_view body,
                           std::chrono::milliseconds timeout, TlsContexts& tls,
-                          std::size_t maxBody) {
+                          std::size_t maxBody, ClientPool* pool) {
   try {
     Poco::URI uri(url);
-    std::unique_ptr<Poco::Net::HTTPClientSession> session;
-    if (uri.getScheme() == "https") {
-      session = std::make_unique<Poco::Net::HTTPSClientSession>(uri.getHost(), uri.getPort(), tls.forHost(uri.getHost()));
-    } else {
-      session = std::make_unique<Poco::Net::HTTPClientSession>(uri.getHost(), uri.getPort());
-    }
-    session->setTimeout(Poco::Timespan(static_cast<Poco::Timespan::TimeDiff>(timeout.count()) * 1000));
+    ClientPool fresh(std::chrono::milliseconds(0), 0);  // keeps nothing
+    const Poco::Net::Context::Ptr context = uri.getScheme() == "https" ? tls.forHost(uri.getHost()) : nullptr;
+    ClientPool::Lease session = (pool != nullptr ? *pool : fresh).acquire(uri, context, timeout);
     std::string target = uri.getPathAndQuery();
     if (target.empty()) target = "/";
     Poco::Net::HTTPRequest req(method, target, Poco::Net::HTTPMessage::HTTP_1_1);
@@ -80,12 +76,7 @@ Result<HttpExchange> call(const std::string& method, const std::string& url,
     ex.status = static_cast<int>(resp.getStatus());
     ex.reason = resp.getReason();
     for (const auto& [k, v] : resp) ex.headers.push_back({k, v});
-    char buffer[16384];
-    while (in && ex.body.size() < maxBody) {
-      in.read(buffer, sizeof buffer);
-      ex.body.append(buffer, static_cast<std::size_t>(in.gcount()));
-    }
-    if (ex.body.size() > maxBody) ex.body.resize(maxBody);
+    if (readBody(in, ex.body, maxBody) && resp.getKeepAlive()) session.keep();
     return ex;
   } catch (const Poco::TimeoutException& e) {
     return fail(ErrorCode::kTimeout, "timeout after " + std::to_string(timeout.count()) + " ms: " + e.displayText());

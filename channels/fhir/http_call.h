@@ -1,7 +1,7 @@
 // One HTTP(S) request/response exchange for the FHIR destination and its token endpoint calls.
 // TLS verifies the peer certificate and host name against the system CAs or a configured CA file,
-// with TLS 1.2 as the floor. Thread-safety: a TlsSettings is immutable once built; call() opens
-// its own connection and is safe to use concurrently.
+// with TLS 1.2 as the floor. Thread-safety: a TlsSettings is immutable once built; call() is safe
+// to use concurrently (each call holds its own connection).
 #pragma once
 
 #include <chrono>
@@ -12,6 +12,7 @@
 
 #include <Poco/Net/Context.h>
 
+#include "channels/http/client_pool.h"
 #include "engine/core/error.h"
 #include "engine/core/http_types.h"
 
@@ -39,13 +40,13 @@ class TlsContexts {
   std::map<std::string, Poco::Net::Context::Ptr> byHost_;
 };
 
-// Performs the request. Connection failures and timeouts are errors with code kTransient or
-// kTimeout; any HTTP status is a successful exchange. The response body is read up to maxBody
-// bytes.
+// Performs the request, on a kept connection from `pool` when given (a fresh one otherwise).
+// Connection failures and timeouts are errors with code kTransient or kTimeout; any HTTP status is
+// a successful exchange. The response body is read up to maxBody bytes.
 Result<HttpExchange> call(const std::string& method, const std::string& url,
                           const std::vector<core::HttpHeader>& headers, std::string_view body,
                           std::chrono::milliseconds timeout, TlsContexts& tls,
-                          std::size_t maxBody = 8 << 20);
+                          std::size_t maxBody = 8 << 20, ClientPool* pool = nullptr);
 
 // application/x-www-form-urlencoded encoding of one value.
 std::string formEncode(std::string_view value);

@@ -1,6 +1,7 @@
 // The generic `http` destination: POSTs the payload to a URL. 2xx is Ok; 408, 425, 429, 5xx and
 // connection failures are Retry (429/503 Retry-After honoured); other 4xx are Fail.
-// Thread-safety: send() opens its own connection per call and is safe to call concurrently.
+// Connections are kept alive between sends (ClientPool).
+// Thread-safety: send() is safe to call concurrently (each call holds its own connection).
 #pragma once
 
 #include <chrono>
@@ -8,6 +9,9 @@
 #include <string>
 #include <vector>
 
+#include <Poco/Net/Context.h>
+
+#include "channels/http/client_pool.h"
 #include "engine/core/connector.h"
 
 namespace switchboard::channels {
@@ -30,6 +34,8 @@ class HttpDestination final : public core::Destination {
 
  private:
   HttpDestinationConfig config_;
+  Poco::Net::Context::Ptr tls_;  // https URLs only
+  ClientPool connections_;
 };
 
 // Seconds in a Retry-After header value (delta-seconds or HTTP-date), if parseable.

@@ -335,13 +335,7 @@ core::DeliveryResult ReplyDestination::send(const core::DeliveryRequest& request
   const Provider provider = config_.provider.provider;
   try {
     Poco::URI uri(call->url);
-    std::unique_ptr<Poco::Net::HTTPClientSession> session;
-    if (uri.getScheme() == "https") {
-      session = std::make_unique<Poco::Net::HTTPSClientSession>(uri.getHost(), uri.getPort(), tls_);
-    } else {
-      session = std::make_unique<Poco::Net::HTTPClientSession>(uri.getHost(), uri.getPort());
-    }
-    session->setTimeout(Poco::Timespan(static_cast<long>(config_.timeout.count()) * 1000));
+    ClientPool::Lease session = connections_.acquire(uri, tls_, config_.timeout);
     Poco::Net::HTTPRequest req(Poco::Net::HTTPRequest::HTTP_POST, uri.getPathAndQuery(),
                                Poco::Net::HTTPMessage::HTTP_1_1);
     req.setContentType(call->contentType);
@@ -353,9 +347,7 @@ core::DeliveryResult ReplyDestination::send(const core::DeliveryRequest& request
     Poco::Net::HTTPResponse resp;
     std::istream& in = session->receiveResponse(resp);
     std::string body;
-    body.resize(65536);
-    in.read(body.data(), static_cast<std::streamsize>(body.size()));
-    body.resize(static_cast<std::size_t>(in.gcount()));
+    if (readBody(in, body, 65536) && resp.getKeepAlive()) session.keep();
     const int status = static_cast<int>(resp.getStatus());
 
     if (status >= 200 && status < 300) {

@@ -14,8 +14,8 @@
 // Results: 2xx Ok with {"outbound_id": provider message id}; 429 Retry honouring Retry-After;
 // 408/425/5xx/timeout/connection failure Retry; other 4xx Fail with the provider's error code
 // and message (digit runs masked; the message text itself is never logged or stored).
-// Thread-safety: configuration and templates are immutable after create(); send() opens its own
-// connection per call and is safe to call concurrently.
+// Thread-safety: configuration and templates are immutable after create(); send() takes a kept
+// connection (ClientPool) or opens one, and is safe to call concurrently.
 #pragma once
 
 #include <chrono>
@@ -29,6 +29,7 @@
 
 #include <Poco/Net/Context.h>
 
+#include "channels/http/client_pool.h"
 #include "channels/reply/provider_api.h"
 #include "channels/reply/reply_template.h"
 #include "engine/core/clock.h"
@@ -106,6 +107,7 @@ class ReplyDestination final : public core::Destination {
   std::shared_ptr<const core::Clock> clock_;
   fhirpath::Expression appointmentStart_;
   Poco::Net::Context::Ptr tls_;  // for https base URLs: verifies peers against the system CAs
+  ClientPool connections_;       // kept-alive connections to the provider's API
 };
 
 // The id of the first "Appointment/<id>" location in the FHIR destination's compact response
