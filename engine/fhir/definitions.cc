@@ -2,6 +2,8 @@
 // CodeSystems. Thread-safety: construction is single-threaded; the result is immutable.
 #include "engine/fhir/definitions.h"
 
+#include "engine/fhir/invariants.h"
+
 #include <algorithm>
 #include <cctype>
 #include <filesystem>
@@ -121,11 +123,12 @@ const std::vector<const ElementDef*>& StructureDefinition::slices(std::string_vi
 }
 
 bool ValueSetExpansion::containsCode(std::string_view code) const {
-  return bareCodes.contains(std::string(code));
+  return codeSet.find(code) != codeSet.end();
 }
 
 bool ValueSetExpansion::contains(std::string_view system, std::string_view code) const {
-  return codes.contains({std::string(system), std::string(code)});
+  return systemCodeSet.find(std::pair<std::string_view, std::string_view>(system, code)) !=
+         systemCodeSet.end();
 }
 
 Result<std::shared_ptr<const Definitions>> Definitions::load(const std::string& directory) {
@@ -262,6 +265,8 @@ Result<void> Definitions::add(const std::string& file, const rapidjson::Value& r
             con.compileError = compiled.error().message;
           }
         }
+        con.native = nativeInvariant(con.expressionText);
+        con.nativeOnly = isNativeOnly(con.key, con.expressionText);
         if (con.key != "ele-1" && con.expression) def.hasInvariants = true;
         def.constraints.push_back(std::move(con));
       }
@@ -287,10 +292,32 @@ Result<void> Definitions::add(const std::string& file, const rapidjson::Value& r
     auto dot = def.path.rfind('.');
     if (dot != std::string::npos) sd->children_[def.path.substr(0, dot)].push_back(&def);
   }
+  for (const auto& [path, children] : sd->children_) {
+    ChildIndex& index = sd->childIndexes_[path];
+    for (std::uint32_t i = 0; i < children.size(); ++i) {
+      const ElementDef* child = children[i];
+      auto put = [&](const std::string& key, const TypeRef* type) {
+        index.emplace(key, ChildSlot{i, type, false});
+        index.emplace("_" + key, ChildSlot{i, type, true});
+      };
+      if (child->choice) {
+        for (const auto& t : child->types) put(child->plain + t.suffix, &t);
+      } else {
+        put(child->name, child->types.empty() ? nullptr : &child->types.front());
+      }
+    }
+  }
   static const std::vector<const ElementDef*> kNone;
+  static const ChildIndex kNoIndex;
   for (auto& def : sd->elements) {
     auto c = sd->children_.find(def.path);
     def.children = c == sd->children_.end() ? &kNone : &c->second;
+    auto ci = sd->childIndexes_.find(def.path);
+    def.childIndex = ci == sd->childIndexes_.end() ? &kNoIndex : &ci->second;
+    if (!def.contentReference.empty()) {
+      auto target = sd->byPath_.find(def.contentReference);
+      if (target != sd->byPath_.end()) def.contentTarget = target->second;
+    }
     auto sl = sd->slices_.find(def.path);
     def.slices = sl == sd->slices_.end() ? &kNone : &sl->second;
   }
@@ -407,11 +434,41 @@ Result<void> Definitions::finish() {
     return &valueSets_.emplace(url, std::move(exp)).first->second;
   };
   for (const auto& [url, doc] : valueSetSources_) expand(url);
+  for (auto& [url, exp] : valueSets_) {
+    for (const auto& c : exp.bareCodes) exp.codeSet.insert(c);
+    for (const auto& sc : exp.codes) exp.systemCodeSet.insert(sc);
+  }
+
+  // What the validator's walk needs per element, resolved once.
+  auto evaluated = [](const Constraint& c) { return c.key != "ele-1" && c.expression; };
+  for (auto& sd : structures_) {
+    for (auto& def : sd->elements) {
+      def.checkWhenAbsent = def.min > 0 || !def.slices->empty();
+      for (const auto& c : def.constraints)
+        if (evaluated(c)) def.invariants.push_back(&c);
+      if (def.binding && def.binding->strength == "required") {
+        const ValueSetExpansion* vs = valueSet(def.binding->valueSet);
+        if (vs && vs->complete) def.requiredValueSet = vs;
+      }
+      for (auto& t : def.types) {
+        const ElementDef* root = t.definition ? t.definition->root() : nullptr;
+        if (!root) continue;
+        for (const auto& c : root->constraints) {
+          if (!evaluated(c)) continue;
+          bool own = std::any_of(def.constraints.begin(), def.constraints.end(),
+                                 [&](const Constraint& o) { return o.key == c.key; });
+          if (!own) t.invariants.push_back(&c);
+        }
+      }
+    }
+  }
+  if (const StructureDefinition* ext = type("Extension"))
+    extensionValue_ = ext->element("Extension.value[x]");
   return {};
 }
 
 const StructureDefinition* Definitions::type(std::string_view name) const {
-  auto it = types_.find(std::string(name));
+  auto it = types_.find(name);
   return it == types_.end() ? nullptr : it->second;
 }
 

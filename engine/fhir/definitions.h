@@ -12,6 +12,7 @@
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <unordered_set>
 #include <utility>
 #include <vector>
 
@@ -23,6 +24,25 @@
 namespace switchboard::fhir {
 
 class StructureDefinition;
+class Definitions;
+struct ElementDef;
+struct Constraint;
+struct ValueSetExpansion;
+
+// What a native invariant sees: the element the constraint sits on, as FHIRPath would (its JSON
+// value, and for a primitive the "_name" object), and the resources around it.
+struct InvariantInput {
+  const rapidjson::Value* json = nullptr;          // the element (an object for complex types)
+  const rapidjson::Value* ext = nullptr;           // a primitive's "_name" object, or null
+  const rapidjson::Value* resource = nullptr;      // %resource
+  const rapidjson::Value* rootResource = nullptr;  // %rootResource
+  const Definitions* definitions = nullptr;
+};
+
+// A native implementation of one invariant expression: true/false when it decides the outcome
+// exactly as the FHIRPath evaluation would, empty when FHIRPath must decide (unusual shapes:
+// primitive extensions, nulls, the cases it does not model). See invariants.h.
+using NativeInvariant = std::optional<bool> (*)(const InvariantInput&);
 
 // One allowed type of an element ("HumanName", "dateTime", "Reference" with target profiles).
 struct TypeRef {
@@ -36,6 +56,9 @@ struct TypeRef {
   bool resource = false;   // "Resource" or a resource type
   // Resource types a Reference may point at (from targetProfiles); empty = any.
   std::vector<std::string> targetTypes;
+  // Invariants of the type's own root element to evaluate on a value of this type when the
+  // snapshot does not unroll the element (ele-1 and keys the element itself declares left out).
+  std::vector<const Constraint*> invariants;
 };
 
 // An invariant of an element (ElementDefinition.constraint).
@@ -49,7 +72,24 @@ struct Constraint {
   // compileError).
   std::optional<fhirpath::Expression> expression;
   std::string compileError;
+  // Chosen at load by the exact expression text (invariants.h); null = FHIRPath only.
+  NativeInvariant native = nullptr;
+  // Always decided natively (dom-3, whose strict FHIRPath evaluation is an error).
+  bool nativeOnly = false;
 };
+
+// Children of an element by JSON key, built at load: plain names, each typed name of a choice
+// element ("valueString"), and each of those with a leading '_' (primitive extensions).
+struct ChildSlot {
+  std::uint32_t index = 0;         // position in ElementDef::children
+  const TypeRef* type = nullptr;   // the type the key names (the first type when not a choice)
+  bool underscore = false;         // "_name"
+};
+struct StringHash {
+  using is_transparent = void;
+  std::size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
+};
+using ChildIndex = std::unordered_map<std::string, ChildSlot, StringHash, std::equal_to<>>;
 
 struct Binding {
   std::string strength;  // required | extensible | preferred | example
@@ -81,6 +121,14 @@ struct ElementDef {
   // not unroll the element); set when the definition is loaded.
   const std::vector<const ElementDef*>* children = nullptr;
   const std::vector<const ElementDef*>* slices = nullptr;
+  const ChildIndex* childIndex = nullptr;  // over *children
+  const ElementDef* contentTarget = nullptr;  // the element contentReference names
+  // Precomputed for the walk: constraints to evaluate on each instance (ele-1 and those without
+  // a compiled expression left out), the expansion of a required binding when it is complete,
+  // and whether the element needs a look when absent (min >= 1 or extension slices).
+  std::vector<const Constraint*> invariants;
+  const ValueSetExpansion* requiredValueSet = nullptr;
+  bool checkWhenAbsent = false;
 
   bool repeats() const { return !max || *max > 1; }
   bool isPrimitiveChoiceSuffix(std::string_view suffix) const;
@@ -117,6 +165,7 @@ class StructureDefinition {
   std::unordered_map<std::string, const ElementDef*> byPath_;
   std::unordered_map<std::string, std::vector<const ElementDef*>> children_;
   std::unordered_map<std::string, std::vector<const ElementDef*>> slices_;
+  std::unordered_map<std::string, ChildIndex> childIndexes_;
 };
 
 // The codes a ValueSet holds, as far as the shipped CodeSystems let it be expanded.
@@ -125,6 +174,25 @@ struct ValueSetExpansion {
   bool complete = false;  // false: includes a system or value set we cannot enumerate
   std::set<std::pair<std::string, std::string>> codes;  // (system, code)
   std::set<std::string> bareCodes;                      // codes of every system
+  // The same as hash sets for the walk's look-ups (filled when the expansion is done).
+  struct PairHash {
+    using is_transparent = void;
+    template <typename P>
+    std::size_t operator()(const P& p) const {
+      std::hash<std::string_view> h;
+      return h(std::string_view(p.first)) * 31 + h(std::string_view(p.second));
+    }
+  };
+  struct PairEqual {
+    using is_transparent = void;
+    template <typename A, typename B>
+    bool operator()(const A& a, const B& b) const {
+      return std::string_view(a.first) == std::string_view(b.first) &&
+             std::string_view(a.second) == std::string_view(b.second);
+    }
+  };
+  std::unordered_set<std::string, StringHash, std::equal_to<>> codeSet;
+  std::unordered_set<std::pair<std::string, std::string>, PairHash, PairEqual> systemCodeSet;
 
   bool containsCode(std::string_view code) const;
   bool contains(std::string_view system, std::string_view code) const;
@@ -149,17 +217,20 @@ class Definitions {
   bool isPrimitive(std::string_view typeCode) const;
   bool isResourceType(std::string_view name) const;
   std::vector<std::string> profileUrls() const;  // the constraint profiles loaded
+  // Extension.value[x] (its typed names decide what `value` means in ext-1); null if absent.
+  const ElementDef* extensionValue() const { return extensionValue_; }
 
  private:
   Result<void> add(const std::string& file, const rapidjson::Value& resource);
   Result<void> finish();
 
   std::vector<std::unique_ptr<StructureDefinition>> structures_;
-  std::unordered_map<std::string, const StructureDefinition*> types_;
+  std::unordered_map<std::string, const StructureDefinition*, StringHash, std::equal_to<>> types_;
   std::unordered_map<std::string, const StructureDefinition*> urls_;
   std::map<std::string, std::shared_ptr<rapidjson::Document>, std::less<>> valueSetSources_;
   std::map<std::string, std::shared_ptr<rapidjson::Document>, std::less<>> codeSystems_;
   std::unordered_map<std::string, ValueSetExpansion> valueSets_;
+  const ElementDef* extensionValue_ = nullptr;
 };
 
 // "valueDateTime" with choice "value[x]" -> "DateTime"; the suffix of a JSON key for a type code.

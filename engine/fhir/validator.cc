@@ -12,6 +12,7 @@
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
 
+#include "engine/fhir/invariants.h"
 #include "engine/fhir/primitive_format.h"
 
 namespace switchboard::fhir {
@@ -21,23 +22,29 @@ namespace {
 using fhirpath::Node;
 using rapidjson::Value;
 
-std::string strMember(const Value& obj, const char* key) {
+std::string_view sv(const Value& v) { return {v.GetString(), v.GetStringLength()}; }
+
+// The string member `key` of an object, or "" (also when it is not a string).
+std::string_view strMember(const Value& obj, std::string_view key) {
   if (!obj.IsObject()) return {};
-  auto it = obj.FindMember(key);
+  auto it = obj.FindMember(Value(rapidjson::StringRef(key.data(), key.size())));
   if (it == obj.MemberEnd() || !it->value.IsString()) return {};
-  return std::string(it->value.GetString(), it->value.GetStringLength());
+  return sv(it->value);
 }
 
-const Value* findMember(const Value& obj, std::string_view key) {
+const Value* member(const Value& obj, std::string_view key) {
   if (!obj.IsObject()) return nullptr;
-  auto it = obj.FindMember(rapidjson::Value(rapidjson::StringRef(key.data(), key.size())));
+  auto it = obj.FindMember(Value(rapidjson::StringRef(key.data(), key.size())));
   return it == obj.MemberEnd() ? nullptr : &it->value;
 }
 
-const Value* member(const Value& obj, const char* key) {
-  if (!obj.IsObject()) return nullptr;
-  auto it = obj.FindMember(key);
-  return it == obj.MemberEnd() ? nullptr : &it->value;
+// The member "_" + name of an object, found without building the key.
+const Value* underscoreMember(const Value& obj, std::string_view name) {
+  for (auto it = obj.MemberBegin(); it != obj.MemberEnd(); ++it) {
+    std::string_view k = sv(it->name);
+    if (k.size() == name.size() + 1 && k[0] == '_' && k.substr(1) == name) return &it->value;
+  }
+  return nullptr;
 }
 
 std::string quote(std::string_view s) {
@@ -78,7 +85,7 @@ bool jsonContains(const Value& value, const Value& pattern) {
 }
 
 // The resource type a literal reference names ("Patient/1", "http://x/fhir/Patient/1/_history/2").
-std::string referencedType(std::string_view ref, const Definitions& defs) {
+std::string_view referencedType(std::string_view ref, const Definitions& defs) {
   if (ref.starts_with("#") || ref.starts_with("urn:")) return {};
   std::size_t end = ref.find('?');
   std::string_view path = ref.substr(0, end);
@@ -87,29 +94,54 @@ std::string referencedType(std::string_view ref, const Definitions& defs) {
   if (slash == std::string_view::npos || slash == 0) return {};
   std::string_view head = path.substr(0, slash);
   auto prev = head.rfind('/');
-  std::string type(prev == std::string_view::npos ? head : head.substr(prev + 1));
+  std::string_view type = prev == std::string_view::npos ? head : head.substr(prev + 1);
   if (type.empty() || !std::isupper(static_cast<unsigned char>(type[0]))) return {};
   const StructureDefinition* sd = defs.type(type);
-  return !sd || sd->kind == "resource" ? type : std::string();
+  return !sd || sd->kind == "resource" ? type : std::string_view();
 }
+
+// A location in the resource, kept as a chain on the stack and turned into FHIRPath text
+// ("Bundle.entry[0].resource.name[1]") only when an issue is reported.
+struct Loc {
+  const Loc* parent = nullptr;
+  std::string_view name;  // the whole text at the root, else one element name
+  long index = -1;        // [index] when >= 0
+
+  void append(std::string& out) const {
+    if (parent) {
+      parent->append(out);
+      out += '.';
+    }
+    out += name;
+    if (index >= 0) {
+      out += '[';
+      out += std::to_string(index);
+      out += ']';
+    }
+  }
+  std::string str() const {
+    std::string out;
+    append(out);
+    return out;
+  }
+  std::string str(std::string_view suffix) const { return str() + std::string(suffix); }
+};
 
 class Walk {
  public:
   Walk(const Definitions& defs, const ValidationOptions& options, fhirpath::DocumentPtr doc,
        std::vector<Issue>& issues)
       : defs_(defs), options_(options), doc_(std::move(doc)), issues_(issues) {
-    root_ = Node::resource(doc_);
-    env_.rootResource = root_;
-    env_.memberOf = [this](const Node& coded, const std::string& url) -> Result<bool> {
-      return memberOf(coded, url);
-    };
     if (strMember(*doc_, "resourceType") == "Bundle") {
       if (const auto* entries = member(*doc_, "entry"); entries && entries->IsArray()) {
         for (const auto& e : entries->GetArray()) {
-          std::string fullUrl = strMember(e, "fullUrl");
+          std::string_view fullUrl = strMember(e, "fullUrl");
           const Value* r = member(e, "resource");
-          if (!fullUrl.empty() && r) bundleTypes_[fullUrl] = strMember(*r, "resourceType");
+          if (!fullUrl.empty() && r) bundleTypes_.emplace_back(fullUrl, strMember(*r, "resourceType"));
         }
+        // Sorted for look-ups; of entries sharing a fullUrl the last counts (bundleType()).
+        std::stable_sort(bundleTypes_.begin(), bundleTypes_.end(),
+                         [](const auto& a, const auto& b) { return a.first < b.first; });
       }
       inBundle_ = true;
     }
@@ -121,42 +153,53 @@ class Walk {
       add("fatal", "structure", "a FHIR resource must be a JSON object", "");
       return;
     }
-    resource(root, "", root_, true);
+    resource(root, nullptr, true);
   }
 
  private:
-  // A resource at `loc` ("" for the root, "Bundle.entry[0].resource" for entries).
-  void resource(const Value& obj, const std::string& loc, const Node& node, bool applyProfiles,
-                bool contained = false) {
-    std::string rt = strMember(obj, "resourceType");
-    std::string here = loc.empty() ? rt : loc;
+  // One JSON member of an object, resolved to its element.
+  struct Member {
+    std::uint32_t index;  // in the parent's children
+    const TypeRef* type;
+    const Value* value;
+    const Value* ext;
+    std::string_view key;  // without the '_'
+  };
+
+  // A resource at `loc` (null for the root, "Bundle.entry[0].resource" for entries).
+  void resource(const Value& obj, const Loc* loc, bool applyProfiles, bool contained = false) {
+    std::string_view rt = strMember(obj, "resourceType");
     if (rt.empty()) {
-      add("error", "structure", "resourceType is missing", loc.empty() ? "Resource" : loc);
+      add("error", "structure", "resourceType is missing", loc ? loc->str() : "Resource");
       return;
     }
+    Loc rootLoc{nullptr, rt};
+    const Loc& here = loc ? *loc : rootLoc;
     const StructureDefinition* sd = defs_.type(rt);
     if (!sd || sd->kind != "resource" || !sd->root()) {
       add("warning", "not-supported",
           "no StructureDefinition for resource type " + quote(rt) +
               " in fhir-profiles/; not validated",
-          here);
+          here.str());
       return;
     }
-    Node saved = resourceNode_;
+    const Value* savedResource = resource_;
+    std::optional<Node> savedNode = std::move(resourceNode_);
     bool savedContained = inContained_;
     inContained_ = contained;
-    resourceNode_ = node;
-    env_.resource = node;
+    resource_ = &obj;
+    resourceNode_.reset();
     profilePass_ = false;
-    constraints(*sd->root(), node, here, nullptr);
-    object(*sd, sd->type, *sd->root()->children, obj, here);
+    Target self{&obj, nullptr, {}, {}, true};
+    constraints(sd->root()->invariants, self, here, nullptr);
+    object(*sd, sd->type, *sd->root(), obj, here, true);
 
     std::vector<const StructureDefinition*> profiles;
     if (applyProfiles) {
       for (const auto& url : options_.profiles) {
         const StructureDefinition* p = defs_.byUrl(url);
         if (!p) {
-          if (loc.empty()) add("error", "not-found", "unknown profile " + quote(url), here);
+          if (!loc) add("error", "not-found", "unknown profile " + quote(url), here.str());
           continue;
         }
         if (p->type == rt && p->root()) profiles.push_back(p);
@@ -166,12 +209,12 @@ class Walk {
       if (const auto* declared = member(*meta, "profile"); declared && declared->IsArray()) {
         for (const auto& u : declared->GetArray()) {
           if (!u.IsString()) continue;
-          const StructureDefinition* p = defs_.byUrl(u.GetString());
+          const StructureDefinition* p = defs_.byUrl(sv(u));
           if (!p) {
             add("information", "not-supported",
-                "profile " + quote(u.GetString()) +
+                "profile " + quote(sv(u)) +
                     " is not in fhir-profiles/; checked against the base definition only",
-                here + ".meta.profile");
+                here.str(".meta.profile"));
           } else if (p->type == rt && p->root() &&
                      std::find(profiles.begin(), profiles.end(), p) == profiles.end()) {
             profiles.push_back(p);
@@ -182,23 +225,23 @@ class Walk {
     for (const StructureDefinition* p : profiles) {
       profilePass_ = true;
       profileUrl_ = p->url;
-      constraints(*p->root(), node, here, sd->root());
-      object(*p, p->type, *p->root()->children, obj, here);
+      constraints(p->root()->invariants, self, here, sd->root());
+      object(*p, p->type, *p->root(), obj, here, true);
       profilePass_ = false;
     }
-    resourceNode_ = saved;
-    env_.resource = saved;
+    resource_ = savedResource;
+    resourceNode_ = std::move(savedNode);
     inContained_ = savedContained;
   }
 
-  // The members of a JSON object holding the element at `path` of `sd`.
-  void object(const StructureDefinition& sd, const std::string& path,
-              const std::vector<const ElementDef*>& defs, const Value& obj,
-              const std::string& loc) {
+  // The members of a JSON object holding the children of `parent` (an element of `sd` at
+  // `path`).
+  void object(const StructureDefinition& sd, const std::string& path, const ElementDef& parent,
+              const Value& obj, const Loc& loc, bool resourceRoot = false) {
     if (depth_ >= kMaxDepth) {
       add("error", "too-long",
           "elements nested deeper than " + std::to_string(kMaxDepth) + " levels are not validated",
-          loc);
+          loc.str());
       return;
     }
     struct DepthGuard {
@@ -206,101 +249,89 @@ class Walk {
       explicit DepthGuard(int& depth) : d(++depth) {}
       ~DepthGuard() { --d; }
     } guard(depth_);
-    struct Found {
-      std::string key;
-      const TypeRef* type = nullptr;
-      const Value* value = nullptr;
-      const Value* ext = nullptr;
-    };
-    std::vector<std::pair<const ElementDef*, Found>> found;
-    bool isResourceRoot = path.find('.') == std::string::npos && sd.kind == "resource";
+    const std::vector<const ElementDef*>& defs = *parent.children;
+    const ChildIndex& index = *parent.childIndex;
+    bool isResourceRoot = resourceRoot && sd.kind == "resource";
     // Most objects carry no "_name" primitive extensions: skip those look-ups then.
     bool anyUnderscore = false;
     for (auto it = obj.MemberBegin(); it != obj.MemberEnd(); ++it)
       anyUnderscore =
           anyUnderscore || (it->name.GetStringLength() > 0 && it->name.GetString()[0] == '_');
+    const std::size_t base = members_.size();
     for (auto it = obj.MemberBegin(); it != obj.MemberEnd(); ++it) {
-      std::string_view key(it->name.GetString(), it->name.GetStringLength());
+      std::string_view key = sv(it->name);
       if (isResourceRoot && key == "resourceType") continue;
       bool underscore = key.starts_with("_");
       std::string_view name = underscore ? key.substr(1) : key;
-      if (underscore && findMember(obj, name)) continue;  // paired with its value below
-      const ElementDef* def = nullptr;
-      const TypeRef* type = nullptr;
-      for (const ElementDef* d : defs) {
-        if (d->choice) {
-          const std::string& prefix = plainName(*d);
-          if (name.size() > prefix.size() && name.starts_with(prefix)) {
-            if (const TypeRef* t = d->typeForSuffix(name.substr(prefix.size()))) {
-              def = d;
-              type = t;
-              break;
-            }
-          }
-        } else if (d->name == name) {
-          def = d;
-          type = d->types.empty() ? nullptr : &d->types.front();
-          break;
-        }
-      }
-      if (!def) {
+      if (underscore && member(obj, name)) continue;  // paired with its value below
+      auto slot = index.find(key);
+      if (slot == index.end()) {
         if (!profilePass_) {
           add("error", "structure", "unknown element " + quote(key) + " in " + path,
-              loc + "." + std::string(key));
+              loc.str() + "." + std::string(key));
         }
         continue;
       }
-      Found f;
-      f.key = std::string(name);
-      f.type = type;
-      f.value = underscore ? nullptr : &it->value;
-      f.ext = underscore      ? &it->value
-              : anyUnderscore ? findMember(obj, "_" + std::string(name))
+      const TypeRef* type = slot->second.type;
+      Member m{slot->second.index, type, underscore ? nullptr : &it->value, nullptr, name};
+      m.ext = underscore      ? &it->value
+              : anyUnderscore ? underscoreMember(obj, name)
                               : nullptr;
-      if (f.ext && !profilePass_ && (!type || !type->primitive)) {
+      if (m.ext && !profilePass_ && (!type || !type->primitive)) {
         add("error", "structure",
             quote("_" + std::string(name)) + " is only allowed beside a primitive value",
-            loc + "._" + std::string(name));
-        f.ext = nullptr;
+            loc.str() + "._" + std::string(name));
+        m.ext = nullptr;
       }
-      found.emplace_back(def, std::move(f));
+      members_.push_back(m);
     }
-
-    for (const ElementDef* def : defs) {
+    // Group by element (stable: JSON order within an element), then walk in definition order.
+    const std::size_t end = members_.size();
+    for (std::size_t i = base + 1; i < end; ++i) {
+      Member m = members_[i];
+      std::size_t j = i;
+      for (; j > base && members_[j - 1].index > m.index; --j) members_[j] = members_[j - 1];
+      members_[j] = m;
+    }
+    std::size_t next = base;
+    for (std::uint32_t d = 0; d < defs.size(); ++d) {
+      const ElementDef* def = defs[d];
+      std::size_t first = next;
       std::size_t count = 0;
-      bool any = false;
-      for (const auto& [d, f] : found) {
-        if (d != def) continue;
-        any = true;
-        const Value* v = f.value ? f.value : f.ext;
+      while (next < end && members_[next].index == d) {
+        const Value* v = members_[next].value ? members_[next].value : members_[next].ext;
         count += v->IsArray() ? v->Size() : 1;
+        ++next;
       }
+      const bool any = next > first;
+      if (!any && !def->checkWhenAbsent) continue;
       if (count < def->min) {
         add("error", "required",
             path + "." + plainName(*def) + ": minimum required = " + std::to_string(def->min) +
                 ", but only found " + std::to_string(count),
-            loc + "." + plainName(*def));
+            loc.str() + "." + plainName(*def));
       }
       if (def->max && count > *def->max) {
         add("error", "structure",
             path + "." + plainName(*def) + ": maximum allowed = " + std::to_string(*def->max) +
                 ", but found " + std::to_string(count),
-            loc + "." + plainName(*def));
+            loc.str() + "." + plainName(*def));
       }
       if (!any) {
         if (!def->slices->empty()) extensionSlices(*def, nullptr, loc);
         continue;
       }
-      for (const auto& [d, f] : found) {
-        if (d != def) continue;
-        if (f.value && !def->slices->empty()) extensionSlices(*def, f.value, loc);
-        items(sd, *def, f.type, f.key, f.value, f.ext, loc);
+      for (std::size_t k = first; k < next; ++k) {
+        const Member m = members_[k];  // a copy: nested objects grow members_
+        if (m.value && !def->slices->empty()) extensionSlices(*def, m.value, loc);
+        items(sd, *def, m.type, m.key, m.value, m.ext, loc);
       }
     }
+    members_.resize(base);
   }
 
   // Cardinality of extension slices (US Core race, ethnicity, birthsex ...), counted by url.
-  void extensionSlices(const ElementDef& def, const Value* value, const std::string& loc) {
+  void extensionSlices(const ElementDef& def, const Value* value, const Loc& loc) {
     const auto& slices = *def.slices;
     for (const ElementDef* slice : slices) {
       const std::string& url = slice->types.front().profiles.front();
@@ -309,44 +340,46 @@ class Walk {
         for (const auto& e : value->GetArray())
           if (strMember(e, "url") == url) ++count;
       }
-      std::string where = loc + "." + plainName(def);
       if (count < slice->min) {
         add("error", "required",
             def.path + ":" + slice->sliceName +
                 ": minimum required = " + std::to_string(slice->min) + " extension " + url +
                 ", but only found " + std::to_string(count),
-            where);
+            loc.str() + "." + plainName(def));
       }
       if (slice->max && count > *slice->max) {
         add("error", "structure",
             def.path + ":" + slice->sliceName +
                 ": maximum allowed = " + std::to_string(*slice->max) + " extension " + url +
                 ", but found " + std::to_string(count),
-            where);
+            loc.str() + "." + plainName(def));
       }
     }
   }
 
   // One element's JSON value(s): an array when it repeats, a single value otherwise.
   void items(const StructureDefinition& sd, const ElementDef& def, const TypeRef* type,
-             const std::string& key, const Value* value, const Value* ext, const std::string& loc) {
+             std::string_view key, const Value* value, const Value* ext, const Loc& loc) {
     const Value* shape = value ? value : ext;
-    std::string base = loc + "." + key;
+    const Loc base{&loc, key};
     if (!profilePass_) {
       if (def.repeats() && !shape->IsArray()) {
-        add("error", "structure", key + " repeats, so it must be a JSON array", base);
+        add("error", "structure", std::string(key) + " repeats, so it must be a JSON array",
+            base.str());
       } else if (!def.repeats() && shape->IsArray()) {
-        add("error", "structure", key + " does not repeat, so it must not be a JSON array", base);
+        add("error", "structure",
+            std::string(key) + " does not repeat, so it must not be a JSON array", base.str());
       }
       if (value && ext && value->IsArray() != ext->IsArray()) {
-        add("error", "structure", quote("_" + key) + " must have the same shape as " + quote(key),
-            loc + "._" + key);
+        add("error", "structure",
+            quote("_" + std::string(key)) + " must have the same shape as " + quote(key),
+            loc.str() + "._" + std::string(key));
         ext = nullptr;
       }
     }
     if (shape->IsArray()) {
       if (shape->Empty() && !profilePass_) {
-        add("error", "structure", "empty array (FHIR forbids empty arrays)", base);
+        add("error", "structure", "empty array (FHIR forbids empty arrays)", base.str());
       }
       std::size_t n = shape->Size();
       for (std::size_t i = 0; i < n; ++i) {
@@ -356,10 +389,10 @@ class Walk {
           e = &(*ext)[static_cast<rapidjson::SizeType>(i)];
         if (e && e->IsNull()) e = nullptr;
         if (v && v->IsNull()) v = nullptr;
-        std::string itemLoc = base + "[" + std::to_string(i) + "]";
+        const Loc itemLoc{&loc, key, static_cast<long>(i)};
         if (!v && !e) {
           if (!profilePass_)
-            add("error", "structure", "null entry without a value or extension", itemLoc);
+            add("error", "structure", "null entry without a value or extension", itemLoc.str());
           continue;
         }
         item(sd, def, type, v, e, itemLoc);
@@ -367,134 +400,137 @@ class Walk {
       return;
     }
     if (value && value->IsNull()) {
-      if (!profilePass_) add("error", "structure", "null is not a FHIR value", base);
+      if (!profilePass_) add("error", "structure", "null is not a FHIR value", base.str());
       return;
     }
     item(sd, def, type, value, ext, base);
   }
 
   void item(const StructureDefinition& sd, const ElementDef& def, const TypeRef* type,
-            const Value* value, const Value* ext, const std::string& loc) {
-    std::string code = type ? type->code : "";
-    if (!def.contentReference.empty()) code = "BackboneElement";
+            const Value* value, const Value* ext, const Loc& loc) {
+    static const std::string kBackbone = "BackboneElement", kId = "id", kNone;
+    const std::string* code = type ? &type->code : &kNone;
+    if (!def.contentReference.empty()) code = &kBackbone;
     // Resource.id is an id although the snapshot types it System.String.
     if (def.name == "id" && sd.kind == "resource" && def.path.find('.') == def.path.rfind('.') &&
         def.path.find('.') != std::string::npos)
-      code = "id";
+      code = &kId;
 
     if (ext) primitiveExtension(*ext, loc);
 
-    if (code.empty()) return;
-    if (code == "id" || (type && type->primitive && def.contentReference.empty())) {
+    if (code->empty()) return;
+    if (*code == "id" || (type && type->primitive && def.contentReference.empty())) {
       if (!value) {
         if (!ext && !profilePass_)
-          add("error", "required", "a value or an extension is required", loc);
+          add("error", "required", "a value or an extension is required", loc.str());
       } else if (!profilePass_) {
-        if (auto why = checkPrimitive(code, *value)) {
+        if (auto why = checkPrimitive(*code, *value)) {
           add("error", value->IsString() && value->GetStringLength() == 0 ? "invariant" : "value",
-              def.path + ": " + *why, loc);
+              def.path + ": " + *why, loc.str());
           return;
         }
       }
       if (value) {
-        binding(def, code, *value, loc);
+        binding(def, *code, *value, loc);
         fixedAndPattern(def, *value, loc);
       }
-      if (evaluable(def))
-        constraints(def, Node::element(doc_, value, ext, code, plainName(def)), loc, nullptr);
+      if (!def.invariants.empty())
+        constraints(def.invariants, Target{value, ext, code, &plainName(def)}, loc, nullptr);
       return;
     }
     if (!value) return;
     if (!value->IsObject()) {
       if (!profilePass_)
-        add("error", "structure", def.path + ": must be a JSON object (" + code + ")", loc);
+        add("error", "structure", def.path + ": must be a JSON object (" + *code + ")",
+            loc.str());
       return;
     }
     if (type && type->resource) {
       if (profilePass_) return;
       bool entry = def.path == "Bundle.entry.resource";
-      resource(*value, loc, Node::resource(doc_, value), entry, def.path.ends_with(".contained"));
+      resource(*value, &loc, entry, def.path.ends_with(".contained"));
       return;
     }
     if (!profilePass_) {
       bool hasContent = false;
       for (auto it = value->MemberBegin(); it != value->MemberEnd(); ++it) {
-        std::string_view k(it->name.GetString(), it->name.GetStringLength());
-        if (k != "id") hasContent = true;
+        if (sv(it->name) != "id") hasContent = true;
       }
       if (!hasContent) {
         add("error", "invariant",
-            "ele-1: All FHIR elements must have a @value or children (empty object)", loc);
+            "ele-1: All FHIR elements must have a @value or children (empty object)", loc.str());
         return;
       }
     }
-    binding(def, code, *value, loc);
+    binding(def, *code, *value, loc);
     fixedAndPattern(def, *value, loc);
-    if (code == "Reference") reference(*type, *value, loc);
+    if (*code == "Reference") reference(*type, *value, loc);
 
     const ElementDef* owner = &def;
-    if (!def.contentReference.empty()) owner = sd.element(def.contentReference);
+    if (!def.contentReference.empty()) owner = def.contentTarget;
     const StructureDefinition* childSd = &sd;
     const ElementDef* typeRoot = nullptr;
     if (!owner || owner->children->empty()) {
       if (profilePass_) {
-        constraints(def, Node::element(doc_, value, nullptr, code, plainName(def)), loc, nullptr);
+        if (!def.invariants.empty())
+          constraints(def.invariants, Target{value, nullptr, code, &plainName(def)}, loc,
+                      nullptr);
         return;  // the base pass covered the data type
       }
       childSd = type ? type->definition : nullptr;
       if (!childSd || !childSd->root()) {
-        add("warning", "not-supported", "no StructureDefinition for type " + quote(code), loc);
+        add("warning", "not-supported", "no StructureDefinition for type " + quote(*code),
+            loc.str());
         return;
       }
       typeRoot = childSd->root();
     }
-    if (evaluable(def) || (typeRoot && evaluable(*typeRoot))) {
-      Node node =
-          Node::element(doc_, value, nullptr, typeRoot ? code : owner->path, plainName(def));
-      constraints(def, node, loc, nullptr);
-      if (typeRoot) constraints(*typeRoot, node, loc, &def);
+    if (!def.invariants.empty() || (typeRoot && !type->invariants.empty())) {
+      Target target{value, nullptr, typeRoot ? code : &owner->path, &plainName(def)};
+      constraints(def.invariants, target, loc, nullptr);
+      if (typeRoot) constraints(type->invariants, target, loc, nullptr);
     }
     if (typeRoot) {
-      object(*childSd, childSd->type, *typeRoot->children, *value, loc);
+      object(*childSd, childSd->type, *typeRoot, *value, loc);
     } else {
-      object(sd, owner->path, *owner->children, *value, loc);
+      object(sd, owner->path, *owner, *value, loc);
     }
   }
 
   // The "_name" object of a primitive: id and extension only.
-  void primitiveExtension(const Value& ext, const std::string& loc) {
+  void primitiveExtension(const Value& ext, const Loc& loc) {
     if (profilePass_) return;
     if (!ext.IsObject()) {
-      add("error", "structure", "the extension part of a primitive must be a JSON object", loc);
+      add("error", "structure", "the extension part of a primitive must be a JSON object",
+          loc.str());
       return;
     }
-    const StructureDefinition* element = defs_.type("Element");
-    if (element && element->root())
-      object(*element, "Element", *element->root()->children, ext, loc);
+    if (!elementType_) elementType_ = defs_.type("Element");
+    if (elementType_ && elementType_->root())
+      object(*elementType_, elementType_->type, *elementType_->root(), ext, loc);
   }
 
-  void reference(const TypeRef& type, const Value& value, const std::string& loc) {
+  void reference(const TypeRef& type, const Value& value, const Loc& loc) {
     if (profilePass_) return;
-    std::string ref = strMember(value, "reference");
+    std::string_view ref = strMember(value, "reference");
     if (ref.empty()) return;
     bool anyType = type.targetTypes.empty();
     const std::vector<std::string>& allowed = type.targetTypes;
-    std::string target;
+    std::string_view target;
     if (ref.starts_with("urn:uuid:") || ref.starts_with("urn:oid:")) {
       if (!inBundle_) return;
-      auto it = bundleTypes_.find(ref);
-      if (it == bundleTypes_.end()) {
+      const std::string_view* found = bundleType(ref);
+      if (!found) {
         add("error", "not-found",
             "reference " + quote(ref) + " matches no entry fullUrl in the Bundle",
-            loc + ".reference");
+            loc.str(".reference"));
         return;
       }
-      target = it->second;
+      target = *found;
     } else {
       target = referencedType(ref, defs_);
       if (target.empty() && inBundle_) {
-        auto it = bundleTypes_.find(ref);
-        if (it != bundleTypes_.end()) target = it->second;
+        if (const std::string_view* found = bundleType(ref)) target = *found;
       }
     }
     if (target.empty() || anyType) return;
@@ -502,16 +538,22 @@ class Walk {
       std::string list;
       for (const auto& a : allowed) list += (list.empty() ? "" : ", ") + a;
       add("error", "structure",
-          "reference to a " + target + " where only " + list + " may be referenced",
-          loc + ".reference");
+          "reference to a " + std::string(target) + " where only " + list + " may be referenced",
+          loc.str(".reference"));
     }
   }
 
+  const std::string_view* bundleType(std::string_view fullUrl) const {
+    auto it = std::upper_bound(bundleTypes_.begin(), bundleTypes_.end(), fullUrl,
+                               [](std::string_view u, const auto& e) { return u < e.first; });
+    if (it == bundleTypes_.begin() || std::prev(it)->first != fullUrl) return nullptr;
+    return &std::prev(it)->second;
+  }
+
   void binding(const ElementDef& def, const std::string& code, const Value& value,
-               const std::string& loc) {
-    if (!def.binding || def.binding->strength != "required") return;
-    const ValueSetExpansion* vs = defs_.valueSet(def.binding->valueSet);
-    if (!vs || !vs->complete) return;
+               const Loc& loc) {
+    const ValueSetExpansion* vs = def.requiredValueSet;
+    if (!vs) return;
     auto allowedList = [&] {
       if (vs->bareCodes.size() > 20) return std::string();
       std::string list;
@@ -519,26 +561,28 @@ class Walk {
       return " (allowed: " + list + ")";
     };
     auto codingOk = [&](const Value& coding) {
-      std::string system = strMember(coding, "system");
-      std::string c = strMember(coding, "code");
+      std::string_view system = strMember(coding, "system");
+      std::string_view c = strMember(coding, "code");
       if (c.empty()) return false;
       return system.empty() ? vs->containsCode(c) : vs->contains(system, c);
     };
     if (value.IsString()) {
-      std::string c(value.GetString(), value.GetStringLength());
+      std::string_view c = sv(value);
       if (!vs->containsCode(c)) {
         add("error", "code-invalid",
             "the code " + quote(c) + " is not in the required value set " + vs->url + allowedList(),
-            loc);
+            loc.str());
       }
       return;
     }
     if (code == "Coding") {
       if (!codingOk(value)) {
         add("error", "code-invalid",
-            "the Coding " + quote(strMember(value, "system") + "|" + strMember(value, "code")) +
+            "the Coding " +
+                quote(std::string(strMember(value, "system")) + "|" +
+                      std::string(strMember(value, "code"))) +
                 " is not in the required value set " + vs->url + allowedList(),
-            loc);
+            loc.str());
       }
       return;
     }
@@ -549,128 +593,109 @@ class Walk {
           if (codingOk(c)) return;
       }
       add("error", "code-invalid",
-          "no coding is in the required value set " + vs->url + allowedList(), loc);
+          "no coding is in the required value set " + vs->url + allowedList(), loc.str());
     }
   }
 
-  void fixedAndPattern(const ElementDef& def, const Value& value, const std::string& loc) {
+  void fixedAndPattern(const ElementDef& def, const Value& value, const Loc& loc) {
     if (def.fixed && !jsonEqual(value, *def.fixed)) {
       add("error", "value",
-          def.path + ": the value must be exactly the " + def.fixedName + " of the profile", loc);
+          def.path + ": the value must be exactly the " + def.fixedName + " of the profile",
+          loc.str());
     }
     if (def.pattern && !jsonContains(value, *def.pattern)) {
       add("error", "value",
-          def.path + ": the value does not match the " + def.fixedName + " of the profile", loc);
+          def.path + ": the value does not match the " + def.fixedName + " of the profile",
+          loc.str());
     }
   }
 
-  // Whether `def` has an invariant that needs a FHIRPath node (ele-1 is checked natively).
-  static bool evaluable(const ElementDef& def) { return def.hasInvariants; }
+  // The element an invariant is evaluated on; its FHIRPath node is made only when FHIRPath runs.
+  struct Target {
+    const Value* json = nullptr;
+    const Value* ext = nullptr;
+    const std::string* type = nullptr;  // FHIR type (or backbone path) for the node
+    const std::string* name = nullptr;
+    bool resource = false;  // the current resource itself
+  };
 
-  // Evaluates the invariants of `def` on `node`; `skipFrom` lists keys already evaluated there.
-  void constraints(const ElementDef& def, const Node& node, const std::string& loc,
-                   const ElementDef* skipFrom) {
-    if (!options_.invariants) return;
-    for (const Constraint& c : def.constraints) {
-      if (c.key == "ele-1") continue;  // checked natively (empty values, arrays, objects)
+  // Evaluates `list` on `target`; `skipFrom` lists keys already evaluated there.
+  void constraints(const std::vector<const Constraint*>& list, const Target& target,
+                   const Loc& loc, const ElementDef* skipFrom) {
+    if (!options_.invariants || list.empty()) return;
+    std::optional<Node> node;
+    for (const Constraint* cp : list) {
+      const Constraint& c = *cp;
       if (c.bestPractice && !options_.bestPractice) continue;
-      if (!c.expression) continue;
       if (skipFrom && std::any_of(skipFrom->constraints.begin(), skipFrom->constraints.end(),
                                   [&](const Constraint& o) { return o.key == c.key; }))
         continue;
       if (c.bestPractice && inContained_) continue;  // contained resources have no narrative
-      std::optional<bool> holds = knownResult(c, node);
-      if (!holds) {
-        auto result = fhirpath::evaluateBoolean(*c.expression, node, env_);
-        if (!result) {
-          add("warning", "processing",
-              c.key + ": the invariant could not be evaluated: " + result.error().message, loc);
-          continue;
+      std::optional<bool> holds;
+      if (c.nativeOnly) {
+        holds = !target.json || containedResourcesReferenced(*target.json);
+      } else {
+        if (c.native && options_.invariantEngine != InvariantEngine::kFhirPath) {
+          holds = c.native(InvariantInput{target.json, target.ext, resource_, doc_.get(), &defs_});
         }
-        holds = !result->has_value() || **result;
+        if (!holds || options_.invariantEngine == InvariantEngine::kCrossCheck) {
+          if (!node) node = makeNode(target);
+          auto result = fhirpath::evaluateBoolean(*c.expression, *node, env());
+          if (!result) {
+            if (holds) {
+              add("error", "exception",
+                  c.key + ": the native check decided where FHIRPath fails: " +
+                      result.error().message,
+                  loc.str());
+              continue;
+            }
+            add("warning", "processing",
+                c.key + ": the invariant could not be evaluated: " + result.error().message,
+                loc.str());
+            continue;
+          }
+          bool byFhirPath = !result->has_value() || **result;
+          if (holds && *holds != byFhirPath) {
+            add("error", "exception",
+                c.key + ": the native check says " + (*holds ? "true" : "false") +
+                    ", FHIRPath says " + (byFhirPath ? "true" : "false"),
+                loc.str());
+          }
+          holds = byFhirPath;
+        }
       }
       if (!*holds) {
-        add(c.severity == "error" ? "error" : "warning", "invariant", c.key + ": " + c.human, loc);
+        add(c.severity == "error" ? "error" : "warning", "invariant", c.key + ": " + c.human,
+            loc.str());
       }
     }
   }
 
-  // Invariants whose outcome is known without FHIRPath, recognised by their exact expression
-  // (the hot path of every Bundle): empty when FHIRPath must decide.
-  static std::optional<bool> knownResult(const Constraint& c, const Node& node) {
-    const Value* json = node.json();
-    if (!json || !json->IsObject()) return std::nullopt;
-    const std::string& e = c.expressionText;
-    auto present = [&](const char* name) {
-      return member(*json, name) || member(*json, ("_" + std::string(name)).c_str());
-    };
-    // dom-2, dom-4, dom-5: only about contained resources.
-    if (c.key.starts_with("dom-") && e.starts_with("contained.") &&
-        !e.starts_with("contained.where("))
-      return present("contained") ? std::nullopt : std::optional<bool>(true);
-    // dom-3 (its as(canonical) over many descendants is an error in strict FHIRPath).
-    if (c.key == "dom-3" && e.starts_with("contained.where(")) return containedReferenced(node);
-    if (e == "text.`div`.exists()") {
-      const Value* text = member(*json, "text");
-      return text && member(*text, "div");
-    }
-    if (c.key == "ref-1" && e.starts_with("reference.startsWith('#').not() or")) {
-      const Value* ref = member(*json, "reference");
-      if (!ref || !ref->IsString() || ref->GetStringLength() == 0 || ref->GetString()[0] != '#')
-        return true;
-      return std::nullopt;
-    }
-    if (e == "resource.exists() or request.exists() or response.exists()")
-      return present("resource") || present("request") || present("response");
-    if (e == "fullUrl.exists() implies fullUrl.contains('/_history/').not()") {
-      const Value* url = member(*json, "fullUrl");
-      if (!url) return true;
-      if (!url->IsString()) return std::nullopt;
-      return std::string_view(url->GetString(), url->GetStringLength()).find("/_history/") ==
-             std::string_view::npos;
-    }
-    // "type = 'document' implies ...": vacuously true unless type is that code.
-    static const std::string kTypeIs = "type = '";
-    if (e.starts_with(kTypeIs)) {
-      auto close = e.find('\'', kTypeIs.size());
-      if (close != std::string::npos && e.compare(close, 10, "' implies ") == 0) {
-        std::string_view code(e.data() + kTypeIs.size(), close - kTypeIs.size());
-        const Value* type = member(*json, "type");
-        if (!type) return member(*json, "_type") ? std::nullopt : std::optional<bool>(true);
-        if (type->IsString() &&
-            std::string_view(type->GetString(), type->GetStringLength()) != code)
-          return true;
-      }
-    }
-    return std::nullopt;
+  Node makeNode(const Target& target) {
+    if (target.resource) return resourceNode();
+    return Node::element(doc_, target.json, target.ext, *target.type, *target.name);
   }
 
-  // dom-3 without FHIRPath (its as(canonical) over many descendants is an error in strict
-  // FHIRPath): every contained resource is referenced as "#id" from somewhere in the resource,
-  // or something references the container as "#".
-  static bool containedReferenced(const Node& node) {
-    const Value* json = node.json();
-    const Value* contained = json ? member(*json, "contained") : nullptr;
-    if (!contained || !contained->IsArray()) return true;
-    std::set<std::string, std::less<>> refs;
-    std::vector<const Value*> stack{json};
-    while (!stack.empty()) {
-      const Value* v = stack.back();
-      stack.pop_back();
-      if (v->IsObject()) {
-        for (auto it = v->MemberBegin(); it != v->MemberEnd(); ++it) stack.push_back(&it->value);
-      } else if (v->IsArray()) {
-        for (const auto& item : v->GetArray()) stack.push_back(&item);
-      } else if (v->IsString() && v->GetStringLength() > 0 && v->GetString()[0] == '#') {
-        refs.emplace(v->GetString(), v->GetStringLength());
-      }
+  const Node& resourceNode() {
+    if (!resourceNode_) {
+      resourceNode_ =
+          resource_ == doc_.get() ? Node::resource(doc_) : Node::resource(doc_, resource_);
     }
-    if (refs.contains("#")) return true;
-    for (const auto& c : contained->GetArray()) {
-      std::string id = strMember(c, "id");
-      if (!refs.contains("#" + id)) return false;
+    return *resourceNode_;
+  }
+
+  // The FHIRPath environment, made on first use: %resource is the current resource,
+  // %rootResource the outermost one.
+  const fhirpath::Environment& env() {
+    if (!env_) {
+      env_.emplace();
+      env_->rootResource = Node::resource(doc_);
+      env_->memberOf = [this](const Node& coded, const std::string& url) -> Result<bool> {
+        return memberOf(coded, url);
+      };
     }
-    return true;
+    env_->resource = resourceNode();
+    return *env_;
   }
 
   Result<bool> memberOf(const Node& coded, const std::string& url) const {
@@ -684,7 +709,7 @@ class Walk {
     const Value& v = *coded.json();
     if (v.IsString()) return vs->containsCode(v.GetString());
     auto codingIn = [&](const Value& c) {
-      std::string system = strMember(c, "system"), code = strMember(c, "code");
+      std::string_view system = strMember(c, "system"), code = strMember(c, "code");
       return !code.empty() &&
              (system.empty() ? vs->containsCode(code) : vs->contains(system, code));
     };
@@ -709,10 +734,12 @@ class Walk {
   const ValidationOptions& options_;
   fhirpath::DocumentPtr doc_;
   std::vector<Issue>& issues_;
-  Node root_;
-  Node resourceNode_;
-  fhirpath::Environment env_;
-  std::unordered_map<std::string, std::string> bundleTypes_;
+  const Value* resource_ = nullptr;    // the current resource's JSON
+  std::optional<Node> resourceNode_;   // its FHIRPath node, made on first use
+  std::optional<fhirpath::Environment> env_;
+  const StructureDefinition* elementType_ = nullptr;
+  std::vector<std::pair<std::string_view, std::string_view>> bundleTypes_;  // fullUrl -> type
+  std::vector<Member> members_;  // the objects being walked, innermost last
   bool inBundle_ = false;
   bool inContained_ = false;
   static constexpr int kMaxDepth = 64;

@@ -27,6 +27,13 @@ struct Issue {
   std::string expression;   // FHIRPath location, e.g. "Patient.name[0].given[0]"
 };
 
+// How invariants that have a native implementation (engine/fhir/invariants.h) are decided.
+enum class InvariantEngine {
+  kNative,      // natively, with FHIRPath for the shapes the native code leaves open (default)
+  kFhirPath,    // always by FHIRPath (the reference the native code is tested against)
+  kCrossCheck,  // both; an "exception" error issue wherever they disagree (differential tests)
+};
+
 struct ValidationOptions {
   // Profiles (canonical URL or id) checked in addition to the base definitions, applied to the
   // resource itself and to each Bundle entry of the profile's type. meta.profile is honoured too.
@@ -36,6 +43,7 @@ struct ValidationOptions {
   // Evaluate invariants (FHIRPath constraints); false checks structure, types, formats,
   // cardinality and bindings only.
   bool invariants = true;
+  InvariantEngine invariantEngine = InvariantEngine::kNative;
 };
 
 class Validator {

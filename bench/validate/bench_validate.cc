@@ -1,0 +1,120 @@
+// The FHIR validator alone, in a loop on one thread: validations per second (median of runs) and
+// heap allocations per validation, for the seed Flow's mapped transaction Bundle and a few other
+// resources, each in three modes: an already parsed document with invariants, the same without
+// invariants, and from text (parse + validate, as `switchboard validate` and bench/mapping do).
+// Usage: bench_validate [SECONDS_PER_RUN] [RUNS] [FILE ...] (files relative to the source tree
+// or absolute; default: the set below). Thread-safety: single-threaded.
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <new>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "engine/fhir/validator.h"
+
+namespace {
+std::atomic<std::uint64_t> gAllocs{0};
+}  // namespace
+
+void* operator new(std::size_t n) {
+  gAllocs.fetch_add(1, std::memory_order_relaxed);
+  if (void* p = std::malloc(n ? n : 1)) return p;
+  throw std::bad_alloc();
+}
+void operator delete(void* p) noexcept { std::free(p); }
+void operator delete(void* p, std::size_t) noexcept { std::free(p); }
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+std::string readFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    std::fprintf(stderr, "bench_validate: cannot read %s\n", path.c_str());
+    std::exit(2);
+  }
+  std::ostringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+template <typename F>
+double runFor(double seconds, F&& once) {
+  const auto start = Clock::now();
+  const auto stop = start + std::chrono::duration<double>(seconds);
+  std::uint64_t count = 0;
+  while (Clock::now() < stop) {
+    for (int i = 0; i < 32; ++i) once();
+    count += 32;
+  }
+  return count / std::chrono::duration<double>(Clock::now() - start).count();
+}
+
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v[v.size() / 2];
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  using namespace switchboard;
+  const double seconds = argc > 1 ? std::atof(argv[1]) : 1.0;
+  const int runs = argc > 2 ? std::max(1, std::atoi(argv[2])) : 3;
+  const std::string root = SWITCHBOARD_SOURCE_DIR;
+  std::vector<std::string> files;
+  for (int i = 3; i < argc; ++i) files.push_back(argv[i]);
+  if (files.empty()) {
+    files = {"tests/data/fhir/seed-flow-bundle.json", "tests/data/fhir/bundle_transaction.json",
+             "tests/data/fhir/patient.json", "tests/data/fhir/questionnaire_response.json",
+             "tests/data/fhir/appointment.json"};
+  }
+  auto validator = fhir::Validator::fromDirectory(root + "/fhir-profiles");
+  if (!validator) {
+    std::fprintf(stderr, "bench_validate: %s\n", validator.error().message.c_str());
+    return 2;
+  }
+  std::printf("%-44s %7s %6s | %-22s | %-22s | %-22s\n", "file", "bytes", "issues",
+              "parsed, invariants", "parsed, no invariants", "text, invariants");
+  for (const auto& name : files) {
+    const std::string text = readFile(name.starts_with("/") ? name : root + "/" + name);
+    auto parsed = fhirpath::parseResource(text);
+    if (!parsed) {
+      std::fprintf(stderr, "bench_validate: %s: %s\n", name.c_str(),
+                   parsed.error().message.c_str());
+      return 2;
+    }
+    const fhirpath::DocumentPtr doc = parsed->document();
+    fhir::ValidationOptions with, without;
+    without.invariants = false;
+    const std::size_t issues = validator->validate(doc, with).size();
+    std::string cells;
+    for (int mode = 0; mode < 3; ++mode) {
+      auto once = [&] {
+        std::size_t n = mode == 2 ? validator->validateText(text, with).size()
+                                  : validator->validate(doc, mode == 0 ? with : without).size();
+        if (n > 1000000) std::abort();  // keeps the call
+      };
+      once();
+      const std::uint64_t a0 = gAllocs;
+      for (int i = 0; i < 100; ++i) once();
+      const double allocs = (gAllocs - a0) / 100.0;
+      std::vector<double> rates;
+      for (int r = 0; r < runs; ++r) rates.push_back(runFor(seconds, once));
+      const double rate = median(rates);
+      char cell[64];
+      std::snprintf(cell, sizeof cell, " | %7.0f/s %5.1fus %4.0fa", rate, 1e6 / rate, allocs);
+      cells += cell;
+    }
+    std::printf("%-44s %7zu %6zu%s\n", name.c_str(), text.size(), issues, cells.c_str());
+  }
+  std::printf("(median of %d runs of %.1f s each; a = heap allocations per validation)\n", runs,
+              seconds);
+  return 0;
+}

@@ -1,0 +1,302 @@
+// Native invariants (engine/fhir/invariants.h) against the FHIRPath engine: over a corpus of
+// valid resources (tests/data/fhir, the FHIRPath conformance inputs, the seed Flow's Bundle),
+// hand-made invalid ones that break each natively checked invariant, and thousands of mutations
+// of all of them (a member removed, set to null, moved to its "_name" primitive-extension form,
+// codes swapped), the validator must report exactly the same issues whether invariants are
+// decided natively or by FHIRPath alone, and the cross-check mode must find no disagreement.
+#include <filesystem>
+#include <functional>
+#include <map>
+#include <set>
+#include <string>
+#include <variant>
+#include <vector>
+
+#include <rapidjson/document.h>
+#include <rapidjson/stringbuffer.h>
+#include <rapidjson/writer.h>
+#include <boost/test/unit_test.hpp>
+
+#include "engine/fhir/invariants.h"
+#include "test_support.h"
+
+using namespace switchboard::fhir;
+using namespace switchboard::fhir::test;
+
+namespace {
+
+using rapidjson::Value;
+
+std::string toText(const Value& v) {
+  rapidjson::StringBuffer buffer;
+  rapidjson::Writer<rapidjson::StringBuffer> writer(buffer);
+  v.Accept(writer);
+  return std::string(buffer.GetString(), buffer.GetSize());
+}
+
+// Valid resources, as JSON text.
+std::vector<std::pair<std::string, std::string>> validCorpus() {
+  std::vector<std::pair<std::string, std::string>> out;
+  namespace fs = std::filesystem;
+  for (const char* dir : {"/tests/data/fhir", "/../shared/conformance/fhirpath-r4/input"}) {
+    std::error_code ec;
+    for (const auto& e : fs::directory_iterator(sourceDir() + dir, ec)) {
+      std::string name = e.path().filename().string();
+      if (name.starts_with("mapping_")) continue;  // mapping templates, not resources
+      if (!name.ends_with(".json") && !name.ends_with(".xml")) continue;
+      auto parsed = switchboard::fhirpath::parseResource(readFile(e.path().string()));
+      if (!parsed) continue;
+      out.emplace_back(name, toText(*parsed->document()));
+    }
+  }
+  return out;
+}
+
+// Resources made to break (or nearly break) each natively checked invariant.
+const char* const kHandMade[] = {
+    // ext-1: value and extensions, neither, a value type Extension does not allow, a null value
+    R"({"resourceType":"Patient","extension":[{"url":"http://x/a","valueString":"v",
+       "extension":[{"url":"b","valueCode":"c"}]},{"url":"http://x/b"},
+       {"url":"http://x/c","valueFoo":"1"},{"url":"http://x/d","valueString":null},
+       {"url":"http://x/e","_valueString":{"id":"q"}},{"url":"http://x/f","value":"1"}]})",
+    // ref-1: local references resolved and not, no reference, a non-string one
+    R"({"resourceType":"Patient","id":"p","contained":[{"resourceType":"Organization","id":"o",
+       "name":"Acme"}],"managingOrganization":{"reference":"#o"},
+       "generalPractitioner":[{"reference":"#missing"},{"display":"Dr No"},{"reference":7},
+       {"reference":""},{"_reference":{"id":"r"}}]})",
+    // cpt-2 and org-3: a value without a system, a home telecom; org-2; org-1
+    R"({"resourceType":"Organization","telecom":[{"value":"555"},{"system":"phone",
+       "value":"1","use":"home"},{"system":"email","_value":{"id":"x"}}],
+       "address":[{"use":"home","city":"X"},{"city":"Y"},{"use":7}]})",
+    R"({"resourceType":"Organization","active":true})",
+    R"({"resourceType":"Organization","name":null,"identifier":[null]})",
+    // att-1 and per-1
+    R"({"resourceType":"Patient","photo":[{"data":"AAAA"},{"data":"AAAA","contentType":"image/png"}],
+       "name":[{"family":"A","period":{"start":"2020-01-01","end":"2019-01-01"}},
+       {"family":"B","period":{"start":"2020-01-01"}},{"family":"C","period":{"end":"2020"}},
+       {"family":"D","period":{"start":"2020-01-01T10:00:00Z","end":"2020-01-01"}}]})",
+    // pat-1, dom-2, dom-4, dom-5, dom-6 (narrative without div)
+    R"({"resourceType":"Patient","text":{"status":"generated"},"contact":[{"gender":"male"},
+       {"name":{"family":"X"}}],"contained":[{"resourceType":"Patient","id":"c1",
+       "meta":{"versionId":"1","security":[{"code":"R"}]},
+       "contained":[{"resourceType":"Patient","id":"c2"}]}],"link":[{"other":{"reference":"#c1"},
+       "type":"seealso"}]})",
+    R"({"resourceType":"Patient","text":{"status":"generated","div":"<div>x</div>"}})",
+    R"({"resourceType":"Patient","text":{"status":"generated","_div":{"id":"d"}}})",
+    R"({"resourceType":"Patient","text":[{"status":"generated"}]})",
+    // app-1 .. app-4
+    R"({"resourceType":"Appointment","status":"booked","start":"2024-04-02T09:00:00Z",
+       "cancelationReason":{"text":"x"},"participant":[{"status":"accepted"},
+       {"required":"required","status":"accepted"}]})",
+    R"({"resourceType":"Appointment","status":"proposed","end":"2024-04-02T09:00:00Z",
+       "participant":[{"actor":{"display":"A"},"status":"accepted"}]})",
+    R"({"resourceType":"Appointment","participant":[{"actor":{"display":"A"},
+       "status":"accepted"}]})",
+    R"({"resourceType":"Appointment","status":"cancelled","cancelationReason":{"text":"x"},
+       "participant":[{"actor":{"display":"A"},"status":"accepted"}]})",
+    R"({"resourceType":"Appointment","_status":{"id":"s"},"participant":[{"type":[{"text":"t"}],
+       "status":"accepted"}]})",
+    // qrs-1
+    R"({"resourceType":"QuestionnaireResponse","status":"completed","item":[{"linkId":"1",
+       "answer":[{"valueString":"a"}],"item":[{"linkId":"1.1"}]},{"linkId":"2",
+       "item":[{"linkId":"2.1","answer":[{"valueBoolean":true}]}]}]})",
+    // qty-3 (Coverage.costToBeneficiary.valueQuantity)
+    R"({"resourceType":"Coverage","status":"active","beneficiary":{"reference":"Patient/1"},
+       "payor":[{"display":"P"}],"costToBeneficiary":[{"valueQuantity":{"value":1,"code":"mg"}},
+       {"valueQuantity":{"value":1,"code":"mg","system":"http://unitsofmeasure.org"}}]})",
+    // Bundles: bdl-1 .. bdl-12
+    R"({"resourceType":"Bundle","type":"transaction","total":3,"entry":[{"fullUrl":"urn:uuid:1",
+       "resource":{"resourceType":"Patient"},"search":{"mode":"match"}},
+       {"fullUrl":"urn:uuid:1","resource":{"resourceType":"Patient"},
+       "request":{"method":"POST","url":"Patient"}},{"fullUrl":"http://x/Patient/1/_history/2"},
+       {"response":{"status":"200"}}]})",
+    R"({"resourceType":"Bundle","type":"document","entry":[{"fullUrl":"http://x/Patient/1",
+       "resource":{"resourceType":"Patient","meta":{"versionId":"1"}}},
+       {"fullUrl":"http://x/Patient/1","resource":{"resourceType":"Patient",
+       "meta":{"versionId":"2"}}}]})",
+    R"({"resourceType":"Bundle","type":"message","entry":[{"resource":{"resourceType":"Patient"}}]})",
+    R"({"resourceType":"Bundle","type":"history","total":1,"entry":[{"fullUrl":"urn:uuid:2",
+       "resource":{"resourceType":"Patient"},"request":{"method":"PUT","url":"Patient/2"},
+       "response":{"status":"200"}},{"fullUrl":"urn:uuid:2","resource":{"resourceType":"Patient"}}]})",
+    R"({"resourceType":"Bundle","type":"searchset","total":1,"entry":[{"fullUrl":"urn:uuid:3",
+       "resource":{"resourceType":"Patient"},"search":{"mode":"match"}}]})",
+    R"({"resourceType":"Bundle","type":"batch-response","entry":[{"fullUrl":"urn:uuid:4",
+       "response":{"status":"201"}},{"fullUrl":"urn:uuid:5","resource":{"resourceType":"Patient"}}]})",
+    R"({"resourceType":"Bundle","entry":[{"fullUrl":"urn:uuid:6","resource":{"resourceType":"Patient"}},
+       {"fullUrl":"urn:uuid:6","resource":{"resourceType":"Patient"}}]})",
+    R"({"resourceType":"Bundle","type":"collection","entry":[null,{"fullUrl":"urn:uuid:7"},
+       {"fullUrl":"urn:uuid:7","resource":{"resourceType":"Patient","meta":{"versionId":""}}},
+       {"fullUrl":"urn:uuid:8","resource":{"resourceType":"Patient","meta":{"_versionId":{}}}}]})",
+};
+
+// Codes the mutations put into code-valued members, chosen to flip the rules above.
+const char* const kCodes[] = {"history",  "searchset",           "document", "message",
+                              "batch",    "transaction-response", "home",     "noshow",
+                              "cancelled", "proposed",           "booked",   "#c1"};
+
+// Variants of `doc`: each member removed, set to null, turned into its "_name" form, and each
+// string member of a code-like name set to the codes above.
+void mutations(const Value& doc, const std::function<void(const Value&)>& visit) {
+  // Paths to every object member, as (object pointer path, member index).
+  std::vector<std::vector<std::variant<std::string, rapidjson::SizeType>>> paths;
+  std::function<void(const Value&, std::vector<std::variant<std::string, rapidjson::SizeType>>&)>
+      collect = [&](const Value& v, auto& path) {
+        if (v.IsObject()) {
+          for (auto it = v.MemberBegin(); it != v.MemberEnd(); ++it) {
+            path.emplace_back(std::string(it->name.GetString(), it->name.GetStringLength()));
+            paths.push_back(path);
+            collect(it->value, path);
+            path.pop_back();
+          }
+        } else if (v.IsArray()) {
+          for (rapidjson::SizeType i = 0; i < v.Size(); ++i) {
+            path.emplace_back(i);
+            collect(v[i], path);
+            path.pop_back();
+          }
+        }
+      };
+  std::vector<std::variant<std::string, rapidjson::SizeType>> path;
+  collect(doc, path);
+  for (const auto& p : paths) {
+    for (int kind = 0; kind < 4 + static_cast<int>(std::size(kCodes)); ++kind) {
+      rapidjson::Document copy;
+      copy.CopyFrom(doc, copy.GetAllocator());
+      Value* owner = &copy;
+      for (std::size_t i = 0; i + 1 < p.size(); ++i) {
+        owner = std::holds_alternative<std::string>(p[i])
+                    ? &(*owner)[Value(std::get<std::string>(p[i]).c_str(), copy.GetAllocator())]
+                    : &(*owner)[std::get<rapidjson::SizeType>(p[i])];
+      }
+      const std::string& key = std::get<std::string>(p.back());
+      if (key == "resourceType" && kind != 0) continue;
+      auto it = owner->FindMember(key.c_str());
+      if (kind == 0) {
+        owner->RemoveMember(it);
+      } else if (kind == 1) {
+        it->value.SetNull();
+      } else if (kind == 2) {
+        if (key.starts_with("_")) continue;
+        Value ext(rapidjson::kObjectType);
+        ext.AddMember("id", "x", copy.GetAllocator());
+        owner->AddMember(Value(("_" + key).c_str(), copy.GetAllocator()), ext,
+                         copy.GetAllocator());
+      } else if (kind == 3) {
+        if (it->value.IsArray() || it->value.IsNull()) continue;
+        Value wrapped(rapidjson::kArrayType);
+        wrapped.PushBack(Value(it->value, copy.GetAllocator()), copy.GetAllocator());
+        it->value = wrapped;
+      } else {
+        if (!it->value.IsString()) continue;
+        if (key != "type" && key != "status" && key != "use" && key != "reference" &&
+            key != "fullUrl")
+          continue;
+        it->value.SetString(kCodes[kind - 4], copy.GetAllocator());
+      }
+      visit(copy);
+    }
+  }
+}
+
+ValidationOptions engine(InvariantEngine e) {
+  ValidationOptions o;
+  o.invariantEngine = e;
+  return o;
+}
+
+bool sameIssues(const std::vector<Issue>& a, const std::vector<Issue>& b) {
+  if (a.size() != b.size()) return false;
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    if (a[i].severity != b[i].severity || a[i].code != b[i].code ||
+        a[i].diagnostics != b[i].diagnostics || a[i].expression != b[i].expression)
+      return false;
+  }
+  return true;
+}
+
+struct Tally {
+  std::size_t inputs = 0;
+  std::map<std::string, std::size_t> failures;  // invariant key -> issues reported
+};
+
+// Validates `resource` both ways and in cross-check mode; records which invariants failed.
+void compare(const Value& resource, const std::string& what, Tally& tally) {
+  ++tally.inputs;
+  auto native = validator().validate(resource, engine(InvariantEngine::kNative));
+  auto reference = validator().validate(resource, engine(InvariantEngine::kFhirPath));
+  auto crossed = validator().validate(resource, engine(InvariantEngine::kCrossCheck));
+  BOOST_TEST(sameIssues(native, reference), what << ": native\n"
+                                                 << describe(native) << "FHIRPath\n"
+                                                 << describe(reference) << toText(resource));
+  for (const auto& i : crossed) {
+    BOOST_TEST(i.code != "exception", what << ": " << i.expression << ": " << i.diagnostics
+                                           << "\n"
+                                           << toText(resource));
+  }
+  for (const auto& i : native) {
+    if (i.code != "invariant") continue;
+    auto colon = i.diagnostics.find(':');
+    if (colon != std::string::npos) ++tally.failures[i.diagnostics.substr(0, colon)];
+  }
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_SUITE(native_invariants)
+
+BOOST_AUTO_TEST_CASE(the_universal_invariants_of_the_shipped_definitions_are_native) {
+  const Definitions& d = validator().definitions();
+  auto nativeOf = [&](const char* type, const char* key) -> const Constraint* {
+    for (const auto& c : d.type(type)->root()->constraints)
+      if (c.key == key) return &c;
+    return nullptr;
+  };
+  for (auto [type, key] : std::vector<std::pair<const char*, const char*>>{
+           {"Extension", "ext-1"},  {"Reference", "ref-1"}, {"ContactPoint", "cpt-2"},
+           {"Quantity", "qty-3"},   {"Period", "per-1"},    {"Attachment", "att-1"},
+           {"Patient", "dom-2"},    {"Patient", "dom-4"},   {"Patient", "dom-5"},
+           {"Patient", "dom-6"},    {"Bundle", "bdl-1"},    {"Bundle", "bdl-2"},
+           {"Bundle", "bdl-3"},     {"Bundle", "bdl-4"},    {"Bundle", "bdl-7"},
+           {"Bundle", "bdl-9"},     {"Bundle", "bdl-10"},   {"Bundle", "bdl-11"},
+           {"Bundle", "bdl-12"},    {"Appointment", "app-2"}, {"Appointment", "app-3"},
+           {"Appointment", "app-4"}, {"Organization", "org-1"}}) {
+    const Constraint* c = nativeOf(type, key);
+    BOOST_REQUIRE_MESSAGE(c, type << " " << key);
+    BOOST_TEST(c->native != nullptr, type << " " << key);
+  }
+  const Constraint* dom3 = nativeOf("Patient", "dom-3");
+  BOOST_REQUIRE(dom3);
+  BOOST_TEST(dom3->nativeOnly);
+  // A different expression under a known key gets no native implementation.
+  BOOST_TEST(nativeInvariant("extension.exists() or value.exists()") == nullptr);
+  BOOST_TEST(nativeInvariant("text.`div`.exists() ") == nullptr);
+}
+
+BOOST_AUTO_TEST_CASE(native_and_fhirpath_invariants_report_the_same_issues) {
+  Tally tally;
+  std::vector<std::pair<std::string, std::string>> inputs = validCorpus();
+  BOOST_TEST(inputs.size() >= 15u);
+  for (const char* text : kHandMade) inputs.emplace_back("hand-made", text);
+  for (const auto& [name, text] : inputs) {
+    rapidjson::Document doc;
+    doc.Parse(text.c_str());
+    BOOST_REQUIRE_MESSAGE(!doc.HasParseError(), name);
+    compare(doc, name, tally);
+    std::size_t n = 0;
+    mutations(doc, [&](const Value& variant) {
+      compare(variant, name + " (mutation " + std::to_string(++n) + ")", tally);
+    });
+  }
+  BOOST_TEST_MESSAGE(tally.inputs << " inputs compared");
+  BOOST_TEST(tally.inputs > 5000u);
+  // Every natively decided invariant failed somewhere, so both of its outcomes were compared.
+  for (const char* key : {"ext-1", "ref-1", "cpt-2", "qty-3", "att-1", "per-1", "dom-2", "dom-3",
+                          "dom-4", "dom-5", "dom-6", "bdl-1", "bdl-2", "bdl-3", "bdl-4", "bdl-5",
+                          "bdl-7", "bdl-8", "bdl-9", "bdl-10", "bdl-11", "bdl-12", "app-1",
+                          "app-2", "app-3", "app-4", "qrs-1", "pat-1", "org-1", "org-2",
+                          "org-3"}) {
+    BOOST_TEST(tally.failures[key] > 0u, key << " never failed in the corpus");
+  }
+}
+
+BOOST_AUTO_TEST_SUITE_END()
