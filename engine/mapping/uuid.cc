@@ -2,7 +2,6 @@
 #include "engine/mapping/uuid.h"
 
 #include <array>
-#include <cstdio>
 
 #include <openssl/evp.h>
 
@@ -34,12 +33,15 @@ std::string nameUuid(std::string_view name) {
       std::string_view(reinterpret_cast<const char*>(kNamespace.data()), kNamespace.size()), name);
   h[6] = static_cast<unsigned char>((h[6] & 0x0f) | 0x50);
   h[8] = static_cast<unsigned char>((h[8] & 0x3f) | 0x80);
-  char buf[37];
-  std::snprintf(buf, sizeof buf,
-                "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", h[0], h[1],
-                h[2], h[3], h[4], h[5], h[6], h[7], h[8], h[9], h[10], h[11], h[12], h[13], h[14],
-                h[15]);
-  return buf;
+  static const char* kHex = "0123456789abcdef";
+  std::string out;
+  out.reserve(36);
+  for (int i = 0; i < 16; ++i) {
+    if (i == 4 || i == 6 || i == 8 || i == 10) out.push_back('-');
+    out.push_back(kHex[h[i] >> 4]);
+    out.push_back(kHex[h[i] & 15]);
+  }
+  return out;
 }
 
 std::string sha1Hex(std::string_view bytes) {

@@ -1,0 +1,290 @@
+// The compiled plans against the general FHIRPath engine: expression by expression over untyped
+// JSON, and whole mapping files over the Flow submissions and their bad variants. A plan must give
+// exactly what the engine gives (outputs byte for byte, errors with the same code, message and
+// location) or decline; the seed inputs must not be declined.
+#include <boost/test/unit_test.hpp>
+
+#include <map>
+#include <memory_resource>
+
+#include "engine/mapping/mapping.h"
+#include "engine/mapping/plan_expr.h"
+#include "test_util.h"
+
+namespace switchboard::mapping {
+namespace {
+
+// Compact JSON of a collection the way the plan sees it; empty optional when an item has no
+// JSON form in the plan (a date from toDate()).
+std::optional<std::string> planJson(const Vals& items) {
+  rapidjson::Document doc;
+  doc.SetArray();
+  auto& alloc = doc.GetAllocator();
+  for (const Val& v : items) {
+    rapidjson::Value item;
+    switch (v.kind) {
+      case Val::Kind::kString:
+        item.SetString(v.string.data(), static_cast<rapidjson::SizeType>(v.string.size()), alloc);
+        break;
+      case Val::Kind::kBoolean:
+        item.SetBool(v.boolean);
+        break;
+      case Val::Kind::kInteger:
+        item.SetInt64(v.integer);
+        break;
+      case Val::Kind::kJson:
+        item.CopyFrom(*v.json, alloc);
+        break;
+      case Val::Kind::kOther:
+        if (!v.node) return std::nullopt;
+        fhirpath::toJson(*v.node, item, alloc);
+        break;
+    }
+    doc.PushBack(item, alloc);
+  }
+  rapidjson::StringBuffer sb;
+  rapidjson::Writer<rapidjson::StringBuffer> w(sb);
+  doc.Accept(w);
+  return std::string(sb.GetString(), sb.GetSize());
+}
+
+std::string engineJson(const fhirpath::Collection& items) {
+  rapidjson::Document doc;
+  fhirpath::toJson(items, doc, doc.GetAllocator());
+  rapidjson::StringBuffer sb;
+  rapidjson::Writer<rapidjson::StringBuffer> w(sb);
+  doc.Accept(w);
+  return std::string(sb.GetString(), sb.GetSize());
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_SUITE(plan_differential)
+
+BOOST_AUTO_TEST_CASE(expressions_agree_with_the_engine) {
+  auto input = fhirpath::parseJsonResource(
+      R"({"a":" x ","n":3,"arr":["p","q"],"o":{"k":"v","list":[{"m":"1"},{"m":"2"}]},"nul":null,
+          "e":"","b":true,"U":"X","ws":"\u000b y \t","d":"2020-02-29","bad":"2020-02-30",
+          "dt":"2020-01-01T10:00:00Z","dec":1.50,"big":18446744073709551615,"uni":"Ünïcödé",
+          "nested":[["x"]],"valueString":"c","_ext":"e","_ext2":{"id":"z"},"ext2":"w",
+          "email":"emily.chen@example.com","list":["whatsapp","email"],"neg":-4})");
+  BOOST_REQUIRE(input.has_value());
+  fhirpath::Environment env;
+  env.setVariable("s", "+1555");
+  auto obj = test::parse(R"({"patient":"urn:uuid:1","n":2,"dur":[{"code":"a","minutes":40},
+                            {"code":"b","minutes":20}]})");
+  env.setVariable("ref", obj);
+  env.setVariable("durations", obj["dur"]);
+  env.variables["when"] = {fhirpath::Node::temporal(
+      *fhirpath::Temporal::parse("2026-02-10T14:00:00.000Z", fhirpath::TemporalKind::kDateTime))};
+  env.variables["empty"] = {};
+  env.variables["two"] = {fhirpath::Node::string("a"), fhirpath::Node::integer(1)};
+  env.variables["input"] = {*input};
+
+  int decided = 0, declined = 0;
+  for (const char* text : {
+           "a", "a.trim()", "a.lower()", "a.upper()", "a.exists()", "missing", "missing.exists()",
+           "missing.trim()", "n", "arr", "o.k", "o.list.m", "nul", "e", "e.trim() != ''",
+           "a = ' x '", "a != 'y'", "missing = 'x'", "b", "%s", "%s.trim()", "%ref.patient",
+           "%ref.n", "%s = '+1555'", "o.list.m = '1'", "arr.trim()", "a in (' x ' | 'y')",
+           "e in ('a')", "missing in ('a' | 'b')", "arr in ('p' | 'q')", "%s in ('+1555')",
+           "n in ('3')", "n.trim()", "%undefined", "U", "o.kk", "ws.trim()", "ws.length()",
+           "uni.length()", "uni.substring(2, 3)", "uni.indexOf('c')", "uni.upper()",
+           "uni.lower()", "d.toDate().exists()", "bad.toDate().exists()", "dt.toDate().exists()",
+           "n.toDate()", "d.toDate()", "dec", "dec + 1", "dec = 1.5", "big", "big = 1",
+           "nested", "nested.x", "value", "valueString", "ext", "ext2", "email.trim().select("
+           "indexOf('@') > 0 and substring(indexOf('@') + 1).contains('.') and substring("
+           "indexOf('@') + 1).contains('@').not() and contains(' ').not())",
+           "(list.count() = 0) or list.all($this in ('whatsapp' | 'email' | 'sms'))",
+           "list.all($this in ('whatsapp'))", "%durations.where(code = 'b').minutes",
+           "%durations.where(code = %input.x).minutes", "%durations.minutes",
+           "%durations.select(minutes + 1)", "%durations.where(minutes > 30).code",
+           "iif(b, 'yes', 'no')", "iif(a = 'z', 'yes')", "iif(n, 'x', 'y')", "iif(arr, 1, 2)",
+           "arr.iif(true, 1, 2)", "a & '|' & %s", "a & missing", "n & 'x'", "arr & 'x'",
+           "a.substring(0, 2) & ':' & a.substring(2, 2)", "a.substring(5)", "a.substring(-1)",
+           "a.substring(1, -3)", "n + 2", "n - 5", "n + 'x'", "-n", "-neg", "n > 2", "a < 'y'",
+           "n < 'x'", "true and missing", "missing and false", "missing or true", "b xor true",
+           "b implies missing", "missing implies false", "arr and true", "a.not()", "b.not()",
+           "arr.first()", "arr.last()", "arr[1]", "arr[5]", "arr['x']", "arr.single()",
+           "a.single()", "arr.count()", "arr.empty()", "missing.empty()",
+           "arr.exists($this = 'q')", "arr.where($index = 1)", "arr.select($this & $this)",
+           "arr | arr", "arr | ('p' | 'z')", "o | o", "a.startsWith(' ')", "a.endsWith('x')",
+           "a.contains('x')", "a.indexOf(missing)", "a.indexOf(n)", "a.toString()",
+           "n.toString()", "b.toString()", "o.toString()", "%when", "%when.toString()",
+           "%when = %when", "%empty", "%empty.exists()", "%two", "%two.count()", "%two = 'a'",
+           "$this.a", "$this", "{}", "'lit'", "42", "true", "a.trim().length() > 0",
+           "arr.trim()", "o.trim()", "n.lower()", "resourceType", "Patient.name", "%resource",
+           "%ucum", "a.matches('x')", "a is String", "_ext", "ext2.id"}) {
+    auto expr = fhirpath::compile(text);
+    BOOST_REQUIRE_MESSAGE(expr.has_value(), text);
+    auto slow = fhirpath::evaluate(*expr, *input, env);
+    SlotTable table;
+    auto plan = Plan::compile(*expr, table);
+    if (!plan) continue;  // not covered: the engine runs it
+    std::vector<std::vector<Val>> values(table.size());
+    std::vector<Slot> slots(table.size());
+    for (const auto& [name, slot] : table.names()) {
+      const auto i = static_cast<std::size_t>(slot);
+      if (auto it = env.variables.find(name); it != env.variables.end()) {
+        for (const auto& n : it->second) values[i].push_back(planValue(n));
+      } else {
+        continue;
+      }
+      slots[i] = Slot{values[i].data(), values[i].size(), true};
+    }
+    std::pmr::monotonic_buffer_resource memory;
+    Vals focus(&memory);
+    focus.push_back(*Val::fromJson(*input->json()));
+    PlanScope scope{&memory, &slots, &focus};
+    Vals quick(&memory);
+    if (!plan->evaluate(scope, quick)) {
+      ++declined;
+      continue;
+    }
+    ++decided;
+    BOOST_REQUIRE_MESSAGE(slow.has_value(), std::string(text) + ": the plan decided where the "
+                                                "engine fails: " +
+                                                (slow ? "" : slow.error().message));
+    auto mine = planJson(quick);
+    if (!mine) {
+      BOOST_TEST(quick.size() == slow->size(), text);  // dates from toDate(): counted only
+      continue;
+    }
+    BOOST_TEST(*mine == engineJson(*slow), text);
+  }
+  BOOST_TEST(decided >= 100);
+  BOOST_TEST(declined >= 20);
+}
+
+namespace {
+
+std::shared_ptr<const Mapping> shipped(const std::string& name) {
+  auto m = Mapping::loadFile(test::sourceDir() + "/mappings/" + name);
+  BOOST_REQUIRE_MESSAGE(m.has_value(), (m ? std::string() : m.error().message));
+  return *m;
+}
+
+std::string seedResponse() {
+  return test::readFile(test::sourceDir() + "/tests/data/mapping/seed-flow-response.json");
+}
+
+// The seed's Flow response with one answer replaced by raw JSON text (or removed: "").
+std::string variant(const std::string& field, const std::string& json) {
+  auto doc = test::parse(seedResponse());
+  if (doc.HasMember(field.c_str())) doc.RemoveMember(field.c_str());
+  rapidjson::StringBuffer sb;
+  rapidjson::Writer<rapidjson::StringBuffer> w(sb);
+  doc.Accept(w);
+  std::string text = sb.GetString();
+  if (json.empty()) return text;
+  return "{\"" + field + "\":" + json + "," + text.substr(1);
+}
+
+std::string describe(const Result<MappingOutput>& r) {
+  if (r) return "ok " + r->payload;
+  return "error " + std::to_string(static_cast<int>(r.error().code)) + " [" + r.error().location +
+         "] " + r.error().message;
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(mappings_agree_with_the_engine) {
+  std::vector<std::string> inputs = {
+      seedResponse(),
+      test::readFile(test::sourceDir() + "/tests/data/mapping/seed-8x8-flow-submission.json"),
+      test::readFile(test::sourceDir() + "/tests/data/mapping/meta-flow-submission.json"),
+      "not json",
+      "[1]",
+      "null",
+      R"({"resourceType":"Patient","id":"x"})",
+      R"({"eventType":"inbound_message_received","payload":{"user":{"msisdn":"+15551234567"},
+          "type":"Interactive","content":{"interactive":{"type":"nfmReply","nfmReply":
+          {"responseJson":"{not json"}}}}})",
+      R"({"eventType":"inbound_message_received","payload":{"user":{"msisdn":"+15551234567"},
+          "type":"Interactive","content":{"interactive":{"type":"nfmReply","nfmReply":
+          {"responseJson":"[1,2]"}}}}})",
+  };
+  const std::vector<std::string> values = {
+      "",           "\"\"",          "\"  \"",         "null",          "42",
+      "1.5",        "true",          "[]",             "[\"a\",\"b\"]", "{}",
+      "{\"x\":1}",  "\"\\u0001x\"",  "\"\\u000bx\"",   "\"Ünïcödé\"",   "\"2026-02-30\"",
+      "\"1030\"",   "\"massage\"",   "\"telehealth\"", "\"self_pay\"",  "\"x@y\"",
+      "\"  Chen \"", "[\"pigeon\"]", "[\"sms\"]",      "\"any\"",       "\"2026-02-12T10:00:00Z\"",
+      "\"\\ud800\""};
+  for (const char* field :
+       {"appointment_type", "provider_preference", "visit_reason_category", "visit_notes",
+        "patient_first_name", "patient_last_name", "date_of_birth", "patient_email",
+        "insurance_status", "insurance_provider", "member_id", "appointment_date", "time_slot",
+        "visit_type", "contact_preferences"}) {
+    for (const auto& v : values) inputs.push_back(variant(field, v));
+  }
+  inputs.push_back(variant("_patient_last_name", "{\"id\":\"x\"}"));
+  inputs.push_back(variant("visit_typeCode", "\"x\""));
+  // Invalid UTF-8 in an answer that reaches the output.
+  {
+    std::string bad = seedResponse();
+    auto at = bad.find("Chen");
+    bad.replace(at, 4, "Ch\xff\xfe");
+    inputs.push_back(bad);
+  }
+
+  std::vector<fhirpath::Environment> envs(4);
+  envs[0].setVariable("sender", "+15551234567");
+  envs[1].setVariable("sender", "+15551234567");
+  envs[1].setVariable("facility", "HealthCare Clinic");
+  envs[1].variables["receivedAt"] = {fhirpath::Node::temporal(
+      *fhirpath::Temporal::parse("2026-02-10T14:00:00.000Z", fhirpath::TemporalKind::kDateTime))};
+  envs[1].setVariable("appointment_status", "proposed");
+  envs[2].setVariable("appointment_status", "cancelled");
+  envs[2].setVariable("timezone", "Europe/Paris");
+  envs[3].setVariable("sender", "+15551234567");
+  envs[3].setVariable("timezone", "Nowhere/Land");
+
+  int decided = 0, total = 0;
+  for (const char* file : {"whatsapp-flow-appointment.json", "whatsapp-flow-registration.json"}) {
+    auto m = shipped(file);
+    BOOST_TEST(m->planned(), file);
+    for (const auto& env : envs) {
+      for (const auto& input : inputs) {
+        ++total;
+        auto general = m->runGeneral(input, env);
+        auto chosen = m->run(input, env);
+        BOOST_TEST(describe(chosen) == describe(general), file << " on " << input);
+        auto planned = m->runPlanned(input, env);
+        if (planned || planned.error().code != ErrorCode::kNotSupported) {
+          ++decided;
+          BOOST_TEST(describe(planned) == describe(general), file << " on " << input);
+        }
+      }
+    }
+    // The seed submissions never leave the plans.
+    fhirpath::Environment env;
+    env.setVariable("facility", "HealthCare Clinic");
+    for (const char* seed : {"seed-8x8-flow-submission.json", "meta-flow-submission.json"}) {
+      auto out =
+          m->runPlanned(test::readFile(test::sourceDir() + "/tests/data/mapping/" + seed), env);
+      BOOST_TEST(out.has_value(), file << " on " << seed << ": "
+                                       << (out ? std::string() : out.error().message));
+    }
+  }
+  BOOST_TEST_MESSAGE("plans decided " << decided << " of " << total << " runs");
+  BOOST_TEST(decided * 10 >= total * 8);
+}
+
+BOOST_AUTO_TEST_CASE(uncovered_expressions_run_on_the_engine) {
+  auto m = Mapping::load(
+      R"({"id":"t","resources":[{"key":"r","resource":{"resourceType":"Basic",
+          "id":"{{ a.matches('x') }}","text":"{{ n * 2 }}"}}]})",
+      "t.json", std::make_shared<ConceptMapSet>());
+  BOOST_REQUIRE(m.has_value());
+  BOOST_TEST(!(*m)->planned());
+  auto out = (*m)->run(R"({"a":"x","n":2})", {});
+  BOOST_REQUIRE(out.has_value());
+  BOOST_TEST(out->payload.find("\"text\":4") != std::string::npos);
+  BOOST_TEST(static_cast<int>((*m)->runPlanned(R"({"a":"x"})", {}).error().code) ==
+             static_cast<int>(ErrorCode::kNotSupported));
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
+}  // namespace switchboard::mapping
