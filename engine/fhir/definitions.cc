@@ -105,6 +105,40 @@ bool ElementDef::isPrimitiveChoiceSuffix(std::string_view suffix) const {
   return t && !t->code.empty() && std::islower(static_cast<unsigned char>(t->code[0]));
 }
 
+std::uint32_t ChildIndex::hash(std::string_view key) {
+  std::uint32_t h = 2166136261u;
+  for (char c : key) h = (h ^ static_cast<unsigned char>(c)) * 16777619u;
+  return h;
+}
+
+void ChildIndex::rebuild(std::size_t buckets) {
+  table_.assign(buckets, 0);
+  const std::uint32_t mask = static_cast<std::uint32_t>(buckets - 1);
+  for (std::uint32_t i = 0; i < entries_.size(); ++i) {
+    std::uint32_t b = hash(entries_[i].first) & mask;
+    while (table_[b] != 0) b = (b + 1) & mask;
+    table_[b] = i + 1;
+  }
+}
+
+void ChildIndex::add(std::string key, ChildSlot slot) {
+  if (find(key)) return;
+  entries_.emplace_back(std::move(key), slot);
+  if (entries_.size() * 2 > table_.size()) rebuild(std::max<std::size_t>(16, table_.size() * 2));
+  else rebuild(table_.size());
+}
+
+const ChildSlot* ChildIndex::find(std::string_view key) const {
+  if (table_.empty()) return nullptr;
+  const std::uint32_t mask = static_cast<std::uint32_t>(table_.size() - 1);
+  for (std::uint32_t b = hash(key) & mask;; b = (b + 1) & mask) {
+    std::uint32_t e = table_[b];
+    if (e == 0) return nullptr;
+    const auto& [k, slot] = entries_[e - 1];
+    if (k.size() == key.size() && std::equal(key.begin(), key.end(), k.begin())) return &slot;
+  }
+}
+
 const ElementDef* StructureDefinition::element(std::string_view path) const {
   auto it = byPath_.find(std::string(path));
   return it == byPath_.end() ? nullptr : it->second;
@@ -297,8 +331,8 @@ Result<void> Definitions::add(const std::string& file, const rapidjson::Value& r
     for (std::uint32_t i = 0; i < children.size(); ++i) {
       const ElementDef* child = children[i];
       auto put = [&](const std::string& key, const TypeRef* type) {
-        index.emplace(key, ChildSlot{i, type, false});
-        index.emplace("_" + key, ChildSlot{i, type, true});
+        index.add(key, ChildSlot{i, type, false});
+        index.add("_" + key, ChildSlot{i, type, true});
       };
       if (child->choice) {
         for (const auto& t : child->types) put(child->plain + t.suffix, &t);
@@ -339,6 +373,10 @@ Result<void> Definitions::finish() {
                           ? t.definition->kind == "primitive-type"
                           : !t.code.empty() && std::islower(static_cast<unsigned char>(t.code[0]));
         t.resource = t.code == "Resource" || (t.definition && t.definition->kind == "resource");
+        t.primitiveKind = fhir::primitiveKind(t.code);
+        t.reference = t.code == "Reference";
+        t.coding = t.code == "Coding";
+        t.codeableConcept = t.code == "CodeableConcept";
         for (const auto& target : t.targetProfiles) {
           const StructureDefinition* sd = byUrl(target);
           std::string name = sd ? sd->type : target.substr(target.rfind('/') + 1);
@@ -444,6 +482,11 @@ Result<void> Definitions::finish() {
   for (auto& sd : structures_) {
     for (auto& def : sd->elements) {
       def.checkWhenAbsent = def.min > 0 || !def.slices->empty();
+      auto dot = def.path.find('.');
+      def.resourceId = def.name == "id" && sd->kind == "resource" && dot != std::string::npos &&
+                       dot == def.path.rfind('.');
+      def.entryResource = def.path == "Bundle.entry.resource";
+      def.containedResource = def.path.ends_with(".contained");
       for (const auto& c : def.constraints)
         if (evaluated(c)) def.invariants.push_back(&c);
       if (def.binding && def.binding->strength == "required") {

@@ -19,6 +19,7 @@
 #include <rapidjson/document.h>
 
 #include "engine/core/error.h"
+#include "engine/fhir/primitive_format.h"
 #include "engine/fhirpath/fhirpath.h"
 
 namespace switchboard::fhir {
@@ -54,6 +55,10 @@ struct TypeRef {
   const StructureDefinition* definition = nullptr;
   bool primitive = false;  // a primitive type (lower-case FHIR type)
   bool resource = false;   // "Resource" or a resource type
+  PrimitiveKind primitiveKind = PrimitiveKind::kOther;  // of `code`
+  bool reference = false;        // code "Reference"
+  bool coding = false;           // code "Coding"
+  bool codeableConcept = false;  // code "CodeableConcept"
   // Resource types a Reference may point at (from targetProfiles); empty = any.
   std::vector<std::string> targetTypes;
   // Invariants of the type's own root element to evaluate on a value of this type when the
@@ -89,7 +94,19 @@ struct StringHash {
   using is_transparent = void;
   std::size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
 };
-using ChildIndex = std::unordered_map<std::string, ChildSlot, StringHash, std::equal_to<>>;
+// A small open-addressing table from JSON key to child (FNV-1a, linear probing), filled at load.
+class ChildIndex {
+ public:
+  // Adds `key` unless it is already there (the first child claiming a key keeps it).
+  void add(std::string key, ChildSlot slot);
+  const ChildSlot* find(std::string_view key) const;
+
+ private:
+  static std::uint32_t hash(std::string_view key);
+  void rebuild(std::size_t buckets);
+  std::vector<std::pair<std::string, ChildSlot>> entries_;
+  std::vector<std::uint32_t> table_;  // entry index + 1; 0 = empty; a power-of-two size
+};
 
 struct Binding {
   std::string strength;  // required | extensible | preferred | example
@@ -129,6 +146,9 @@ struct ElementDef {
   std::vector<const Constraint*> invariants;
   const ValueSetExpansion* requiredValueSet = nullptr;
   bool checkWhenAbsent = false;
+  bool resourceId = false;         // Resource.id of a resource (an id, typed System.String)
+  bool entryResource = false;      // Bundle.entry.resource
+  bool containedResource = false;  // DomainResource.contained
 
   bool repeats() const { return !max || *max > 1; }
   bool isPrimitiveChoiceSuffix(std::string_view suffix) const;

@@ -35,13 +35,16 @@ bool plainChild(const Value& obj, std::string_view name, const Value*& out) {
   if (!obj.IsObject()) return false;
   for (auto it = obj.MemberBegin(); it != obj.MemberEnd(); ++it) {
     std::string_view k = keyOf(it);
-    if (k == name) {
-      if (out) return false;
-      out = &it->value;
-    } else if (k.size() == name.size() + 1 && k[0] == '_' && k.substr(1) == name) {
-      return false;
-    } else if (k.size() > name.size() && k.starts_with(name) && upperAt(k, name.size())) {
-      return false;
+    if (k.size() < name.size() || k.empty()) continue;
+    if (k[0] == '_') {
+      if (k.size() == name.size() + 1 && k.substr(1) == name) return false;
+    } else if (k[0] == name[0] && k.starts_with(name)) {
+      if (k.size() == name.size()) {
+        if (out) return false;
+        out = &it->value;
+      } else if (upperAt(k, name.size())) {
+        return false;
+      }
     }
   }
   return true;

@@ -1,6 +1,7 @@
 // Lexical checks of FHIR R4 primitive values. Thread-safety: pure functions.
 #include "engine/fhir/primitive_format.h"
 
+#include <algorithm>
 #include <cctype>
 #include <cstdint>
 #include <limits>
@@ -150,50 +151,134 @@ std::optional<std::string> dateLike(std::string_view type, std::string_view s) {
 
 bool isSpace(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; }
 
+// Whether any byte is a control character or a space: a loop the compiler vectorises, run before
+// the exact character checks (which only matter when it is true).
+bool anyAtOrBelowSpace(std::string_view s) {
+  bool any = false;
+  for (char c : s) any |= static_cast<unsigned char>(c) <= ' ';
+  return any;
+}
+
+bool isAsciiAlnum(char c) {
+  return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
+}
+
 }  // namespace
 
+PrimitiveKind primitiveKind(std::string_view type) {
+  switch (type.size()) {
+    case 2:
+      if (type == "id") return PrimitiveKind::kId;
+      break;
+    case 3:
+      if (type == "uri") return PrimitiveKind::kUri;
+      if (type == "url") return PrimitiveKind::kUrl;
+      if (type == "oid") return PrimitiveKind::kOid;
+      break;
+    case 4:
+      if (type == "code") return PrimitiveKind::kCode;
+      if (type == "uuid") return PrimitiveKind::kUuid;
+      if (type == "date") return PrimitiveKind::kDate;
+      if (type == "time") return PrimitiveKind::kTime;
+      break;
+    case 5:
+      if (type == "xhtml") return PrimitiveKind::kXhtml;
+      break;
+    case 6:
+      if (type == "string") return PrimitiveKind::kString;
+      break;
+    case 7:
+      if (type == "boolean") return PrimitiveKind::kBoolean;
+      if (type == "integer") return PrimitiveKind::kInteger;
+      if (type == "decimal") return PrimitiveKind::kDecimal;
+      if (type == "instant") return PrimitiveKind::kInstant;
+      break;
+    case 8:
+      if (type == "markdown") return PrimitiveKind::kMarkdown;
+      if (type == "dateTime") return PrimitiveKind::kDateTime;
+      break;
+    case 9:
+      if (type == "canonical") return PrimitiveKind::kCanonical;
+      break;
+    case 11:
+      if (type == "positiveInt") return PrimitiveKind::kPositiveInt;
+      if (type == "unsignedInt") return PrimitiveKind::kUnsignedInt;
+      break;
+    case 12:
+      if (type == "base64Binary") return PrimitiveKind::kBase64Binary;
+      break;
+  }
+  return PrimitiveKind::kOther;
+}
+
 bool jsonKindFits(std::string_view type, const rapidjson::Value& value) {
-  if (type == "boolean") return value.IsBool();
-  if (type == "integer" || type == "positiveInt" || type == "unsignedInt") return value.IsInt64();
-  if (type == "decimal") return value.IsNumber();
+  return jsonKindFits(primitiveKind(type), value);
+}
+
+bool jsonKindFits(PrimitiveKind k, const rapidjson::Value& value) {
+  if (k == PrimitiveKind::kBoolean) return value.IsBool();
+  if (k == PrimitiveKind::kInteger || k == PrimitiveKind::kPositiveInt ||
+      k == PrimitiveKind::kUnsignedInt)
+    return value.IsInt64();
+  if (k == PrimitiveKind::kDecimal) return value.IsNumber();
   return value.IsString();
 }
 
 std::string expectedJsonKind(std::string_view type) {
-  if (type == "boolean") return "a JSON boolean";
-  if (type == "integer" || type == "positiveInt" || type == "unsignedInt") return "a JSON integer";
-  if (type == "decimal") return "a JSON number";
+  return expectedJsonKind(primitiveKind(type));
+}
+
+std::string expectedJsonKind(PrimitiveKind k) {
+  if (k == PrimitiveKind::kBoolean) return "a JSON boolean";
+  if (k == PrimitiveKind::kInteger || k == PrimitiveKind::kPositiveInt ||
+      k == PrimitiveKind::kUnsignedInt)
+    return "a JSON integer";
+  if (k == PrimitiveKind::kDecimal) return "a JSON number";
   return "a JSON string";
 }
 
 std::optional<std::string> checkPrimitive(std::string_view type, const rapidjson::Value& value) {
-  if (!jsonKindFits(type, value)) return "must be " + expectedJsonKind(type);
+  return checkPrimitive(primitiveKind(type), type, value);
+}
+
+std::optional<std::string> checkPrimitive(PrimitiveKind k, std::string_view type,
+                                          const rapidjson::Value& value) {
+  if (!jsonKindFits(k, value)) return "must be " + expectedJsonKind(k);
   if (value.IsInt64()) {
     std::int64_t v = value.GetInt64();
     if (v < std::numeric_limits<std::int32_t>::min() ||
         v > std::numeric_limits<std::int32_t>::max())
       return std::string("is outside the 32-bit range of ") + std::string(type);
-    if (type == "positiveInt" && v < 1) return std::string("a positiveInt must be 1 or more");
-    if (type == "unsignedInt" && v < 0) return std::string("an unsignedInt must be 0 or more");
+    if (k == PrimitiveKind::kPositiveInt && v < 1)
+      return std::string("a positiveInt must be 1 or more");
+    if (k == PrimitiveKind::kUnsignedInt && v < 0)
+      return std::string("an unsignedInt must be 0 or more");
     return std::nullopt;
   }
   if (value.IsString()) {
-    return checkPrimitiveText(type, std::string_view(value.GetString(), value.GetStringLength()));
+    return checkPrimitiveText(k, type,
+                              std::string_view(value.GetString(), value.GetStringLength()));
   }
   return std::nullopt;
 }
 
 std::optional<std::string> checkPrimitiveText(std::string_view type, std::string_view s) {
+  return checkPrimitiveText(primitiveKind(type), type, s);
+}
+
+std::optional<std::string> checkPrimitiveText(PrimitiveKind k, std::string_view type,
+                                              std::string_view s) {
   if (s.empty()) return std::string("must not be empty (ele-1: a value or children are required)");
-  if (type == "date" || type == "dateTime" || type == "instant") return dateLike(type, s);
-  if (type == "time") {
+  if (k == PrimitiveKind::kDate || k == PrimitiveKind::kDateTime || k == PrimitiveKind::kInstant)
+    return dateLike(type, s);
+  if (k == PrimitiveKind::kTime) {
     std::size_t pos = 0;
     std::string why;
     if (!parseTime(s, pos, why)) return "not a time (hh:mm:ss[.sss]): " + why;
     if (pos != s.size()) return std::string("not a time (hh:mm:ss[.sss], no time zone)");
     return std::nullopt;
   }
-  if (type == "code") {
+  if (k == PrimitiveKind::kCode) {
     if (isSpace(s.front()) || isSpace(s.back()))
       return std::string("a code must not start or end with whitespace");
     for (std::size_t i = 0; i < s.size(); ++i) {
@@ -204,21 +289,23 @@ std::optional<std::string> checkPrimitiveText(std::string_view type, std::string
     }
     return std::nullopt;
   }
-  if (type == "id") {
+  if (k == PrimitiveKind::kId) {
     if (s.size() > 64) return std::string("an id is at most 64 characters");
     for (char c : s) {
-      if (!std::isalnum(static_cast<unsigned char>(c)) && c != '-' && c != '.')
+      if (!isAsciiAlnum(c) && c != '-' && c != '.')
         return std::string("an id holds only A-Z, a-z, 0-9, '-' and '.'");
     }
     return std::nullopt;
   }
-  if (type == "uri" || type == "url" || type == "canonical") {
-    for (char c : s) {
-      if (isSpace(c)) return std::string("a ") + std::string(type) + " must not hold whitespace";
+  if (k == PrimitiveKind::kUri || k == PrimitiveKind::kUrl || k == PrimitiveKind::kCanonical) {
+    if (anyAtOrBelowSpace(s)) {
+      for (char c : s) {
+        if (isSpace(c)) return std::string("a ") + std::string(type) + " must not hold whitespace";
+      }
     }
     return std::nullopt;
   }
-  if (type == "oid") {
+  if (k == PrimitiveKind::kOid) {
     if (!s.starts_with("urn:oid:")) return std::string("an oid must start with urn:oid:");
     std::string_view rest = s.substr(8);
     if (rest.empty() || rest[0] < '0' || rest[0] > '2' || rest.size() < 3 || rest[1] != '.')
@@ -235,7 +322,7 @@ std::optional<std::string> checkPrimitiveText(std::string_view type, std::string
     }
     return std::nullopt;
   }
-  if (type == "uuid") {
+  if (k == PrimitiveKind::kUuid) {
     static const std::string_view kShape = "xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx";
     if (!s.starts_with("urn:uuid:") || s.size() != 9 + kShape.size())
       return std::string("not a uuid (urn:uuid: and 36 lowercase hex characters)");
@@ -246,7 +333,7 @@ std::optional<std::string> checkPrimitiveText(std::string_view type, std::string
     }
     return std::nullopt;
   }
-  if (type == "base64Binary") {
+  if (k == PrimitiveKind::kBase64Binary) {
     std::size_t count = 0, padding = 0;
     for (char c : s) {
       if (isSpace(c)) continue;
@@ -262,40 +349,41 @@ std::optional<std::string> checkPrimitiveText(std::string_view type, std::string
       return std::string("not base64: the length must be a multiple of 4");
     return std::nullopt;
   }
-  if (type == "xhtml") {
+  if (k == PrimitiveKind::kXhtml) {
     std::size_t i = 0;
     while (i < s.size() && isSpace(s[i])) ++i;
     if (!s.substr(i).starts_with("<div")) return std::string("narrative xhtml must be a <div>");
     return std::nullopt;
   }
-  if (type == "string" || type == "markdown") {
+  if (k == PrimitiveKind::kString || k == PrimitiveKind::kMarkdown) {
     if (s.size() > 1024 * 1024) return std::string("a string is at most 1 MB");
-    bool allSpace = true;
-    for (char c : s) allSpace = allSpace && isSpace(c);
+    bool allSpace = std::all_of(s.begin(), s.end(), isSpace);
     if (allSpace) return std::string("must not be only whitespace");
     return std::nullopt;
   }
-  if (type == "integer" || type == "positiveInt" || type == "unsignedInt" || type == "decimal") {
+  if (k == PrimitiveKind::kInteger || k == PrimitiveKind::kPositiveInt ||
+      k == PrimitiveKind::kUnsignedInt || k == PrimitiveKind::kDecimal) {
     // Text forms (lint templates): same rules as the JSON numbers.
     std::size_t i = 0;
     if (s[i] == '-' || s[i] == '+') ++i;
     std::size_t start = i;
     while (i < s.size() && isDigit(s[i])) ++i;
     if (i == start) return "not " + std::string(type);
-    if (type == "decimal" && i < s.size() && s[i] == '.') {
+    if (k == PrimitiveKind::kDecimal && i < s.size() && s[i] == '.') {
       ++i;
       std::size_t f = i;
       while (i < s.size() && isDigit(s[i])) ++i;
       if (i == f) return std::string("not a decimal");
     }
     if (i != s.size()) return "not " + std::string(type);
-    if (type == "positiveInt" && (s[0] == '-' || s.find_first_not_of("0+") == std::string::npos))
+    if (k == PrimitiveKind::kPositiveInt &&
+        (s[0] == '-' || s.find_first_not_of("0+") == std::string::npos))
       return std::string("a positiveInt must be 1 or more");
-    if (type == "unsignedInt" && s[0] == '-')
+    if (k == PrimitiveKind::kUnsignedInt && s[0] == '-')
       return std::string("an unsignedInt must be 0 or more");
     return std::nullopt;
   }
-  if (type == "boolean") {
+  if (k == PrimitiveKind::kBoolean) {
     if (s != "true" && s != "false") return std::string("a boolean is true or false");
   }
   return std::nullopt;

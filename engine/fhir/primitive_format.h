@@ -11,18 +11,53 @@
 
 namespace switchboard::fhir {
 
+// The primitive types, so that a caller can classify a type name once (primitiveKind()) and
+// check many values by kind.
+enum class PrimitiveKind {
+  kOther,
+  kBoolean,
+  kInteger,
+  kPositiveInt,
+  kUnsignedInt,
+  kDecimal,
+  kString,
+  kMarkdown,
+  kCode,
+  kId,
+  kUri,
+  kUrl,
+  kCanonical,
+  kOid,
+  kUuid,
+  kBase64Binary,
+  kInstant,
+  kDate,
+  kDateTime,
+  kTime,
+  kXhtml,
+};
+
+PrimitiveKind primitiveKind(std::string_view type);  // kOther for any other name
+
 // Checks a JSON value against a primitive type ("instant", "code", "positiveInt" ...).
 // Returns an explanation fit for an OperationOutcome (never quoting the value) when it does not
 // conform; empty when it does or when the type is not a primitive this function knows.
 std::optional<std::string> checkPrimitive(std::string_view type, const rapidjson::Value& value);
+// The same with the kind already known (`type` names it, for messages).
+std::optional<std::string> checkPrimitive(PrimitiveKind kind, std::string_view type,
+                                          const rapidjson::Value& value);
 
 // The same for the text of a string-valued primitive (no JSON type check).
 std::optional<std::string> checkPrimitiveText(std::string_view type, std::string_view text);
+std::optional<std::string> checkPrimitiveText(PrimitiveKind kind, std::string_view type,
+                                              std::string_view text);
 
 // Whether the JSON kind fits the type: boolean -> JSON true/false, integer types -> JSON integer,
 // decimal -> JSON number, every other primitive -> JSON string.
 bool jsonKindFits(std::string_view type, const rapidjson::Value& value);
+bool jsonKindFits(PrimitiveKind kind, const rapidjson::Value& value);
 // "a JSON string", "a JSON number" ... for messages.
 std::string expectedJsonKind(std::string_view type);
+std::string expectedJsonKind(PrimitiveKind kind);
 
 }  // namespace switchboard::fhir

@@ -159,6 +159,8 @@ class Walk {
  private:
   // One JSON member of an object, resolved to its element.
   struct Member {
+    Member(std::uint32_t i, const TypeRef* t, const Value* v, const Value* e, std::string_view k)
+        : index(i), type(t), value(v), ext(e), key(k) {}
     std::uint32_t index;  // in the parent's children
     const TypeRef* type;
     const Value* value;
@@ -264,26 +266,26 @@ class Walk {
       bool underscore = key.starts_with("_");
       std::string_view name = underscore ? key.substr(1) : key;
       if (underscore && member(obj, name)) continue;  // paired with its value below
-      auto slot = index.find(key);
-      if (slot == index.end()) {
+      const ChildSlot* slot = index.find(key);
+      if (!slot) {
         if (!profilePass_) {
           add("error", "structure", "unknown element " + quote(key) + " in " + path,
               loc.str() + "." + std::string(key));
         }
         continue;
       }
-      const TypeRef* type = slot->second.type;
-      Member m{slot->second.index, type, underscore ? nullptr : &it->value, nullptr, name};
-      m.ext = underscore      ? &it->value
-              : anyUnderscore ? underscoreMember(obj, name)
-                              : nullptr;
-      if (m.ext && !profilePass_ && (!type || !type->primitive)) {
+      const TypeRef* type = slot->type;
+      const Value* ext = underscore      ? &it->value
+                         : anyUnderscore ? underscoreMember(obj, name)
+                                         : nullptr;
+      if (ext && !profilePass_ && (!type || !type->primitive)) {
         add("error", "structure",
             quote("_" + std::string(name)) + " is only allowed beside a primitive value",
             loc.str() + "._" + std::string(name));
-        m.ext = nullptr;
+        ext = nullptr;
       }
-      members_.push_back(m);
+      members_.emplace_back(slot->index, type, underscore ? nullptr : &it->value, ext,
+                            name);
     }
     // Group by element (stable: JSON order within an element), then walk in definition order.
     const std::size_t end = members_.size();
@@ -327,7 +329,7 @@ class Walk {
         items(sd, *def, m.type, m.key, m.value, m.ext, loc);
       }
     }
-    members_.resize(base);
+    members_.erase(members_.begin() + static_cast<std::ptrdiff_t>(base), members_.end());
   }
 
   // Cardinality of extension slices (US Core race, ethnicity, birthsex ...), counted by url.
@@ -412,26 +414,26 @@ class Walk {
     const std::string* code = type ? &type->code : &kNone;
     if (!def.contentReference.empty()) code = &kBackbone;
     // Resource.id is an id although the snapshot types it System.String.
-    if (def.name == "id" && sd.kind == "resource" && def.path.find('.') == def.path.rfind('.') &&
-        def.path.find('.') != std::string::npos)
-      code = &kId;
+    if (def.resourceId) code = &kId;
 
     if (ext) primitiveExtension(*ext, loc);
 
     if (code->empty()) return;
-    if (*code == "id" || (type && type->primitive && def.contentReference.empty())) {
+    // (a TypeRef of code "id" is primitive, so only the override needs its own test)
+    if (code == &kId || (type && type->primitive && def.contentReference.empty())) {
       if (!value) {
         if (!ext && !profilePass_)
           add("error", "required", "a value or an extension is required", loc.str());
       } else if (!profilePass_) {
-        if (auto why = checkPrimitive(*code, *value)) {
+        PrimitiveKind kind = code == &kId ? PrimitiveKind::kId : type->primitiveKind;
+        if (auto why = checkPrimitive(kind, *code, *value)) {
           add("error", value->IsString() && value->GetStringLength() == 0 ? "invariant" : "value",
               def.path + ": " + *why, loc.str());
           return;
         }
       }
       if (value) {
-        binding(def, *code, *value, loc);
+        binding(def, type, *value, loc);
         fixedAndPattern(def, *value, loc);
       }
       if (!def.invariants.empty())
@@ -447,8 +449,7 @@ class Walk {
     }
     if (type && type->resource) {
       if (profilePass_) return;
-      bool entry = def.path == "Bundle.entry.resource";
-      resource(*value, &loc, entry, def.path.ends_with(".contained"));
+      resource(*value, &loc, def.entryResource, def.containedResource);
       return;
     }
     if (!profilePass_) {
@@ -462,9 +463,9 @@ class Walk {
         return;
       }
     }
-    binding(def, *code, *value, loc);
+    binding(def, type, *value, loc);
     fixedAndPattern(def, *value, loc);
-    if (*code == "Reference") reference(*type, *value, loc);
+    if (type && type->reference && code == &type->code) reference(*type, *value, loc);
 
     const ElementDef* owner = &def;
     if (!def.contentReference.empty()) owner = def.contentTarget;
@@ -550,8 +551,7 @@ class Walk {
     return &std::prev(it)->second;
   }
 
-  void binding(const ElementDef& def, const std::string& code, const Value& value,
-               const Loc& loc) {
+  void binding(const ElementDef& def, const TypeRef* type, const Value& value, const Loc& loc) {
     const ValueSetExpansion* vs = def.requiredValueSet;
     if (!vs) return;
     auto allowedList = [&] {
@@ -575,7 +575,7 @@ class Walk {
       }
       return;
     }
-    if (code == "Coding") {
+    if (type && type->coding) {
       if (!codingOk(value)) {
         add("error", "code-invalid",
             "the Coding " +
@@ -586,7 +586,7 @@ class Walk {
       }
       return;
     }
-    if (code == "CodeableConcept") {
+    if (type && type->codeableConcept) {
       const Value* codings = member(value, "coding");
       if (codings && codings->IsArray()) {
         for (const auto& c : codings->GetArray())
