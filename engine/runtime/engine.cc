@@ -394,6 +394,7 @@ int Engine::runPipelineOnce(const std::string& owner) {
   auto channels = this->channels();
   std::vector<store::Store::FinishItem> items;
   items.reserve(claimed->size());
+  if (static_cast<int>(claimed->size()) == config_.claimBatch) wakePipeline();  // more may wait
   for (const auto& m : *claimed) {
     const Channel* channel = nullptr;
     for (const auto& c : *channels) {
@@ -453,6 +454,7 @@ int Engine::runDeliveriesOnce(const std::string& owner) {
   int handled = 0;
   std::vector<store::Store::AttemptItem> attempts;
   attempts.reserve(claimed->size());
+  if (static_cast<int>(claimed->size()) == config_.deliveryClaimBatch) wakeDeliveries();  // more may wait
   for (const auto& d : *claimed) {
     const Channel* channel = nullptr;
     for (const auto& c : *channels) {
@@ -555,12 +557,14 @@ int Engine::runDeliveriesOnce(const std::string& owner) {
   return handled;
 }
 
+// One waiting worker is woken per signal, not all of them: a worker that claims a full batch wakes
+// the next (there may be more), so idle workers do not all race for one message.
 void Engine::wakePipeline() {
   {
     std::lock_guard<std::mutex> lock(wakeMutex_);
     ++pipelineSignal_;
   }
-  pipelineWake_.notify_all();
+  pipelineWake_.notify_one();
 }
 
 void Engine::wakeDeliveries() {
@@ -568,7 +572,7 @@ void Engine::wakeDeliveries() {
     std::lock_guard<std::mutex> lock(wakeMutex_);
     ++deliverySignal_;
   }
-  deliveryWake_.notify_all();
+  deliveryWake_.notify_one();
 }
 
 void Engine::refreshBacklog() {

@@ -242,8 +242,10 @@ void runToEnd(soci::statement& st, F&& onRow) {
   st.execute(false);
   while (st.fetch()) onRow();
 }
+// For statements without result rows (INSERT, UPDATE, PRAGMA): SOCI steps those only when asked
+// to exchange data.
 inline void runToEnd(soci::statement& st) {
-  runToEnd(st, [] {});
+  st.execute(true);
 }
 
 // SQLite has one writer at a time. Intake commits (a client is waiting for its 200) go before
@@ -374,7 +376,7 @@ class BatchWriter {
       dEncoding_ = std::move(encoded.encoding);
       dContentType_ = sanitizeText(d.contentType);
       dAfter_ = d.after;
-      runToEnd(*deliverySt_);
+      runToEnd(*deliverySt_, [] {});
       event(messageId, dId_, nowMs, "delivery-created", d.destination);
     }
     return {};
@@ -417,7 +419,7 @@ class BatchWriter {
         lockSt_.emplace((sql_.prepare << "SELECT id FROM messages WHERE id = :i FOR UPDATE", soci::use(aMessage_),
                          soci::into(locked_)));
       }
-      runToEnd(*lockSt_);
+      runToEnd(*lockSt_, [] {});
     }
     aNumber_ = aAttempts_ + 1;
     aStarted_ = a.startedAtMs;
@@ -453,7 +455,7 @@ class BatchWriter {
     }
     // Roll the message up once every delivery of its current run is terminal.
     rPendingInd_ = rDeadInd_ = soci::i_ok;
-    runToEnd(*rollupSt_);
+    runToEnd(*rollupSt_, [] {});
     if (rTotal_ > 0 && !(rPendingInd_ == soci::i_ok && rPending_ > 0)) {
       rStatus_ = (rDeadInd_ == soci::i_ok && rDead_ > 0) ? "dead" : "delivered";
       rAt_ = at;
