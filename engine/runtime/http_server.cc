@@ -549,6 +549,7 @@ class IoLoop {
     Slot& slot = newSlot(c);
     if (!keepAlive) c.closeAfterFlush = true;
     HttpCompletion done = completion(c, slot.seq, keepAlive, c.http10, c.headMethod);
+    c.headMethod = false;  // a later parse error is not an answer to this HEAD
     HttpRouter& router = server_.router;
     bool taken = false;
     try {
