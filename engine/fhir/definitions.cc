@@ -135,7 +135,10 @@ const ChildSlot* ChildIndex::find(std::string_view key) const {
     std::uint32_t e = table_[b];
     if (e == 0) return nullptr;
     const auto& [k, slot] = entries_[e - 1];
-    if (k.size() == key.size() && std::equal(key.begin(), key.end(), k.begin())) return &slot;
+    if (k.size() != key.size()) continue;
+    std::size_t i = 0;  // keys are short: a plain loop beats a call to memcmp
+    while (i < key.size() && k[i] == key[i]) ++i;
+    if (i == key.size()) return &slot;
   }
 }
 
@@ -283,6 +286,7 @@ Result<void> Definitions::add(const std::string& file, const rapidjson::Value& r
         con.severity = str(c, "severity");
         con.human = str(c, "human");
         con.expressionText = str(c, "expression");
+        con.message = con.key + ": " + con.human;
         if (const auto* ext = member(c, "extension"); ext && ext->IsArray()) {
           for (const auto& e : ext->GetArray()) {
             if (str(e, "url") == kBestPracticeExtension) {

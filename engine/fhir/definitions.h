@@ -72,6 +72,7 @@ struct Constraint {
   std::string severity;  // "error" or "warning"
   std::string human;
   std::string expressionText;
+  std::string message;  // "key: human", as issues quote it
   bool bestPractice = false;
   // Compiled FHIRPath; empty when the expression is absent or does not compile (see
   // compileError).

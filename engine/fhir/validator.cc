@@ -132,6 +132,7 @@ class Walk {
   Walk(const Definitions& defs, const ValidationOptions& options, fhirpath::DocumentPtr doc,
        std::vector<Issue>& issues)
       : defs_(defs), options_(options), doc_(std::move(doc)), issues_(issues) {
+    members_.reserve(64);
     if (strMember(*doc_, "resourceType") == "Bundle") {
       if (const auto* entries = member(*doc_, "entry"); entries && entries->IsArray()) {
         for (const auto& e : entries->GetArray()) {
@@ -665,7 +666,7 @@ class Walk {
         }
       }
       if (!*holds) {
-        add(c.severity == "error" ? "error" : "warning", "invariant", c.key + ": " + c.human,
+        add(c.severity == "error" ? "error" : "warning", "invariant", c.message,
             loc.str());
       }
     }
@@ -723,11 +724,37 @@ class Walk {
 
   void add(std::string severity, std::string code, std::string diagnostics,
            std::string expression) {
-    std::string key = severity + "|" + code + "|" + expression + "|" + diagnostics;
-    if (!seen_.insert(key).second) return;
+    if (reported(severity, code, diagnostics, expression)) return;
+    rawLength_.push_back(diagnostics.size());
     if (profilePass_) diagnostics += " (profile " + profileUrl_ + ")";
     issues_.push_back(
         Issue{std::move(severity), std::move(code), std::move(diagnostics), std::move(expression)});
+  }
+
+  // Whether this issue was reported already (diagnostics compared without the profile suffix):
+  // a scan of the few issues there usually are, a set of keys once there are many.
+  bool reported(const std::string& severity, const std::string& code,
+                const std::string& diagnostics, const std::string& expression) {
+    constexpr std::size_t kScanLimit = 32;
+    auto keyOf = [](const std::string& s, const std::string& c, std::string_view d,
+                    const std::string& e) { return s + "|" + c + "|" + e + "|" + std::string(d); };
+    if (issues_.size() < kScanLimit) {
+      for (std::size_t i = 0; i < issues_.size(); ++i) {
+        const Issue& o = issues_[i];
+        if (o.severity == severity && o.code == code && o.expression == expression &&
+            std::string_view(o.diagnostics).substr(0, rawLength_[i]) == diagnostics)
+          return true;
+      }
+      return false;
+    }
+    if (seen_.empty()) {
+      for (std::size_t i = 0; i < issues_.size(); ++i) {
+        const Issue& o = issues_[i];
+        seen_.insert(keyOf(o.severity, o.code,
+                           std::string_view(o.diagnostics).substr(0, rawLength_[i]), o.expression));
+      }
+    }
+    return !seen_.insert(keyOf(severity, code, diagnostics, expression)).second;
   }
 
   const Definitions& defs_;
@@ -746,7 +773,8 @@ class Walk {
   int depth_ = 0;
   bool profilePass_ = false;
   std::string profileUrl_;
-  std::set<std::string> seen_;
+  std::vector<std::size_t> rawLength_;  // of each issue's diagnostics before a profile suffix
+  std::set<std::string> seen_;          // keys of the issues, once there are many
 };
 
 }  // namespace
