@@ -664,33 +664,16 @@ class Claimer {
 // fails, since the connection may be gone.
 class Prepared {
  public:
-  Prepared(soci::session& sql, Dialect dialect)
-      : writer(sql, dialect), ingest(sql), claims(sql, dialect), sql_(sql), dialect_(dialect) {}
+  Prepared(soci::session& sql, Dialect dialect) : writer(sql, dialect), ingest(sql), claims(sql, dialect) {}
 
   BatchWriter writer;
   IngestWriter ingest;
   Claimer claims;
 
-  // SQLite: whether commits of this session wait for the fsync (FULL) or not (NORMAL). Runs the
-  // PRAGMA only when the mode changes; a fresh Prepared does not know the connection's mode.
-  void synchronous(bool full) {
-    if (dialect_ != Dialect::kSqlite || (mode_ && *mode_ == full)) return;
-    mode_.reset();
-    auto& st = full ? fullSt_ : normalSt_;
-    if (!st) st.emplace((sql_.prepare << (full ? "PRAGMA synchronous = FULL" : "PRAGMA synchronous = NORMAL")));
-    runToEnd(*st);
-    mode_ = full;
-  }
-
- private:
-  soci::session& sql_;
-  Dialect dialect_;
-  std::optional<soci::statement> normalSt_, fullSt_;
-  std::optional<bool> mode_;
 };
 
 // How a write transaction commits. kFull waits for the fsync. kRelaxed (SQLite: synchronous=
-// NORMAL, no fsync) is for worker bookkeeping (claims, finishes), which only takes leases or
+// NORMAL, no fsync; sessions of their own) is for worker bookkeeping (claims, finishes), which only takes leases or
 // records what the pipeline decided: losing it in an OS crash makes the rows claimable again and
 // the work is redone, with nothing sent twice, because no destination is called before its
 // delivery is claimed, and the attempt record written after a send commits with kFull, which
@@ -705,13 +688,18 @@ class SqlStore final : public Store {
 
   Result<void> open() {
     return guard("open", [&]() -> Result<void> {
-      for (int i = 0; i < poolSize_; ++i) {
+      // SQLite: poolSize sessions commit with synchronous=FULL, and kRelaxedSessions more with
+      // NORMAL for kRelaxed writes (a session keeps its mode; switching it per transaction cost
+      // a statement each way).
+      const int total = poolSize_ + (dialect_ == Dialect::kSqlite ? kRelaxedSessions : 0);
+      for (int i = 0; i < total; ++i) {
+        const bool relaxed = i >= poolSize_;
         auto s = std::make_unique<soci::session>();
         if (dialect_ == Dialect::kSqlite) {
           s->open(*soci::factory_sqlite3(), connect_);
           *s << "PRAGMA busy_timeout = 10000";
           *s << "PRAGMA journal_mode = WAL";
-          *s << "PRAGMA synchronous = FULL";
+          *s << (relaxed ? "PRAGMA synchronous = NORMAL" : "PRAGMA synchronous = FULL");
           *s << "PRAGMA foreign_keys = ON";
           *s << "PRAGMA cache_size = -65536";  // 64 MiB page cache per session
           *s << "PRAGMA temp_store = MEMORY";
@@ -723,7 +711,7 @@ class SqlStore final : public Store {
           if (!applied) return applied;
         }
         prepared_[s.get()];
-        pool_.add(std::move(s));
+        (relaxed ? relaxedPool_ : pool_).add(std::move(s));
       }
       return {};
     });
@@ -1201,15 +1189,15 @@ class SqlStore final : public Store {
   }
 
   // A write transaction on a pooled session. On SQLite writers take turns (intake, `high`, goes
-  // first) and the session's synchronous mode is set for `commit`.
+  // first) and kRelaxed writes take a session that commits without fsync.
   template <typename F>
   auto write(const char* what, bool high, Commit commit, F&& f) -> std::invoke_result_t<F, soci::session&> {
     return guard(what, [&]() -> std::invoke_result_t<F, soci::session&> {
-      auto session = pool_.acquire();
+      const bool relaxed = commit == Commit::kRelaxed && dialect_ == Dialect::kSqlite;
+      auto session = (relaxed ? relaxedPool_ : pool_).acquire();
       if (session.reconnected()) prepared_.at(&*session).reset();
       return keepingPrepared(*session, [&] {
         if (dialect_ == Dialect::kSqlite) {
-          prepared(*session).synchronous(commit == Commit::kFull);
           writeMu_.lock(high);
           struct Unlock {
             PriorityMutex& m;
@@ -1254,6 +1242,8 @@ class SqlStore final : public Store {
   std::string connect_;
   int poolSize_;
   SessionPool pool_;
+  SessionPool relaxedPool_;  // SQLite: sessions with synchronous=NORMAL, for Commit::kRelaxed
+  static constexpr int kRelaxedSessions = 2;
   // One slot per pooled session, filled in open() and never resized, so lookups need no lock; a
   // slot is only used by the thread holding its session.
   std::map<soci::session*, std::unique_ptr<Prepared>> prepared_;
