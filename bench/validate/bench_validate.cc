@@ -1,6 +1,6 @@
-// The FHIR validator alone, in a loop on one thread: validations per CPU second (median of runs) and
-// heap allocations per validation, for the seed Flow's mapped transaction Bundle and a few other
-// resources, each in four modes: an already parsed document with invariants, the same without
+// The FHIR validator alone, in a loop on one thread: validations per CPU second (median of runs)
+// and heap allocations per validation, for the seed Flow's mapped transaction Bundle and a few
+// other resources, each in four modes: an already parsed document with invariants, the same without
 // invariants, from text (parse + validate, as `switchboard validate` and bench/mapping do), and
 // parsed with the fhir-validate stage's defaults (invariants, best-practice dom-6 off).
 // Usage: bench_validate [SECONDS_PER_RUN] [RUNS] [FILE ...] (files relative to the source tree
@@ -8,10 +8,10 @@
 // those modes, e.g. for perf. Thread-safety: single-threaded.
 #include <algorithm>
 #include <atomic>
-#include <ctime>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <ctime>
 #include <fstream>
 #include <new>
 #include <sstream>
@@ -116,8 +116,8 @@ int main(int argc, char** argv) {
       }
       auto once = [&] {
         std::size_t n = mode == 2   ? validator->validateText(text, with).size()
-                         : mode == 3 ? validator->validate(doc, stage).size()
-                                     : validator->validate(doc, mode == 0 ? with : without).size();
+                        : mode == 3 ? validator->validate(doc, stage).size()
+                                    : validator->validate(doc, mode == 0 ? with : without).size();
         if (n > 1000000) std::abort();  // keeps the call
       };
       once();

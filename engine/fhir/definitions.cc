@@ -124,8 +124,10 @@ void ChildIndex::rebuild(std::size_t buckets) {
 void ChildIndex::add(std::string key, ChildSlot slot) {
   if (find(key)) return;
   entries_.emplace_back(std::move(key), slot);
-  if (entries_.size() * 2 > table_.size()) rebuild(std::max<std::size_t>(16, table_.size() * 2));
-  else rebuild(table_.size());
+  if (entries_.size() * 2 > table_.size())
+    rebuild(std::max<std::size_t>(16, table_.size() * 2));
+  else
+    rebuild(table_.size());
 }
 
 const ChildSlot* ChildIndex::find(std::string_view key) const {

@@ -53,12 +53,12 @@ struct TypeRef {
   std::vector<std::string> targetProfiles;  // for Reference and canonical
   // Resolved once loading is done: the type's base definition (null when not shipped).
   const StructureDefinition* definition = nullptr;
-  bool primitive = false;  // a primitive type (lower-case FHIR type)
-  bool resource = false;   // "Resource" or a resource type
+  bool primitive = false;                               // a primitive type (lower-case FHIR type)
+  bool resource = false;                                // "Resource" or a resource type
   PrimitiveKind primitiveKind = PrimitiveKind::kOther;  // of `code`
-  bool reference = false;        // code "Reference"
-  bool coding = false;           // code "Coding"
-  bool codeableConcept = false;  // code "CodeableConcept"
+  bool reference = false;                               // code "Reference"
+  bool coding = false;                                  // code "Coding"
+  bool codeableConcept = false;                         // code "CodeableConcept"
   // Resource types a Reference may point at (from targetProfiles); empty = any.
   std::vector<std::string> targetTypes;
   // Invariants of the type's own root element to evaluate on a value of this type when the
@@ -87,9 +87,9 @@ struct Constraint {
 // Children of an element by JSON key, built at load: plain names, each typed name of a choice
 // element ("valueString"), and each of those with a leading '_' (primitive extensions).
 struct ChildSlot {
-  std::uint32_t index = 0;         // position in ElementDef::children
-  const TypeRef* type = nullptr;   // the type the key names (the first type when not a choice)
-  bool underscore = false;         // "_name"
+  std::uint32_t index = 0;        // position in ElementDef::children
+  const TypeRef* type = nullptr;  // the type the key names (the first type when not a choice)
+  bool underscore = false;        // "_name"
 };
 struct StringHash {
   using is_transparent = void;
@@ -139,7 +139,7 @@ struct ElementDef {
   // not unroll the element); set when the definition is loaded.
   const std::vector<const ElementDef*>* children = nullptr;
   const std::vector<const ElementDef*>* slices = nullptr;
-  const ChildIndex* childIndex = nullptr;  // over *children
+  const ChildIndex* childIndex = nullptr;     // over *children
   const ElementDef* contentTarget = nullptr;  // the element contentReference names
   // Precomputed for the walk: constraints to evaluate on each instance (ele-1 and those without
   // a compiled expression left out), the expansion of a required binding when it is complete,

@@ -138,7 +138,8 @@ class Walk {
         for (const auto& e : entries->GetArray()) {
           std::string_view fullUrl = strMember(e, "fullUrl");
           const Value* r = member(e, "resource");
-          if (!fullUrl.empty() && r) bundleTypes_.emplace_back(fullUrl, strMember(*r, "resourceType"));
+          if (!fullUrl.empty() && r)
+            bundleTypes_.emplace_back(fullUrl, strMember(*r, "resourceType"));
         }
         // Sorted for look-ups; of entries sharing a fullUrl the last counts (bundleType()).
         std::stable_sort(bundleTypes_.begin(), bundleTypes_.end(),
@@ -285,8 +286,7 @@ class Walk {
             loc.str() + "._" + std::string(name));
         ext = nullptr;
       }
-      members_.emplace_back(slot->index, type, underscore ? nullptr : &it->value, ext,
-                            name);
+      members_.emplace_back(slot->index, type, underscore ? nullptr : &it->value, ext, name);
     }
     // Group by element (stable: JSON order within an element), then walk in definition order.
     const std::size_t end = members_.size();
@@ -444,8 +444,7 @@ class Walk {
     if (!value) return;
     if (!value->IsObject()) {
       if (!profilePass_)
-        add("error", "structure", def.path + ": must be a JSON object (" + *code + ")",
-            loc.str());
+        add("error", "structure", def.path + ": must be a JSON object (" + *code + ")", loc.str());
       return;
     }
     if (type && type->resource) {
@@ -475,8 +474,7 @@ class Walk {
     if (!owner || owner->children->empty()) {
       if (profilePass_) {
         if (!def.invariants.empty())
-          constraints(def.invariants, Target{value, nullptr, code, &plainName(def)}, loc,
-                      nullptr);
+          constraints(def.invariants, Target{value, nullptr, code, &plainName(def)}, loc, nullptr);
         return;  // the base pass covered the data type
       }
       childSd = type ? type->definition : nullptr;
@@ -621,8 +619,8 @@ class Walk {
   };
 
   // Evaluates `list` on `target`; `skipFrom` lists keys already evaluated there.
-  void constraints(const std::vector<const Constraint*>& list, const Target& target,
-                   const Loc& loc, const ElementDef* skipFrom) {
+  void constraints(const std::vector<const Constraint*>& list, const Target& target, const Loc& loc,
+                   const ElementDef* skipFrom) {
     if (!options_.invariants || list.empty()) return;
     std::optional<Node> node;
     for (const Constraint* cp : list) {
@@ -645,8 +643,8 @@ class Walk {
           if (!result) {
             if (holds) {
               add("error", "exception",
-                  c.key + ": the native check decided where FHIRPath fails: " +
-                      result.error().message,
+                  c.key +
+                      ": the native check decided where FHIRPath fails: " + result.error().message,
                   loc.str());
               continue;
             }
@@ -666,8 +664,7 @@ class Walk {
         }
       }
       if (!*holds) {
-        add(c.severity == "error" ? "error" : "warning", "invariant", c.message,
-            loc.str());
+        add(c.severity == "error" ? "error" : "warning", "invariant", c.message, loc.str());
       }
     }
   }
@@ -761,8 +758,8 @@ class Walk {
   const ValidationOptions& options_;
   fhirpath::DocumentPtr doc_;
   std::vector<Issue>& issues_;
-  const Value* resource_ = nullptr;    // the current resource's JSON
-  std::optional<Node> resourceNode_;   // its FHIRPath node, made on first use
+  const Value* resource_ = nullptr;   // the current resource's JSON
+  std::optional<Node> resourceNode_;  // its FHIRPath node, made on first use
   std::optional<fhirpath::Environment> env_;
   const StructureDefinition* elementType_ = nullptr;
   std::vector<std::pair<std::string_view, std::string_view>> bundleTypes_;  // fullUrl -> type

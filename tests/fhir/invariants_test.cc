@@ -130,9 +130,9 @@ const char* const kHandMade[] = {
 };
 
 // Codes the mutations put into code-valued members, chosen to flip the rules above.
-const char* const kCodes[] = {"history",  "searchset",           "document", "message",
-                              "batch",    "transaction-response", "home",     "noshow",
-                              "cancelled", "proposed",           "booked",   "#c1"};
+const char* const kCodes[] = {
+    "history", "searchset", "document",  "message",  "batch",  "transaction-response",
+    "home",    "noshow",    "cancelled", "proposed", "booked", "#c1"};
 
 // Variants of `doc`: each member removed, set to null, turned into its "_name" form, and each
 // string member of a code-like name set to the codes above.
@@ -179,8 +179,7 @@ void mutations(const Value& doc, const std::function<void(const Value&)>& visit)
         if (key.starts_with("_")) continue;
         Value ext(rapidjson::kObjectType);
         ext.AddMember("id", "x", copy.GetAllocator());
-        owner->AddMember(Value(("_" + key).c_str(), copy.GetAllocator()), ext,
-                         copy.GetAllocator());
+        owner->AddMember(Value(("_" + key).c_str(), copy.GetAllocator()), ext, copy.GetAllocator());
       } else if (kind == 3) {
         if (it->value.IsArray() || it->value.IsNull()) continue;
         Value wrapped(rapidjson::kArrayType);
@@ -229,8 +228,7 @@ void compare(const Value& resource, const std::string& what, Tally& tally) {
                                                  << describe(native) << "FHIRPath\n"
                                                  << describe(reference) << toText(resource));
   for (const auto& i : crossed) {
-    BOOST_TEST(i.code != "exception", what << ": " << i.expression << ": " << i.diagnostics
-                                           << "\n"
+    BOOST_TEST(i.code != "exception", what << ": " << i.expression << ": " << i.diagnostics << "\n"
                                            << toText(resource));
   }
   for (const auto& i : native) {
@@ -252,13 +250,13 @@ BOOST_AUTO_TEST_CASE(the_universal_invariants_of_the_shipped_definitions_are_nat
     return nullptr;
   };
   for (auto [type, key] : std::vector<std::pair<const char*, const char*>>{
-           {"Extension", "ext-1"},  {"Reference", "ref-1"}, {"ContactPoint", "cpt-2"},
-           {"Quantity", "qty-3"},   {"Period", "per-1"},    {"Attachment", "att-1"},
-           {"Patient", "dom-2"},    {"Patient", "dom-4"},   {"Patient", "dom-5"},
-           {"Patient", "dom-6"},    {"Bundle", "bdl-1"},    {"Bundle", "bdl-2"},
-           {"Bundle", "bdl-3"},     {"Bundle", "bdl-4"},    {"Bundle", "bdl-7"},
-           {"Bundle", "bdl-9"},     {"Bundle", "bdl-10"},   {"Bundle", "bdl-11"},
-           {"Bundle", "bdl-12"},    {"Appointment", "app-2"}, {"Appointment", "app-3"},
+           {"Extension", "ext-1"},   {"Reference", "ref-1"},   {"ContactPoint", "cpt-2"},
+           {"Quantity", "qty-3"},    {"Period", "per-1"},      {"Attachment", "att-1"},
+           {"Patient", "dom-2"},     {"Patient", "dom-4"},     {"Patient", "dom-5"},
+           {"Patient", "dom-6"},     {"Bundle", "bdl-1"},      {"Bundle", "bdl-2"},
+           {"Bundle", "bdl-3"},      {"Bundle", "bdl-4"},      {"Bundle", "bdl-7"},
+           {"Bundle", "bdl-9"},      {"Bundle", "bdl-10"},     {"Bundle", "bdl-11"},
+           {"Bundle", "bdl-12"},     {"Appointment", "app-2"}, {"Appointment", "app-3"},
            {"Appointment", "app-4"}, {"Organization", "org-1"}}) {
     const Constraint* c = nativeOf(type, key);
     BOOST_REQUIRE_MESSAGE(c, type << " " << key);
@@ -290,11 +288,10 @@ BOOST_AUTO_TEST_CASE(native_and_fhirpath_invariants_report_the_same_issues) {
   BOOST_TEST_MESSAGE(tally.inputs << " inputs compared");
   BOOST_TEST(tally.inputs > 5000u);
   // Every natively decided invariant failed somewhere, so both of its outcomes were compared.
-  for (const char* key : {"ext-1", "ref-1", "cpt-2", "qty-3", "att-1", "per-1", "dom-2", "dom-3",
-                          "dom-4", "dom-5", "dom-6", "bdl-1", "bdl-2", "bdl-3", "bdl-4", "bdl-5",
-                          "bdl-7", "bdl-8", "bdl-9", "bdl-10", "bdl-11", "bdl-12", "app-1",
-                          "app-2", "app-3", "app-4", "qrs-1", "pat-1", "org-1", "org-2",
-                          "org-3"}) {
+  for (const char* key : {"ext-1", "ref-1", "cpt-2", "qty-3",  "att-1",  "per-1",  "dom-2", "dom-3",
+                          "dom-4", "dom-5", "dom-6", "bdl-1",  "bdl-2",  "bdl-3",  "bdl-4", "bdl-5",
+                          "bdl-7", "bdl-8", "bdl-9", "bdl-10", "bdl-11", "bdl-12", "app-1", "app-2",
+                          "app-3", "app-4", "qrs-1", "pat-1",  "org-1",  "org-2",  "org-3"}) {
     BOOST_TEST(tally.failures[key] > 0u, key << " never failed in the corpus");
   }
 }
