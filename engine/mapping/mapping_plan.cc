@@ -10,6 +10,9 @@
 #include <memory_resource>
 
 #include <rapidjson/error/en.h>
+#include <rapidjson/internal/dtoa.h>
+#include <rapidjson/internal/ieee754.h>
+#include <rapidjson/internal/itoa.h>
 #include <rapidjson/memorystream.h>
 #include <rapidjson/reader.h>
 #include <rapidjson/stringbuffer.h>
@@ -256,6 +259,156 @@ bool validUtf8(std::string_view s) {
     i += is.Tell();
   }
   return true;
+}
+
+// Appends text to a string through a raw cursor: room() once, then unchecked writes.
+class TextOut {
+ public:
+  explicit TextOut(std::string& s) : s_(s) {
+    s_.resize(8192);
+    p_ = s_.data();
+    end_ = p_ + s_.size();
+  }
+  void room(std::size_t n) {
+    if (static_cast<std::size_t>(end_ - p_) >= n) return;
+    const std::size_t used = static_cast<std::size_t>(p_ - s_.data());
+    s_.resize(std::max(s_.size() * 2, used + n));
+    p_ = s_.data() + used;
+    end_ = s_.data() + s_.size();
+  }
+  void put(char c) { *p_++ = c; }  // after room()
+  void append(const char* d, std::size_t n) {
+    room(n);
+    std::memcpy(p_, d, n);
+    p_ += n;
+  }
+  void finish() { s_.resize(static_cast<std::size_t>(p_ - s_.data())); }
+
+ private:
+  std::string& s_;
+  char* p_;
+  char* end_;
+};
+
+// Compact JSON text of `v`, byte for byte what rapidjson::Writer (without validation) writes,
+// with unescaped runs of strings copied eight bytes at a time. False, after writing the same
+// prefix as the Writer, for NaN and infinities.
+void writeString(const char* s, std::size_t n, TextOut& out) {
+  static const char kHex[] = "0123456789ABCDEF";
+  out.room(2 + 6 * n);
+  out.put('"');
+  std::size_t i = 0, run = 0;
+  while (i < n) {
+    if (i + 8 <= n) {
+      std::uint64_t w;
+      std::memcpy(&w, s + i, 8);
+      constexpr std::uint64_t kOnes = 0x0101010101010101ULL, kHigh = 0x8080808080808080ULL;
+      const std::uint64_t quote = w ^ (kOnes * '"'), slash = w ^ (kOnes * '\\');
+      const std::uint64_t special = ((w - kOnes * 0x20) & ~w) | ((quote - kOnes) & ~quote) |
+                                    ((slash - kOnes) & ~slash);
+      if ((special & kHigh) == 0) {
+        i += 8;
+        continue;
+      }
+    }
+    const unsigned char c = static_cast<unsigned char>(s[i]);
+    if (c >= 0x20 && c != '"' && c != '\\') {
+      ++i;
+      continue;
+    }
+    out.append(s + run, i - run);
+    out.put('\\');
+    switch (c) {
+      case '"': out.put('"'); break;
+      case '\\': out.put('\\'); break;
+      case '\b': out.put('b'); break;
+      case '\t': out.put('t'); break;
+      case '\n': out.put('n'); break;
+      case '\f': out.put('f'); break;
+      case '\r': out.put('r'); break;
+      default:
+        out.put('u');
+        out.put('0');
+        out.put('0');
+        out.put(kHex[c >> 4]);
+        out.put(kHex[c & 15]);
+    }
+    run = ++i;
+  }
+  out.append(s + run, i - run);
+  out.room(1);
+  out.put('"');
+}
+
+bool writeJson(const JsonValue& v, TextOut& out) {
+  char buf[32];
+  switch (v.GetType()) {
+    case rapidjson::kNullType:
+      out.append("null", 4);
+      return true;
+    case rapidjson::kFalseType:
+      out.append("false", 5);
+      return true;
+    case rapidjson::kTrueType:
+      out.append("true", 4);
+      return true;
+    case rapidjson::kStringType:
+      writeString(v.GetString(), v.GetStringLength(), out);
+      return true;
+    case rapidjson::kNumberType: {
+      char* end;
+      if (v.IsDouble()) {
+        if (rapidjson::internal::Double(v.GetDouble()).IsNanOrInf()) return false;
+        end = rapidjson::internal::dtoa(v.GetDouble(), buf, 324);
+      } else if (v.IsInt()) {
+        end = rapidjson::internal::i32toa(v.GetInt(), buf);
+      } else if (v.IsUint()) {
+        end = rapidjson::internal::u32toa(v.GetUint(), buf);
+      } else if (v.IsInt64()) {
+        end = rapidjson::internal::i64toa(v.GetInt64(), buf);
+      } else {
+        end = rapidjson::internal::u64toa(v.GetUint64(), buf);
+      }
+      out.append(buf, static_cast<std::size_t>(end - buf));
+      return true;
+    }
+    case rapidjson::kObjectType: {
+      out.room(1);
+      out.put('{');
+      bool first = true;
+      for (auto m = v.MemberBegin(); m != v.MemberEnd(); ++m) {
+        if (!first) {
+          out.room(1);
+          out.put(',');
+        }
+        first = false;
+        writeString(m->name.GetString(), m->name.GetStringLength(), out);
+        out.room(1);
+        out.put(':');
+        if (!writeJson(m->value, out)) return false;
+      }
+      out.room(1);
+      out.put('}');
+      return true;
+    }
+    case rapidjson::kArrayType: {
+      out.room(1);
+      out.put('[');
+      bool first = true;
+      for (const auto& item : v.GetArray()) {
+        if (!first) {
+          out.room(1);
+          out.put(',');
+        }
+        first = false;
+        if (!writeJson(item, out)) return false;
+      }
+      out.room(1);
+      out.put(']');
+      return true;
+    }
+  }
+  return false;
 }
 
 // ------------------------------------------------------------------ running
@@ -881,23 +1034,23 @@ Result<MappingOutput> PlanRun::run(std::string_view input, const fhirpath::Envir
 
   // Written without per-character validation, then the whole text checked at once: the same
   // verdict as the general evaluator's validating writer, since only strings can hold non-ASCII.
-  rapidjson::StringBuffer& sb = arena.text;
-  sb.Clear();
-  rapidjson::Writer<rapidjson::StringBuffer> w(sb);
+  MappingOutput output{std::string(), "application/fhir+json"};
+  TextOut text(output.payload);
   bool ok = true;
   if (m.transaction) {
     JsonValue bundle(rapidjson::kObjectType);
     bundle.AddMember("resourceType", "Bundle", pool);
     bundle.AddMember("type", "transaction", pool);
     if (!entries.Empty()) bundle.AddMember("entry", std::move(entries), pool);
-    ok = bundle.Accept(w);
+    ok = writeJson(bundle, text);
   } else {
-    ok = entries.Accept(w);
+    ok = writeJson(entries, text);
   }
-  if (!ok || !validUtf8(std::string_view(sb.GetString(), sb.GetSize())))
+  text.finish();
+  if (!ok || !validUtf8(output.payload))
     return std::unexpected(
         error(ErrorCode::kValue, "the input holds text that is not valid UTF-8", ""));
-  return MappingOutput{std::string(sb.GetString(), sb.GetSize()), "application/fhir+json"};
+  return output;
 }
 
 }  // namespace

@@ -1,4 +1,5 @@
-// Version-5 UUIDs and SHA-1 through OpenSSL's EVP interface. Thread-safety: pure functions.
+// Version-5 UUIDs and SHA-1 through OpenSSL's EVP interface. Thread-safety: pure functions (each
+// thread has its own digest context).
 #include "engine/mapping/uuid.h"
 
 #include <array>
@@ -13,16 +14,28 @@ namespace {
 constexpr std::array<unsigned char, 16> kNamespace = {
     0xf5, 0x4c, 0xdb, 0xb8, 0x40, 0x31, 0x55, 0xa2, 0xb6, 0x6d, 0xa2, 0xb3, 0xfa, 0xcc, 0x92, 0xaf};
 
+// SHA-1 is fetched from the provider once, and each thread keeps one digest context: a digest is
+// then Init/Update/Final with no allocation or provider lookup.
+const EVP_MD* sha1Md() {
+  static EVP_MD* md = EVP_MD_fetch(nullptr, "SHA1", nullptr);
+  return md;
+}
+
 std::array<unsigned char, 20> sha1(std::string_view a, std::string_view b) {
+  struct Ctx {
+    EVP_MD_CTX* ctx = EVP_MD_CTX_new();
+    ~Ctx() { EVP_MD_CTX_free(ctx); }
+  };
+  static thread_local Ctx local;
   std::array<unsigned char, 20> out{};
-  EVP_MD_CTX* ctx = EVP_MD_CTX_new();
   unsigned int len = 0;
-  if (ctx && EVP_DigestInit_ex(ctx, EVP_sha1(), nullptr) == 1 &&
+  EVP_MD_CTX* ctx = local.ctx;
+  const EVP_MD* md = sha1Md();
+  if (ctx && md && EVP_DigestInit_ex(ctx, md, nullptr) == 1 &&
       EVP_DigestUpdate(ctx, a.data(), a.size()) == 1 &&
       EVP_DigestUpdate(ctx, b.data(), b.size()) == 1) {
     EVP_DigestFinal_ex(ctx, out.data(), &len);
   }
-  EVP_MD_CTX_free(ctx);
   return out;
 }
 
