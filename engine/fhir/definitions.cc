@@ -105,19 +105,27 @@ bool ElementDef::isPrimitiveChoiceSuffix(std::string_view suffix) const {
   return t && !t->code.empty() && std::islower(static_cast<unsigned char>(t->code[0]));
 }
 
+// JSON keys are short names: the length and three of the characters mixed by one multiply
+// spread them well enough for tables of a few dozen keys, at a fraction of a byte-wise hash.
 std::uint32_t ChildIndex::hash(std::string_view key) {
-  std::uint32_t h = 2166136261u;
-  for (char c : key) h = (h ^ static_cast<unsigned char>(c)) * 16777619u;
-  return h;
+  const std::size_t n = key.size();
+  if (n == 0) return 0;
+  const auto at = [&](std::size_t i) {
+    return static_cast<std::uint32_t>(static_cast<unsigned char>(key[i]));
+  };
+  std::uint32_t h = static_cast<std::uint32_t>(n) | at(0) << 8 | at(n / 2) << 16 | at(n - 1) << 24;
+  h *= 0x9E3779B1u;
+  return h ^ (h >> 15);
 }
 
 void ChildIndex::rebuild(std::size_t buckets) {
-  table_.assign(buckets, 0);
+  table_.assign(buckets, Bucket{});
   const std::uint32_t mask = static_cast<std::uint32_t>(buckets - 1);
   for (std::uint32_t i = 0; i < entries_.size(); ++i) {
-    std::uint32_t b = hash(entries_[i].first) & mask;
-    while (table_[b] != 0) b = (b + 1) & mask;
-    table_[b] = i + 1;
+    const std::uint32_t h = hash(entries_[i].first);
+    std::uint32_t b = h & mask;
+    while (table_[b].entry != 0) b = (b + 1) & mask;
+    table_[b] = Bucket{i + 1, h};
   }
 }
 
@@ -133,10 +141,12 @@ void ChildIndex::add(std::string key, ChildSlot slot) {
 const ChildSlot* ChildIndex::find(std::string_view key) const {
   if (table_.empty()) return nullptr;
   const std::uint32_t mask = static_cast<std::uint32_t>(table_.size() - 1);
-  for (std::uint32_t b = hash(key) & mask;; b = (b + 1) & mask) {
-    std::uint32_t e = table_[b];
-    if (e == 0) return nullptr;
-    const auto& [k, slot] = entries_[e - 1];
+  const std::uint32_t h = hash(key);
+  for (std::uint32_t b = h & mask;; b = (b + 1) & mask) {
+    const Bucket bucket = table_[b];
+    if (bucket.entry == 0) return nullptr;
+    if (bucket.hash != h) continue;
+    const auto& [k, slot] = entries_[bucket.entry - 1];
     if (k.size() != key.size()) continue;
     std::size_t i = 0;  // keys are short: a plain loop beats a call to memcmp
     while (i < key.size() && k[i] == key[i]) ++i;
@@ -486,6 +496,7 @@ Result<void> Definitions::finish() {
   // What the validator's walk needs per element, resolved once.
   auto evaluated = [](const Constraint& c) { return c.key != "ele-1" && c.expression; };
   for (auto& sd : structures_) {
+    sd->isResource = sd->kind == "resource";
     for (auto& def : sd->elements) {
       def.checkWhenAbsent = def.min > 0 || !def.slices->empty();
       auto dot = def.path.find('.');
@@ -509,6 +520,13 @@ Result<void> Definitions::finish() {
           if (!own) t.invariants.push_back(&c);
         }
       }
+    }
+  }
+  for (auto& sd : structures_) {
+    for (auto& def : sd->elements) {
+      def.absentChecks.clear();
+      for (std::uint32_t i = 0; i < def.children->size(); ++i)
+        if ((*def.children)[i]->checkWhenAbsent) def.absentChecks.push_back(i);
     }
   }
   if (const StructureDefinition* ext = type("Extension"))

@@ -106,7 +106,13 @@ class ChildIndex {
   static std::uint32_t hash(std::string_view key);
   void rebuild(std::size_t buckets);
   std::vector<std::pair<std::string, ChildSlot>> entries_;
-  std::vector<std::uint32_t> table_;  // entry index + 1; 0 = empty; a power-of-two size
+  // A power-of-two size; entry index + 1 (0 = empty) and the key's hash, compared before the
+  // key so that a probe past another key costs no look at its text.
+  struct Bucket {
+    std::uint32_t entry = 0;
+    std::uint32_t hash = 0;
+  };
+  std::vector<Bucket> table_;
 };
 
 struct Binding {
@@ -147,6 +153,9 @@ struct ElementDef {
   std::vector<const Constraint*> invariants;
   const ValueSetExpansion* requiredValueSet = nullptr;
   bool checkWhenAbsent = false;
+  // Positions in *children of the children with checkWhenAbsent, ascending: the walk looks at
+  // these when an object lacks them and skips every other absent child.
+  std::vector<std::uint32_t> absentChecks;
   bool resourceId = false;         // Resource.id of a resource (an id, typed System.String)
   bool entryResource = false;      // Bundle.entry.resource
   bool containedResource = false;  // DomainResource.contained
@@ -168,6 +177,7 @@ class StructureDefinition {
   std::string derivation;  // specialization | constraint
   std::string baseDefinition;
   bool isAbstract = false;
+  bool isResource = false;  // kind == "resource", resolved at load for the walk
   std::vector<ElementDef> elements;
 
   // The element with this path (not a slice), or null.

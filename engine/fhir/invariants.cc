@@ -80,24 +80,59 @@ bool oneOf(std::string_view s, std::initializer_list<std::string_view> set) {
   return std::find(set.begin(), set.end(), s) != set.end();
 }
 
-// The items of `obj.name` when they are all JSON objects (nulls skipped); empty optional
-// otherwise.
-std::optional<std::vector<const Value*>> objects(const Value& obj, std::string_view name) {
+// The items of `obj.name` when they are all JSON objects (nulls skipped), without copying them
+// out: the value itself (an object, or an array of objects and nulls) and how many there are.
+class Objects {
+ public:
+  class Iterator {
+   public:
+    Iterator(const Value* at, const Value* end) : at_(at), end_(end) { skipNulls(); }
+    const Value& operator*() const { return *at_; }
+    Iterator& operator++() {
+      ++at_;
+      skipNulls();
+      return *this;
+    }
+    bool operator!=(const Iterator& o) const { return at_ != o.at_; }
+
+   private:
+    void skipNulls() {
+      while (at_ != end_ && at_->IsNull()) ++at_;
+    }
+    const Value* at_;
+    const Value* end_;
+  };
+
+  Objects() = default;
+  Objects(const Value* first, const Value* end, std::size_t n) : first_(first), end_(end), n_(n) {}
+  std::size_t size() const { return n_; }
+  bool empty() const { return n_ == 0; }
+  const Value& front() const { return *begin(); }
+  Iterator begin() const { return {first_, end_}; }
+  Iterator end() const { return {end_, end_}; }
+
+ private:
+  const Value* first_ = nullptr;
+  const Value* end_ = nullptr;
+  std::size_t n_ = 0;
+};
+
+// Empty optional when an item is not an object (or plainChild() says FHIRPath reads more).
+std::optional<Objects> objects(const Value& obj, std::string_view name) {
   const Value* v = nullptr;
   if (!plainChild(obj, name, v)) return std::nullopt;
-  std::vector<const Value*> out;
-  if (!v || v->IsNull()) return out;
+  if (!v || v->IsNull()) return Objects();
   if (v->IsArray()) {
+    std::size_t n = 0;
     for (const auto& item : v->GetArray()) {
       if (item.IsNull()) continue;
       if (!item.IsObject()) return std::nullopt;
-      out.push_back(&item);
+      ++n;
     }
-    return out;
+    return Objects(v->Begin(), v->End(), n);
   }
   if (!v->IsObject()) return std::nullopt;
-  out.push_back(v);
-  return out;
+  return Objects(v, v + 1, 1);
 }
 
 // `a.exists() <op> b.exists()` style rules over counts of the focus object.
@@ -183,7 +218,7 @@ Decision dom6(const InvariantInput& in) {
   auto narrative = objects(focus(in), "text");
   if (!narrative || narrative->size() > 1) return kUndecided;
   if (narrative->empty()) return false;
-  COUNT_OR_UNDECIDED(div, *narrative->front(), "div");
+  COUNT_OR_UNDECIDED(div, narrative->front(), "div");
   return div > 0;
 }
 
@@ -205,8 +240,8 @@ Decision bdl2(const InvariantInput& in) {
   auto entries = objects(focus(in), "entry");
   if (!entries) return kUndecided;
   std::size_t searches = 0;
-  for (const Value* e : *entries) {
-    COUNT_OR_UNDECIDED(n, *e, "search");
+  for (const Value& e : *entries) {
+    COUNT_OR_UNDECIDED(n, e, "search");
     searches += n;
   }
   if (searches == 0) return true;
@@ -226,8 +261,8 @@ Decision entriesAll(const InvariantInput& in, std::string_view part,
   auto entries = objects(focus(in), "entry");
   if (!entries) return kUndecided;
   bool all = true;
-  for (const Value* e : *entries) {
-    COUNT_OR_UNDECIDED(n, *e, part);
+  for (const Value& e : *entries) {
+    COUNT_OR_UNDECIDED(n, e, part);
     all = all && (n > 0) == expected;
   }
   return all;
@@ -239,6 +274,23 @@ Decision bdl4(const InvariantInput& in) {
   return entriesAll(in, "response", {"batch-response", "transaction-response", "history"});
 }
 
+// One entry's `fullUrl & resource.meta.versionId` as its two parts, ordered as the joined text.
+struct JoinedKey {
+  std::string_view first, second;
+};
+int compareJoined(const JoinedKey& a, const JoinedKey& b) {
+  std::string_view a1 = a.first, a2 = a.second, b1 = b.first, b2 = b.second;
+  for (;;) {
+    if (a1.empty()) std::swap(a1, a2);
+    if (b1.empty()) std::swap(b1, b2);
+    if (a1.empty() || b1.empty()) return static_cast<int>(!a1.empty()) - !b1.empty();
+    const std::size_t n = std::min(a1.size(), b1.size());
+    if (int c = a1.substr(0, n).compare(b1.substr(0, n))) return c;
+    a1.remove_prefix(n);
+    b1.remove_prefix(n);
+  }
+}
+
 // bdl-7: (type = 'history') or
 // entry.where(fullUrl.exists()).select(fullUrl&resource.meta.versionId).isDistinct()
 Decision bdl7(const InvariantInput& in) {
@@ -247,27 +299,35 @@ Decision bdl7(const InvariantInput& in) {
   if (type->value == "history") return true;
   auto entries = objects(focus(in), "entry");
   if (!entries) return kUndecided;
-  std::vector<std::string> keys;
-  for (const Value* e : *entries) {
-    auto fullUrl = text(*e, "fullUrl");
+  // The keys point into the document; a Bundle of up to kInline entries needs no heap.
+  constexpr std::size_t kInline = 32;
+  JoinedKey inlineKeys[kInline];
+  std::vector<JoinedKey> heapKeys;
+  if (entries->size() > kInline) heapKeys.resize(entries->size());
+  JoinedKey* keys = heapKeys.empty() ? inlineKeys : heapKeys.data();
+  std::size_t n = 0;
+  for (const Value& e : *entries) {
+    auto fullUrl = text(e, "fullUrl");
     if (!fullUrl) return kUndecided;
     if (fullUrl->absent) continue;
-    std::string key(fullUrl->value);
-    auto resource = objects(*e, "resource");
+    JoinedKey key{fullUrl->value, {}};
+    auto resource = objects(e, "resource");
     if (!resource || resource->size() > 1) return kUndecided;
     if (!resource->empty()) {
-      auto meta = objects(*resource->front(), "meta");
+      auto meta = objects(resource->front(), "meta");
       if (!meta || meta->size() > 1) return kUndecided;
       if (!meta->empty()) {
-        auto version = text(*meta->front(), "versionId");
+        auto version = text(meta->front(), "versionId");
         if (!version) return kUndecided;
-        key += version->value;
+        key.second = version->value;
       }
     }
-    keys.push_back(std::move(key));
+    keys[n++] = key;
   }
-  std::sort(keys.begin(), keys.end());
-  return std::adjacent_find(keys.begin(), keys.end()) == keys.end();
+  auto less = [](const JoinedKey& a, const JoinedKey& b) { return compareJoined(a, b) < 0; };
+  auto same = [](const JoinedKey& a, const JoinedKey& b) { return compareJoined(a, b) == 0; };
+  std::sort(keys, keys + n, less);
+  return std::adjacent_find(keys, keys + n, same) == keys + n;
 }
 
 // bdl-9 .. bdl-12: "type = 'document' implies ...": true when the type is another code.

@@ -97,7 +97,7 @@ std::string_view referencedType(std::string_view ref, const Definitions& defs) {
   std::string_view type = prev == std::string_view::npos ? head : head.substr(prev + 1);
   if (type.empty() || !std::isupper(static_cast<unsigned char>(type[0]))) return {};
   const StructureDefinition* sd = defs.type(type);
-  return !sd || sd->kind == "resource" ? type : std::string_view();
+  return !sd || sd->isResource ? type : std::string_view();
 }
 
 // A location in the resource, kept as a chain on the stack and turned into FHIRPath text
@@ -119,19 +119,43 @@ struct Loc {
       out += ']';
     }
   }
+  std::size_t length() const {
+    std::size_t n = (parent ? parent->length() + 1 : 0) + name.size();
+    if (index >= 0) {
+      n += 2;
+      for (long i = index; i >= 10; i /= 10) ++n;
+      ++n;
+    }
+    return n;
+  }
   std::string str() const {
     std::string out;
+    out.reserve(length());
     append(out);
     return out;
   }
-  std::string str(std::string_view suffix) const { return str() + std::string(suffix); }
+  std::string str(std::string_view suffix) const {
+    std::string out;
+    out.reserve(length() + suffix.size());
+    append(out);
+    out += suffix;
+    return out;
+  }
 };
 
 class Walk {
  public:
   Walk(const Definitions& defs, const ValidationOptions& options, fhirpath::DocumentPtr doc,
        std::vector<Issue>& issues)
-      : defs_(defs), options_(options), doc_(std::move(doc)), issues_(issues) {
+      : defs_(defs),
+        options_(options),
+        doc_(std::move(doc)),
+        issues_(issues),
+        scratch_(claimScratch()),
+        members_(scratch_.members),
+        bundleTypes_(scratch_.bundleTypes) {
+    members_.clear();
+    bundleTypes_.clear();
     members_.reserve(64);
     if (strMember(*doc_, "resourceType") == "Bundle") {
       if (const auto* entries = member(*doc_, "entry"); entries && entries->IsArray()) {
@@ -149,6 +173,17 @@ class Walk {
     }
   }
 
+  ~Walk() {
+    if (&scratch_ != &ownScratch_) {
+      // Kept for the thread's next validation unless a huge document grew them.
+      if (members_.capacity() > kScratchKeep) std::vector<Member>().swap(members_);
+      if (bundleTypes_.capacity() > kScratchKeep) std::vector<BundleType>().swap(bundleTypes_);
+      scratch_.inUse = false;
+    }
+  }
+  Walk(const Walk&) = delete;
+  Walk& operator=(const Walk&) = delete;
+
   void run() {
     const Value& root = *doc_;
     if (!root.IsObject()) {
@@ -159,6 +194,8 @@ class Walk {
   }
 
  private:
+  using BundleType = std::pair<std::string_view, std::string_view>;  // fullUrl, resource type
+
   // One JSON member of an object, resolved to its element.
   struct Member {
     Member(std::uint32_t i, const TypeRef* t, const Value* v, const Value* e, std::string_view k)
@@ -170,6 +207,22 @@ class Walk {
     std::string_view key;  // without the '_'
   };
 
+  // Buffers of a walk: one set per thread, reused from one validation to the next so that a warm
+  // thread validates without allocating them; a walk that finds them taken (a validation nested
+  // in another on the same thread) uses its own.
+  struct Scratch {
+    std::vector<Member> members;
+    std::vector<BundleType> bundleTypes;
+    bool inUse = false;
+  };
+  static constexpr std::size_t kScratchKeep = 4096;
+  Scratch& claimScratch() {
+    static thread_local Scratch scratch;
+    if (scratch.inUse) return ownScratch_;
+    scratch.inUse = true;
+    return scratch;
+  }
+
   // A resource at `loc` (null for the root, "Bundle.entry[0].resource" for entries).
   void resource(const Value& obj, const Loc* loc, bool applyProfiles, bool contained = false) {
     std::string_view rt = strMember(obj, "resourceType");
@@ -180,7 +233,7 @@ class Walk {
     Loc rootLoc{nullptr, rt};
     const Loc& here = loc ? *loc : rootLoc;
     const StructureDefinition* sd = defs_.type(rt);
-    if (!sd || sd->kind != "resource" || !sd->root()) {
+    if (!sd || !sd->isResource || !sd->root()) {
       add("warning", "not-supported",
           "no StructureDefinition for resource type " + quote(rt) +
               " in fhir-profiles/; not validated",
@@ -255,7 +308,7 @@ class Walk {
     } guard(depth_);
     const std::vector<const ElementDef*>& defs = *parent.children;
     const ChildIndex& index = *parent.childIndex;
-    bool isResourceRoot = resourceRoot && sd.kind == "resource";
+    const bool isResourceRoot = resourceRoot && sd.isResource;
     // Most objects carry no "_name" primitive extensions: skip those look-ups then.
     bool anyUnderscore = false;
     for (auto it = obj.MemberBegin(); it != obj.MemberEnd(); ++it)
@@ -265,7 +318,7 @@ class Walk {
     for (auto it = obj.MemberBegin(); it != obj.MemberEnd(); ++it) {
       std::string_view key = sv(it->name);
       if (isResourceRoot && key == "resourceType") continue;
-      bool underscore = key.starts_with("_");
+      const bool underscore = !key.empty() && key[0] == '_';
       std::string_view name = underscore ? key.substr(1) : key;
       if (underscore && member(obj, name)) continue;  // paired with its value below
       const ChildSlot* slot = index.find(key);
@@ -296,41 +349,52 @@ class Walk {
       for (; j > base && members_[j - 1].index > m.index; --j) members_[j] = members_[j - 1];
       members_[j] = m;
     }
-    std::size_t next = base;
-    for (std::uint32_t d = 0; d < defs.size(); ++d) {
+    // Present elements come from members_; of the absent ones only those in absentChecks need a
+    // look (a minimum or extension slices), merged in so that issues keep definition order.
+    const std::vector<std::uint32_t>& absent = parent.absentChecks;
+    std::size_t nextAbsent = 0;
+    auto checkAbsentUpTo = [&](std::uint32_t limit) {
+      for (; nextAbsent < absent.size() && absent[nextAbsent] < limit; ++nextAbsent)
+        cardinality(path, *defs[absent[nextAbsent]], 0, false, loc);
+    };
+    for (std::size_t next = base; next < end;) {
+      const std::uint32_t d = members_[next].index;
+      checkAbsentUpTo(d);
+      if (nextAbsent < absent.size() && absent[nextAbsent] == d) ++nextAbsent;
       const ElementDef* def = defs[d];
-      std::size_t first = next;
+      const std::size_t first = next;
       std::size_t count = 0;
-      while (next < end && members_[next].index == d) {
+      for (; next < end && members_[next].index == d; ++next) {
         const Value* v = members_[next].value ? members_[next].value : members_[next].ext;
         count += v->IsArray() ? v->Size() : 1;
-        ++next;
       }
-      const bool any = next > first;
-      if (!any && !def->checkWhenAbsent) continue;
-      if (count < def->min) {
-        add("error", "required",
-            path + "." + plainName(*def) + ": minimum required = " + std::to_string(def->min) +
-                ", but only found " + std::to_string(count),
-            loc.str() + "." + plainName(*def));
-      }
-      if (def->max && count > *def->max) {
-        add("error", "structure",
-            path + "." + plainName(*def) + ": maximum allowed = " + std::to_string(*def->max) +
-                ", but found " + std::to_string(count),
-            loc.str() + "." + plainName(*def));
-      }
-      if (!any) {
-        if (!def->slices->empty()) extensionSlices(*def, nullptr, loc);
-        continue;
-      }
+      cardinality(path, *def, count, true, loc);
       for (std::size_t k = first; k < next; ++k) {
         const Member m = members_[k];  // a copy: nested objects grow members_
         if (m.value && !def->slices->empty()) extensionSlices(*def, m.value, loc);
         items(sd, *def, m.type, m.key, m.value, m.ext, loc);
       }
     }
+    checkAbsentUpTo(static_cast<std::uint32_t>(defs.size()));
     members_.erase(members_.begin() + static_cast<std::ptrdiff_t>(base), members_.end());
+  }
+
+  // The minimum and maximum of `def`, found `count` times; an absent element's extension slices.
+  void cardinality(const std::string& path, const ElementDef& def, std::size_t count, bool any,
+                   const Loc& loc) {
+    if (count < def.min) {
+      add("error", "required",
+          path + "." + plainName(def) + ": minimum required = " + std::to_string(def.min) +
+              ", but only found " + std::to_string(count),
+          loc.str() + "." + plainName(def));
+    }
+    if (def.max && count > *def.max) {
+      add("error", "structure",
+          path + "." + plainName(def) + ": maximum allowed = " + std::to_string(*def.max) +
+              ", but found " + std::to_string(count),
+          loc.str() + "." + plainName(def));
+    }
+    if (!any && !def.slices->empty()) extensionSlices(def, nullptr, loc);
   }
 
   // Cardinality of extension slices (US Core race, ethnicity, birthsex ...), counted by url.
@@ -454,8 +518,9 @@ class Walk {
     }
     if (!profilePass_) {
       bool hasContent = false;
-      for (auto it = value->MemberBegin(); it != value->MemberEnd(); ++it) {
-        if (sv(it->name) != "id") hasContent = true;
+      for (auto it = value->MemberBegin(); it != value->MemberEnd() && !hasContent; ++it) {
+        const char* k = it->name.GetString();
+        hasContent = it->name.GetStringLength() != 2 || k[0] != 'i' || k[1] != 'd';
       }
       if (!hasContent) {
         add("error", "invariant",
@@ -722,10 +787,21 @@ class Walk {
   void add(std::string severity, std::string code, std::string diagnostics,
            std::string expression) {
     if (reported(severity, code, diagnostics, expression)) return;
-    rawLength_.push_back(diagnostics.size());
-    if (profilePass_) diagnostics += " (profile " + profileUrl_ + ")";
+    if (issues_.empty()) issues_.reserve(8);
+    if (profilePass_) {
+      suffixed_.emplace_back(issues_.size(), diagnostics.size());
+      diagnostics += " (profile " + profileUrl_ + ")";
+    }
     issues_.push_back(
         Issue{std::move(severity), std::move(code), std::move(diagnostics), std::move(expression)});
+  }
+
+  // Issue i's diagnostics without the suffix a profile pass added.
+  std::string_view rawDiagnostics(std::size_t i) const {
+    std::string_view d = issues_[i].diagnostics;
+    for (const auto& [index, length] : suffixed_)
+      if (index == i) return d.substr(0, length);
+    return d;
   }
 
   // Whether this issue was reported already (diagnostics compared without the profile suffix):
@@ -739,7 +815,7 @@ class Walk {
       for (std::size_t i = 0; i < issues_.size(); ++i) {
         const Issue& o = issues_[i];
         if (o.severity == severity && o.code == code && o.expression == expression &&
-            std::string_view(o.diagnostics).substr(0, rawLength_[i]) == diagnostics)
+            rawDiagnostics(i) == diagnostics)
           return true;
       }
       return false;
@@ -747,8 +823,7 @@ class Walk {
     if (seen_.empty()) {
       for (std::size_t i = 0; i < issues_.size(); ++i) {
         const Issue& o = issues_[i];
-        seen_.insert(keyOf(o.severity, o.code,
-                           std::string_view(o.diagnostics).substr(0, rawLength_[i]), o.expression));
+        seen_.insert(keyOf(o.severity, o.code, rawDiagnostics(i), o.expression));
       }
     }
     return !seen_.insert(keyOf(severity, code, diagnostics, expression)).second;
@@ -758,20 +833,23 @@ class Walk {
   const ValidationOptions& options_;
   fhirpath::DocumentPtr doc_;
   std::vector<Issue>& issues_;
-  const Value* resource_ = nullptr;   // the current resource's JSON
-  std::optional<Node> resourceNode_;  // its FHIRPath node, made on first use
+  Scratch ownScratch_;
+  Scratch& scratch_;
+  std::vector<Member>& members_;          // the objects being walked, innermost last
+  std::vector<BundleType>& bundleTypes_;  // sorted by fullUrl
+  const Value* resource_ = nullptr;       // the current resource's JSON
+  std::optional<Node> resourceNode_;      // its FHIRPath node, made on first use
   std::optional<fhirpath::Environment> env_;
   const StructureDefinition* elementType_ = nullptr;
-  std::vector<std::pair<std::string_view, std::string_view>> bundleTypes_;  // fullUrl -> type
-  std::vector<Member> members_;  // the objects being walked, innermost last
   bool inBundle_ = false;
   bool inContained_ = false;
   static constexpr int kMaxDepth = 64;
   int depth_ = 0;
   bool profilePass_ = false;
   std::string profileUrl_;
-  std::vector<std::size_t> rawLength_;  // of each issue's diagnostics before a profile suffix
-  std::set<std::string> seen_;          // keys of the issues, once there are many
+  // (issue index, diagnostics length before the suffix) of the issues a profile pass reported
+  std::vector<std::pair<std::size_t, std::size_t>> suffixed_;
+  std::set<std::string> seen_;  // keys of the issues, once there are many
 };
 
 }  // namespace

@@ -118,6 +118,15 @@ const char* const kHandMade[] = {
     R"({"resourceType":"Bundle","type":"history","total":1,"entry":[{"fullUrl":"urn:uuid:2",
        "resource":{"resourceType":"Patient"},"request":{"method":"PUT","url":"Patient/2"},
        "response":{"status":"200"}},{"fullUrl":"urn:uuid:2","resource":{"resourceType":"Patient"}}]})",
+    // bdl-7 compares fullUrl & versionId as one text: "http://x/P/12" & "" = "http://x/P/1" & "2"
+    R"({"resourceType":"Bundle","type":"collection","entry":[{"fullUrl":"http://x/P/12",
+       "resource":{"resourceType":"Patient"}},{"fullUrl":"http://x/P/1",
+       "resource":{"resourceType":"Patient","meta":{"versionId":"2"}}},{"fullUrl":"http://x/P/1",
+       "resource":{"resourceType":"Patient","meta":{"versionId":"23"}}}]})",
+    R"({"resourceType":"Bundle","type":"collection","entry":[{"fullUrl":"http://x/P/1",
+       "resource":{"resourceType":"Patient","meta":{"versionId":"2"}}},{"fullUrl":"http://x/P/1",
+       "resource":{"resourceType":"Patient","meta":{"versionId":"3"}}},{"fullUrl":"http://x/P/13",
+       "resource":{"resourceType":"Patient","meta":{}}}]})",
     R"({"resourceType":"Bundle","type":"searchset","total":1,"entry":[{"fullUrl":"urn:uuid:3",
        "resource":{"resourceType":"Patient"},"search":{"mode":"match"}}]})",
     R"({"resourceType":"Bundle","type":"batch-response","entry":[{"fullUrl":"urn:uuid:4",
@@ -275,6 +284,14 @@ BOOST_AUTO_TEST_CASE(native_and_fhirpath_invariants_report_the_same_issues) {
   std::vector<std::pair<std::string, std::string>> inputs = validCorpus();
   BOOST_TEST(inputs.size() >= 15u);
   for (const char* text : kHandMade) inputs.emplace_back("hand-made", text);
+  // A Bundle with more entries than bdl-7 keeps on the stack, the last repeating the first.
+  std::string large = R"({"resourceType":"Bundle","type":"collection","entry":[)";
+  for (int i = 0; i <= 40; ++i) {
+    large += (i ? "," : "") + std::string(R"({"fullUrl":"urn:uuid:)") +
+             std::to_string(i == 40 ? 0 : i) +
+             R"(","resource":{"resourceType":"Organization","name":"O"}})";
+  }
+  inputs.emplace_back("large Bundle", large + "]}");
   for (const auto& [name, text] : inputs) {
     rapidjson::Document doc;
     doc.Parse(text.c_str());
