@@ -232,7 +232,7 @@ Result<void> Mapping::Impl::compileObject(const JsonValue& v, TNode& node) const
     if (!key.starts_with("$")) {
       auto child = compile(val, at);
       if (!child) return std::unexpected(child.error());
-      node.members.push_back({key, std::move(*child)});
+      node.members.push_back({key, std::move(*child), -1, {}});
       continue;
     }
     if (key == "$if") {
@@ -257,7 +257,7 @@ Result<void> Mapping::Impl::compileObject(const JsonValue& v, TNode& node) const
           return std::unexpected(loadError(at + "/" + escapePointer(name), "not a variable name"));
         auto child = compile(l->value, at + "/" + escapePointer(name));
         if (!child) return std::unexpected(child.error());
-        node.lets.push_back({name, std::move(*child)});
+        node.lets.push_back({name, std::move(*child), -1, {}});
       }
     } else if (key == "$value") {
       if (node.value)

@@ -29,6 +29,171 @@ using namespace detail;  // NOLINT(google-build-using-namespace): the template t
 using Pool = rapidjson::MemoryPoolAllocator<>;
 using PoolDocument = rapidjson::GenericDocument<rapidjson::UTF8<>, Pool, Pool>;
 
+// ------------------------------------------------------------------ JSON text
+
+namespace {
+
+// Appends text to a string through a raw cursor: room() once, then unchecked writes.
+class TextOut {
+ public:
+  explicit TextOut(std::string& s) : s_(s) {
+    s_.resize(8192);
+    p_ = s_.data();
+    end_ = p_ + s_.size();
+  }
+  void room(std::size_t n) {
+    if (static_cast<std::size_t>(end_ - p_) >= n) return;
+    const std::size_t used = static_cast<std::size_t>(p_ - s_.data());
+    s_.resize(std::max(s_.size() * 2, used + n));
+    p_ = s_.data() + used;
+    end_ = s_.data() + s_.size();
+  }
+  void put(char c) { *p_++ = c; }  // after room()
+  void append(const char* d, std::size_t n) {
+    room(n);
+    std::memcpy(p_, d, n);
+    p_ += n;
+  }
+  void finish() { s_.resize(static_cast<std::size_t>(p_ - s_.data())); }
+  std::size_t pos() const { return static_cast<std::size_t>(p_ - s_.data()); }
+  void truncate(std::size_t at) { p_ = s_.data() + at; }
+  void insert(std::size_t at, char c) {
+    room(1);
+    char* where = s_.data() + at;
+    std::memmove(where + 1, where, static_cast<std::size_t>(p_ - where));
+    *where = c;
+    ++p_;
+  }
+
+ private:
+  std::string& s_;
+  char* p_;
+  char* end_;
+};
+
+// Compact JSON text of `v`, byte for byte what rapidjson::Writer (without validation) writes,
+// with unescaped runs of strings copied eight bytes at a time. False, after writing the same
+// prefix as the Writer, for NaN and infinities.
+void writeString(const char* s, std::size_t n, TextOut& out) {
+  static const char kHex[] = "0123456789ABCDEF";
+  out.room(2 + 6 * n);
+  out.put('"');
+  std::size_t i = 0, run = 0;
+  while (i < n) {
+    if (i + 8 <= n) {
+      std::uint64_t w;
+      std::memcpy(&w, s + i, 8);
+      constexpr std::uint64_t kOnes = 0x0101010101010101ULL, kHigh = 0x8080808080808080ULL;
+      const std::uint64_t quote = w ^ (kOnes * '"'), slash = w ^ (kOnes * '\\');
+      const std::uint64_t special = ((w - kOnes * 0x20) & ~w) | ((quote - kOnes) & ~quote) |
+                                    ((slash - kOnes) & ~slash);
+      if ((special & kHigh) == 0) {
+        i += 8;
+        continue;
+      }
+    }
+    const unsigned char c = static_cast<unsigned char>(s[i]);
+    if (c >= 0x20 && c != '"' && c != '\\') {
+      ++i;
+      continue;
+    }
+    out.append(s + run, i - run);
+    out.put('\\');
+    switch (c) {
+      case '"': out.put('"'); break;
+      case '\\': out.put('\\'); break;
+      case '\b': out.put('b'); break;
+      case '\t': out.put('t'); break;
+      case '\n': out.put('n'); break;
+      case '\f': out.put('f'); break;
+      case '\r': out.put('r'); break;
+      default:
+        out.put('u');
+        out.put('0');
+        out.put('0');
+        out.put(kHex[c >> 4]);
+        out.put(kHex[c & 15]);
+    }
+    run = ++i;
+  }
+  out.append(s + run, i - run);
+  out.room(1);
+  out.put('"');
+}
+
+bool writeJson(const JsonValue& v, TextOut& out) {
+  char buf[32];
+  switch (v.GetType()) {
+    case rapidjson::kNullType:
+      out.append("null", 4);
+      return true;
+    case rapidjson::kFalseType:
+      out.append("false", 5);
+      return true;
+    case rapidjson::kTrueType:
+      out.append("true", 4);
+      return true;
+    case rapidjson::kStringType:
+      writeString(v.GetString(), v.GetStringLength(), out);
+      return true;
+    case rapidjson::kNumberType: {
+      char* end;
+      if (v.IsDouble()) {
+        if (rapidjson::internal::Double(v.GetDouble()).IsNanOrInf()) return false;
+        end = rapidjson::internal::dtoa(v.GetDouble(), buf, 324);
+      } else if (v.IsInt()) {
+        end = rapidjson::internal::i32toa(v.GetInt(), buf);
+      } else if (v.IsUint()) {
+        end = rapidjson::internal::u32toa(v.GetUint(), buf);
+      } else if (v.IsInt64()) {
+        end = rapidjson::internal::i64toa(v.GetInt64(), buf);
+      } else {
+        end = rapidjson::internal::u64toa(v.GetUint64(), buf);
+      }
+      out.append(buf, static_cast<std::size_t>(end - buf));
+      return true;
+    }
+    case rapidjson::kObjectType: {
+      out.room(1);
+      out.put('{');
+      bool first = true;
+      for (auto m = v.MemberBegin(); m != v.MemberEnd(); ++m) {
+        if (!first) {
+          out.room(1);
+          out.put(',');
+        }
+        first = false;
+        writeString(m->name.GetString(), m->name.GetStringLength(), out);
+        out.room(1);
+        out.put(':');
+        if (!writeJson(m->value, out)) return false;
+      }
+      out.room(1);
+      out.put('}');
+      return true;
+    }
+    case rapidjson::kArrayType: {
+      out.room(1);
+      out.put('[');
+      bool first = true;
+      for (const auto& item : v.GetArray()) {
+        if (!first) {
+          out.room(1);
+          out.put(',');
+        }
+        first = false;
+        if (!writeJson(item, out)) return false;
+      }
+      out.room(1);
+      out.put(']');
+      return true;
+    }
+  }
+  return false;
+}
+
+}  // namespace
+
 // ------------------------------------------------------------------ compiling
 
 namespace {
@@ -55,6 +220,24 @@ struct PlanCompiler {
   void plan(TNode* n) {
     if (!n) return;
     if (n->kind == TNode::Kind::kExpr) n->exprPlan = plan(n->expr);
+    if (n->kind == TNode::Kind::kLiteral) {
+      rapidjson::Document copy;
+      copy.CopyFrom(*n->literal, copy.GetAllocator());
+      if (!prune(copy)) {
+        std::string text;
+        TextOut out(text);
+        if (!writeJson(copy, out)) ok = false;  // NaN: left to the general evaluator
+        out.finish();
+        n->literalJson = std::move(text);
+      }
+    }
+    for (Member& member : n->members) {
+      TextOut out(member.keyJson);
+      writeString(member.key.data(), member.key.size(), out);
+      out.room(1);
+      out.put(':');
+      out.finish();
+    }
     plan(n->pieces);
     n->ifPlan = plan(n->ifExpr);
     n->eachPlan = plan(n->eachExpr);
@@ -261,156 +444,6 @@ bool validUtf8(std::string_view s) {
   return true;
 }
 
-// Appends text to a string through a raw cursor: room() once, then unchecked writes.
-class TextOut {
- public:
-  explicit TextOut(std::string& s) : s_(s) {
-    s_.resize(8192);
-    p_ = s_.data();
-    end_ = p_ + s_.size();
-  }
-  void room(std::size_t n) {
-    if (static_cast<std::size_t>(end_ - p_) >= n) return;
-    const std::size_t used = static_cast<std::size_t>(p_ - s_.data());
-    s_.resize(std::max(s_.size() * 2, used + n));
-    p_ = s_.data() + used;
-    end_ = s_.data() + s_.size();
-  }
-  void put(char c) { *p_++ = c; }  // after room()
-  void append(const char* d, std::size_t n) {
-    room(n);
-    std::memcpy(p_, d, n);
-    p_ += n;
-  }
-  void finish() { s_.resize(static_cast<std::size_t>(p_ - s_.data())); }
-
- private:
-  std::string& s_;
-  char* p_;
-  char* end_;
-};
-
-// Compact JSON text of `v`, byte for byte what rapidjson::Writer (without validation) writes,
-// with unescaped runs of strings copied eight bytes at a time. False, after writing the same
-// prefix as the Writer, for NaN and infinities.
-void writeString(const char* s, std::size_t n, TextOut& out) {
-  static const char kHex[] = "0123456789ABCDEF";
-  out.room(2 + 6 * n);
-  out.put('"');
-  std::size_t i = 0, run = 0;
-  while (i < n) {
-    if (i + 8 <= n) {
-      std::uint64_t w;
-      std::memcpy(&w, s + i, 8);
-      constexpr std::uint64_t kOnes = 0x0101010101010101ULL, kHigh = 0x8080808080808080ULL;
-      const std::uint64_t quote = w ^ (kOnes * '"'), slash = w ^ (kOnes * '\\');
-      const std::uint64_t special = ((w - kOnes * 0x20) & ~w) | ((quote - kOnes) & ~quote) |
-                                    ((slash - kOnes) & ~slash);
-      if ((special & kHigh) == 0) {
-        i += 8;
-        continue;
-      }
-    }
-    const unsigned char c = static_cast<unsigned char>(s[i]);
-    if (c >= 0x20 && c != '"' && c != '\\') {
-      ++i;
-      continue;
-    }
-    out.append(s + run, i - run);
-    out.put('\\');
-    switch (c) {
-      case '"': out.put('"'); break;
-      case '\\': out.put('\\'); break;
-      case '\b': out.put('b'); break;
-      case '\t': out.put('t'); break;
-      case '\n': out.put('n'); break;
-      case '\f': out.put('f'); break;
-      case '\r': out.put('r'); break;
-      default:
-        out.put('u');
-        out.put('0');
-        out.put('0');
-        out.put(kHex[c >> 4]);
-        out.put(kHex[c & 15]);
-    }
-    run = ++i;
-  }
-  out.append(s + run, i - run);
-  out.room(1);
-  out.put('"');
-}
-
-bool writeJson(const JsonValue& v, TextOut& out) {
-  char buf[32];
-  switch (v.GetType()) {
-    case rapidjson::kNullType:
-      out.append("null", 4);
-      return true;
-    case rapidjson::kFalseType:
-      out.append("false", 5);
-      return true;
-    case rapidjson::kTrueType:
-      out.append("true", 4);
-      return true;
-    case rapidjson::kStringType:
-      writeString(v.GetString(), v.GetStringLength(), out);
-      return true;
-    case rapidjson::kNumberType: {
-      char* end;
-      if (v.IsDouble()) {
-        if (rapidjson::internal::Double(v.GetDouble()).IsNanOrInf()) return false;
-        end = rapidjson::internal::dtoa(v.GetDouble(), buf, 324);
-      } else if (v.IsInt()) {
-        end = rapidjson::internal::i32toa(v.GetInt(), buf);
-      } else if (v.IsUint()) {
-        end = rapidjson::internal::u32toa(v.GetUint(), buf);
-      } else if (v.IsInt64()) {
-        end = rapidjson::internal::i64toa(v.GetInt64(), buf);
-      } else {
-        end = rapidjson::internal::u64toa(v.GetUint64(), buf);
-      }
-      out.append(buf, static_cast<std::size_t>(end - buf));
-      return true;
-    }
-    case rapidjson::kObjectType: {
-      out.room(1);
-      out.put('{');
-      bool first = true;
-      for (auto m = v.MemberBegin(); m != v.MemberEnd(); ++m) {
-        if (!first) {
-          out.room(1);
-          out.put(',');
-        }
-        first = false;
-        writeString(m->name.GetString(), m->name.GetStringLength(), out);
-        out.room(1);
-        out.put(':');
-        if (!writeJson(m->value, out)) return false;
-      }
-      out.room(1);
-      out.put('}');
-      return true;
-    }
-    case rapidjson::kArrayType: {
-      out.room(1);
-      out.put('[');
-      bool first = true;
-      for (const auto& item : v.GetArray()) {
-        if (!first) {
-          out.room(1);
-          out.put(',');
-        }
-        first = false;
-        if (!writeJson(item, out)) return false;
-      }
-      out.room(1);
-      out.put(']');
-      return true;
-    }
-  }
-  return false;
-}
-
 // ------------------------------------------------------------------ running
 
 std::unexpected<Error> declinedError() {
@@ -418,6 +451,25 @@ std::unexpected<Error> declinedError() {
 }
 
 using JsonVals = std::pmr::vector<JsonValue>;
+
+// Sets slots for a scope and restores them when it ends.
+class SlotScope {
+ public:
+  explicit SlotScope(std::vector<Slot>& slots) : slots_(slots) {}
+  ~SlotScope() {
+    for (auto it = saved_.rbegin(); it != saved_.rend(); ++it)
+      slots_[static_cast<std::size_t>(it->first)] = it->second;
+  }
+  void set(int slot, Slot value) {
+    saved_.emplace_back(slot, slots_[static_cast<std::size_t>(slot)]);
+    slots_[static_cast<std::size_t>(slot)] = value;
+  }
+
+ private:
+  std::vector<Slot>& slots_;
+  std::vector<std::pair<int, Slot>> saved_;
+};
+
 
 struct PlanRun {
   const Mapping::Impl& m;
@@ -504,27 +556,27 @@ struct PlanRun {
                                                    const std::string& pointer, bool urlEncode);
   Result<void> evalMany(const TNode& node, JsonVals& vals);
   Result<void> evalObjectBody(const TNode& node, JsonVals& vals);
+  Result<void> bindLets(const TNode& node, SlotScope& scope);
   Result<void> evalTranslate(const TNode& node, JsonVals& vals);
   Result<void> evalLocalInstant(const TNode& node, JsonVals& vals);
   Result<MappingOutput> run(std::string_view input, const fhirpath::Environment& variables);
-};
 
-// Sets slots for a scope and restores them when it ends.
-class SlotScope {
- public:
-  explicit SlotScope(std::vector<Slot>& slots) : slots_(slots) {}
-  ~SlotScope() {
-    for (auto it = saved_.rbegin(); it != saved_.rend(); ++it)
-      slots_[static_cast<std::size_t>(it->first)] = it->second;
+  // ---- the streaming writer: the values of a node written straight into the output text,
+  // each preceded by a comma unless `first`; returns how many (0: the node vanished).
+  bool badText = false;  // a value the JSON writer refuses (NaN): the whole output fails
+  static void separate(TextOut& out, bool& first) {
+    if (!first) {
+      out.room(1);
+      out.put(',');
+    }
+    first = false;
   }
-  void set(int slot, Slot value) {
-    saved_.emplace_back(slot, slots_[static_cast<std::size_t>(slot)]);
-    slots_[static_cast<std::size_t>(slot)] = value;
+  void writeValue(const JsonValue& v, TextOut& out, bool& first) {
+    separate(out, first);
+    if (!writeJson(v, out)) badText = true;
   }
-
- private:
-  std::vector<Slot>& slots_;
-  std::vector<std::pair<int, Slot>> saved_;
+  Result<int> emit(const TNode& node, TextOut& out, bool& first);
+  Result<int> emitObjectBody(const TNode& node, TextOut& out, bool& first);
 };
 
 Result<std::optional<std::string_view>> PlanRun::scalarText(const TNode& node) {
@@ -653,8 +705,7 @@ Result<void> PlanRun::evalMany(const TNode& node, JsonVals& vals) {
   return {};
 }
 
-Result<void> PlanRun::evalObjectBody(const TNode& node, JsonVals& vals) {
-  SlotScope scope(slots);
+Result<void> PlanRun::bindLets(const TNode& node, SlotScope& scope) {
   for (const Member& let : node.lets) {
     if (let.node->kind == TNode::Kind::kExpr) {
       auto items = eval(let.node->exprPlan);
@@ -695,6 +746,12 @@ Result<void> PlanRun::evalObjectBody(const TNode& node, JsonVals& vals) {
     }
     scope.set(let.slot, Slot{keep(value), value.size(), true});
   }
+  return {};
+}
+
+Result<void> PlanRun::evalObjectBody(const TNode& node, JsonVals& vals) {
+  SlotScope scope(slots);
+  if (auto r = bindLets(node, scope); !r) return r;
   if (node.ifExpr) {
     auto cond = evalBool(node.ifPlan);
     if (!cond) return std::unexpected(cond.error());
@@ -722,6 +779,166 @@ Result<void> PlanRun::evalObjectBody(const TNode& node, JsonVals& vals) {
   }
   if (!obj.ObjectEmpty()) vals.push_back(std::move(obj));
   return {};
+}
+
+Result<int> PlanRun::emit(const TNode& node, TextOut& out, bool& first) {
+  switch (node.kind) {
+    case TNode::Kind::kLiteral:
+      if (node.literalJson.empty()) return 0;
+      separate(out, first);
+      out.append(node.literalJson.data(), node.literalJson.size());
+      return 1;
+    case TNode::Kind::kExpr: {
+      auto items = eval(node.exprPlan);
+      if (!items) return std::unexpected(items.error());
+      int n = 0;
+      char buf[24];
+      for (const Val& item : *items) {
+        switch (item.kind) {
+          case Val::Kind::kString:
+            if (isBlank(item.string)) continue;
+            separate(out, first);
+            writeString(item.string.data(), item.string.size(), out);
+            break;
+          case Val::Kind::kBoolean:
+            separate(out, first);
+            if (item.boolean)
+              out.append("true", 4);
+            else
+              out.append("false", 5);
+            break;
+          case Val::Kind::kInteger: {
+            separate(out, first);
+            char* end = rapidjson::internal::i64toa(item.integer, buf);
+            out.append(buf, static_cast<std::size_t>(end - buf));
+            break;
+          }
+          default: {
+            JsonValue v;
+            int r = itemToJson(item, v);
+            if (r < 0) return decline();
+            if (r == 0) continue;
+            writeValue(v, out, first);
+          }
+        }
+        ++n;
+      }
+      return n;
+    }
+    case TNode::Kind::kText: {
+      auto s = evalText(node.pieces, node.pointer, false);
+      if (!s) return std::unexpected(s.error());
+      if (!*s) return 0;
+      separate(out, first);
+      writeString((*s)->data(), (*s)->size(), out);
+      return 1;
+    }
+    case TNode::Kind::kArray: {
+      const std::size_t mark = out.pos();
+      const bool wasFirst = first;
+      separate(out, first);
+      out.room(1);
+      out.put('[');
+      bool inner = true;
+      int n = 0;
+      for (const auto& el : node.elements) {
+        auto r = emit(*el, out, inner);
+        if (!r) return r;
+        n += *r;
+      }
+      if (n == 0) {
+        out.truncate(mark);
+        first = wasFirst;
+        return 0;
+      }
+      out.room(1);
+      out.put(']');
+      return 1;
+    }
+    case TNode::Kind::kObject: {
+      if (!node.eachExpr) return emitObjectBody(node, out, first);
+      auto items = eval(node.eachPlan);
+      if (!items) return std::unexpected(items.error());
+      const Val* kept = keep(*items);
+      int n = 0;
+      for (std::size_t i = 0; i < items->size(); ++i) {
+        SlotScope scope(slots);
+        scope.set(node.asSlot, Slot{kept + i, 1, true});
+        auto* index = static_cast<Val*>(arena.resource.allocate(sizeof(Val), alignof(Val)));
+        *index = Val::intVal(static_cast<std::int64_t>(i));
+        scope.set(node.asIndexSlot, Slot{index, 1, true});
+        auto r = emitObjectBody(node, out, first);
+        if (!r) return r;
+        n += *r;
+      }
+      return n;
+    }
+    case TNode::Kind::kTranslate:
+    case TNode::Kind::kLocalInstant: {
+      JsonVals vals(&arena.resource);
+      auto r = node.kind == TNode::Kind::kTranslate ? evalTranslate(node, vals)
+                                                    : evalLocalInstant(node, vals);
+      if (!r) return std::unexpected(r.error());
+      for (const auto& v : vals) writeValue(v, out, first);
+      return static_cast<int>(vals.size());
+    }
+  }
+  return 0;
+}
+
+Result<int> PlanRun::emitObjectBody(const TNode& node, TextOut& out, bool& first) {
+  SlotScope scope(slots);
+  if (auto r = bindLets(node, scope); !r) return std::unexpected(r.error());
+  if (node.ifExpr) {
+    auto cond = evalBool(node.ifPlan);
+    if (!cond) return std::unexpected(cond.error());
+    if (!cond->value_or(false)) return 0;
+  }
+  if (node.value) {
+    JsonVals vals(&arena.resource);
+    if (auto r = evalMany(*node.value, vals); !r) return std::unexpected(r.error());
+    for (const auto& v : vals) writeValue(v, out, first);
+    return static_cast<int>(vals.size());
+  }
+  const std::size_t mark = out.pos();
+  const bool wasFirst = first;
+  separate(out, first);
+  out.room(1);
+  out.put('{');
+  bool firstMember = true;
+  for (const Member& member : node.members) {
+    const std::size_t memberMark = out.pos();
+    const bool memberWasFirst = firstMember;
+    separate(out, firstMember);
+    out.append(member.keyJson.data(), member.keyJson.size());
+    const bool repeated = member.node->kind == TNode::Kind::kObject && member.node->eachExpr;
+    const std::size_t valueStart = out.pos();
+    if (repeated) {
+      out.room(1);
+      out.put('[');
+    }
+    bool valueFirst = true;
+    auto n = emit(*member.node, out, valueFirst);
+    if (!n) return n;
+    if (*n == 0) {
+      out.truncate(memberMark);
+      firstMember = memberWasFirst;
+      continue;
+    }
+    if (*n > 1 && !repeated) out.insert(valueStart, '[');
+    if (*n > 1 || repeated) {
+      out.room(1);
+      out.put(']');
+    }
+  }
+  if (firstMember) {
+    out.truncate(mark);
+    first = wasFirst;
+    return 0;
+  }
+  out.room(1);
+  out.put('}');
+  return 1;
 }
 
 Result<void> PlanRun::evalTranslate(const TNode& node, JsonVals& vals) {
@@ -987,6 +1204,61 @@ Result<MappingOutput> PlanRun::run(std::string_view input, const fhirpath::Envir
   }
   setOne(m.slotRef, *Val::fromJson(refs));
   setOne(m.slotId, *Val::fromJson(ids));
+
+  if (m.transaction) {
+    // Straight into the text: {"resourceType":"Bundle","type":"transaction","entry":[...]}.
+    MappingOutput output{std::string(), "application/fhir+json"};
+    TextOut out(output.payload);
+    static constexpr std::string_view kHead = R"({"resourceType":"Bundle","type":"transaction")";
+    out.append(kHead.data(), kHead.size());
+    const std::size_t entriesMark = out.pos();
+    static constexpr std::string_view kEntries = R"(,"entry":[)";
+    out.append(kEntries.data(), kEntries.size());
+    bool firstEntry = true;
+    for (std::size_t i = 0; i < m.resources.size(); ++i) {
+      if (!produced[i]) continue;
+      const ResourceSpec& spec = m.resources[i];
+      const std::size_t entryMark = out.pos();
+      const bool wasFirst = firstEntry;
+      separate(out, firstEntry);
+      static constexpr std::string_view kFullUrl = R"({"fullUrl":"urn:uuid:)";
+      out.append(kFullUrl.data(), kFullUrl.size());
+      out.append(uuids[i].data(), uuids[i].size());
+      static constexpr std::string_view kResource = R"(","resource":)";
+      out.append(kResource.data(), kResource.size());
+      bool one = true;
+      auto n = emit(*spec.resource, out, one);
+      if (!n) return std::unexpected(n.error());
+      if (*n != 1) {  // its own $if said no
+        out.truncate(entryMark);
+        firstEntry = wasFirst;
+        continue;
+      }
+      static constexpr std::string_view kRequest = R"(,"request":{"method":"POST","url":)";
+      out.append(kRequest.data(), kRequest.size());
+      writeString(spec.resourceType.data(), spec.resourceType.size(), out);
+      if (!spec.ifNoneExist.empty()) {
+        auto q = evalText(spec.ifNoneExist, spec.pointer + "/ifNoneExist", true);
+        if (!q) return std::unexpected(q.error());
+        if (*q) {
+          static constexpr std::string_view kIfNoneExist = R"(,"ifNoneExist":)";
+          out.append(kIfNoneExist.data(), kIfNoneExist.size());
+          writeString((*q)->data(), (*q)->size(), out);
+        }
+      }
+      out.append("}}", 2);
+    }
+    if (firstEntry)
+      out.truncate(entriesMark);
+    else
+      out.append("]", 1);
+    out.append("}", 1);
+    out.finish();
+    if (badText || !validUtf8(output.payload))
+      return std::unexpected(
+          error(ErrorCode::kValue, "the input holds text that is not valid UTF-8", ""));
+    return output;
+  }
 
   JsonValue entries(rapidjson::kArrayType);
   JsonVals vals(&arena.resource);

@@ -35,7 +35,8 @@ struct Piece {
 struct Member {
   std::string key;
   TNodePtr node;
-  int slot = -1;  // $let: the variable's slot
+  int slot = -1;        // $let: the variable's slot
+  std::string keyJson;  // `"key":` as JSON text, for the planned writer
 };
 
 struct TNode {
@@ -43,6 +44,7 @@ struct TNode {
   Kind kind = Kind::kLiteral;
   std::string pointer;                 // JSON pointer in the mapping file
   const JsonValue* literal = nullptr;  // kLiteral: points into the mapping's own document
+  std::string literalJson;             // kLiteral: its JSON text, empty when it vanishes
   fhirpath::Expression expr;           // kExpr
   const Plan* exprPlan = nullptr;
   std::vector<Piece> pieces;       // kText
