@@ -580,6 +580,29 @@ struct PlanRun {
 };
 
 Result<std::optional<std::string_view>> PlanRun::scalarText(const TNode& node) {
+  if (node.kind == TNode::Kind::kExpr) {
+    // The common case, one string or nothing, without building JSON values.
+    auto items = eval(node.exprPlan);
+    if (!items) return std::unexpected(items.error());
+    const Val* only = nullptr;
+    bool simple = true;
+    for (const Val& item : *items) {
+      if (item.kind != Val::Kind::kString) {
+        simple = false;
+        break;
+      }
+      if (isBlank(item.string)) continue;
+      if (only) {
+        simple = false;
+        break;
+      }
+      only = &item;
+    }
+    if (simple) {
+      if (!only) return std::optional<std::string_view>();
+      return std::optional<std::string_view>(only->string);
+    }
+  }
   JsonVals vals(&arena.resource);
   if (auto r = evalMany(node, vals); !r) return std::unexpected(r.error());
   if (vals.empty()) return std::optional<std::string_view>();

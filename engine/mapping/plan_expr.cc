@@ -280,18 +280,31 @@ std::size_t charOffset(std::string_view s, std::int64_t k) {
 }
 
 // Children `name` of the items (untyped JSON only).
-bool member(const std::string& name, const Vals& input, Vals& out) {
+bool member(const std::string& name, const Vals& input, const PlanScope& scope, Vals& out) {
   for (const Val& item : input) {
     if (!item.element) continue;  // System values have no children
     if (item.kind != Kind::kJson || !item.json->IsObject()) return false;
     const rapidjson::Value& obj = *item.json;
+    if (scope.isPlain(obj)) {
+      auto it = obj.FindMember(rapidjson::StringRef(name.data(), name.size()));
+      if (it == obj.MemberEnd()) continue;
+      if (it->value.IsArray()) {
+        for (const auto& x : it->value.GetArray()) {
+          if (x.IsArray()) return false;
+          if (auto val = Val::fromJson(x)) out.push_back(*val);
+        }
+      } else if (auto val = Val::fromJson(it->value)) {
+        out.push_back(*val);
+      }
+      continue;
+    }
     // One pass: the member itself, its "_" extension, and choice-like names (name + TypeSuffix).
     const rapidjson::Value* found = nullptr;
     bool choiceLike = false;
     for (auto m = obj.MemberBegin(); m != obj.MemberEnd(); ++m) {
       std::string_view key(m->name.GetString(), m->name.GetStringLength());
       if (key == name) {
-        found = &m->value;
+        if (!found) found = &m->value;  // the first of duplicate keys, as FindMember
         continue;
       }
       if (key == "resourceType") return false;  // typed: the engine's model decides
@@ -680,7 +693,7 @@ bool eval(const PlanExpr& e, const Vals& input, const Ctx& c, Vals& out) {
     case Op::kEmpty:
       return true;
     case Op::kMember:
-      return member(e.text, input, out);
+      return member(e.text, input, c.scope, out);
     case Op::kThis:
       out.insert(out.end(), c.thisColl->begin(), c.thisColl->end());
       return true;
@@ -768,6 +781,21 @@ int SlotTable::id(std::string_view name) {
   const int id = static_cast<int>(ids_.size());
   ids_.emplace(std::string(name), id);
   return id;
+}
+
+bool PlanScope::isPlain(const rapidjson::Value& object) const {
+  for (std::size_t i = 0; i < plainCount; ++i) {
+    if (plain[i] == &object) return true;
+  }
+  for (auto m = object.MemberBegin(); m != object.MemberEnd(); ++m) {
+    std::string_view key(m->name.GetString(), m->name.GetStringLength());
+    if (key.starts_with('_') || key == "resourceType") return false;
+    for (char ch : key) {
+      if (ch >= 'A' && ch <= 'Z') return false;
+    }
+  }
+  if (plainCount < std::size(plain)) plain[plainCount++] = &object;
+  return true;
 }
 
 std::string_view PlanScope::keep(std::string_view s) const {

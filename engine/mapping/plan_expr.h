@@ -92,6 +92,11 @@ struct PlanScope {
   const Vals* focus = nullptr;  // [input root]
   // Copies `s` into the arena.
   std::string_view keep(std::string_view s) const;
+  // Objects already found plain (no "_" key, no "resourceType", no capital letter in a key, so
+  // no extension or choice element to look for): a member is then one lookup.
+  mutable const rapidjson::Value* plain[8] = {};
+  mutable std::size_t plainCount = 0;
+  bool isPlain(const rapidjson::Value& object) const;
 };
 
 class Plan {

@@ -221,6 +221,8 @@ BOOST_AUTO_TEST_CASE(mappings_agree_with_the_engine) {
   inputs.push_back(variant("_patient_last_name", "{\"id\":\"x\"}"));
   inputs.push_back(variant("visit_typeCode", "\"x\""));
   inputs.push_back(variant("flow_token", "1e999"));
+  inputs.push_back(variant("patient_last_name", "\"First\", \"patient_last_name\": \"Second\""));
+  inputs.push_back(variant("_x", "1, \"patient_first_name\": \"Dup\""));
   inputs.push_back(variant("flow_token", "[1.50, -0, 18446744073709551616, {\"a\": null}]"));
   inputs.push_back(variant("visit_notes", "\"tab\\tquote\\\"slash\\\\ctl\\u001f\\u007f end\""));
   // Invalid UTF-8 in an answer that reaches the output.
