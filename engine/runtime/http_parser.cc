@@ -9,8 +9,21 @@ namespace {
 bool isTokenChar(char c) {
   if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')) return true;
   switch (c) {
-    case '!': case '#': case '$': case '%': case '&': case '\'': case '*': case '+': case '-':
-    case '.': case '^': case '_': case '`': case '|': case '~':
+    case '!':
+    case '#':
+    case '$':
+    case '%':
+    case '&':
+    case '\'':
+    case '*':
+    case '+':
+    case '-':
+    case '.':
+    case '^':
+    case '_':
+    case '`':
+    case '|':
+    case '~':
       return true;
     default:
       return false;
@@ -113,7 +126,8 @@ HttpRequestParser::Status HttpRequestParser::parse(std::string_view input, std::
     while (consumed < input.size()) {
       if (input[consumed] == '\n') {
         ++consumed;
-      } else if (input[consumed] == '\r' && consumed + 1 < input.size() && input[consumed + 1] == '\n') {
+      } else if (input[consumed] == '\r' && consumed + 1 < input.size() &&
+                 input[consumed + 1] == '\n') {
         consumed += 2;
       } else {
         break;
@@ -125,18 +139,22 @@ HttpRequestParser::Status HttpRequestParser::parse(std::string_view input, std::
     std::size_t nl = input.find('\n', scanned_);
     if (nl == std::string_view::npos) {
       if (scanned_ == 0 && input.size() > limits_.maxRequestLine) {
-        return fail(414, "request line longer than " + std::to_string(limits_.maxRequestLine) + " bytes");
+        return fail(
+            414, "request line longer than " + std::to_string(limits_.maxRequestLine) + " bytes");
       }
       if (input.size() > limits_.maxHeaderBytes) {
-        return fail(431, "request headers longer than " + std::to_string(limits_.maxHeaderBytes) + " bytes");
+        return fail(431, "request headers longer than " + std::to_string(limits_.maxHeaderBytes) +
+                             " bytes");
       }
       return Status::kNeedMore;
     }
     if (scanned_ == 0 && nl > limits_.maxRequestLine) {
-      return fail(414, "request line longer than " + std::to_string(limits_.maxRequestLine) + " bytes");
+      return fail(414,
+                  "request line longer than " + std::to_string(limits_.maxRequestLine) + " bytes");
     }
     if (nl + 1 > limits_.maxHeaderBytes + 2) {
-      return fail(431, "request headers longer than " + std::to_string(limits_.maxHeaderBytes) + " bytes");
+      return fail(
+          431, "request headers longer than " + std::to_string(limits_.maxHeaderBytes) + " bytes");
     }
     std::string_view line = stripCr(input.substr(scanned_, nl - scanned_));
     if (line.empty() && scanned_ > 0) {
@@ -167,13 +185,15 @@ HttpRequestParser::Status HttpRequestParser::parseHead(std::string_view head) {
   if (!isToken(method)) return fail(400, "malformed request method");
   if (target.empty()) return fail(400, "empty request target");
   for (char c : target) {
-    if (static_cast<unsigned char>(c) <= 0x20 || c == 0x7f) return fail(400, "malformed request target");
+    if (static_cast<unsigned char>(c) <= 0x20 || c == 0x7f)
+      return fail(400, "malformed request target");
   }
-  if (version.size() != 8 || !version.starts_with("HTTP/") || version[6] != '.' || version[5] < '0' ||
-      version[5] > '9' || version[7] < '0' || version[7] > '9') {
+  if (version.size() != 8 || !version.starts_with("HTTP/") || version[6] != '.' ||
+      version[5] < '0' || version[5] > '9' || version[7] < '0' || version[7] > '9') {
     return fail(400, "malformed HTTP version");
   }
-  if (version[5] != '1') return fail(505, "HTTP version " + std::string(version.substr(5)) + " is not supported");
+  if (version[5] != '1')
+    return fail(505, "HTTP version " + std::string(version.substr(5)) + " is not supported");
   head_.method = std::string(method);
   head_.target = std::string(target);
   head_.minorVersion = version[7] - '0';
@@ -184,7 +204,8 @@ HttpRequestParser::Status HttpRequestParser::parseHead(std::string_view head) {
     nl = head.find('\n');
     std::string_view line = stripCr(head.substr(0, nl));
     head.remove_prefix(nl == std::string_view::npos ? head.size() : nl + 1);
-    if (line.front() == ' ' || line.front() == '\t') return fail(400, "folded header lines are not accepted");
+    if (line.front() == ' ' || line.front() == '\t')
+      return fail(400, "folded header lines are not accepted");
     std::size_t colon = line.find(':');
     if (colon == std::string_view::npos || !isToken(line.substr(0, colon))) {
       return fail(400, "malformed header line");
@@ -202,7 +223,8 @@ HttpRequestParser::Status HttpRequestParser::parseHead(std::string_view head) {
     if (core::equalsIgnoreCase(name, "Content-Length")) {
       std::optional<std::uint64_t> n = parseLength(value);
       if (!n) return fail(400, "malformed Content-Length");
-      if (head_.contentLength && *head_.contentLength != *n) return fail(400, "conflicting Content-Length headers");
+      if (head_.contentLength && *head_.contentLength != *n)
+        return fail(400, "conflicting Content-Length headers");
       head_.contentLength = n;
     } else if (core::equalsIgnoreCase(name, "Transfer-Encoding")) {
       if (transferEncoding || !core::equalsIgnoreCase(value, "chunked")) {
@@ -213,12 +235,14 @@ HttpRequestParser::Status HttpRequestParser::parseHead(std::string_view head) {
     } else if (core::equalsIgnoreCase(name, "Connection")) {
       connection = value;
     } else if (core::equalsIgnoreCase(name, "Expect")) {
-      if (!core::equalsIgnoreCase(value, "100-continue")) return fail(417, "unsupported expectation");
+      if (!core::equalsIgnoreCase(value, "100-continue"))
+        return fail(417, "unsupported expectation");
       head_.expectContinue = head_.minorVersion >= 1;
     }
     head_.headers.push_back({std::string(name), std::string(value)});
   }
-  if (head_.chunked && head_.contentLength) return fail(400, "both Content-Length and Transfer-Encoding");
+  if (head_.chunked && head_.contentLength)
+    return fail(400, "both Content-Length and Transfer-Encoding");
   head_.keepAlive = head_.minorVersion >= 1;
   if (connection) {
     if (listHas(*connection, "close")) {
@@ -230,7 +254,8 @@ HttpRequestParser::Status HttpRequestParser::parseHead(std::string_view head) {
   return Status::kHead;
 }
 
-HttpRequestParser::Status HttpRequestParser::parseBody(std::string_view input, std::size_t& consumed) {
+HttpRequestParser::Status HttpRequestParser::parseBody(std::string_view input,
+                                                       std::size_t& consumed) {
   auto tooLong = [&] {
     return fail(413, "body exceeds the limit of " + std::to_string(bodyLimit_) + " bytes");
   };
@@ -242,7 +267,8 @@ HttpRequestParser::Status HttpRequestParser::parseBody(std::string_view input, s
         if (body_.size() + remaining_ > bodyLimit_ && state_ == State::kLength) return tooLong();
         std::size_t n = static_cast<std::size_t>(std::min<std::uint64_t>(remaining_, rest.size()));
         if (body_.size() + n > bodyLimit_) return tooLong();
-        if (body_.empty() && state_ == State::kLength) body_.reserve(static_cast<std::size_t>(remaining_));
+        if (body_.empty() && state_ == State::kLength)
+          body_.reserve(static_cast<std::size_t>(remaining_));
         body_.append(rest.data(), n);
         consumed += n;
         remaining_ -= n;
@@ -277,8 +303,10 @@ HttpRequestParser::Status HttpRequestParser::parseBody(std::string_view input, s
         if (digits.empty() || digits.size() > 15) return fail(400, "malformed chunk size");
         std::uint64_t size = 0;
         for (char c : digits) {
-          int d = (c >= '0' && c <= '9') ? c - '0' : (c >= 'a' && c <= 'f') ? c - 'a' + 10
-                                                   : (c >= 'A' && c <= 'F') ? c - 'A' + 10 : -1;
+          int d = (c >= '0' && c <= '9')   ? c - '0'
+                  : (c >= 'a' && c <= 'f') ? c - 'a' + 10
+                  : (c >= 'A' && c <= 'F') ? c - 'A' + 10
+                                           : -1;
           if (d < 0) return fail(400, "malformed chunk size");
           size = size * 16 + static_cast<std::uint64_t>(d);
         }
@@ -295,7 +323,8 @@ HttpRequestParser::Status HttpRequestParser::parseBody(std::string_view input, s
       case State::kTrailers: {
         std::size_t nl = rest.find('\n');
         if (nl == std::string_view::npos) {
-          if (trailerBytes_ + rest.size() > limits_.maxHeaderBytes) return fail(431, "chunked trailers too long");
+          if (trailerBytes_ + rest.size() > limits_.maxHeaderBytes)
+            return fail(431, "chunked trailers too long");
           return Status::kNeedMore;
         }
         trailerBytes_ += nl + 1;

@@ -25,7 +25,7 @@ struct HttpParserLimits {
 // The head of one request as received.
 struct HttpRequestHead {
   std::string method;
-  std::string target;  // request-target as sent (origin form, e.g. /in/a?x=1)
+  std::string target;    // request-target as sent (origin form, e.g. /in/a?x=1)
   int minorVersion = 1;  // HTTP/1.<minorVersion>
   std::vector<core::HttpHeader> headers;
   std::optional<std::uint64_t> contentLength;  // saturates at UINT64_MAX
@@ -66,8 +66,17 @@ class HttpRequestParser {
   const std::string& errorMessage() const { return errorMessage_; }
 
  private:
-  enum class State { kStart, kAwaitBody, kLength, kChunkSize, kChunkData, kChunkEnd, kTrailers,
-                     kDone, kError };
+  enum class State {
+    kStart,
+    kAwaitBody,
+    kLength,
+    kChunkSize,
+    kChunkData,
+    kChunkEnd,
+    kTrailers,
+    kDone,
+    kError
+  };
   Status fail(int status, std::string message);
   Status parseHead(std::string_view head);
   Status parseBody(std::string_view input, std::size_t& consumed);
@@ -78,7 +87,7 @@ class HttpRequestParser {
   HttpRequestHead head_;
   std::string body_;
   std::size_t bodyLimit_ = 0;
-  std::uint64_t remaining_ = 0;     // body or chunk bytes still expected
+  std::uint64_t remaining_ = 0;  // body or chunk bytes still expected
   std::size_t trailerBytes_ = 0;
   int errorStatus_ = 0;
   std::string errorMessage_;

@@ -40,7 +40,8 @@ constexpr std::size_t kKeepCapacity = 64 * 1024;  // larger buffers are released
 constexpr auto kLinger = std::chrono::seconds(2);
 
 core::HttpResponse problem(int status, ErrorCode code, std::string message) {
-  core::HttpResponse r = core::HttpResponse::json(status, core::operationOutcomeJson(Error(code, std::move(message))));
+  core::HttpResponse r =
+      core::HttpResponse::json(status, core::operationOutcomeJson(Error(code, std::move(message))));
   r.contentType = "application/fhir+json";
   return r;
 }
@@ -62,9 +63,7 @@ ErrorCode codeForStatus(int status) {
   }
 }
 
-bool safeHeaderText(const std::string& s) {
-  return s.find_first_of("\r\n") == std::string::npos;
-}
+bool safeHeaderText(const std::string& s) { return s.find_first_of("\r\n") == std::string::npos; }
 
 // The response's bytes on the wire. The server owns framing: Content-Length and Connection.
 std::string serialize(const core::HttpResponse& r, bool keepAlive, bool http10, bool headRequest) {
@@ -73,7 +72,8 @@ std::string serialize(const core::HttpResponse& r, bool keepAlive, bool http10, 
   out += "HTTP/1.1 ";
   out += std::to_string(r.status);
   out += ' ';
-  out += Poco::Net::HTTPResponse::getReasonForStatus(static_cast<Poco::Net::HTTPResponse::HTTPStatus>(r.status));
+  out += Poco::Net::HTTPResponse::getReasonForStatus(
+      static_cast<Poco::Net::HTTPResponse::HTTPStatus>(r.status));
   out += "\r\n";
   if (!r.contentType.empty() && safeHeaderText(r.contentType)) {
     out += "Content-Type: ";
@@ -81,8 +81,10 @@ std::string serialize(const core::HttpResponse& r, bool keepAlive, bool http10, 
     out += "\r\n";
   }
   for (const auto& h : r.headers) {
-    if (core::equalsIgnoreCase(h.name, "Content-Length") || core::equalsIgnoreCase(h.name, "Connection") ||
-        core::equalsIgnoreCase(h.name, "Transfer-Encoding") || !safeHeaderText(h.name) || !safeHeaderText(h.value)) {
+    if (core::equalsIgnoreCase(h.name, "Content-Length") ||
+        core::equalsIgnoreCase(h.name, "Connection") ||
+        core::equalsIgnoreCase(h.name, "Transfer-Encoding") || !safeHeaderText(h.name) ||
+        !safeHeaderText(h.value)) {
       continue;
     }
     out += h.name;
@@ -106,14 +108,16 @@ std::string serialize(const core::HttpResponse& r, bool keepAlive, bool http10, 
 // Threads for blocking handle() calls, started on demand up to a maximum.
 class WorkerPool {
  public:
-  WorkerPool(int maxThreads, int maxQueue) : maxThreads_(std::max(1, maxThreads)), maxQueue_(std::max(1, maxQueue)) {}
+  WorkerPool(int maxThreads, int maxQueue)
+      : maxThreads_(std::max(1, maxThreads)), maxQueue_(std::max(1, maxQueue)) {}
   ~WorkerPool() { stop(); }
 
   bool post(std::function<void()> job) {
     std::lock_guard<std::mutex> lock(mutex_);
     if (stopping_ || static_cast<int>(queue_.size()) >= maxQueue_) return false;
     queue_.push_back(std::move(job));
-    if (static_cast<int>(queue_.size()) > idle_ && static_cast<int>(threads_.size()) < maxThreads_) {
+    if (static_cast<int>(queue_.size()) > idle_ &&
+        static_cast<int>(threads_.size()) < maxThreads_) {
       threads_.emplace_back([this] { run(); });
     } else {
       wake_.notify_one();
@@ -161,8 +165,8 @@ class WorkerPool {
 };
 
 class IoLoop;
-thread_local IoLoop* tlsLoop = nullptr;                  // the loop running on this thread
-thread_local std::vector<IoLoop*>* tlsBatch = nullptr;   // loops to wake when the batch ends
+thread_local IoLoop* tlsLoop = nullptr;                 // the loop running on this thread
+thread_local std::vector<IoLoop*>* tlsBatch = nullptr;  // loops to wake when the batch ends
 
 // One answer travelling back to its connection.
 struct Done {
@@ -196,7 +200,8 @@ class IoLoop {
   IoLoop(HttpServer::Impl& server, int listenFd) : server_(server), listenFd_(listenFd) {
     epoll_ = ::epoll_create1(EPOLL_CLOEXEC);
     wakeFd_ = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-    if (epoll_ < 0 || wakeFd_ < 0) throw std::runtime_error(std::string("epoll: ") + std::strerror(errno));
+    if (epoll_ < 0 || wakeFd_ < 0)
+      throw std::runtime_error(std::string("epoll: ") + std::strerror(errno));
     add(wakeFd_, kWakeId, EPOLLIN);
     // EPOLLEXCLUSIVE: a new connection wakes one loop, not all of them.
     add(listenFd_, kListenerId, EPOLLIN | EPOLLEXCLUSIVE);
@@ -211,7 +216,9 @@ class IoLoop {
     ::close(epoll_);
   }
 
-  void start() { thread_ = std::thread([this] { run(); }); }
+  void start() {
+    thread_ = std::thread([this] { run(); });
+  }
   void join() {
     if (thread_.joinable()) thread_.join();
   }
@@ -229,7 +236,8 @@ class IoLoop {
       mailbox_.push_back(std::move(done));
     }
     if (tlsBatch != nullptr) {
-      if (std::find(tlsBatch->begin(), tlsBatch->end(), this) == tlsBatch->end()) tlsBatch->push_back(this);
+      if (std::find(tlsBatch->begin(), tlsBatch->end(), this) == tlsBatch->end())
+        tlsBatch->push_back(this);
     } else if (signal) {
       wake();
     }
@@ -261,11 +269,11 @@ class IoLoop {
     bool keepAlive = true;
     bool http10 = false;
     bool headMethod = false;
-    bool discard = false;        // a 404 path: the body is read and dropped
+    bool discard = false;          // a 404 path: the body is read and dropped
     bool closeAfterFlush = false;  // no further requests: close once every answer is written
     bool pipelinePaused = false;
     bool peerClosed = false;
-    bool lingering = false;      // answered and write side shut; reading until EOF
+    bool lingering = false;  // answered and write side shut; reading until EOF
     bool wantWrite = false;
     bool requestStarted = false;
     std::uint32_t events = EPOLLIN;
@@ -347,7 +355,8 @@ class IoLoop {
         return;
       }
       if (server_.connections.load(std::memory_order_relaxed) >= server_.options.maxConnections) {
-        std::string busy = serialize(problem(503, ErrorCode::kThrottled, "too many connections"), false, false, false);
+        std::string busy = serialize(problem(503, ErrorCode::kThrottled, "too many connections"),
+                                     false, false, false);
         [[maybe_unused]] ssize_t w = ::send(fd, busy.data(), busy.size(), MSG_NOSIGNAL);
         ::close(fd);
         continue;
@@ -462,7 +471,9 @@ class IoLoop {
     try {
       Poco::URI::decode(std::string(target.substr(0, q)), req.path);
     } catch (const std::exception&) {
-      respond(c, problem(400, ErrorCode::kInvalid, "malformed percent-encoding in the request path"), false);
+      respond(c,
+              problem(400, ErrorCode::kInvalid, "malformed percent-encoding in the request path"),
+              false);
       return;
     }
     req.scheme = "http";
@@ -479,7 +490,9 @@ class IoLoop {
     }
     const bool hasBody = h.chunked || (h.contentLength && *h.contentLength > 0);
     if (!limit) {
-      if (h.contentLength && *h.contentLength > kDiscardLimit) {
+      // A client waiting for 100 Continue gets the final answer instead and sends no body.
+      if ((h.contentLength && *h.contentLength > kDiscardLimit) ||
+          (h.expectContinue && hasBody && !bodyBytesPresent)) {
         respond(c, notFound(req.path), false);
         return;
       }
@@ -488,8 +501,8 @@ class IoLoop {
       return;
     }
     if (h.contentLength && *h.contentLength > *limit) {
-      rejectTooLarge(c, "body of " + std::to_string(*h.contentLength) + " bytes exceeds the limit of " +
-                            std::to_string(*limit) + " bytes");
+      rejectTooLarge(c, "body of " + std::to_string(*h.contentLength) +
+                            " bytes exceeds the limit of " + std::to_string(*limit) + " bytes");
       return;
     }
     if (h.expectContinue && hasBody && !bodyBytesPresent) {
@@ -732,12 +745,14 @@ class IoLoop {
         continue;  // waiting on us, not on the client
       } else if (!c.requestStarted) {
         if (c.slots.empty() && !c.wantWrite && now_ - c.lastActivity >= idle) expired.push_back(id);
-      } else if (c.parser.inHead() ? now_ - c.requestStart >= header : now_ - c.lastActivity >= header) {
+      } else if (c.parser.inHead() ? now_ - c.requestStart >= header
+                                   : now_ - c.lastActivity >= header) {
         slow.push_back(&c);
       }
     }
     for (auto id : expired) closeConn(id);
-    for (Conn* c : slow) respond(*c, problem(408, ErrorCode::kTimeout, "request not received in time"), false);
+    for (Conn* c : slow)
+      respond(*c, problem(408, ErrorCode::kTimeout, "request not received in time"), false);
     flushDirty();
   }
 
@@ -800,7 +815,8 @@ HttpServer::~HttpServer() { stop(); }
 void HttpServer::start() {
   Impl& s = *impl_;
   s.listener = std::make_unique<Poco::Net::ServerSocket>();
-  s.listener->bind(Poco::Net::SocketAddress(s.options.bind, static_cast<Poco::UInt16>(s.options.port)), true);
+  s.listener->bind(
+      Poco::Net::SocketAddress(s.options.bind, static_cast<Poco::UInt16>(s.options.port)), true);
   s.listener->listen(1024);
   s.listener->setBlocking(false);
   s.boundPort = s.listener->address().port();

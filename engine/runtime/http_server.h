@@ -47,12 +47,12 @@ class HttpRouter {
 
 struct HttpServerOptions {
   std::string bind = "0.0.0.0";
-  int port = 0;             // 0 picks a free port; see HttpServer::port()
-  int ioThreads = 0;        // event loops; 0: one per core, at most 2
-  int workerThreads = 8;    // blocking handle() calls at once
-  int workerQueue = 512;    // blocking requests waiting for a worker; beyond: 503
-  int maxConnections = 10000;  // beyond: 503 and close
-  int maxPipelined = 32;    // requests of one connection in progress; beyond: reading pauses
+  int port = 0;                 // 0 picks a free port; see HttpServer::port()
+  int ioThreads = 0;            // event loops; 0: one per core, at most 2
+  int workerThreads = 8;        // blocking handle() calls at once
+  int workerQueue = 512;        // blocking requests waiting for a worker; beyond: 503
+  int maxConnections = 10000;   // beyond: 503 and close
+  int maxPipelined = 32;        // requests of one connection in progress; beyond: reading pauses
   int idleTimeoutMs = 15000;    // keep-alive connection without a request in progress
   int headerTimeoutMs = 30000;  // a started request whose head or body stalls this long: 408
   int drainTimeoutMs = 10000;   // stop(): longest wait for in-flight requests

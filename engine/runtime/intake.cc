@@ -75,8 +75,9 @@ void IntakeBatcher::run() {
       if (queue_.empty()) return;  // stopping and drained
       batch.clear();
       int taken = 0;
-      while (!queue_.empty() &&
-             (taken == 0 || taken + static_cast<int>(queue_.front()->messages.size()) <= maxBatch_)) {
+      while (
+          !queue_.empty() &&
+          (taken == 0 || taken + static_cast<int>(queue_.front()->messages.size()) <= maxBatch_)) {
         taken += static_cast<int>(queue_.front()->messages.size());
         batch.push_back(std::move(queue_.front()));
         queue_.pop_front();
@@ -95,12 +96,14 @@ void IntakeBatcher::run() {
         std::size_t n = r->messages.size();
         settled += static_cast<int>(n);
         if (outcomes) {
-          std::vector<store::IngestOutcome> mine(outcomes->begin() + static_cast<std::ptrdiff_t>(offset),
-                                                 outcomes->begin() + static_cast<std::ptrdiff_t>(offset + n));
+          std::vector<store::IngestOutcome> mine(
+              outcomes->begin() + static_cast<std::ptrdiff_t>(offset),
+              outcomes->begin() + static_cast<std::ptrdiff_t>(offset + n));
           for (const auto& o : mine) stored += o.duplicate ? 0 : 1;
           r->done(std::move(mine));
         } else {
-          r->done(std::unexpected(Error(ErrorCode::kTransient, "store unavailable: " + outcomes.error().message)));
+          r->done(std::unexpected(
+              Error(ErrorCode::kTransient, "store unavailable: " + outcomes.error().message)));
         }
         offset += n;
       }

@@ -29,7 +29,8 @@ class IntakeBatcher {
   using CompletionScope = std::function<void(const std::function<void()>& completions)>;
 
   // `onCommitted` runs on the committer thread after each successful commit (wakes workers).
-  IntakeBatcher(store::Store& store, int maxBatch, int maxPending, std::function<void(int)> onCommitted);
+  IntakeBatcher(store::Store& store, int maxBatch, int maxPending,
+                std::function<void(int)> onCommitted);
   ~IntakeBatcher();
 
   // Stores `messages` durably; returns their outcomes in order. kThrottled without storing when
