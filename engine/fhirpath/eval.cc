@@ -1,9 +1,11 @@
 // The FHIRPath evaluator: operators with three-valued logic and empty propagation, and the
-// function library. Thread-safety: evaluation reads the immutable syntax tree and documents;
-// all per-evaluation state lives on the stack.
+// function library (calls dispatch on the number compile() gave the function). Thread-safety:
+// evaluation reads the immutable syntax tree and documents; per-evaluation state lives on the
+// stack; the cache of compiled regular expressions is shared under a mutex.
 #include <algorithm>
 #include <cmath>
 #include <ctime>
+#include <mutex>
 #include <regex>
 #include <set>
 #include <unordered_map>
@@ -61,6 +63,14 @@ Result<std::optional<Node>> singleton(const Collection& c, const ExprNode& at, c
     return execError(
         at, std::string(what) + " expects a single item but got " + std::to_string(c.size()));
   return std::optional<Node>(c[0]);
+}
+
+// singleton() for a function's input (`suffix` ""), or its argument (" argument"): the label is
+// built only for the error.
+Result<std::optional<Node>> singletonOf(const Collection& c, const ExprNode& fn,
+                                        const char* suffix = "") {
+  if (c.size() <= 1) return c.empty() ? std::optional<Node>() : std::optional<Node>(c[0]);
+  return singleton(c, fn, (fn.name + "()" + suffix).c_str());
 }
 
 // Singleton evaluation to a boolean (FHIRPath 4.5): one boolean -> it; one other item -> true.
@@ -485,112 +495,222 @@ std::optional<Node> convertToQuantity(const Node& v) {
 
 // ---------------------------------------------------------------- functions
 
+// Every function of the library, numbered: compile() stores the number in the syntax tree, so a
+// call dispatches on it, not on the name.
+enum class Fn : int {
+  kEmpty,
+  kExists,
+  kAll,
+  kAllTrue,
+  kAnyTrue,
+  kAllFalse,
+  kAnyFalse,
+  kSubsetOf,
+  kSupersetOf,
+  kCount,
+  kDistinct,
+  kIsDistinct,
+  kWhere,
+  kSelect,
+  kRepeat,
+  kOfType,
+  kSingle,
+  kFirst,
+  kLast,
+  kTail,
+  kSkip,
+  kTake,
+  kIntersect,
+  kExclude,
+  kUnion,
+  kCombine,
+  kIif,
+  kToBoolean,
+  kConvertsToBoolean,
+  kToInteger,
+  kConvertsToInteger,
+  kToDecimal,
+  kConvertsToDecimal,
+  kToString,
+  kConvertsToString,
+  kToDate,
+  kConvertsToDate,
+  kToDateTime,
+  kConvertsToDateTime,
+  kToTime,
+  kConvertsToTime,
+  kToQuantity,
+  kConvertsToQuantity,
+  kIndexOf,
+  kLastIndexOf,
+  kSubstring,
+  kStartsWith,
+  kEndsWith,
+  kContains,
+  kUpper,
+  kLower,
+  kReplace,
+  kMatches,
+  kMatchesFull,
+  kReplaceMatches,
+  kLength,
+  kToChars,
+  kTrim,
+  kSplit,
+  kJoin,
+  kEncode,
+  kDecode,
+  kEscape,
+  kUnescape,
+  kAbs,
+  kCeiling,
+  kExp,
+  kFloor,
+  kLn,
+  kLog,
+  kPower,
+  kRound,
+  kSqrt,
+  kTruncate,
+  kChildren,
+  kDescendants,
+  kTrace,
+  kNow,
+  kTimeOfDay,
+  kToday,
+  kIs,
+  kAs,
+  kAggregate,
+  kExtension,
+  kHasValue,
+  kGetValue,
+  kResolve,
+  kMemberOf,
+  kConformsTo,
+  kHtmlChecks,
+  kHtmlchecks,
+  kNot,
+  kType,
+  kSort,
+  kLowBoundary,
+  kHighBoundary,
+  kPrecision,
+  kComparable,
+};
+
 struct FnSpec {
   int minArgs, maxArgs;
+  Fn id;
 };
 
 const std::unordered_map<std::string, FnSpec>& functionTable() {
   static const std::unordered_map<std::string, FnSpec> kTable = {
-      {"empty", {0, 0}},
-      {"exists", {0, 1}},
-      {"all", {1, 1}},
-      {"allTrue", {0, 0}},
-      {"anyTrue", {0, 0}},
-      {"allFalse", {0, 0}},
-      {"anyFalse", {0, 0}},
-      {"subsetOf", {1, 1}},
-      {"supersetOf", {1, 1}},
-      {"count", {0, 0}},
-      {"distinct", {0, 0}},
-      {"isDistinct", {0, 0}},
-      {"where", {1, 1}},
-      {"select", {1, 1}},
-      {"repeat", {1, 1}},
-      {"ofType", {1, 1}},
-      {"single", {0, 0}},
-      {"first", {0, 0}},
-      {"last", {0, 0}},
-      {"tail", {0, 0}},
-      {"skip", {1, 1}},
-      {"take", {1, 1}},
-      {"intersect", {1, 1}},
-      {"exclude", {1, 1}},
-      {"union", {1, 1}},
-      {"combine", {1, 1}},
-      {"iif", {2, 3}},
-      {"toBoolean", {0, 0}},
-      {"convertsToBoolean", {0, 0}},
-      {"toInteger", {0, 0}},
-      {"convertsToInteger", {0, 0}},
-      {"toDecimal", {0, 0}},
-      {"convertsToDecimal", {0, 0}},
-      {"toString", {0, 0}},
-      {"convertsToString", {0, 0}},
-      {"toDate", {0, 0}},
-      {"convertsToDate", {0, 0}},
-      {"toDateTime", {0, 0}},
-      {"convertsToDateTime", {0, 0}},
-      {"toTime", {0, 0}},
-      {"convertsToTime", {0, 0}},
-      {"toQuantity", {0, 1}},
-      {"convertsToQuantity", {0, 1}},
-      {"indexOf", {1, 1}},
-      {"lastIndexOf", {1, 1}},
-      {"substring", {1, 2}},
-      {"startsWith", {1, 1}},
-      {"endsWith", {1, 1}},
-      {"contains", {1, 1}},
-      {"upper", {0, 0}},
-      {"lower", {0, 0}},
-      {"replace", {2, 2}},
-      {"matches", {1, 1}},
-      {"matchesFull", {1, 1}},
-      {"replaceMatches", {2, 2}},
-      {"length", {0, 0}},
-      {"toChars", {0, 0}},
-      {"trim", {0, 0}},
-      {"split", {1, 1}},
-      {"join", {0, 1}},
-      {"encode", {1, 1}},
-      {"decode", {1, 1}},
-      {"escape", {1, 1}},
-      {"unescape", {1, 1}},
-      {"abs", {0, 0}},
-      {"ceiling", {0, 0}},
-      {"exp", {0, 0}},
-      {"floor", {0, 0}},
-      {"ln", {0, 0}},
-      {"log", {1, 1}},
-      {"power", {1, 1}},
-      {"round", {0, 1}},
-      {"sqrt", {0, 0}},
-      {"truncate", {0, 0}},
-      {"children", {0, 0}},
-      {"descendants", {0, 0}},
-      {"trace", {1, 2}},
-      {"now", {0, 0}},
-      {"timeOfDay", {0, 0}},
-      {"today", {0, 0}},
-      {"is", {1, 1}},
-      {"as", {1, 1}},
-      {"aggregate", {1, 2}},
-      {"extension", {1, 1}},
-      {"hasValue", {0, 0}},
-      {"getValue", {0, 0}},
-      {"resolve", {0, 0}},
-      {"memberOf", {1, 1}},
-      {"conformsTo", {1, 1}},
-      {"htmlChecks", {0, 0}},
-      {"htmlchecks", {0, 0}},
-      {"not", {0, 0}},
-      {"type", {0, 0}},
-      {"sort", {0, 8}},
-      {"lowBoundary", {0, 1}},
-      {"highBoundary", {0, 1}},
-      {"precision", {0, 0}},
-      {"comparable", {1, 1}},
+      {"empty", {0, 0, Fn::kEmpty}},
+      {"exists", {0, 1, Fn::kExists}},
+      {"all", {1, 1, Fn::kAll}},
+      {"allTrue", {0, 0, Fn::kAllTrue}},
+      {"anyTrue", {0, 0, Fn::kAnyTrue}},
+      {"allFalse", {0, 0, Fn::kAllFalse}},
+      {"anyFalse", {0, 0, Fn::kAnyFalse}},
+      {"subsetOf", {1, 1, Fn::kSubsetOf}},
+      {"supersetOf", {1, 1, Fn::kSupersetOf}},
+      {"count", {0, 0, Fn::kCount}},
+      {"distinct", {0, 0, Fn::kDistinct}},
+      {"isDistinct", {0, 0, Fn::kIsDistinct}},
+      {"where", {1, 1, Fn::kWhere}},
+      {"select", {1, 1, Fn::kSelect}},
+      {"repeat", {1, 1, Fn::kRepeat}},
+      {"ofType", {1, 1, Fn::kOfType}},
+      {"single", {0, 0, Fn::kSingle}},
+      {"first", {0, 0, Fn::kFirst}},
+      {"last", {0, 0, Fn::kLast}},
+      {"tail", {0, 0, Fn::kTail}},
+      {"skip", {1, 1, Fn::kSkip}},
+      {"take", {1, 1, Fn::kTake}},
+      {"intersect", {1, 1, Fn::kIntersect}},
+      {"exclude", {1, 1, Fn::kExclude}},
+      {"union", {1, 1, Fn::kUnion}},
+      {"combine", {1, 1, Fn::kCombine}},
+      {"iif", {2, 3, Fn::kIif}},
+      {"toBoolean", {0, 0, Fn::kToBoolean}},
+      {"convertsToBoolean", {0, 0, Fn::kConvertsToBoolean}},
+      {"toInteger", {0, 0, Fn::kToInteger}},
+      {"convertsToInteger", {0, 0, Fn::kConvertsToInteger}},
+      {"toDecimal", {0, 0, Fn::kToDecimal}},
+      {"convertsToDecimal", {0, 0, Fn::kConvertsToDecimal}},
+      {"toString", {0, 0, Fn::kToString}},
+      {"convertsToString", {0, 0, Fn::kConvertsToString}},
+      {"toDate", {0, 0, Fn::kToDate}},
+      {"convertsToDate", {0, 0, Fn::kConvertsToDate}},
+      {"toDateTime", {0, 0, Fn::kToDateTime}},
+      {"convertsToDateTime", {0, 0, Fn::kConvertsToDateTime}},
+      {"toTime", {0, 0, Fn::kToTime}},
+      {"convertsToTime", {0, 0, Fn::kConvertsToTime}},
+      {"toQuantity", {0, 1, Fn::kToQuantity}},
+      {"convertsToQuantity", {0, 1, Fn::kConvertsToQuantity}},
+      {"indexOf", {1, 1, Fn::kIndexOf}},
+      {"lastIndexOf", {1, 1, Fn::kLastIndexOf}},
+      {"substring", {1, 2, Fn::kSubstring}},
+      {"startsWith", {1, 1, Fn::kStartsWith}},
+      {"endsWith", {1, 1, Fn::kEndsWith}},
+      {"contains", {1, 1, Fn::kContains}},
+      {"upper", {0, 0, Fn::kUpper}},
+      {"lower", {0, 0, Fn::kLower}},
+      {"replace", {2, 2, Fn::kReplace}},
+      {"matches", {1, 1, Fn::kMatches}},
+      {"matchesFull", {1, 1, Fn::kMatchesFull}},
+      {"replaceMatches", {2, 2, Fn::kReplaceMatches}},
+      {"length", {0, 0, Fn::kLength}},
+      {"toChars", {0, 0, Fn::kToChars}},
+      {"trim", {0, 0, Fn::kTrim}},
+      {"split", {1, 1, Fn::kSplit}},
+      {"join", {0, 1, Fn::kJoin}},
+      {"encode", {1, 1, Fn::kEncode}},
+      {"decode", {1, 1, Fn::kDecode}},
+      {"escape", {1, 1, Fn::kEscape}},
+      {"unescape", {1, 1, Fn::kUnescape}},
+      {"abs", {0, 0, Fn::kAbs}},
+      {"ceiling", {0, 0, Fn::kCeiling}},
+      {"exp", {0, 0, Fn::kExp}},
+      {"floor", {0, 0, Fn::kFloor}},
+      {"ln", {0, 0, Fn::kLn}},
+      {"log", {1, 1, Fn::kLog}},
+      {"power", {1, 1, Fn::kPower}},
+      {"round", {0, 1, Fn::kRound}},
+      {"sqrt", {0, 0, Fn::kSqrt}},
+      {"truncate", {0, 0, Fn::kTruncate}},
+      {"children", {0, 0, Fn::kChildren}},
+      {"descendants", {0, 0, Fn::kDescendants}},
+      {"trace", {1, 2, Fn::kTrace}},
+      {"now", {0, 0, Fn::kNow}},
+      {"timeOfDay", {0, 0, Fn::kTimeOfDay}},
+      {"today", {0, 0, Fn::kToday}},
+      {"is", {1, 1, Fn::kIs}},
+      {"as", {1, 1, Fn::kAs}},
+      {"aggregate", {1, 2, Fn::kAggregate}},
+      {"extension", {1, 1, Fn::kExtension}},
+      {"hasValue", {0, 0, Fn::kHasValue}},
+      {"getValue", {0, 0, Fn::kGetValue}},
+      {"resolve", {0, 0, Fn::kResolve}},
+      {"memberOf", {1, 1, Fn::kMemberOf}},
+      {"conformsTo", {1, 1, Fn::kConformsTo}},
+      {"htmlChecks", {0, 0, Fn::kHtmlChecks}},
+      {"htmlchecks", {0, 0, Fn::kHtmlchecks}},
+      {"not", {0, 0, Fn::kNot}},
+      {"type", {0, 0, Fn::kType}},
+      {"sort", {0, 8, Fn::kSort}},
+      {"lowBoundary", {0, 1, Fn::kLowBoundary}},
+      {"highBoundary", {0, 1, Fn::kHighBoundary}},
+      {"precision", {0, 0, Fn::kPrecision}},
+      {"comparable", {1, 1, Fn::kComparable}},
   };
   return kTable;
+}
+
+// The number of a function the parser did not number (a node built by hand).
+Fn functionId(const std::string& name) {
+  auto it = functionTable().find(name);
+  return it == functionTable().end() ? static_cast<Fn>(-1) : it->second.id;
 }
 
 // Evaluates argument `i` (a non-lambda argument) against the enclosing $this.
@@ -602,7 +722,7 @@ R arg(const ExprNode& fn, std::size_t i, const Ctx& ctx) {
 Result<std::optional<Node>> argValue(const ExprNode& fn, std::size_t i, const Ctx& ctx) {
   auto c = arg(fn, i, ctx);
   if (!c) return std::unexpected(c.error());
-  auto s = singleton(*c, fn, (fn.name + "() argument").c_str());
+  auto s = singletonOf(*c, fn, " argument");
   if (!s) return std::unexpected(s.error());
   if (!*s) return std::optional<Node>();
   auto v = sysValue(**s);
@@ -630,7 +750,7 @@ Result<bool> forEachItem(const ExprNode& body, const Collection& input, const Ct
 
 // The input as one string (or empty); non-strings are an error.
 Result<std::optional<std::string>> inputString(const Collection& input, const ExprNode& fn) {
-  auto s = singleton(input, fn, (fn.name + "()").c_str());
+  auto s = singletonOf(input, fn);
   if (!s) return std::unexpected(s.error());
   if (!*s) return std::optional<std::string>();
   auto v = sysValue(**s);
@@ -712,6 +832,24 @@ Result<Collection> typeFilter(const Collection& input, const std::string& type,
   }
   if (input.empty() && !knownTypeName(type)) return execError(at, "unknown type '" + type + "'");
   return out;
+}
+
+// Compiled regular expressions by pattern, shared by all threads (a compiled std::regex is only
+// read while matching); at most kRegexCacheSize, forgotten all at once when full. Throws
+// std::regex_error for an invalid pattern, which is not kept.
+std::shared_ptr<const std::regex> cachedRegex(const std::string& pattern) {
+  static constexpr std::size_t kRegexCacheSize = 256;
+  static std::mutex mu;
+  static std::unordered_map<std::string, std::shared_ptr<const std::regex>> cache;
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    if (auto it = cache.find(pattern); it != cache.end()) return it->second;
+  }
+  auto re = std::make_shared<const std::regex>(pattern, std::regex::ECMAScript);
+  std::lock_guard<std::mutex> lock(mu);
+  if (cache.size() >= kRegexCacheSize) cache.clear();
+  cache.emplace(pattern, re);
+  return re;
 }
 
 // FHIRPath regexes run in single-line mode: '.' also matches a newline.
@@ -1120,11 +1258,12 @@ R eval(const ExprNode& n, const Collection& input, const Ctx& ctx) {
 
 R callFunction(const ExprNode& fn, const Collection& input, const Ctx& ctx) {
   const std::string& name = fn.name;
+  const Fn id = fn.fnId >= 0 ? static_cast<Fn>(fn.fnId) : functionId(name);
   auto nargs = fn.children.size();
 
   // --- existence
-  if (name == "empty") return boolColl(input.empty());
-  if (name == "exists") {
+  if (id == Fn::kEmpty) return boolColl(input.empty());
+  if (id == Fn::kExists) {
     if (nargs == 0) return boolColl(!input.empty());
     bool found = false;
     auto r = forEachItem(*fn.children[0], input, ctx,
@@ -1140,7 +1279,7 @@ R callFunction(const ExprNode& fn, const Collection& input, const Ctx& ctx) {
     if (!r) return std::unexpected(r.error());
     return boolColl(found);
   }
-  if (name == "all") {
+  if (id == Fn::kAll) {
     bool all = true;
     auto r = forEachItem(*fn.children[0], input, ctx,
                          [&](std::size_t, const Collection& c) -> Result<bool> {
@@ -1155,9 +1294,9 @@ R callFunction(const ExprNode& fn, const Collection& input, const Ctx& ctx) {
     if (!r) return std::unexpected(r.error());
     return boolColl(all);
   }
-  if (name == "allTrue" || name == "anyTrue" || name == "allFalse" || name == "anyFalse") {
-    bool want = name == "allTrue" || name == "anyTrue";
-    bool isAll = name.starts_with("all");
+  if (id == Fn::kAllTrue || id == Fn::kAnyTrue || id == Fn::kAllFalse || id == Fn::kAnyFalse) {
+    bool want = id == Fn::kAllTrue || id == Fn::kAnyTrue;
+    bool isAll = id == Fn::kAllTrue || id == Fn::kAllFalse;
     bool result = isAll;
     for (const Node& item : input) {
       auto v = sysValue(item);
@@ -1169,21 +1308,21 @@ R callFunction(const ExprNode& fn, const Collection& input, const Ctx& ctx) {
     }
     return boolColl(result);
   }
-  if (name == "subsetOf" || name == "supersetOf") {
+  if (id == Fn::kSubsetOf || id == Fn::kSupersetOf) {
     auto other = arg(fn, 0, ctx);
     if (!other) return other;
-    const Collection& sub = name == "subsetOf" ? input : *other;
-    const Collection& sup = name == "subsetOf" ? *other : input;
+    const Collection& sub = id == Fn::kSubsetOf ? input : *other;
+    const Collection& sup = id == Fn::kSubsetOf ? *other : input;
     for (const Node& x : sub)
       if (!contains(sup, x)) return boolColl(false);
     return boolColl(true);
   }
-  if (name == "count") return one(Node::integer(static_cast<std::int64_t>(input.size())));
-  if (name == "distinct") return distinct(input);
-  if (name == "isDistinct") return boolColl(distinct(input).size() == input.size());
+  if (id == Fn::kCount) return one(Node::integer(static_cast<std::int64_t>(input.size())));
+  if (id == Fn::kDistinct) return distinct(input);
+  if (id == Fn::kIsDistinct) return boolColl(distinct(input).size() == input.size());
 
   // --- filtering and projection
-  if (name == "where") {
+  if (id == Fn::kWhere) {
     Collection out;
     auto r = forEachItem(*fn.children[0], input, ctx,
                          [&](std::size_t i, const Collection& c) -> Result<bool> {
@@ -1195,7 +1334,7 @@ R callFunction(const ExprNode& fn, const Collection& input, const Ctx& ctx) {
     if (!r) return std::unexpected(r.error());
     return out;
   }
-  if (name == "select") {
+  if (id == Fn::kSelect) {
     Collection out;
     auto r = forEachItem(*fn.children[0], input, ctx,
                          [&](std::size_t, const Collection& c) -> Result<bool> {
@@ -1205,7 +1344,7 @@ R callFunction(const ExprNode& fn, const Collection& input, const Ctx& ctx) {
     if (!r) return std::unexpected(r.error());
     return out;
   }
-  if (name == "repeat") {
+  if (id == Fn::kRepeat) {
     Collection out, frontier = input;
     for (int round = 0; round < 1000 && !frontier.empty(); ++round) {
       Collection next;
@@ -1232,8 +1371,8 @@ R callFunction(const ExprNode& fn, const Collection& input, const Ctx& ctx) {
     }
     return out;
   }
-  if (name == "ofType") return typeFilter(input, fn.typeName, fn);
-  if (name == "is") {
+  if (id == Fn::kOfType) return typeFilter(input, fn.typeName, fn);
+  if (id == Fn::kIs) {
     auto s = singleton(input, fn, "is()");
     if (!s) return std::unexpected(s.error());
     if (!*s) return Collection{};
@@ -1241,7 +1380,7 @@ R callFunction(const ExprNode& fn, const Collection& input, const Ctx& ctx) {
     if (!m) return std::unexpected(m.error());
     return boolColl(*m);
   }
-  if (name == "as") {
+  if (id == Fn::kAs) {
     auto s = singleton(input, fn, "as()");
     if (!s) return std::unexpected(s.error());
     if (!*s) return Collection{};
@@ -1251,27 +1390,27 @@ R callFunction(const ExprNode& fn, const Collection& input, const Ctx& ctx) {
   }
 
   // --- subsetting
-  if (name == "single") {
+  if (id == Fn::kSingle) {
     if (input.size() > 1)
       return execError(fn, "single() found " + std::to_string(input.size()) + " items");
     return input;
   }
-  if (name == "first") return input.empty() ? Collection{} : one(input.front());
-  if (name == "last") return input.empty() ? Collection{} : one(input.back());
-  if (name == "tail")
+  if (id == Fn::kFirst) return input.empty() ? Collection{} : one(input.front());
+  if (id == Fn::kLast) return input.empty() ? Collection{} : one(input.back());
+  if (id == Fn::kTail)
     return input.size() <= 1 ? Collection{} : Collection(input.begin() + 1, input.end());
-  if (name == "skip" || name == "take") {
+  if (id == Fn::kSkip || id == Fn::kTake) {
     auto k = argInt(fn, 0, ctx);
     if (!k) return std::unexpected(k.error());
-    if (!*k) return name == "skip" ? input : Collection{};
+    if (!*k) return id == Fn::kSkip ? input : Collection{};
     std::int64_t count = std::max<std::int64_t>(0, **k);
     std::size_t c = static_cast<std::size_t>(
         std::min<std::int64_t>(count, static_cast<std::int64_t>(input.size())));
-    if (name == "skip")
+    if (id == Fn::kSkip)
       return Collection(input.begin() + static_cast<std::ptrdiff_t>(c), input.end());
     return Collection(input.begin(), input.begin() + static_cast<std::ptrdiff_t>(c));
   }
-  if (name == "intersect") {
+  if (id == Fn::kIntersect) {
     auto other = arg(fn, 0, ctx);
     if (!other) return other;
     Collection out;
@@ -1279,7 +1418,7 @@ R callFunction(const ExprNode& fn, const Collection& input, const Ctx& ctx) {
       if (contains(*other, x) && !contains(out, x)) out.push_back(x);
     return out;
   }
-  if (name == "exclude") {
+  if (id == Fn::kExclude) {
     auto other = arg(fn, 0, ctx);
     if (!other) return other;
     Collection out;
@@ -1287,16 +1426,16 @@ R callFunction(const ExprNode& fn, const Collection& input, const Ctx& ctx) {
       if (!contains(*other, x)) out.push_back(x);
     return out;
   }
-  if (name == "union" || name == "combine") {
+  if (id == Fn::kUnion || id == Fn::kCombine) {
     auto other = arg(fn, 0, ctx);
     if (!other) return other;
     Collection all = input;
     all.insert(all.end(), other->begin(), other->end());
-    return name == "union" ? distinct(all) : all;
+    return id == Fn::kUnion ? distinct(all) : all;
   }
 
   // --- iif (lazy)
-  if (name == "iif") {
+  if (id == Fn::kIif) {
     if (input.size() > 1)
       return execError(
           fn, "iif() called on a collection of " + std::to_string(input.size()) + " items");
@@ -1322,13 +1461,15 @@ R callFunction(const ExprNode& fn, const Collection& input, const Ctx& ctx) {
   }
 
   // --- conversions
-  if (name.starts_with("to") || name.starts_with("convertsTo")) {
-    bool converts = name.starts_with("convertsTo");
-    std::string target = converts ? name.substr(10) : name.substr(2);
-    static const std::set<std::string> kTargets = {"Boolean", "Integer",  "Decimal", "String",
-                                                   "Date",    "DateTime", "Time",    "Quantity"};
-    if (kTargets.contains(target)) {
-      auto s = singleton(input, fn, (name + "()").c_str());
+  if (id >= Fn::kToBoolean && id <= Fn::kConvertsToQuantity) {
+    // toX() and convertsToX() alternate in the numbering, Boolean first.
+    static constexpr std::string_view kTargets[] = {"Boolean", "Integer",  "Decimal", "String",
+                                                    "Date",    "DateTime", "Time",    "Quantity"};
+    const int k = static_cast<int>(id) - static_cast<int>(Fn::kToBoolean);
+    const bool converts = k % 2 == 1;
+    const std::string_view target = kTargets[k / 2];
+    {
+      auto s = singletonOf(input, fn);
       if (!s) return std::unexpected(s.error());
       if (!*s) return Collection{};
       auto v = sysValue(**s);
@@ -1370,23 +1511,23 @@ R callFunction(const ExprNode& fn, const Collection& input, const Ctx& ctx) {
   }
 
   // --- strings
-  if (name == "indexOf" || name == "lastIndexOf" || name == "startsWith" || name == "endsWith" ||
-      name == "contains" || name == "matches" || name == "matchesFull" || name == "split") {
+  if (id == Fn::kIndexOf || id == Fn::kLastIndexOf || id == Fn::kStartsWith || id == Fn::kEndsWith ||
+      id == Fn::kContains || id == Fn::kMatches || id == Fn::kMatchesFull || id == Fn::kSplit) {
     auto s = inputString(input, fn);
     if (!s) return std::unexpected(s.error());
     auto a = argString(fn, 0, ctx);
     if (!a) return std::unexpected(a.error());
     if (!*s || !*a) return Collection{};
     const std::string &str = **s, &sub = **a;
-    if (name == "indexOf" || name == "lastIndexOf") {
-      auto pos = name == "indexOf" ? str.find(sub) : str.rfind(sub);
+    if (id == Fn::kIndexOf || id == Fn::kLastIndexOf) {
+      auto pos = id == Fn::kIndexOf ? str.find(sub) : str.rfind(sub);
       if (pos == std::string::npos) return one(Node::integer(-1));
       return one(Node::integer(static_cast<std::int64_t>(utf8Chars(str.substr(0, pos)).size())));
     }
-    if (name == "startsWith") return boolColl(str.starts_with(sub));
-    if (name == "endsWith") return boolColl(str.ends_with(sub));
-    if (name == "contains") return boolColl(str.find(sub) != std::string::npos);
-    if (name == "split") {
+    if (id == Fn::kStartsWith) return boolColl(str.starts_with(sub));
+    if (id == Fn::kEndsWith) return boolColl(str.ends_with(sub));
+    if (id == Fn::kContains) return boolColl(str.find(sub) != std::string::npos);
+    if (id == Fn::kSplit) {
       Collection out;
       if (sub.empty()) {
         for (auto& ch : utf8Chars(str)) out.push_back(Node::string(ch));
@@ -1403,14 +1544,14 @@ R callFunction(const ExprNode& fn, const Collection& input, const Ctx& ctx) {
       return out;
     }
     try {
-      std::regex re(dotAll(sub), std::regex::ECMAScript);
-      if (name == "matchesFull") return boolColl(std::regex_match(str, re));
-      return boolColl(std::regex_search(str, re));
+      auto re = cachedRegex(dotAll(sub));
+      if (id == Fn::kMatchesFull) return boolColl(std::regex_match(str, *re));
+      return boolColl(std::regex_search(str, *re));
     } catch (const std::regex_error& e) {
       return execError(fn, "invalid regular expression: " + std::string(e.what()));
     }
   }
-  if (name == "substring") {
+  if (id == Fn::kSubstring) {
     auto s = inputString(input, fn);
     if (!s) return std::unexpected(s.error());
     auto start = argInt(fn, 0, ctx);
@@ -1429,31 +1570,31 @@ R callFunction(const ExprNode& fn, const Collection& input, const Ctx& ctx) {
     for (std::int64_t i = from; i < from + len; ++i) out += chars[static_cast<std::size_t>(i)];
     return one(Node::string(out));
   }
-  if (name == "upper" || name == "lower" || name == "length" || name == "toChars" ||
-      name == "trim") {
+  if (id == Fn::kUpper || id == Fn::kLower || id == Fn::kLength || id == Fn::kToChars ||
+      id == Fn::kTrim) {
     auto s = inputString(input, fn);
     if (!s) return std::unexpected(s.error());
     if (!*s) return Collection{};
     std::string str = **s;
-    if (name == "length")
+    if (id == Fn::kLength)
       return one(Node::integer(static_cast<std::int64_t>(utf8Chars(str).size())));
-    if (name == "toChars") {
+    if (id == Fn::kToChars) {
       Collection out;
       for (auto& ch : utf8Chars(str)) out.push_back(Node::string(ch));
       return out;
     }
-    if (name == "trim") {
+    if (id == Fn::kTrim) {
       auto b = str.find_first_not_of(" \t\r\n");
       if (b == std::string::npos) return one(Node::string(""));
       auto e = str.find_last_not_of(" \t\r\n");
       return one(Node::string(str.substr(b, e - b + 1)));
     }
     for (char& c : str)
-      c = static_cast<char>(name == "upper" ? std::toupper(static_cast<unsigned char>(c))
+      c = static_cast<char>(id == Fn::kUpper ? std::toupper(static_cast<unsigned char>(c))
                                             : std::tolower(static_cast<unsigned char>(c)));
     return one(Node::string(str));
   }
-  if (name == "replace" || name == "replaceMatches") {
+  if (id == Fn::kReplace || id == Fn::kReplaceMatches) {
     auto s = inputString(input, fn);
     if (!s) return std::unexpected(s.error());
     auto pat = argString(fn, 0, ctx);
@@ -1462,7 +1603,7 @@ R callFunction(const ExprNode& fn, const Collection& input, const Ctx& ctx) {
     if (!rep) return std::unexpected(rep.error());
     if (!*s || !*pat || !*rep) return Collection{};
     const std::string &str = **s, &p = **pat, &r = **rep;
-    if (name == "replace") {
+    if (id == Fn::kReplace) {
       std::string out;
       if (p.empty()) {
         // Inserts the replacement around every character.
@@ -1482,13 +1623,13 @@ R callFunction(const ExprNode& fn, const Collection& input, const Ctx& ctx) {
     }
     if (p.empty()) return one(Node::string(str));
     try {
-      std::regex re(dotAll(p), std::regex::ECMAScript);
-      return one(Node::string(std::regex_replace(str, re, r)));
+      auto re = cachedRegex(dotAll(p));
+      return one(Node::string(std::regex_replace(str, *re, r)));
     } catch (const std::regex_error& e) {
       return execError(fn, "invalid regular expression: " + std::string(e.what()));
     }
   }
-  if (name == "join") {
+  if (id == Fn::kJoin) {
     std::string sep;
     if (nargs == 1) {
       auto a = argString(fn, 0, ctx);
@@ -1504,14 +1645,14 @@ R callFunction(const ExprNode& fn, const Collection& input, const Ctx& ctx) {
     }
     return one(Node::string(out));
   }
-  if (name == "encode" || name == "decode" || name == "escape" || name == "unescape") {
+  if (id == Fn::kEncode || id == Fn::kDecode || id == Fn::kEscape || id == Fn::kUnescape) {
     auto s = inputString(input, fn);
     if (!s) return std::unexpected(s.error());
     auto a = argString(fn, 0, ctx);
     if (!a) return std::unexpected(a.error());
     if (!*s || !*a) return Collection{};
     const std::string &str = **s, &fmt = **a;
-    if (name == "encode") {
+    if (id == Fn::kEncode) {
       if (fmt == "base64") return one(Node::string(base64Encode(str, false)));
       if (fmt == "urlbase64") return one(Node::string(base64Encode(str, true)));
       if (fmt == "hex") {
@@ -1525,7 +1666,7 @@ R callFunction(const ExprNode& fn, const Collection& input, const Ctx& ctx) {
       }
       return Collection{};
     }
-    if (name == "decode") {
+    if (id == Fn::kDecode) {
       if (fmt == "base64" || fmt == "urlbase64") {
         auto d = base64Decode(str);
         if (!d) return Collection{};
@@ -1540,7 +1681,7 @@ R callFunction(const ExprNode& fn, const Collection& input, const Ctx& ctx) {
       }
       return Collection{};
     }
-    if (name == "escape") {
+    if (id == Fn::kEscape) {
       std::string out;
       for (char c : str) {
         if (fmt == "html") {
@@ -1606,15 +1747,15 @@ R callFunction(const ExprNode& fn, const Collection& input, const Ctx& ctx) {
   }
 
   // --- math
-  if (name == "abs" || name == "ceiling" || name == "floor" || name == "truncate" ||
-      name == "round" || name == "exp" || name == "ln" || name == "sqrt" || name == "log" ||
-      name == "power") {
-    auto s = singleton(input, fn, (name + "()").c_str());
+  if (id == Fn::kAbs || id == Fn::kCeiling || id == Fn::kFloor || id == Fn::kTruncate ||
+      id == Fn::kRound || id == Fn::kExp || id == Fn::kLn || id == Fn::kSqrt || id == Fn::kLog ||
+      id == Fn::kPower) {
+    auto s = singletonOf(input, fn);
     if (!s) return std::unexpected(s.error());
     if (!*s) return Collection{};
     auto v = sysValue(**s);
     if (!v) return execError(fn, name + "() expects a number");
-    if (name == "abs" && v->kind() == Node::Kind::kQuantity) {
+    if (id == Fn::kAbs && v->kind() == Node::Kind::kQuantity) {
       Quantity q = v->quantityValue();
       if (decIsNegative(q.value)) q.value = decNeg(q.value);
       return one(Node::quantity(q));
@@ -1622,19 +1763,19 @@ R callFunction(const ExprNode& fn, const Collection& input, const Ctx& ctx) {
     if (!isNumber(*v)) return execError(fn, name + "() expects a number, got " + v->typeName());
     bool isInt = v->kind() == Node::Kind::kInteger;
     Decimal d = toDec(*v);
-    if (name == "abs") {
+    if (id == Fn::kAbs) {
       if (isInt) return one(Node::integer(std::llabs(v->integerValue())));
       return one(Node::decimal(decIsNegative(d) ? decNeg(d) : d));
     }
-    if (name == "ceiling" || name == "floor" || name == "truncate") {
-      Decimal r = name == "ceiling" ? decCeiling(d)
-                  : name == "floor" ? decFloor(d)
+    if (id == Fn::kCeiling || id == Fn::kFloor || id == Fn::kTruncate) {
+      Decimal r = id == Fn::kCeiling ? decCeiling(d)
+                  : id == Fn::kFloor ? decFloor(d)
                                     : decTruncate(d);
       auto i = decToInt64(r);
       if (!i) return Collection{};
       return one(Node::integer(*i));
     }
-    if (name == "round") {
+    if (id == Fn::kRound) {
       std::int64_t digits = 0;
       if (nargs == 1) {
         auto p = argInt(fn, 0, ctx);
@@ -1646,21 +1787,21 @@ R callFunction(const ExprNode& fn, const Collection& input, const Ctx& ctx) {
       return one(Node::decimal(decRound(d, static_cast<int>(digits))));
     }
     long double x = d.toLongDouble(), r = 0;
-    if (name == "exp")
+    if (id == Fn::kExp)
       r = std::exp(x);
-    else if (name == "ln") {
+    else if (id == Fn::kLn) {
       if (x <= 0) return Collection{};
       r = std::log(x);
-    } else if (name == "sqrt") {
+    } else if (id == Fn::kSqrt) {
       if (x < 0) return Collection{};
       r = std::sqrt(x);
-    } else if (name == "log" || name == "power") {
+    } else if (id == Fn::kLog || id == Fn::kPower) {
       auto b = argValue(fn, 0, ctx);
       if (!b) return std::unexpected(b.error());
       if (!*b) return Collection{};
       if (!isNumber(**b)) return execError(fn, name + "() expects a number argument");
       long double y = toDec(**b).toLongDouble();
-      if (name == "log") {
+      if (id == Fn::kLog) {
         if (x <= 0 || y <= 0 || y == 1) return Collection{};
         r = std::log(x) / std::log(y);
       } else {
@@ -1680,7 +1821,7 @@ R callFunction(const ExprNode& fn, const Collection& input, const Ctx& ctx) {
   }
 
   // --- tree navigation
-  if (name == "children") {
+  if (id == Fn::kChildren) {
     Collection out;
     for (const Node& n : input) {
       Collection c = childrenOf(n);
@@ -1688,14 +1829,14 @@ R callFunction(const ExprNode& fn, const Collection& input, const Ctx& ctx) {
     }
     return out;
   }
-  if (name == "descendants") {
+  if (id == Fn::kDescendants) {
     Collection out;
     for (const Node& n : input) descendantsOf(n, out, 0);
     return out;
   }
 
   // --- utility
-  if (name == "trace") {
+  if (id == Fn::kTrace) {
     auto label = argString(fn, 0, ctx);
     if (!label) return std::unexpected(label.error());
     if (ctx.env->trace) {
@@ -1713,34 +1854,34 @@ R callFunction(const ExprNode& fn, const Collection& input, const Ctx& ctx) {
     }
     return input;
   }
-  if (name == "now") return one(Node::temporal(nowTemporal(ctx)));
-  if (name == "today") {
+  if (id == Fn::kNow) return one(Node::temporal(nowTemporal(ctx)));
+  if (id == Fn::kToday) {
     Temporal t = nowTemporal(ctx);
     t.kind = TemporalKind::kDate;
     t.precision = Precision::kDay;
     t.tzOffsetMinutes.reset();
     return one(Node::temporal(t));
   }
-  if (name == "timeOfDay") {
+  if (id == Fn::kTimeOfDay) {
     Temporal t = nowTemporal(ctx);
     t.kind = TemporalKind::kTime;
     t.tzOffsetMinutes.reset();
     return one(Node::temporal(t));
   }
-  if (name == "not") {
+  if (id == Fn::kNot) {
     auto b = toBool(input, fn, "not()");
     if (!b) return std::unexpected(b.error());
     if (!*b) return Collection{};
     return boolColl(!**b);
   }
-  if (name == "type") {
+  if (id == Fn::kType) {
     Collection out;
     for (const Node& n : input) out.push_back(typeInfoNode(n));
     return out;
   }
 
   // --- aggregate
-  if (name == "aggregate") {
+  if (id == Fn::kAggregate) {
     Collection total;
     if (nargs == 2) {
       auto init = arg(fn, 1, ctx);
@@ -1762,7 +1903,7 @@ R callFunction(const ExprNode& fn, const Collection& input, const Ctx& ctx) {
   }
 
   // --- FHIR additions
-  if (name == "extension") {
+  if (id == Fn::kExtension) {
     auto url = argString(fn, 0, ctx);
     if (!url) return std::unexpected(url.error());
     if (!*url) return Collection{};
@@ -1777,14 +1918,14 @@ R callFunction(const ExprNode& fn, const Collection& input, const Ctx& ctx) {
     }
     return out;
   }
-  if (name == "hasValue") {
+  if (id == Fn::kHasValue) {
     if (input.size() != 1) return boolColl(false);
     const Node& n = input[0];
     if (!n.isElement()) return boolColl(true);
     return boolColl(n.json() && !n.json()->IsObject() && !n.json()->IsArray() &&
                     isPrimitiveType(n.typeName()));
   }
-  if (name == "getValue") {
+  if (id == Fn::kGetValue) {
     if (input.size() != 1) return Collection{};
     const Node& n = input[0];
     if (n.isElement() && !(n.json() && isPrimitiveType(n.typeName()))) return Collection{};
@@ -1792,7 +1933,7 @@ R callFunction(const ExprNode& fn, const Collection& input, const Ctx& ctx) {
     if (!v) return Collection{};
     return one(*v);
   }
-  if (name == "resolve") {
+  if (id == Fn::kResolve) {
     Collection out;
     for (const Node& n : input) {
       std::string ref;
@@ -1830,7 +1971,7 @@ R callFunction(const ExprNode& fn, const Collection& input, const Ctx& ctx) {
     }
     return out;
   }
-  if (name == "memberOf") {
+  if (id == Fn::kMemberOf) {
     auto url = argString(fn, 0, ctx);
     if (!url) return std::unexpected(url.error());
     if (!*url || !ctx.env->memberOf) return Collection{};
@@ -1841,7 +1982,7 @@ R callFunction(const ExprNode& fn, const Collection& input, const Ctx& ctx) {
     if (!r) return std::unexpected(r.error());
     return boolColl(*r);
   }
-  if (name == "conformsTo") {
+  if (id == Fn::kConformsTo) {
     auto url = argString(fn, 0, ctx);
     if (!url) return std::unexpected(url.error());
     if (!*url) return Collection{};
@@ -1855,8 +1996,8 @@ R callFunction(const ExprNode& fn, const Collection& input, const Ctx& ctx) {
     if (!*s) return Collection{};
     return boolColl(nodeIsType(**s, type));
   }
-  if (name == "htmlChecks" || name == "htmlchecks") return boolColl(true);
-  if (name == "sort") {
+  if (id == Fn::kHtmlChecks || id == Fn::kHtmlchecks) return boolColl(true);
+  if (id == Fn::kSort) {
     Collection out = input;
     if (nargs == 0) {
       bool ok = true;
@@ -1905,7 +2046,7 @@ R callFunction(const ExprNode& fn, const Collection& input, const Ctx& ctx) {
     for (auto i : idx) out.push_back(input[i]);
     return out;
   }
-  if (name == "precision") {
+  if (id == Fn::kPrecision) {
     auto s = singleton(input, fn, "precision()");
     if (!s) return std::unexpected(s.error());
     if (!*s) return Collection{};
@@ -1922,9 +2063,9 @@ R callFunction(const ExprNode& fn, const Collection& input, const Ctx& ctx) {
     }
     return Collection{};
   }
-  if (name == "lowBoundary" || name == "highBoundary") {
-    bool high = name == "highBoundary";
-    auto s = singleton(input, fn, (name + "()").c_str());
+  if (id == Fn::kLowBoundary || id == Fn::kHighBoundary) {
+    bool high = id == Fn::kHighBoundary;
+    auto s = singletonOf(input, fn);
     if (!s) return std::unexpected(s.error());
     if (!*s) return Collection{};
     auto v = sysValue(**s);
@@ -2013,7 +2154,7 @@ R callFunction(const ExprNode& fn, const Collection& input, const Ctx& ctx) {
     }
     return Collection{};
   }
-  if (name == "comparable") {
+  if (id == Fn::kComparable) {
     auto s = singleton(input, fn, "comparable()");
     if (!s) return std::unexpected(s.error());
     auto o = argValue(fn, 0, ctx);
@@ -2029,10 +2170,11 @@ R callFunction(const ExprNode& fn, const Collection& input, const Ctx& ctx) {
 
 }  // namespace
 
-std::optional<std::string> checkFunction(std::string_view name, std::size_t argc) {
+std::optional<std::string> checkFunction(std::string_view name, std::size_t argc, int& id) {
   const auto& table = functionTable();
   auto it = table.find(std::string(name));
   if (it == table.end()) return "unknown function '" + std::string(name) + "'";
+  id = static_cast<int>(it->second.id);
   if (static_cast<int>(argc) < it->second.minArgs || static_cast<int>(argc) > it->second.maxArgs)
     return "function " + std::string(name) + "() takes " +
            (it->second.minArgs == it->second.maxArgs

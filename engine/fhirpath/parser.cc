@@ -10,7 +10,7 @@
 namespace switchboard::fhirpath {
 
 // Defined in eval.cc: error text when `name` is not a function taking `argc` arguments.
-std::optional<std::string> checkFunction(std::string_view name, std::size_t argc);
+std::optional<std::string> checkFunction(std::string_view name, std::size_t argc, int& id);
 
 namespace {
 
@@ -562,7 +562,7 @@ class Parser {
         return nullptr;
       }
       take();
-      if (auto problem = checkFunction(n->name, n->children.size())) {
+      if (auto problem = checkFunction(n->name, n->children.size(), n->fnId)) {
         err(id.offset, *problem);
         return nullptr;
       }

@@ -39,6 +39,7 @@ struct ExprNode {
   bool root = false;  // member at the start of a path (type name filter allowed)
   std::vector<std::unique_ptr<ExprNode>> children;
   std::size_t line = 1, column = 1;
+  int fnId = -1;  // kFunction: the library function, numbered by compile()
 };
 
 }  // namespace detail
