@@ -499,6 +499,7 @@ Result<void> Definitions::finish() {
     sd->isResource = sd->kind == "resource";
     for (auto& def : sd->elements) {
       def.checkWhenAbsent = def.min > 0 || !def.slices->empty();
+      def.maxCount = def.max ? *def.max : UINT32_MAX;
       auto dot = def.path.find('.');
       def.resourceId = def.name == "id" && sd->kind == "resource" && dot != std::string::npos &&
                        dot == def.path.rfind('.');

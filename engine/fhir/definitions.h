@@ -130,7 +130,8 @@ struct ElementDef {
   bool inSlice = false;   // a slice or a descendant of one (id holds ':')
   std::string sliceName;  // set on a slice's own element ("race" for Patient.extension:race)
   std::uint32_t min = 0;
-  std::optional<std::uint32_t> max;  // empty = "*"
+  std::optional<std::uint32_t> max;     // empty = "*"
+  std::uint32_t maxCount = UINT32_MAX;  // max, or UINT32_MAX for "*" (set at load for the walk)
   std::vector<TypeRef> types;
   std::string contentReference;  // path without '#', e.g. "QuestionnaireResponse.item"
   std::optional<Binding> binding;

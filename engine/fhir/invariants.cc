@@ -30,6 +30,12 @@ bool upperAt(std::string_view s, std::size_t i) {
 // false when `obj` is not an object, names the child twice, holds "_name" (a primitive
 // extension, which FHIRPath merges in), or a key `name` + upper-case letter (which FHIRPath could
 // read as a choice type).
+// (Keys and names are short: a plain loop beats a call to memcmp.)
+bool startsWith(const char* k, std::string_view name) {
+  std::size_t i = 0;
+  while (i < name.size() && k[i] == name[i]) ++i;
+  return i == name.size();
+}
 bool plainChild(const Value& obj, std::string_view name, const Value*& out) {
   out = nullptr;
   if (!obj.IsObject()) return false;
@@ -37,8 +43,8 @@ bool plainChild(const Value& obj, std::string_view name, const Value*& out) {
     std::string_view k = keyOf(it);
     if (k.size() < name.size() || k.empty()) continue;
     if (k[0] == '_') {
-      if (k.size() == name.size() + 1 && k.substr(1) == name) return false;
-    } else if (k[0] == name[0] && k.starts_with(name)) {
+      if (k.size() == name.size() + 1 && startsWith(k.data() + 1, name)) return false;
+    } else if (k[0] == name[0] && startsWith(k.data(), name)) {
       if (k.size() == name.size()) {
         if (out) return false;
         out = &it->value;

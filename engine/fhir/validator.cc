@@ -166,8 +166,19 @@ class Walk {
             bundleTypes_.emplace_back(fullUrl, strMember(*r, "resourceType"));
         }
         // Sorted for look-ups; of entries sharing a fullUrl the last counts (bundleType()).
-        std::stable_sort(bundleTypes_.begin(), bundleTypes_.end(),
-                         [](const auto& a, const auto& b) { return a.first < b.first; });
+        // (Insertion sort for the usual few entries: std::stable_sort takes a heap buffer.)
+        auto byUrl = [](const BundleType& a, const BundleType& b) { return a.first < b.first; };
+        if (bundleTypes_.size() <= 32) {
+          for (std::size_t i = 1; i < bundleTypes_.size(); ++i) {
+            BundleType e = bundleTypes_[i];
+            std::size_t j = i;
+            for (; j > 0 && byUrl(e, bundleTypes_[j - 1]); --j)
+              bundleTypes_[j] = bundleTypes_[j - 1];
+            bundleTypes_[j] = e;
+          }
+        } else {
+          std::stable_sort(bundleTypes_.begin(), bundleTypes_.end(), byUrl);
+        }
       }
       inBundle_ = true;
     }
@@ -368,7 +379,7 @@ class Walk {
         const Value* v = members_[next].value ? members_[next].value : members_[next].ext;
         count += v->IsArray() ? v->Size() : 1;
       }
-      cardinality(path, *def, count, true, loc);
+      if (count < def->min || count > def->maxCount) cardinality(path, *def, count, true, loc);
       for (std::size_t k = first; k < next; ++k) {
         const Member m = members_[k];  // a copy: nested objects grow members_
         if (m.value && !def->slices->empty()) extensionSlices(*def, m.value, loc);
@@ -498,8 +509,8 @@ class Walk {
         }
       }
       if (value) {
-        binding(def, type, *value, loc);
-        fixedAndPattern(def, *value, loc);
+        if (def.requiredValueSet) binding(def, type, *value, loc);
+        if (def.fixed || def.pattern) fixedAndPattern(def, *value, loc);
       }
       if (!def.invariants.empty())
         constraints(def.invariants, Target{value, ext, code, &plainName(def)}, loc, nullptr);
@@ -528,8 +539,8 @@ class Walk {
         return;
       }
     }
-    binding(def, type, *value, loc);
-    fixedAndPattern(def, *value, loc);
+    if (def.requiredValueSet) binding(def, type, *value, loc);
+    if (def.fixed || def.pattern) fixedAndPattern(def, *value, loc);
     if (type && type->reference && code == &type->code) reference(*type, *value, loc);
 
     const ElementDef* owner = &def;
