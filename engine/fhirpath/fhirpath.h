@@ -226,6 +226,10 @@ void toJson(const Collection& items, rapidjson::Value& out,
 // Compact JSON array text; decimals keep their digits (1.50 stays 1.50), unlike toJson(), whose
 // RapidJSON numbers are doubles.
 std::string toJsonString(const Collection& items);
+// The FHIR type the engine gives a JSON value outside its type model (untyped JSON): "boolean",
+// "integer", "decimal", "string", an object's resourceType, else empty.
+std::string jsonTypeName(const rapidjson::Value& v);
+
 // FHIRPath string form of a single item (as toString() gives it); empty optional for elements
 // that are not primitives.
 std::optional<std::string> toFhirPathString(const Node& node);

@@ -155,16 +155,7 @@ std::optional<Node> Node::toSystemValue() const {
 
 // ---------------------------------------------------------------- navigation
 
-namespace {
-
-const rapidjson::Value* findMember(const rapidjson::Value* obj, std::string_view key) {
-  if (!obj || !obj->IsObject()) return nullptr;
-  auto it = obj->FindMember(rapidjson::StringRef(key.data(), key.size()));
-  return it == obj->MemberEnd() ? nullptr : &it->value;
-}
-
-// Type of a JSON value when the model does not know it.
-std::string guessType(const rapidjson::Value& v) {
+std::string jsonTypeName(const rapidjson::Value& v) {
   if (v.IsBool()) return "boolean";
   if (v.IsInt64()) return "integer";
   if (v.IsNumber()) return "decimal";
@@ -175,6 +166,16 @@ std::string guessType(const rapidjson::Value& v) {
   }
   return "";
 }
+
+namespace {
+
+const rapidjson::Value* findMember(const rapidjson::Value* obj, std::string_view key) {
+  if (!obj || !obj->IsObject()) return nullptr;
+  auto it = obj->FindMember(rapidjson::StringRef(key.data(), key.size()));
+  return it == obj->MemberEnd() ? nullptr : &it->value;
+}
+
+std::string guessType(const rapidjson::Value& v) { return jsonTypeName(v); }
 
 std::string resourceTypeOf(const rapidjson::Value* v) {
   if (v && v->IsObject()) {

@@ -17,6 +17,7 @@
 
 #include "engine/core/time_zone.h"
 #include "engine/mapping/flow_input.h"
+#include "engine/mapping/directives.h"
 #include "engine/mapping/template.h"
 #include "engine/mapping/uuid.h"
 
@@ -435,6 +436,7 @@ struct Run {
   Result<void> evalObjectBody(const TNode& node, std::vector<JsonValue>& vals);
   Result<void> evalTranslate(const TNode& node, std::vector<JsonValue>& vals);
   Result<void> evalLocalInstant(const TNode& node, std::vector<JsonValue>& vals);
+  Result<std::optional<std::string>> defaultZone();
   Result<std::optional<std::string>> evalText(const std::vector<Piece>& pieces,
                                               const std::string& pointer, bool urlEncode);
 };
@@ -579,100 +581,19 @@ Result<void> Run::evalObjectBody(const TNode& node, std::vector<JsonValue>& vals
 }
 
 Result<void> Run::evalTranslate(const TNode& node, std::vector<JsonValue>& vals) {
-  auto code = scalarText(*node.code);
-  if (!code) return std::unexpected(code.error());
-  if (!*code) return {};
-  std::string system;
-  if (node.system) {
-    auto s = scalarText(*node.system);
-    if (!s) return std::unexpected(s.error());
-    if (*s) system = **s;
-  }
-  auto t = m.maps->translate(node.mapName, **code, system);
-  if (!t) {
-    if (!node.required && t.error().code == ErrorCode::kCodeInvalid) return {};
-    const std::string field = locationOf(node.code.get());
-    return std::unexpected(error(t.error().code,
-                                 field + " = " + quoteValue(**code) +
-                                     " has no translation in ConceptMap \"" + node.mapName +
-                                     "\" (" + node.pointer + ")",
-                                 field));
-  }
-  auto& alloc = out.GetAllocator();
-  auto add = [&](const std::string& s) {
-    if (!s.empty()) vals.emplace_back(s.c_str(), static_cast<rapidjson::SizeType>(s.size()), alloc);
-  };
-  if (node.select == "source-display") {
-    add(t->sourceDisplay);
-    return {};
-  }
-  if (!t->matched) return {};
-  if (node.select == "code") {
-    add(t->code);
-  } else if (node.select == "system") {
-    add(t->system);
-  } else if (node.select == "display") {
-    add(t->display);
-  } else {
-    JsonValue coding(rapidjson::kObjectType);
-    if (!t->system.empty()) coding.AddMember("system", JsonValue(t->system.c_str(), alloc), alloc);
-    coding.AddMember("code", JsonValue(t->code.c_str(), alloc), alloc);
-    if (!t->display.empty())
-      coding.AddMember("display", JsonValue(t->display.c_str(), alloc), alloc);
-    vals.push_back(std::move(coding));
-  }
-  return {};
+  return translateDirective(*this, node, vals, out.GetAllocator());
 }
 
 Result<void> Run::evalLocalInstant(const TNode& node, std::vector<JsonValue>& vals) {
-  auto date = scalarText(*node.date);
-  if (!date) return std::unexpected(date.error());
-  auto time = scalarText(*node.time);
-  if (!time) return std::unexpected(time.error());
-  if (!*date || !*time) return {};
-  std::string zoneName;
-  if (node.zone) {
-    auto z = scalarText(*node.zone);
-    if (!z) return std::unexpected(z.error());
-    if (*z) zoneName = **z;
-  } else if (auto it = env.variables.find("timezone");
-             it != env.variables.end() && it->second.size() == 1) {
-    if (auto s = fhirpath::toFhirPathString(it->second.front())) zoneName = *s;
+  return localInstantDirective(*this, node, vals, out.GetAllocator());
+}
+
+Result<std::optional<std::string>> Run::defaultZone() {
+  if (auto it = env.variables.find("timezone");
+      it != env.variables.end() && it->second.size() == 1) {
+    if (auto s = fhirpath::toFhirPathString(it->second.front())) return s;
   }
-  if (zoneName.empty()) {
-    return std::unexpected(error(ErrorCode::kRequired,
-                                 node.pointer +
-                                     ": no time zone (set the variable \"timezone\" to an "
-                                     "IANA zone such as America/New_York)",
-                                 "%timezone"));
-  }
-  std::int64_t minutes = 0;
-  if (node.addMinutes) {
-    auto a = scalarText(*node.addMinutes);
-    if (!a) return std::unexpected(a.error());
-    if (*a) {
-      char* end = nullptr;
-      minutes = std::strtoll((*a)->c_str(), &end, 10);
-      if (!end || *end != 0) {
-        return std::unexpected(error(ErrorCode::kValue,
-                                     node.pointer + "/addMinutes: not an integer number of minutes",
-                                     locationOf(node.addMinutes.get())));
-      }
-    }
-  }
-  auto zone = core::TimeZone::get(zoneName, m.zoneinfoRoot);
-  if (!zone) return std::unexpected(error(zone.error().code, zone.error().message, "%timezone"));
-  auto instant = core::localInstant(**zone, **date, **time, minutes);
-  if (!instant) {
-    const bool dateFault = instant.error().message.starts_with("date");
-    const std::string field = locationOf(dateFault ? node.date.get() : node.time.get());
-    return std::unexpected(error(ErrorCode::kValue,
-                                 field + ": " + instant.error().message + " (" + node.pointer + ")",
-                                 field));
-  }
-  vals.emplace_back(instant->c_str(), static_cast<rapidjson::SizeType>(instant->size()),
-                    out.GetAllocator());
-  return {};
+  return std::optional<std::string>();
 }
 
 // ------------------------------------------------------------------ loading

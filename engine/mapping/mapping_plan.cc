@@ -18,8 +18,8 @@
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
 
-#include "engine/core/time_zone.h"
 #include "engine/mapping/flow_input.h"
+#include "engine/mapping/directives.h"
 #include "engine/mapping/template.h"
 #include "engine/mapping/uuid.h"
 
@@ -557,8 +557,16 @@ struct PlanRun {
   Result<void> evalMany(const TNode& node, JsonVals& vals);
   Result<void> evalObjectBody(const TNode& node, JsonVals& vals);
   Result<void> bindLets(const TNode& node, SlotScope& scope);
+  // $each: %as = item i, %asIndex = i.
+  void bindEachItem(const TNode& node, const Val* items, std::size_t i, SlotScope& scope) {
+    scope.set(node.asSlot, Slot{items + i, 1, true});
+    auto* index = static_cast<Val*>(arena.resource.allocate(sizeof(Val), alignof(Val)));
+    *index = Val::intVal(static_cast<std::int64_t>(i));
+    scope.set(node.asIndexSlot, Slot{index, 1, true});
+  }
   Result<void> evalTranslate(const TNode& node, JsonVals& vals);
   Result<void> evalLocalInstant(const TNode& node, JsonVals& vals);
+  Result<std::optional<std::string>> defaultZone();
   Result<MappingOutput> run(std::string_view input, const fhirpath::Environment& variables);
 
   // ---- the streaming writer: the values of a node written straight into the output text,
@@ -712,10 +720,7 @@ Result<void> PlanRun::evalMany(const TNode& node, JsonVals& vals) {
       const Val* kept = keep(*items);
       for (std::size_t i = 0; i < items->size(); ++i) {
         SlotScope scope(slots);
-        scope.set(node.asSlot, Slot{kept + i, 1, true});
-        auto* index = static_cast<Val*>(arena.resource.allocate(sizeof(Val), alignof(Val)));
-        *index = Val::intVal(static_cast<std::int64_t>(i));
-        scope.set(node.asIndexSlot, Slot{index, 1, true});
+        bindEachItem(node, kept, i, scope);
         if (auto r = evalObjectBody(node, vals); !r) return r;
       }
       return {};
@@ -886,10 +891,7 @@ Result<int> PlanRun::emit(const TNode& node, TextOut& out, bool& first) {
       int n = 0;
       for (std::size_t i = 0; i < items->size(); ++i) {
         SlotScope scope(slots);
-        scope.set(node.asSlot, Slot{kept + i, 1, true});
-        auto* index = static_cast<Val*>(arena.resource.allocate(sizeof(Val), alignof(Val)));
-        *index = Val::intVal(static_cast<std::int64_t>(i));
-        scope.set(node.asIndexSlot, Slot{index, 1, true});
+        bindEachItem(node, kept, i, scope);
         auto r = emitObjectBody(node, out, first);
         if (!r) return r;
         n += *r;
@@ -965,105 +967,20 @@ Result<int> PlanRun::emitObjectBody(const TNode& node, TextOut& out, bool& first
 }
 
 Result<void> PlanRun::evalTranslate(const TNode& node, JsonVals& vals) {
-  auto code = scalarText(*node.code);
-  if (!code) return std::unexpected(code.error());
-  if (!*code) return {};
-  std::string_view system;
-  if (node.system) {
-    auto s = scalarText(*node.system);
-    if (!s) return std::unexpected(s.error());
-    if (*s) system = **s;
-  }
-  auto t = m.maps->lookup(node.mapName, **code, system);
-  if (!t) {
-    if (!node.required && t.error().code == ErrorCode::kCodeInvalid) return {};
-    const std::string field = locationOf(node.code.get());
-    return std::unexpected(error(t.error().code,
-                                 field + " = " + quoteValue(**code) +
-                                     " has no translation in ConceptMap \"" + node.mapName +
-                                     "\" (" + node.pointer + ")",
-                                 field));
-  }
-  // Views into the ConceptMap set, which outlives the run, or into the input (`code`).
-  auto ref = [](std::string_view s) {
-    return JsonValue(rapidjson::StringRef(s.data(), static_cast<rapidjson::SizeType>(s.size())));
-  };
-  auto add = [&](std::string_view s) {
-    if (!s.empty()) vals.push_back(ref(s));
-  };
-  if (node.select == "source-display") {
-    add(t->sourceDisplay);
-    return {};
-  }
-  if (!t->matched) return {};
-  if (node.select == "code") {
-    add(t->code);
-  } else if (node.select == "system") {
-    add(t->system);
-  } else if (node.select == "display") {
-    add(t->display);
-  } else {
-    auto& pool = alloc();
-    JsonValue coding(rapidjson::kObjectType);
-    if (!t->system.empty()) coding.AddMember("system", ref(t->system), pool);
-    coding.AddMember("code", ref(t->code), pool);
-    if (!t->display.empty()) coding.AddMember("display", ref(t->display), pool);
-    vals.push_back(std::move(coding));
-  }
-  return {};
+  return translateDirective(*this, node, vals, alloc());
 }
 
 Result<void> PlanRun::evalLocalInstant(const TNode& node, JsonVals& vals) {
-  auto date = scalarText(*node.date);
-  if (!date) return std::unexpected(date.error());
-  auto time = scalarText(*node.time);
-  if (!time) return std::unexpected(time.error());
-  if (!*date || !*time) return {};
-  std::string zoneName;
-  if (node.zone) {
-    auto z = scalarText(*node.zone);
-    if (!z) return std::unexpected(z.error());
-    if (*z) zoneName = **z;
-  } else if (const Slot& tz = slots[static_cast<std::size_t>(m.slotTimezone)];
-             tz.defined && tz.size == 1) {
-    auto s = text(tz.items[0]);
-    if (!s) return std::unexpected(s.error());
-    if (*s) zoneName = **s;
-  }
-  if (zoneName.empty()) {
-    return std::unexpected(error(ErrorCode::kRequired,
-                                 node.pointer +
-                                     ": no time zone (set the variable \"timezone\" to an "
-                                     "IANA zone such as America/New_York)",
-                                 "%timezone"));
-  }
-  std::int64_t minutes = 0;
-  if (node.addMinutes) {
-    auto a = scalarText(*node.addMinutes);
-    if (!a) return std::unexpected(a.error());
-    if (*a) {
-      const std::string digits(**a);
-      char* end = nullptr;
-      minutes = std::strtoll(digits.c_str(), &end, 10);
-      if (!end || *end != 0) {
-        return std::unexpected(error(ErrorCode::kValue,
-                                     node.pointer + "/addMinutes: not an integer number of minutes",
-                                     locationOf(node.addMinutes.get())));
-      }
-    }
-  }
-  auto zone = core::TimeZone::get(zoneName, m.zoneinfoRoot);
-  if (!zone) return std::unexpected(error(zone.error().code, zone.error().message, "%timezone"));
-  auto instant = core::localInstant(**zone, **date, **time, minutes);
-  if (!instant) {
-    const bool dateFault = instant.error().message.starts_with("date");
-    const std::string field = locationOf(dateFault ? node.date.get() : node.time.get());
-    return std::unexpected(error(ErrorCode::kValue,
-                                 field + ": " + instant.error().message + " (" + node.pointer + ")",
-                                 field));
-  }
-  vals.emplace_back(instant->c_str(), static_cast<rapidjson::SizeType>(instant->size()), alloc());
-  return {};
+  return localInstantDirective(*this, node, vals, alloc());
+}
+
+Result<std::optional<std::string>> PlanRun::defaultZone() {
+  const Slot& tz = slots[static_cast<std::size_t>(m.slotTimezone)];
+  if (!tz.defined || tz.size != 1) return std::optional<std::string>();
+  auto s = text(tz.items[0]);
+  if (!s) return std::unexpected(s.error());
+  if (!*s) return std::optional<std::string>();
+  return std::optional<std::string>(std::string(**s));
 }
 
 Result<MappingOutput> PlanRun::run(std::string_view input, const fhirpath::Environment& variables) {

@@ -742,18 +742,6 @@ bool eval(const PlanExpr& e, const Vals& input, const Ctx& c, Vals& out) {
   return false;
 }
 
-std::string guessType(const rapidjson::Value& v) {
-  if (v.IsBool()) return "boolean";
-  if (v.IsInt64()) return "integer";
-  if (v.IsNumber()) return "decimal";
-  if (v.IsString()) return "string";
-  if (v.IsObject()) {
-    auto rt = v.FindMember("resourceType");
-    if (rt != v.MemberEnd() && rt->value.IsString()) return rt->value.GetString();
-  }
-  return "";
-}
-
 }  // namespace
 
 std::optional<Val> Val::fromJson(const rapidjson::Value& json) {
@@ -864,7 +852,7 @@ Val planValue(const fhirpath::Node& node) {
     case fhirpath::Node::Kind::kElement: {
       other.element = true;
       if (!node.json() || node.primitiveExtension()) return other;
-      if (guessType(*node.json()) != node.typeName()) return other;
+      if (fhirpath::jsonTypeName(*node.json()) != node.typeName()) return other;
       auto v = Val::fromJson(*node.json());
       return v ? *v : other;
     }

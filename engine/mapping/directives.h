@@ -1,0 +1,124 @@
+// $translate and $localInstant, shared by the general evaluator (mapping.cc) and the planned one
+// (mapping_plan.cc). `Run` provides `m` (the Mapping::Impl), `error(code, what, location)`,
+// `scalarText(node)` (Result<optional<string or string_view>>: the node's single value as text)
+// and `defaultZone()` (Result<optional<std::string>>: the %timezone variable as text); `Vals` is a
+// vector of rapidjson::Value whose strings are copied with `alloc`. Not part of the module's
+// interface. Thread-safety: as the runs that call them (one thread per run).
+#pragma once
+
+#include <cstdlib>
+#include <string>
+#include <string_view>
+
+#include "engine/core/time_zone.h"
+#include "engine/mapping/template.h"
+
+namespace switchboard::mapping::detail {
+
+template <typename Run, typename Vals>
+Result<void> translateDirective(Run& run, const TNode& node, Vals& vals,
+                                rapidjson::Document::AllocatorType& alloc) {
+  auto code = run.scalarText(*node.code);
+  if (!code) return std::unexpected(code.error());
+  if (!*code) return {};
+  std::string system;
+  if (node.system) {
+    auto s = run.scalarText(*node.system);
+    if (!s) return std::unexpected(s.error());
+    if (*s) system = **s;
+  }
+  const std::string_view codeText = **code;
+  auto t = run.m.maps->lookup(node.mapName, codeText, system);
+  if (!t) {
+    if (!node.required && t.error().code == ErrorCode::kCodeInvalid) return {};
+    const std::string field = locationOf(node.code.get());
+    return std::unexpected(run.error(t.error().code,
+                                     field + " = " + quoteValue(codeText) +
+                                         " has no translation in ConceptMap \"" + node.mapName +
+                                         "\" (" + node.pointer + ")",
+                                     field));
+  }
+  auto str = [&](std::string_view s) {
+    return JsonValue(s.data(), static_cast<rapidjson::SizeType>(s.size()), alloc);
+  };
+  auto add = [&](std::string_view s) {
+    if (!s.empty()) vals.push_back(str(s));
+  };
+  if (node.select == "source-display") {
+    add(t->sourceDisplay);
+    return {};
+  }
+  if (!t->matched) return {};
+  if (node.select == "code") {
+    add(t->code);
+  } else if (node.select == "system") {
+    add(t->system);
+  } else if (node.select == "display") {
+    add(t->display);
+  } else {
+    JsonValue coding(rapidjson::kObjectType);
+    if (!t->system.empty()) coding.AddMember("system", str(t->system), alloc);
+    coding.AddMember("code", str(t->code), alloc);
+    if (!t->display.empty()) coding.AddMember("display", str(t->display), alloc);
+    vals.push_back(std::move(coding));
+  }
+  return {};
+}
+
+template <typename Run, typename Vals>
+Result<void> localInstantDirective(Run& run, const TNode& node, Vals& vals,
+                                   rapidjson::Document::AllocatorType& alloc) {
+  auto date = run.scalarText(*node.date);
+  if (!date) return std::unexpected(date.error());
+  auto time = run.scalarText(*node.time);
+  if (!time) return std::unexpected(time.error());
+  if (!*date || !*time) return {};
+  std::string zoneName;
+  if (node.zone) {
+    auto z = run.scalarText(*node.zone);
+    if (!z) return std::unexpected(z.error());
+    if (*z) zoneName = **z;
+  } else {
+    auto z = run.defaultZone();
+    if (!z) return std::unexpected(z.error());
+    if (*z) zoneName = **z;
+  }
+  if (zoneName.empty()) {
+    return std::unexpected(run.error(ErrorCode::kRequired,
+                                     node.pointer +
+                                         ": no time zone (set the variable \"timezone\" to an "
+                                         "IANA zone such as America/New_York)",
+                                     "%timezone"));
+  }
+  std::int64_t minutes = 0;
+  if (node.addMinutes) {
+    auto a = run.scalarText(*node.addMinutes);
+    if (!a) return std::unexpected(a.error());
+    if (*a) {
+      const std::string digits(**a);
+      char* end = nullptr;
+      minutes = std::strtoll(digits.c_str(), &end, 10);
+      if (!end || *end != 0) {
+        return std::unexpected(
+            run.error(ErrorCode::kValue,
+                      node.pointer + "/addMinutes: not an integer number of minutes",
+                      locationOf(node.addMinutes.get())));
+      }
+    }
+  }
+  auto zone = core::TimeZone::get(zoneName, run.m.zoneinfoRoot);
+  if (!zone)
+    return std::unexpected(run.error(zone.error().code, zone.error().message, "%timezone"));
+  auto instant = core::localInstant(**zone, **date, **time, minutes);
+  if (!instant) {
+    const bool dateFault = instant.error().message.starts_with("date");
+    const std::string field = locationOf(dateFault ? node.date.get() : node.time.get());
+    return std::unexpected(run.error(
+        ErrorCode::kValue, field + ": " + instant.error().message + " (" + node.pointer + ")",
+        field));
+  }
+  vals.emplace_back(instant->c_str(), static_cast<rapidjson::SizeType>(instant->size()), alloc);
+  return {};
+}
+
+}  // namespace switchboard::mapping::detail
