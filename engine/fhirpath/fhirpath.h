@@ -229,6 +229,9 @@ std::string toJsonString(const Collection& items);
 // The FHIR type the engine gives a JSON value outside its type model (untyped JSON): "boolean",
 // "integer", "decimal", "string", an object's resourceType, else empty.
 std::string jsonTypeName(const rapidjson::Value& v);
+// The error for JSON text RapidJSON could not parse (the offset and RapidJSON's English message),
+// worded the same wherever the engine reads input, so every reader reports it identically.
+Error jsonParseError(const rapidjson::ParseResult& result);
 
 // FHIRPath string form of a single item (as toString() gives it); empty optional for elements
 // that are not primitives.

@@ -155,6 +155,11 @@ std::optional<Node> Node::toSystemValue() const {
 
 // ---------------------------------------------------------------- navigation
 
+Error jsonParseError(const rapidjson::ParseResult& result) {
+  return Error(ErrorCode::kStructure, "invalid JSON at offset " + std::to_string(result.Offset()) + ": " +
+                                          rapidjson::GetParseError_En(result.Code()));
+}
+
 std::string jsonTypeName(const rapidjson::Value& v) {
   if (v.IsBool()) return "boolean";
   if (v.IsInt64()) return "integer";
@@ -626,9 +631,7 @@ Result<Node> parseJsonResource(std::string_view text) {
   };
   doc->Populate(generator);
   if (result.IsError()) {
-    return fail(ErrorCode::kStructure, std::string("invalid JSON at offset ") +
-                                           std::to_string(result.Offset()) + ": " +
-                                           rapidjson::GetParseError_En(result.Code()));
+    return std::unexpected(jsonParseError(result));
   }
   return Node::resource(makeDocument(std::move(doc), &texts));
 }

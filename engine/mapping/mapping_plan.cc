@@ -9,7 +9,6 @@
 #include <cstring>
 #include <memory_resource>
 
-#include <rapidjson/error/en.h>
 #include <rapidjson/internal/dtoa.h>
 #include <rapidjson/internal/ieee754.h>
 #include <rapidjson/internal/itoa.h>
@@ -410,9 +409,7 @@ Result<const JsonValue*> parseInto(Arena& arena, std::string_view text) {
   };
   doc->Populate(generator);
   if (result.IsError()) {
-    return fail(ErrorCode::kStructure, std::string("invalid JSON at offset ") +
-                                           std::to_string(result.Offset()) + ": " +
-                                           rapidjson::GetParseError_En(result.Code()));
+    return std::unexpected(fhirpath::jsonParseError(result));
   }
   return static_cast<const JsonValue*>(doc);
 }

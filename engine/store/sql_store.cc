@@ -1158,20 +1158,6 @@ class SqlStore final : public Store {
     return ids;
   }
 
-  Result<DeliveryRecord> loadDelivery(soci::session& sql, long long id) {
-    DynamicQuery q;
-    q.sql("SELECT ").sql(kDeliveryColumns).sql(" FROM deliveries WHERE id = ").param(id);
-    DeliveryRow d;
-    std::optional<Result<DeliveryRecord>> record;
-    fetchAll(sql, q, d, [&] { record = d.toRecord(); });
-    if (!record) return fail(ErrorCode::kNotFound, "no delivery " + std::to_string(id));
-    if (!*record) return std::unexpected(record->error());
-    std::string metadata;
-    sql << "SELECT metadata FROM messages WHERE id = :i", soci::use(d.messageId), soci::into(metadata);
-    (*record)->metadata = decodeMetadata(metadata);
-    return std::move(**record);
-  }
-
   template <typename F>
   auto guard(const char* what, F&& f) -> decltype(f()) {
     try {
