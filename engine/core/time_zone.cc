@@ -143,6 +143,14 @@ std::int64_t readBE(const unsigned char* p, int bytes) {
   return static_cast<std::int64_t>(v);
 }
 
+// Writes `v` (0 <= v < 10^width) as exactly `width` decimal digits.
+void putDigits(char* p, int v, int width) {
+  for (int i = width - 1; i >= 0; --i) {
+    p[i] = static_cast<char>('0' + v % 10);
+    v /= 10;
+  }
+}
+
 }  // namespace
 
 std::int64_t daysFromCivil(int year, int month, int day) {
@@ -280,15 +288,36 @@ Result<std::shared_ptr<const TimeZone>> TimeZone::parse(std::string_view bytes,
 
 Result<std::shared_ptr<const TimeZone>> TimeZone::get(std::string_view name,
                                                       const std::string& root) {
+  // Each thread remembers the zone it asked for last, with the folder it came from: a mapping
+  // asks for the same zone again and again, and the answer then costs no lock, no validation
+  // and no allocation. The folder is compared as it would be resolved now ($TZDIR may change).
+  struct Last {
+    std::string name, dir;
+    std::shared_ptr<const TimeZone> zone;
+  };
+  static thread_local Last last;
+  const char* tzdir = root.empty() ? std::getenv("TZDIR") : nullptr;
+  const std::string_view dirNow = !root.empty()           ? std::string_view(root)
+                                  : (tzdir && *tzdir) ? std::string_view(tzdir)
+                                                      : std::string_view("/usr/share/zoneinfo");
+  if (last.zone && last.name == name && last.dir == dirNow) return last.zone;
   if (!validZoneName(name))
     return fail(ErrorCode::kValue, "not an IANA time zone name: \"" + std::string(name) + "\"");
   static std::mutex mutex;
   static std::map<std::string, std::shared_ptr<const TimeZone>, std::less<>> cache;
   const std::string dir = zoneRoot(root);
   const std::string key = dir + "|" + std::string(name);
+  auto remember = [&](const std::shared_ptr<const TimeZone>& zone) {
+    last.name.assign(name);
+    last.dir = dir;
+    last.zone = zone;
+  };
   {
     std::lock_guard lock(mutex);
-    if (auto it = cache.find(key); it != cache.end()) return it->second;
+    if (auto it = cache.find(key); it != cache.end()) {
+      remember(it->second);
+      return it->second;
+    }
   }
   std::ifstream in(dir + "/" + std::string(name), std::ios::binary);
   if (!in) {
@@ -300,8 +329,9 @@ Result<std::shared_ptr<const TimeZone>> TimeZone::get(std::string_view name,
   auto tz = parse(text.str(), name);
   if (!tz) return tz;
   std::lock_guard lock(mutex);
-  cache.emplace(key, *tz);
-  return tz;
+  auto [it, added] = cache.emplace(key, *tz);
+  remember(it->second);
+  return it->second;
 }
 
 int TimeZone::offsetAt(std::int64_t utc) const {
@@ -335,9 +365,14 @@ Result<std::string> localInstant(const TimeZone& zone, std::string_view date, st
       !digits(date.substr(5, 2)) || !digits(date.substr(8, 2))) {
     return fail(ErrorCode::kValue, "date is not YYYY-MM-DD");
   }
-  const int y = std::atoi(std::string(date.substr(0, 4)).c_str());
-  const int mo = std::atoi(std::string(date.substr(5, 2)).c_str());
-  const int d = std::atoi(std::string(date.substr(8, 2)).c_str());
+  auto number = [](std::string_view s) {  // digits only, checked above
+    int v = 0;
+    for (char c : s) v = v * 10 + (c - '0');
+    return v;
+  };
+  const int y = number(date.substr(0, 4));
+  const int mo = number(date.substr(5, 2));
+  const int d = number(date.substr(8, 2));
   if (mo < 1 || mo > 12 || d < 1 || d > daysInMonth(y, mo))
     return fail(ErrorCode::kValue, "date does not exist in the calendar");
   int h = 0, mi = 0, s = 0;
@@ -362,10 +397,31 @@ Result<std::string> localInstant(const TimeZone& zone, std::string_view date, st
   civilFromDays(floorDiv(shown, kDay), oy, om, od);
   const std::int64_t sod = shown - floorDiv(shown, kDay) * kDay;
   const int absOff = off < 0 ? -off : off;
+  const int offHours = absOff / 3600, offMinutes = absOff / 60 % 60;
+  if (oy >= 0 && oy <= 9999 && offHours <= 99) {
+    // The common case written directly: the same text as the snprintf below.
+    std::string out(25, '0');
+    putDigits(out.data(), oy, 4);
+    out[4] = '-';
+    putDigits(out.data() + 5, om, 2);
+    out[7] = '-';
+    putDigits(out.data() + 8, od, 2);
+    out[10] = 'T';
+    putDigits(out.data() + 11, static_cast<int>(sod / 3600), 2);
+    out[13] = ':';
+    putDigits(out.data() + 14, static_cast<int>(sod / 60 % 60), 2);
+    out[16] = ':';
+    putDigits(out.data() + 17, static_cast<int>(sod % 60), 2);
+    out[19] = off < 0 ? '-' : '+';
+    putDigits(out.data() + 20, offHours, 2);
+    out[22] = ':';
+    putDigits(out.data() + 23, offMinutes, 2);
+    return out;
+  }
   char buf[64];
   std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d%c%02d:%02d", oy, om, od,
                 static_cast<int>(sod / 3600), static_cast<int>(sod / 60 % 60),
-                static_cast<int>(sod % 60), off < 0 ? '-' : '+', absOff / 3600, absOff / 60 % 60);
+                static_cast<int>(sod % 60), off < 0 ? '-' : '+', offHours, offMinutes);
   return std::string(buf);
 }
 

@@ -8,6 +8,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <memory_resource>
+#include <span>
 
 #include <rapidjson/internal/dtoa.h>
 #include <rapidjson/internal/ieee754.h>
@@ -198,17 +199,32 @@ bool writeJson(const JsonValue& v, TextOut& out) {
 namespace {
 
 struct PlanCompiler {
+  explicit PlanCompiler(Mapping::Impl& impl) : m(impl) {}
   Mapping::Impl& m;
   bool ok = true;
+  // One plan per expression text: the same text reads the same variables everywhere.
+  std::map<std::string, std::shared_ptr<Plan>, std::less<>> byText;
+  std::vector<int> scopedSlots;  // bound by $let or $each somewhere
 
   const Plan* plan(const fhirpath::Expression& e) {
+    if (auto it = byText.find(e.text()); it != byText.end()) return it->second.get();
     auto p = Plan::compile(e, m.slots);
     if (!p) {
       ok = false;
       return nullptr;
     }
+    byText.emplace(e.text(), p);
     m.plans.push_back(p);
     return p.get();
+  }
+  // Numbers the plans whose value cannot change within a run (they read no variable a $let or
+  // $each binds), so that a run computes each of them once.
+  void numberMemos() {
+    for (auto& [text, p] : byText) {
+      bool scoped = false;
+      for (int slot : scopedSlots) scoped = scoped || p->readsSlot(slot);
+      if (!scoped) p->memo = m.memoCount++;
+    }
   }
   const Plan* plan(const std::optional<fhirpath::Expression>& e) {
     return e ? plan(*e) : nullptr;
@@ -243,10 +259,13 @@ struct PlanCompiler {
     if (n->eachExpr) {
       n->asSlot = m.slots.id(n->asName);
       n->asIndexSlot = m.slots.id(n->asName + "Index");
+      scopedSlots.push_back(n->asSlot);
+      scopedSlots.push_back(n->asIndexSlot);
     }
     for (Member& member : n->members) plan(member.node.get());
     for (Member& let : n->lets) {
       let.slot = m.slots.id(let.key);
+      scopedSlots.push_back(let.slot);
       plan(let.node.get());
     }
     for (TNodePtr& e : n->elements) plan(e.get());
@@ -259,7 +278,7 @@ struct PlanCompiler {
 }  // namespace
 
 void Mapping::Impl::compilePlans() {
-  PlanCompiler c{*this};
+  PlanCompiler c(*this);
   keyPlan = c.plan(keyExpr);
   for (const auto& e : required) requiredPlans.push_back(c.plan(e));
   for (auto& a : assertions) a.plan = c.plan(a.that);
@@ -286,6 +305,7 @@ void Mapping::Impl::compilePlans() {
       defaultVals[static_cast<std::size_t>(slot)].push_back(planValue(n));
   }
   planned = c.ok;
+  if (planned) c.numberMemos();
 }
 
 // ------------------------------------------------------------------ the per-thread arena
@@ -468,6 +488,10 @@ class SlotScope {
 };
 
 
+// A collection the run evaluated: a view into the arena, valid until the run ends (the arena
+// frees nothing before then).
+using Items = std::span<const Val>;
+
 struct PlanRun {
   const Mapping::Impl& m;
   Arena& arena;
@@ -475,13 +499,25 @@ struct PlanRun {
   Vals focus;
   PlanScope scope;
   bool declined = false;
+  // Results of the plans numbered for memoising (Plan::memo), while the run-wide variables they
+  // read stay as they are.
+  struct Memo {
+    const Val* items = nullptr;
+    std::size_t size = 0;
+    bool done = false;
+  };
+  Memo* memo = nullptr;
 
   PlanRun(const Mapping::Impl& impl, Arena& a)
       : m(impl), arena(a), slots(impl.slots.size()), focus(&a.resource) {
     scope.memory = &a.resource;
     scope.slots = &slots;
     scope.focus = &focus;
+    const auto n = static_cast<std::size_t>(impl.memoCount);
+    memo = static_cast<Memo*>(a.resource.allocate(sizeof(Memo) * (n ? n : 1), alignof(Memo)));
+    forgetMemos();
   }
+  void forgetMemos() { std::fill_n(memo, static_cast<std::size_t>(m.memoCount), Memo{}); }
 
   Pool& alloc() { return arena.pool; }
   std::unexpected<Error> decline() {
@@ -507,14 +543,20 @@ struct PlanRun {
     return p;
   }
 
-  Result<Vals> eval(const Plan* p) {
+  Result<Items> eval(const Plan* p) {
+    Memo* kept = p->memo >= 0 ? &memo[p->memo] : nullptr;
+    if (kept && kept->done) return Items(kept->items, kept->size);
     Vals out(&arena.resource);
     if (!p->evaluate(scope, out)) return decline();
-    return out;
+    // `out` gives its buffer back to the arena, which keeps it until the run ends.
+    if (kept) *kept = Memo{out.data(), out.size(), true};
+    return Items(out.data(), out.size());
   }
   Result<std::optional<bool>> evalBool(const Plan* p) {
+    auto items = eval(p);
+    if (!items) return std::unexpected(items.error());
     std::optional<bool> b;
-    if (!p->evaluateBoolean(scope, b)) return decline();
+    if (!planBoolean(items->data(), items->size(), b)) return decline();
     return b;
   }
   Result<std::optional<std::string_view>> text(const Val& v) {
@@ -714,10 +756,9 @@ Result<void> PlanRun::evalMany(const TNode& node, JsonVals& vals) {
       if (!node.eachExpr) return evalObjectBody(node, vals);
       auto items = eval(node.eachPlan);
       if (!items) return std::unexpected(items.error());
-      const Val* kept = keep(*items);
       for (std::size_t i = 0; i < items->size(); ++i) {
         SlotScope scope(slots);
-        bindEachItem(node, kept, i, scope);
+        bindEachItem(node, items->data(), i, scope);
         if (auto r = evalObjectBody(node, vals); !r) return r;
       }
       return {};
@@ -735,7 +776,7 @@ Result<void> PlanRun::bindLets(const TNode& node, SlotScope& scope) {
     if (let.node->kind == TNode::Kind::kExpr) {
       auto items = eval(let.node->exprPlan);
       if (!items) return std::unexpected(items.error());
-      scope.set(let.slot, Slot{keep(*items), items->size(), true});
+      scope.set(let.slot, Slot{items->data(), items->size(), true});
       continue;
     }
     JsonVals parts(&arena.resource);
@@ -884,11 +925,10 @@ Result<int> PlanRun::emit(const TNode& node, TextOut& out, bool& first) {
       if (!node.eachExpr) return emitObjectBody(node, out, first);
       auto items = eval(node.eachPlan);
       if (!items) return std::unexpected(items.error());
-      const Val* kept = keep(*items);
       int n = 0;
       for (std::size_t i = 0; i < items->size(); ++i) {
         SlotScope scope(slots);
-        bindEachItem(node, kept, i, scope);
+        bindEachItem(node, items->data(), i, scope);
         auto r = emitObjectBody(node, out, first);
         if (!r) return r;
         n += *r;
@@ -1141,6 +1181,7 @@ Result<MappingOutput> PlanRun::run(std::string_view input, const fhirpath::Envir
   }
   setOne(m.slotRef, *Val::fromJson(refs));
   setOne(m.slotId, *Val::fromJson(ids));
+  forgetMemos();  // %ref and %id are now the run's own
 
   if (m.transaction) {
     // Straight into the text: {"resourceType":"Bundle","type":"transaction","entry":[...]}.

@@ -18,6 +18,7 @@ using fhirpath::detail::ExprNode;
 struct PlanExpr {
   enum class Op : std::uint8_t {
     kLiteral,
+    kConst,  // a collection computed at compile time (a union of literals)
     kEmpty,
     kMember,
     kThis,
@@ -76,6 +77,7 @@ struct PlanExpr {
   Fn fn = Fn::kEmpty;
   std::string text;  // member name, string literal
   Val literal;
+  std::vector<Val> consts;  // kConst; strings point into the kids' `text`
   int slot = -1;
   std::vector<std::unique_ptr<PlanExpr>> kids;
 };
@@ -124,6 +126,43 @@ bool builtinVariable(std::string_view name) {
   return name == "ucum" || name == "sct" || name == "loinc" || name == "resource" ||
          name == "rootResource" || name == "context" || name.starts_with("vs-") ||
          name.starts_with("ext-");
+}
+
+// The items a literal or constant node always gives; false for other nodes.
+bool constItems(const PlanExpr& e, std::vector<Val>& out) {
+  if (e.op == Op::kLiteral) {
+    out.push_back(e.literal);
+    return true;
+  }
+  if (e.op == Op::kConst) {
+    out.insert(out.end(), e.consts.begin(), e.consts.end());
+    return true;
+  }
+  return false;
+}
+
+int itemEqual(const Val& a, const Val& b);
+
+// A union of literals or constants becomes a constant: the items of the left side then those of
+// the right one, each once, as the union operator computes them at run time.
+void foldUnion(PlanExpr& e) {
+  std::vector<Val> parts;
+  if (!constItems(*e.kids[0], parts) || !constItems(*e.kids[1], parts)) return;
+  std::vector<Val> items;
+  for (const Val& x : parts) {
+    bool seen = false;
+    for (const Val& y : items) {
+      const int q = itemEqual(y, x);
+      if (q < 0) return;  // literals are always comparable; kept as it is otherwise
+      if (q == 1) {
+        seen = true;
+        break;
+      }
+    }
+    if (!seen) items.push_back(x);
+  }
+  e.op = Op::kConst;
+  e.consts = std::move(items);
 }
 
 std::unique_ptr<PlanExpr> compileNode(const ExprNode& n, SlotTable& slots) {
@@ -188,6 +227,7 @@ std::unique_ptr<PlanExpr> compileNode(const ExprNode& n, SlotTable& slots) {
       if (it == binaryOps().end()) return nullptr;
       e->op = Op::kBinary;
       e->bin = it->second;
+      if (e->bin == Bin::kUnion) foldUnion(*e);
       return e;
     }
     case ExprKind::kFunction: {
@@ -235,22 +275,17 @@ int itemEqual(const Val& a, const Val& b) {
 }
 
 // Whether `coll` holds `item`: 1, 0 or -1 (undecided).
-int holds(const Vals& coll, const Val& item) {
-  for (const Val& x : coll) {
-    int e = itemEqual(x, item);
+int holds(const Val* coll, std::size_t size, const Val& item) {
+  for (std::size_t i = 0; i < size; ++i) {
+    int e = itemEqual(coll[i], item);
     if (e != 0) return e;
   }
   return 0;
 }
+int holds(const Vals& coll, const Val& item) { return holds(coll.data(), coll.size(), item); }
 
 // Singleton to boolean (FHIRPath 4.5); false when undecided (several items, opaque values).
-bool toBool(const Vals& v, std::optional<bool>& out) {
-  out.reset();
-  if (v.empty()) return true;
-  if (v.size() > 1 || v[0].kind == Kind::kOther) return false;
-  out = v[0].kind == Kind::kBoolean ? v[0].boolean : true;
-  return true;
-}
+bool toBool(const Vals& v, std::optional<bool>& out) { return planBoolean(v.data(), v.size(), out); }
 
 // At most one item; false for several.
 bool single(const Vals& v, const Val*& out) {
@@ -374,6 +409,16 @@ bool binary(const PlanExpr& e, const Vals& input, const Ctx& c, Vals& out) {
   Vals a(c.scope.memory), b(c.scope.memory);
   if (!eval(*e.kids[0], input, c, a)) return false;
   const Bin op = e.bin;
+  if (op == Bin::kIn && e.kids[1]->op == Op::kConst) {  // `x in ('a' | 'b')`: no copies
+    const Val* x;
+    if (!single(a, x)) return false;
+    if (!x) return true;
+    const std::vector<Val>& coll = e.kids[1]->consts;
+    int h = holds(coll.data(), coll.size(), *x);
+    if (h < 0) return false;
+    out.push_back(Val::boolVal(h == 1));
+    return true;
+  }
   if (op == Bin::kAnd || op == Bin::kOr || op == Bin::kImplies) {
     std::optional<bool> l;
     if (!toBool(a, l)) return false;
@@ -690,6 +735,9 @@ bool eval(const PlanExpr& e, const Vals& input, const Ctx& c, Vals& out) {
     case Op::kLiteral:
       out.push_back(e.literal);
       return true;
+    case Op::kConst:
+      out.insert(out.end(), e.consts.begin(), e.consts.end());
+      return true;
     case Op::kEmpty:
       return true;
     case Op::kMember:
@@ -795,11 +843,30 @@ std::string_view PlanScope::keep(std::string_view s) const {
 Plan::Plan(std::unique_ptr<PlanExpr> root) : root_(std::move(root)) {}
 Plan::~Plan() = default;
 
-std::shared_ptr<const Plan> Plan::compile(const fhirpath::Expression& expr, SlotTable& slots) {
+std::shared_ptr<Plan> Plan::compile(const fhirpath::Expression& expr, SlotTable& slots) {
   if (!expr.root()) return nullptr;
   auto root = compileNode(*expr.root(), slots);
   if (!root) return nullptr;
-  return std::make_shared<const Plan>(std::move(root));
+  return std::make_shared<Plan>(std::move(root));
+}
+
+bool Plan::readsSlot(int slot) const {
+  auto reads = [slot](const PlanExpr& e, const auto& self) -> bool {
+    if (e.op == Op::kVariable && e.slot == slot) return true;
+    for (const auto& k : e.kids) {
+      if (self(*k, self)) return true;
+    }
+    return false;
+  };
+  return reads(*root_, reads);
+}
+
+bool planBoolean(const Val* items, std::size_t size, std::optional<bool>& out) {
+  out.reset();
+  if (size == 0) return true;
+  if (size > 1 || items[0].kind == Kind::kOther) return false;
+  out = items[0].kind == Kind::kBoolean ? items[0].boolean : true;
+  return true;
 }
 
 bool Plan::evaluate(const PlanScope& scope, Vals& out) const {

@@ -101,8 +101,9 @@ struct PlanScope {
 
 class Plan {
  public:
-  // The plan of a compiled expression, or null when it uses what plans do not cover.
-  static std::shared_ptr<const Plan> compile(const fhirpath::Expression& expr, SlotTable& slots);
+  // The plan of a compiled expression, or null when it uses what plans do not cover. Unions of
+  // literals are computed here, once.
+  static std::shared_ptr<Plan> compile(const fhirpath::Expression& expr, SlotTable& slots);
   ~Plan();
 
   // Evaluates into `out`; false when the engine must decide.
@@ -111,11 +112,20 @@ class Plan {
   // false when the engine must decide.
   bool evaluateBoolean(const PlanScope& scope, std::optional<bool>& out) const;
 
+  // Whether the plan reads the variable numbered `slot`.
+  bool readsSlot(int slot) const;
+  // The caller's number for this plan's result within a run (-1: none); set while compiling,
+  // before the plan is shared.
+  int memo = -1;
+
   explicit Plan(std::unique_ptr<PlanExpr> root);
 
  private:
   std::unique_ptr<PlanExpr> root_;
 };
+
+// As Plan::evaluateBoolean over an evaluated collection.
+bool planBoolean(const Val* items, std::size_t size, std::optional<bool>& out);
 
 // The FHIRPath string form of an item (as fhirpath::toFhirPathString), stored in the arena when
 // computed. Empty optional for objects and arrays; false when the engine must decide.

@@ -120,7 +120,8 @@ struct Mapping::Impl {
   // ---- compiled plans (mapping_plan.cc); `planned` false when an expression has none
   bool planned = false;
   SlotTable slots;
-  std::vector<std::shared_ptr<const Plan>> plans;  // owns what the nodes point at
+  std::vector<std::shared_ptr<const Plan>> plans;  // owns what the nodes point at, one per text
+  int memoCount = 0;  // plans whose result is kept for the rest of a run (Plan::memo)
   const Plan* keyPlan = nullptr;
   std::vector<const Plan*> requiredPlans;
   std::vector<std::vector<Val>> defaultVals;  // by slot; views into `defaults`
