@@ -13,6 +13,7 @@
 #include <rapidjson/writer.h>
 
 #include "engine/fhir/invariants.h"
+#include "engine/fhir/json_arena.h"
 #include "engine/fhir/primitive_format.h"
 
 namespace switchboard::fhir {
@@ -895,6 +896,8 @@ std::vector<Issue> Validator::validate(const rapidjson::Value& resource,
 
 std::vector<Issue> Validator::validateText(std::string_view text,
                                            const ValidationOptions& options) const {
+  // Plain JSON is read into the thread's arena; the walk keeps no node of it past its end.
+  if (auto arena = ArenaDocument::read(text)) return validate(arena->document(), options);
   auto parsed = fhirpath::parseResource(text);
   if (!parsed) {
     return {Issue{"fatal", "structure", "not FHIR JSON or XML: " + parsed.error().message,
