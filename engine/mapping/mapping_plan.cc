@@ -37,16 +37,15 @@ namespace {
 class TextOut {
  public:
   explicit TextOut(std::string& s) : s_(s) {
-    s_.resize(8192);
+    s_.clear();
+    grow(8192);
     p_ = s_.data();
-    end_ = p_ + s_.size();
   }
   void room(std::size_t n) {
     if (static_cast<std::size_t>(end_ - p_) >= n) return;
     const std::size_t used = static_cast<std::size_t>(p_ - s_.data());
-    s_.resize(std::max(s_.size() * 2, used + n));
+    grow(std::max(s_.size() * 2, used + n));
     p_ = s_.data() + used;
-    end_ = s_.data() + s_.size();
   }
   void put(char c) { *p_++ = c; }  // after room()
   void append(const char* d, std::size_t n) {
@@ -66,6 +65,12 @@ class TextOut {
   }
 
  private:
+  // Room up to `size` bytes: the text written so far kept, the rest left as it is (every byte
+  // is written before finish() keeps it).
+  void grow(std::size_t size) {
+    s_.resize_and_overwrite(size, [](char*, std::size_t n) { return n; });
+    end_ = s_.data() + s_.size();
+  }
   std::string& s_;
   char* p_;
   char* end_;
@@ -342,7 +347,6 @@ struct Arena {
   std::unique_ptr<char[]> buffer{new char[kBytes]};
   Pool pool{buffer.get(), kBytes};
   PoolResource resource{&pool};
-  rapidjson::StringBuffer text;
   std::string scratch;
   bool busy = false;
 };
@@ -415,16 +419,26 @@ struct NumberHandler {
   bool EndArray(rapidjson::SizeType n) { return d.EndArray(n); }
 };
 
+// Parses a copy of `text` in place (strings decoded where they stand, nothing copied again),
+// with the reader and the error offsets of a MemoryStream read: the same leading byte-order-mark
+// bytes skipped, and a NUL read as the end of the text either way.
 Result<const JsonValue*> parseInto(Arena& arena, std::string_view text) {
   void* mem = arena.pool.Malloc(sizeof(PoolDocument));
   auto* doc = new (mem) PoolDocument(&arena.pool, 1024, &arena.pool);  // freed with the pool
+  char* copy = static_cast<char*>(arena.pool.Malloc(text.size() + 1));
+  std::memcpy(copy, text.data(), text.size());
+  copy[text.size()] = 0;
   rapidjson::ParseResult result;
   auto generator = [&](PoolDocument& handler) {
     rapidjson::Reader reader;
-    rapidjson::MemoryStream ms(text.data(), text.size());
-    rapidjson::EncodedInputStream<rapidjson::UTF8<>, rapidjson::MemoryStream> is(ms);
+    rapidjson::InsituStringStream is(copy);
+    // As EncodedInputStream<UTF8<>, MemoryStream> does (offsets still count from the start).
+    for (int bom : {0xEF, 0xBB, 0xBF}) {
+      if (static_cast<unsigned char>(is.Peek()) == bom) is.Take();
+    }
     NumberHandler h{handler};
-    result = reader.Parse<rapidjson::kParseNumbersAsStringsFlag>(is, h);
+    result =
+        reader.Parse<rapidjson::kParseNumbersAsStringsFlag | rapidjson::kParseInsituFlag>(is, h);
     return !result.IsError();
   };
   doc->Populate(generator);
@@ -1117,12 +1131,14 @@ Result<MappingOutput> PlanRun::run(std::string_view input, const fhirpath::Envir
           m.keyExpr->text()));
     inputKey = *s;
   } else {
-    rapidjson::StringBuffer& sb = arena.text;
-    sb.Clear();
-    rapidjson::Writer<rapidjson::StringBuffer> w(sb);
-    parts.response->Accept(w);
+    // The response as compact JSON (what rapidjson::Writer writes; up to a NaN or infinity, where
+    // it stops), then a newline and the sender.
     std::string& basis = arena.scratch;
-    basis.assign(sb.GetString(), sb.GetSize());
+    {
+      TextOut w(basis);
+      writeJson(*parts.response, w);
+      w.finish();
+    }
     if (const Slot& s = slots[static_cast<std::size_t>(m.slotSender)]; s.defined && s.size == 1) {
       auto t = text(s.items[0]);
       if (!t) return std::unexpected(t.error());
