@@ -2,6 +2,7 @@
 // compiled template per input). Thread-safety: see mapping.h; all per-run state lives in Run.
 #include "engine/mapping/mapping.h"
 
+#include <array>
 #include <cctype>
 #include <filesystem>
 #include <fstream>
@@ -52,10 +53,20 @@ std::string quoteValue(std::string_view v) {
 
 void percentEncode(std::string_view s, std::string& out) {
   static const char* kHex = "0123456789ABCDEF";
+  // Kept as they are: ASCII letters and digits (std::isalnum in the "C" locale, which the engine
+  // never leaves) and - . _ ~ : / @.
+  static constexpr auto kKeep = [] {
+    std::array<bool, 256> keep{};
+    for (int c = 0; c < 256; ++c) {
+      keep[c] = (c >= '0' && c <= '9') || (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
+                c == '-' || c == '.' || c == '_' || c == '~' || c == ':' || c == '/' || c == '@';
+    }
+    return keep;
+  }();
+  out.reserve(out.size() + 3 * s.size());
   for (char ch : s) {
     unsigned char c = static_cast<unsigned char>(ch);
-    if (std::isalnum(c) || c == '-' || c == '.' || c == '_' || c == '~' || c == ':' || c == '/' ||
-        c == '@') {
+    if (kKeep[c]) {
       out.push_back(ch);
     } else {
       out.push_back('%');

@@ -9,6 +9,9 @@
 #include <cstring>
 #include <memory_resource>
 #include <span>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 #include <rapidjson/internal/dtoa.h>
 #include <rapidjson/internal/ieee754.h>
@@ -42,19 +45,21 @@ class TextOut {
     p_ = s_.data();
   }
   void room(std::size_t n) {
-    if (static_cast<std::size_t>(end_ - p_) >= n) return;
-    const std::size_t used = static_cast<std::size_t>(p_ - s_.data());
-    grow(std::max(s_.size() * 2, used + n));
-    p_ = s_.data() + used;
+    if (static_cast<std::size_t>(end_ - p_) < n) [[unlikely]]
+      enlarge(n);
   }
   void put(char c) { *p_++ = c; }  // after room()
-  void append(const char* d, std::size_t n) {
-    room(n);
+  void copy(const char* d, std::size_t n) {  // after room()
     std::memcpy(p_, d, n);
     p_ += n;
   }
+  void append(const char* d, std::size_t n) {
+    room(n);
+    copy(d, n);
+  }
   void finish() { s_.resize(static_cast<std::size_t>(p_ - s_.data())); }
   std::size_t pos() const { return static_cast<std::size_t>(p_ - s_.data()); }
+  bool nonAscii = false;  // a string with bytes outside ASCII was written (writeString)
   void truncate(std::size_t at) { p_ = s_.data() + at; }
   void insert(std::size_t at, char c) {
     room(1);
@@ -65,6 +70,11 @@ class TextOut {
   }
 
  private:
+  [[gnu::noinline]] void enlarge(std::size_t n) {
+    const std::size_t used = static_cast<std::size_t>(p_ - s_.data());
+    grow(std::max(s_.size() * 2, used + n));
+    p_ = s_.data() + used;
+  }
   // Room up to `size` bytes: the text written so far kept, the rest left as it is (every byte
   // is written before finish() keeps it).
   void grow(std::size_t size) {
@@ -76,33 +86,54 @@ class TextOut {
   char* end_;
 };
 
-// Compact JSON text of `v`, byte for byte what rapidjson::Writer (without validation) writes,
-// with unescaped runs of strings copied eight bytes at a time. False, after writing the same
-// prefix as the Writer, for NaN and infinities.
+// A JSON string, byte for byte as rapidjson::Writer (without validation) writes it: unescaped
+// runs are found sixteen (SSE2) or eight bytes at a time and copied whole. Marks `out` when the
+// string holds a byte outside ASCII, so that only such texts need the UTF-8 check.
 void writeString(const char* s, std::size_t n, TextOut& out) {
   static const char kHex[] = "0123456789ABCDEF";
   out.room(2 + 6 * n);
   out.put('"');
   std::size_t i = 0, run = 0;
   while (i < n) {
+#if defined(__SSE2__)
+    if (i + 16 <= n) {
+      const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(s + i));
+      // Bytes below 0x20 and, compared signed, every byte from 0x80 up; quotes; backslashes.
+      const __m128i special =
+          _mm_or_si128(_mm_cmplt_epi8(v, _mm_set1_epi8(0x20)),
+                       _mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8('"')),
+                                    _mm_cmpeq_epi8(v, _mm_set1_epi8('\\'))));
+      const int mask = _mm_movemask_epi8(special);
+      if (mask == 0) {
+        i += 16;
+        continue;
+      }
+      i += static_cast<std::size_t>(__builtin_ctz(static_cast<unsigned>(mask)));
+    } else
+#endif
     if (i + 8 <= n) {
       std::uint64_t w;
       std::memcpy(&w, s + i, 8);
       constexpr std::uint64_t kOnes = 0x0101010101010101ULL, kHigh = 0x8080808080808080ULL;
       const std::uint64_t quote = w ^ (kOnes * '"'), slash = w ^ (kOnes * '\\');
       const std::uint64_t special = ((w - kOnes * 0x20) & ~w) | ((quote - kOnes) & ~quote) |
-                                    ((slash - kOnes) & ~slash);
+                                    ((slash - kOnes) & ~slash) | (w & kHigh);
       if ((special & kHigh) == 0) {
         i += 8;
         continue;
       }
     }
     const unsigned char c = static_cast<unsigned char>(s[i]);
+    if (c >= 0x80) {
+      out.nonAscii = true;
+      ++i;
+      continue;
+    }
     if (c >= 0x20 && c != '"' && c != '\\') {
       ++i;
       continue;
     }
-    out.append(s + run, i - run);
+    out.copy(s + run, i - run);  // room for all of it was made above
     out.put('\\');
     switch (c) {
       case '"': out.put('"'); break;
@@ -121,11 +152,12 @@ void writeString(const char* s, std::size_t n, TextOut& out) {
     }
     run = ++i;
   }
-  out.append(s + run, i - run);
-  out.room(1);
+  out.copy(s + run, i - run);
   out.put('"');
 }
 
+// Compact JSON text of `v`, byte for byte what rapidjson::Writer (without validation) writes.
+// False, after writing the same prefix as the Writer, for NaN and infinities.
 bool writeJson(const JsonValue& v, TextOut& out) {
   char buf[32];
   switch (v.GetType()) {
@@ -231,6 +263,10 @@ struct PlanCompiler {
       if (!scoped) p->memo = m.memoCount++;
     }
   }
+  // Text written into outputs as it is: whether it needs the UTF-8 check of the output.
+  void noteRaw(std::string_view text) {
+    for (char ch : text) m.rawNonAscii = m.rawNonAscii || static_cast<unsigned char>(ch) >= 0x80;
+  }
   const Plan* plan(const std::optional<fhirpath::Expression>& e) {
     return e ? plan(*e) : nullptr;
   }
@@ -249,6 +285,7 @@ struct PlanCompiler {
         if (!writeJson(copy, out)) ok = false;  // NaN: left to the general evaluator
         out.finish();
         n->literalJson = std::move(text);
+        noteRaw(n->literalJson);
       }
     }
     for (Member& member : n->members) {
@@ -257,6 +294,7 @@ struct PlanCompiler {
       out.room(1);
       out.put(':');
       out.finish();
+      noteRaw(member.keyJson);
     }
     plan(n->pieces);
     n->ifPlan = plan(n->ifExpr);
@@ -1248,7 +1286,7 @@ Result<MappingOutput> PlanRun::run(std::string_view input, const fhirpath::Envir
       out.append("]", 1);
     out.append("}", 1);
     out.finish();
-    if (badText || !validUtf8(output.payload))
+    if (badText || ((out.nonAscii || m.rawNonAscii) && !validUtf8(output.payload)))
       return std::unexpected(
           error(ErrorCode::kValue, "the input holds text that is not valid UTF-8", ""));
     return output;
@@ -1313,7 +1351,7 @@ Result<MappingOutput> PlanRun::run(std::string_view input, const fhirpath::Envir
     ok = writeJson(entries, text);
   }
   text.finish();
-  if (!ok || !validUtf8(output.payload))
+  if (!ok || (text.nonAscii && !validUtf8(output.payload)))
     return std::unexpected(
         error(ErrorCode::kValue, "the input holds text that is not valid UTF-8", ""));
   return output;

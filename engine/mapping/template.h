@@ -122,6 +122,7 @@ struct Mapping::Impl {
   SlotTable slots;
   std::vector<std::shared_ptr<const Plan>> plans;  // owns what the nodes point at, one per text
   int memoCount = 0;  // plans whose result is kept for the rest of a run (Plan::memo)
+  bool rawNonAscii = false;  // literal or key text written as it is holds bytes outside ASCII
   const Plan* keyPlan = nullptr;
   std::vector<const Plan*> requiredPlans;
   std::vector<std::vector<Val>> defaultVals;  // by slot; views into `defaults`
