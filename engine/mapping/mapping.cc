@@ -245,7 +245,7 @@ Result<void> Mapping::Impl::compileObject(const JsonValue& v, TNode& node) const
     if (!key.starts_with("$")) {
       auto child = compile(val, at);
       if (!child) return std::unexpected(child.error());
-      node.members.push_back({key, std::move(*child), -1, {}});
+      node.members.push_back({key, std::move(*child), -1, {}, 0, {}});
       continue;
     }
     if (key == "$if") {
@@ -270,7 +270,7 @@ Result<void> Mapping::Impl::compileObject(const JsonValue& v, TNode& node) const
           return std::unexpected(loadError(at + "/" + escapePointer(name), "not a variable name"));
         auto child = compile(l->value, at + "/" + escapePointer(name));
         if (!child) return std::unexpected(child.error());
-        node.lets.push_back({name, std::move(*child), -1, {}});
+        node.lets.push_back({name, std::move(*child), -1, {}, 0, {}});
       }
     } else if (key == "$value") {
       if (node.value)

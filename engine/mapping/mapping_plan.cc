@@ -287,6 +287,7 @@ struct PlanCompiler {
         n->literalJson = std::move(text);
         noteRaw(n->literalJson);
       }
+      n->fixed = true;
     }
     for (Member& member : n->members) {
       TextOut out(member.keyJson);
@@ -315,6 +316,49 @@ struct PlanCompiler {
     for (TNodePtr* c : {&n->value, &n->code, &n->system, &n->date, &n->time, &n->zone,
                         &n->addMinutes})
       plan(c->get());
+    fix(*n);
+  }
+  // The text the planned writer would write for fixed parts, computed once: an array of fixed
+  // elements, runs of members with fixed values, an object made only of those.
+  static void fix(TNode& n) {
+    if (n.kind == TNode::Kind::kArray) {
+      std::string text;
+      for (const TNodePtr& e : n.elements) {
+        if (!e->fixed) return;
+        if (e->literalJson.empty()) continue;
+        text += text.empty() ? "[" : ",";
+        text += e->literalJson;
+      }
+      if (!text.empty()) text += "]";
+      n.literalJson = std::move(text);
+      n.fixed = true;
+      return;
+    }
+    if (n.kind != TNode::Kind::kObject) return;
+    for (std::size_t i = 0; i < n.members.size();) {
+      std::size_t j = i;
+      std::string text;
+      for (; j < n.members.size() && n.members[j].node->fixed; ++j) {
+        const Member& member = n.members[j];
+        if (member.node->literalJson.empty()) continue;
+        if (!text.empty()) text += ",";
+        text += member.keyJson;
+        text += member.node->literalJson;
+      }
+      if (j == i) {
+        ++i;
+        continue;
+      }
+      n.members[i].run = j - i;
+      n.members[i].runJson = std::move(text);
+      i = j;
+    }
+    const bool plain = !n.ifExpr && !n.eachExpr && n.lets.empty() && !n.value;
+    if (plain && (n.members.empty() || n.members[0].run == n.members.size())) {
+      const std::string& inner = n.members.empty() ? std::string() : n.members[0].runJson;
+      n.literalJson = inner.empty() ? std::string() : "{" + inner + "}";
+      n.fixed = true;
+    }
   }
 };
 
@@ -900,12 +944,15 @@ Result<void> PlanRun::evalObjectBody(const TNode& node, JsonVals& vals) {
 }
 
 Result<int> PlanRun::emit(const TNode& node, TextOut& out, bool& first) {
+  if (node.fixed) {  // literals, and objects and arrays of them
+    if (node.literalJson.empty()) return 0;
+    separate(out, first);
+    out.append(node.literalJson.data(), node.literalJson.size());
+    return 1;
+  }
   switch (node.kind) {
     case TNode::Kind::kLiteral:
-      if (node.literalJson.empty()) return 0;
-      separate(out, first);
-      out.append(node.literalJson.data(), node.literalJson.size());
-      return 1;
+      return 0;  // always fixed
     case TNode::Kind::kExpr: {
       auto items = eval(node.exprPlan);
       if (!items) return std::unexpected(items.error());
@@ -1020,7 +1067,16 @@ Result<int> PlanRun::emitObjectBody(const TNode& node, TextOut& out, bool& first
   out.room(1);
   out.put('{');
   bool firstMember = true;
-  for (const Member& member : node.members) {
+  for (std::size_t i = 0; i < node.members.size(); ++i) {
+    const Member& member = node.members[i];
+    if (member.run > 0) {  // members with fixed values, written at load
+      if (!member.runJson.empty()) {
+        separate(out, firstMember);
+        out.append(member.runJson.data(), member.runJson.size());
+      }
+      i += member.run - 1;
+      continue;
+    }
     const std::size_t memberMark = out.pos();
     const bool memberWasFirst = firstMember;
     separate(out, firstMember);

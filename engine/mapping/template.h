@@ -37,6 +37,10 @@ struct Member {
   TNodePtr node;
   int slot = -1;        // $let: the variable's slot
   std::string keyJson;  // `"key":` as JSON text, for the planned writer
+  // Planned writer: this member starts `run` members with fixed values, written together as
+  // `runJson` (`"key":value,...` of those that do not vanish).
+  std::size_t run = 0;
+  std::string runJson;
 };
 
 struct TNode {
@@ -44,7 +48,8 @@ struct TNode {
   Kind kind = Kind::kLiteral;
   std::string pointer;                 // JSON pointer in the mapping file
   const JsonValue* literal = nullptr;  // kLiteral: points into the mapping's own document
-  std::string literalJson;             // kLiteral: its JSON text, empty when it vanishes
+  std::string literalJson;  // kLiteral, or `fixed`: its JSON text, empty when it vanishes
+  bool fixed = false;       // a literal, or an object or array of fixed parts without directives
   fhirpath::Expression expr;           // kExpr
   const Plan* exprPlan = nullptr;
   std::vector<Piece> pieces;       // kText
