@@ -276,6 +276,84 @@ BOOST_AUTO_TEST_CASE(mappings_agree_with_the_engine) {
   BOOST_TEST(decided * 10 >= total * 8);
 }
 
+// What the plans compute once: literal parts written at load (objects, arrays and runs of
+// members, with the parts that vanish), unions of literals, results kept for the run (and
+// dropped where %ref and %id change, or not kept where $let or $each rebinds a variable).
+BOOST_AUTO_TEST_CASE(precomputed_parts_agree_with_the_engine) {
+  const std::vector<std::string> mappings = {
+      // Literal objects and arrays, vanishing members among them, runs between expressions.
+      R"J({"id":"fixed","resources":[{"key":"r","resource":{"resourceType":"Basic",
+          "a":{"x":"1","y":null,"z":"  ","w":{},"v":[],"u":[[]],"t":{"s":null},"n":2,"b":false},
+          "c":[{"k":"v"},{},null,"",[{"q":[1,"2",true]}]],"d":{"e":{"f":{}}},"g":[[],{}],
+          "h":"{{ a }}","i":"lit","j":{"k":"{{ missing }}","l":"x"},"m":[{"n":"{{ a }}"},"o"],
+          "p":"{{ missing }}","q":{"r":"s","r":"dup"},"é":"ü","k2":[{"x":"{{ a }}"}, {"y":1}],
+          "last":{"only":""}}}]})J",
+      // Unions of literals (duplicates, mixed kinds) in templates and tests.
+      R"J({"id":"unions","resources":[{"key":"r","resource":{"resourceType":"Basic",
+          "a":"{{ ('b' | 'a' | 'b' | 1 | true | 1) }}","b":"{{ a in ('x' | 'x') }}",
+          "c":"{{ ('q' | 'r') contains a }}","d":"{{ a in ('p' | 2) }}",
+          "e":"{{ (a | 'z' | a) }}"}}]})J",
+      // Results kept for the run: a $let and an $each rebinding run-wide names, %ref and %id
+      // given by the caller and then set by the run.
+      R"J({"id":"memo","assert":[{"that":"%ref.r","message":"m"}],"resources":[{"key":"r",
+          "identity":"%id.r","resource":{"resourceType":"Basic","a":"{{ %sender }}",
+          "b":"{{ %ref.r }}","c":{"$let":{"sender":"{{ a & '!' }}"},"d":"{{ %sender }}",
+          "e":"{{ %sender.length() }}"},"f":"{{ %sender }}","g":[{"$each":"arr","$as":"sender",
+          "h":"{{ %sender }}","i":"{{ %senderIndex }}"}],"j":"{{ %sender.length() }}",
+          "k":"{{ %id.r }}"}},{"key":"s","resource":{"resourceType":"Basic","a":"{{ %ref.r }}",
+          "b":"{{ %sender }}"}}]})J",
+  };
+  const std::vector<std::string> inputs = {
+      R"({"a":"x","arr":["p","q"]})", R"({"a":"q"})", R"({"arr":[]})", R"({"a":" "})",
+      R"({"a":"\u00fc"})", "{}"};
+  // %ref and %id given by the caller: what the assertion and the identity (evaluated before the
+  // run sets its own) see, unlike the resources.
+  std::vector<fhirpath::Environment> envs(3);
+  for (auto& env : envs) {
+    env.setVariable("ref", test::parse(R"({"r":"given"})"));
+    env.setVariable("id", test::parse(R"({"r":"x"})"));
+  }
+  envs[1].setVariable("sender", "+15551234567");
+  envs[2].setVariable("sender", "+15551234567");
+  envs[2].setVariable("id", test::parse(R"({"r":"y"})"));
+  int decided = 0, total = 0;
+  for (const auto& text : mappings) {
+    auto m = Mapping::load(text, "t.json", std::make_shared<ConceptMapSet>());
+    BOOST_REQUIRE_MESSAGE(m.has_value(), (m ? std::string() : m.error().message));
+    BOOST_TEST((*m)->planned(), text);
+    for (const auto& env : envs) {
+      for (const auto& input : inputs) {
+        ++total;
+        auto general = (*m)->runGeneral(input, env);
+        BOOST_TEST(describe((*m)->run(input, env)) == describe(general), text << " on " << input);
+        auto planned = (*m)->runPlanned(input, env);
+        if (planned || planned.error().code != ErrorCode::kNotSupported) {
+          ++decided;
+          BOOST_TEST(describe(planned) == describe(general), text << " on " << input);
+        }
+      }
+    }
+  }
+  BOOST_TEST(decided * 10 >= total * 8);
+}
+
+// Text outside ASCII, valid or not, in the mapping file's own literals and keys: the output is
+// checked for UTF-8 whether or not an answer holds such text.
+BOOST_AUTO_TEST_CASE(literal_text_outside_ascii) {
+  for (const std::string& literal : {std::string("\xc3\xbc"), std::string("\xff\xfe")}) {
+    for (const std::string& where : {"\"k\":\"" + literal + "\"", "\"" + literal + "\":\"v\""}) {
+      auto m = Mapping::load(R"({"id":"u","resources":[{"key":"r","resource":{
+          "resourceType":"Basic",)" + where + R"(,"a":"{{ a }}"}}]})",
+                             "u.json", std::make_shared<ConceptMapSet>());
+      BOOST_REQUIRE(m.has_value());
+      for (const char* input : {R"({"a":"x"})", R"({"a":"\u00fc"})"}) {
+        auto general = (*m)->runGeneral(input, {});
+        BOOST_TEST(describe((*m)->runPlanned(input, {})) == describe(general), where);
+      }
+    }
+  }
+}
+
 BOOST_AUTO_TEST_CASE(uncovered_expressions_run_on_the_engine) {
   auto m = Mapping::load(
       R"({"id":"t","resources":[{"key":"r","resource":{"resourceType":"Basic",
