@@ -297,7 +297,7 @@ Result<std::shared_ptr<const TimeZone>> TimeZone::get(std::string_view name,
   };
   static thread_local Last last;
   const char* tzdir = root.empty() ? std::getenv("TZDIR") : nullptr;
-  const std::string_view dirNow = !root.empty()           ? std::string_view(root)
+  const std::string_view dirNow = !root.empty()       ? std::string_view(root)
                                   : (tzdir && *tzdir) ? std::string_view(tzdir)
                                                       : std::string_view("/usr/share/zoneinfo");
   if (last.zone && last.name == name && last.dir == dirNow) return last.zone;

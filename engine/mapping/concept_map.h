@@ -4,11 +4,11 @@
 // Thread-safety: a loaded ConceptMapSet is immutable and may be shared between threads.
 #pragma once
 
-#include <map>
 #include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
 
 #include <rapidjson/document.h>
@@ -55,9 +55,16 @@ class ConceptMapSet {
   std::size_t size() const { return maps_.size(); }
 
  private:
+  // Hashed look-ups by any string-like key, without building a std::string.
+  struct TextHash {
+    using is_transparent = void;
+    std::size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
+  };
+  template <typename T>
+  using TextMap = std::unordered_map<std::string, T, TextHash, std::equal_to<>>;
   struct Group {
     std::string source, target;
-    std::map<std::string, Translation, std::less<>> elements;
+    TextMap<Translation> elements;
     std::string unmappedMode;  // "", "provided", "fixed"
     Translation unmappedFixed;
   };
@@ -66,7 +73,7 @@ class ConceptMapSet {
     std::vector<Group> groups;
   };
   std::vector<std::shared_ptr<const Map>> maps_;
-  std::map<std::string, std::shared_ptr<const Map>, std::less<>> byName_;
+  TextMap<std::shared_ptr<const Map>> byName_;
 };
 
 }  // namespace switchboard::mapping

@@ -99,17 +99,16 @@ void writeString(const char* s, std::size_t n, TextOut& out) {
     if (i + 16 <= n) {
       const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(s + i));
       // Bytes below 0x20 and, compared signed, every byte from 0x80 up; quotes; backslashes.
-      const __m128i special =
-          _mm_or_si128(_mm_cmplt_epi8(v, _mm_set1_epi8(0x20)),
-                       _mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8('"')),
-                                    _mm_cmpeq_epi8(v, _mm_set1_epi8('\\'))));
+      const __m128i special = _mm_or_si128(_mm_cmplt_epi8(v, _mm_set1_epi8(0x20)),
+                                           _mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8('"')),
+                                                        _mm_cmpeq_epi8(v, _mm_set1_epi8('\\'))));
       const int mask = _mm_movemask_epi8(special);
       if (mask == 0) {
         i += 16;
         continue;
       }
-      i += static_cast<std::size_t>(__builtin_ctz(static_cast<unsigned>(mask)));
-    } else
+      i += static_cast<std::size_t>(__builtin_ctz(static_cast<unsigned>(mask)));  // a special byte
+    }
 #endif
     if (i + 8 <= n) {
       std::uint64_t w;
@@ -1247,7 +1246,10 @@ Result<MappingOutput> PlanRun::run(std::string_view input, const fhirpath::Envir
   // Which resources are produced, their ids and references.
   auto& pool = alloc();
   std::vector<bool> produced(m.resources.size(), true);
-  std::vector<std::string> uuids(m.resources.size());
+  // The uuids and references live in the arena, as "urn:uuid:<uuid>" (or "<type>/<uuid>").
+  auto* uuids = static_cast<std::string_view*>(arena.resource.allocate(
+      sizeof(std::string_view) * std::max<std::size_t>(1, m.resources.size()),
+      alignof(std::string_view)));
   JsonValue refs(rapidjson::kObjectType), ids(rapidjson::kObjectType);
   std::string name;
   for (std::size_t i = 0; i < m.resources.size(); ++i) {
@@ -1276,17 +1278,21 @@ Result<MappingOutput> PlanRun::run(std::string_view input, const fhirpath::Envir
       }
     }
     if (!own) name.append(inputKey);
-    uuids[i] = nameUuid(name);
+    static constexpr std::string_view kUrn = "urn:uuid:";
+    const std::string_view prefix = m.transaction ? kUrn : std::string_view(spec.resourceType);
+    char* ref = static_cast<char*>(arena.resource.allocate(prefix.size() + 1 + 36, 1));
+    std::memcpy(ref, prefix.data(), prefix.size());
+    std::size_t at = prefix.size();
+    if (!m.transaction) ref[at++] = '/';
+    writeNameUuid(name, ref + at);
+    uuids[i] = std::string_view(ref + at, 36);
     const auto keyRef =
         rapidjson::StringRef(spec.key.data(), static_cast<rapidjson::SizeType>(spec.key.size()));
-    ids.AddMember(JsonValue(keyRef),
-                  JsonValue(rapidjson::StringRef(uuids[i].data(),
-                                                 static_cast<rapidjson::SizeType>(uuids[i].size()))),
-                  pool);
+    ids.AddMember(JsonValue(keyRef), JsonValue(rapidjson::StringRef(ref + at, 36)), pool);
     if (produced[i]) {
-      const std::string ref =
-          m.transaction ? "urn:uuid:" + uuids[i] : spec.resourceType + "/" + uuids[i];
-      refs.AddMember(JsonValue(keyRef), JsonValue(ref.c_str(), pool), pool);
+      refs.AddMember(
+          JsonValue(keyRef),
+          JsonValue(rapidjson::StringRef(ref, static_cast<rapidjson::SizeType>(at + 36))), pool);
     }
   }
   setOne(m.slotRef, *Val::fromJson(refs));
@@ -1369,7 +1375,8 @@ Result<MappingOutput> PlanRun::run(std::string_view input, const fhirpath::Envir
       continue;
     }
     JsonValue entry(rapidjson::kObjectType);
-    entry.AddMember("fullUrl", JsonValue(("urn:uuid:" + uuids[i]).c_str(), pool), pool);
+    entry.AddMember("fullUrl", JsonValue(std::string("urn:uuid:").append(uuids[i]).c_str(), pool),
+                    pool);
     entry.AddMember("resource", std::move(resource), pool);
     JsonValue request(rapidjson::kObjectType);
     request.AddMember("method", "POST", pool);

@@ -285,7 +285,9 @@ int holds(const Val* coll, std::size_t size, const Val& item) {
 int holds(const Vals& coll, const Val& item) { return holds(coll.data(), coll.size(), item); }
 
 // Singleton to boolean (FHIRPath 4.5); false when undecided (several items, opaque values).
-bool toBool(const Vals& v, std::optional<bool>& out) { return planBoolean(v.data(), v.size(), out); }
+bool toBool(const Vals& v, std::optional<bool>& out) {
+  return planBoolean(v.data(), v.size(), out);
+}
 
 // At most one item; false for several.
 bool single(const Vals& v, const Val*& out) {

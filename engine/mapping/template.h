@@ -48,9 +48,9 @@ struct TNode {
   Kind kind = Kind::kLiteral;
   std::string pointer;                 // JSON pointer in the mapping file
   const JsonValue* literal = nullptr;  // kLiteral: points into the mapping's own document
-  std::string literalJson;  // kLiteral, or `fixed`: its JSON text, empty when it vanishes
-  bool fixed = false;       // a literal, or an object or array of fixed parts without directives
-  fhirpath::Expression expr;           // kExpr
+  std::string literalJson;    // kLiteral, or `fixed`: its JSON text, empty when it vanishes
+  bool fixed = false;         // a literal, or an object or array of fixed parts without directives
+  fhirpath::Expression expr;  // kExpr
   const Plan* exprPlan = nullptr;
   std::vector<Piece> pieces;       // kText
   std::vector<Member> members;     // kObject (plain members)
@@ -126,7 +126,7 @@ struct Mapping::Impl {
   bool planned = false;
   SlotTable slots;
   std::vector<std::shared_ptr<const Plan>> plans;  // owns what the nodes point at, one per text
-  int memoCount = 0;  // plans whose result is kept for the rest of a run (Plan::memo)
+  int memoCount = 0;         // plans whose result is kept for the rest of a run (Plan::memo)
   bool rawNonAscii = false;  // literal or key text written as it is holds bytes outside ASCII
   const Plan* keyPlan = nullptr;
   std::vector<const Plan*> requiredPlans;

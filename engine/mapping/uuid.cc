@@ -41,19 +41,22 @@ std::array<unsigned char, 20> sha1(std::string_view a, std::string_view b) {
 
 }  // namespace
 
-std::string nameUuid(std::string_view name) {
+void writeNameUuid(std::string_view name, char* out) {
   auto h = sha1(
       std::string_view(reinterpret_cast<const char*>(kNamespace.data()), kNamespace.size()), name);
   h[6] = static_cast<unsigned char>((h[6] & 0x0f) | 0x50);
   h[8] = static_cast<unsigned char>((h[8] & 0x3f) | 0x80);
   static const char* kHex = "0123456789abcdef";
-  std::string out;
-  out.reserve(36);
   for (int i = 0; i < 16; ++i) {
-    if (i == 4 || i == 6 || i == 8 || i == 10) out.push_back('-');
-    out.push_back(kHex[h[i] >> 4]);
-    out.push_back(kHex[h[i] & 15]);
+    if (i == 4 || i == 6 || i == 8 || i == 10) *out++ = '-';
+    *out++ = kHex[h[i] >> 4];
+    *out++ = kHex[h[i] & 15];
   }
+}
+
+std::string nameUuid(std::string_view name) {
+  std::string out(36, '\0');
+  writeNameUuid(name, out.data());
   return out;
 }
 
