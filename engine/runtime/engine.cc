@@ -36,7 +36,8 @@ Engine::Engine(EngineConfig config, std::unique_ptr<store::Store> store, Channel
                                              config_.maxPendingIntake, [this](int stored) {
                                                backlog_ += stored;
                                                wakePipeline();
-                                             });
+                                             },
+                                             config_.intakeCommitters);
   // All answers of one commit reach the HTTP I/O threads with one wake-up per thread.
   batcher_->setCompletionScope([](const std::function<void()>& completions) {
     HttpCompletionBatch batch;

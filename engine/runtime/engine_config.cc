@@ -65,6 +65,7 @@ Result<EngineConfig> loadEngineConfig(const std::string& path) {
   if (const auto* intake = r.object("intake", false, "intake and backpressure")) {
     core::ConfigReader i = r.child(*intake, "intake");
     c.groupCommitMaxBatch = static_cast<int>(i.integer("group_commit_max_batch", c.groupCommitMaxBatch, 1, 10000, "most messages per commit"));
+    c.intakeCommitters = static_cast<int>(i.integer("committers", c.intakeCommitters, 1, 16, "group commits in flight at once"));
     c.maxPendingIntake = static_cast<int>(i.integer("max_pending", c.maxPendingIntake, 1, 1000000, "messages waiting for a commit before intake answers 503"));
     c.maxBacklog = i.integer("max_backlog", c.maxBacklog, 1, 1LL << 40, "stored unprocessed messages plus pending deliveries before intake answers 503");
     c.retryAfterSeconds = static_cast<int>(i.integer("retry_after_seconds", c.retryAfterSeconds, 1, 3600, "Retry-After sent with 503"));

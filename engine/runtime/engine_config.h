@@ -32,6 +32,7 @@ struct EngineConfig {
   int httpHeaderTimeoutMs = 30000;
   // Intake
   int groupCommitMaxBatch = 512;
+  int intakeCommitters = 1;  // group commits in flight at once
   int maxPendingIntake = 8192;     // messages waiting for a commit; beyond: 503
   std::int64_t maxBacklog = 100000;  // stored but unprocessed work; beyond: 503
   int retryAfterSeconds = 5;

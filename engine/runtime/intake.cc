@@ -1,16 +1,18 @@
 #include "engine/runtime/intake.h"
 
+#include <algorithm>
 #include <optional>
 
 namespace switchboard::runtime {
 
 IntakeBatcher::IntakeBatcher(store::Store& store, int maxBatch, int maxPending,
-                             std::function<void(int)> onCommitted)
+                             std::function<void(int)> onCommitted, int committers)
     : store_(store),
       maxBatch_(maxBatch),
       maxPending_(maxPending),
-      onCommitted_(std::move(onCommitted)),
-      thread_([this] { run(); }) {}
+      onCommitted_(std::move(onCommitted)) {
+  for (int i = 0; i < std::max(1, committers); ++i) threads_.emplace_back([this] { run(); });
+}
 
 IntakeBatcher::~IntakeBatcher() { stop(); }
 
@@ -58,11 +60,13 @@ void IntakeBatcher::submitAsync(std::vector<store::NewMessage> messages, Complet
 void IntakeBatcher::stop() {
   {
     std::lock_guard<std::mutex> lock(mutex_);
-    if (stopping_ && !thread_.joinable()) return;
     stopping_ = true;
-    wake_.notify_one();
+    wake_.notify_all();
   }
-  if (thread_.joinable()) thread_.join();
+  std::lock_guard<std::mutex> joining(joinMutex_);  // stop() may be called from two threads
+  for (auto& t : threads_) {
+    if (t.joinable()) t.join();
+  }
 }
 
 void IntakeBatcher::run() {

@@ -1,9 +1,12 @@
 // Group commit for intake: callers hand their messages to submit() (blocking) or submitAsync()
-// (completion), and a single committer thread stores them together with whatever else arrived
+// (completion), and a committer thread stores them together with whatever else arrived
 // meanwhile, in one transaction (one fsync). Under load batches grow on their own; an idle engine
-// commits at once.
+// commits at once. Several committers keep several commits in flight: while one waits for its
+// fsync the next one writes (the store serialises the writes themselves), and the disk flushes
+// overlapping requests together. Each caller is answered after its own commit is durable; answers
+// of different commits may come in any order.
 // Thread-safety: submit() and submitAsync() are called concurrently from any thread. Completions
-// run on the committer thread after the commit (or on the caller's thread when refused at once),
+// run on a committer thread after the commit (or on the caller's thread when refused at once),
 // outside the batcher's lock.
 #pragma once
 
@@ -28,9 +31,10 @@ class IntakeBatcher {
   // Runs one commit's completions; lets the caller wrap them (e.g. one wake-up per batch).
   using CompletionScope = std::function<void(const std::function<void()>& completions)>;
 
-  // `onCommitted` runs on the committer thread after each successful commit (wakes workers).
+  // `onCommitted` runs on a committer thread after each successful commit (wakes workers); with
+  // `committers` > 1 concurrently.
   IntakeBatcher(store::Store& store, int maxBatch, int maxPending,
-                std::function<void(int)> onCommitted);
+                std::function<void(int)> onCommitted, int committers = 1);
   ~IntakeBatcher();
 
   // Stores `messages` durably; returns their outcomes in order. kThrottled without storing when
@@ -67,7 +71,8 @@ class IntakeBatcher {
   int pendingMessages_ = 0;
   bool stopping_ = false;
   std::atomic<std::uint64_t> commits_{0};
-  std::thread thread_;
+  std::mutex joinMutex_;
+  std::vector<std::thread> threads_;
 };
 
 }  // namespace switchboard::runtime
