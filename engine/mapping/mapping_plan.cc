@@ -643,9 +643,10 @@ struct PlanRun {
     if (kept && kept->done) return Items(kept->items, kept->size);
     Vals out(&arena.resource);
     if (!p->evaluate(scope, out)) return decline();
-    // `out` gives its buffer back to the arena, which keeps it until the run ends.
-    if (kept) *kept = Memo{out.data(), out.size(), true};
-    return Items(out.data(), out.size());
+    // Items in the arena stay until the run ends; inline ones are copied there.
+    const Val* items = out.inlined() ? keep(out) : out.data();
+    if (kept) *kept = Memo{items, out.size(), true};
+    return Items(items, out.size());
   }
   Result<std::optional<bool>> evalBool(const Plan* p) {
     auto items = eval(p);

@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <cstring>
 #include <limits>
+#include <span>
 
 #include "engine/fhirpath/syntax.h"
 
@@ -248,13 +249,16 @@ std::unique_ptr<PlanExpr> compileNode(const ExprNode& n, SlotTable& slots) {
 
 // ------------------------------------------------------------------ evaluating
 
+// A collection read by an operation: a view of a Vals, of one item of one, or of the focus.
+using In = std::span<const Val>;
+
 struct Ctx {
   const PlanScope& scope;
-  const Vals* thisColl;
+  In thisColl;
   std::optional<std::int64_t> index;
 };
 
-bool eval(const PlanExpr& e, const Vals& input, const Ctx& c, Vals& out);
+bool eval(const PlanExpr& e, In input, const Ctx& c, Vals& out);
 
 // Equality of two items: 1 equal, 0 not, -1 the engine must decide.
 int itemEqual(const Val& a, const Val& b) {
@@ -282,15 +286,15 @@ int holds(const Val* coll, std::size_t size, const Val& item) {
   }
   return 0;
 }
-int holds(const Vals& coll, const Val& item) { return holds(coll.data(), coll.size(), item); }
+int holds(In coll, const Val& item) { return holds(coll.data(), coll.size(), item); }
 
 // Singleton to boolean (FHIRPath 4.5); false when undecided (several items, opaque values).
-bool toBool(const Vals& v, std::optional<bool>& out) {
+bool toBool(In v, std::optional<bool>& out) {
   return planBoolean(v.data(), v.size(), out);
 }
 
 // At most one item; false for several.
-bool single(const Vals& v, const Val*& out) {
+bool single(In v, const Val*& out) {
   out = v.empty() ? nullptr : &v[0];
   return v.size() <= 1;
 }
@@ -317,7 +321,7 @@ std::size_t charOffset(std::string_view s, std::int64_t k) {
 }
 
 // Children `name` of the items (untyped JSON only).
-bool member(const std::string& name, const Vals& input, const PlanScope& scope, Vals& out) {
+bool member(const std::string& name, In input, const PlanScope& scope, Vals& out) {
   for (const Val& item : input) {
     if (!item.element) continue;  // System values have no children
     if (item.kind != Kind::kJson || !item.json->IsObject()) return false;
@@ -370,7 +374,7 @@ bool member(const std::string& name, const Vals& input, const PlanScope& scope, 
 }
 
 // The input as one string: `out` null for empty; false when undecided.
-bool inputString(const Vals& input, const Val*& out) {
+bool inputString(In input, const Val*& out) {
   if (!single(input, out)) return false;
   return !out || out->kind == Kind::kString;
 }
@@ -379,7 +383,7 @@ bool inputString(const Vals& input, const Val*& out) {
 bool argOf(const PlanExpr& e, std::size_t i, const Ctx& c, Kind kind, Val& storage,
            const Val*& out) {
   Vals v(c.scope.memory);
-  if (!eval(*e.kids[i], *c.thisColl, c, v)) return false;
+  if (!eval(*e.kids[i], c.thisColl, c, v)) return false;
   if (!single(v, out)) return false;
   if (!out) return true;
   if (out->kind != kind) return false;
@@ -391,13 +395,11 @@ bool argOf(const PlanExpr& e, std::size_t i, const Ctx& c, Kind kind, Val& stora
 // Evaluates `body` for each item with $this and $index set; `f(i, result)` returns 1 to go on,
 // 0 to stop, -1 to decline.
 template <typename F>
-bool forEach(const PlanExpr& body, const Vals& input, const Ctx& c, F&& f) {
-  Vals one(c.scope.memory);
-  one.resize(1);
+bool forEach(const PlanExpr& body, In input, const Ctx& c, F&& f) {
   Vals r(c.scope.memory);
   for (std::size_t i = 0; i < input.size(); ++i) {
-    one[0] = input[i];
-    Ctx inner{c.scope, &one, static_cast<std::int64_t>(i)};
+    const In one = input.subspan(i, 1);
+    Ctx inner{c.scope, one, static_cast<std::int64_t>(i)};
     r.clear();
     if (!eval(body, one, inner, r)) return false;
     int go = f(i, r);
@@ -407,7 +409,7 @@ bool forEach(const PlanExpr& body, const Vals& input, const Ctx& c, F&& f) {
   return true;
 }
 
-bool binary(const PlanExpr& e, const Vals& input, const Ctx& c, Vals& out) {
+bool binary(const PlanExpr& e, In input, const Ctx& c, Vals& out) {
   Vals a(c.scope.memory), b(c.scope.memory);
   if (!eval(*e.kids[0], input, c, a)) return false;
   const Bin op = e.bin;
@@ -552,7 +554,7 @@ bool binary(const PlanExpr& e, const Vals& input, const Ctx& c, Vals& out) {
   return false;
 }
 
-bool function(const PlanExpr& e, const Vals& input, const Ctx& c, Vals& out) {
+bool function(const PlanExpr& e, In input, const Ctx& c, Vals& out) {
   switch (e.fn) {
     case Fn::kEmpty:
       out.push_back(Val::boolVal(input.empty()));
@@ -624,14 +626,14 @@ bool function(const PlanExpr& e, const Vals& input, const Ctx& c, Vals& out) {
     }
     case Fn::kIif: {
       if (input.size() > 1) return false;
-      Ctx inner{c.scope, input.size() == 1 ? &input : c.thisColl, c.index};
+      Ctx inner{c.scope, input.size() == 1 ? input : c.thisColl, c.index};
       Vals crit(c.scope.memory);
-      if (!eval(*e.kids[0], *inner.thisColl, inner, crit)) return false;
+      if (!eval(*e.kids[0], inner.thisColl, inner, crit)) return false;
       if (crit.size() > 1) return false;
       if (crit.size() == 1 && crit[0].kind != Kind::kBoolean) return false;
       if (crit.size() == 1 && crit[0].boolean)
-        return eval(*e.kids[1], *inner.thisColl, inner, out);
-      if (e.kids.size() == 3) return eval(*e.kids[2], *inner.thisColl, inner, out);
+        return eval(*e.kids[1], inner.thisColl, inner, out);
+      if (e.kids.size() == 3) return eval(*e.kids[2], inner.thisColl, inner, out);
       return true;
     }
     case Fn::kTrim:
@@ -732,7 +734,7 @@ bool function(const PlanExpr& e, const Vals& input, const Ctx& c, Vals& out) {
   return false;
 }
 
-bool eval(const PlanExpr& e, const Vals& input, const Ctx& c, Vals& out) {
+bool eval(const PlanExpr& e, In input, const Ctx& c, Vals& out) {
   switch (e.op) {
     case Op::kLiteral:
       out.push_back(e.literal);
@@ -745,7 +747,7 @@ bool eval(const PlanExpr& e, const Vals& input, const Ctx& c, Vals& out) {
     case Op::kMember:
       return member(e.text, input, c.scope, out);
     case Op::kThis:
-      out.insert(out.end(), c.thisColl->begin(), c.thisColl->end());
+      out.insert(out.end(), c.thisColl.begin(), c.thisColl.end());
       return true;
     case Op::kIndex:
       if (c.index) out.push_back(Val::intVal(*c.index));
@@ -764,7 +766,7 @@ bool eval(const PlanExpr& e, const Vals& input, const Ctx& c, Vals& out) {
     case Op::kIndexer: {
       Vals base(c.scope.memory), idx(c.scope.memory);
       if (!eval(*e.kids[0], input, c, base)) return false;
-      if (!eval(*e.kids[1], *c.thisColl, c, idx)) return false;
+      if (!eval(*e.kids[1], c.thisColl, c, idx)) return false;
       const Val* i;
       if (!single(idx, i)) return false;
       if (!i) return true;
@@ -872,8 +874,9 @@ bool planBoolean(const Val* items, std::size_t size, std::optional<bool>& out) {
 }
 
 bool Plan::evaluate(const PlanScope& scope, Vals& out) const {
-  Ctx top{scope, scope.focus, std::nullopt};
-  return eval(*root_, *scope.focus, top, out);
+  const In focus(*scope.focus);
+  Ctx top{scope, focus, std::nullopt};
+  return eval(*root_, focus, top, out);
 }
 
 bool Plan::evaluateBoolean(const PlanScope& scope, std::optional<bool>& out) const {

@@ -8,9 +8,11 @@
 // engine. Thread-safety: compiled plans are immutable; evaluation state lives in PlanScope.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <type_traits>
 #include <memory_resource>
 #include <optional>
 #include <string>
@@ -63,7 +65,62 @@ struct Val {
   static std::optional<Val> fromJson(const rapidjson::Value& json);
 };
 
-using Vals = std::pmr::vector<Val>;
+// A collection being built: the first items in the object itself, more in `memory` (an arena:
+// nothing is given back before the run ends, so a view of data() stays valid for the run unless
+// the items are inline()).
+class Vals {
+ public:
+  explicit Vals(std::pmr::memory_resource* memory) : memory_(memory) {}
+  Vals(const Vals&) = delete;
+  Vals& operator=(const Vals&) = delete;
+
+  const Val* begin() const { return data_; }
+  const Val* end() const { return data_ + size_; }
+  const Val* data() const { return data_; }
+  std::size_t size() const { return size_; }
+  bool empty() const { return size_ == 0; }
+  const Val& operator[](std::size_t i) const { return data_[i]; }
+  const Val& front() const { return data_[0]; }
+  const Val& back() const { return data_[size_ - 1]; }
+  bool inlined() const { return data_ == inlineItems(); }
+
+  void clear() { size_ = 0; }
+  void push_back(const Val& v) {
+    if (size_ == capacity_) grow(size_ + 1);
+    std::construct_at(data_ + size_++, v);
+  }
+  // Appends [first, last) (`at` must be end()).
+  void insert(const Val* at, const Val* first, const Val* last) {
+    (void)at;
+    const auto n = static_cast<std::size_t>(last - first);
+    if (size_ + n > capacity_) grow(size_ + n);
+    std::uninitialized_copy(first, last, data_ + size_);
+    size_ += n;
+  }
+  template <typename It>
+  void insert(const Val* at, It first, It last) {
+    for (; first != last; ++first) push_back(*first);
+    (void)at;
+  }
+
+ private:
+  static constexpr std::size_t kInline = 2;
+  void grow(std::size_t need) {
+    const std::size_t capacity = std::max(need, capacity_ * 2);
+    auto* p = static_cast<Val*>(memory_->allocate(sizeof(Val) * capacity, alignof(Val)));
+    std::uninitialized_copy(data_, data_ + size_, p);
+    data_ = p;
+    capacity_ = capacity;
+  }
+  Val* inlineItems() { return reinterpret_cast<Val*>(inline_); }
+  const Val* inlineItems() const { return reinterpret_cast<const Val*>(inline_); }
+  // Val is trivially copyable and destructible: items are constructed in place, never destroyed.
+  static_assert(std::is_trivially_copyable_v<Val> && std::is_trivially_destructible_v<Val>);
+  std::pmr::memory_resource* memory_;
+  alignas(Val) unsigned char inline_[sizeof(Val) * kInline];
+  Val* data_ = inlineItems();
+  std::size_t size_ = 0, capacity_ = kInline;
+};
 
 // A view of a variable's items; `defined` false for an unknown variable.
 struct Slot {
