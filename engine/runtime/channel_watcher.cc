@@ -4,6 +4,7 @@
 #include <filesystem>
 #include <vector>
 
+#include "engine/core/thread_name.h"
 #include "engine/runtime/engine_config.h"
 
 namespace switchboard::runtime {
@@ -18,7 +19,10 @@ ChannelWatcher::ChannelWatcher(Engine& engine, std::string channelsDir, const co
       report_(std::move(report)),
       pollMs_(pollMs) {
   loaded_ = fingerprint();
-  thread_ = std::thread([this] { run(); });
+  thread_ = std::thread([this] {
+    core::nameThisThread("sb-watch");
+    run();
+  });
 }
 
 ChannelWatcher::~ChannelWatcher() {

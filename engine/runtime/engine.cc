@@ -4,6 +4,7 @@
 #include <cstdio>
 
 #include "engine/core/connector.h"
+#include "engine/core/thread_name.h"
 
 namespace switchboard::runtime {
 
@@ -91,11 +92,17 @@ void Engine::start() {
   running_ = true;
   for (int i = 0; i < config_.pipelineThreads; ++i) {
     owners_.push_back(config_.nodeId + "/p" + std::to_string(i));
-    threads_.emplace_back([this, owner = owners_.back()] { pipelineLoop(owner); });
+    threads_.emplace_back([this, owner = owners_.back()] {
+      core::nameThisThread("sb-pipeline");
+      pipelineLoop(owner);
+    });
   }
   for (int i = 0; i < config_.deliveryThreads; ++i) {
     owners_.push_back(config_.nodeId + "/d" + std::to_string(i));
-    threads_.emplace_back([this, owner = owners_.back()] { deliveryLoop(owner); });
+    threads_.emplace_back([this, owner = owners_.back()] {
+      core::nameThisThread("sb-deliver");
+      deliveryLoop(owner);
+    });
   }
   HttpServerOptions http;
   http.bind = config_.bind;

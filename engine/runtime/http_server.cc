@@ -25,6 +25,7 @@
 #include <vector>
 
 #include "engine/core/connector.h"
+#include "engine/core/thread_name.h"
 
 namespace switchboard::runtime {
 
@@ -118,7 +119,10 @@ class WorkerPool {
     queue_.push_back(std::move(job));
     if (static_cast<int>(queue_.size()) > idle_ &&
         static_cast<int>(threads_.size()) < maxThreads_) {
-      threads_.emplace_back([this] { run(); });
+      threads_.emplace_back([this] {
+        core::nameThisThread("sb-http-worker");
+        run();
+      });
     } else {
       wake_.notify_one();
     }
@@ -217,7 +221,10 @@ class IoLoop {
   }
 
   void start() {
-    thread_ = std::thread([this] { run(); });
+    thread_ = std::thread([this] {
+      core::nameThisThread("sb-http-io");
+      run();
+    });
   }
   void join() {
     if (thread_.joinable()) thread_.join();

@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <optional>
 
+#include "engine/core/thread_name.h"
+
 namespace switchboard::runtime {
 
 IntakeBatcher::IntakeBatcher(store::Store& store, int maxBatch, int maxPending,
@@ -11,7 +13,10 @@ IntakeBatcher::IntakeBatcher(store::Store& store, int maxBatch, int maxPending,
       maxBatch_(maxBatch),
       maxPending_(maxPending),
       onCommitted_(std::move(onCommitted)) {
-  for (int i = 0; i < std::max(1, committers); ++i) threads_.emplace_back([this] { run(); });
+  for (int i = 0; i < std::max(1, committers); ++i) threads_.emplace_back([this] {
+      core::nameThisThread("sb-commit");
+      run();
+    });
 }
 
 IntakeBatcher::~IntakeBatcher() { stop(); }

@@ -23,6 +23,7 @@
 #include <soci/postgresql/soci-postgresql.h>
 #include <soci/sqlite3/soci-sqlite3.h>
 
+#include "engine/core/thread_name.h"
 #include "engine/store/codec.h"
 #include "engine/store/migrations.h"
 #include "engine/store/store.h"
@@ -299,7 +300,10 @@ class Checkpointer {
   static constexpr int kSafetyPages = 16384;  // 64 MiB of log at 4 KiB pages
 
   explicit Checkpointer(std::unique_ptr<soci::session> session)
-      : session_(std::move(session)), thread_([this](std::stop_token stop) { run(stop); }) {}
+      : session_(std::move(session)), thread_([this](std::stop_token stop) {
+          core::nameThisThread("sb-checkpoint");
+          run(stop);
+        }) {}
   Checkpointer(const Checkpointer&) = delete;
   Checkpointer& operator=(const Checkpointer&) = delete;
   ~Checkpointer() {
