@@ -17,24 +17,26 @@ namespace {
 
 using Pool = rapidjson::MemoryPoolAllocator<>;
 
-// The buffer the document builder's value stack lives in, kept by the thread: rapidjson frees a
-// document's stack after every parse, so a plain allocator would cost an allocation per read.
-thread_local std::vector<char> tStack;
+// The buffer the document builder's value stack lives in, kept by the thread's arena (which
+// owns it): rapidjson frees a document's stack after every parse, so a plain allocator would cost
+// an allocation per read. Plain pointers, so that they outlive the arena at thread exit.
+constexpr std::size_t kStackBytes = 16 * 1024;
+thread_local char* tStack = nullptr;  // kStackBytes long
 
 // A rapidjson stack allocator that hands out the thread's kept buffer and the heap beyond it.
 struct KeptStackAllocator {
   static const bool kNeedFree = true;
   void* Malloc(std::size_t n) { return Realloc(nullptr, 0, n); }
   void* Realloc(void* p, std::size_t old, std::size_t n) {
-    if (!p) return n <= tStack.size() ? tStack.data() : std::malloc(n);
-    if (p != tStack.data()) return std::realloc(p, n);
-    if (n <= tStack.size()) return p;
+    if (!p) return n <= kStackBytes && tStack ? tStack : std::malloc(n);
+    if (p != tStack) return std::realloc(p, n);
+    if (n <= kStackBytes) return p;
     void* grown = std::malloc(n);
     if (grown) std::memcpy(grown, p, old);
     return grown;
   }
   static void Free(void* p) {
-    if (p != tStack.data()) std::free(p);
+    if (p != tStack) std::free(p);
   }
 };
 
@@ -42,7 +44,6 @@ struct KeptStackAllocator {
 // whose stack is the thread's kept buffer.
 using Builder = rapidjson::GenericDocument<rapidjson::UTF8<>, Pool, KeptStackAllocator>;
 
-constexpr std::size_t kStackBytes = 16 * 1024;
 constexpr std::size_t kPoolBytes = 64 * 1024;
 constexpr std::size_t kKeepLimit = 1024 * 1024;  // larger buffers are dropped after a read
 constexpr std::size_t kPadding = 16;             // the string scan reads 16 bytes at a time
@@ -237,6 +238,14 @@ class Reader {
 
 // The thread's buffers: the text, the value pool's first block, and the documents on them.
 struct ArenaDocument::Arena {
+  Arena() : stack(std::make_unique<char[]>(kStackBytes)) { tStack = stack.get(); }
+  ~Arena() {
+    document.reset();
+    builder.reset();
+    tStack = nullptr;
+  }
+  std::unique_ptr<char[]> stack;  // the builder's value stack (tStack)
+  KeptStackAllocator stackAllocator;
   std::vector<char> text;
   std::unique_ptr<char[]> poolBlock;
   std::size_t poolBytes = 0;
@@ -252,7 +261,7 @@ struct ArenaDocument::Arena {
     poolBlock = std::make_unique<char[]>(bytes);
     poolBytes = bytes;
     pool.emplace(poolBlock.get(), bytes);
-    builder.emplace(&*pool, kStackBytes);
+    builder.emplace(&*pool, kStackBytes, &stackAllocator);
     document.emplace(&*pool);
   }
 };
@@ -268,7 +277,6 @@ std::optional<ArenaDocument> ArenaDocument::read(std::string_view text) {
   static thread_local Arena arena;
   if (arena.inUse) return std::nullopt;
   if (!arena.pool) arena.reset(kPoolBytes);
-  if (tStack.size() < kStackBytes) tStack.resize(kStackBytes);
   arena.text.resize(text.size() + kPadding);
   std::memcpy(arena.text.data(), text.data(), text.size());
   std::memset(arena.text.data() + text.size(), 0, kPadding);
