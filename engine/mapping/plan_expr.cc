@@ -327,14 +327,24 @@ bool member(const std::string& name, In input, const PlanScope& scope, Vals& out
     if (item.kind != Kind::kJson || !item.json->IsObject()) return false;
     const rapidjson::Value& obj = *item.json;
     if (scope.isPlain(obj)) {
-      auto it = obj.FindMember(rapidjson::StringRef(name.data(), name.size()));
-      if (it == obj.MemberEnd()) continue;
-      if (it->value.IsArray()) {
-        for (const auto& x : it->value.GetArray()) {
+      // The first member of that name, as FindMember (lengths and first bytes compared first).
+      const rapidjson::Value* found = nullptr;
+      for (auto m = obj.MemberBegin(); m != obj.MemberEnd(); ++m) {
+        if (m->name.GetStringLength() != name.size()) continue;
+        const char* key = m->name.GetString();
+        if (!name.empty() && key[0] != name[0]) continue;
+        if (std::memcmp(key, name.data(), name.size()) == 0) {
+          found = &m->value;
+          break;
+        }
+      }
+      if (!found) continue;
+      if (found->IsArray()) {
+        for (const auto& x : found->GetArray()) {
           if (x.IsArray()) return false;
           if (auto val = Val::fromJson(x)) out.push_back(*val);
         }
-      } else if (auto val = Val::fromJson(it->value)) {
+      } else if (auto val = Val::fromJson(*found)) {
         out.push_back(*val);
       }
       continue;
@@ -354,7 +364,7 @@ bool member(const std::string& name, In input, const PlanScope& scope, Vals& out
         if (key == name) return false;  // a primitive extension
       }
       if (key.size() > name.size() && key.starts_with(name) &&
-          std::isupper(static_cast<unsigned char>(key[name.size()])))
+          key[name.size()] >= 'A' && key[name.size()] <= 'Z')  // std::isupper in the "C" locale
         choiceLike = true;
     }
     if (!found) {
@@ -827,15 +837,20 @@ bool PlanScope::isPlain(const rapidjson::Value& object) const {
   for (std::size_t i = 0; i < plainCount; ++i) {
     if (plain[i] == &object) return true;
   }
-  for (auto m = object.MemberBegin(); m != object.MemberEnd(); ++m) {
+  for (std::size_t i = 0; i < mixedCount; ++i) {
+    if (mixed[i] == &object) return false;
+  }
+  bool yes = true;
+  for (auto m = object.MemberBegin(); m != object.MemberEnd() && yes; ++m) {
     std::string_view key(m->name.GetString(), m->name.GetStringLength());
-    if (key.starts_with('_') || key == "resourceType") return false;
+    if (key.starts_with('_') || key == "resourceType") yes = false;
     for (char ch : key) {
-      if (ch >= 'A' && ch <= 'Z') return false;
+      if (ch >= 'A' && ch <= 'Z') yes = false;
     }
   }
-  if (plainCount < std::size(plain)) plain[plainCount++] = &object;
-  return true;
+  if (yes && plainCount < std::size(plain)) plain[plainCount++] = &object;
+  if (!yes && mixedCount < std::size(mixed)) mixed[mixedCount++] = &object;
+  return yes;
 }
 
 std::string_view PlanScope::keep(std::string_view s) const {

@@ -153,6 +153,8 @@ struct PlanScope {
   // no extension or choice element to look for): a member is then one lookup.
   mutable const rapidjson::Value* plain[8] = {};
   mutable std::size_t plainCount = 0;
+  mutable const rapidjson::Value* mixed[8] = {};  // objects found not plain
+  mutable std::size_t mixedCount = 0;
   bool isPlain(const rapidjson::Value& object) const;
 };
 
