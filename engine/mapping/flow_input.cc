@@ -14,9 +14,12 @@ const rapidjson::Value* member(const rapidjson::Value* obj, const char* key) {
   return it == obj->MemberEnd() ? nullptr : &it->value;
 }
 
-std::string text(const rapidjson::Value* v) {
-  return v && v->IsString() ? std::string(v->GetString(), v->GetStringLength()) : std::string();
+std::string_view view(const rapidjson::Value* v) {
+  return v && v->IsString() ? std::string_view(v->GetString(), v->GetStringLength())
+                            : std::string_view();
 }
+
+std::string text(const rapidjson::Value* v) { return std::string(view(v)); }
 
 bool equalsIgnoreCase(std::string_view a, std::string_view b) {
   if (a.size() != b.size()) return false;
@@ -131,7 +134,7 @@ Result<FlowInput> normalizeFlowInput(std::string_view body) {
 Result<FlowParts> locateFlowResponse(const rapidjson::Value& rootValue, const JsonParser& parse) {
   const rapidjson::Value* root = &rootValue;
   // Meta webhook: entry[].changes[].value.messages[]: the first Flow reply.
-  if (text(member(root, "object")) == "whatsapp_business_account") {
+  if (view(member(root, "object")) == "whatsapp_business_account") {
     const rapidjson::Value* entries = member(root, "entry");
     for (rapidjson::SizeType e = 0; entries && entries->IsArray() && e < entries->Size(); ++e) {
       const rapidjson::Value* changes = member(&(*entries)[e], "changes");
@@ -174,19 +177,19 @@ Result<FlowParts> locateFlowResponse(const rapidjson::Value& rootValue, const Js
 
   // 8x8 Chat Apps inbound_message_received (v2 or v3).
   if (member(root, "eventType") || (member(root, "namespace") && member(root, "payload"))) {
-    const std::string event = text(member(root, "eventType"));
+    const std::string_view event = view(member(root, "eventType"));
     if (!event.empty() && event != "inbound_message_received") {
       return fail(ErrorCode::kInvalid,
-                  "8x8 event \"" + event.substr(0, 64) + "\" is not an inbound message",
+                  "8x8 event \"" + std::string(event.substr(0, 64)) + "\" is not an inbound message",
                   "/eventType");
     }
     const rapidjson::Value* payload = member(root, "payload");
     if (!payload || !payload->IsObject())
       return fail(ErrorCode::kRequired, "8x8 body without payload", "/payload");
-    const std::string type = text(member(payload, "type"));
+    const std::string_view type = view(member(payload, "type"));
     const rapidjson::Value* interactive = member(member(payload, "content"), "interactive");
     if (!equalsIgnoreCase(type, "interactive") || !interactive ||
-        !isNfmType(text(member(interactive, "type")))) {
+        !isNfmType(view(member(interactive, "type")))) {
       return fail(ErrorCode::kInvalid,
                   "the 8x8 message is not a Flow reply (content.interactive.type nfmReply)",
                   "/payload/content/interactive/type");
@@ -198,7 +201,7 @@ Result<FlowParts> locateFlowResponse(const rapidjson::Value& rootValue, const Js
                        std::string("/payload/content/interactive/") + nfmKey + "/" + jsonKey, parse);
     if (!in) return in;
     in->format = "8x8";
-    in->sender = normalizeE164(text(member(member(payload, "user"), "msisdn")));
+    in->sender = normalizeE164(view(member(member(payload, "user"), "msisdn")));
     in->messageId = text(member(payload, "umid"));
     return in;
   }
