@@ -129,6 +129,15 @@ class Reader {
     return true;
   }
 
+  // Blanks, then `c`, which is consumed; false (nothing consumed but blanks) when another
+  // character or the end comes first.
+  bool take(char c) {
+    blanks();
+    if (p_ >= end_ || *p_ != c) return false;
+    ++p_;
+    return true;
+  }
+
   bool literal(const char* word, std::size_t n) {
     if (static_cast<std::size_t>(end_ - p_) < n || std::memcmp(p_, word, n) != 0) return false;
     p_ += n;
@@ -156,61 +165,30 @@ class Reader {
         if (depth >= kMaxDepth) return false;
         ++p_;
         b_.StartObject();
-        blanks();
         rapidjson::SizeType n = 0;
-        if (p_ < end_ && *p_ == '}') {
-          ++p_;
-          return b_.EndObject(0);
-        }
-        for (;;) {
-          if (p_ >= end_ || *p_ != '"') return false;
-          ++p_;
+        if (take('}')) return b_.EndObject(0);
+        for (bool more = true; more; ++n) {
+          if (!take('"')) return false;
           const char* key;
           rapidjson::SizeType length;
           if (!string(key, length)) return false;
           b_.Key(key, length, false);
-          blanks();
-          if (p_ >= end_ || *p_ != ':') return false;
-          ++p_;
-          if (!value(depth + 1)) return false;
-          ++n;
-          blanks();
-          if (p_ < end_ && *p_ == ',') {
-            ++p_;
-            blanks();
-            continue;
-          }
-          if (p_ < end_ && *p_ == '}') {
-            ++p_;
-            return b_.EndObject(n);
-          }
-          return false;
+          if (!take(':') || !value(depth + 1)) return false;
+          more = take(',');
         }
+        return take('}') && b_.EndObject(n);
       }
       case '[': {
         if (depth >= kMaxDepth) return false;
         ++p_;
         b_.StartArray();
-        blanks();
         rapidjson::SizeType n = 0;
-        if (p_ < end_ && *p_ == ']') {
-          ++p_;
-          return b_.EndArray(0);
-        }
-        for (;;) {
+        if (take(']')) return b_.EndArray(0);
+        for (bool more = true; more; ++n) {
           if (!value(depth + 1)) return false;
-          ++n;
-          blanks();
-          if (p_ < end_ && *p_ == ',') {
-            ++p_;
-            continue;
-          }
-          if (p_ < end_ && *p_ == ']') {
-            ++p_;
-            return b_.EndArray(n);
-          }
-          return false;
+          more = take(',');
         }
+        return take(']') && b_.EndArray(n);
       }
       case '"': {
         ++p_;

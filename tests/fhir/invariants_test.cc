@@ -212,16 +212,6 @@ ValidationOptions engine(InvariantEngine e) {
   return o;
 }
 
-bool sameIssues(const std::vector<Issue>& a, const std::vector<Issue>& b) {
-  if (a.size() != b.size()) return false;
-  for (std::size_t i = 0; i < a.size(); ++i) {
-    if (a[i].severity != b[i].severity || a[i].code != b[i].code ||
-        a[i].diagnostics != b[i].diagnostics || a[i].expression != b[i].expression)
-      return false;
-  }
-  return true;
-}
-
 struct Tally {
   std::size_t inputs = 0;
   std::map<std::string, std::size_t> failures;  // invariant key -> issues reported

@@ -75,16 +75,6 @@ std::vector<std::pair<std::string, std::string>> corpus() {
   return out;
 }
 
-bool sameIssues(const std::vector<Issue>& a, const std::vector<Issue>& b) {
-  if (a.size() != b.size()) return false;
-  for (std::size_t i = 0; i < a.size(); ++i) {
-    if (a[i].severity != b[i].severity || a[i].code != b[i].code ||
-        a[i].diagnostics != b[i].diagnostics || a[i].expression != b[i].expression)
-      return false;
-  }
-  return true;
-}
-
 }  // namespace
 
 BOOST_AUTO_TEST_SUITE(json_arena)

@@ -55,6 +55,17 @@ inline std::vector<Issue> errors(const std::vector<Issue>& issues) {
   return out;
 }
 
+// The same issues in the same order.
+inline bool sameIssues(const std::vector<Issue>& a, const std::vector<Issue>& b) {
+  if (a.size() != b.size()) return false;
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    if (a[i].severity != b[i].severity || a[i].code != b[i].code ||
+        a[i].diagnostics != b[i].diagnostics || a[i].expression != b[i].expression)
+      return false;
+  }
+  return true;
+}
+
 // The issue with this severity, code and location whose diagnostics contain `text`.
 inline bool hasIssue(const std::vector<Issue>& issues, const std::string& severity,
                      const std::string& code, const std::string& expression,
