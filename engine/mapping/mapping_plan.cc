@@ -50,7 +50,17 @@ class TextOut {
   }
   void put(char c) { *p_++ = c; }  // after room()
   void copy(const char* d, std::size_t n) {  // after room()
-    std::memcpy(p_, d, n);
+    if (n >= 8 && n <= 16) {  // short copies without a call: two overlapping words
+      std::uint64_t a, b;
+      std::memcpy(&a, d, 8);
+      std::memcpy(&b, d + n - 8, 8);
+      std::memcpy(p_, &a, 8);
+      std::memcpy(p_ + n - 8, &b, 8);
+    } else if (n < 8) {
+      for (std::size_t i = 0; i < n; ++i) p_[i] = d[i];
+    } else {
+      std::memcpy(p_, d, n);
+    }
     p_ += n;
   }
   void append(const char* d, std::size_t n) {
@@ -108,6 +118,18 @@ void writeString(const char* s, std::size_t n, TextOut& out) {
         continue;
       }
       i += static_cast<std::size_t>(__builtin_ctz(static_cast<unsigned>(mask)));  // a special byte
+    } else if (n >= 16) {
+      // The last bytes: the final sixteen, without those already seen.
+      const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(s + n - 16));
+      const __m128i special = _mm_or_si128(_mm_cmplt_epi8(v, _mm_set1_epi8(0x20)),
+                                           _mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8('"')),
+                                                        _mm_cmpeq_epi8(v, _mm_set1_epi8('\\'))));
+      const unsigned mask = static_cast<unsigned>(_mm_movemask_epi8(special)) >> (i + 16 - n);
+      if (mask == 0) {
+        i = n;
+        continue;
+      }
+      i += static_cast<std::size_t>(__builtin_ctz(mask));
     }
 #endif
     if (i + 8 <= n) {
