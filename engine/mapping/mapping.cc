@@ -63,17 +63,21 @@ void percentEncode(std::string_view s, std::string& out) {
     }
     return keep;
   }();
-  out.reserve(out.size() + 3 * s.size());
-  for (char ch : s) {
-    unsigned char c = static_cast<unsigned char>(ch);
-    if (kKeep[c]) {
-      out.push_back(ch);
-    } else {
-      out.push_back('%');
-      out.push_back(kHex[c >> 4]);
-      out.push_back(kHex[c & 15]);
+  const std::size_t start = out.size();
+  out.resize_and_overwrite(start + 3 * s.size(), [&](char* p, std::size_t) {
+    std::size_t k = start;
+    for (char ch : s) {
+      const auto c = static_cast<unsigned char>(ch);
+      if (kKeep[c]) {
+        p[k++] = ch;
+      } else {
+        p[k++] = '%';
+        p[k++] = kHex[c >> 4];
+        p[k++] = kHex[c & 15];
+      }
     }
-  }
+    return k;
+  });
 }
 
 // Removes nulls, blank strings and empty objects/arrays; true when `v` itself is left empty.

@@ -591,17 +591,25 @@ class SlotScope {
  public:
   explicit SlotScope(std::vector<Slot>& slots) : slots_(slots) {}
   ~SlotScope() {
-    for (auto it = saved_.rbegin(); it != saved_.rend(); ++it)
+    for (auto it = more_.rbegin(); it != more_.rend(); ++it)
       slots_[static_cast<std::size_t>(it->first)] = it->second;
+    for (std::size_t i = count_; i-- > 0;)
+      slots_[static_cast<std::size_t>(first_[i].first)] = first_[i].second;
   }
   void set(int slot, Slot value) {
-    saved_.emplace_back(slot, slots_[static_cast<std::size_t>(slot)]);
+    std::pair<int, Slot> saved(slot, slots_[static_cast<std::size_t>(slot)]);
+    if (count_ < std::size(first_))
+      first_[count_++] = saved;
+    else
+      more_.push_back(saved);
     slots_[static_cast<std::size_t>(slot)] = value;
   }
 
  private:
   std::vector<Slot>& slots_;
-  std::vector<std::pair<int, Slot>> saved_;
+  std::pair<int, Slot> first_[4];  // the first few saved without the heap
+  std::size_t count_ = 0;
+  std::vector<std::pair<int, Slot>> more_;
 };
 
 
