@@ -1,8 +1,9 @@
 // The FHIR validator alone, in a loop on one thread: validations per CPU second (median of runs)
 // and heap allocations per validation, for the seed Flow's mapped transaction Bundle and a few
 // other resources, each in four modes: an already parsed document with invariants, the same without
-// invariants, from text (parse + validate, as `switchboard validate` and bench/mapping do), and
-// parsed with the fhir-validate stage's defaults (invariants, best-practice dom-6 off).
+// invariants, from text (read + validate, as the fhir-validate stage, `switchboard validate` and
+// bench/mapping do), and parsed with the fhir-validate stage's defaults (invariants, best-practice
+// dom-6 off).
 // Usage: bench_validate [SECONDS_PER_RUN] [RUNS] [FILE ...] (files relative to the source tree
 // or absolute; default: the set below); BENCH_VALIDATE_MODES=0 (or 1, 2, "02" ...) runs only
 // those modes, e.g. for perf. Thread-safety: single-threaded.
