@@ -291,13 +291,15 @@ class PriorityMutex {
 // SQLite: copies the write-ahead log into the database file on a thread and session of its own.
 // Left to SQLite, the writer whose commit takes the log past 1,000 pages copies them and fsyncs
 // the database inside its own transaction, so every few hundred intake commits one batch of
-// clients waited for a checkpoint (the tail of intake latency). A passive checkpoint runs beside
-// the writers without blocking them; the writers' own automatic checkpoint stays as a safety net
-// at kSafetyPages, should this thread fall behind.
-// Thread-safety: wrote() from any thread.
+// clients waited for a checkpoint (the tail of intake latency). Here each session's commit hook
+// (attach) asks this thread for a passive checkpoint once the log holds kPages; it copies beside
+// the writers without blocking them. Under steady writes it never catches the last frames, and
+// the log is only rewound once all of them are copied, so the writer whose commit takes the log
+// past kWriterPages checkpoints itself: by then most frames are copied and little is left to do.
 class Checkpointer {
  public:
-  static constexpr int kSafetyPages = 16384;  // 64 MiB of log at 4 KiB pages
+  static constexpr int kPages = 1000;             // SQLite's default automatic checkpoint
+  static constexpr int kWriterPages = 4 * kPages;  // 16 MiB of log at 4 KiB pages
 
   explicit Checkpointer(std::unique_ptr<soci::session> session)
       : session_(std::move(session)), thread_([this](std::stop_token stop) {
@@ -311,32 +313,45 @@ class Checkpointer {
     cv_.notify_all();
   }
 
-  // A write transaction committed: the next round has work.
-  void wrote() { dirty_.store(true, std::memory_order_relaxed); }
+  // Replaces the session's automatic checkpoint with this one.
+  void attach(soci::session& session) {
+    auto* backend = static_cast<soci::sqlite3_session_backend*>(session.get_backend());
+    sqlite_api::sqlite3_wal_hook(backend->conn_, &Checkpointer::committed, this);
+  }
 
  private:
-  static constexpr std::chrono::milliseconds kPeriod{20};
+  static int committed(void* self, sqlite_api::sqlite3* db, const char* name, int logPages) {
+    if (logPages >= kWriterPages) {
+      sqlite_api::sqlite3_wal_checkpoint_v2(db, name, SQLITE_CHECKPOINT_PASSIVE, nullptr, nullptr);
+    } else if (logPages >= kPages) {
+      static_cast<Checkpointer*>(self)->request();
+    }
+    return SQLITE_OK;
+  }
+
+  void request() {
+    if (requested_.exchange(true)) return;
+    std::lock_guard lock(mu_);
+    cv_.notify_one();
+  }
 
   void run(std::stop_token stop) {
     std::unique_lock lock(mu_);
-    while (!stop.stop_requested()) {
-      cv_.wait_for(lock, stop, kPeriod, [] { return false; });
-      if (!dirty_.exchange(false, std::memory_order_relaxed)) continue;
+    while (cv_.wait(lock, stop, [&] { return requested_.load(); })) {
+      requested_.store(false);
       lock.unlock();
       try {
-        int busy = 0, logPages = 0, copied = 0;
-        *session_ << "PRAGMA wal_checkpoint(PASSIVE)", soci::into(busy), soci::into(logPages),
-            soci::into(copied);
-        if (copied < logPages) wrote();  // readers held frames back: try again next round
+        // Frames a reader still needs stay; the next commit past kPages asks again.
+        *session_ << "PRAGMA wal_checkpoint(PASSIVE)";
       } catch (const std::exception&) {
-        wrote();  // e.g. busy with another process's checkpoint; the next round retries
+        // E.g. another process is checkpointing; the next commit past kPages asks again.
       }
       lock.lock();
     }
   }
 
   std::unique_ptr<soci::session> session_;
-  std::atomic<bool> dirty_{false};
+  std::atomic<bool> requested_{false};
   std::mutex mu_;
   std::condition_variable_any cv_;
   std::jthread thread_;  // last: stopped and joined before the members above go
@@ -762,6 +777,7 @@ class SqlStore final : public Store {
       // SQLite: two sessions more than configured, so workers' bookkeeping does not queue for a
       // session behind intake committers (their writes take turns anyway).
       const int total = poolSize_ + (dialect_ == Dialect::kSqlite ? 2 : 0);
+      std::vector<soci::session*> sqliteSessions;
       for (int i = 0; i < total; ++i) {
         auto s = std::make_unique<soci::session>();
         if (dialect_ == Dialect::kSqlite) {
@@ -772,7 +788,6 @@ class SqlStore final : public Store {
           *s << "PRAGMA foreign_keys = ON";
           *s << "PRAGMA cache_size = -65536";  // 64 MiB page cache per session
           *s << "PRAGMA temp_store = MEMORY";
-          *s << "PRAGMA wal_autocheckpoint = " << Checkpointer::kSafetyPages;
         } else {
           s->open(*soci::factory_postgresql(), connect_);
         }
@@ -781,6 +796,7 @@ class SqlStore final : public Store {
           if (!applied) return applied;
         }
         prepared_[s.get()];
+        if (dialect_ == Dialect::kSqlite) sqliteSessions.push_back(s.get());
         pool_.add(std::move(s));
       }
       if (dialect_ == Dialect::kSqlite) {
@@ -799,6 +815,7 @@ class SqlStore final : public Store {
         *s << "PRAGMA busy_timeout = 10000";
         *s << "PRAGMA synchronous = FULL";  // the database file is fsynced after each copy
         checkpointer_ = std::make_unique<Checkpointer>(std::move(s));
+        for (soci::session* session : sqliteSessions) checkpointer_->attach(*session);
       }
       return {};
     });
@@ -1277,7 +1294,6 @@ class SqlStore final : public Store {
         } unlock{writeMu_};
         return f(*session);
       });
-      checkpointer_->wrote();
       if (result && commit == Commit::kFull && ::fdatasync(walFd_) != 0) {
         return fail(ErrorCode::kTransient, std::string("store ") + what +
                                                ": flushing the write-ahead log failed: " +
