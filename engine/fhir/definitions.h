@@ -68,20 +68,21 @@ struct TypeRef {
 
 // An invariant of an element (ElementDefinition.constraint).
 struct Constraint {
+  // (What the validator's walk reads for every evaluation comes first, on one cache line.)
+  bool bestPractice = false;
+  // Always decided natively (dom-3, whose strict FHIRPath evaluation is an error).
+  bool nativeOnly = false;
+  // Chosen at load by the exact expression text (invariants.h); null = FHIRPath only.
+  NativeInvariant native = nullptr;
   std::string key;       // "app-3"
   std::string severity;  // "error" or "warning"
   std::string human;
   std::string expressionText;
   std::string message;  // "key: human", as issues quote it
-  bool bestPractice = false;
   // Compiled FHIRPath; empty when the expression is absent or does not compile (see
   // compileError).
   std::optional<fhirpath::Expression> expression;
   std::string compileError;
-  // Chosen at load by the exact expression text (invariants.h); null = FHIRPath only.
-  NativeInvariant native = nullptr;
-  // Always decided natively (dom-3, whose strict FHIRPath evaluation is an error).
-  bool nativeOnly = false;
 };
 
 // Children of an element by JSON key, built at load: plain names, each typed name of a choice

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <memory>
 #include <optional>
 #include <set>
 #include <unordered_map>
@@ -699,7 +700,8 @@ class Walk {
   void constraints(const std::vector<const Constraint*>& list, const Target& target, const Loc& loc,
                    const ElementDef* skipFrom) {
     if (!options_.invariants || list.empty()) return;
-    std::optional<Node> node;
+    // Made when FHIRPath first runs here (a pointer: a Node on this frame costs every call).
+    std::unique_ptr<Node> node;
     for (const Constraint* cp : list) {
       const Constraint& c = *cp;
       if (c.bestPractice && !options_.bestPractice) continue;
@@ -715,7 +717,7 @@ class Walk {
           holds = c.native(InvariantInput{target.json, target.ext, resource_, doc_.get(), &defs_});
         }
         if (!holds || options_.invariantEngine == InvariantEngine::kCrossCheck) {
-          if (!node) node = makeNode(target);
+          if (!node) node = std::make_unique<Node>(makeNode(target));
           auto result = fhirpath::evaluateBoolean(*c.expression, *node, env());
           if (!result) {
             if (holds) {
