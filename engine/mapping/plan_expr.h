@@ -37,11 +37,15 @@ struct Val {
   };
   Kind kind = Kind::kString;
   bool element = false;  // navigated from JSON (an element), not computed (a System value)
-  bool boolean = false;
-  std::int64_t integer = 0;
+  // The payload of the kind, one word (a Val is 32 bytes, and copied often): `node` for kOther
+  // (null unless set), `boolean`, `integer` or `json` for the others; only the kind's is read.
+  union {
+    const fhirpath::Node* node = nullptr;  // kOther from a variable: the engine's item
+    bool boolean;
+    std::int64_t integer;
+    const rapidjson::Value* json;
+  };
   std::string_view string;
-  const rapidjson::Value* json = nullptr;
-  const fhirpath::Node* node = nullptr;  // kOther from a variable: the engine's item
 
   static Val str(std::string_view s, bool element = false) {
     Val v;
