@@ -2,6 +2,8 @@
 // determinism, output forms and load-time errors.
 #include <boost/test/unit_test.hpp>
 
+#include <cstdlib>
+
 #include "engine/mapping/mapping.h"
 #include "test_util.h"
 
@@ -156,6 +158,47 @@ BOOST_AUTO_TEST_CASE(local_instant_directive) {
       wrap(R"({"resourceType":"X","start":{"$localInstant":{"date":"{{ d }}","time":"{{ t }}"}}})"),
       R"({"d":"2026-02-03","t":"1330"})");
   BOOST_TEST(noZone.location == "%timezone");
+}
+
+// Instants the text is written for directly (offsets with minutes, years 0 to 9999) and those
+// written as before (a year past 9999 or before 0); zones asked for in turn and a zone folder
+// that changes ($TZDIR) between runs.
+BOOST_AUTO_TEST_CASE(local_instant_years_offsets_and_zone_folders) {
+  auto instant = [](const std::string& zone, const std::string& date, const std::string& minutes) {
+    fhirpath::Environment env;
+    env.setVariable("timezone", zone);
+    return resourceOf(R"({"resourceType":"X","at":{"$localInstant":{"date":")" + date +
+                          R"(","time":"1000","addMinutes":"{{ )" + minutes + R"( }}"}}})",
+                      "{}", env);
+  };
+  BOOST_TEST(instant("Asia/Kolkata", "2026-02-12", "0") ==
+             R"({"resourceType":"X","at":"2026-02-12T10:00:00+05:30"})");
+  BOOST_TEST(instant("America/St_Johns", "2026-02-12", "0") ==
+             R"({"resourceType":"X","at":"2026-02-12T10:00:00-03:30"})");
+  BOOST_TEST(instant("UTC", "9999-12-31", "840") ==
+             R"({"resourceType":"X","at":"10000-01-01T00:00:00+00:00"})");
+  BOOST_TEST(instant("UTC", "0001-01-01", "-601") ==
+             R"({"resourceType":"X","at":"0000-12-31T23:59:00+00:00"})");
+  BOOST_TEST(instant("UTC", "0001-01-01", "-527641") ==
+             R"({"resourceType":"X","at":"-001-12-31T23:59:00+00:00"})");
+  BOOST_TEST(instant("Asia/Kolkata", "2026-02-12", "0") ==
+             R"({"resourceType":"X","at":"2026-02-12T10:00:00+05:30"})");
+
+  const char* was = std::getenv("TZDIR");
+  const std::string saved = was ? was : "";
+  ::setenv("TZDIR", "/nonexistent-zoneinfo", 1);
+  fhirpath::Environment env;
+  env.setVariable("timezone", "Asia/Kolkata");
+  auto e = errorOf(wrap(R"({"resourceType":"X","at":{"$localInstant":{"date":"2026-02-12",
+                            "time":"1000"}}})"),
+                   "{}", env);
+  BOOST_TEST(e.message.find("/nonexistent-zoneinfo") != std::string::npos, e.message);
+  if (was)
+    ::setenv("TZDIR", saved.c_str(), 1);
+  else
+    ::unsetenv("TZDIR");
+  BOOST_TEST(instant("Asia/Kolkata", "2026-02-12", "0") ==
+             R"({"resourceType":"X","at":"2026-02-12T10:00:00+05:30"})");
 }
 
 BOOST_AUTO_TEST_CASE(references_and_transaction_bundle) {
