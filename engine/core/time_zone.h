@@ -3,8 +3,8 @@
 // instants after the last transition, the local-wall-clock to instant conversion that appointment
 // times need, and proleptic Gregorian day arithmetic. Used by the mapping language ($localInstant)
 // and the reply destination (clinic wall clock). Thread-safety: a loaded TimeZone and a PosixRule
-// are immutable and may be read from any thread; TimeZone::get() caches behind a mutex and may be
-// called from any thread.
+// are immutable and may be read from any thread; TimeZone::get() caches behind a mutex (and each
+// thread remembers the last zone it got, to skip the lock) and may be called from any thread.
 #pragma once
 
 #include <cstdint>
