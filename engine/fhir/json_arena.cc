@@ -264,6 +264,7 @@ std::optional<ArenaDocument> ArenaDocument::read(std::string_view text) {
   arena.builder->Populate(reader);
   if (arena.builder->IsNull()) {  // declined (a document root is never null here)
     arena.pool->Clear();
+    if (arena.text.capacity() > kKeepLimit) std::vector<char>().swap(arena.text);
     return std::nullopt;
   }
   rapidjson::Value& root = *arena.document;
