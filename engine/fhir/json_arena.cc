@@ -138,6 +138,16 @@ class Reader {
     return true;
   }
 
+  // A member's key and its colon.
+  bool key() {
+    if (!take('"')) return false;
+    const char* text;
+    rapidjson::SizeType length;
+    if (!string(text, length)) return false;
+    b_.Key(text, length, false);
+    return take(':');
+  }
+
   bool literal(const char* word, std::size_t n) {
     if (static_cast<std::size_t>(end_ - p_) < n || std::memcmp(p_, word, n) != 0) return false;
     p_ += n;
@@ -161,34 +171,21 @@ class Reader {
     blanks();
     if (p_ >= end_) return false;
     switch (*p_) {
-      case '{': {
-        if (depth >= kMaxDepth) return false;
-        ++p_;
-        b_.StartObject();
-        rapidjson::SizeType n = 0;
-        if (take('}')) return b_.EndObject(0);
-        for (bool more = true; more; ++n) {
-          if (!take('"')) return false;
-          const char* key;
-          rapidjson::SizeType length;
-          if (!string(key, length)) return false;
-          b_.Key(key, length, false);
-          if (!take(':') || !value(depth + 1)) return false;
-          more = take(',');
-        }
-        return take('}') && b_.EndObject(n);
-      }
+      case '{':
       case '[': {
         if (depth >= kMaxDepth) return false;
-        ++p_;
-        b_.StartArray();
+        const bool object = *p_++ == '{';
+        const char close = object ? '}' : ']';
+        object ? b_.StartObject() : b_.StartArray();
         rapidjson::SizeType n = 0;
-        if (take(']')) return b_.EndArray(0);
-        for (bool more = true; more; ++n) {
-          if (!value(depth + 1)) return false;
-          more = take(',');
+        if (!take(close)) {
+          for (bool more = true; more; ++n) {
+            if ((object && !key()) || !value(depth + 1)) return false;
+            more = take(',');
+          }
+          if (!take(close)) return false;
         }
-        return take(']') && b_.EndArray(n);
+        return object ? b_.EndObject(n) : b_.EndArray(n);
       }
       case '"': {
         ++p_;

@@ -4,7 +4,6 @@
 // of all of them (a member removed, set to null, moved to its "_name" primitive-extension form,
 // codes swapped), the validator must report exactly the same issues whether invariants are
 // decided natively or by FHIRPath alone, and the cross-check mode must find no disagreement.
-#include <filesystem>
 #include <functional>
 #include <map>
 #include <set>
@@ -37,17 +36,12 @@ std::string toText(const Value& v) {
 // Valid resources, as JSON text.
 std::vector<std::pair<std::string, std::string>> validCorpus() {
   std::vector<std::pair<std::string, std::string>> out;
-  namespace fs = std::filesystem;
-  for (const char* dir : {"/tests/data/fhir", "/../shared/conformance/fhirpath-r4/input"}) {
-    std::error_code ec;
-    for (const auto& e : fs::directory_iterator(sourceDir() + dir, ec)) {
-      std::string name = e.path().filename().string();
-      if (name.starts_with("mapping_")) continue;  // mapping templates, not resources
-      if (!name.ends_with(".json") && !name.ends_with(".xml")) continue;
-      auto parsed = switchboard::fhirpath::parseResource(readFile(e.path().string()));
-      if (!parsed) continue;
-      out.emplace_back(name, toText(*parsed->document()));
-    }
+  for (const auto& [name, path] : corpusFiles()) {
+    if (name.starts_with("mapping_")) continue;  // mapping templates, not resources
+    if (!name.ends_with(".json") && !name.ends_with(".xml")) continue;
+    auto parsed = switchboard::fhirpath::parseResource(readFile(path));
+    if (!parsed) continue;
+    out.emplace_back(name, toText(*parsed->document()));
   }
   return out;
 }

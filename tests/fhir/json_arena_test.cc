@@ -2,7 +2,6 @@
 // accepts must give a document equal to parseResource()'s member by member (order, keys, string
 // bytes, number types), it must decline what parseResource() rejects, and validateText(), which
 // uses it, must report exactly the issues of a validation of parseResource()'s document.
-#include <filesystem>
 #include <string>
 #include <vector>
 
@@ -62,16 +61,11 @@ bool check(const std::string& text, const std::string& what) {
   return true;
 }
 
+// The JSON files of the corpus, as (name, text).
 std::vector<std::pair<std::string, std::string>> corpus() {
   std::vector<std::pair<std::string, std::string>> out;
-  namespace fs = std::filesystem;
-  for (const char* dir : {"/tests/data/fhir", "/../shared/conformance/fhirpath-r4/input"}) {
-    std::error_code ec;
-    for (const auto& e : fs::directory_iterator(sourceDir() + dir, ec)) {
-      if (e.path().extension() == ".json")
-        out.emplace_back(e.path().filename().string(), readFile(e.path().string()));
-    }
-  }
+  for (const auto& [name, path] : corpusFiles())
+    if (name.ends_with(".json")) out.emplace_back(name, readFile(path));
   return out;
 }
 

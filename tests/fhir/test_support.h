@@ -3,10 +3,12 @@
 #pragma once
 
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <memory>
 #include <sstream>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <boost/test/unit_test.hpp>
@@ -30,6 +32,17 @@ inline std::string readFile(const std::string& path) {
 
 inline std::string dataFile(const std::string& name) {
   return readFile(sourceDir() + "/tests/data/fhir/" + name);
+}
+
+// The files of tests/data/fhir and of the FHIRPath conformance inputs: (file name, path).
+inline std::vector<std::pair<std::string, std::string>> corpusFiles() {
+  std::vector<std::pair<std::string, std::string>> out;
+  for (const char* dir : {"/tests/data/fhir", "/../shared/conformance/fhirpath-r4/input"}) {
+    std::error_code ec;
+    for (const auto& e : std::filesystem::directory_iterator(sourceDir() + dir, ec))
+      out.emplace_back(e.path().filename().string(), e.path().string());
+  }
+  return out;
 }
 
 inline const Validator& validator() {
