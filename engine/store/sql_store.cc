@@ -1,6 +1,6 @@
 // The Store on SOCI: one schema and one set of statements for SQLite (WAL, writes serialised by a
-// process-wide mutex, durable writes flushed after their turn: see Commit) and PostgreSQL (row locks, FOR UPDATE SKIP LOCKED
-// claiming). See docs/store.md for the schema and the lifecycle.
+// process-wide mutex, durable writes flushed after their turn: see Commit) and PostgreSQL (row
+// locks, FOR UPDATE SKIP LOCKED claiming). See docs/store.md for the schema and the lifecycle.
 // Thread-safety: sessions come from a pool; every method takes its own session.
 #include <atomic>
 #include <condition_variable>
@@ -759,6 +759,11 @@ class Prepared {
 // its transaction is durable, as with synchronous=FULL; the log is never rewound before a
 // checkpoint has copied it into the database file and synced that file.
 // kRelaxed (no fsync) is for worker bookkeeping (claims, finishes), which only takes leases or
+// records what the pipeline decided: losing it in an OS crash makes the rows claimable again and
+// the work is redone, with nothing sent twice, because no destination is called before its
+// delivery is claimed, and the attempt record written after a send commits with kFull, whose flush
+// makes the log durable up to and including the bookkeeping before it. A process crash loses
+// nothing either way: the log is written before COMMIT returns.
 enum class Commit { kFull, kRelaxed };
 
 class SqlStore final : public Store {
