@@ -529,7 +529,7 @@ Result<const JsonValue*> parseInto(Arena& arena, std::string_view text) {
   void* mem = arena.pool.Malloc(sizeof(PoolDocument));
   auto* doc = new (mem) PoolDocument(&arena.pool, 1024, &arena.pool);  // freed with the pool
   char* copy = static_cast<char*>(arena.pool.Malloc(text.size() + 1));
-  std::memcpy(copy, text.data(), text.size());
+  if (!text.empty()) std::memcpy(copy, text.data(), text.size());
   copy[text.size()] = 0;
   rapidjson::ParseResult result;
   auto generator = [&](PoolDocument& handler) {

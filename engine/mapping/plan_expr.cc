@@ -542,8 +542,8 @@ bool binary(const PlanExpr& e, In input, const Ctx& c, Vals& out) {
       std::string_view sx = x ? x->string : std::string_view();
       std::string_view sy = y ? y->string : std::string_view();
       char* buf = static_cast<char*>(c.scope.memory->allocate(sx.size() + sy.size() + 1, 1));
-      std::memcpy(buf, sx.data(), sx.size());
-      std::memcpy(buf + sx.size(), sy.data(), sy.size());
+      if (!sx.empty()) std::memcpy(buf, sx.data(), sx.size());  // an empty view may be null
+      if (!sy.empty()) std::memcpy(buf + sx.size(), sy.data(), sy.size());
       out.push_back(Val::str(std::string_view(buf, sx.size() + sy.size())));
       return true;
     }
@@ -855,7 +855,7 @@ bool PlanScope::isPlain(const rapidjson::Value& object) const {
 
 std::string_view PlanScope::keep(std::string_view s) const {
   char* buf = static_cast<char*>(memory->allocate(s.size() + 1, 1));
-  std::memcpy(buf, s.data(), s.size());
+  if (!s.empty()) std::memcpy(buf, s.data(), s.size());
   return std::string_view(buf, s.size());
 }
 
