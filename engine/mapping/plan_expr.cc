@@ -320,6 +320,20 @@ std::size_t charOffset(std::string_view s, std::int64_t k) {
   return std::min(i, s.size());
 }
 
+// A member's value, or each item of an array value, appended to `out`; false for an array inside
+// an array (not FHIR JSON: the engine decides).
+bool addValues(const rapidjson::Value& value, Vals& out) {
+  if (!value.IsArray()) {
+    if (auto val = Val::fromJson(value)) out.push_back(*val);
+    return true;
+  }
+  for (const auto& x : value.GetArray()) {
+    if (x.IsArray()) return false;
+    if (auto val = Val::fromJson(x)) out.push_back(*val);
+  }
+  return true;
+}
+
 // Children `name` of the items (untyped JSON only).
 bool member(const std::string& name, In input, const PlanScope& scope, Vals& out) {
   for (const Val& item : input) {
@@ -339,14 +353,7 @@ bool member(const std::string& name, In input, const PlanScope& scope, Vals& out
         }
       }
       if (!found) continue;
-      if (found->IsArray()) {
-        for (const auto& x : found->GetArray()) {
-          if (x.IsArray()) return false;
-          if (auto val = Val::fromJson(x)) out.push_back(*val);
-        }
-      } else if (auto val = Val::fromJson(*found)) {
-        out.push_back(*val);
-      }
+      if (!addValues(*found, out)) return false;
       continue;
     }
     // One pass: the member itself, its "_" extension, and choice-like names (name + TypeSuffix).
@@ -371,14 +378,7 @@ bool member(const std::string& name, In input, const PlanScope& scope, Vals& out
       if (choiceLike) return false;  // a choice element is the engine's business
       continue;
     }
-    if (found->IsArray()) {
-      for (const auto& x : found->GetArray()) {
-        if (x.IsArray()) return false;
-        if (auto val = Val::fromJson(x)) out.push_back(*val);
-      }
-    } else if (auto val = Val::fromJson(*found)) {
-      out.push_back(*val);
-    }
+    if (!addValues(*found, out)) return false;
   }
   return true;
 }
