@@ -13,10 +13,12 @@ IntakeBatcher::IntakeBatcher(store::Store& store, int maxBatch, int maxPending,
       maxBatch_(maxBatch),
       maxPending_(maxPending),
       onCommitted_(std::move(onCommitted)) {
-  for (int i = 0; i < std::max(1, committers); ++i) threads_.emplace_back([this] {
+  for (int i = 0; i < std::max(1, committers); ++i) {
+    threads_.emplace_back([this] {
       core::nameThisThread("sb-commit");
       run();
     });
+  }
 }
 
 IntakeBatcher::~IntakeBatcher() { stop(); }

@@ -756,7 +756,9 @@ class Prepared {
 // and commits while the disk flushes, and flushes from several threads overlap (on this kind of
 // virtual disk one flush takes about 4 ms alone, several in flight together complete as fast).
 // The flush covers the log up to and including this commit, so the caller is answered only once
-// its transaction is durable, as with synchronous=FULL; the log is never rewound before a
+// its transaction is durable, as with synchronous=FULL (a later writer that saw this commit's rows,
+// e.g. an idempotency key found already stored, returns only after its own flush, which covers
+// this commit too); the log is never rewound before a
 // checkpoint has copied it into the database file and synced that file.
 // kRelaxed (no fsync) is for worker bookkeeping (claims, finishes), which only takes leases or
 // records what the pipeline decided: losing it in an OS crash makes the rows claimable again and
