@@ -16,10 +16,12 @@
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
 
+#include "bench/percentile.h"
 #include "engine/mpi/link.h"
 #include "synthetic.h"
 
 using namespace switchboard::mpi;
+using switchboard::benchmarks::percentile;
 using Clock = std::chrono::steady_clock;
 using switchboard::mpi::bench::toFhirJson;
 
@@ -157,14 +159,11 @@ int main(int argc, char** argv) {
         break;
       }
   }
-  std::sort(lat.begin(), lat.end());
-  auto pct = [&](double p) {
-    return lat.empty() ? 0.0 : lat[std::min(lat.size() - 1, size_t(p * lat.size()))];
-  };
   std::printf(
       "single match (%zu queries, normalise + block + score): p50 %.0f us, p99 %.0f us, "
       "max %.0f us; true person among candidates %.1f%%\n",
-      queries, pct(0.5), pct(0.99), lat.empty() ? 0 : lat.back(),
+      queries, percentile(lat, 0.5),
+      percentile(lat, 0.99), percentile(lat, 1.0),
       100.0 * found / std::max<size_t>(1, queries));
 
   if (!ndjsonDir.empty()) {

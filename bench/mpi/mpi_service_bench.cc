@@ -9,20 +9,17 @@
 #include <string>
 #include <vector>
 
+#include "bench/percentile.h"
 #include "engine/mpi/mpi_service.h"
 #include "synthetic.h"
 
 using namespace switchboard::mpi;
+using switchboard::benchmarks::percentile;
 using Clock = std::chrono::steady_clock;
 
 namespace {
 double since(Clock::time_point t) {
   return std::chrono::duration<double>(Clock::now() - t).count();
-}
-double pct(std::vector<double>& v, double p) {
-  if (v.empty()) return 0;
-  std::sort(v.begin(), v.end());
-  return v[std::min(v.size() - 1, static_cast<size_t>(p * double(v.size())))];
 }
 }  // namespace
 
@@ -93,7 +90,7 @@ int main(int argc, char** argv) {
       "submit %zu patients via MpiService (%s): %.1f s, %.0f/s; linked %zu, review %zu, "
       "new %zu; latency p50 %.0f us, p99 %.0f us\n",
       n, store.substr(0, store.find(':')).c_str(), total, double(n) / total, matched, review,
-      created, pct(lat, 0.5), pct(lat, 0.99));
+      created, percentile(lat, 0.5), percentile(lat, 0.99));
   mpi.reset();
   auto t1 = Clock::now();
   mpi = open(false);
@@ -111,6 +108,6 @@ int main(int argc, char** argv) {
   std::printf(
       "service match (%zu queries, parse + normalise + block + score + read goldens): "
       "p50 %.0f us, p99 %.0f us\n",
-      queries, pct(lat, 0.5), pct(lat, 0.99));
+      queries, percentile(lat, 0.5), percentile(lat, 0.99));
   return 0;
 }

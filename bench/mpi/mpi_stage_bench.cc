@@ -38,12 +38,6 @@ double median(std::vector<double> v) {
   return v.size() % 2 ? v[m] : (v[m - 1] + v[m]) / 2;
 }
 
-double percentile(std::vector<double> v, double p) {
-  if (v.empty()) return 0;
-  std::sort(v.begin(), v.end());
-  return v[std::min(v.size() - 1, static_cast<size_t>(p * double(v.size())))];
-}
-
 std::unique_ptr<MpiService> openService(const MatchConfig& config, const std::string& db) {
   auto s = MpiStore::open("sqlite3://db=" + db);
   if (!s) {

@@ -7,8 +7,8 @@
 #include <filesystem>
 #include <string>
 #include <vector>
-#include <algorithm>
 
+#include "bench/percentile.h"
 #include "engine/store/store.h"
 
 using namespace switchboard;
@@ -81,10 +81,9 @@ int main(int argc, char** argv) {
   double deliveryS = std::chrono::duration<double>(Clock::now() - t0).count();
   std::printf("backend %s, %d messages, batch %d\n", st.backend().c_str(), total, batch);
   std::printf("ingest:   %8.0f msg/s (%.2f s)\n", total / ingestS, ingestS);
-  std::sort(commitMs.begin(), commitMs.end());
-  auto pct = [&](double p) { return commitMs[static_cast<std::size_t>(p * (commitMs.size() - 1))]; };
-  std::printf("ingest batch commit: p50 %.2f ms, p99 %.2f ms, max %.2f ms (%zu batches)\n", pct(0.5),
-              pct(0.99), commitMs.back(), commitMs.size());
+  std::printf("ingest batch commit: p50 %.2f ms, p99 %.2f ms, max %.2f ms (%zu batches)\n",
+              benchmarks::percentile(commitMs, 0.5), benchmarks::percentile(commitMs, 0.99),
+              benchmarks::percentile(commitMs, 1.0), commitMs.size());
   std::printf("pipeline: %8.0f msg/s (claim + finish, %d)\n", processed / pipelineS, processed);
   std::printf("delivery: %8.0f msg/s (claim + record, %d)\n", delivered / deliveryS, delivered);
   std::printf("all three stages: %8.0f msg/s\n", total / (ingestS + pipelineS + deliveryS));
