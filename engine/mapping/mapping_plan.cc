@@ -27,6 +27,73 @@
 #include "engine/mapping/uuid.h"
 
 namespace switchboard::mapping {
+namespace {
+
+// The in-situ stream of parseInto(), with the end of its text: RapidJSON's reader then copies
+// each run of plain string bytes by the scan below instead of byte by byte (without its SIMD
+// build flags, which would change its templates for every stream type).
+struct ArenaInsituStream : rapidjson::InsituStringStream {
+  ArenaInsituStream(char* text, const char* end) : rapidjson::InsituStringStream(text), end(end) {}
+  const char* end;  // the NUL after the text
+};
+
+}  // namespace
+}  // namespace switchboard::mapping
+
+namespace rapidjson {
+
+template <>
+struct StreamTraits<switchboard::mapping::ArenaInsituStream> {
+  enum { copyOptimization = 1 };  // as for InsituStringStream
+};
+
+// Advances over (and, once the string has shrunk by an escape, moves down) the bytes a string
+// holds before its first quote, backslash or control byte, exactly the bytes the reader's own
+// loop would copy one at a time without encoding validation (bytes from 0x80 up are copied as
+// they are); the reader then goes on from that byte as usual, so values, errors and their
+// offsets stay the same. `is` and `os` are one stream (in-situ parsing).
+template <>
+template <>
+inline void GenericReader<UTF8<>, UTF8<>, CrtAllocator>::ScanCopyUnescapedString<
+    switchboard::mapping::ArenaInsituStream, switchboard::mapping::ArenaInsituStream>(
+    switchboard::mapping::ArenaInsituStream& is, switchboard::mapping::ArenaInsituStream& os) {
+  char* src = is.src_;
+  char* dst = os.dst_;
+  const char* const end = is.end;
+  std::size_t n = 0;  // plain bytes found from src
+#if defined(__SSE2__)
+  for (;;) {
+    if (end - (src + n) < 16) break;
+    const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(src + n));
+    // Unsigned v <= 0x1F: min(v, 0x1F) == v.
+    const __m128i special =
+        _mm_or_si128(_mm_cmpeq_epi8(_mm_min_epu8(v, _mm_set1_epi8(0x1F)), v),
+                     _mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8('"')),
+                                  _mm_cmpeq_epi8(v, _mm_set1_epi8('\\'))));
+    const int mask = _mm_movemask_epi8(special);
+    if (mask != 0) {
+      n += static_cast<std::size_t>(__builtin_ctz(static_cast<unsigned>(mask)));
+      goto found;
+    }
+    n += 16;
+  }
+#endif
+  while (src + n < end) {
+    const unsigned char c = static_cast<unsigned char>(src[n]);
+    if (c < 0x20 || c == '"' || c == '\\') break;
+    ++n;
+  }
+#if defined(__SSE2__)
+found:
+#endif
+  if (dst != src && n != 0) std::memmove(dst, src, n);
+  is.src_ = src + n;
+  os.dst_ = dst + n;
+}
+
+}  // namespace rapidjson
+
+namespace switchboard::mapping {
 
 using namespace detail;  // NOLINT(google-build-using-namespace): the template types
 using Pool = rapidjson::MemoryPoolAllocator<>;
@@ -534,7 +601,7 @@ Result<const JsonValue*> parseInto(Arena& arena, std::string_view text) {
   rapidjson::ParseResult result;
   auto generator = [&](PoolDocument& handler) {
     rapidjson::Reader reader;
-    rapidjson::InsituStringStream is(copy);
+    ArenaInsituStream is(copy, copy + text.size());
     // As EncodedInputStream<UTF8<>, MemoryStream> does (offsets still count from the start).
     for (int bom : {0xEF, 0xBB, 0xBF}) {
       if (static_cast<unsigned char>(is.Peek()) == bom) is.Take();
