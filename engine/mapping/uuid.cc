@@ -1,10 +1,14 @@
-// Version-5 UUIDs and SHA-1 through OpenSSL's EVP interface. Thread-safety: pure functions (each
-// thread has its own digest context).
+// Version-5 UUIDs and SHA-1 through OpenSSL's SHA1_* calls. Thread-safety: pure functions (the
+// digest state lives on the caller's stack).
 #include "engine/mapping/uuid.h"
 
 #include <array>
 
-#include <openssl/evp.h>
+// SHA1_Init/Update/Final are deprecated in OpenSSL 3 in favour of EVP, whose per-digest provider
+// context costs an allocation, a free and a cleanse on every digest (a fifth of the cost of the
+// six short digests of a mapped submission); both run the same block function.
+#define OPENSSL_SUPPRESS_DEPRECATED
+#include <openssl/sha.h>
 
 namespace switchboard::mapping {
 namespace {
@@ -14,36 +18,34 @@ namespace {
 constexpr std::array<unsigned char, 16> kNamespace = {
     0xf5, 0x4c, 0xdb, 0xb8, 0x40, 0x31, 0x55, 0xa2, 0xb6, 0x6d, 0xa2, 0xb3, 0xfa, 0xcc, 0x92, 0xaf};
 
-// SHA-1 is fetched from the provider once, and each thread keeps one digest context: a digest is
-// then Init/Update/Final with no allocation or provider lookup.
-const EVP_MD* sha1Md() {
-  static EVP_MD* md = EVP_MD_fetch(nullptr, "SHA1", nullptr);
-  return md;
+// SHA-1 of `bytes` from the state `start` (a fresh digest when null).
+std::array<unsigned char, 20> sha1(const SHA_CTX* start, std::string_view bytes) {
+  SHA_CTX ctx;
+  if (start)
+    ctx = *start;
+  else
+    SHA1_Init(&ctx);
+  SHA1_Update(&ctx, bytes.data(), bytes.size());
+  std::array<unsigned char, 20> out{};
+  SHA1_Final(out.data(), &ctx);
+  return out;
 }
 
-std::array<unsigned char, 20> sha1(std::string_view a, std::string_view b) {
-  struct Ctx {
-    EVP_MD_CTX* ctx = EVP_MD_CTX_new();
-    ~Ctx() { EVP_MD_CTX_free(ctx); }
-  };
-  static thread_local Ctx local;
-  std::array<unsigned char, 20> out{};
-  unsigned int len = 0;
-  EVP_MD_CTX* ctx = local.ctx;
-  const EVP_MD* md = sha1Md();
-  if (ctx && md && EVP_DigestInit_ex(ctx, md, nullptr) == 1 &&
-      EVP_DigestUpdate(ctx, a.data(), a.size()) == 1 &&
-      EVP_DigestUpdate(ctx, b.data(), b.size()) == 1) {
-    EVP_DigestFinal_ex(ctx, out.data(), &len);
-  }
-  return out;
+// The digest state after the namespace bytes, copied for each UUID.
+const SHA_CTX& namespaceState() {
+  static const SHA_CTX state = [] {
+    SHA_CTX ctx;
+    SHA1_Init(&ctx);
+    SHA1_Update(&ctx, kNamespace.data(), kNamespace.size());
+    return ctx;
+  }();
+  return state;
 }
 
 }  // namespace
 
 void writeNameUuid(std::string_view name, char* out) {
-  auto h = sha1(
-      std::string_view(reinterpret_cast<const char*>(kNamespace.data()), kNamespace.size()), name);
+  auto h = sha1(&namespaceState(), name);
   h[6] = static_cast<unsigned char>((h[6] & 0x0f) | 0x50);
   h[8] = static_cast<unsigned char>((h[8] & 0x3f) | 0x80);
   static const char* kHex = "0123456789abcdef";
@@ -61,7 +63,7 @@ std::string nameUuid(std::string_view name) {
 }
 
 std::string sha1Hex(std::string_view bytes) {
-  auto h = sha1(bytes, {});
+  auto h = sha1(nullptr, bytes);
   static const char* kHex = "0123456789abcdef";
   std::string out;
   out.reserve(40);
