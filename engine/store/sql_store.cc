@@ -636,42 +636,50 @@ class Claimer {
  public:
   Claimer(soci::session& sql, Dialect dialect) : sql_(sql), dialect_(dialect) {}
 
-  // Ids (and previous lease owners) of up to `limit` received messages whose lease is free.
-  std::vector<std::pair<long long, std::string>> pickMessages(long long now, long long limit) {
+  // Up to `limit` received messages whose lease is free, loaded, each with its previous lease
+  // owner ('' when it was never leased). Rows and lease updates are one transaction's work, so the
+  // rows read here are the rows leased (PostgreSQL: locked FOR UPDATE, SKIP LOCKED).
+  Result<std::vector<std::pair<core::StoredMessage, std::string>>> pickMessages(long long now, long long limit) {
     if (!pickMessagesSt_) {
-      std::string text =
-          "SELECT id, lease_owner FROM messages WHERE status = 'received' AND lease_until <= :n ORDER BY id LIMIT :l";
+      std::string text = std::string("SELECT ") + kMessageColumns +
+                         ", lease_owner FROM messages WHERE status = 'received' AND lease_until <= :n ORDER BY id "
+                         "LIMIT :l";
       if (dialect_ == Dialect::kPostgresql) text += " FOR UPDATE SKIP LOCKED";
-      pickMessagesSt_.emplace((sql_.prepare << text, soci::use(now_), soci::use(limit_), soci::into(id_),
-                               soci::into(previousOwner_)));
+      pickMessagesSt_.emplace(sql_);
+      message_.bind(*pickMessagesSt_);
+      pickMessagesSt_->exchange(soci::into(previousOwner_));
+      pickMessagesSt_->exchange(soci::use(now_));
+      pickMessagesSt_->exchange(soci::use(limit_));
+      pickMessagesSt_->alloc();
+      pickMessagesSt_->prepare(text);
+      pickMessagesSt_->define_and_bind();
     }
     now_ = now;
     limit_ = limit;
-    std::vector<std::pair<long long, std::string>> out;
-    runToEnd(*pickMessagesSt_, [&] { out.emplace_back(id_, previousOwner_); });
+    std::vector<std::pair<core::StoredMessage, std::string>> out;
+    std::optional<Error> bad;
+    runToEnd(*pickMessagesSt_, [&] {
+      auto m = message_.toMessage();
+      if (!m) {
+        if (!bad) bad = m.error();
+        return;
+      }
+      out.emplace_back(std::move(*m), previousOwner_);
+    });
+    if (bad) return std::unexpected(*bad);
     return out;
   }
 
-  // Leases message `id` to `owner` until `until` and loads it.
-  Result<core::StoredMessage> leaseMessage(long long id, const std::string& owner, long long until) {
+  // Leases message `id` to `owner` until `until`.
+  void leaseMessage(long long id, const std::string& owner, long long until) {
     if (!leaseMessageSt_) {
       leaseMessageSt_.emplace((sql_.prepare << "UPDATE messages SET lease_owner = :o, lease_until = :u WHERE id = :i",
                                soci::use(owner_), soci::use(until_), soci::use(id_)));
-      loadMessageSt_.emplace(sql_);
-      message_.bind(*loadMessageSt_);
-      loadMessageSt_->exchange(soci::use(id_));
-      loadMessageSt_->alloc();
-      loadMessageSt_->prepare(std::string("SELECT ") + kMessageColumns + " FROM messages WHERE id = :i");
-      loadMessageSt_->define_and_bind();
     }
     id_ = id;
     owner_ = owner;
     until_ = until;
     runToEnd(*leaseMessageSt_);
-    std::optional<Result<core::StoredMessage>> loaded;
-    runToEnd(*loadMessageSt_, [&] { loaded = message_.toMessage(); });
-    if (!loaded) return fail(ErrorCode::kNotFound, "message " + std::to_string(id) + " vanished while claimed");
-    return std::move(*loaded);
   }
 
   // Ids of up to `limit` due deliveries whose lease is free and whose "after" sibling is done.
@@ -728,7 +736,7 @@ class Claimer {
  private:
   soci::session& sql_;
   Dialect dialect_;
-  std::optional<soci::statement> pickMessagesSt_, leaseMessageSt_, loadMessageSt_, pickDeliveriesSt_,
+  std::optional<soci::statement> pickMessagesSt_, leaseMessageSt_, pickDeliveriesSt_,
       leaseDeliverySt_, loadDeliverySt_;
   long long now_ = 0, limit_ = 0, id_ = 0, until_ = 0;
   std::string previousOwner_, owner_, metadata_, upstreamStatus_, upstreamResponse_;
@@ -863,16 +871,17 @@ class SqlStore final : public Store {
       Claimer& claims = prepared(sql).claims;
       Txn tr(sql, dialect_);
       auto picked = claims.pickMessages(nowMs, limit);
+      if (!picked) return std::unexpected(picked.error());
       std::vector<core::StoredMessage> out;
-      if (picked.empty()) return out;
-      out.reserve(picked.size());
-      for (auto& [id, previous] : picked) {
-        auto message = claims.leaseMessage(id, owner, nowMs + leaseMs);
-        if (!message) return std::unexpected(message.error());
+      if (picked->empty()) return out;
+      out.reserve(picked->size());
+      for (auto& [message, previous] : *picked) {
+        claims.leaseMessage(message.id, owner, nowMs + leaseMs);
         if (!previous.empty()) {
-          appendEvent(sql, id, 0, nowMs, "lease-expired", "lease of " + previous + " expired; taken by " + owner);
+          appendEvent(sql, message.id, 0, nowMs, "lease-expired",
+                      "lease of " + previous + " expired; taken by " + owner);
         }
-        out.push_back(std::move(*message));
+        out.push_back(std::move(message));
       }
       tr.commit();
       return out;
