@@ -7,8 +7,10 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <memory>
 #include <memory_resource>
 #include <span>
+#include <type_traits>
 #if defined(__SSE2__)
 #include <emmintrin.h>
 #endif
@@ -661,20 +663,27 @@ class SlotScope {
     for (auto it = more_.rbegin(); it != more_.rend(); ++it)
       slots_[static_cast<std::size_t>(it->first)] = it->second;
     for (std::size_t i = count_; i-- > 0;)
-      slots_[static_cast<std::size_t>(first_[i].first)] = first_[i].second;
+      slots_[static_cast<std::size_t>(first_[i].saved.first)] = first_[i].saved.second;
   }
   void set(int slot, Slot value) {
     std::pair<int, Slot> saved(slot, slots_[static_cast<std::size_t>(slot)]);
     if (count_ < std::size(first_))
-      first_[count_++] = saved;
+      std::construct_at(&first_[count_++].saved, saved);
     else
       more_.push_back(saved);
     slots_[static_cast<std::size_t>(slot)] = value;
   }
 
  private:
+  // Storage left unset until set() fills it: most scopes bind nothing, and zeroing the entries
+  // on every object the template walk enters cost more than the rest of the scope.
+  union Entry {
+    Entry() {}
+    std::pair<int, Slot> saved;
+  };
+  static_assert(std::is_trivially_destructible_v<std::pair<int, Slot>>);
   std::vector<Slot>& slots_;
-  std::pair<int, Slot> first_[4];  // the first few saved without the heap
+  Entry first_[4];  // the first few saved without the heap
   std::size_t count_ = 0;
   std::vector<std::pair<int, Slot>> more_;
 };
