@@ -324,12 +324,12 @@ std::size_t charOffset(std::string_view s, std::int64_t k) {
 // an array (not FHIR JSON: the engine decides).
 bool addValues(const rapidjson::Value& value, Vals& out) {
   if (!value.IsArray()) {
-    if (auto val = Val::fromJson(value)) out.push_back(*val);
+    if (!value.IsNull()) Val::setJson(out.emplace_back(), value);
     return true;
   }
   for (const auto& x : value.GetArray()) {
     if (x.IsArray()) return false;
-    if (auto val = Val::fromJson(x)) out.push_back(*val);
+    if (!x.IsNull()) Val::setJson(out.emplace_back(), x);
   }
   return true;
 }
@@ -809,6 +809,11 @@ bool eval(const PlanExpr& e, In input, const Ctx& c, Vals& out) {
 std::optional<Val> Val::fromJson(const rapidjson::Value& json) {
   if (json.IsNull()) return std::nullopt;
   Val v;
+  setJson(v, json);
+  return v;
+}
+
+void Val::setJson(Val& v, const rapidjson::Value& json) {
   v.element = true;
   if (json.IsString()) {
     v.string = std::string_view(json.GetString(), json.GetStringLength());
@@ -822,7 +827,6 @@ std::optional<Val> Val::fromJson(const rapidjson::Value& json) {
     v.kind = Kind::kJson;
     v.json = &json;
   }
-  return v;
 }
 
 int SlotTable::id(std::string_view name) {

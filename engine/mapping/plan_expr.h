@@ -67,6 +67,10 @@ struct Val {
   }
   // The item of a JSON value reached by navigation (null: none).
   static std::optional<Val> fromJson(const rapidjson::Value& json);
+  // The same written field by field into `out` (a default Val), for a JSON value that is not
+  // null: a Val built elsewhere from narrow stores and then copied whole is read back before
+  // those stores reach the cache (a store-forwarding stall on each copy).
+  static void setJson(Val& out, const rapidjson::Value& json);
 };
 
 // A collection being built: the first items in the object itself, more in `memory` (an arena:
@@ -92,6 +96,11 @@ class Vals {
   void push_back(const Val& v) {
     if (size_ == capacity_) grow(size_ + 1);
     std::construct_at(data_ + size_++, v);
+  }
+  // Appends a default Val and returns it, to be set in place.
+  Val& emplace_back() {
+    if (size_ == capacity_) grow(size_ + 1);
+    return *std::construct_at(data_ + size_++);
   }
   // Appends [first, last) (`at` must be end()).
   void insert(const Val* at, const Val* first, const Val* last) {

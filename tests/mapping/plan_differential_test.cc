@@ -354,11 +354,11 @@ BOOST_AUTO_TEST_CASE(literal_text_outside_ascii) {
   }
 }
 
-// Strings read in place by the plans' parser (runs of plain bytes moved sixteen at a time): a
-// plain run of every length around the scan's width, then an escape, a raw control byte, bytes
-// outside ASCII, a bad escape, a NUL or the end of the text, in an answer of the string-encoded
-// response and in the 8x8 envelope itself. Values, errors and error offsets as the engine's
-// reader gives them.
+// Strings and whitespace read in place by the plans' parser (runs of plain bytes or blanks taken
+// sixteen at a time): a plain run of every length around the scan's width, then an escape, a raw
+// control byte, bytes outside ASCII, a bad escape, a NUL or the end of the text, in an answer of
+// the string-encoded response and in the 8x8 envelope itself. Values, errors and error offsets
+// as the engine's reader gives them.
 BOOST_AUTO_TEST_CASE(strings_read_in_place_agree_with_the_engine) {
   const std::vector<std::string> tails = {
       "\\\"q\\\\e\\n", "\\u00e9\\ud83d\\ude00z", "\x01", "\x1f", "\x7f\x80 ok",
@@ -381,6 +381,21 @@ BOOST_AUTO_TEST_CASE(strings_read_in_place_agree_with_the_engine) {
       inputs.push_back(outer);
       inputs.push_back(outer.substr(0, outer.find(text) + text.size()));
     }
+  }
+  // Whitespace runs of every length around the width between the envelope's tokens (and the
+  // text cut inside one), spaces, tabs, carriage returns and newlines mixed.
+  for (std::size_t run : {1, 2, 15, 16, 17, 31, 33, 64}) {
+    std::string blank;
+    for (std::size_t i = 0; i < run; ++i) blank.push_back(" \t\r\n"[(i * 7) % 4]);
+    std::string spaced;
+    for (char ch : envelope) {
+      spaced.push_back(ch);
+      if (ch == ',' || ch == ':' || ch == '{') spaced += blank;
+    }
+    inputs.push_back(spaced);
+    inputs.push_back(spaced.substr(0, spaced.find("\"umid\"") - run / 2));
+    inputs.push_back(spaced + blank);
+    inputs.push_back(spaced + blank + "x");
   }
   fhirpath::Environment env;
   env.setVariable("sender", "+15551234567");
