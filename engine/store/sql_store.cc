@@ -789,9 +789,10 @@ class SqlStore final : public Store {
 
   Result<void> open() {
     return guard("open", [&]() -> Result<void> {
-      // SQLite: two sessions more than configured, so workers' bookkeeping does not queue for a
-      // session behind intake committers (their writes take turns anyway).
-      const int total = poolSize_ + (dialect_ == Dialect::kSqlite ? 2 : 0);
+      // SQLite: the pool serves reads, and one more session (writer_) every write: writers take
+      // turns anyway, and a session whose last transaction was the last commit keeps its page
+      // cache, where a session that sees another's commit must drop it and read the pages again.
+      const int total = poolSize_ + (dialect_ == Dialect::kSqlite ? 1 : 0);
       std::vector<soci::session*> sqliteSessions;
       for (int i = 0; i < total; ++i) {
         auto s = std::make_unique<soci::session>();
@@ -812,7 +813,11 @@ class SqlStore final : public Store {
         }
         prepared_[s.get()];
         if (dialect_ == Dialect::kSqlite) sqliteSessions.push_back(s.get());
-        pool_.add(std::move(s));
+        if (dialect_ == Dialect::kSqlite && i == 0) {
+          writer_ = std::move(s);
+        } else {
+          pool_.add(std::move(s));
+        }
       }
       if (dialect_ == Dialect::kSqlite) {
         // The log exists once a session is open in WAL mode, and is not deleted while one is.
@@ -1299,17 +1304,19 @@ class SqlStore final : public Store {
   template <typename F>
   auto write(const char* what, bool high, Commit commit, F&& f) -> std::invoke_result_t<F, soci::session&> {
     return guard(what, [&]() -> std::invoke_result_t<F, soci::session&> {
-      auto session = pool_.acquire();
-      if (session.reconnected()) prepared_.at(&*session).reset();
-      if (dialect_ != Dialect::kSqlite) return keepingPrepared(*session, [&] { return f(*session); });
-      auto result = keepingPrepared(*session, [&] {
+      if (dialect_ != Dialect::kSqlite) {
+        auto session = pool_.acquire();
+        if (session.reconnected()) prepared_.at(&*session).reset();
+        return keepingPrepared(*session, [&] { return f(*session); });
+      }
+      auto result = [&] {
         writeMu_.lock(high);
         struct Unlock {
           PriorityMutex& m;
           ~Unlock() { m.unlock(); }
         } unlock{writeMu_};
-        return f(*session);
-      });
+        return keepingPrepared(*writer_, [&] { return f(*writer_); });
+      }();
       if (result && commit == Commit::kFull && ::fdatasync(walFd_) != 0) {
         return fail(ErrorCode::kTransient, std::string("store ") + what +
                                                ": flushing the write-ahead log failed: " +
@@ -1353,7 +1360,8 @@ class SqlStore final : public Store {
   SessionPool pool_;
   std::string walPath_;  // SQLite: the write-ahead log, flushed after each kFull write
   int walFd_ = -1;
-  // One slot per pooled session, filled in open() and never resized, so lookups need no lock; a
+  std::unique_ptr<soci::session> writer_;  // SQLite: the session of every write, under writeMu_
+  // One slot per session (pooled, and writer_), filled in open() and never resized, so lookups need no lock; a
   // slot is only used by the thread holding its session.
   std::map<soci::session*, std::unique_ptr<Prepared>> prepared_;
   PriorityMutex writeMu_;
