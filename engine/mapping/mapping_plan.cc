@@ -768,7 +768,12 @@ struct PlanRun {
   const Val* keep(const Vals& v) {
     if (v.empty()) return nullptr;
     auto* p = static_cast<Val*>(arena.resource.allocate(sizeof(Val) * v.size(), alignof(Val)));
-    std::copy(v.begin(), v.end(), p);
+    if (v.size() <= 2) {  // most results: copied without a call to memmove
+      p[0] = v[0];
+      if (v.size() == 2) p[1] = v[1];
+    } else {
+      std::copy(v.begin(), v.end(), p);
+    }
     return p;
   }
 

@@ -107,7 +107,12 @@ class Vals {
     (void)at;
     const auto n = static_cast<std::size_t>(last - first);
     if (size_ + n > capacity_) grow(size_ + n);
-    std::uninitialized_copy(first, last, data_ + size_);
+    if (n <= 2) {  // a variable's or a literal's one item, mostly: no call to memmove
+      if (n > 0) std::construct_at(data_ + size_, first[0]);
+      if (n > 1) std::construct_at(data_ + size_ + 1, first[1]);
+    } else {
+      std::uninitialized_copy(first, last, data_ + size_);
+    }
     size_ += n;
   }
   template <typename It>
