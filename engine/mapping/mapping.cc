@@ -32,14 +32,6 @@ using namespace detail;  // NOLINT(google-build-using-namespace): the template t
 
 namespace detail {
 
-bool isBlank(std::string_view s) {
-  for (char c : s) {
-    // std::isspace in the "C" locale, without the call.
-    if (c != ' ' && c != '\t' && c != '\n' && c != '\v' && c != '\f' && c != '\r') return false;
-  }
-  return true;
-}
-
 // Short, printable rendering of an input value for an error message (codes, not free text).
 std::string quoteValue(std::string_view v) {
   std::string out = "\"";

@@ -1052,7 +1052,9 @@ Result<void> PlanRun::bindLets(const TNode& node, SlotScope& scope) {
 
 Result<void> PlanRun::evalObjectBody(const TNode& node, JsonVals& vals) {
   SlotScope scope(slots);
-  if (auto r = bindLets(node, scope); !r) return r;
+  if (!node.lets.empty()) {
+    if (auto r = bindLets(node, scope); !r) return r;
+  }
   if (node.ifExpr) {
     auto cond = evalBool(node.ifPlan);
     if (!cond) return std::unexpected(cond.error());
@@ -1188,7 +1190,9 @@ Result<int> PlanRun::emit(const TNode& node, TextOut& out, bool& first) {
 
 Result<int> PlanRun::emitObjectBody(const TNode& node, TextOut& out, bool& first) {
   SlotScope scope(slots);
-  if (auto r = bindLets(node, scope); !r) return std::unexpected(r.error());
+  if (!node.lets.empty()) {  // most objects bind nothing: no call
+    if (auto r = bindLets(node, scope); !r) return std::unexpected(r.error());
+  }
   if (node.ifExpr) {
     auto cond = evalBool(node.ifPlan);
     if (!cond) return std::unexpected(cond.error());

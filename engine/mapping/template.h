@@ -92,7 +92,15 @@ struct Assertion {
 };
 
 // Helpers shared by both evaluators.
-bool isBlank(std::string_view s);
+
+// Whether `s` holds nothing but whitespace (std::isspace in the "C" locale, without the call);
+// inline: the planned walk asks it of every string it writes.
+inline bool isBlank(std::string_view s) {
+  for (char c : s) {
+    if (c != ' ' && c != '\t' && c != '\n' && c != '\v' && c != '\f' && c != '\r') return false;
+  }
+  return true;
+}
 std::string quoteValue(std::string_view v);  // short, printable, quoted
 void percentEncode(std::string_view s, std::string& out);
 // Removes nulls, blank strings and empty objects/arrays; true when `v` itself is left empty.
