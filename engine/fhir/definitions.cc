@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <functional>
@@ -107,6 +108,34 @@ bool ElementDef::isPrimitiveChoiceSuffix(std::string_view suffix) const {
 
 // JSON keys are short names: the length and three of the characters mixed by one multiply
 // spread them well enough for tables of a few dozen keys, at a fraction of a byte-wise hash.
+namespace {
+
+// Whether n bytes at a and b are equal. Keys are short: a call to memcmp costs more than the
+// compare, and a byte loop runs once per character; this reads 8 (or 4) bytes at a time, the
+// last word overlapping the one before it, and never reads outside [a, a + n) or [b, b + n).
+template <typename Word>
+Word loadWord(const char* p) {
+  Word w;
+  std::memcpy(&w, p, sizeof w);
+  return w;
+}
+bool sameShortText(const char* a, const char* b, std::size_t n) {
+  if (n >= 8) {
+    for (std::size_t i = 0; i + 8 < n; i += 8)
+      if (loadWord<std::uint64_t>(a + i) != loadWord<std::uint64_t>(b + i)) return false;
+    return loadWord<std::uint64_t>(a + n - 8) == loadWord<std::uint64_t>(b + n - 8);
+  }
+  if (n >= 4) {
+    return loadWord<std::uint32_t>(a) == loadWord<std::uint32_t>(b) &&
+           loadWord<std::uint32_t>(a + n - 4) == loadWord<std::uint32_t>(b + n - 4);
+  }
+  for (std::size_t i = 0; i < n; ++i)
+    if (a[i] != b[i]) return false;
+  return true;
+}
+
+}  // namespace
+
 std::uint32_t ChildIndex::hash(std::string_view key) {
   const std::size_t n = key.size();
   if (n == 0) return 0;
@@ -147,10 +176,7 @@ const ChildSlot* ChildIndex::find(std::string_view key) const {
     if (bucket.entry == 0) return nullptr;
     if (bucket.hash != h) continue;
     const auto& [k, slot] = entries_[bucket.entry - 1];
-    if (k.size() != key.size()) continue;
-    std::size_t i = 0;  // keys are short: a plain loop beats a call to memcmp
-    while (i < key.size() && k[i] == key[i]) ++i;
-    if (i == key.size()) return &slot;
+    if (k.size() == key.size() && sameShortText(k.data(), key.data(), key.size())) return &slot;
   }
 }
 

@@ -64,6 +64,8 @@ class Reader {
   static constexpr int kMaxDepth = 256;
 
   void blanks() {
+    // Compact JSON (the mapping's output) has none: one test for the usual case.
+    if (p_ < end_ && static_cast<unsigned char>(*p_) > ' ') return;
     while (p_ < end_ && (*p_ == ' ' || *p_ == '\n' || *p_ == '\r' || *p_ == '\t')) ++p_;
   }
 

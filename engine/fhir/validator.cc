@@ -58,6 +58,10 @@ std::string quote(std::string_view s) {
 
 const std::string& plainName(const ElementDef& def) { return def.plain; }
 
+// Type codes the walk substitutes (at namespace scope: a function's static pays a guard check
+// on every call).
+const std::string kBackboneCode = "BackboneElement", kIdCode = "id", kNoCode;
+
 // Deep equality of JSON values (fixed[x]).
 bool jsonEqual(const Value& a, const Value& b) {
   if (a.IsNumber() && b.IsNumber()) return a.GetDouble() == b.GetDouble();
@@ -328,6 +332,7 @@ class Walk {
       anyUnderscore =
           anyUnderscore || (it->name.GetStringLength() > 0 && it->name.GetString()[0] == '_');
     const std::size_t base = members_.size();
+    bool sorted = true;  // members in definition order already (the mapping writes them so)
     for (auto it = obj.MemberBegin(); it != obj.MemberEnd(); ++it) {
       std::string_view key = sv(it->name);
       if (isResourceRoot && key == "resourceType") continue;
@@ -352,11 +357,12 @@ class Walk {
             loc.str() + "._" + std::string(name));
         ext = nullptr;
       }
+      sorted = sorted && (members_.size() == base || members_.back().index <= slot->index);
       members_.emplace_back(slot->index, type, underscore ? nullptr : &it->value, ext, name);
     }
     // Group by element (stable: JSON order within an element), then walk in definition order.
     const std::size_t end = members_.size();
-    for (std::size_t i = base + 1; i < end; ++i) {
+    for (std::size_t i = sorted ? end : base + 1; i < end; ++i) {
       Member m = members_[i];
       std::size_t j = i;
       for (; j > base && members_[j - 1].index > m.index; --j) members_[j] = members_[j - 1];
@@ -488,7 +494,9 @@ class Walk {
 
   void item(const StructureDefinition& sd, const ElementDef& def, const TypeRef* type,
             const Value* value, const Value* ext, const Loc& loc) {
-    static const std::string kBackbone = "BackboneElement", kId = "id", kNone;
+    const std::string& kBackbone = kBackboneCode;
+    const std::string& kId = kIdCode;
+    const std::string& kNone = kNoCode;
     const std::string* code = type ? &type->code : &kNone;
     if (!def.contentReference.empty()) code = &kBackbone;
     // Resource.id is an id although the snapshot types it System.String.
@@ -702,6 +710,10 @@ class Walk {
     if (!options_.invariants || list.empty()) return;
     // Made when FHIRPath first runs here (a pointer: a Node on this frame costs every call).
     std::unique_ptr<Node> node;
+    // The last native decision on this target: dom-2, dom-4 and dom-5 share one check, which
+    // (a pure function of the same input) need not run three times.
+    NativeInvariant lastNative = nullptr;
+    std::optional<bool> lastDecision;
     for (const Constraint* cp : list) {
       const Constraint& c = *cp;
       if (c.bestPractice && !options_.bestPractice) continue;
@@ -714,7 +726,12 @@ class Walk {
         holds = !target.json || containedResourcesReferenced(*target.json);
       } else {
         if (c.native && options_.invariantEngine != InvariantEngine::kFhirPath) {
-          holds = c.native(InvariantInput{target.json, target.ext, resource_, doc_.get(), &defs_});
+          if (c.native != lastNative) {
+            lastNative = c.native;
+            lastDecision =
+                c.native(InvariantInput{target.json, target.ext, resource_, doc_.get(), &defs_});
+          }
+          holds = lastDecision;
         }
         if (!holds || options_.invariantEngine == InvariantEngine::kCrossCheck) {
           if (!node) node = std::make_unique<Node>(makeNode(target));

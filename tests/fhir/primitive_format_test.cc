@@ -109,4 +109,37 @@ BOOST_AUTO_TEST_CASE(json_kinds_and_integer_ranges) {
   BOOST_TEST(okJson("date", "\"1987-02-28\""));
 }
 
+// uri and code look for whitespace 16 bytes at a time, then byte by byte: every length across a
+// few blocks, every position, each kind of blank and a control character.
+BOOST_AUTO_TEST_CASE(whitespace_found_at_every_position) {
+  for (std::size_t n = 1; n <= 50; ++n) {
+    const std::string clean(n, 'x');
+    BOOST_TEST_CONTEXT("length " << n) {
+      BOOST_TEST(ok("uri", clean.c_str()));
+      BOOST_TEST(ok("code", clean.c_str()));
+      for (std::size_t i = 0; i < n; ++i) {
+        for (char blank : {' ', '\t', '\n', '\r'}) {
+          std::string s = clean;
+          s[i] = blank;
+          BOOST_TEST_CONTEXT("blank " << int(blank) << " at " << i) {
+            BOOST_TEST(!ok("uri", s.c_str()));
+            // a code may hold single inner spaces, nothing else
+            const bool inner = i > 0 && i + 1 < n;
+            BOOST_TEST(ok("code", s.c_str()) == (blank == ' ' && inner));
+          }
+        }
+        std::string control = clean;
+        control[i] = '\x01';  // at or below a space, but no whitespace: allowed in both
+        BOOST_TEST(ok("uri", control.c_str()));
+        BOOST_TEST(ok("code", control.c_str()));
+        std::string high = clean;
+        high[i] = '\xC3';  // a UTF-8 lead byte: above a space as unsigned
+        BOOST_TEST(ok("uri", high.c_str()));
+      }
+    }
+  }
+  BOOST_TEST(!ok("code", "a  b"));
+  BOOST_TEST(!ok("code", "0123456789abcdefghij  klm"));  // consecutive spaces past a block
+}
+
 BOOST_AUTO_TEST_SUITE_END()

@@ -78,6 +78,33 @@ BOOST_AUTO_TEST_CASE(shipped_subset_loads_with_types_value_sets_and_profile) {
   }
 }
 
+// The child table compares keys a word at a time (8 or 4 bytes, the last word overlapping):
+// every key length from 1 to 40 is found, and a key differing in any one byte, or one byte
+// longer or shorter, is not.
+BOOST_AUTO_TEST_CASE(child_index_compares_every_byte) {
+  ChildIndex index;
+  std::vector<std::string> keys;
+  for (std::size_t n = 1; n <= 40; ++n) {
+    std::string key;
+    for (std::size_t i = 0; i < n; ++i) key += static_cast<char>('a' + (i * 7 + n) % 26);
+    keys.push_back(key);
+    index.add(key, ChildSlot{static_cast<std::uint32_t>(n), nullptr, false});
+  }
+  for (const std::string& key : keys) {
+    BOOST_TEST_CONTEXT(key) {
+      const ChildSlot* slot = index.find(key);
+      BOOST_REQUIRE(slot);
+      BOOST_TEST(slot->index == key.size());
+      for (std::size_t i = 0; i < key.size(); ++i) {
+        std::string other = key;
+        other[i] = static_cast<char>(other[i] ^ 0x20);  // same hash bytes for most positions
+        BOOST_TEST(!index.find(other), "differs at " << i);
+      }
+      BOOST_TEST(!index.find(key + "x"));
+    }
+  }
+}
+
 BOOST_AUTO_TEST_CASE(missing_directory_is_an_error) {
   auto v = Validator::fromDirectory("/nonexistent/fhir-profiles");
   BOOST_TEST(!v);
