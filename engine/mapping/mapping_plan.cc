@@ -3,6 +3,7 @@
 // the input parsed and the output built in one per-thread arena, and no fhirpath::Node. When a
 // plan declines, the whole input goes to the general evaluator, so the two give the same bytes.
 // Thread-safety: see mapping.h; per-run state lives in PlanRun and the calling thread's arena.
+#include <array>
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
@@ -193,61 +194,76 @@ class TextOut {
   char* end_;
 };
 
-// A JSON string, byte for byte as rapidjson::Writer (without validation) writes it: unescaped
-// runs are found sixteen (SSE2) or eight bytes at a time and copied whole. Marks `out` when the
-// string holds a byte outside ASCII, so that only such texts need the UTF-8 check.
+// Bytes a JSON string cannot hold as they are (quote, backslash, controls) and bytes outside
+// ASCII (kept, but they call for the UTF-8 check).
+constexpr std::array<bool, 256> kSpecialByte = [] {
+  std::array<bool, 256> t{};
+  for (int c = 0; c < 256; ++c) t[static_cast<std::size_t>(c)] = c < 0x20 || c >= 0x80;
+  t['"'] = t['\\'] = true;
+  return t;
+}();
+
+// The position of the first special byte of s[i, n) by that table, or n: sixteen bytes at a time
+// (SSE2), then eight, the last ones by an overlapping block (or one by one when the string is
+// shorter than a block). May stop early at a plain byte (after an escaped one), never late.
+std::size_t nextSpecial(const char* s, std::size_t i, std::size_t n) {
+#if defined(__SSE2__)
+  // Bytes below 0x20 and, compared signed, every byte from 0x80 up; quotes; backslashes.
+  auto special16 = [](const char* p) {
+    const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+    return static_cast<unsigned>(_mm_movemask_epi8(_mm_or_si128(
+        _mm_cmplt_epi8(v, _mm_set1_epi8(0x20)),
+        _mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8('"')),
+                     _mm_cmpeq_epi8(v, _mm_set1_epi8('\\'))))));
+  };
+  if (n >= 16) {
+    for (; i + 16 <= n; i += 16) {
+      if (const unsigned mask = special16(s + i)) return i + __builtin_ctz(mask);
+    }
+    if (i == n) return n;
+    // The last sixteen bytes, without those already seen.
+    const unsigned mask = special16(s + n - 16) >> (i + 16 - n);
+    return mask ? i + __builtin_ctz(mask) : n;
+  }
+#endif
+  constexpr std::uint64_t kOnes = 0x0101010101010101ULL, kHigh = 0x8080808080808080ULL;
+  // The high bit of each byte of `w` that may be special; the lowest one set is exact.
+  auto special8 = [](const char* p) {
+    std::uint64_t w;
+    std::memcpy(&w, p, 8);
+    const std::uint64_t quote = w ^ (kOnes * '"'), slash = w ^ (kOnes * '\\');
+    return (((w - kOnes * 0x20) & ~w) | ((quote - kOnes) & ~quote) | ((slash - kOnes) & ~slash) |
+            w) &
+           kHigh;
+  };
+  if (n >= 8) {
+    for (; i + 8 <= n; i += 8) {
+      if (const std::uint64_t bits = special8(s + i)) return i + __builtin_ctzll(bits) / 8;
+    }
+    if (i == n) return n;
+    const std::uint64_t bits = special8(s + n - 8) >> (8 * (i + 8 - n));
+    return bits ? i + __builtin_ctzll(bits) / 8 : n;
+  }
+  while (i < n && !kSpecialByte[static_cast<unsigned char>(s[i])]) ++i;
+  return i;
+}
+
+// A JSON string, byte for byte as rapidjson::Writer (without validation) writes it: runs of
+// plain bytes found by nextSpecial() and copied whole. Marks `out` when the string holds a byte
+// outside ASCII, so that only such texts need the UTF-8 check.
 void writeString(const char* s, std::size_t n, TextOut& out) {
   static const char kHex[] = "0123456789ABCDEF";
   out.room(2 + 6 * n);
   out.put('"');
   std::size_t i = 0, run = 0;
-  while (i < n) {
-#if defined(__SSE2__)
-    if (i + 16 <= n) {
-      const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(s + i));
-      // Bytes below 0x20 and, compared signed, every byte from 0x80 up; quotes; backslashes.
-      const __m128i special = _mm_or_si128(_mm_cmplt_epi8(v, _mm_set1_epi8(0x20)),
-                                           _mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8('"')),
-                                                        _mm_cmpeq_epi8(v, _mm_set1_epi8('\\'))));
-      const int mask = _mm_movemask_epi8(special);
-      if (mask == 0) {
-        i += 16;
-        continue;
-      }
-      i += static_cast<std::size_t>(__builtin_ctz(static_cast<unsigned>(mask)));  // a special byte
-    } else if (n >= 16) {
-      // The last bytes: the final sixteen, without those already seen.
-      const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(s + n - 16));
-      const __m128i special = _mm_or_si128(_mm_cmplt_epi8(v, _mm_set1_epi8(0x20)),
-                                           _mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8('"')),
-                                                        _mm_cmpeq_epi8(v, _mm_set1_epi8('\\'))));
-      const unsigned mask = static_cast<unsigned>(_mm_movemask_epi8(special)) >> (i + 16 - n);
-      if (mask == 0) {
-        i = n;
-        continue;
-      }
-      i += static_cast<std::size_t>(__builtin_ctz(mask));
-    }
-#endif
-    if (i + 8 <= n) {
-      std::uint64_t w;
-      std::memcpy(&w, s + i, 8);
-      constexpr std::uint64_t kOnes = 0x0101010101010101ULL, kHigh = 0x8080808080808080ULL;
-      const std::uint64_t quote = w ^ (kOnes * '"'), slash = w ^ (kOnes * '\\');
-      const std::uint64_t special = ((w - kOnes * 0x20) & ~w) | ((quote - kOnes) & ~quote) |
-                                    ((slash - kOnes) & ~slash) | (w & kHigh);
-      if ((special & kHigh) == 0) {
-        i += 8;
-        continue;
-      }
-    }
+  while ((i = nextSpecial(s, i, n)) < n) {
     const unsigned char c = static_cast<unsigned char>(s[i]);
     if (c >= 0x80) {
       out.nonAscii = true;
       ++i;
       continue;
     }
-    if (c >= 0x20 && c != '"' && c != '\\') {
+    if (!kSpecialByte[c]) {  // a block's guess after an escaped byte
       ++i;
       continue;
     }
@@ -270,7 +286,7 @@ void writeString(const char* s, std::size_t n, TextOut& out) {
     }
     run = ++i;
   }
-  out.copy(s + run, i - run);
+  out.copy(s + run, n - run);
   out.put('"');
 }
 
