@@ -75,7 +75,7 @@ int main(int argc, char** argv) {
       a.statusCode = 200;
       items.push_back({d.id, a});
     }
-    if (!st.recordAttempts("w", items)) return 1;
+    if (!st.recordAttempts("w", items, true)) return 1;
     delivered += static_cast<int>(items.size());
   }
   double deliveryS = std::chrono::duration<double>(Clock::now() - t0).count();

@@ -116,9 +116,29 @@ FhirDestination::FhirDestination(FhirDestinationConfig config, const core::Clock
 
 std::string FhirDestination::endpointKey() const { return config_.baseUrl; }
 
+// Whether posting `bundle` (a transaction or batch) twice creates nothing the first post did not:
+// every entry reads, deletes, updates (PUT) or creates conditionally (POST with ifNoneExist).
+bool repeatableBundle(const rapidjson::Value& bundle) {
+  if (!bundle.HasMember("entry") || !bundle["entry"].IsArray() || bundle["entry"].Empty()) return false;
+  for (const auto& e : bundle["entry"].GetArray()) {
+    if (!e.IsObject() || !e.HasMember("request") || !e["request"].IsObject()) return false;
+    const rapidjson::Value& r = e["request"];
+    if (!r.HasMember("method") || !r["method"].IsString()) return false;
+    std::string_view method(r["method"].GetString(), r["method"].GetStringLength());
+    if (method == "GET" || method == "HEAD" || method == "PUT" || method == "DELETE") continue;
+    if (method == "POST" && r.HasMember("ifNoneExist") && r["ifNoneExist"].IsString() &&
+        r["ifNoneExist"].GetStringLength() > 0) {
+      continue;
+    }
+    return false;
+  }
+  return true;
+}
+
 core::DeliveryResult FhirDestination::send(const core::DeliveryRequest& request) {
   // Where to POST: a transaction or batch Bundle goes to the base, a resource to its type.
   std::string url = config_.baseUrl;
+  bool repeatable = false;
   {
     rapidjson::Document doc;
     doc.Parse(request.payload.data(), request.payload.size());
@@ -131,7 +151,14 @@ core::DeliveryResult FhirDestination::send(const core::DeliveryRequest& request)
                         (std::string_view(doc["type"].GetString()) == "transaction" ||
                          std::string_view(doc["type"].GetString()) == "batch");
     if (!bundleToBase) url += "/" + type;
+    repeatable = bundleToBase && repeatableBundle(doc);
   }
+  core::DeliveryResult result = post(request, url);
+  result.repeatable = repeatable;
+  return result;
+}
+
+core::DeliveryResult FhirDestination::post(const core::DeliveryRequest& request, const std::string& url) {
   auto authorization = auth_->authorization();
   if (!authorization) {
     return core::DeliveryResult::retry("authentication: " + authorization.error().message);

@@ -12,6 +12,8 @@
 #include <string>
 #include <vector>
 
+#include <rapidjson/document.h>
+
 #include "channels/fhir/http_call.h"
 
 #include "channels/fhir/fhir_auth.h"
@@ -43,8 +45,15 @@ class FhirDestination final : public core::Destination {
   FhirDestinationConfig config_;
   std::shared_ptr<TlsContexts> tls_;
   std::unique_ptr<Authenticator> auth_;
+  core::DeliveryResult post(const core::DeliveryRequest& request, const std::string& url);
+
   ClientPool connections_;  // kept-alive connections to the FHIR server
 };
+
+// Whether posting this transaction or batch Bundle again creates nothing the first post did not:
+// every entry reads, deletes, updates (PUT) or creates conditionally (POST with ifNoneExist). The
+// destination's results say so (core::DeliveryResult::repeatable).
+bool repeatableBundle(const rapidjson::Value& bundle);
 
 // Compact summary of a transaction-response Bundle: {"entry":[{"status":..,"location":..}]}.
 // For another resource type, {"status":<http>,"location":<Location header>}.

@@ -74,7 +74,10 @@ core::DeliveryResult FileDestination::send(const core::DeliveryRequest& request)
       ::close(dir);
     }
   }
-  return core::DeliveryResult::ok("wrote " + name);
+  // The file's name is the delivery's: writing it again replaces it with the same bytes.
+  core::DeliveryResult result = core::DeliveryResult::ok("wrote " + name);
+  result.repeatable = true;
+  return result;
 }
 
 Result<std::unique_ptr<core::Destination>> FileDestination::create(core::ConfigReader& config,

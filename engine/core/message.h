@@ -72,6 +72,10 @@ struct DeliveryResult {
   // The peer's id of what it accepted (a WhatsApp wamid, an 8x8 umid, a Twilio SM sid), so later
   // status callbacks naming it can be recorded against this delivery. Empty when none.
   std::string externalId;
+  // Sending this payload again would create nothing new at the peer (conditional creates, a
+  // deterministic file name): the runner then records the attempt without a flush of its own (an
+  // OS crash may roll the record back, and the payload is sent again).
+  bool repeatable = false;
 
   static DeliveryResult ok(std::string response = {}, int code = 0) {
     return {DeliveryStatus::kOk, code, std::move(response), std::nullopt, {}};

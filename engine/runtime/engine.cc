@@ -462,6 +462,7 @@ int Engine::runDeliveriesOnce(const std::string& owner) {
   int handled = 0;
   std::vector<store::Store::AttemptItem> attempts;
   attempts.reserve(claimed->size());
+  bool allRepeatable = true;  // whether every attempt below may be recorded without a flush
   if (static_cast<int>(claimed->size()) == config_.deliveryClaimBatch) wakeDeliveries();  // more may wait
   for (const auto& d : *claimed) {
     const Channel* channel = nullptr;
@@ -542,11 +543,12 @@ int Engine::runDeliveriesOnce(const std::string& owner) {
       }
     }
     metrics_.countAttempt(d.channelId, d.destination, a.outcome, seconds);
+    allRepeatable = allRepeatable && result.repeatable;
     attempts.push_back({d.id, std::move(a)});
   }
   if (!attempts.empty()) {
-    // One transaction records the whole batch.
-    auto recorded = store_->recordAttempts(owner, attempts);
+    // One transaction records the whole batch, flushed unless every send in it may be repeated.
+    auto recorded = store_->recordAttempts(owner, attempts, !allRepeatable);
     if (!recorded) {
       logLine("recording " + std::to_string(attempts.size()) + " attempts failed: " + recorded.error().message);
     } else {

@@ -107,6 +107,11 @@ std::string Metrics::render(const store::StoreStats& stats, const std::map<std::
   for (const auto& [endpoint, state] : breakers) {
     out << "switchboard_circuit_state{endpoint=\"" << promLabel(endpoint) << "\"} " << state << "\n";
   }
+  if (stats.logFlushes) {
+    out << "# HELP switchboard_store_log_flushes_total Flushes (fdatasync) of the SQLite write-ahead log.\n"
+        << "# TYPE switchboard_store_log_flushes_total counter\n"
+        << "switchboard_store_log_flushes_total " << *stats.logFlushes << "\n";
+  }
   out << "# HELP switchboard_intake_pending Messages waiting for a group commit.\n"
       << "# TYPE switchboard_intake_pending gauge\n"
       << "switchboard_intake_pending " << intakePending << "\n";

@@ -772,8 +772,10 @@ class Prepared {
 // records what the pipeline decided: losing it in an OS crash makes the rows claimable again and
 // the work is redone, with nothing sent twice, because no destination is called before its
 // delivery is claimed, and the attempt record written after a send commits with kFull, whose flush
-// makes the log durable up to and including the bookkeeping before it. A process crash loses
-// nothing either way: the log is written before COMMIT returns.
+// makes the log durable up to and including the bookkeeping before it. The one exception is the
+// attempt record of sends whose repeat creates nothing new at the peer (recordAttempts with
+// flush false): losing it sends the same payload again, which the peer absorbs. A process crash
+// loses nothing either way: the log is written before COMMIT returns.
 enum class Commit { kFull, kRelaxed };
 
 class SqlStore final : public Store {
@@ -938,16 +940,18 @@ class SqlStore final : public Store {
 
   Result<void> recordAttempt(std::int64_t deliveryId, const std::string& owner,
                              const AttemptRecord& a) override {
-    auto r = recordAttempts(owner, {{deliveryId, a}});
+    auto r = recordAttempts(owner, {{deliveryId, a}}, true);
     if (!r) return std::unexpected(r.error());
     return r->at(0);
   }
 
-  Result<std::vector<Result<void>>> recordAttempts(const std::string& owner,
-                                                   const std::vector<AttemptItem>& items) override {
-    return write("recordAttempts", [&](soci::session& sql) -> Result<std::vector<Result<void>>> {
+  Result<std::vector<Result<void>>> recordAttempts(const std::string& owner, const std::vector<AttemptItem>& items,
+                                                   bool flush) override {
+    return write("recordAttempts", false, flush ? Commit::kFull : Commit::kRelaxed,
+                 [&](soci::session& sql) -> Result<std::vector<Result<void>>> {
       BatchWriter& writer = prepared(sql).writer;
       Txn tr(sql, dialect_);
+      if (!flush && dialect_ == Dialect::kPostgresql) sql << "SET LOCAL synchronous_commit TO OFF";
       std::vector<Result<void>> out;
       out.reserve(items.size());
       for (const AttemptItem& item : items) out.push_back(writer.attempt(item.deliveryId, owner, item.attempt));
@@ -1236,6 +1240,7 @@ class SqlStore final : public Store {
         }
       } d;
       fetchAll(sql, dq, d, [&] { s.deliveries.push_back({d.channel, d.destination, d.status, d.count}); });
+      if (dialect_ == Dialect::kSqlite) s.logFlushes = logFlushes_.load();
       return s;
     });
   }
@@ -1317,7 +1322,9 @@ class SqlStore final : public Store {
         } unlock{writeMu_};
         return keepingPrepared(*writer_, [&] { return f(*writer_); });
       }();
-      if (result && commit == Commit::kFull && ::fdatasync(walFd_) != 0) {
+      if (!result || commit != Commit::kFull) return result;
+      logFlushes_.fetch_add(1, std::memory_order_relaxed);
+      if (::fdatasync(walFd_) != 0) {
         return fail(ErrorCode::kTransient, std::string("store ") + what +
                                                ": flushing the write-ahead log failed: " +
                                                std::strerror(errno));
@@ -1360,6 +1367,7 @@ class SqlStore final : public Store {
   SessionPool pool_;
   std::string walPath_;  // SQLite: the write-ahead log, flushed after each kFull write
   int walFd_ = -1;
+  std::atomic<std::int64_t> logFlushes_{0};  // fdatasync calls on walFd_ (StoreStats::logFlushes)
   std::unique_ptr<soci::session> writer_;  // SQLite: the session of every write, under writeMu_
   // One slot per session (pooled, and writer_), filled in open() and never resized, so lookups need no lock; a
   // slot is only used by the thread holding its session.

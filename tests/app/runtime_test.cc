@@ -478,6 +478,33 @@ BOOST_AUTO_TEST_CASE(metrics_expose_counts_in_prometheus_format) {
   BOOST_TEST(m.find("# TYPE switchboard_queue_depth gauge") != std::string::npos);
 }
 
+BOOST_AUTO_TEST_CASE(attempts_of_repeatable_sends_are_recorded_without_a_flush_of_their_own) {
+  Fixture f;
+  auto flushes = [&] {
+    auto stats = f.engine->store().stats();
+    BOOST_REQUIRE(stats.has_value() && stats->logFlushes.has_value());
+    return *stats->logFlushes;
+  };
+  auto idem = firstId(f.post(R"({"id": "rep-1"})"));
+  f.engine->runPipelineOnce("w");
+  auto before = flushes();
+  core::DeliveryResult repeatable = core::DeliveryResult::ok("conditional creates", 200);
+  repeatable.repeatable = true;
+  f.script->answers.push_back(repeatable);
+  BOOST_TEST(f.engine->runDeliveriesOnce("w") == 1);
+  BOOST_TEST(flushes() == before);
+  BOOST_TEST(f.detail(idem).message.status == "delivered");
+
+  auto plain = firstId(f.post(R"({"id": "rep-2"})"));  // the next durable commit: intake
+  BOOST_TEST(flushes() == before + 1);
+  f.engine->runPipelineOnce("w");
+  BOOST_TEST(f.engine->runDeliveriesOnce("w") == 1);  // answered ok, not repeatable
+  BOOST_TEST(flushes() == before + 2);
+  BOOST_TEST(f.detail(plain).message.status == "delivered");
+  BOOST_TEST(f.engine->metricsText().find("switchboard_store_log_flushes_total " + std::to_string(before + 2)) !=
+             std::string::npos);
+}
+
 BOOST_AUTO_TEST_CASE(metadata_match_keeps_only_listed_values) {
   core::ConnectorRegistry registry;
   app::registerBuiltinConnectors(registry);

@@ -565,7 +565,7 @@ BOOST_AUTO_TEST_CASE(batched_finish_and_attempts_commit_together_and_refuse_lost
   items.push_back({due->at(0).id, attempt("ok", "succeeded", 1000)});
   items.push_back({due->at(1).id + 1000, attempt("ok", "succeeded", 1000)});  // unknown: conflict
   items.push_back({due->at(1).id, attempt("retry", "pending", 1000, 9000)});
-  auto rec = s->recordAttempts("w", items);
+  auto rec = s->recordAttempts("w", items, true);
   BOOST_REQUIRE(rec.has_value());
   BOOST_TEST(rec->at(0).has_value());
   BOOST_TEST(!rec->at(1).has_value());

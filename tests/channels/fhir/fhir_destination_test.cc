@@ -105,6 +105,7 @@ BOOST_AUTO_TEST_CASE(transaction_is_created_once_and_replays_change_nothing) {
   auto first = dest->send(request(payload));
   BOOST_TEST_INFO(first.response);
   BOOST_TEST(static_cast<int>(first.status) == static_cast<int>(core::DeliveryStatus::kOk));
+  BOOST_TEST(first.repeatable);  // every entry is a conditional create: the second send below
   rapidjson::Document summary;
   summary.Parse(first.response.c_str());
   BOOST_REQUIRE(summary.IsObject() && summary.HasMember("entry"));
@@ -127,6 +128,32 @@ BOOST_AUTO_TEST_CASE(transaction_is_created_once_and_replays_change_nothing) {
   BOOST_TEST(appt.body.find("\"reference\":\"Patient/") != std::string::npos);
 }
 
+BOOST_AUTO_TEST_CASE(only_bundles_of_conditional_or_idempotent_entries_are_repeatable) {
+  auto repeatable = [](const std::string& json) {
+    rapidjson::Document d;
+    d.Parse(json.c_str());
+    BOOST_REQUIRE(!d.HasParseError());
+    return repeatableBundle(d);
+  };
+  BOOST_TEST(repeatable(bundle("%2B15551234567", "A-1")));
+  const std::string head = R"({"resourceType":"Bundle","type":"transaction","entry":[)";
+  const std::string conditional =
+      R"({"resource":{"resourceType":"Patient"},"request":{"method":"POST","url":"Patient","ifNoneExist":"identifier=a|b"}})";
+  auto with = [&](const std::string& request) {
+    return head + conditional + R"(,{"resource":{"resourceType":"Patient"},"request":)" + request + "}]}";
+  };
+  BOOST_TEST(repeatable(with(R"({"method":"PUT","url":"Patient?identifier=a|c"})")));
+  BOOST_TEST(repeatable(with(R"({"method":"DELETE","url":"Patient/1"})")));
+  BOOST_TEST(repeatable(with(R"({"method":"GET","url":"Patient/1"})")));
+  BOOST_TEST(!repeatable(with(R"({"method":"POST","url":"Patient"})")));  // a second Patient
+  BOOST_TEST(!repeatable(with(R"({"method":"POST","url":"Patient","ifNoneExist":""})")));
+  BOOST_TEST(!repeatable(with(R"({"method":"PATCH","url":"Patient/1"})")));
+  BOOST_TEST(!repeatable(with(R"({"url":"Patient"})")));
+  BOOST_TEST(!repeatable(head + conditional + R"(,{"resource":{"resourceType":"Patient"}}]})"));
+  BOOST_TEST(!repeatable(R"({"resourceType":"Bundle","type":"transaction","entry":[]})"));
+  BOOST_TEST(!repeatable(R"({"resourceType":"Bundle","type":"transaction"})"));
+}
+
 BOOST_AUTO_TEST_CASE(invalid_resources_fail_permanently_with_the_servers_issues) {
   NodePeer server("fhir-server.mjs");
   BOOST_REQUIRE_MESSAGE(server.error().empty(), server.error());
@@ -140,6 +167,12 @@ BOOST_AUTO_TEST_CASE(invalid_resources_fail_permanently_with_the_servers_issues)
 
   auto notFhir = dest->send(request("{\"hello\":1}"));
   BOOST_TEST(static_cast<int>(notFhir.status) == static_cast<int>(core::DeliveryStatus::kFail));
+
+  // A resource on its own is a plain create: posted twice, it would be created twice.
+  auto standalone = dest->send(request(R"({"resourceType":"Patient","name":[{"family":"Solo"}]})"));
+  BOOST_TEST_INFO(standalone.response);
+  BOOST_TEST(static_cast<int>(standalone.status) == static_cast<int>(core::DeliveryStatus::kOk));
+  BOOST_TEST(!standalone.repeatable);
 }
 
 BOOST_AUTO_TEST_CASE(unavailable_server_is_retried_and_retry_after_is_honoured) {
