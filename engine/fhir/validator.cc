@@ -333,6 +333,7 @@ class Walk {
           anyUnderscore || (it->name.GetStringLength() > 0 && it->name.GetString()[0] == '_');
     const std::size_t base = members_.size();
     bool sorted = true;  // members in definition order already (the mapping writes them so)
+    std::uint32_t lastIndex = 0;
     for (auto it = obj.MemberBegin(); it != obj.MemberEnd(); ++it) {
       std::string_view key = sv(it->name);
       if (isResourceRoot && key == "resourceType") continue;
@@ -357,7 +358,8 @@ class Walk {
             loc.str() + "._" + std::string(name));
         ext = nullptr;
       }
-      sorted = sorted && (members_.size() == base || members_.back().index <= slot->index);
+      sorted = sorted && slot->index >= lastIndex;
+      lastIndex = slot->index;
       members_.emplace_back(slot->index, type, underscore ? nullptr : &it->value, ext, name);
     }
     // Group by element (stable: JSON order within an element), then walk in definition order.
