@@ -292,7 +292,8 @@ class PriorityMutex {
 // Left to SQLite, the writer whose commit takes the log past 1,000 pages copies them and fsyncs
 // the database inside its own transaction, so every few hundred intake commits one batch of
 // clients waited for a checkpoint (the tail of intake latency). Here each session's commit hook
-// (attach) asks this thread for a passive checkpoint once the log holds kPages; it copies beside
+// (attach) asks this thread for a passive checkpoint once the log holds kPages, and again each
+// kStepPages it grows; it copies beside
 // the writers without blocking them. Under steady writes it never catches the last frames, and
 // the log is only rewound once all of them are copied, so the writer whose commit takes the log
 // past kWriterPages checkpoints itself: by then most frames are copied and little is left to do.
@@ -300,6 +301,7 @@ class Checkpointer {
  public:
   static constexpr int kPages = 1000;             // SQLite's default automatic checkpoint
   static constexpr int kWriterPages = 4 * kPages;  // 16 MiB of log at 4 KiB pages
+  static constexpr int kStepPages = 256;           // log growth between two requests
 
   explicit Checkpointer(std::unique_ptr<soci::session> session)
       : session_(std::move(session)), thread_([this](std::stop_token stop) {
@@ -320,12 +322,22 @@ class Checkpointer {
   }
 
  private:
+  // Asks again only once the log has grown by kStepPages since the last request: a pass per
+  // commit copies the pages every commit touches (the tables' last leaves, the indexes' hot
+  // pages) once per commit instead of once per step; a step much longer leaves the writer at
+  // kWriterPages more to copy with every writer waiting.
   static int committed(void* self, sqlite_api::sqlite3* db, const char* name, int logPages) {
+    auto* c = static_cast<Checkpointer*>(self);
+    int next = c->nextRequest_.load(std::memory_order_relaxed);
+    if (logPages + kStepPages < next) next = kPages;  // the log was rewound
     if (logPages >= kWriterPages) {
       sqlite_api::sqlite3_wal_checkpoint_v2(db, name, SQLITE_CHECKPOINT_PASSIVE, nullptr, nullptr);
-    } else if (logPages >= kPages) {
-      static_cast<Checkpointer*>(self)->request();
+      next = kPages;
+    } else if (logPages >= next) {
+      next = logPages + kStepPages;
+      c->request();
     }
+    c->nextRequest_.store(next, std::memory_order_relaxed);
     return SQLITE_OK;
   }
 
@@ -352,6 +364,7 @@ class Checkpointer {
 
   std::unique_ptr<soci::session> session_;
   std::atomic<bool> requested_{false};
+  std::atomic<int> nextRequest_{kPages};  // log size (pages) at which a commit asks for a pass
   std::mutex mu_;
   std::condition_variable_any cv_;
   std::jthread thread_;  // last: stopped and joined before the members above go
