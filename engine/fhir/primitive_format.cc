@@ -249,6 +249,26 @@ std::string expectedJsonKind(PrimitiveKind k) {
   return "a JSON string";
 }
 
+bool plainlyValid(PrimitiveKind k, const rapidjson::Value& value) {
+  if (k == PrimitiveKind::kBoolean) return value.IsBool();
+  if (!value.IsString()) return false;
+  const std::string_view s(value.GetString(), value.GetStringLength());
+  if (s.empty()) return false;
+  switch (k) {
+    case PrimitiveKind::kString:
+    case PrimitiveKind::kMarkdown:
+      // not only whitespace (the first byte is none) and within the size limit
+      return !isSpace(s.front()) && s.size() <= 1024 * 1024;
+    case PrimitiveKind::kCode:
+    case PrimitiveKind::kUri:
+    case PrimitiveKind::kUrl:
+    case PrimitiveKind::kCanonical:
+      return !anyAtOrBelowSpace(s);  // no whitespace anywhere
+    default:
+      return false;
+  }
+}
+
 std::optional<std::string> checkPrimitive(std::string_view type, const rapidjson::Value& value) {
   return checkPrimitive(primitiveKind(type), type, value);
 }

@@ -47,6 +47,12 @@ std::optional<std::string> checkPrimitive(std::string_view type, const rapidjson
 std::optional<std::string> checkPrimitive(PrimitiveKind kind, std::string_view type,
                                           const rapidjson::Value& value);
 
+// A quick test for the commonest valid values: true only when checkPrimitive(kind, ...) would
+// return nothing (a non-empty string of string, code, uri, url or canonical with no byte at or
+// below a space and no leading space, or a JSON boolean for boolean); false means "ask
+// checkPrimitive", not "invalid".
+bool plainlyValid(PrimitiveKind kind, const rapidjson::Value& value);
+
 // The same for the text of a string-valued primitive (no JSON type check).
 std::optional<std::string> checkPrimitiveText(std::string_view type, std::string_view text);
 std::optional<std::string> checkPrimitiveText(PrimitiveKind kind, std::string_view type,

@@ -514,7 +514,9 @@ class Walk {
           add("error", "required", "a value or an extension is required", loc.str());
       } else if (!profilePass_) {
         PrimitiveKind kind = code == &kId ? PrimitiveKind::kId : type->primitiveKind;
-        if (auto why = checkPrimitive(kind, *code, *value)) {
+        if (plainlyValid(kind, *value)) {
+          // the commonest values, known to pass without the full check
+        } else if (auto why = checkPrimitive(kind, *code, *value)) {
           add("error", value->IsString() && value->GetStringLength() == 0 ? "invariant" : "value",
               def.path + ": " + *why, loc.str());
           return;

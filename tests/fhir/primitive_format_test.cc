@@ -1,5 +1,10 @@
 // Primitive type formats: the R4 regexes and the calendar.
+#include <string>
+#include <vector>
+
 #include <boost/test/unit_test.hpp>
+#include <rapidjson/stringbuffer.h>
+#include <rapidjson/writer.h>
 
 #include "engine/fhir/primitive_format.h"
 
@@ -140,6 +145,52 @@ BOOST_AUTO_TEST_CASE(whitespace_found_at_every_position) {
   }
   BOOST_TEST(!ok("code", "a  b"));
   BOOST_TEST(!ok("code", "0123456789abcdefghij  klm"));  // consecutive spaces past a block
+}
+
+// plainlyValid() lets the walk skip checkPrimitive() for the commonest values: differential
+// against checkPrimitive() for every primitive type and JSON values of every shape (it may only
+// say "valid" where checkPrimitive finds nothing), and it does answer for the usual values.
+BOOST_AUTO_TEST_CASE(plainly_valid_never_accepts_what_the_full_check_rejects) {
+  using switchboard::fhir::plainlyValid;
+  using switchboard::fhir::primitiveKind;
+  const char* types[] = {"boolean", "integer", "positiveInt", "unsignedInt", "decimal", "string",
+                         "markdown", "code", "id", "uri", "url", "canonical", "oid", "uuid",
+                         "base64Binary", "instant", "date", "dateTime", "time", "xhtml"};
+  std::vector<std::string> texts = {"", " ", "  ", "a", " a", "a ", "a b", "a  b", "\t", "a\tb",
+                                    "a\nb", "\r", "\x01", "x\x01y", "booked", "\xC3\xA9",
+                                    "http://example.org/a", "http://example.org/a b",
+                                    "urn:uuid:0b9a1f43-9a7d-4c3e-8f36-2f5c9e0c1a11",
+                                    "urn:oid:2.16.840", "2024-02-30", "1992-08-22",
+                                    "2026-02-12T10:00:00-05:00", "10:00:00", "true", "1", "-1",
+                                    "1.5", "aGVsbG8=", "<div>x</div>", std::string(70, 'a'),
+                                    "0123456789abcdef0123456789abcdef x"};
+  std::vector<std::string> jsons = {"true", "false", "null", "0", "-1", "1", "1.5",
+                                    "2147483648", "{}", "[]", "{\"a\":1}", "[\"a\"]"};
+  for (const auto& t : texts) {
+    rapidjson::StringBuffer b;
+    rapidjson::Writer<rapidjson::StringBuffer> w(b);
+    w.String(t.data(), static_cast<rapidjson::SizeType>(t.size()));
+    jsons.emplace_back(b.GetString(), b.GetSize());
+  }
+  int accepted = 0;
+  for (const char* type : types) {
+    for (const auto& json : jsons) {
+      rapidjson::Document d;
+      d.Parse(json.c_str());
+      BOOST_REQUIRE(!d.HasParseError());
+      if (!plainlyValid(primitiveKind(type), d)) continue;
+      ++accepted;
+      BOOST_TEST(!checkPrimitive(type, d), type << " " << json);
+    }
+  }
+  BOOST_TEST(accepted > 40);
+  rapidjson::Document v;
+  v.Parse("\"booked\"");
+  BOOST_TEST(plainlyValid(primitiveKind("code"), v));
+  BOOST_TEST(plainlyValid(primitiveKind("string"), v));
+  BOOST_TEST(plainlyValid(primitiveKind("uri"), v));
+  v.Parse("true");
+  BOOST_TEST(plainlyValid(primitiveKind("boolean"), v));
 }
 
 BOOST_AUTO_TEST_SUITE_END()
