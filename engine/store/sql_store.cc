@@ -31,6 +31,12 @@
 namespace switchboard::store {
 namespace {
 
+// SQLite's memory statistics take one process-wide mutex on every allocation and free, dozens per
+// stored message and from every thread that touches a database (store and MPI alike); nothing
+// here reads them. sqlite3_config works only before SQLite initialises: at static initialisation.
+[[maybe_unused]] const bool kSqliteMemStatusOff =
+    sqlite_api::sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0) == SQLITE_OK;
+
 using Clock = std::chrono::system_clock;
 
 Millis wallMs() {
