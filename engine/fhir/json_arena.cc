@@ -63,9 +63,11 @@ class Reader {
  private:
   static constexpr int kMaxDepth = 256;
 
+  // (p_ never passes end_, and *end_ is the first byte of the zero padding, so a test of *p_
+  // needs no bound check before it: NUL is neither a blank nor any character looked for.)
   void blanks() {
     // Compact JSON (the mapping's output) has none: one test for the usual case.
-    if (p_ < end_ && static_cast<unsigned char>(*p_) > ' ') return;
+    if (static_cast<unsigned char>(*p_) > ' ') return;
     while (p_ < end_ && (*p_ == ' ' || *p_ == '\n' || *p_ == '\r' || *p_ == '\t')) ++p_;
   }
 
@@ -135,7 +137,7 @@ class Reader {
   // character or the end comes first.
   bool take(char c) {
     blanks();
-    if (p_ >= end_ || *p_ != c) return false;
+    if (*p_ != c) return false;  // at end_ the padding's NUL
     ++p_;
     return true;
   }
