@@ -572,6 +572,14 @@ BOOST_AUTO_TEST_CASE(batched_finish_and_attempts_commit_together_and_refuse_lost
   BOOST_TEST(rec->at(2).has_value());
   BOOST_TEST(s->getMessage(due->at(0).messageId)->message.status == "delivered");
   BOOST_TEST(s->getMessage(due->at(1).messageId)->message.status == "processed");
+
+  // Without a flush of its own (a repeatable send): the same record, visible at once.
+  auto retried = s->claimDeliveries("w", 10, 9000, 500, {});
+  BOOST_REQUIRE_EQUAL(retried->size(), 1u);
+  auto unflushed = s->recordAttempts("w", {{retried->at(0).id, attempt("ok", "succeeded", 9000)}}, false);
+  BOOST_REQUIRE(unflushed.has_value());
+  BOOST_TEST(unflushed->at(0).has_value());
+  BOOST_TEST(s->getMessage(retried->at(0).messageId)->message.status == "delivered");
 }
 
 BOOST_AUTO_TEST_CASE(a_delivery_after_a_sibling_waits_for_it_and_sees_its_outcome) {
