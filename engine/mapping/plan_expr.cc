@@ -837,6 +837,29 @@ int SlotTable::id(std::string_view name) {
   return id;
 }
 
+namespace {
+
+// Whether `s` holds a byte from 'A' to 'Z', eight bytes at a time: with each byte's high bit set
+// first, subtracting 'A' (or 'Z' + 1) from every byte borrows nothing from its neighbour, and a
+// byte is a capital when the first leaves its high bit set and the second clears it (bytes from
+// 0x80 up are not).
+bool hasCapital(std::string_view s) {
+  constexpr std::uint64_t kOnes = 0x0101010101010101ULL, kHigh = 0x8080808080808080ULL;
+  std::size_t i = 0;
+  for (; i + 8 <= s.size(); i += 8) {
+    std::uint64_t w;
+    std::memcpy(&w, s.data() + i, 8);
+    const std::uint64_t high = w | kHigh;
+    if (((high - kOnes * 'A') & ~(high - kOnes * ('Z' + 1)) & ~w & kHigh) != 0) return true;
+  }
+  for (; i < s.size(); ++i) {
+    if (s[i] >= 'A' && s[i] <= 'Z') return true;
+  }
+  return false;
+}
+
+}  // namespace
+
 bool PlanScope::isPlain(const rapidjson::Value& object) const {
   for (std::size_t i = 0; i < plainCount; ++i) {
     if (plain[i] == &object) return true;
@@ -847,10 +870,7 @@ bool PlanScope::isPlain(const rapidjson::Value& object) const {
   bool yes = true;
   for (auto m = object.MemberBegin(); m != object.MemberEnd() && yes; ++m) {
     std::string_view key(m->name.GetString(), m->name.GetStringLength());
-    if (key.starts_with('_') || key == "resourceType") yes = false;
-    for (char ch : key) {
-      if (ch >= 'A' && ch <= 'Z') yes = false;
-    }
+    if (key.starts_with('_') || key == "resourceType" || hasCapital(key)) yes = false;
   }
   if (yes && plainCount < std::size(plain)) plain[plainCount++] = &object;
   if (!yes && mixedCount < std::size(mixed)) mixed[mixedCount++] = &object;

@@ -481,6 +481,40 @@ BOOST_AUTO_TEST_CASE(translations_agree_with_the_engine) {
   BOOST_TEST(failed < total);
 }
 
+// Objects whose members are one lookup: no key with "_" first, no "resourceType", no capital
+// letter anywhere in a key (found eight bytes at a time): each position of keys up to twenty
+// bytes, the bytes either side of 'A' to 'Z', and bytes outside ASCII whose low seven bits are
+// capitals.
+BOOST_AUTO_TEST_CASE(plain_objects_by_their_keys) {
+  for (std::size_t len = 1; len <= 20; ++len) {
+    for (std::size_t pos = 0; pos < len; ++pos) {
+      for (char ch : {'A', 'M', 'Z', '@', '[', 'a', 'z', '\xc1', '\xda'}) {
+        std::string key(len, 'a');
+        key[pos] = ch;
+        rapidjson::Document doc;
+        doc.SetObject();
+        rapidjson::Value name(key.data(), static_cast<rapidjson::SizeType>(key.size()),
+                              doc.GetAllocator());
+        rapidjson::Value one(1);
+        doc.AddMember(name, one, doc.GetAllocator());
+        PlanScope scope;
+        const bool capital = ch >= 'A' && ch <= 'Z';
+        BOOST_TEST(scope.isPlain(doc) == !capital, "key of " << len << " with " << ch << " at "
+                                                                << pos);
+        BOOST_TEST(scope.isPlain(doc) == !capital);  // remembered
+      }
+    }
+  }
+  for (const char* key : {"_given", "resourceType", "valueString", "plain_key"}) {
+    rapidjson::Document doc;
+    doc.SetObject();
+    rapidjson::Value one(1);
+    doc.AddMember(rapidjson::StringRef(key), one, doc.GetAllocator());
+    PlanScope scope;
+    BOOST_TEST(scope.isPlain(doc) == (std::string(key) == "plain_key"), key);
+  }
+}
+
 BOOST_AUTO_TEST_CASE(uncovered_expressions_run_on_the_engine) {
   auto m = Mapping::load(
       R"({"id":"t","resources":[{"key":"r","resource":{"resourceType":"Basic",
