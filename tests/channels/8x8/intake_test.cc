@@ -5,107 +5,37 @@
 #define BOOST_TEST_MODULE channel_8x8_intake_tests
 #include <boost/test/unit_test.hpp>
 
-#include <unistd.h>
-
 #include <cstdlib>
-#include <filesystem>
-#include <fstream>
-#include <sstream>
-
-#include <Poco/Net/HTTPClientSession.h>
-#include <Poco/Net/HTTPRequest.h>
-#include <Poco/Net/HTTPResponse.h>
 
 #include "channels/8x8/register.h"
-#include "channels/file/file_destination.h"
-#include "engine/core/clock.h"
-#include "engine/runtime/builtin_stages.h"
-#include "engine/runtime/engine.h"
 #include "engine/store/store.h"
+#include "tests/support/test_engine.h"
 
 using namespace switchboard;
-namespace fs = std::filesystem;
+using testing::HttpReply;
 
 namespace {
 
-std::string readFile(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  BOOST_REQUIRE_MESSAGE(in.good(), "cannot read " + path.string());
-  std::ostringstream out;
-  out << in.rdbuf();
-  return out.str();
-}
-
-std::string dataFile(const std::string& name) {
-  const char* root = std::getenv("SWITCHBOARD_SOURCE_DIR");
-  return readFile(
-      fs::path(root != nullptr ? std::string(root) + "/tests/data/8x8" : SB_TEST_DATA_DIR) / name);
-}
-
-struct Reply {
-  int status = 0;
-  std::string body;
-  std::string ids;
-};
+std::string dataFile(const std::string& name) { return testing::readTestData("8x8", name); }
 
 struct Fixture {
-  fs::path dir;
-  std::unique_ptr<runtime::Engine> engine;
-
-  Fixture() {
-    dir = fs::temp_directory_path() / ("sb-8x8-intake-" + std::to_string(::getpid()));
-    fs::remove_all(dir);
-    fs::create_directories(dir / "channels");
+  testing::TestEngine test{[] {
     ::setenv("SB_TEST_8X8_INTAKE_AUTH", "Bearer 9QQhlsEb8VY", 1);
-    std::ofstream(dir / "channels" / "8x8.json") << R"({"id": "wa-8x8",
+    return testing::TestEngineOptions{
+        .name = "8x8-intake",
+        .channelFile = "8x8.json",
+        .channelJson = R"({"id": "wa-8x8",
       "source": {"type": "8x8", "path": "/webhooks/8x8", "authorization": "${env:SB_TEST_8X8_INTAKE_AUTH}"},
-      "destinations": [{"name": "out", "type": "file", "directory": "outbox"}]})";
-    core::ConnectorRegistry registry;
-    runtime::registerBuiltinStages(registry);
-    channels::registerFileConnectors(registry);
-    channels::registerEightByEightConnectors(registry);
-    runtime::EngineConfig config;
-    config.nodeId = "test-8x8";
-    config.dataDir = (dir / "var").string();
-    config.bind = "127.0.0.1";
-    config.port = 0;
-    config.httpThreads = 4;
-    config.pipelineThreads = 1;
-    config.deliveryThreads = 1;
-    core::ConnectorContext ctx{"", config.dataDir, dir.string()};
-    auto channels = runtime::loadChannels((dir / "channels").string(), registry, ctx);
-    BOOST_REQUIRE_MESSAGE(channels.has_value(),
-                          (channels ? std::string() : channels.error().message));
-    auto store = store::openStore("sqlite:" + (dir / "var" / "sb.db").string());
-    BOOST_REQUIRE_MESSAGE(store.has_value(), (store ? std::string() : store.error().message));
-    engine = std::make_unique<runtime::Engine>(config, std::move(*store), std::move(*channels),
-                                               std::make_shared<core::SystemClock>(),
-                                               std::make_shared<core::SeededRandom>(7));
-    engine->start();
-  }
-  ~Fixture() {
-    engine->stop();
-    engine.reset();
-    fs::remove_all(dir);
-  }
+      "destinations": [{"name": "out", "type": "file", "directory": "outbox"}]})",
+        .registerConnectors = channels::registerEightByEightConnectors,
+        .serve = true};
+  }()};
+  runtime::Engine* engine = &test.engine();
 
-  Reply post(const std::string& body, const char* authorization) {
-    Poco::Net::HTTPClientSession session("127.0.0.1", static_cast<Poco::UInt16>(engine->port()));
-    Poco::Net::HTTPRequest request(Poco::Net::HTTPRequest::HTTP_POST, "/webhooks/8x8",
-                                   Poco::Net::HTTPMessage::HTTP_1_1);
-    request.setContentType("application/json");
-    request.setContentLength(static_cast<std::streamsize>(body.size()));
-    if (authorization != nullptr) request.set("Authorization", authorization);
-    session.sendRequest(request) << body;
-    Poco::Net::HTTPResponse response;
-    std::istream& in = session.receiveResponse(response);
-    Reply r;
-    r.status = static_cast<int>(response.getStatus());
-    std::ostringstream out;
-    out << in.rdbuf();
-    r.body = out.str();
-    r.ids = response.get("X-Switchboard-Message-Ids", "");
-    return r;
+  HttpReply post(const std::string& body, const char* authorization) {
+    std::vector<std::pair<std::string, std::string>> headers = {{"Content-Type", "application/json"}};
+    if (authorization != nullptr) headers.emplace_back("Authorization", authorization);
+    return testing::httpPost(engine->port(), "/webhooks/8x8", body, headers);
   }
 
   std::vector<store::MessageSummary> messages() {
@@ -128,9 +58,9 @@ std::string meta(const core::StoredMessage& m, const char* key) {
 BOOST_FIXTURE_TEST_CASE(seed_submission_is_committed_once_and_refusals_store_nothing, Fixture) {
   const std::string seed = dataFile("flow_submission_seed.json");
 
-  Reply refused = post(seed, "Bearer wrong");
+  HttpReply refused = post(seed, "Bearer wrong");
   BOOST_TEST(refused.status == 401);
-  Reply missing = post(seed, nullptr);
+  HttpReply missing = post(seed, nullptr);
   BOOST_TEST(missing.status == 401);
   BOOST_TEST(messages().empty());
   auto audit = engine->store().listAudit(10);
@@ -142,7 +72,7 @@ BOOST_FIXTURE_TEST_CASE(seed_submission_is_committed_once_and_refusals_store_not
     BOOST_TEST(a.detail.find("wrong") == std::string::npos);
   }
 
-  Reply first = post(seed, "Bearer 9QQhlsEb8VY");
+  HttpReply first = post(seed, "Bearer 9QQhlsEb8VY");
   BOOST_TEST(first.status == 200);
   BOOST_REQUIRE(!first.ids.empty());
   auto detail = engine->store().getMessage(std::stoll(first.ids));
@@ -157,19 +87,19 @@ BOOST_FIXTURE_TEST_CASE(seed_submission_is_committed_once_and_refusals_store_not
   BOOST_TEST(meta(m, "flow_token") == "<TOKEN>");
   BOOST_TEST(meta(m, "received_at_ms") != "<absent>");
 
-  Reply again = post(seed, "Bearer 9QQhlsEb8VY");
+  HttpReply again = post(seed, "Bearer 9QQhlsEb8VY");
   BOOST_TEST(again.status == 200);
   BOOST_TEST(again.ids == first.ids);
   BOOST_TEST(messages().size() == 1u);
 
-  Reply ignored = post(R"({"eventType":"external_app_message","payload":{"umid":"e-1"}})",
+  HttpReply ignored = post(R"({"eventType":"external_app_message","payload":{"umid":"e-1"}})",
                        "Bearer 9QQhlsEb8VY");
   BOOST_TEST(ignored.status == 200);
   BOOST_TEST(ignored.ids.empty());
   BOOST_TEST(messages().size() == 1u);
 
   const std::string broken = R"({"eventType":"inbound_message_received","payload":{"umid":)";
-  Reply bad = post(broken, "Bearer 9QQhlsEb8VY");
+  HttpReply bad = post(broken, "Bearer 9QQhlsEb8VY");
   BOOST_TEST(bad.status == 400);
   BOOST_REQUIRE(!bad.ids.empty());
   auto rejected = engine->store().getMessage(std::stoll(bad.ids));

@@ -5,81 +5,41 @@
 #define BOOST_TEST_MODULE channel_whatsapp_engine
 #include <boost/test/unit_test.hpp>
 
-#include <unistd.h>
-
 #include <cstdlib>
-#include <filesystem>
-#include <fstream>
 #include <set>
-#include <sstream>
 
-#include "channels/file/file_destination.h"
 #include "channels/whatsapp/meta_signature.h"
 #include "channels/whatsapp/register.h"
 #include "engine/core/clock.h"
-#include "engine/runtime/builtin_stages.h"
-#include "engine/runtime/engine.h"
-#include "engine/runtime/engine_config.h"
 #include "engine/store/store.h"
+#include "tests/support/test_engine.h"
 
 using namespace switchboard;
-namespace fs = std::filesystem;
 
 namespace {
 
 const char* kSecret = "engine_test_app_secret";
 
-std::string readData(const std::string& name) {
-  const char* root = std::getenv("SWITCHBOARD_SOURCE_DIR");
-  BOOST_REQUIRE_MESSAGE(root != nullptr, "SWITCHBOARD_SOURCE_DIR is not set");
-  std::ifstream in(std::string(root) + "/tests/data/whatsapp/" + name, std::ios::binary);
-  BOOST_REQUIRE_MESSAGE(in.good(), "cannot read " << name);
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
+std::string readData(const std::string& name) { return testing::readTestData("whatsapp", name); }
 
 struct Fixture {
-  fs::path dir;
-  core::ConnectorRegistry registry;
-  std::unique_ptr<runtime::Engine> engine;
-
-  Fixture() {
-    static int counter = 0;
-    dir = fs::temp_directory_path() /
-          ("sb-whatsapp-" + std::to_string(::getpid()) + "-" + std::to_string(counter++));
-    fs::remove_all(dir);
-    fs::create_directories(dir / "channels");
+  testing::TestEngine test{[] {
     ::setenv("SB_WA_TEST_APP_SECRET", kSecret, 1);
     ::setenv("SB_WA_TEST_VERIFY_TOKEN", "meatyhamhock", 1);
-    runtime::registerBuiltinStages(registry);
-    channels::registerWhatsappConnectors(registry);
-    channels::registerFileConnectors(registry);
-    std::ofstream(dir / "channels" / "wa.json") << R"({
+    return testing::TestEngineOptions{
+        .name = "whatsapp",
+        .channelFile = "wa.json",
+        .channelJson = R"({
       "id": "whatsapp",
       "source": { "type": "whatsapp", "path": "/webhooks/whatsapp",
                   "app_secrets": ["old-secret-being-rotated-out", "${env:SB_WA_TEST_APP_SECRET}"],
                   "verify_token": "${env:SB_WA_TEST_VERIFY_TOKEN}" },
       "destinations": [ { "name": "outbox", "type": "file", "directory": "outbox" } ]
-    })";
-    runtime::EngineConfig config;
-    config.nodeId = "test";
-    config.dataDir = (dir / "var").string();
-    core::ConnectorContext ctx{"", config.dataDir, dir.string()};
-    auto channels = runtime::loadChannels((dir / "channels").string(), registry, ctx);
-    BOOST_REQUIRE_MESSAGE(channels.has_value(),
-                          (channels ? std::string() : channels.error().message));
-    auto store = store::openStore("sqlite:" + (dir / "var" / "sb.db").string());
-    BOOST_REQUIRE_MESSAGE(store.has_value(), (store ? std::string() : store.error().message));
-    engine = std::make_unique<runtime::Engine>(config, std::move(*store), std::move(*channels),
-                                               std::make_shared<core::FakeClock>(),
-                                               std::make_shared<core::SeededRandom>(7));
-  }
-  ~Fixture() {
-    engine.reset();
-    std::error_code ec;
-    fs::remove_all(dir, ec);
-  }
+    })",
+        .registerConnectors = channels::registerWhatsappConnectors,
+        .clock = std::make_shared<core::FakeClock>()};
+  }()};
+  runtime::Engine* engine = &test.engine();
 
   core::HttpResponse post(const std::string& body, const std::string& secret = kSecret) {
     core::HttpRequest r;

@@ -1,0 +1,99 @@
+#include "tests/support/test_engine.h"
+
+#include <unistd.h>
+
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
+
+#include <Poco/Net/HTTPClientSession.h>
+#include <Poco/Net/HTTPRequest.h>
+#include <Poco/Net/HTTPResponse.h>
+#include <boost/test/unit_test.hpp>
+
+#include "channels/file/file_destination.h"
+#include "engine/runtime/builtin_stages.h"
+#include "engine/runtime/engine_config.h"
+#include "engine/store/store.h"
+
+namespace switchboard::testing {
+
+namespace fs = std::filesystem;
+
+TestEngine::TestEngine(TestEngineOptions options) {
+  static int counter = 0;
+  dir_ = fs::temp_directory_path() /
+         ("sb-" + options.name + "-" + std::to_string(::getpid()) + "-" + std::to_string(counter++));
+  fs::remove_all(dir_);
+  fs::create_directories(dir_ / "channels");
+  std::ofstream(dir_ / "channels" / options.channelFile) << options.channelJson;
+  core::ConnectorRegistry registry;
+  runtime::registerBuiltinStages(registry);
+  channels::registerFileConnectors(registry);
+  if (options.registerConnectors) options.registerConnectors(registry);
+  runtime::EngineConfig config;
+  config.nodeId = "test-" + options.name;
+  config.dataDir = (dir_ / "var").string();
+  if (options.serve) {
+    config.bind = "127.0.0.1";
+    config.port = 0;
+    config.httpThreads = 4;
+    config.pipelineThreads = 1;
+    config.deliveryThreads = 1;
+  }
+  core::ConnectorContext ctx{"", config.dataDir, dir_.string()};
+  auto channels = runtime::loadChannels((dir_ / "channels").string(), registry, ctx);
+  BOOST_REQUIRE_MESSAGE(channels.has_value(), (channels ? std::string() : channels.error().message));
+  auto store = store::openStore("sqlite:" + (dir_ / "var" / "sb.db").string());
+  BOOST_REQUIRE_MESSAGE(store.has_value(), (store ? std::string() : store.error().message));
+  std::shared_ptr<core::Clock> clock = options.clock;
+  if (!clock) clock = std::make_shared<core::SystemClock>();
+  engine_ = std::make_unique<runtime::Engine>(config, std::move(*store), std::move(*channels), clock,
+                                              std::make_shared<core::SeededRandom>(7));
+  if (options.serve) {
+    engine_->start();
+    served_ = true;
+  }
+}
+
+TestEngine::~TestEngine() {
+  if (served_) engine_->stop();
+  engine_.reset();
+  std::error_code ec;
+  fs::remove_all(dir_, ec);
+}
+
+HttpReply httpPost(int port, const std::string& path, const std::string& body,
+                   const std::vector<std::pair<std::string, std::string>>& headers) {
+  Poco::Net::HTTPClientSession session("127.0.0.1", static_cast<Poco::UInt16>(port));
+  Poco::Net::HTTPRequest request(Poco::Net::HTTPRequest::HTTP_POST, path, Poco::Net::HTTPMessage::HTTP_1_1);
+  request.setContentLength(static_cast<std::streamsize>(body.size()));
+  for (const auto& [name, value] : headers) request.set(name, value);
+  session.sendRequest(request) << body;
+  Poco::Net::HTTPResponse response;
+  std::istream& in = session.receiveResponse(response);
+  HttpReply r;
+  r.status = static_cast<int>(response.getStatus());
+  r.contentType = response.getContentType();
+  std::ostringstream out;
+  out << in.rdbuf();
+  r.body = out.str();
+  r.ids = response.get("X-Switchboard-Message-Ids", "");
+  return r;
+}
+
+std::string readTestFile(const fs::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  BOOST_REQUIRE_MESSAGE(in.good(), "cannot read " + path.string());
+  std::ostringstream out;
+  out << in.rdbuf();
+  return out.str();
+}
+
+std::string readTestData(const std::string& folder, const std::string& name) {
+  const char* root = std::getenv("SWITCHBOARD_SOURCE_DIR");
+  BOOST_REQUIRE_MESSAGE(root != nullptr, "SWITCHBOARD_SOURCE_DIR is not set (run the test through ctest)");
+  return readTestFile(fs::path(root) / "tests" / "data" / folder / name);
+}
+
+}  // namespace switchboard::testing

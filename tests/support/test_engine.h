@@ -1,0 +1,62 @@
+// An engine for tests of connectors inside it: a fresh directory under the system temp dir with
+// channels/<file> holding the given channel JSON, a real SQLite store under var/, the builtin
+// stages, the file destination and whatever connectors the test registers, and (when serving)
+// HTTP on 127.0.0.1 with the pipeline and delivery workers running. Plus the small HTTP client
+// and file helpers those tests share.
+// Thread-safety: a TestEngine belongs to the test thread that made it.
+#pragma once
+
+#include <filesystem>
+#include <functional>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "engine/core/clock.h"
+#include "engine/core/connector.h"
+#include "engine/runtime/engine.h"
+
+namespace switchboard::testing {
+
+struct TestEngineOptions {
+  std::string name;         // temp dir prefix and node id, e.g. "8x8-intake"
+  std::string channelFile;  // e.g. "8x8.json"
+  std::string channelJson;
+  std::function<void(core::ConnectorRegistry&)> registerConnectors;  // besides stages and file
+  std::shared_ptr<core::Clock> clock;  // SystemClock when empty
+  bool serve = false;  // start(): HTTP on 127.0.0.1 (port 0), workers running
+};
+
+class TestEngine {
+ public:
+  explicit TestEngine(TestEngineOptions options);
+  ~TestEngine();
+  TestEngine(const TestEngine&) = delete;
+  TestEngine& operator=(const TestEngine&) = delete;
+
+  runtime::Engine& engine() { return *engine_; }
+  const std::filesystem::path& dir() const { return dir_; }
+
+ private:
+  std::filesystem::path dir_;
+  std::unique_ptr<runtime::Engine> engine_;
+  bool served_ = false;
+};
+
+// One POST over a fresh connection to 127.0.0.1:port, with the given headers.
+struct HttpReply {
+  int status = 0;
+  std::string contentType;
+  std::string body;
+  std::string ids;  // X-Switchboard-Message-Ids
+};
+HttpReply httpPost(int port, const std::string& path, const std::string& body,
+                   const std::vector<std::pair<std::string, std::string>>& headers);
+
+// The whole file (fails the test when it cannot be read).
+std::string readTestFile(const std::filesystem::path& path);
+// tests/data/<folder>/<name> of the source tree named by SWITCHBOARD_SOURCE_DIR (ctest sets it).
+std::string readTestData(const std::string& folder, const std::string& name);
+
+}  // namespace switchboard::testing
