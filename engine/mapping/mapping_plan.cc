@@ -1320,16 +1320,21 @@ Result<MappingOutput> PlanRun::run(std::string_view input, const fhirpath::Envir
   if (!root) return decline();
   focus.push_back(*root);
 
-  // Variables: the file's defaults, overridden by the caller's.
-  for (const auto& [name, slot] : m.slots.names()) {
-    const auto i = static_cast<std::size_t>(slot);
-    auto it = variables.variables.find(name);
-    if (it != variables.variables.end()) {
-      Vals v(&arena.resource);
-      for (const fhirpath::Node& n : it->second) v.push_back(planValue(n));
-      set(slot, keep(v), v.size());
-    } else if (m.hasDefault[i]) {
-      set(slot, m.defaultVals[i].data(), m.defaultVals[i].size());
+  // Variables: the file's defaults, overridden by the caller's. Both maps are ordered by name,
+  // so one walk through both pairs them (no look-up per slot).
+  {
+    const auto& given = variables.variables;
+    auto it = given.begin();
+    for (const auto& [name, slot] : m.slots.names()) {
+      const auto i = static_cast<std::size_t>(slot);
+      while (it != given.end() && it->first < name) ++it;
+      if (it != given.end() && it->first == name) {
+        Vals v(&arena.resource);
+        for (const fhirpath::Node& n : it->second) v.push_back(planValue(n));
+        set(slot, keep(v), v.size());
+      } else if (m.hasDefault[i]) {
+        set(slot, m.defaultVals[i].data(), m.defaultVals[i].size());
+      }
     }
   }
   {
