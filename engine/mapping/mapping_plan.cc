@@ -564,6 +564,7 @@ struct Arena {
   Pool pool{buffer.get(), kBytes};
   PoolResource resource{&pool};
   std::string scratch;
+  std::string name;  // each resource's uuid name
   bool busy = false;
 };
 
@@ -1373,7 +1374,7 @@ Result<MappingOutput> PlanRun::run(std::string_view input, const fhirpath::Envir
   }
 
   // The input-derived key: "key" when the file gives one, else a digest of the input and sender.
-  std::string inputKey;
+  std::string_view inputKey;  // a view into the arena
   if (m.keyExpr) {
     auto items = eval(m.keyPlan);
     if (!items) return std::unexpected(items.error());
@@ -1405,18 +1406,22 @@ Result<MappingOutput> PlanRun::run(std::string_view input, const fhirpath::Envir
         basis += **t;
       }
     }
-    inputKey = sha1Hex(basis);
+    char* hex = static_cast<char*>(arena.resource.allocate(40, 1));
+    writeSha1Hex(basis, hex);
+    inputKey = std::string_view(hex, 40);
   }
 
   // Which resources are produced, their ids and references.
   auto& pool = alloc();
-  std::vector<bool> produced(m.resources.size(), true);
+  bool* produced = static_cast<bool*>(
+      arena.resource.allocate(std::max<std::size_t>(1, m.resources.size()), alignof(bool)));
+  std::fill_n(produced, m.resources.size(), true);
   // The uuids and references live in the arena, as "urn:uuid:<uuid>" (or "<type>/<uuid>").
   auto* uuids = static_cast<std::string_view*>(arena.resource.allocate(
       sizeof(std::string_view) * std::max<std::size_t>(1, m.resources.size()),
       alignof(std::string_view)));
   JsonValue refs(rapidjson::kObjectType), ids(rapidjson::kObjectType);
-  std::string name;
+  std::string& name = arena.name;
   for (std::size_t i = 0; i < m.resources.size(); ++i) {
     const ResourceSpec& spec = m.resources[i];
     if (spec.ifExpr) {

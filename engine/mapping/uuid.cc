@@ -63,15 +63,18 @@ std::string nameUuid(std::string_view name) {
 }
 
 std::string sha1Hex(std::string_view bytes) {
-  auto h = sha1(nullptr, bytes);
-  static const char* kHex = "0123456789abcdef";
-  std::string out;
-  out.reserve(40);
-  for (unsigned char c : h) {
-    out.push_back(kHex[c >> 4]);
-    out.push_back(kHex[c & 15]);
-  }
+  std::string out(40, '\0');
+  writeSha1Hex(bytes, out.data());
   return out;
+}
+
+void writeSha1Hex(std::string_view bytes, char* out) {
+  const auto h = sha1(nullptr, bytes);
+  static const char* kHex = "0123456789abcdef";
+  for (unsigned char c : h) {
+    *out++ = kHex[c >> 4];
+    *out++ = kHex[c & 15];
+  }
 }
 
 }  // namespace switchboard::mapping

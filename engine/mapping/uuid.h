@@ -15,5 +15,7 @@ void writeNameUuid(std::string_view name, char* out);
 
 // Lower-case hex SHA-1 of `bytes`.
 std::string sha1Hex(std::string_view bytes);
+// The same written into `out` (40 characters, no terminator).
+void writeSha1Hex(std::string_view bytes, char* out);
 
 }  // namespace switchboard::mapping
