@@ -2,9 +2,9 @@
 #include <string>
 #include <vector>
 
-#include <boost/test/unit_test.hpp>
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
+#include <boost/test/unit_test.hpp>
 
 #include "engine/fhir/primitive_format.h"
 
@@ -153,19 +153,44 @@ BOOST_AUTO_TEST_CASE(whitespace_found_at_every_position) {
 BOOST_AUTO_TEST_CASE(plainly_valid_never_accepts_what_the_full_check_rejects) {
   using switchboard::fhir::plainlyValid;
   using switchboard::fhir::primitiveKind;
-  const char* types[] = {"boolean", "integer", "positiveInt", "unsignedInt", "decimal", "string",
-                         "markdown", "code", "id", "uri", "url", "canonical", "oid", "uuid",
-                         "base64Binary", "instant", "date", "dateTime", "time", "xhtml"};
-  std::vector<std::string> texts = {"", " ", "  ", "a", " a", "a ", "a b", "a  b", "\t", "a\tb",
-                                    "a\nb", "\r", "\x01", "x\x01y", "booked", "\xC3\xA9",
-                                    "http://example.org/a", "http://example.org/a b",
+  const char* types[] = {"boolean", "integer",   "positiveInt", "unsignedInt", "decimal",
+                         "string",  "markdown",  "code",        "id",          "uri",
+                         "url",     "canonical", "oid",         "uuid",        "base64Binary",
+                         "instant", "date",      "dateTime",    "time",        "xhtml"};
+  std::vector<std::string> texts = {"",
+                                    " ",
+                                    "  ",
+                                    "a",
+                                    " a",
+                                    "a ",
+                                    "a b",
+                                    "a  b",
+                                    "\t",
+                                    "a\tb",
+                                    "a\nb",
+                                    "\r",
+                                    "\x01",
+                                    "x\x01y",
+                                    "booked",
+                                    "\xC3\xA9",
+                                    "http://example.org/a",
+                                    "http://example.org/a b",
                                     "urn:uuid:0b9a1f43-9a7d-4c3e-8f36-2f5c9e0c1a11",
-                                    "urn:oid:2.16.840", "2024-02-30", "1992-08-22",
-                                    "2026-02-12T10:00:00-05:00", "10:00:00", "true", "1", "-1",
-                                    "1.5", "aGVsbG8=", "<div>x</div>", std::string(70, 'a'),
+                                    "urn:oid:2.16.840",
+                                    "2024-02-30",
+                                    "1992-08-22",
+                                    "2026-02-12T10:00:00-05:00",
+                                    "10:00:00",
+                                    "true",
+                                    "1",
+                                    "-1",
+                                    "1.5",
+                                    "aGVsbG8=",
+                                    "<div>x</div>",
+                                    std::string(70, 'a'),
                                     "0123456789abcdef0123456789abcdef x"};
-  std::vector<std::string> jsons = {"true", "false", "null", "0", "-1", "1", "1.5",
-                                    "2147483648", "{}", "[]", "{\"a\":1}", "[\"a\"]"};
+  std::vector<std::string> jsons = {"true", "false",      "null", "0",  "-1",        "1",
+                                    "1.5",  "2147483648", "{}",   "[]", "{\"a\":1}", "[\"a\"]"};
   for (const auto& t : texts) {
     rapidjson::StringBuffer b;
     rapidjson::Writer<rapidjson::StringBuffer> w(b);
