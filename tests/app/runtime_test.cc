@@ -16,6 +16,7 @@
 #include "engine/app/builtin_connectors.h"
 #include "engine/runtime/circuit_breaker.h"
 #include "engine/runtime/engine.h"
+#include "tests/support/test_engine.h"
 
 using namespace switchboard;
 namespace fs = std::filesystem;
@@ -63,36 +64,36 @@ class ScriptedDestination final : public core::Destination {
 };
 
 struct Fixture {
-  fs::path dir = tempDir("engine");
   std::shared_ptr<Script> script = std::make_shared<Script>();
   std::shared_ptr<core::FakeClock> clock = std::make_shared<core::FakeClock>();
-  core::ConnectorRegistry registry;
-  std::unique_ptr<runtime::Engine> engine;
+  testing::TestEngine test;
+  runtime::Engine* engine = &test.engine();
+  const fs::path& dir = test.dir();
+  core::ConnectorRegistry& registry = test.registry();
 
   explicit Fixture(const std::string& retry = R"({"max_attempts": 3, "initial_backoff_ms": 1000, "max_backoff_ms": 60000, "jitter": 0})",
-                   int breakerThreshold = 100) {
-    app::registerBuiltinConnectors(registry);
-    auto s = script;
-    registry.addDestination("scripted", [s](core::ConfigReader& c, const core::ConnectorContext&)
-                                            -> Result<std::unique_ptr<core::Destination>> {
-      if (auto r = c.finish(); !r) return std::unexpected(r.error());
-      return std::make_unique<ScriptedDestination>(s);
-    });
-    writeFile(dir / "channels" / "a.json", R"({"id": "a", "source": {"type": "http", "path": "/in/a", "idempotency_pointer": "/id"},
-      "destinations": [{"name": "peer", "type": "scripted"}], "retry": )" + retry + "}");
-    runtime::EngineConfig config;
-    config.nodeId = "test";
-    config.dataDir = (dir / "var").string();
-    config.breakerFailureThreshold = breakerThreshold;
-    config.breakerOpenMs = 5000;
-    core::ConnectorContext ctx{"", config.dataDir, dir.string()};
-    auto channels = runtime::loadChannels((dir / "channels").string(), registry, ctx);
-    BOOST_REQUIRE_MESSAGE(channels.has_value(), (channels ? std::string() : channels.error().message));
-    auto store = store::openStore("sqlite:" + (dir / "var" / "sb.db").string());
-    BOOST_REQUIRE_MESSAGE(store.has_value(), (store ? std::string() : store.error().message));
-    engine = std::make_unique<runtime::Engine>(config, std::move(*store), std::move(*channels), clock,
-                                               std::make_shared<core::SeededRandom>(7));
-  }
+                   int breakerThreshold = 100)
+      : test({.name = "engine",
+              .channelFile = "a.json",
+              .channelJson = R"({"id": "a", "source": {"type": "http", "path": "/in/a", "idempotency_pointer": "/id"},
+      "destinations": [{"name": "peer", "type": "scripted"}], "retry": )" + retry + "}",
+              .registerConnectors =
+                  [s = script](core::ConnectorRegistry& registry) {
+                    app::registerBuiltinConnectors(registry);
+                    registry.addDestination("scripted", [s](core::ConfigReader& c, const core::ConnectorContext&)
+                                                            -> Result<std::unique_ptr<core::Destination>> {
+                      if (auto r = c.finish(); !r) return std::unexpected(r.error());
+                      return std::make_unique<ScriptedDestination>(s);
+                    });
+                  },
+              .configure =
+                  [breakerThreshold](runtime::EngineConfig& config) {
+                    config.nodeId = "test";
+                    config.breakerFailureThreshold = breakerThreshold;
+                    config.breakerOpenMs = 5000;
+                  },
+              .clock = clock,
+              .builtins = false}) {}
 
   core::HttpResponse post(const std::string& body, const std::string& path = "/in/a") {
     core::HttpRequest r;

@@ -13,7 +13,6 @@
 
 #include "channels/file/file_destination.h"
 #include "engine/runtime/builtin_stages.h"
-#include "engine/runtime/engine_config.h"
 #include "engine/store/store.h"
 
 namespace switchboard::testing {
@@ -27,10 +26,11 @@ TestEngine::TestEngine(TestEngineOptions options) {
   fs::remove_all(dir_);
   fs::create_directories(dir_ / "channels");
   std::ofstream(dir_ / "channels" / options.channelFile) << options.channelJson;
-  core::ConnectorRegistry registry;
-  runtime::registerBuiltinStages(registry);
-  channels::registerFileConnectors(registry);
-  if (options.registerConnectors) options.registerConnectors(registry);
+  if (options.builtins) {
+    runtime::registerBuiltinStages(registry_);
+    channels::registerFileConnectors(registry_);
+  }
+  if (options.registerConnectors) options.registerConnectors(registry_);
   runtime::EngineConfig config;
   config.nodeId = "test-" + options.name;
   config.dataDir = (dir_ / "var").string();
@@ -41,8 +41,9 @@ TestEngine::TestEngine(TestEngineOptions options) {
     config.pipelineThreads = 1;
     config.deliveryThreads = 1;
   }
+  if (options.configure) options.configure(config);
   core::ConnectorContext ctx{"", config.dataDir, dir_.string()};
-  auto channels = runtime::loadChannels((dir_ / "channels").string(), registry, ctx);
+  auto channels = runtime::loadChannels((dir_ / "channels").string(), registry_, ctx);
   BOOST_REQUIRE_MESSAGE(channels.has_value(), (channels ? std::string() : channels.error().message));
   auto store = store::openStore("sqlite:" + (dir_ / "var" / "sb.db").string());
   BOOST_REQUIRE_MESSAGE(store.has_value(), (store ? std::string() : store.error().message));

@@ -16,6 +16,7 @@
 #include "engine/core/clock.h"
 #include "engine/core/connector.h"
 #include "engine/runtime/engine.h"
+#include "engine/runtime/engine_config.h"
 
 namespace switchboard::testing {
 
@@ -23,9 +24,11 @@ struct TestEngineOptions {
   std::string name;         // temp dir prefix and node id, e.g. "8x8-intake"
   std::string channelFile;  // e.g. "8x8.json"
   std::string channelJson;
-  std::function<void(core::ConnectorRegistry&)> registerConnectors;  // besides stages and file
+  std::function<void(core::ConnectorRegistry&)> registerConnectors;  // the test's connectors
+  std::function<void(runtime::EngineConfig&)> configure;             // after the defaults
   std::shared_ptr<core::Clock> clock;  // SystemClock when empty
-  bool serve = false;  // start(): HTTP on 127.0.0.1 (port 0), workers running
+  bool serve = false;     // start(): HTTP on 127.0.0.1 (port 0), workers running
+  bool builtins = true;   // the builtin stages and the file destination, before the test's own
 };
 
 class TestEngine {
@@ -37,9 +40,11 @@ class TestEngine {
 
   runtime::Engine& engine() { return *engine_; }
   const std::filesystem::path& dir() const { return dir_; }
+  core::ConnectorRegistry& registry() { return registry_; }
 
  private:
   std::filesystem::path dir_;
+  core::ConnectorRegistry registry_;
   std::unique_ptr<runtime::Engine> engine_;
   bool served_ = false;
 };
