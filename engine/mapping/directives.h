@@ -1,9 +1,9 @@
 // $translate and $localInstant, shared by the general evaluator (mapping.cc) and the planned one
 // (mapping_plan.cc). `Run` provides `m` (the Mapping::Impl), `error(code, what, location)`,
 // `scalarText(node)` (Result<optional<string or string_view>>: the node's single value as text)
-// and `defaultZone()` (Result<optional<std::string>>: the %timezone variable as text); `Vals` is a
-// vector of rapidjson::Value whose strings are copied with `alloc`. Not part of the module's
-// interface. Thread-safety: as the runs that call them (one thread per run).
+// and `defaultZone()` (the same for the %timezone variable); `Vals` is a vector of
+// rapidjson::Value whose strings are copied with `alloc`. Not part of the module's interface.
+// Thread-safety: as the runs that call them (one thread per run).
 #pragma once
 
 #include <cstdlib>
@@ -73,15 +73,18 @@ Result<void> localInstantDirective(Run& run, const TNode& node, Vals& vals,
   auto time = run.scalarText(*node.time);
   if (!time) return std::unexpected(time.error());
   if (!*date || !*time) return {};
-  std::string zoneName;
+  // The zone's text stays where the run gave it (a view for the planned run): no copy.
+  decltype(run.scalarText(*node.zone)) zoneText;
+  decltype(run.defaultZone()) defaultText;
+  std::string_view zoneName;
   if (node.zone) {
-    auto z = run.scalarText(*node.zone);
-    if (!z) return std::unexpected(z.error());
-    if (*z) zoneName = **z;
+    zoneText = run.scalarText(*node.zone);
+    if (!zoneText) return std::unexpected(zoneText.error());
+    if (*zoneText) zoneName = **zoneText;
   } else {
-    auto z = run.defaultZone();
-    if (!z) return std::unexpected(z.error());
-    if (*z) zoneName = **z;
+    defaultText = run.defaultZone();
+    if (!defaultText) return std::unexpected(defaultText.error());
+    if (*defaultText) zoneName = **defaultText;
   }
   if (zoneName.empty()) {
     return std::unexpected(run.error(ErrorCode::kRequired,

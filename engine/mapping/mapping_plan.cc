@@ -857,7 +857,7 @@ struct PlanRun {
   }
   Result<void> evalTranslate(const TNode& node, JsonVals& vals);
   Result<void> evalLocalInstant(const TNode& node, JsonVals& vals);
-  Result<std::optional<std::string>> defaultZone();
+  Result<std::optional<std::string_view>> defaultZone();
   Result<MappingOutput> run(std::string_view input, const fhirpath::Environment& variables);
 
   // ---- the streaming writer: the values of a node written straight into the output text,
@@ -1279,13 +1279,10 @@ Result<void> PlanRun::evalLocalInstant(const TNode& node, JsonVals& vals) {
   return localInstantDirective(*this, node, vals, alloc());
 }
 
-Result<std::optional<std::string>> PlanRun::defaultZone() {
+Result<std::optional<std::string_view>> PlanRun::defaultZone() {
   const Slot& tz = slots[static_cast<std::size_t>(m.slotTimezone)];
-  if (!tz.defined || tz.size != 1) return std::optional<std::string>();
-  auto s = text(tz.items[0]);
-  if (!s) return std::unexpected(s.error());
-  if (!*s) return std::optional<std::string>();
-  return std::optional<std::string>(std::string(**s));
+  if (!tz.defined || tz.size != 1) return std::optional<std::string_view>();
+  return text(tz.items[0]);  // a view valid for the run
 }
 
 Result<MappingOutput> PlanRun::run(std::string_view input, const fhirpath::Environment& variables) {
