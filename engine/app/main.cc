@@ -1,6 +1,5 @@
 // The `switchboard` command line: serve, and the analyst tools (map, validate, lint, fhirpath,
 // hl7, mpi) as they land.
-#include <malloc.h>
 
 #include <cstdio>
 #include <cstring>
@@ -8,6 +7,7 @@
 
 #include "engine/app/commands.h"
 #include "engine/app/serve.h"
+#include "engine/core/heap.h"
 
 namespace {
 
@@ -31,12 +31,7 @@ int main(int argc, char** argv) {
   }
   std::string command = argv[1];
   if (command == "serve") {
-    // The engine frees and reallocates large buffers (batches, Bundles, SQLite pages) at a high
-    // rate; glibc's default of returning them to the kernel (munmap, heap trim) makes the kernel
-    // shoot down TLB entries on every core each time. Keep them in the process instead: memory
-    // stays bounded by the working set (backpressure bounds that), and no page is returned.
-    mallopt(M_MMAP_THRESHOLD, 64 << 20);
-    mallopt(M_TRIM_THRESHOLD, 256 << 20);
+    switchboard::core::keepFreedMemory();
     return switchboard::app::runServe(argc, argv);
   }
   if (command == "version" || command == "--version") {
