@@ -810,10 +810,11 @@ class SqlStore final : public Store {
 
   Result<void> open() {
     return guard("open", [&]() -> Result<void> {
-      // SQLite: the pool serves reads, and one more session (writer_) every write: writers take
-      // turns anyway, and a session whose last transaction was the last commit keeps its page
-      // cache, where a session that sees another's commit must drop it and read the pages again.
-      const int total = poolSize_ + (dialect_ == Dialect::kSqlite ? 1 : 0);
+      // SQLite: two sessions more than configured, so workers' bookkeeping does not queue for a
+      // session behind intake committers (their writes take turns anyway). One session for every
+      // write was tried twice: its page cache, never dropped, grew to 64 MiB (peak RSS under
+      // bench/ingest 94 MiB against 20) and the engine spent more CPU per message, not less.
+      const int total = poolSize_ + (dialect_ == Dialect::kSqlite ? 2 : 0);
       std::vector<soci::session*> sqliteSessions;
       for (int i = 0; i < total; ++i) {
         auto s = std::make_unique<soci::session>();
@@ -834,11 +835,7 @@ class SqlStore final : public Store {
         }
         prepared_[s.get()];
         if (dialect_ == Dialect::kSqlite) sqliteSessions.push_back(s.get());
-        if (dialect_ == Dialect::kSqlite && i == 0) {
-          writer_ = std::move(s);
-        } else {
-          pool_.add(std::move(s));
-        }
+        pool_.add(std::move(s));
       }
       if (dialect_ == Dialect::kSqlite) {
         // The log exists once a session is open in WAL mode, and is not deleted while one is.
@@ -1328,19 +1325,17 @@ class SqlStore final : public Store {
   template <typename F>
   auto write(const char* what, bool high, Commit commit, F&& f) -> std::invoke_result_t<F, soci::session&> {
     return guard(what, [&]() -> std::invoke_result_t<F, soci::session&> {
-      if (dialect_ != Dialect::kSqlite) {
-        auto session = pool_.acquire();
-        if (session.reconnected()) prepared_.at(&*session).reset();
-        return keepingPrepared(*session, [&] { return f(*session); });
-      }
-      auto result = [&] {
+      auto session = pool_.acquire();
+      if (session.reconnected()) prepared_.at(&*session).reset();
+      if (dialect_ != Dialect::kSqlite) return keepingPrepared(*session, [&] { return f(*session); });
+      auto result = keepingPrepared(*session, [&] {
         writeMu_.lock(high);
         struct Unlock {
           PriorityMutex& m;
           ~Unlock() { m.unlock(); }
         } unlock{writeMu_};
-        return keepingPrepared(*writer_, [&] { return f(*writer_); });
-      }();
+        return f(*session);
+      });
       if (!result || commit != Commit::kFull) return result;
       logFlushes_.fetch_add(1, std::memory_order_relaxed);
       if (::fdatasync(walFd_) != 0) {
@@ -1387,8 +1382,7 @@ class SqlStore final : public Store {
   std::string walPath_;  // SQLite: the write-ahead log, flushed after each kFull write
   int walFd_ = -1;
   std::atomic<std::int64_t> logFlushes_{0};  // fdatasync calls on walFd_ (StoreStats::logFlushes)
-  std::unique_ptr<soci::session> writer_;  // SQLite: the session of every write, under writeMu_
-  // One slot per session (pooled, and writer_), filled in open() and never resized, so lookups need no lock; a
+  // One slot per pooled session, filled in open() and never resized, so lookups need no lock; a
   // slot is only used by the thread holding its session.
   std::map<soci::session*, std::unique_ptr<Prepared>> prepared_;
   PriorityMutex writeMu_;
