@@ -42,11 +42,12 @@ class FhirDestination final : public core::Destination {
                                                            const core::ConnectorContext& ctx);
 
  private:
+  // Sends the payload to `url` and classifies the answer.
+  core::DeliveryResult post(const core::DeliveryRequest& request, const std::string& url);
+
   FhirDestinationConfig config_;
   std::shared_ptr<TlsContexts> tls_;
   std::unique_ptr<Authenticator> auth_;
-  core::DeliveryResult post(const core::DeliveryRequest& request, const std::string& url);
-
   ClientPool connections_;  // kept-alive connections to the FHIR server
 };
 

@@ -299,10 +299,10 @@ class PriorityMutex {
 // the database inside its own transaction, so every few hundred intake commits one batch of
 // clients waited for a checkpoint (the tail of intake latency). Here each session's commit hook
 // (attach) asks this thread for a passive checkpoint once the log holds kPages, and again each
-// kStepPages it grows; it copies beside
-// the writers without blocking them. Under steady writes it never catches the last frames, and
-// the log is only rewound once all of them are copied, so the writer whose commit takes the log
-// past kWriterPages checkpoints itself: by then most frames are copied and little is left to do.
+// kStepPages it grows; it copies beside the writers without blocking them. Under steady writes
+// it never catches the last frames, and the log is only rewound once all of them are copied, so
+// the writer whose commit takes the log past kWriterPages checkpoints itself: by then most
+// frames are copied and little is left to do.
 class Checkpointer {
  public:
   static constexpr int kPages = 1000;             // SQLite's default automatic checkpoint
@@ -331,7 +331,8 @@ class Checkpointer {
   // Asks again only once the log has grown by kStepPages since the last request: a pass per
   // commit copies the pages every commit touches (the tables' last leaves, the indexes' hot
   // pages) once per commit instead of once per step; a step much longer leaves the writer at
-  // kWriterPages more to copy with every writer waiting.
+  // kWriterPages more to copy with every writer waiting. Commits take turns (writeMu_), so the
+  // hook runs for one commit at a time.
   static int committed(void* self, sqlite_api::sqlite3* db, const char* name, int logPages) {
     auto* c = static_cast<Checkpointer*>(self);
     int next = c->nextRequest_.load(std::memory_order_relaxed);
