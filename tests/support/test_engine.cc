@@ -2,7 +2,6 @@
 
 #include <unistd.h>
 
-#include <cstdlib>
 #include <fstream>
 #include <sstream>
 
@@ -81,20 +80,6 @@ HttpReply httpPost(int port, const std::string& path, const std::string& body,
   r.body = out.str();
   r.ids = response.get("X-Switchboard-Message-Ids", "");
   return r;
-}
-
-std::string readTestFile(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  BOOST_REQUIRE_MESSAGE(in.good(), "cannot read " + path.string());
-  std::ostringstream out;
-  out << in.rdbuf();
-  return out.str();
-}
-
-std::string readTestData(const std::string& folder, const std::string& name) {
-  const char* root = std::getenv("SWITCHBOARD_SOURCE_DIR");
-  BOOST_REQUIRE_MESSAGE(root != nullptr, "SWITCHBOARD_SOURCE_DIR is not set (run the test through ctest)");
-  return readTestFile(fs::path(root) / "tests" / "data" / folder / name);
 }
 
 }  // namespace switchboard::testing

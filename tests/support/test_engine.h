@@ -17,6 +17,7 @@
 #include "engine/core/connector.h"
 #include "engine/runtime/engine.h"
 #include "engine/runtime/engine_config.h"
+#include "tests/support/source_tests.h"  // readTestFile, readTestData
 
 namespace switchboard::testing {
 
@@ -59,9 +60,5 @@ struct HttpReply {
 HttpReply httpPost(int port, const std::string& path, const std::string& body,
                    const std::vector<std::pair<std::string, std::string>>& headers);
 
-// The whole file (fails the test when it cannot be read).
-std::string readTestFile(const std::filesystem::path& path);
-// tests/data/<folder>/<name> of the source tree named by SWITCHBOARD_SOURCE_DIR (ctest sets it).
-std::string readTestData(const std::string& folder, const std::string& name);
 
 }  // namespace switchboard::testing

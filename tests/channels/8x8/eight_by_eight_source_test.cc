@@ -13,6 +13,7 @@
 #include "channels/8x8/eight_by_eight_source.h"
 #include "channels/8x8/register.h"
 #include "engine/core/config.h"
+#include "tests/support/source_tests.h"
 
 namespace core = switchboard::core;
 using switchboard::channels::EightByEightSource;
@@ -23,26 +24,11 @@ namespace {
 
 constexpr const char* kAuth = "Bearer 9QQhlsEb8VY";
 
-std::string dataFile(const std::string& name) {
-  const char* root = std::getenv("SWITCHBOARD_SOURCE_DIR");
-  std::string dir = root != nullptr ? std::string(root) + "/tests/data/8x8" : SB_TEST_DATA_DIR;
-  std::ifstream in(dir + "/" + name, std::ios::binary);
-  BOOST_REQUIRE_MESSAGE(in.good(), "cannot read " + dir + "/" + name);
-  std::ostringstream out;
-  out << in.rdbuf();
-  return out.str();
-}
+std::string dataFile(const std::string& name) { return switchboard::testing::readTestData("8x8", name); }
 
 switchboard::Result<std::unique_ptr<core::HttpSource>> tryCreate(const std::string& json) {
-  rapidjson::Document doc;
-  doc.Parse(json.c_str());
-  BOOST_REQUIRE(!doc.HasParseError());
-  core::ConnectorRegistry registry;
-  switchboard::channels::registerEightByEightConnectors(registry);
-  const auto* factory = registry.source("8x8");
-  BOOST_REQUIRE(factory != nullptr);
-  core::ConfigReader reader(doc, "conf/channels/8x8.json", "/source");
-  return (*factory)(reader, core::ConnectorContext{"c8x8", "/tmp", "/tmp"});
+  return switchboard::testing::createSource(switchboard::channels::registerEightByEightConnectors, "8x8", "c8x8",
+                                            json);
 }
 
 std::unique_ptr<core::HttpSource> makeSource() {

@@ -5,8 +5,6 @@
 #include <boost/test/unit_test.hpp>
 
 #include <cstdlib>
-#include <fstream>
-#include <sstream>
 
 #include <rapidjson/document.h>
 
@@ -14,6 +12,7 @@
 #include "channels/twilio/twilio_signature.h"
 #include "channels/twilio/twilio_source.h"
 #include "engine/core/config.h"
+#include "tests/support/source_tests.h"
 
 namespace core = switchboard::core;
 namespace tw = switchboard::channels::twilio;
@@ -26,26 +25,11 @@ constexpr const char* kToken = "test_auth_token_1";
 constexpr const char* kRotated = "rotated_token_2";
 constexpr const char* kSandboxSid = "SM01cd3925943ee3504f8a5c42d88efdf6";
 
-std::string dataFile(const std::string& name) {
-  const char* root = std::getenv("SWITCHBOARD_SOURCE_DIR");
-  std::string dir = root != nullptr ? std::string(root) + "/tests/data/twilio" : SB_TEST_DATA_DIR;
-  std::ifstream in(dir + "/" + name, std::ios::binary);
-  BOOST_REQUIRE_MESSAGE(in.good(), "cannot read " + dir + "/" + name);
-  std::ostringstream out;
-  out << in.rdbuf();
-  return out.str();
-}
+std::string dataFile(const std::string& name) { return switchboard::testing::readTestData("twilio", name); }
 
 switchboard::Result<std::unique_ptr<core::HttpSource>> tryCreate(const std::string& json) {
-  rapidjson::Document doc;
-  doc.Parse(json.c_str());
-  BOOST_REQUIRE(!doc.HasParseError());
-  core::ConnectorRegistry registry;
-  switchboard::channels::registerTwilioConnectors(registry);
-  const auto* factory = registry.source("twilio");
-  BOOST_REQUIRE(factory != nullptr);
-  core::ConfigReader reader(doc, "conf/channels/twilio.json", "/source");
-  return (*factory)(reader, core::ConnectorContext{"twilio", "/tmp", "/tmp"});
+  return switchboard::testing::createSource(switchboard::channels::registerTwilioConnectors, "twilio", "twilio",
+                                            json);
 }
 
 std::unique_ptr<core::HttpSource> makeSource(
