@@ -12,12 +12,11 @@
 
 #include <algorithm>
 #include <filesystem>
-#include <fstream>
 #include <map>
-#include <sstream>
 
 #include "tests/e2e/engine_process.h"
 #include "tests/support/node_peer.h"
+#include "tests/support/source_tests.h"
 
 namespace fs = std::filesystem;
 using namespace switchboard::e2e;
@@ -31,12 +30,7 @@ const std::string kMetaSecret = "meta-app-secret-for-e2e";
 const std::string kEightAuth = "Bearer 8x8-webhook-key";
 const std::string kTwilioToken = "twilio-auth-token-e2e";
 
-std::string readFile(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
+using switchboard::testing::readTestFile;
 
 fs::path source() { return NodePeer::sourceDir(); }
 
@@ -127,7 +121,7 @@ struct Journey {
   Journey() {
     BOOST_REQUIRE_MESSAGE(fhir.error().empty(), fhir.error());
     BOOST_REQUIRE_MESSAGE(vendors.error().empty(), vendors.error());
-    engine = std::make_unique<EngineProcess>("journey", readFile(source() / "conf" / "switchboard.json"));
+    engine = std::make_unique<EngineProcess>("journey", readTestFile(source() / "conf" / "switchboard.json"));
     const fs::path conf = engine->dir() / "conf";
     for (const auto& entry : fs::directory_iterator(source() / "conf" / "channels")) {
       fs::copy_file(entry.path(), conf / "channels" / entry.path().filename());
@@ -198,7 +192,7 @@ long long firstMessageId(const Response& r) {
   return std::stoll(it->second.substr(0, it->second.find(',')));
 }
 
-std::string seed8x8() { return readFile(source() / "tests" / "data" / "8x8" / "flow_submission_seed.json"); }
+std::string seed8x8() { return readTestFile(source() / "tests" / "data" / "8x8" / "flow_submission_seed.json"); }
 
 // The seed's 8x8 submission as another submission: new umid, other day (a new Appointment).
 std::string another8x8(const std::string& umid, const std::string& date) {
@@ -261,7 +255,7 @@ BOOST_AUTO_TEST_CASE(flow_submissions_reach_the_ehr_as_valid_fhir_and_the_patien
     if (r.HasMember("outboundId")) umid = r["outboundId"].GetString();
   }
   BOOST_REQUIRE(!umid.empty());
-  std::string receipt = replaceAll(readFile(source() / "tests" / "data" / "8x8" / "status_read_v9.json"),
+  std::string receipt = replaceAll(readTestFile(source() / "tests" / "data" / "8x8" / "status_read_v9.json"),
                                    "a1b2c3d4-0000-4000-8000-00000000beef", umid);
   BOOST_TEST(j.post8x8(receipt).status == 200);
   BOOST_TEST(waitFor([&] { return j.messageDetail(id).find("\"outbound-status\"") != std::string::npos; }, 30),
@@ -284,7 +278,7 @@ BOOST_AUTO_TEST_CASE(flow_submissions_reach_the_ehr_as_valid_fhir_and_the_patien
 
   // Meta: the same answers as an nfm_reply, signed with the app secret. Same phone, so the same
   // Patient; its own Appointment on another day; the reply goes through the Cloud API.
-  std::string meta = readFile(source() / "tests" / "data" / "whatsapp" / "flow_nfm_reply.json");
+  std::string meta = readTestFile(source() / "tests" / "data" / "whatsapp" / "flow_nfm_reply.json");
   meta = replaceAll(meta, "2026-02-12", "2026-02-26");
   auto metaAnswer = j.postMeta(meta, metaSignature(kMetaSecret, meta));
   BOOST_REQUIRE_EQUAL(metaAnswer.status, 200);
@@ -348,7 +342,7 @@ BOOST_AUTO_TEST_CASE(a_refusal_by_the_ehr_is_a_visible_permanent_failure_and_the
 
 BOOST_AUTO_TEST_CASE(signature_and_auth_failures_are_refused_and_store_nothing) {
   Journey j;
-  const std::string meta = readFile(source() / "tests" / "data" / "whatsapp" / "flow_nfm_reply.json");
+  const std::string meta = readTestFile(source() / "tests" / "data" / "whatsapp" / "flow_nfm_reply.json");
   BOOST_TEST(j.postMeta(meta, metaSignature("another-secret", meta)).status == 401);
   BOOST_TEST(j.postMeta(meta, "").status == 401);
   std::string tampered = meta;

@@ -50,15 +50,11 @@ TestEngine::TestEngine(TestEngineOptions options) {
   if (!clock) clock = std::make_shared<core::SystemClock>();
   engine_ = std::make_unique<runtime::Engine>(config, std::move(*store), std::move(*channels), clock,
                                               std::make_shared<core::SeededRandom>(7));
-  if (options.serve) {
-    engine_->start();
-    served_ = true;
-  }
+  if (options.serve) engine_->start();
 }
 
 TestEngine::~TestEngine() {
-  if (served_) engine_->stop();
-  engine_.reset();
+  engine_.reset();  // stops it first (Engine's destructor), before its directory goes
   std::error_code ec;
   fs::remove_all(dir_, ec);
 }

@@ -2,7 +2,7 @@
 // channels/<file> holding the given channel JSON, a real SQLite store under var/, the builtin
 // stages, the file destination and whatever connectors the test registers, and (when serving)
 // HTTP on 127.0.0.1 with the pipeline and delivery workers running. Plus the small HTTP client
-// and file helpers those tests share.
+// those tests share (the file helpers are in source_tests.h).
 // Thread-safety: a TestEngine belongs to the test thread that made it.
 #pragma once
 
@@ -47,7 +47,6 @@ class TestEngine {
   std::filesystem::path dir_;
   core::ConnectorRegistry registry_;
   std::unique_ptr<runtime::Engine> engine_;
-  bool served_ = false;
 };
 
 // One POST over a fresh connection to 127.0.0.1:port, with the given headers.
@@ -59,6 +58,5 @@ struct HttpReply {
 };
 HttpReply httpPost(int port, const std::string& path, const std::string& body,
                    const std::vector<std::pair<std::string, std::string>>& headers);
-
 
 }  // namespace switchboard::testing

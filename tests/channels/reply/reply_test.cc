@@ -8,8 +8,6 @@
 
 #include <cstdlib>
 #include <filesystem>
-#include <fstream>
-#include <sstream>
 
 #include "channels/reply/provider_api.h"
 #include "channels/reply/register.h"
@@ -18,6 +16,7 @@
 #include "engine/core/http_types.h"
 #include "engine/core/time_zone.h"
 #include "fake_vendor.h"
+#include "tests/support/source_tests.h"
 
 using namespace switchboard;
 using namespace switchboard::channels::reply;
@@ -33,15 +32,8 @@ std::string sourceDir() {
   return env && *env ? env : SB_SOURCE_DIR;
 }
 
-std::string readFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::ostringstream out;
-  out << in.rdbuf();
-  return out.str();
-}
-
 std::string bundle(const std::string& name = "appointment-bundle.json") {
-  return readFile(sourceDir() + "/tests/data/reply/" + name);
+  return switchboard::testing::readTestFile(sourceDir() + "/tests/data/reply/" + name);
 }
 
 const char* kUpstreamOk =
