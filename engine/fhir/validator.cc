@@ -496,24 +496,21 @@ class Walk {
 
   void item(const StructureDefinition& sd, const ElementDef& def, const TypeRef* type,
             const Value* value, const Value* ext, const Loc& loc) {
-    const std::string& kBackbone = kBackboneCode;
-    const std::string& kId = kIdCode;
-    const std::string& kNone = kNoCode;
-    const std::string* code = type ? &type->code : &kNone;
-    if (!def.contentReference.empty()) code = &kBackbone;
+    const std::string* code = type ? &type->code : &kNoCode;
+    if (!def.contentReference.empty()) code = &kBackboneCode;
     // Resource.id is an id although the snapshot types it System.String.
-    if (def.resourceId) code = &kId;
+    if (def.resourceId) code = &kIdCode;
 
     if (ext) primitiveExtension(*ext, loc);
 
     if (code->empty()) return;
     // (a TypeRef of code "id" is primitive, so only the override needs its own test)
-    if (code == &kId || (type && type->primitive && def.contentReference.empty())) {
+    if (code == &kIdCode || (type && type->primitive && def.contentReference.empty())) {
       if (!value) {
         if (!ext && !profilePass_)
           add("error", "required", "a value or an extension is required", loc.str());
       } else if (!profilePass_) {
-        PrimitiveKind kind = code == &kId ? PrimitiveKind::kId : type->primitiveKind;
+        PrimitiveKind kind = code == &kIdCode ? PrimitiveKind::kId : type->primitiveKind;
         if (plainlyValid(kind, *value)) {
           // the commonest values, known to pass without the full check
         } else if (auto why = checkPrimitive(kind, *code, *value)) {
