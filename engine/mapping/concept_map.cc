@@ -154,10 +154,19 @@ ConceptMapSet::View viewOf(const Translation& t) {
 
 Result<ConceptMapSet::View> ConceptMapSet::lookup(std::string_view mapName, std::string_view code,
                                                   std::string_view sourceSystem) const {
+  const Map* map = find(mapName);
+  if (!map) return fail(ErrorCode::kNotFound, "no ConceptMap \"" + std::string(mapName) + "\"");
+  return lookup(*map, mapName, code, sourceSystem);
+}
+
+const ConceptMapSet::Map* ConceptMapSet::find(std::string_view mapName) const {
   auto it = byName_.find(mapName);
-  if (it == byName_.end())
-    return fail(ErrorCode::kNotFound, "no ConceptMap \"" + std::string(mapName) + "\"");
-  const Map& map = *it->second;
+  return it == byName_.end() ? nullptr : it->second.get();
+}
+
+Result<ConceptMapSet::View> ConceptMapSet::lookup(const Map& map, std::string_view mapName,
+                                                  std::string_view code,
+                                                  std::string_view sourceSystem) const {
   for (const Group& group : map.groups) {
     if (!sourceSystem.empty() && !group.source.empty() && group.source != sourceSystem) continue;
     if (auto e = group.elements.find(code); e != group.elements.end()) return viewOf(e->second);

@@ -52,6 +52,14 @@ class ConceptMapSet {
   Result<View> lookup(std::string_view map, std::string_view code,
                       std::string_view sourceSystem = {}) const;
 
+  // One map, found once by its id, name or url (null: none), for lookups that do not hash its
+  // name again; valid while the set lives.
+  struct Map;
+  const Map* find(std::string_view map) const;
+  // lookup() in a map from find(); `mapName` only names it in errors.
+  Result<View> lookup(const Map& map, std::string_view mapName, std::string_view code,
+                      std::string_view sourceSystem = {}) const;
+
   std::size_t size() const { return maps_.size(); }
 
  private:
@@ -68,12 +76,13 @@ class ConceptMapSet {
     std::string unmappedMode;  // "", "provided", "fixed"
     Translation unmappedFixed;
   };
-  struct Map {
-    std::string id;
-    std::vector<Group> groups;
-  };
   std::vector<std::shared_ptr<const Map>> maps_;
   TextMap<std::shared_ptr<const Map>> byName_;
+};
+
+struct ConceptMapSet::Map {
+  std::string id;
+  std::vector<Group> groups;
 };
 
 }  // namespace switchboard::mapping

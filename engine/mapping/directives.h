@@ -28,7 +28,7 @@ Result<void> translateDirective(Run& run, const TNode& node, Vals& vals,
     if (*s) system = **s;
   }
   const std::string_view codeText = **code;
-  auto t = run.m.maps->lookup(node.mapName, codeText, system);
+  auto t = run.m.maps->lookup(*node.map, node.mapName, codeText, system);
   if (!t) {
     if (!node.required && t.error().code == ErrorCode::kCodeInvalid) return {};
     const std::string field = locationOf(node.code.get());

@@ -197,8 +197,15 @@ Result<FlowParts> locateFlowResponse(const rapidjson::Value& rootValue, const Js
     const char* nfmKey = member(interactive, "nfmReply") ? "nfmReply" : "nfm_reply";
     const rapidjson::Value* nfm = member(interactive, nfmKey);
     const char* jsonKey = member(nfm, "responseJson") ? "responseJson" : "response_json";
-    auto in = flowFrom(member(nfm, jsonKey),
-                       std::string("/payload/content/interactive/") + nfmKey + "/" + jsonKey, parse);
+    // The four pointers it can be, built once.
+    static const std::string kPointers[2][2] = {
+        {"/payload/content/interactive/nfmReply/responseJson",
+         "/payload/content/interactive/nfmReply/response_json"},
+        {"/payload/content/interactive/nfm_reply/responseJson",
+         "/payload/content/interactive/nfm_reply/response_json"}};
+    const std::string& pointer =
+        kPointers[nfmKey[3] == '_' ? 1 : 0][jsonKey[8] == '_' ? 1 : 0];
+    auto in = flowFrom(member(nfm, jsonKey), pointer, parse);
     if (!in) return in;
     in->format = "8x8";
     in->sender = normalizeE164(view(member(member(payload, "user"), "msisdn")));

@@ -299,7 +299,8 @@ Result<void> Mapping::Impl::compileObject(const JsonValue& v, TNode& node) const
         if (m == val.MemberEnd() || !m->value.IsString())
           return std::unexpected(loadError(at + "/map", "expected the ConceptMap id, name or url"));
         op->mapName = m->value.GetString();
-        if (!maps || !maps->has(op->mapName))
+        if (maps) op->map = maps->find(op->mapName);
+        if (!op->map)
           return std::unexpected(
               loadError(at + "/map", "no ConceptMap \"" + op->mapName + "\" loaded"));
         if (auto r = sub("code", true, op->code); !r) return r;

@@ -843,8 +843,10 @@ struct PlanRun {
   }
 
   Result<std::optional<std::string_view>> scalarText(const TNode& node);
+  // `pointer` + `suffix` name the text in errors (joined only then).
   Result<std::optional<std::string_view>> evalText(const std::vector<Piece>& pieces,
-                                                   const std::string& pointer, bool urlEncode);
+                                                   std::string_view pointer, bool urlEncode,
+                                                   std::string_view suffix = {});
   Result<void> evalMany(const TNode& node, JsonVals& vals);
   Result<void> evalObjectBody(const TNode& node, JsonVals& vals);
   Result<void> bindLets(const TNode& node, SlotScope& scope);
@@ -923,8 +925,9 @@ Result<std::optional<std::string_view>> PlanRun::scalarText(const TNode& node) {
 }
 
 Result<std::optional<std::string_view>> PlanRun::evalText(const std::vector<Piece>& pieces,
-                                                          const std::string& pointer,
-                                                          bool urlEncode) {
+                                                          std::string_view pointer, bool urlEncode,
+                                                          std::string_view suffix) {
+  auto where = [&] { return std::string(pointer).append(suffix); };
   std::string& text = arena.scratch;
   text.clear();
   for (const Piece& p : pieces) {
@@ -937,7 +940,7 @@ Result<std::optional<std::string_view>> PlanRun::evalText(const std::vector<Piec
     if (items->empty()) return std::optional<std::string_view>();
     if (items->size() > 1) {
       return std::unexpected(error(ErrorCode::kInvalid,
-                                   pointer + ": " + quoteValue(p.text) + " yields " +
+                                   where() + ": " + quoteValue(p.text) + " yields " +
                                        std::to_string(items->size()) + " items inside text",
                                    p.text));
     }
@@ -946,7 +949,7 @@ Result<std::optional<std::string_view>> PlanRun::evalText(const std::vector<Piec
     if (!*s) {
       return std::unexpected(
           error(ErrorCode::kInvalid,
-                pointer + ": " + quoteValue(p.text) + " is not a primitive value", p.text));
+                where() + ": " + quoteValue(p.text) + " is not a primitive value", p.text));
     }
     if (isBlank(**s)) return std::optional<std::string_view>();
     if (urlEncode)
@@ -1499,7 +1502,7 @@ Result<MappingOutput> PlanRun::run(std::string_view input, const fhirpath::Envir
       out.append(kRequest.data(), kRequest.size());
       writeString(spec.resourceType.data(), spec.resourceType.size(), out);
       if (!spec.ifNoneExist.empty()) {
-        auto q = evalText(spec.ifNoneExist, spec.pointer + "/ifNoneExist", true);
+        auto q = evalText(spec.ifNoneExist, spec.pointer, true, "/ifNoneExist");
         if (!q) return std::unexpected(q.error());
         if (*q) {
           static constexpr std::string_view kIfNoneExist = R"(,"ifNoneExist":)";
@@ -1553,7 +1556,7 @@ Result<MappingOutput> PlanRun::run(std::string_view input, const fhirpath::Envir
                           static_cast<rapidjson::SizeType>(spec.resourceType.size()))),
                       pool);
     if (!spec.ifNoneExist.empty()) {
-      auto q = evalText(spec.ifNoneExist, spec.pointer + "/ifNoneExist", true);
+      auto q = evalText(spec.ifNoneExist, spec.pointer, true, "/ifNoneExist");
       if (!q) return std::unexpected(q.error());
       if (*q)
         request.AddMember(

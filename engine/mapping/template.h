@@ -66,6 +66,7 @@ struct TNode {
   TNodePtr value;  // $value, $translate or $localInstant: replaces the object itself
   // kTranslate
   std::string mapName, select;
+  const ConceptMapSet::Map* map = nullptr;  // mapName in Mapping::Impl::maps, found at load
   bool required = true;
   TNodePtr code, system;
   // kLocalInstant
