@@ -556,6 +556,22 @@ Result<void> Definitions::finish() {
         if ((*def.children)[i]->checkWhenAbsent) def.absentChecks.push_back(i);
     }
   }
+  for (auto& sd : structures_) {
+    for (auto& [path, index] : sd->childIndexes_) {
+      const std::vector<const ElementDef*>& children = sd->children_[path];
+      index.forEachSlot([&](ChildSlot& slot) {
+        const ElementDef& d = *children[slot.index];
+        // (as Walk::item decides it: Resource.id is an id whatever the snapshot says)
+        const bool primitive =
+            d.resourceId || (slot.type && slot.type->primitive && d.contentReference.empty());
+        slot.plainPrimitive = !slot.underscore && primitive && !d.fixed && !d.pattern &&
+                              d.invariants.empty() && d.slices->empty() && !d.repeats();
+        slot.kind = d.resourceId ? PrimitiveKind::kId
+                    : slot.type  ? slot.type->primitiveKind
+                                 : PrimitiveKind::kOther;
+      });
+    }
+  }
   if (const StructureDefinition* ext = type("Extension"))
     extensionValue_ = ext->element("Extension.value[x]");
   return {};

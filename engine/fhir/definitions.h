@@ -91,6 +91,12 @@ struct ChildSlot {
   std::uint32_t index = 0;        // position in ElementDef::children
   const TypeRef* type = nullptr;  // the type the key names (the first type when not a choice)
   bool underscore = false;        // "_name"
+  // Resolved at load for the walk: a value under this key (not "_name") is a single primitive
+  // whose element has no fixed or pattern value, no invariant to evaluate, no extension slices
+  // and does not repeat, so a valid value needs only its format check (as `kind`) and, with a
+  // required binding, its code looked up.
+  bool plainPrimitive = false;
+  PrimitiveKind kind = PrimitiveKind::kOther;
 };
 struct StringHash {
   using is_transparent = void;
@@ -102,6 +108,11 @@ class ChildIndex {
   // Adds `key` unless it is already there (the first child claiming a key keeps it).
   void add(std::string key, ChildSlot slot);
   const ChildSlot* find(std::string_view key) const;
+  // Calls `f(slot)` on every slot (filling in what the walk resolves at load).
+  template <typename F>
+  void forEachSlot(F&& f) {
+    for (auto& entry : entries_) f(entry.second);
+  }
 
  private:
   static std::uint32_t hash(std::string_view key);

@@ -3,6 +3,8 @@
 // Thread-safety: pure functions.
 #pragma once
 
+#include <cstdint>
+
 #include <optional>
 #include <string>
 #include <string_view>
@@ -13,7 +15,7 @@ namespace switchboard::fhir {
 
 // The primitive types, so that a caller can classify a type name once (primitiveKind()) and
 // check many values by kind.
-enum class PrimitiveKind {
+enum class PrimitiveKind : std::uint8_t {
   kOther,
   kBoolean,
   kInteger,

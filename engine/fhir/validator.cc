@@ -215,9 +215,12 @@ class Walk {
 
   // One JSON member of an object, resolved to its element.
   struct Member {
-    Member(std::uint32_t i, const TypeRef* t, const Value* v, const Value* e, std::string_view k)
-        : index(i), type(t), value(v), ext(e), key(k) {}
+    Member(std::uint32_t i, const TypeRef* t, const Value* v, const Value* e, std::string_view k,
+           bool p, PrimitiveKind pk)
+        : index(i), plain(p), kind(pk), type(t), value(v), ext(e), key(k) {}
     std::uint32_t index;  // in the parent's children
+    bool plain;           // ChildSlot::plainPrimitive, and no "_name" beside the value
+    PrimitiveKind kind;   // ChildSlot::kind
     const TypeRef* type;
     const Value* value;
     const Value* ext;
@@ -360,7 +363,8 @@ class Walk {
       }
       sorted = sorted && slot->index >= lastIndex;
       lastIndex = slot->index;
-      members_.emplace_back(slot->index, type, underscore ? nullptr : &it->value, ext, name);
+      members_.emplace_back(slot->index, type, underscore ? nullptr : &it->value, ext, name,
+                            slot->plainPrimitive && !ext, slot->kind);
     }
     // Group by element (stable: JSON order within an element), then walk in definition order.
     const std::size_t end = members_.size();
@@ -392,12 +396,25 @@ class Walk {
       if (count < def->min || count > def->maxCount) cardinality(path, *def, count, true, loc);
       for (std::size_t k = first; k < next; ++k) {
         const Member m = members_[k];  // a copy: nested objects grow members_
+        // A single valid primitive of a plain element: what items() would find, without it.
+        if (m.plain && !profilePass_ && primitiveHolds(*def, m, *m.value)) continue;
         if (m.value && !def->slices->empty()) extensionSlices(*def, m.value, loc);
         items(sd, *def, m.type, m.key, m.value, m.ext, loc);
       }
     }
     checkAbsentUpTo(static_cast<std::uint32_t>(defs.size()));
     members_.erase(members_.begin() + static_cast<std::ptrdiff_t>(base), members_.end());
+  }
+
+  // Whether items() would report nothing for `value`, the single value of a member whose slot is
+  // plainPrimitive (no "_name" beside it): a valid format and, under a required binding, a code of
+  // the value set; false leaves the value to items(), which then reports what is wrong.
+  static bool primitiveHolds(const ElementDef& def, const Member& m, const Value& value) {
+    if (!plainlyValid(m.kind, value) &&
+        checkPrimitive(m.kind, def.resourceId ? kIdCode : m.type->code, value))
+      return false;
+    const ValueSetExpansion* vs = def.requiredValueSet;
+    return !vs || !value.IsString() || vs->containsCode(sv(value));
   }
 
   // The minimum and maximum of `def`, found `count` times; an absent element's extension slices.

@@ -570,3 +570,141 @@ BOOST_AUTO_TEST_CASE(fixed_and_pattern_values) {
 }
 
 BOOST_AUTO_TEST_SUITE_END()
+
+BOOST_AUTO_TEST_SUITE(plain_primitive_fast_path)
+
+// The walk decides a single primitive of a plain element (ChildSlot::plainPrimitive) without
+// items(); a "_name" sibling turns that path off, and an extension with only an id adds no issue
+// of its own. So for every value, each resource below must yield the same issues with and without
+// `"_name":{"id":"x1"}` beside it: the fast path against the full one, for every primitive kind
+// the slots cover (code with a required binding, boolean, date, dateTime, instant, id of
+// Resource.id, string, markdown, uri, canonical, positiveInt, unsignedInt, decimal) and values of
+// every JSON shape, valid and not. (Not null: beside "_name" the element exists for FHIRPath, so
+// invariants such as app-2 read it differently; null never takes the fast path anyway.)
+BOOST_AUTO_TEST_CASE(same_issues_as_the_full_item_check) {
+  struct Slot {
+    const char* resource;  // JSON members before the one under test
+    const char* key;
+  };
+  const Slot slots[] = {
+      {R"("resourceType":"Patient")", "gender"},
+      {R"("resourceType":"Patient")", "active"},
+      {R"("resourceType":"Patient")", "birthDate"},
+      {R"("resourceType":"Patient")", "id"},
+      {R"("resourceType":"Patient")", "implicitRules"},
+      {R"("resourceType":"Patient")", "deceasedDateTime"},
+      {R"("resourceType":"Patient")", "multipleBirthInteger"},
+      {R"("resourceType":"Organization","name":"x")", "alias"},
+      {R"("resourceType":"Coverage","status":"active","beneficiary":{"reference":"Patient/1"},
+        "payor":[{"reference":"Organization/1"}])",
+       "subscriberId"},
+      {R"("resourceType":"Appointment","status":"booked","participant":[{"status":"accepted",
+        "actor":{"reference":"Patient/1"}}])",
+       "minutesDuration"},
+      {R"("resourceType":"Appointment","status":"booked","participant":[{"status":"accepted",
+        "actor":{"reference":"Patient/1"}}],"start":"2024-04-02T09:00:00Z")",
+       "end"},
+      {R"("resourceType":"Appointment","participant":[{"status":"accepted",
+        "actor":{"reference":"Patient/1"}}])",
+       "status"},
+      {R"("resourceType":"QuestionnaireResponse","status":"completed")", "questionnaire"},
+      {R"("resourceType":"Bundle")", "type"},
+      {R"("resourceType":"Bundle","type":"searchset")", "total"},
+      {R"("resourceType":"Practitioner","qualification":[{"code":{"text":"x"}}],
+        "communication":[{"text":"x"}],"name":[{"text":"x"}],"telecom":[{"value":"1"}],
+        "address":[{"text":"x"}],"photo":[{"contentType":"image/png"}])",
+       "language"},
+  };
+  const char* values[] = {R"("male")",
+                          R"("booked")",
+                          R"("transaction")",
+                          R"("completed")",
+                          R"("Female")",
+                          R"("")",
+                          R"(" x")",
+                          R"("x ")",
+                          R"("a b")",
+                          R"("abc")",
+                          R"("ABC-12.x")",
+                          R"("urn:uuid:0bbc2234-1273-5dd6-901f-068d437e04e3")",
+                          R"("http://example.org/fhir/Questionnaire/1")",
+                          R"("1992-08-22")",
+                          R"("1992-02-30")",
+                          R"("1992")",
+                          R"("2026-02-12T10:00:00-05:00")",
+                          R"("2026-02-12T10:00:00")",
+                          R"("2026-02-12T10:00")",
+                          R"("en-US")",
+                          R"("\u00e9t\u00e9")",
+                          R"("line\nbreak")",
+                          "0",
+                          "1",
+                          "-1",
+                          "20",
+                          "3.5",
+                          "12345678901",
+                          "true",
+                          "false",
+                          "{}",
+                          R"({"a":1})",
+                          R"({"id":"x"})"};
+  ValidationOptions defaults, stage, noInvariants;
+  stage.bestPractice = false;
+  noInvariants.invariants = false;
+  std::size_t compared = 0, withErrors = 0;
+  for (const Slot& s : slots) {
+    for (const char* v : values) {
+      const std::string plain = std::string("{") + s.resource + ",\"" + s.key + "\":" + v + "}";
+      const std::string full = std::string("{") + s.resource + ",\"" + s.key + "\":" + v + ",\"_" +
+                               s.key + "\":{\"id\":\"x1\"}}";
+      for (const ValidationOptions* o : {&defaults, &stage, &noInvariants}) {
+        auto a = validator().validateText(plain, *o);
+        auto b = validator().validateText(full, *o);
+        BOOST_TEST(sameIssues(a, b), plain << "\nfast path:\n"
+                                           << describe(a) << "full check:\n"
+                                           << describe(b));
+        ++compared;
+        withErrors += !errors(a).empty();
+      }
+    }
+  }
+  // Both outcomes occur: values the fast path passes and values it leaves to items().
+  BOOST_TEST(compared == std::size(slots) * std::size(values) * 3);
+  BOOST_TEST(withErrors > compared / 4);
+  BOOST_TEST(withErrors < compared);
+}
+
+// The slots the test above relies on are plain, and those that must not be are not.
+BOOST_AUTO_TEST_CASE(plain_slots_resolved_at_load) {
+  const Definitions& d = validator().definitions();
+  auto slot = [&](const char* type, const char* key) {
+    const StructureDefinition* sd = d.type(type);
+    BOOST_REQUIRE(sd);
+    return sd->root()->childIndex->find(key);
+  };
+  for (auto [type, key] : {std::pair{"Patient", "gender"},
+                           {"Patient", "active"},
+                           {"Patient", "birthDate"},
+                           {"Patient", "id"},
+                           {"Appointment", "minutesDuration"},
+                           {"Bundle", "type"},
+                           {"Coverage", "subscriberId"},
+                           {"Patient", "deceasedDateTime"}}) {
+    const ChildSlot* s = slot(type, key);
+    BOOST_REQUIRE(s);
+    BOOST_TEST(s->plainPrimitive, type << "." << key);
+  }
+  // "_name" keys, repeating, complex and contentReference elements are not.
+  for (auto [type, key] : {std::pair{"Patient", "_gender"},
+                           {"Organization", "alias"},
+                           {"Patient", "name"},
+                           {"Patient", "text"}}) {
+    const ChildSlot* s = slot(type, key);
+    BOOST_REQUIRE(s);
+    BOOST_TEST(!s->plainPrimitive, type << "." << key);
+  }
+  const StructureDefinition* sd = d.type("Patient");
+  BOOST_TEST((sd->root()->childIndex->find("id")->kind == PrimitiveKind::kId));
+}
+
+BOOST_AUTO_TEST_SUITE_END()
