@@ -496,6 +496,71 @@ struct PlanCompiler {
   }
 };
 
+// Lays the template out as the planned writer's program (detail::EmitStep), after fix().
+struct ProgramBuilder {
+  Mapping::Impl& m;
+
+  std::uint32_t text(std::string_view s) {
+    const auto at = static_cast<std::uint32_t>(m.programBytes.size());
+    m.programBytes.append(s);
+    return at;
+  }
+  std::uint32_t add(const TNode& n) {
+    const auto at = static_cast<std::uint32_t>(m.program.size());
+    m.program.emplace_back();
+    fill(n, at);
+    return at;
+  }
+  // Steps are filled by index: the arrays grow while a node's children are laid out.
+  void fill(const TNode& n, std::uint32_t at) {
+    EmitStep step;
+    step.node = &n;
+    if (n.fixed) {
+      step.op = EmitStep::Op::kFixed;
+      step.bytes = text(n.literalJson);
+      step.size = static_cast<std::uint32_t>(n.literalJson.size());
+    } else if (n.kind == TNode::Kind::kExpr) {
+      step.op = EmitStep::Op::kExpr;
+      step.plan = n.exprPlan;
+    } else if (n.kind == TNode::Kind::kArray) {
+      step.op = EmitStep::Op::kArray;
+      step.first = static_cast<std::uint32_t>(m.program.size());
+      step.count = static_cast<std::uint32_t>(n.elements.size());
+      m.program.resize(m.program.size() + n.elements.size());  // the elements side by side
+      for (std::uint32_t i = 0; i < step.count; ++i) fill(*n.elements[i], step.first + i);
+    } else if (n.kind == TNode::Kind::kObject) {
+      step.op = EmitStep::Op::kObject;
+      step.each = n.eachExpr.has_value();
+      step.directives = !n.lets.empty() || n.ifExpr.has_value() || n.value != nullptr;
+      std::uint32_t count = 0;
+      for (std::size_t i = 0; i < n.members.size(); i += n.members[i].run > 0 ? n.members[i].run : 1)
+        ++count;
+      step.first = static_cast<std::uint32_t>(m.programMembers.size());
+      step.count = count;
+      m.programMembers.resize(m.programMembers.size() + count);  // the members side by side
+      std::uint32_t k = step.first;
+      for (std::size_t i = 0; i < n.members.size(); ++k) {
+        const Member& member = n.members[i];
+        MemberStep ms;
+        if (member.run > 0) {
+          ms.fixedRun = true;
+          ms.bytes = text(member.runJson);
+          ms.size = static_cast<std::uint32_t>(member.runJson.size());
+          i += member.run;
+        } else {
+          ms.bytes = text(member.keyJson);
+          ms.size = static_cast<std::uint32_t>(member.keyJson.size());
+          ms.repeated = member.node->kind == TNode::Kind::kObject && member.node->eachExpr;
+          ms.step = add(*member.node);
+          ++i;
+        }
+        m.programMembers[k] = ms;
+      }
+    }
+    m.program[at] = step;
+  }
+};
+
 }  // namespace
 
 void Mapping::Impl::compilePlans() {
@@ -526,7 +591,11 @@ void Mapping::Impl::compilePlans() {
       defaultVals[static_cast<std::size_t>(slot)].push_back(planValue(n));
   }
   planned = c.ok;
-  if (planned) c.numberMemos();
+  if (planned) {
+    c.numberMemos();
+    ProgramBuilder b{*this};
+    for (auto& r : resources) r.step = b.add(*r.resource);
+  }
 }
 
 // ------------------------------------------------------------------ the per-thread arena
@@ -876,8 +945,10 @@ struct PlanRun {
     separate(out, first);
     if (!writeJson(v, out)) badText = true;
   }
-  Result<int> emit(const TNode& node, TextOut& out, bool& first);
-  Result<int> emitObjectBody(const TNode& node, TextOut& out, bool& first);
+  Result<int> emit(std::uint32_t step, TextOut& out, bool& first);  // m.program[step]
+  Result<int> emitItems(const Plan* plan, TextOut& out, bool& first);
+  Result<int> emitObjectBody(const EmitStep& step, TextOut& out, bool& first);
+  Result<int> emitMembers(const EmitStep& step, TextOut& out, bool& first);
 };
 
 Result<std::optional<std::string_view>> PlanRun::scalarText(const TNode& node) {
@@ -1104,62 +1175,55 @@ Result<void> PlanRun::evalObjectBody(const TNode& node, JsonVals& vals) {
   return {};
 }
 
-Result<int> PlanRun::emit(const TNode& node, TextOut& out, bool& first) {
-  if (node.fixed) {  // literals, and objects and arrays of them
-    if (node.literalJson.empty()) return 0;
-    separate(out, first);
-    out.append(node.literalJson.data(), node.literalJson.size());
-    return 1;
-  }
-  switch (node.kind) {
-    case TNode::Kind::kLiteral:
-      return 0;  // always fixed
-    case TNode::Kind::kExpr: {
-      auto items = eval(node.exprPlan);
-      if (!items) return std::unexpected(items.error());
-      int n = 0;
-      char buf[24];
-      for (const Val& item : *items) {
-        switch (item.kind) {
-          case Val::Kind::kString:
-            if (isBlank(item.string)) continue;
-            separate(out, first);
-            writeString(item.string.data(), item.string.size(), out);
-            break;
-          case Val::Kind::kBoolean:
-            separate(out, first);
-            if (item.boolean)
-              out.append("true", 4);
-            else
-              out.append("false", 5);
-            break;
-          case Val::Kind::kInteger: {
-            separate(out, first);
-            char* end = rapidjson::internal::i64toa(item.integer, buf);
-            out.append(buf, static_cast<std::size_t>(end - buf));
-            break;
-          }
-          default: {
-            JsonValue v;
-            int r = itemToJson(item, v);
-            if (r < 0) return decline();
-            if (r == 0) continue;
-            writeValue(v, out, first);
-          }
-        }
-        ++n;
+Result<int> PlanRun::emitItems(const Plan* plan, TextOut& out, bool& first) {
+  auto items = eval(plan);
+  if (!items) return std::unexpected(items.error());
+  int n = 0;
+  char buf[24];
+  for (const Val& item : *items) {
+    switch (item.kind) {
+      case Val::Kind::kString:
+        if (isBlank(item.string)) continue;
+        separate(out, first);
+        writeString(item.string.data(), item.string.size(), out);
+        break;
+      case Val::Kind::kBoolean:
+        separate(out, first);
+        if (item.boolean)
+          out.append("true", 4);
+        else
+          out.append("false", 5);
+        break;
+      case Val::Kind::kInteger: {
+        separate(out, first);
+        char* end = rapidjson::internal::i64toa(item.integer, buf);
+        out.append(buf, static_cast<std::size_t>(end - buf));
+        break;
       }
-      return n;
+      default: {
+        JsonValue v;
+        int r = itemToJson(item, v);
+        if (r < 0) return decline();
+        if (r == 0) continue;
+        writeValue(v, out, first);
+      }
     }
-    case TNode::Kind::kText: {
-      auto s = evalText(node.pieces, node.pointer, false);
-      if (!s) return std::unexpected(s.error());
-      if (!*s) return 0;
+    ++n;
+  }
+  return n;
+}
+
+Result<int> PlanRun::emit(std::uint32_t at, TextOut& out, bool& first) {
+  const EmitStep& step = m.program[at];
+  switch (step.op) {
+    case EmitStep::Op::kFixed:  // literals, and objects and arrays of them
+      if (step.size == 0) return 0;
       separate(out, first);
-      writeString((*s)->data(), (*s)->size(), out);
+      out.append(m.programBytes.data() + step.bytes, step.size);
       return 1;
-    }
-    case TNode::Kind::kArray: {
+    case EmitStep::Op::kExpr:
+      return emitItems(step.plan, out, first);
+    case EmitStep::Op::kArray: {
       const std::size_t mark = out.pos();
       const bool wasFirst = first;
       separate(out, first);
@@ -1167,8 +1231,8 @@ Result<int> PlanRun::emit(const TNode& node, TextOut& out, bool& first) {
       out.put('[');
       bool inner = true;
       int n = 0;
-      for (const auto& el : node.elements) {
-        auto r = emit(*el, out, inner);
+      for (std::uint32_t i = step.first; i < step.first + step.count; ++i) {
+        auto r = emit(i, out, inner);
         if (!r) return r;
         n += *r;
       }
@@ -1181,19 +1245,33 @@ Result<int> PlanRun::emit(const TNode& node, TextOut& out, bool& first) {
       out.put(']');
       return 1;
     }
-    case TNode::Kind::kObject: {
-      if (!node.eachExpr) return emitObjectBody(node, out, first);
+    case EmitStep::Op::kObject: {
+      if (!step.each) return emitObjectBody(step, out, first);
+      const TNode& node = *step.node;
       auto items = eval(node.eachPlan);
       if (!items) return std::unexpected(items.error());
       int n = 0;
       for (std::size_t i = 0; i < items->size(); ++i) {
         SlotScope scope(slots);
         bindEachItem(node, items->data(), i, scope);
-        auto r = emitObjectBody(node, out, first);
+        auto r = emitObjectBody(step, out, first);
         if (!r) return r;
         n += *r;
       }
       return n;
+    }
+    case EmitStep::Op::kOther:
+      break;
+  }
+  const TNode& node = *step.node;
+  switch (node.kind) {
+    case TNode::Kind::kText: {
+      auto s = evalText(node.pieces, node.pointer, false);
+      if (!s) return std::unexpected(s.error());
+      if (!*s) return 0;
+      separate(out, first);
+      writeString((*s)->data(), (*s)->size(), out);
+      return 1;
     }
     case TNode::Kind::kTranslate:
     case TNode::Kind::kLocalInstant: {
@@ -1204,13 +1282,16 @@ Result<int> PlanRun::emit(const TNode& node, TextOut& out, bool& first) {
       for (const auto& v : vals) writeValue(v, out, first);
       return static_cast<int>(vals.size());
     }
+    default:
+      return 0;  // a literal is always fixed; the other kinds have their own steps
   }
-  return 0;
 }
 
-Result<int> PlanRun::emitObjectBody(const TNode& node, TextOut& out, bool& first) {
+Result<int> PlanRun::emitObjectBody(const EmitStep& step, TextOut& out, bool& first) {
+  if (!step.directives) return emitMembers(step, out, first);  // most objects: no scope
+  const TNode& node = *step.node;
   SlotScope scope(slots);
-  if (!node.lets.empty()) {  // most objects bind nothing: no call
+  if (!node.lets.empty()) {
     if (auto r = bindLets(node, scope); !r) return std::unexpected(r.error());
   }
   if (node.ifExpr) {
@@ -1224,42 +1305,45 @@ Result<int> PlanRun::emitObjectBody(const TNode& node, TextOut& out, bool& first
     for (const auto& v : vals) writeValue(v, out, first);
     return static_cast<int>(vals.size());
   }
+  return emitMembers(step, out, first);
+}
+
+Result<int> PlanRun::emitMembers(const EmitStep& step, TextOut& out, bool& first) {
   const std::size_t mark = out.pos();
   const bool wasFirst = first;
   separate(out, first);
   out.room(1);
   out.put('{');
   bool firstMember = true;
-  for (std::size_t i = 0; i < node.members.size(); ++i) {
-    const Member& member = node.members[i];
-    if (member.run > 0) {  // members with fixed values, written at load
-      if (!member.runJson.empty()) {
+  const char* bytes = m.programBytes.data();
+  for (std::uint32_t i = step.first; i < step.first + step.count; ++i) {
+    const MemberStep& member = m.programMembers[i];
+    if (member.fixedRun) {  // members with fixed values, written at load
+      if (member.size != 0) {
         separate(out, firstMember);
-        out.append(member.runJson.data(), member.runJson.size());
+        out.append(bytes + member.bytes, member.size);
       }
-      i += member.run - 1;
       continue;
     }
     const std::size_t memberMark = out.pos();
     const bool memberWasFirst = firstMember;
     separate(out, firstMember);
-    out.append(member.keyJson.data(), member.keyJson.size());
-    const bool repeated = member.node->kind == TNode::Kind::kObject && member.node->eachExpr;
+    out.append(bytes + member.bytes, member.size);
     const std::size_t valueStart = out.pos();
-    if (repeated) {
+    if (member.repeated) {
       out.room(1);
       out.put('[');
     }
     bool valueFirst = true;
-    auto n = emit(*member.node, out, valueFirst);
+    auto n = emit(member.step, out, valueFirst);
     if (!n) return n;
     if (*n == 0) {
       out.truncate(memberMark);
       firstMember = memberWasFirst;
       continue;
     }
-    if (*n > 1 && !repeated) out.insert(valueStart, '[');
-    if (*n > 1 || repeated) {
+    if (*n > 1 && !member.repeated) out.insert(valueStart, '[');
+    if (*n > 1 || member.repeated) {
       out.room(1);
       out.put(']');
     }
@@ -1491,7 +1575,7 @@ Result<MappingOutput> PlanRun::run(std::string_view input, const fhirpath::Envir
       static constexpr std::string_view kResource = R"(","resource":)";
       out.append(kResource.data(), kResource.size());
       bool one = true;
-      auto n = emit(*spec.resource, out, one);
+      auto n = emit(spec.step, out, one);
       if (!n) return std::unexpected(n.error());
       if (*n != 1) {  // its own $if said no
         out.truncate(entryMark);

@@ -4,6 +4,7 @@
 // Thread-safety: built once by Mapping::load(), immutable afterwards.
 #pragma once
 
+#include <cstdint>
 #include <map>
 #include <memory>
 #include <optional>
@@ -73,6 +74,28 @@ struct TNode {
   TNodePtr date, time, zone, addMinutes;
 };
 
+// The planned writer's program (mapping_plan.cc): the template laid out again after its plans
+// are compiled, in two arrays of small steps with every fixed text (literals, `"key":`, runs of
+// fixed members) in one buffer, so that the walk of a run reads a few adjacent bytes per node
+// instead of the TNodes and Members spread over the heap.
+struct EmitStep {
+  enum class Op : std::uint8_t { kFixed, kExpr, kArray, kObject, kOther };
+  Op op = Op::kOther;
+  bool each = false;        // kObject: with $each
+  bool directives = false;  // kObject: with $let, $if or $value
+  std::uint32_t bytes = 0, size = 0;   // kFixed: its text in programBytes (size 0: it vanishes)
+  std::uint32_t first = 0, count = 0;  // kArray: its elements' steps; kObject: its MemberSteps
+  const Plan* plan = nullptr;          // kExpr
+  const TNode* node = nullptr;         // the template node (directives, text, operators)
+};
+
+struct MemberStep {
+  std::uint32_t bytes = 0, size = 0;  // `"key":`, or a run's text (`"key":value,...`)
+  std::uint32_t step = 0;             // the value's EmitStep (not for a run)
+  bool fixedRun = false;              // members with fixed values, written together
+  bool repeated = false;              // the value is an object with $each: always an array
+};
+
 struct ResourceSpec {
   std::string key;
   std::string resourceType;
@@ -82,6 +105,7 @@ struct ResourceSpec {
   const Plan* ifPlan = nullptr;
   const Plan* identityPlan = nullptr;
   TNodePtr resource;
+  std::uint32_t step = 0;  // the resource's EmitStep (planned)
   std::vector<Piece> ifNoneExist;
 };
 
@@ -143,6 +167,9 @@ struct Mapping::Impl {
   std::vector<bool> hasDefault;               // by slot
   int slotInput = -1, slotSender = -1, slotRef = -1, slotId = -1, slotTimezone = -1;
   std::vector<int> channelSlots;
+  std::vector<detail::EmitStep> program;  // the planned writer's steps (detail::EmitStep)
+  std::vector<detail::MemberStep> programMembers;
+  std::string programBytes;
   // Compiles every expression to a plan and numbers the variables (after loading).
   void compilePlans();
   Result<MappingOutput> runPlanned(std::string_view input, const fhirpath::Environment& variables,
