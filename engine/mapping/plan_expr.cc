@@ -83,6 +83,32 @@ struct PlanExpr {
   std::vector<std::unique_ptr<PlanExpr>> kids;
 };
 
+// A PlanExpr as evaluated: the nodes of a plan side by side in one array (preorder) with their
+// names and string literals in one buffer, so that evaluating reads a line or two per node
+// instead of the compiled tree's nodes, kid vectors and strings spread over the heap.
+struct PlanNode {
+  using Op = PlanExpr::Op;
+  using Bin = PlanExpr::Bin;
+  using Fn = PlanExpr::Fn;
+  struct Kids {
+    const PlanNode* items[3] = {};
+    std::uint8_t n = 0;
+    std::size_t size() const { return n; }
+    bool empty() const { return n == 0; }
+    const PlanNode* operator[](std::size_t i) const { return items[i]; }
+    const PlanNode* const* begin() const { return items; }
+    const PlanNode* const* end() const { return items + n; }
+  };
+  Op op = Op::kEmpty;
+  Bin bin = Bin::kEq;
+  Fn fn = Fn::kEmpty;
+  int slot = -1;
+  Kids kids;
+  std::string_view text;  // in Plan::names_
+  Val literal;
+  std::span<const Val> consts;  // the compiled tree's
+};
+
 namespace {
 
 using Op = PlanExpr::Op;
@@ -167,6 +193,7 @@ void foldUnion(PlanExpr& e) {
 }
 
 std::unique_ptr<PlanExpr> compileNode(const ExprNode& n, SlotTable& slots) {
+  if (n.children.size() > 3) return nullptr;  // no covered node has more (PlanNode::Kids)
   auto e = std::make_unique<PlanExpr>();
   for (const auto& child : n.children) {
     auto k = compileNode(*child, slots);
@@ -258,7 +285,7 @@ struct Ctx {
   std::optional<std::int64_t> index;
 };
 
-bool eval(const PlanExpr& e, In input, const Ctx& c, Vals& out);
+bool eval(const PlanNode& e, In input, const Ctx& c, Vals& out);
 
 // Equality of two items: 1 equal, 0 not, -1 the engine must decide.
 int itemEqual(const Val& a, const Val& b) {
@@ -335,7 +362,7 @@ bool addValues(const rapidjson::Value& value, Vals& out) {
 }
 
 // Children `name` of the items (untyped JSON only).
-bool member(const std::string& name, In input, const PlanScope& scope, Vals& out) {
+bool member(std::string_view name, In input, const PlanScope& scope, Vals& out) {
   for (const Val& item : input) {
     if (!item.element) continue;  // System values have no children
     if (item.kind != Kind::kJson || !item.json->IsObject()) return false;
@@ -390,7 +417,7 @@ bool inputString(In input, const Val*& out) {
 }
 
 // Argument `i` as a single value of `kind` (null when empty); false when undecided.
-bool argOf(const PlanExpr& e, std::size_t i, const Ctx& c, Kind kind, Val& storage,
+bool argOf(const PlanNode& e, std::size_t i, const Ctx& c, Kind kind, Val& storage,
            const Val*& out) {
   Vals v(c.scope.memory);
   if (!eval(*e.kids[i], c.thisColl, c, v)) return false;
@@ -405,7 +432,7 @@ bool argOf(const PlanExpr& e, std::size_t i, const Ctx& c, Kind kind, Val& stora
 // Evaluates `body` for each item with $this and $index set; `f(i, result)` returns 1 to go on,
 // 0 to stop, -1 to decline.
 template <typename F>
-bool forEach(const PlanExpr& body, In input, const Ctx& c, F&& f) {
+bool forEach(const PlanNode& body, In input, const Ctx& c, F&& f) {
   Vals r(c.scope.memory);
   for (std::size_t i = 0; i < input.size(); ++i) {
     const In one = input.subspan(i, 1);
@@ -419,7 +446,7 @@ bool forEach(const PlanExpr& body, In input, const Ctx& c, F&& f) {
   return true;
 }
 
-bool binary(const PlanExpr& e, In input, const Ctx& c, Vals& out) {
+bool binary(const PlanNode& e, In input, const Ctx& c, Vals& out) {
   Vals a(c.scope.memory), b(c.scope.memory);
   if (!eval(*e.kids[0], input, c, a)) return false;
   const Bin op = e.bin;
@@ -427,7 +454,7 @@ bool binary(const PlanExpr& e, In input, const Ctx& c, Vals& out) {
     const Val* x;
     if (!single(a, x)) return false;
     if (!x) return true;
-    const std::vector<Val>& coll = e.kids[1]->consts;
+    const std::span<const Val> coll = e.kids[1]->consts;
     int h = holds(coll.data(), coll.size(), *x);
     if (h < 0) return false;
     out.push_back(Val::boolVal(h == 1));
@@ -564,7 +591,7 @@ bool binary(const PlanExpr& e, In input, const Ctx& c, Vals& out) {
   return false;
 }
 
-bool function(const PlanExpr& e, In input, const Ctx& c, Vals& out) {
+bool function(const PlanNode& e, In input, const Ctx& c, Vals& out) {
   switch (e.fn) {
     case Fn::kEmpty:
       out.push_back(Val::boolVal(input.empty()));
@@ -744,13 +771,13 @@ bool function(const PlanExpr& e, In input, const Ctx& c, Vals& out) {
   return false;
 }
 
-bool eval(const PlanExpr& e, In input, const Ctx& c, Vals& out) {
+bool eval(const PlanNode& e, In input, const Ctx& c, Vals& out) {
   switch (e.op) {
     case Op::kLiteral:
       out.push_back(e.literal);
       return true;
     case Op::kConst:
-      out.insert(out.end(), e.consts.begin(), e.consts.end());
+      out.insert(out.end(), e.consts.data(), e.consts.data() + e.consts.size());
       return true;
     case Op::kEmpty:
       return true;
@@ -883,7 +910,33 @@ std::string_view PlanScope::keep(std::string_view s) const {
   return std::string_view(buf, s.size());
 }
 
-Plan::Plan(std::unique_ptr<PlanExpr> root) : root_(std::move(root)) {}
+Plan::Plan(std::unique_ptr<PlanExpr> root) : root_(std::move(root)) {
+  // The texts first (the buffer is not resized once views into it exist), then the nodes.
+  std::size_t count = 0;
+  auto texts = [&](const PlanExpr& e, const auto& self) -> void {
+    ++count;
+    names_ += e.text;
+    for (const auto& k : e.kids) self(*k, self);
+  };
+  texts(*root_, texts);
+  nodes_ = std::make_unique<PlanNode[]>(count);
+  std::size_t next = 0, at = 0;
+  auto lay = [&](const PlanExpr& e, const auto& self) -> const PlanNode* {
+    PlanNode& n = nodes_[next++];
+    n.op = e.op;
+    n.bin = e.bin;
+    n.fn = e.fn;
+    n.slot = e.slot;
+    n.text = std::string_view(names_).substr(at, e.text.size());
+    at += e.text.size();
+    n.literal = e.literal;
+    if (e.op == Op::kLiteral && e.literal.kind == Kind::kString) n.literal.string = n.text;
+    n.consts = e.consts;
+    for (const auto& k : e.kids) n.kids.items[n.kids.n++] = self(*k, self);
+    return &n;
+  };
+  lay(*root_, lay);
+}
 Plan::~Plan() = default;
 
 std::shared_ptr<Plan> Plan::compile(const fhirpath::Expression& expr, SlotTable& slots) {
@@ -915,7 +968,7 @@ bool planBoolean(const Val* items, std::size_t size, std::optional<bool>& out) {
 bool Plan::evaluate(const PlanScope& scope, Vals& out) const {
   const In focus(*scope.focus);
   Ctx top{scope, focus, std::nullopt};
-  return eval(*root_, focus, top, out);
+  return eval(nodes_[0], focus, top, out);
 }
 
 bool Plan::evaluateBoolean(const PlanScope& scope, std::optional<bool>& out) const {

@@ -159,6 +159,7 @@ class SlotTable {
 };
 
 struct PlanExpr;
+struct PlanNode;
 
 // Run-time state: the arena, the variables, the focus.
 struct PlanScope {
@@ -198,7 +199,9 @@ class Plan {
   explicit Plan(std::unique_ptr<PlanExpr> root);
 
  private:
-  std::unique_ptr<PlanExpr> root_;
+  std::unique_ptr<PlanExpr> root_;  // the compiled tree (owns the texts `consts` view)
+  std::string names_;               // member names and string literals of nodes_
+  std::unique_ptr<PlanNode[]> nodes_;  // the tree laid out for evaluation, root first
 };
 
 // As Plan::evaluateBoolean over an evaluated collection.
