@@ -566,6 +566,13 @@ Result<void> Definitions::finish() {
             d.resourceId || (slot.type && slot.type->primitive && d.contentReference.empty());
         slot.plainPrimitive = !slot.underscore && primitive && !d.fixed && !d.pattern &&
                               d.invariants.empty() && d.slices->empty() && !d.repeats();
+        const bool typed =
+            slot.type && !slot.type->code.empty() && !slot.type->primitive && !slot.type->resource;
+        const bool childrenKnown = !d.children->empty() || (slot.type && slot.type->definition &&
+                                                            slot.type->definition->root());
+        slot.plainObject = !slot.underscore && typed && !primitive && childrenKnown &&
+                           d.contentReference.empty() && !d.requiredValueSet && !d.fixed &&
+                           !d.pattern && d.slices->empty();
         slot.kind = d.resourceId ? PrimitiveKind::kId
                     : slot.type  ? slot.type->primitiveKind
                                  : PrimitiveKind::kOther;

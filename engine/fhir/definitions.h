@@ -97,6 +97,12 @@ struct ChildSlot {
   // required binding, its code looked up.
   bool plainPrimitive = false;
   PrimitiveKind kind = PrimitiveKind::kOther;
+  // Likewise for objects: a value (or, when the element repeats, each array item) is an object of
+  // a data type or backbone element whose element has no binding, fixed or pattern value, content
+  // reference or extension slices, and whose type (a shipped definition when the snapshot does
+  // not unroll the element) is no resource: the walk checks ele-1, the reference, the invariants
+  // and the children without items()' and item()'s case analysis.
+  bool plainObject = false;
 };
 struct StringHash {
   using is_transparent = void;

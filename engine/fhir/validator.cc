@@ -120,9 +120,16 @@ struct Loc {
     }
     out += name;
     if (index >= 0) {
-      out += '[';
-      out += std::to_string(index);
-      out += ']';
+      char digits[24];  // "[" index "]" written backwards, without a std::to_string temporary
+      char* p = digits + sizeof digits;
+      *--p = ']';
+      long i = index;
+      do {
+        *--p = static_cast<char>('0' + i % 10);
+        i /= 10;
+      } while (i > 0);
+      *--p = '[';
+      out.append(p, static_cast<std::size_t>(digits + sizeof digits - p));
     }
   }
   std::size_t length() const {
@@ -216,10 +223,11 @@ class Walk {
   // One JSON member of an object, resolved to its element.
   struct Member {
     Member(std::uint32_t i, const TypeRef* t, const Value* v, const Value* e, std::string_view k,
-           bool p, PrimitiveKind pk)
-        : index(i), plain(p), kind(pk), type(t), value(v), ext(e), key(k) {}
+           bool p, bool o, PrimitiveKind pk)
+        : index(i), plain(p), plainObject(o), kind(pk), type(t), value(v), ext(e), key(k) {}
     std::uint32_t index;  // in the parent's children
     bool plain;           // ChildSlot::plainPrimitive, and no "_name" beside the value
+    bool plainObject;     // ChildSlot::plainObject, and no "_name" beside the value
     PrimitiveKind kind;   // ChildSlot::kind
     const TypeRef* type;
     const Value* value;
@@ -364,7 +372,7 @@ class Walk {
       sorted = sorted && slot->index >= lastIndex;
       lastIndex = slot->index;
       members_.emplace_back(slot->index, type, underscore ? nullptr : &it->value, ext, name,
-                            slot->plainPrimitive && !ext, slot->kind);
+                            slot->plainPrimitive && !ext, slot->plainObject && !ext, slot->kind);
     }
     // Group by element (stable: JSON order within an element), then walk in definition order.
     const std::size_t end = members_.size();
@@ -397,7 +405,9 @@ class Walk {
       for (std::size_t k = first; k < next; ++k) {
         const Member m = members_[k];  // a copy: nested objects grow members_
         // A single valid primitive of a plain element: what items() would find, without it.
-        if (m.plain && !profilePass_ && primitiveHolds(*def, m, *m.value)) continue;
+        if (m.plain && shortcuts() && primitiveHolds(*def, m, *m.value)) continue;
+        if (m.plainObject && shortcuts() && plainObjects(sd, *def, *m.type, m.key, *m.value, loc))
+          continue;
         if (m.value && !def->slices->empty()) extensionSlices(*def, m.value, loc);
         items(sd, *def, m.type, m.key, m.value, m.ext, loc);
       }
@@ -405,6 +415,8 @@ class Walk {
     checkAbsentUpTo(static_cast<std::uint32_t>(defs.size()));
     members_.erase(members_.begin() + static_cast<std::ptrdiff_t>(base), members_.end());
   }
+
+  bool shortcuts() const { return !profilePass_ && options_.shortcuts; }
 
   // Whether items() would report nothing for `value`, the single value of a member whose slot is
   // plainPrimitive (no "_name" beside it): a valid format and, under a required binding, a code of
@@ -415,6 +427,55 @@ class Walk {
       return false;
     const ValueSetExpansion* vs = def.requiredValueSet;
     return !vs || !value.IsString() || vs->containsCode(sv(value));
+  }
+
+  // An object with a member other than "id" (else ele-1 fails).
+  static bool hasContent(const Value& v) {
+    if (!v.IsObject()) return false;
+    for (auto it = v.MemberBegin(); it != v.MemberEnd(); ++it) {
+      const char* k = it->name.GetString();
+      if (it->name.GetStringLength() != 2 || k[0] != 'i' || k[1] != 'd') return true;
+    }
+    return false;
+  }
+
+  // The value of a member whose slot is plainObject (no "_name" beside it) when items() would find
+  // nothing wrong with its shape: a single object with content where the element does not
+  // repeat, a non-empty array of such objects where it does; each object is then checked as
+  // item() checks it, and true returned. False (nothing checked, nothing reported) leaves the
+  // value to items().
+  bool plainObjects(const StructureDefinition& sd, const ElementDef& def, const TypeRef& type,
+                    std::string_view key, const Value& value, const Loc& loc) {
+    if (!def.repeats()) {
+      if (!hasContent(value)) return false;
+      objectItem(sd, def, type, value, Loc{&loc, key});
+      return true;
+    }
+    if (!value.IsArray() || value.Empty()) return false;
+    for (const Value& v : value.GetArray())
+      if (!hasContent(v)) return false;
+    const rapidjson::SizeType n = value.Size();
+    for (rapidjson::SizeType i = 0; i < n; ++i)
+      objectItem(sd, def, type, value[i], Loc{&loc, key, static_cast<long>(i)});
+    return true;
+  }
+
+  // item() for one object with content of a plainObject slot, past its case analysis.
+  void objectItem(const StructureDefinition& sd, const ElementDef& def, const TypeRef& type,
+                  const Value& value, const Loc& loc) {
+    if (type.reference) reference(type, value, loc);
+    const bool inlineChildren = !def.children->empty();
+    const StructureDefinition& childSd = inlineChildren ? sd : *type.definition;
+    if (!def.invariants.empty() || (!inlineChildren && !type.invariants.empty())) {
+      Target target{&value, nullptr, inlineChildren ? &def.path : &type.code, &plainName(def)};
+      constraints(def.invariants, target, loc, nullptr);
+      if (!inlineChildren) constraints(type.invariants, target, loc, nullptr);
+    }
+    if (inlineChildren) {
+      object(sd, def.path, def, value, loc);
+    } else {
+      object(childSd, childSd.type, *childSd.root(), value, loc);
+    }
   }
 
   // The minimum and maximum of `def`, found `count` times; an absent element's extension slices.

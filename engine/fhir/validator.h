@@ -44,6 +44,10 @@ struct ValidationOptions {
   // cardinality and bindings only.
   bool invariants = true;
   InvariantEngine invariantEngine = InvariantEngine::kNative;
+  // The walk decides the commonest members (a valid primitive, objects of a plain element: see
+  // ChildSlot) without its general case analysis; false takes the general path for every member
+  // (the reference the shortcuts are tested against). The issues are the same either way.
+  bool shortcuts = true;
 };
 
 class Validator {

@@ -44,6 +44,15 @@ Engine::Engine(EngineConfig config, std::unique_ptr<store::Store> store, Channel
     HttpCompletionBatch batch;
     completions();
   });
+  handoffOwner_ = config_.nodeId + "/intake";
+  if (config_.handoffMax > 0) {
+    batcher_->setHandoff({[this](int count) { return leaseForIntake(count); },
+                          [this](std::vector<store::NewMessage>& rows,
+                                 const std::vector<store::IngestOutcome>* outcomes,
+                                 const std::optional<store::IntakeLease>& lease) {
+                            handOver(rows, outcomes, lease);
+                          }});
+  }
   refreshBacklog();
 }
 
@@ -140,6 +149,14 @@ void Engine::stop() {
     }
   }
   owners_.clear();
+  {
+    std::lock_guard<std::mutex> lock(handoffMutex_);
+    handoff_.clear();
+  }
+  // Messages handed over and not finished go back to the store's claims now, not at lease expiry.
+  if (handedOver_.exchange(false)) {
+    if (auto r = store_->releaseLeases(handoffOwner_); !r) logLine("releasing leases failed: " + r.error().message);
+  }
 }
 
 std::optional<std::size_t> Engine::bodyLimit(const std::string& path) const {
@@ -393,17 +410,81 @@ store::ProcessOutcome Engine::runPipeline(const Channel& channel, const core::St
 }
 
 int Engine::runPipelineOnce(const std::string& owner) {
+  int n = processHandedOver();
+  return n > 0 ? n : processClaimed(owner);
+}
+
+std::optional<store::IntakeLease> Engine::leaseForIntake(int count) {
+  std::lock_guard<std::mutex> lock(handoffMutex_);
+  if (static_cast<int>(handoff_.size()) + handoffReserved_ + count > config_.handoffMax) return std::nullopt;
+  handoffReserved_ += count;
+  handedOver_ = true;
+  return store::IntakeLease{handoffOwner_, clock_->nowMs() + config_.leaseMs};
+}
+
+void Engine::handOver(std::vector<store::NewMessage>& rows, const std::vector<store::IngestOutcome>* outcomes,
+                      const std::optional<store::IntakeLease>& lease) {
+  if (!lease) {
+    if (outcomes != nullptr) storeWork_ = true;  // stored unclaimed: the workers claim them
+    return;
+  }
+  std::vector<HandedOver> taken;
+  if (outcomes != nullptr) {
+    taken.reserve(rows.size());
+    for (std::size_t i = 0; i < rows.size(); ++i) {
+      const store::IngestOutcome& o = (*outcomes)[i];
+      if (o.duplicate || rows[i].status != "received") continue;
+      taken.push_back({store::storedForm(std::move(rows[i]), o.messageId), lease->untilMs});
+    }
+  }
+  std::lock_guard<std::mutex> lock(handoffMutex_);
+  handoffReserved_ -= static_cast<int>(rows.size());
+  for (auto& h : taken) handoff_.push_back(std::move(h));
+}
+
+int Engine::processHandedOver() {
+  std::vector<core::StoredMessage> batch;
+  bool more = false;
+  {
+    std::lock_guard<std::mutex> lock(handoffMutex_);
+    if (handoff_.empty()) return 0;
+    const core::Millis now = clock_->nowMs();
+    while (!handoff_.empty() && static_cast<int>(batch.size()) < config_.claimBatch) {
+      HandedOver& h = handoff_.front();
+      // Too little of the lease left to finish under it: left to a claim once the lease expires.
+      if (h.leaseUntilMs - now >= config_.leaseMs / 2) {
+        batch.push_back(std::move(h.message));
+      } else {
+        storeWork_ = true;
+      }
+      handoff_.pop_front();
+    }
+    more = !handoff_.empty();
+  }
+  if (more) wakePipeline();
+  return processMessages(handoffOwner_, batch);
+}
+
+int Engine::processClaimed(const std::string& owner) {
   auto claimed = store_->claimMessages(owner, config_.claimBatch, clock_->nowMs(), config_.leaseMs);
   if (!claimed) {
     logLine("claiming messages failed: " + claimed.error().message);
     return 0;
   }
+  if (static_cast<int>(claimed->size()) == config_.claimBatch) {
+    storeWork_ = true;
+    wakePipeline();  // more may wait
+  }
+  return processMessages(owner, *claimed);
+}
+
+int Engine::processMessages(const std::string& owner, const std::vector<core::StoredMessage>& messages) {
+  if (messages.empty()) return 0;
   int deliveries = 0;
   auto channels = this->channels();
   std::vector<store::Store::FinishItem> items;
-  items.reserve(claimed->size());
-  if (static_cast<int>(claimed->size()) == config_.claimBatch) wakePipeline();  // more may wait
-  for (const auto& m : *claimed) {
+  items.reserve(messages.size());
+  for (const auto& m : messages) {
     const Channel* channel = nullptr;
     for (const auto& c : *channels) {
       if (c->id == m.channelId) channel = c.get();
@@ -418,7 +499,7 @@ int Engine::runPipelineOnce(const std::string& owner) {
     }
     items.push_back({m.id, std::move(outcome)});
   }
-  // One transaction for the whole claimed batch: one fsync instead of one per message.
+  // One transaction for the whole batch: one fsync instead of one per message.
   auto finished = store_->finishMessages(owner, items, clock_->nowMs());
   if (!finished) {
     logLine("finishing " + std::to_string(items.size()) + " messages failed: " + finished.error().message);
@@ -430,12 +511,12 @@ int Engine::runPipelineOnce(const std::string& owner) {
       continue;
     }
     const auto& outcome = items[i].outcome;
-    metrics_.countPipeline((*claimed)[i].channelId, outcome.status);
+    metrics_.countPipeline(messages[i].channelId, outcome.status);
     backlog_ += static_cast<std::int64_t>(outcome.deliveries.size()) - 1;
     deliveries += static_cast<int>(outcome.deliveries.size());
   }
   if (deliveries > 0) wakeDeliveries();
-  return static_cast<int>(claimed->size());
+  return static_cast<int>(messages.size());
 }
 
 int Engine::runDeliveriesOnce(const std::string& owner) {
@@ -589,16 +670,25 @@ void Engine::refreshBacklog() {
   if (auto b = store_->backlog()) backlog_ = *b;
 }
 
+// Handed-over messages first; the store is claimed from when it may hold unclaimed work (see
+// storeWork_) and once per idle poll interval (expired leases, replays, other engines' leftovers),
+// so a message handed over costs no claim, not even an empty one.
 void Engine::pipelineLoop(std::string owner) {
   const bool refresher = owner.ends_with("/p0");
+  const auto pollEvery = std::chrono::milliseconds(config_.idlePollMs);
   auto lastRefresh = std::chrono::steady_clock::now();
+  auto lastClaim = lastRefresh - pollEvery;
   while (running_) {
     std::uint64_t seen;
     {
       std::lock_guard<std::mutex> lock(wakeMutex_);
       seen = pipelineSignal_;
     }
-    int n = runPipelineOnce(owner);
+    int n = processHandedOver();
+    if (storeWork_.exchange(false) || std::chrono::steady_clock::now() - lastClaim >= pollEvery) {
+      lastClaim = std::chrono::steady_clock::now();
+      n += processClaimed(owner);
+    }
     if (refresher && std::chrono::steady_clock::now() - lastRefresh > std::chrono::seconds(1)) {
       refreshBacklog();
       lastRefresh = std::chrono::steady_clock::now();

@@ -5,9 +5,11 @@
 
 #include <atomic>
 #include <condition_variable>
+#include <deque>
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -82,6 +84,14 @@ class Engine final : public HttpRouter {
   static const Channel* channelById(const ChannelList& list, const std::string& id);
   store::ProcessOutcome runPipeline(const Channel& channel, const core::StoredMessage& message);
   void linkStatusCallback(core::PipelineMessage& pm);
+  // Pipeline passes: over messages intake handed over, over messages claimed from the store, and
+  // the work both share (run the channel, finish as `owner`).
+  int processHandedOver();
+  int processClaimed(const std::string& owner);
+  int processMessages(const std::string& owner, const std::vector<core::StoredMessage>& messages);
+  std::optional<store::IntakeLease> leaseForIntake(int count);
+  void handOver(std::vector<store::NewMessage>& rows, const std::vector<store::IngestOutcome>* outcomes,
+                const std::optional<store::IntakeLease>& lease);
   void pipelineLoop(std::string owner);
   void deliveryLoop(std::string owner);
   void wakePipeline();
@@ -110,6 +120,23 @@ class Engine final : public HttpRouter {
   std::uint64_t deliverySignal_ = 0;
   std::vector<std::thread> threads_;
   std::vector<std::string> owners_;
+
+  // Intake's hand-off (IntakeBatcher::Handoff): messages committed leased to handoffOwner_, in
+  // commit order, for the pipeline workers to take without a claim; `handoffReserved_` counts the
+  // places promised to commits in flight. The store holds them all, so a crash loses none: their
+  // lease expires and a claim takes them.
+  struct HandedOver {
+    core::StoredMessage message;
+    core::Millis leaseUntilMs = 0;
+  };
+  std::string handoffOwner_;
+  std::mutex handoffMutex_;
+  std::deque<HandedOver> handoff_;
+  int handoffReserved_ = 0;
+  std::atomic<bool> handedOver_{false};  // some message was stored leased to handoffOwner_
+  // Set when the store may hold messages that are nobody's (not handed over, or handed over too
+  // late); the pipeline claims then, and on its idle poll, but not after every hand-off.
+  std::atomic<bool> storeWork_{true};
 };
 
 }  // namespace switchboard::runtime

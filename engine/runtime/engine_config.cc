@@ -79,6 +79,8 @@ Result<EngineConfig> loadEngineConfig(const std::string& path) {
     c.claimBatch = static_cast<int>(w.integer("claim_batch", c.claimBatch, 1, 10000, "messages claimed at once"));
     c.deliveryClaimBatch = static_cast<int>(w.integer("delivery_claim_batch", c.deliveryClaimBatch, 1, 10000, "deliveries claimed at once"));
     c.idlePollMs = static_cast<int>(w.integer("idle_poll_ms", c.idlePollMs, 1, 60000, "poll interval when idle"));
+    c.handoffMax = static_cast<int>(
+        w.integer("handoff_max", c.handoffMax, 0, 1000000, "messages handed from intake to the pipeline"));
     if (auto e = w.finish(); !e) return std::unexpected(e.error());
   }
   if (const auto* cb = r.object("circuit_breaker", false, "per-endpoint circuit breaker")) {

@@ -43,6 +43,9 @@ struct EngineConfig {
   int claimBatch = 64;
   int deliveryClaimBatch = 64;
   int idlePollMs = 200;
+  // Messages intake hands straight to the pipeline (stored leased, not read back); beyond this many
+  // waiting, intake stores them unclaimed for the workers to claim. 0: every message is claimed.
+  int handoffMax = 1024;
   // Circuit breaker
   int breakerFailureThreshold = 5;
   std::int64_t breakerOpenMs = 30000;

@@ -98,7 +98,11 @@ void IntakeBatcher::run() {
     for (auto& r : batch) {
       for (auto& m : r->messages) rows.push_back(std::move(m));
     }
-    auto outcomes = store_.ingest(rows);
+    std::optional<store::IntakeLease> lease;
+    if (handoff_.lease) lease = handoff_.lease(static_cast<int>(rows.size()));
+    auto outcomes = store_.ingest(rows, lease);
+    // Before the answers: a message acknowledged is already the pipeline's to take.
+    if (handoff_.handOver) handoff_.handOver(rows, outcomes ? &*outcomes : nullptr, lease);
     int stored = 0;
     int settled = 0;
     auto complete = [&] {

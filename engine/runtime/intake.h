@@ -17,6 +17,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <thread>
 #include <vector>
 
@@ -47,6 +48,21 @@ class IntakeBatcher {
   // Set before the first submit.
   void setCompletionScope(CompletionScope scope) { scope_ = std::move(scope); }
 
+  // Hands committed messages on without a read back (the engine's hand-off to its pipeline).
+  // `lease` is asked before each commit of `count` messages for the lease to store its new
+  // messages under (none: stored unclaimed); `handOver` runs after that commit, before its
+  // completions, on the committer thread, with the commit's rows (theirs to move from), its
+  // outcomes (null when the commit failed) and the lease it was asked for. Set before the first
+  // submit.
+  struct Handoff {
+    std::function<std::optional<store::IntakeLease>(int count)> lease;
+    std::function<void(std::vector<store::NewMessage>& rows,
+                       const std::vector<store::IngestOutcome>* outcomes,
+                       const std::optional<store::IntakeLease>& lease)>
+        handOver;
+  };
+  void setHandoff(Handoff handoff) { handoff_ = std::move(handoff); }
+
   // Commits what is queued, then stops the committer. Later submits fail.
   void stop();
 
@@ -65,6 +81,7 @@ class IntakeBatcher {
   const int maxPending_;
   std::function<void(int)> onCommitted_;
   CompletionScope scope_;
+  Handoff handoff_;
   mutable std::mutex mutex_;
   std::condition_variable wake_;  // committer waits for work
   std::deque<std::unique_ptr<Request>> queue_;

@@ -7,6 +7,8 @@
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
 
+#include "engine/store/store.h"
+
 namespace switchboard::store {
 namespace {
 
@@ -160,6 +162,31 @@ core::Metadata decodeMetadata(std::string_view json) {
                      std::string(pair[1].GetString(), pair[1].GetStringLength()));
   }
   return out;
+}
+
+namespace {
+void keepAsStored(std::string& s) {
+  if (!isStorableText(s)) s = sanitizeText(s);
+}
+}  // namespace
+
+core::StoredMessage storedForm(NewMessage&& row, std::int64_t id) {
+  core::StoredMessage m;
+  m.id = id;
+  m.channelId = std::move(row.channelId);
+  m.idempotencyKey = std::move(row.idempotencyKey);
+  keepAsStored(m.idempotencyKey);
+  m.receivedAtMs = row.receivedAtMs;
+  m.contentType = std::move(row.contentType);
+  keepAsStored(m.contentType);
+  m.body = std::move(row.body);
+  m.metadata = std::move(row.metadata);
+  for (auto& [k, v] : m.metadata) {
+    keepAsStored(k);
+    keepAsStored(v);
+  }
+  m.status = "received";
+  return m;
 }
 
 }  // namespace switchboard::store

@@ -600,16 +600,19 @@ class IngestWriter {
  public:
   explicit IngestWriter(soci::session& sql) : sql_(sql) {}
 
-  // Inserts `m` unless its idempotency key is stored already; {id, duplicate}.
-  Result<IngestOutcome> insert(const NewMessage& m, long long now) {
+  // Inserts `m` unless its idempotency key is stored already; {id, duplicate}. A received message
+  // is stored leased to `lease` when given.
+  Result<IngestOutcome> insert(const NewMessage& m, long long now, const std::optional<IntakeLease>& lease) {
     if (!insertSt_) {
       insertSt_.emplace((sql_.prepare << "INSERT INTO messages (channel_id, idempotency_key, received_at, "
                                         "content_type, body, body_encoding, body_size, metadata, status, error, "
-                                        "updated_at) VALUES (:c, :k, :r, :t, :b, :e, :z, :m, :s, :x, :u) "
+                                        "updated_at, lease_owner, lease_until) VALUES (:c, :k, :r, :t, :b, :e, "
+                                        ":z, :m, :s, :x, :u, :lo, :lu) "
                                         "ON CONFLICT (channel_id, idempotency_key) DO NOTHING RETURNING id",
                          soci::use(channel_), soci::use(key_, keyInd_), soci::use(receivedAt_), soci::use(contentType_),
                          soci::use(body_), soci::use(encoding_), soci::use(size_), soci::use(metadata_),
-                         soci::use(status_), soci::use(error_), soci::use(now_), soci::into(id_)));
+                         soci::use(status_), soci::use(error_), soci::use(now_), soci::use(leaseOwner_),
+                         soci::use(leaseUntil_), soci::into(id_)));
       findSt_.emplace((sql_.prepare << "SELECT id FROM messages WHERE channel_id = :c AND idempotency_key = :k",
                        soci::use(channel_), soci::use(key_), soci::into(existing_)));
       eventSt_.emplace((sql_.prepare << "INSERT INTO events (message_id, delivery_id, at, type, detail) "
@@ -629,6 +632,9 @@ class IngestWriter {
     status_ = m.status;
     error_ = sanitizeText(m.error);
     now_ = now;
+    const bool leased = lease && m.status == "received";
+    leaseOwner_ = leased ? lease->owner : std::string();
+    leaseUntil_ = leased ? lease->untilMs : 0;
     bool inserted = false;
     runToEnd(*insertSt_, [&] { inserted = true; });
     if (!inserted) {
@@ -646,9 +652,10 @@ class IngestWriter {
  private:
   soci::session& sql_;
   std::optional<soci::statement> insertSt_, findSt_, eventSt_;
-  std::string channel_, key_, contentType_, body_, encoding_, metadata_, status_, error_, eventType_, eventDetail_;
+  std::string channel_, key_, contentType_, body_, encoding_, metadata_, status_, error_, eventType_, eventDetail_,
+      leaseOwner_;
   soci::indicator keyInd_ = soci::i_ok;
-  long long receivedAt_ = 0, now_ = 0, id_ = 0, size_ = 0, existing_ = 0;
+  long long receivedAt_ = 0, now_ = 0, id_ = 0, size_ = 0, existing_ = 0, leaseUntil_ = 0;
 };
 
 // The statements of claiming: pick due rows, lease each, load it. Compiled on first use.
@@ -862,7 +869,10 @@ class SqlStore final : public Store {
 
   std::string backend() const override { return dialect_ == Dialect::kSqlite ? "sqlite" : "postgresql"; }
 
-  Result<std::vector<IngestOutcome>> ingest(const std::vector<NewMessage>& batch) override {
+  using Store::ingest;
+
+  Result<std::vector<IngestOutcome>> ingest(const std::vector<NewMessage>& batch,
+                                            const std::optional<IntakeLease>& lease) override {
     return write("ingest", /*high=*/true, Commit::kFull,
                  [&](soci::session& sql) -> Result<std::vector<IngestOutcome>> {
       std::vector<IngestOutcome> out(batch.size());
@@ -879,7 +889,7 @@ class SqlStore final : public Store {
             continue;
           }
         }
-        auto r = writer.insert(m, now);
+        auto r = writer.insert(m, now, lease);
         if (!r) return std::unexpected(r.error());
         out[i] = *r;
       }

@@ -30,6 +30,13 @@ struct NewMessage {
   std::string error;                // for "rejected": why
 };
 
+// Intake may store its messages already claimed (see Engine: the hand-off to the pipeline): the
+// new "received" rows of an ingest get lease_owner = owner, lease_until = untilMs, as if claimed.
+struct IntakeLease {
+  std::string owner;
+  Millis untilMs = 0;
+};
+
 struct IngestOutcome {
   std::int64_t messageId = 0;
   bool duplicate = false;  // the (channelId, idempotencyKey) pair was already stored
@@ -187,8 +194,13 @@ class Store {
   // Commits every message and its "received" (or "rejected") event in ONE transaction (one fsync
   // on SQLite with synchronous=FULL). Messages whose (channelId, idempotencyKey) already exists,
   // in the store or earlier in the same batch, are not stored again: their outcome is
-  // {existing id, duplicate=true}. Outcomes are in input order.
-  virtual Result<std::vector<IngestOutcome>> ingest(const std::vector<NewMessage>& batch) = 0;
+  // {existing id, duplicate=true}. Outcomes are in input order. With `lease`, the new messages in
+  // status "received" are stored claimed by lease->owner (see IntakeLease).
+  virtual Result<std::vector<IngestOutcome>> ingest(const std::vector<NewMessage>& batch,
+                                                    const std::optional<IntakeLease>& lease) = 0;
+  Result<std::vector<IngestOutcome>> ingest(const std::vector<NewMessage>& batch) {
+    return ingest(batch, std::nullopt);
+  }
 
   // Claims up to `limit` messages in status "received" whose lease is absent or expired
   // (lease_until <= nowMs), oldest first, setting lease_owner=owner, lease_until=nowMs+leaseMs.
@@ -279,6 +291,10 @@ class Store {
 //   postgresql://...      (a SOCI/libpq connection string, e.g.
 //                          postgresql://host=127.0.0.1 port=5432 dbname=sb user=sb)
 // `poolSize` sessions are opened (SQLite: writes are serialised anyway).
+// The message a claim would load for `row` once stored under `id` (status "received", texts
+// sanitised as the store keeps them): what intake hands the pipeline without reading it back.
+core::StoredMessage storedForm(NewMessage&& row, std::int64_t id);
+
 Result<std::unique_ptr<Store>> openStore(const std::string& url, int poolSize = 4);
 
 }  // namespace switchboard::store

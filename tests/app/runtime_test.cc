@@ -72,7 +72,7 @@ struct Fixture {
   core::ConnectorRegistry& registry = test.registry();
 
   explicit Fixture(const std::string& retry = R"({"max_attempts": 3, "initial_backoff_ms": 1000, "max_backoff_ms": 60000, "jitter": 0})",
-                   int breakerThreshold = 100)
+                   int breakerThreshold = 100, int handoffMax = 1024)
       : test({.name = "engine",
               .channelFile = "a.json",
               .channelJson = R"({"id": "a", "source": {"type": "http", "path": "/in/a", "idempotency_pointer": "/id"},
@@ -87,8 +87,9 @@ struct Fixture {
                     });
                   },
               .configure =
-                  [breakerThreshold](runtime::EngineConfig& config) {
+                  [breakerThreshold, handoffMax](runtime::EngineConfig& config) {
                     config.nodeId = "test";
+                    config.handoffMax = handoffMax;
                     config.breakerFailureThreshold = breakerThreshold;
                     config.breakerOpenMs = 5000;
                   },
@@ -376,6 +377,70 @@ BOOST_AUTO_TEST_CASE(open_circuit_pauses_an_endpoint_without_spending_attempts) 
   store::DeliveryQuery q;
   q.status = "succeeded";
   BOOST_TEST(f.engine->store().listDeliveries(q)->size() == 5u);
+}
+
+// Intake hands what it committed straight to the pipeline: stored leased to this engine (no other
+// worker or engine claims it), processed without a claim, and back to the store's claims when the
+// hand-off is full, when its lease ran low before a worker got to it, or when the engine stops.
+BOOST_AUTO_TEST_CASE(accepted_messages_are_handed_to_the_pipeline_under_a_lease) {
+  Fixture f;
+  auto a = firstId(f.post(R"({"id": "h1"})"));
+  auto b = firstId(f.post(R"({"id": "h2"})"));
+  f.post(R"({"id": "h1"})");  // a duplicate is not handed over twice
+  BOOST_TEST(f.engine->store().claimMessages("other", 10, f.clock->nowMs(), 1000)->empty());
+  BOOST_TEST(f.engine->runPipelineOnce("w") == 2);
+  BOOST_TEST(f.engine->runDeliveriesOnce("w") == 2);
+  for (auto id : {a, b}) {
+    auto d = f.detail(id);
+    BOOST_TEST(d.message.status == "delivered");
+    BOOST_TEST(d.deliveries.size() == 1u);
+  }
+  BOOST_TEST(f.script->sent.size() == 2u);
+  BOOST_TEST(f.engine->runPipelineOnce("w") == 0);
+}
+
+BOOST_AUTO_TEST_CASE(without_the_hand_off_accepted_messages_wait_unclaimed_in_the_store) {
+  Fixture f(R"({"max_attempts": 3})", 100, 0);
+  auto a = firstId(f.post(R"({"id": "u1"})"));
+  auto claimed = f.engine->store().claimMessages("other", 10, f.clock->nowMs(), 1000);
+  BOOST_REQUIRE(claimed.has_value());
+  BOOST_REQUIRE_EQUAL(claimed->size(), 1u);
+  BOOST_TEST(claimed->at(0).id == a);
+}
+
+BOOST_AUTO_TEST_CASE(beyond_the_hand_off_limit_messages_are_claimed_from_the_store) {
+  Fixture f(R"({"max_attempts": 3})", 100, 1);
+  for (int i = 0; i < 3; ++i) f.post(R"({"id": "l)" + std::to_string(i) + "\"}");
+  BOOST_TEST(f.engine->runPipelineOnce("w") == 1);  // the one handed over
+  BOOST_TEST(f.engine->runPipelineOnce("w") == 2);  // the two stored unclaimed
+  BOOST_TEST(f.engine->runDeliveriesOnce("w") == 3);
+  BOOST_TEST(f.script->sent.size() == 3u);
+}
+
+BOOST_AUTO_TEST_CASE(a_handed_over_message_whose_lease_ran_low_is_claimed_once_it_expires) {
+  Fixture f;
+  auto a = firstId(f.post(R"({"id": "late"})"));
+  const auto lease = f.engine->config().leaseMs;
+  f.clock->advance(lease * 6 / 10);  // under half of the lease left: not processed under it
+  BOOST_TEST(f.engine->runPipelineOnce("w") == 0);
+  BOOST_TEST(f.detail(a).message.status == "received");
+  f.clock->advance(lease * 4 / 10);  // expired: claimable
+  BOOST_TEST(f.engine->runPipelineOnce("w") == 1);
+  auto d = f.detail(a);
+  BOOST_TEST(d.message.status == "processed");
+  bool expired = false;
+  for (const auto& e : d.events) expired = expired || e.type == "lease-expired";
+  BOOST_TEST(expired);
+}
+
+BOOST_AUTO_TEST_CASE(stopping_returns_handed_over_messages_to_the_store) {
+  Fixture f;
+  auto a = firstId(f.post(R"({"id": "s1"})"));
+  f.engine->stop();
+  auto claimed = f.engine->store().claimMessages("other", 10, f.clock->nowMs(), 1000);
+  BOOST_REQUIRE(claimed.has_value());
+  BOOST_REQUIRE_EQUAL(claimed->size(), 1u);
+  BOOST_TEST(claimed->at(0).id == a);
 }
 
 BOOST_AUTO_TEST_CASE(rejected_input_is_recorded_and_answered_precisely) {

@@ -26,26 +26,6 @@ namespace {
 
 using rapidjson::Value;
 
-std::string toText(const Value& v) {
-  rapidjson::StringBuffer buffer;
-  rapidjson::Writer<rapidjson::StringBuffer> writer(buffer);
-  v.Accept(writer);
-  return std::string(buffer.GetString(), buffer.GetSize());
-}
-
-// Valid resources, as JSON text.
-std::vector<std::pair<std::string, std::string>> validCorpus() {
-  std::vector<std::pair<std::string, std::string>> out;
-  for (const auto& [name, path] : corpusFiles()) {
-    if (name.starts_with("mapping_")) continue;  // mapping templates, not resources
-    if (!name.ends_with(".json") && !name.ends_with(".xml")) continue;
-    auto parsed = switchboard::fhirpath::parseResource(readFile(path));
-    if (!parsed) continue;
-    out.emplace_back(name, toText(*parsed->document()));
-  }
-  return out;
-}
-
 // Resources made to break (or nearly break) each natively checked invariant.
 const char* const kHandMade[] = {
     // ext-1: value and extensions, neither, a value type Extension does not allow, a null value
@@ -131,74 +111,6 @@ const char* const kHandMade[] = {
        {"fullUrl":"urn:uuid:7","resource":{"resourceType":"Patient","meta":{"versionId":""}}},
        {"fullUrl":"urn:uuid:8","resource":{"resourceType":"Patient","meta":{"_versionId":{}}}}]})",
 };
-
-// Codes the mutations put into code-valued members, chosen to flip the rules above.
-const char* const kCodes[] = {
-    "history", "searchset", "document",  "message",  "batch",  "transaction-response",
-    "home",    "noshow",    "cancelled", "proposed", "booked", "#c1"};
-
-// Variants of `doc`: each member removed, set to null, turned into its "_name" form, and each
-// string member of a code-like name set to the codes above.
-void mutations(const Value& doc, const std::function<void(const Value&)>& visit) {
-  // Paths to every object member, as (object pointer path, member index).
-  std::vector<std::vector<std::variant<std::string, rapidjson::SizeType>>> paths;
-  std::function<void(const Value&, std::vector<std::variant<std::string, rapidjson::SizeType>>&)>
-      collect = [&](const Value& v, auto& path) {
-        if (v.IsObject()) {
-          for (auto it = v.MemberBegin(); it != v.MemberEnd(); ++it) {
-            path.emplace_back(std::string(it->name.GetString(), it->name.GetStringLength()));
-            paths.push_back(path);
-            collect(it->value, path);
-            path.pop_back();
-          }
-        } else if (v.IsArray()) {
-          for (rapidjson::SizeType i = 0; i < v.Size(); ++i) {
-            path.emplace_back(i);
-            collect(v[i], path);
-            path.pop_back();
-          }
-        }
-      };
-  std::vector<std::variant<std::string, rapidjson::SizeType>> path;
-  collect(doc, path);
-  for (const auto& p : paths) {
-    for (int kind = 0; kind < 4 + static_cast<int>(std::size(kCodes)); ++kind) {
-      rapidjson::Document copy;
-      copy.CopyFrom(doc, copy.GetAllocator());
-      Value* owner = &copy;
-      for (std::size_t i = 0; i + 1 < p.size(); ++i) {
-        owner = std::holds_alternative<std::string>(p[i])
-                    ? &(*owner)[Value(std::get<std::string>(p[i]).c_str(), copy.GetAllocator())]
-                    : &(*owner)[std::get<rapidjson::SizeType>(p[i])];
-      }
-      const std::string& key = std::get<std::string>(p.back());
-      if (key == "resourceType" && kind != 0) continue;
-      auto it = owner->FindMember(key.c_str());
-      if (kind == 0) {
-        owner->RemoveMember(it);
-      } else if (kind == 1) {
-        it->value.SetNull();
-      } else if (kind == 2) {
-        if (key.starts_with("_")) continue;
-        Value ext(rapidjson::kObjectType);
-        ext.AddMember("id", "x", copy.GetAllocator());
-        owner->AddMember(Value(("_" + key).c_str(), copy.GetAllocator()), ext, copy.GetAllocator());
-      } else if (kind == 3) {
-        if (it->value.IsArray() || it->value.IsNull()) continue;
-        Value wrapped(rapidjson::kArrayType);
-        wrapped.PushBack(Value(it->value, copy.GetAllocator()), copy.GetAllocator());
-        it->value = wrapped;
-      } else {
-        if (!it->value.IsString()) continue;
-        if (key != "type" && key != "status" && key != "use" && key != "reference" &&
-            key != "fullUrl")
-          continue;
-        it->value.SetString(kCodes[kind - 4], copy.GetAllocator());
-      }
-      visit(copy);
-    }
-  }
-}
 
 ValidationOptions engine(InvariantEngine e) {
   ValidationOptions o;

@@ -5,12 +5,18 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <functional>
+#include <iterator>
 #include <memory>
 #include <sstream>
 #include <string>
 #include <utility>
+#include <variant>
 #include <vector>
 
+#include <rapidjson/document.h>
+#include <rapidjson/stringbuffer.h>
+#include <rapidjson/writer.h>
 #include <boost/test/unit_test.hpp>
 
 #include "engine/fhir/validator.h"
@@ -43,6 +49,109 @@ inline std::vector<std::pair<std::string, std::string>> corpusFiles() {
       out.emplace_back(e.path().filename().string(), e.path().string());
   }
   return out;
+}
+
+inline std::string toText(const rapidjson::Value& v) {
+  rapidjson::StringBuffer buffer;
+  rapidjson::Writer<rapidjson::StringBuffer> writer(buffer);
+  v.Accept(writer);
+  return std::string(buffer.GetString(), buffer.GetSize());
+}
+
+// The valid resources of corpusFiles(), as JSON text.
+inline std::vector<std::pair<std::string, std::string>> validCorpus() {
+  std::vector<std::pair<std::string, std::string>> out;
+  for (const auto& [name, path] : corpusFiles()) {
+    if (name.starts_with("mapping_")) continue;  // mapping templates, not resources
+    if (!name.ends_with(".json") && !name.ends_with(".xml")) continue;
+    auto parsed = switchboard::fhirpath::parseResource(readFile(path));
+    if (!parsed) continue;
+    out.emplace_back(name, toText(*parsed->document()));
+  }
+  return out;
+}
+
+// Codes the mutations put into code-valued members, chosen to flip the natively checked
+// invariants (tests/fhir/invariants_test.cc).
+inline const char* const kMutationCodes[] = {
+    "history", "searchset", "document",  "message",  "batch",  "transaction-response",
+    "home",    "noshow",    "cancelled", "proposed", "booked", "#c1"};
+
+// Variants of `doc`: each member removed, set to null, turned into its "_name" form, wrapped in an
+// array, and each string member of a code-like name set to the codes above; with `shapes`, each
+// member also replaced by {}, [], [{}], {"id":"x"} and [null].
+inline void mutations(const rapidjson::Value& doc,
+                      const std::function<void(const rapidjson::Value&)>& visit,
+                      bool shapes = false) {
+  using rapidjson::Value;
+  // Paths to every object member, as (object pointer path, member index).
+  std::vector<std::vector<std::variant<std::string, rapidjson::SizeType>>> paths;
+  std::function<void(const Value&, std::vector<std::variant<std::string, rapidjson::SizeType>>&)>
+      collect = [&](const Value& v, auto& path) {
+        if (v.IsObject()) {
+          for (auto it = v.MemberBegin(); it != v.MemberEnd(); ++it) {
+            path.emplace_back(std::string(it->name.GetString(), it->name.GetStringLength()));
+            paths.push_back(path);
+            collect(it->value, path);
+            path.pop_back();
+          }
+        } else if (v.IsArray()) {
+          for (rapidjson::SizeType i = 0; i < v.Size(); ++i) {
+            path.emplace_back(i);
+            collect(v[i], path);
+            path.pop_back();
+          }
+        }
+      };
+  std::vector<std::variant<std::string, rapidjson::SizeType>> path;
+  collect(doc, path);
+  const int codeKinds = static_cast<int>(std::size(kMutationCodes));
+  const int kinds = 4 + codeKinds + (shapes ? 5 : 0);
+  for (const auto& p : paths) {
+    for (int kind = 0; kind < kinds; ++kind) {
+      rapidjson::Document copy;
+      copy.CopyFrom(doc, copy.GetAllocator());
+      auto& a = copy.GetAllocator();
+      Value* owner = &copy;
+      for (std::size_t i = 0; i + 1 < p.size(); ++i) {
+        owner = std::holds_alternative<std::string>(p[i])
+                    ? &(*owner)[Value(std::get<std::string>(p[i]).c_str(), a)]
+                    : &(*owner)[std::get<rapidjson::SizeType>(p[i])];
+      }
+      const std::string& key = std::get<std::string>(p.back());
+      if (key == "resourceType" && kind != 0) continue;
+      auto it = owner->FindMember(key.c_str());
+      if (kind == 0) {
+        owner->RemoveMember(it);
+      } else if (kind == 1) {
+        it->value.SetNull();
+      } else if (kind == 2) {
+        if (key.starts_with("_")) continue;
+        Value ext(rapidjson::kObjectType);
+        ext.AddMember("id", "x", a);
+        owner->AddMember(Value(("_" + key).c_str(), a), ext, a);
+      } else if (kind == 3) {
+        if (it->value.IsArray() || it->value.IsNull()) continue;
+        Value wrapped(rapidjson::kArrayType);
+        wrapped.PushBack(Value(it->value, a), a);
+        it->value = wrapped;
+      } else if (kind < 4 + codeKinds) {
+        if (!it->value.IsString()) continue;
+        if (key != "type" && key != "status" && key != "use" && key != "reference" &&
+            key != "fullUrl")
+          continue;
+        it->value.SetString(kMutationCodes[kind - 4], a);
+      } else {
+        const int shape = kind - 4 - codeKinds;
+        Value v(shape == 0 || shape == 3 ? rapidjson::kObjectType : rapidjson::kArrayType);
+        if (shape == 2) v.PushBack(Value(rapidjson::kObjectType), a);
+        if (shape == 3) v.AddMember("id", "x", a);
+        if (shape == 4) v.PushBack(Value(), a);
+        it->value = v;
+      }
+      visit(copy);
+    }
+  }
 }
 
 inline const Validator& validator() {

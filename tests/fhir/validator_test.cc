@@ -674,6 +674,49 @@ BOOST_AUTO_TEST_CASE(same_issues_as_the_full_item_check) {
   BOOST_TEST(withErrors < compared);
 }
 
+// The shortcuts against the general path over the corpus (tests/data/fhir, the FHIRPath
+// conformance inputs, the seed Flow's Bundle) and its mutations, shapes included (each member
+// removed, null, {}, [], [{}], {"id":"x"}, [null], wrapped in an array, given a "_name" sibling,
+// codes swapped): the same issues in the same order under four option sets.
+BOOST_AUTO_TEST_CASE(shortcuts_report_what_the_general_path_reports) {
+  ValidationOptions defaults, profile, stage, noInvariants;
+  profile.profiles.push_back("http://hl7.org/fhir/us/core/StructureDefinition/us-core-patient");
+  stage.bestPractice = false;
+  noInvariants.invariants = false;
+  std::size_t inputs = 0, withErrors = 0;
+  auto compare = [&](const rapidjson::Value& resource, const std::string& what) {
+    ++inputs;
+    for (const ValidationOptions* o : {&defaults, &profile, &stage, &noInvariants}) {
+      ValidationOptions general = *o;
+      general.shortcuts = false;
+      auto fast = validator().validate(resource, *o);
+      auto full = validator().validate(resource, general);
+      BOOST_TEST(sameIssues(fast, full), what << ": with shortcuts\n"
+                                              << describe(fast) << "general path\n"
+                                              << describe(full) << toText(resource));
+      withErrors += o == &defaults && !errors(fast).empty();
+    }
+  };
+  auto corpus = validCorpus();
+  BOOST_TEST(corpus.size() >= 15u);
+  for (const auto& [name, text] : corpus) {
+    rapidjson::Document doc;
+    doc.Parse(text.c_str());
+    BOOST_REQUIRE_MESSAGE(!doc.HasParseError(), name);
+    compare(doc, name);
+    std::size_t n = 0;
+    mutations(
+        doc,
+        [&](const rapidjson::Value& variant) {
+          compare(variant, name + " (mutation " + std::to_string(++n) + ")");
+        },
+        true);
+  }
+  BOOST_TEST_MESSAGE(inputs << " inputs compared, " << withErrors << " with errors");
+  BOOST_TEST(inputs > 5000u);
+  BOOST_TEST(withErrors > inputs / 4);
+}
+
 // The slots the test above relies on are plain, and those that must not be are not.
 BOOST_AUTO_TEST_CASE(plain_slots_resolved_at_load) {
   const Definitions& d = validator().definitions();

@@ -285,6 +285,52 @@ BOOST_AUTO_TEST_CASE(leases_exclude_other_workers_until_they_expire) {
   BOOST_TEST(released->at(0).id == b);
 }
 
+// Intake's hand-off: messages stored already claimed by the engine that took them in; the
+// stored form is exactly what a claim would have loaded.
+BOOST_AUTO_TEST_CASE(ingest_under_a_lease_stores_messages_claimed_as_a_claim_would_load_them) {
+  Db db;
+  auto s = db.open();
+  auto good = msg("c", "1", "a");
+  good.metadata.push_back({"bad", std::string("x\xffy", 3)});
+  good.contentType = std::string("text/\xff", 6);
+  auto bad = msg("c", "2", "{not json");
+  bad.status = "rejected";
+  bad.error = "malformed";
+  std::vector<store::NewMessage> batch{good, bad, msg("c", "1", "a again")};
+  auto r = s->ingest(batch, store::IntakeLease{"n/intake", 1500});
+  BOOST_REQUIRE(r.has_value());
+  BOOST_REQUIRE_EQUAL(r->size(), 3u);
+  BOOST_TEST(r->at(2).duplicate);
+  // Nobody else claims the leased message before its lease ends; the rejected one is no work.
+  BOOST_TEST(s->claimMessages("w", 10, 1499, 500)->empty());
+  // The intake owner finishes it without claiming it.
+  auto handed = store::storedForm(std::move(good), r->at(0).messageId);
+  BOOST_REQUIRE(s->finishMessage(handed.id, "n/intake", processed({"d"}), 1200).has_value());
+  auto d = s->getMessage(handed.id);
+  BOOST_REQUIRE(d.has_value());
+  BOOST_TEST(d->message.status == "processed");
+  BOOST_TEST(handed.status == "received");
+  BOOST_TEST(handed.body == "a");
+  BOOST_TEST(handed.idempotencyKey == d->message.idempotencyKey);
+  BOOST_TEST(handed.contentType == d->message.contentType);  // sanitised alike
+  BOOST_TEST((handed.metadata == d->message.metadata));
+  BOOST_TEST(handed.receivedAtMs == d->message.receivedAtMs);
+  BOOST_TEST(!has(eventTypes(*d), "lease-expired"));
+
+  // A leased message its owner never finishes is claimed once the lease has run out.
+  auto later = s->ingest({msg("c", "3", "b")}, store::IntakeLease{"n/intake", 2000});
+  BOOST_REQUIRE(later.has_value());
+  BOOST_TEST(s->claimMessages("w", 10, 1999, 500)->empty());
+  auto taken = s->claimMessages("w", 10, 2000, 500);
+  BOOST_REQUIRE(taken.has_value());
+  BOOST_REQUIRE_EQUAL(taken->size(), 1u);
+  BOOST_TEST(taken->at(0).id == later->at(0).messageId);
+  BOOST_TEST(has(eventTypes(*s->getMessage(taken->at(0).id)), "lease-expired"));
+  auto lost = s->finishMessage(taken->at(0).id, "n/intake", processed({"d"}), 2100);
+  BOOST_REQUIRE(!lost.has_value());
+  BOOST_TEST((lost.error().code == ErrorCode::kConflict));
+}
+
 BOOST_AUTO_TEST_CASE(filtered_and_failed_messages_create_no_deliveries) {
   Db db;
   auto s = db.open();
