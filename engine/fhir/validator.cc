@@ -226,9 +226,11 @@ class Walk {
            bool p, bool o, PrimitiveKind pk)
         : index(i), plain(p), plainObject(o), kind(pk), type(t), value(v), ext(e), key(k) {}
     std::uint32_t index;  // in the parent's children
-    bool plain;           // ChildSlot::plainPrimitive, and no "_name" beside the value
-    bool plainObject;     // ChildSlot::plainObject, and no "_name" beside the value
-    PrimitiveKind kind;   // ChildSlot::kind
+    // ChildSlot::plainPrimitive and plainObject, when no "_name" is beside the value and the
+    // options allow shortcuts
+    bool plain;
+    bool plainObject;
+    PrimitiveKind kind;  // ChildSlot::kind
     const TypeRef* type;
     const Value* value;
     const Value* ext;
@@ -372,7 +374,8 @@ class Walk {
       sorted = sorted && slot->index >= lastIndex;
       lastIndex = slot->index;
       members_.emplace_back(slot->index, type, underscore ? nullptr : &it->value, ext, name,
-                            slot->plainPrimitive && !ext, slot->plainObject && !ext, slot->kind);
+                            slot->plainPrimitive && !ext && options_.shortcuts,
+                            slot->plainObject && !ext && options_.shortcuts, slot->kind);
     }
     // Group by element (stable: JSON order within an element), then walk in definition order.
     const std::size_t end = members_.size();
@@ -405,8 +408,8 @@ class Walk {
       for (std::size_t k = first; k < next; ++k) {
         const Member m = members_[k];  // a copy: nested objects grow members_
         // A single valid primitive of a plain element: what items() would find, without it.
-        if (m.plain && shortcuts() && primitiveHolds(*def, m, *m.value)) continue;
-        if (m.plainObject && shortcuts() && plainObjects(sd, *def, *m.type, m.key, *m.value, loc))
+        if (m.plain && !profilePass_ && primitiveHolds(*def, m, *m.value)) continue;
+        if (m.plainObject && !profilePass_ && plainObjects(sd, *def, *m.type, m.key, *m.value, loc))
           continue;
         if (m.value && !def->slices->empty()) extensionSlices(*def, m.value, loc);
         items(sd, *def, m.type, m.key, m.value, m.ext, loc);
@@ -415,8 +418,6 @@ class Walk {
     checkAbsentUpTo(static_cast<std::uint32_t>(defs.size()));
     members_.erase(members_.begin() + static_cast<std::ptrdiff_t>(base), members_.end());
   }
-
-  bool shortcuts() const { return !profilePass_ && options_.shortcuts; }
 
   // Whether items() would report nothing for `value`, the single value of a member whose slot is
   // plainPrimitive (no "_name" beside it): a valid format and, under a required binding, a code of
