@@ -379,7 +379,7 @@ struct PlanCompiler {
 
   const Plan* plan(const fhirpath::Expression& e) {
     if (auto it = byText.find(e.text()); it != byText.end()) return it->second.get();
-    auto p = Plan::compile(e, m.slots);
+    auto p = Plan::compile(e, m.slots, m.planMemory.get());
     if (!p) {
       ok = false;
       return nullptr;
@@ -564,6 +564,7 @@ struct ProgramBuilder {
 }  // namespace
 
 void Mapping::Impl::compilePlans() {
+  planMemory = std::make_unique<std::pmr::monotonic_buffer_resource>(16384);
   PlanCompiler c(*this);
   keyPlan = c.plan(keyExpr);
   for (const auto& e : required) requiredPlans.push_back(c.plan(e));

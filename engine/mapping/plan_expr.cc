@@ -910,25 +910,30 @@ std::string_view PlanScope::keep(std::string_view s) const {
   return std::string_view(buf, s.size());
 }
 
-Plan::Plan(std::unique_ptr<PlanExpr> root) : root_(std::move(root)) {
-  // The texts first (the buffer is not resized once views into it exist), then the nodes.
-  std::size_t count = 0;
-  auto texts = [&](const PlanExpr& e, const auto& self) -> void {
-    ++count;
-    names_ += e.text;
+Plan::Plan(std::unique_ptr<PlanExpr> root, std::pmr::memory_resource* memory)
+    : root_(std::move(root)), memory_(memory) {
+  // The texts first, then the nodes, each in one block of `memory`.
+  std::size_t textBytes = 0;
+  auto count = [&](const PlanExpr& e, const auto& self) -> void {
+    ++nodeCount_;
+    textBytes += e.text.size();
     for (const auto& k : e.kids) self(*k, self);
   };
-  texts(*root_, texts);
-  nodes_ = std::make_unique<PlanNode[]>(count);
-  std::size_t next = 0, at = 0;
+  count(*root_, count);
+  nodes_ = static_cast<PlanNode*>(
+      memory_->allocate(sizeof(PlanNode) * nodeCount_, alignof(PlanNode)));
+  char* text = static_cast<char*>(memory_->allocate(textBytes + 1, 1));
+  names_ = std::string_view(text, textBytes);
+  std::size_t next = 0;
   auto lay = [&](const PlanExpr& e, const auto& self) -> const PlanNode* {
-    PlanNode& n = nodes_[next++];
+    PlanNode& n = *std::construct_at(nodes_ + next++);
     n.op = e.op;
     n.bin = e.bin;
     n.fn = e.fn;
     n.slot = e.slot;
-    n.text = std::string_view(names_).substr(at, e.text.size());
-    at += e.text.size();
+    if (!e.text.empty()) std::memcpy(text, e.text.data(), e.text.size());
+    n.text = std::string_view(text, e.text.size());
+    text += e.text.size();
     n.literal = e.literal;
     if (e.op == Op::kLiteral && e.literal.kind == Kind::kString) n.literal.string = n.text;
     n.consts = e.consts;
@@ -937,13 +942,21 @@ Plan::Plan(std::unique_ptr<PlanExpr> root) : root_(std::move(root)) {
   };
   lay(*root_, lay);
 }
-Plan::~Plan() = default;
 
-std::shared_ptr<Plan> Plan::compile(const fhirpath::Expression& expr, SlotTable& slots) {
+Plan::~Plan() {
+  static_assert(std::is_trivially_destructible_v<PlanNode>);
+  memory_->deallocate(nodes_, sizeof(PlanNode) * nodeCount_, alignof(PlanNode));
+  memory_->deallocate(const_cast<char*>(names_.data()), names_.size() + 1, 1);
+}
+
+std::shared_ptr<Plan> Plan::compile(const fhirpath::Expression& expr, SlotTable& slots,
+                                    std::pmr::memory_resource* memory) {
   if (!expr.root()) return nullptr;
   auto root = compileNode(*expr.root(), slots);
   if (!root) return nullptr;
-  return std::make_shared<Plan>(std::move(root));
+  if (!memory) memory = std::pmr::new_delete_resource();
+  return std::allocate_shared<Plan>(std::pmr::polymorphic_allocator<Plan>(memory), std::move(root),
+                                    memory);
 }
 
 bool Plan::readsSlot(int slot) const {
@@ -968,7 +981,7 @@ bool planBoolean(const Val* items, std::size_t size, std::optional<bool>& out) {
 bool Plan::evaluate(const PlanScope& scope, Vals& out) const {
   const In focus(*scope.focus);
   Ctx top{scope, focus, std::nullopt};
-  return eval(nodes_[0], focus, top, out);
+  return eval(*nodes_, focus, top, out);
 }
 
 bool Plan::evaluateBoolean(const PlanScope& scope, std::optional<bool>& out) const {

@@ -181,7 +181,10 @@ class Plan {
  public:
   // The plan of a compiled expression, or null when it uses what plans do not cover. Unions of
   // literals are computed here, once.
-  static std::shared_ptr<Plan> compile(const fhirpath::Expression& expr, SlotTable& slots);
+  // `memory` (null: the heap) holds the plan and the nodes it evaluates, and must outlive them:
+  // the plans of one mapping side by side in one buffer read fewer cache lines in a run.
+  static std::shared_ptr<Plan> compile(const fhirpath::Expression& expr, SlotTable& slots,
+                                       std::pmr::memory_resource* memory = nullptr);
   ~Plan();
 
   // Evaluates into `out`; false when the engine must decide.
@@ -196,12 +199,16 @@ class Plan {
   // before the plan is shared.
   int memo = -1;
 
-  explicit Plan(std::unique_ptr<PlanExpr> root);
+  Plan(std::unique_ptr<PlanExpr> root, std::pmr::memory_resource* memory);
+  Plan(const Plan&) = delete;
+  Plan& operator=(const Plan&) = delete;
 
  private:
   std::unique_ptr<PlanExpr> root_;  // the compiled tree (owns the texts `consts` view)
-  std::string names_;               // member names and string literals of nodes_
-  std::unique_ptr<PlanNode[]> nodes_;  // the tree laid out for evaluation, root first
+  std::pmr::memory_resource* memory_;
+  std::string_view names_;  // member names and string literals of nodes_, in memory_
+  PlanNode* nodes_ = nullptr;  // the tree laid out for evaluation, root first, in memory_
+  std::size_t nodeCount_ = 0;
 };
 
 // As Plan::evaluateBoolean over an evaluated collection.

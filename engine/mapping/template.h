@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <memory_resource>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -158,6 +159,8 @@ struct Mapping::Impl {
   // ---- compiled plans (mapping_plan.cc); `planned` false when an expression has none
   bool planned = false;
   SlotTable slots;
+  // Holds the plans side by side (Plan::compile); declared first, so destroyed after them.
+  std::unique_ptr<std::pmr::monotonic_buffer_resource> planMemory;
   std::vector<std::shared_ptr<const Plan>> plans;  // owns what the nodes point at, one per text
   int memoCount = 0;         // plans whose result is kept for the rest of a run (Plan::memo)
   bool rawNonAscii = false;  // literal or key text written as it is holds bytes outside ASCII
