@@ -8,6 +8,7 @@
 #include <cstring>
 #include <limits>
 #include <span>
+#include <stdexcept>
 
 #include "engine/fhirpath/syntax.h"
 
@@ -83,31 +84,31 @@ struct PlanExpr {
   std::vector<std::unique_ptr<PlanExpr>> kids;
 };
 
-// A PlanExpr as evaluated: the nodes of a plan side by side in one array (preorder) with their
-// names and string literals in one buffer, so that evaluating reads a line or two per node
-// instead of the compiled tree's nodes, kid vectors and strings spread over the heap.
+// A PlanExpr as evaluated, in 32 bytes: the nodes of a plan side by side (preorder, so a node's
+// kids follow it), their names and literal items next to them, so that evaluating reads a line
+// per two nodes instead of the compiled tree's nodes, kid vectors and strings spread over the
+// heap.
 struct PlanNode {
   using Op = PlanExpr::Op;
   using Bin = PlanExpr::Bin;
   using Fn = PlanExpr::Fn;
-  struct Kids {
-    const PlanNode* items[3] = {};
-    std::uint8_t n = 0;
-    std::size_t size() const { return n; }
-    bool empty() const { return n == 0; }
-    const PlanNode* operator[](std::size_t i) const { return items[i]; }
-    const PlanNode* const* begin() const { return items; }
-    const PlanNode* const* end() const { return items + n; }
-  };
   Op op = Op::kEmpty;
   Bin bin = Bin::kEq;
   Fn fn = Fn::kEmpty;
-  int slot = -1;
-  Kids kids;
-  std::string_view text;  // in Plan::names_
-  Val literal;
-  std::span<const Val> consts;  // the compiled tree's
+  std::uint8_t nkids = 0;
+  std::int32_t slot = -1;
+  std::uint16_t kidOffset[3] = {};  // kid i is this + kidOffset[i]
+  std::uint32_t length = 0;         // of the name (kMember) or of the items (kLiteral, kConst)
+  union {
+    const char* text = nullptr;  // kMember: the name
+    const Val* items;            // kLiteral (one), kConst
+  };
+
+  const PlanNode* kid(std::size_t i) const { return this + kidOffset[i]; }
+  std::string_view name() const { return std::string_view(text, length); }
+  std::span<const Val> values() const { return std::span<const Val>(items, length); }
 };
+static_assert(sizeof(PlanNode) == 32);
 
 namespace {
 
@@ -420,7 +421,7 @@ bool inputString(In input, const Val*& out) {
 bool argOf(const PlanNode& e, std::size_t i, const Ctx& c, Kind kind, Val& storage,
            const Val*& out) {
   Vals v(c.scope.memory);
-  if (!eval(*e.kids[i], c.thisColl, c, v)) return false;
+  if (!eval(*e.kid(i), c.thisColl, c, v)) return false;
   if (!single(v, out)) return false;
   if (!out) return true;
   if (out->kind != kind) return false;
@@ -448,13 +449,13 @@ bool forEach(const PlanNode& body, In input, const Ctx& c, F&& f) {
 
 bool binary(const PlanNode& e, In input, const Ctx& c, Vals& out) {
   Vals a(c.scope.memory), b(c.scope.memory);
-  if (!eval(*e.kids[0], input, c, a)) return false;
+  if (!eval(*e.kid(0), input, c, a)) return false;
   const Bin op = e.bin;
-  if (op == Bin::kIn && e.kids[1]->op == Op::kConst) {  // `x in ('a' | 'b')`: no copies
+  if (op == Bin::kIn && e.kid(1)->op == Op::kConst) {  // `x in ('a' | 'b')`: no copies
     const Val* x;
     if (!single(a, x)) return false;
     if (!x) return true;
-    const std::span<const Val> coll = e.kids[1]->consts;
+    const std::span<const Val> coll = e.kid(1)->values();
     int h = holds(coll.data(), coll.size(), *x);
     if (h < 0) return false;
     out.push_back(Val::boolVal(h == 1));
@@ -472,7 +473,7 @@ bool binary(const PlanNode& e, In input, const Ctx& c, Vals& out) {
       return true;
     }
   }
-  if (!eval(*e.kids[1], input, c, b)) return false;
+  if (!eval(*e.kid(1), input, c, b)) return false;
   switch (op) {
     case Bin::kUnion: {
       for (const Vals* part : {&a, &b}) {
@@ -600,12 +601,12 @@ bool function(const PlanNode& e, In input, const Ctx& c, Vals& out) {
       out.push_back(Val::intVal(static_cast<std::int64_t>(input.size())));
       return true;
     case Fn::kExists: {
-      if (e.kids.empty()) {
+      if ((e.nkids == 0)) {
         out.push_back(Val::boolVal(!input.empty()));
         return true;
       }
       bool found = false;
-      if (!forEach(*e.kids[0], input, c, [&](std::size_t, const Vals& r) {
+      if (!forEach(*e.kid(0), input, c, [&](std::size_t, const Vals& r) {
             std::optional<bool> b;
             if (!toBool(r, b)) return -1;
             if (b && *b) {
@@ -620,7 +621,7 @@ bool function(const PlanNode& e, In input, const Ctx& c, Vals& out) {
     }
     case Fn::kAll: {
       bool all = true;
-      if (!forEach(*e.kids[0], input, c, [&](std::size_t, const Vals& r) {
+      if (!forEach(*e.kid(0), input, c, [&](std::size_t, const Vals& r) {
             std::optional<bool> b;
             if (!toBool(r, b)) return -1;
             if (!b || !*b) {
@@ -634,14 +635,14 @@ bool function(const PlanNode& e, In input, const Ctx& c, Vals& out) {
       return true;
     }
     case Fn::kWhere:
-      return forEach(*e.kids[0], input, c, [&](std::size_t i, const Vals& r) {
+      return forEach(*e.kid(0), input, c, [&](std::size_t i, const Vals& r) {
         std::optional<bool> b;
         if (!toBool(r, b)) return -1;
         if (b && *b) out.push_back(input[i]);
         return 1;
       });
     case Fn::kSelect:
-      return forEach(*e.kids[0], input, c, [&](std::size_t, const Vals& r) {
+      return forEach(*e.kid(0), input, c, [&](std::size_t, const Vals& r) {
         out.insert(out.end(), r.begin(), r.end());
         return 1;
       });
@@ -665,12 +666,12 @@ bool function(const PlanNode& e, In input, const Ctx& c, Vals& out) {
       if (input.size() > 1) return false;
       Ctx inner{c.scope, input.size() == 1 ? input : c.thisColl, c.index};
       Vals crit(c.scope.memory);
-      if (!eval(*e.kids[0], inner.thisColl, inner, crit)) return false;
+      if (!eval(*e.kid(0), inner.thisColl, inner, crit)) return false;
       if (crit.size() > 1) return false;
       if (crit.size() == 1 && crit[0].kind != Kind::kBoolean) return false;
       if (crit.size() == 1 && crit[0].boolean)
-        return eval(*e.kids[1], inner.thisColl, inner, out);
-      if (e.kids.size() == 3) return eval(*e.kids[2], inner.thisColl, inner, out);
+        return eval(*e.kid(1), inner.thisColl, inner, out);
+      if (e.nkids == 3) return eval(*e.kid(2), inner.thisColl, inner, out);
       return true;
     }
     case Fn::kTrim:
@@ -735,7 +736,7 @@ bool function(const PlanNode& e, In input, const Ctx& c, Vals& out) {
       const std::int64_t from = start->integer;
       if (from < 0 || from >= chars) return true;
       std::int64_t len = chars - from;
-      if (e.kids.size() == 2) {
+      if (e.nkids == 2) {
         const Val* l;
         Val lengthStorage;
         if (!argOf(e, 1, c, Kind::kInteger, lengthStorage, l)) return false;
@@ -774,15 +775,15 @@ bool function(const PlanNode& e, In input, const Ctx& c, Vals& out) {
 bool eval(const PlanNode& e, In input, const Ctx& c, Vals& out) {
   switch (e.op) {
     case Op::kLiteral:
-      out.push_back(e.literal);
+      out.push_back(e.items[0]);
       return true;
     case Op::kConst:
-      out.insert(out.end(), e.consts.data(), e.consts.data() + e.consts.size());
+      out.insert(out.end(), e.items, e.items + e.length);
       return true;
     case Op::kEmpty:
       return true;
     case Op::kMember:
-      return member(e.text, input, c.scope, out);
+      return member(e.name(), input, c.scope, out);
     case Op::kThis:
       out.insert(out.end(), c.thisColl.begin(), c.thisColl.end());
       return true;
@@ -797,13 +798,13 @@ bool eval(const PlanNode& e, In input, const Ctx& c, Vals& out) {
     }
     case Op::kDot: {
       Vals left(c.scope.memory);
-      if (!eval(*e.kids[0], input, c, left)) return false;
-      return eval(*e.kids[1], left, c, out);
+      if (!eval(*e.kid(0), input, c, left)) return false;
+      return eval(*e.kid(1), left, c, out);
     }
     case Op::kIndexer: {
       Vals base(c.scope.memory), idx(c.scope.memory);
-      if (!eval(*e.kids[0], input, c, base)) return false;
-      if (!eval(*e.kids[1], c.thisColl, c, idx)) return false;
+      if (!eval(*e.kid(0), input, c, base)) return false;
+      if (!eval(*e.kid(1), c.thisColl, c, idx)) return false;
       const Val* i;
       if (!single(idx, i)) return false;
       if (!i) return true;
@@ -814,7 +815,7 @@ bool eval(const PlanNode& e, In input, const Ctx& c, Vals& out) {
     }
     case Op::kNegate: {
       Vals v(c.scope.memory);
-      if (!eval(*e.kids[0], input, c, v)) return false;
+      if (!eval(*e.kid(0), input, c, v)) return false;
       const Val* x;
       if (!single(v, x)) return false;
       if (!x) return true;
@@ -912,41 +913,55 @@ std::string_view PlanScope::keep(std::string_view s) const {
 
 Plan::Plan(std::unique_ptr<PlanExpr> root, std::pmr::memory_resource* memory)
     : root_(std::move(root)), memory_(memory) {
-  // The texts first, then the nodes, each in one block of `memory`.
-  std::size_t textBytes = 0;
+  // One block of `memory`: the nodes, then the literal items, then the names.
+  std::size_t items = 0, textBytes = 0;
   auto count = [&](const PlanExpr& e, const auto& self) -> void {
     ++nodeCount_;
-    textBytes += e.text.size();
+    if (e.op == Op::kLiteral) items += 1;
+    if (e.op == Op::kConst) items += e.consts.size();
+    if (e.op == Op::kMember) textBytes += e.text.size();
     for (const auto& k : e.kids) self(*k, self);
   };
   count(*root_, count);
-  nodes_ = static_cast<PlanNode*>(
-      memory_->allocate(sizeof(PlanNode) * nodeCount_, alignof(PlanNode)));
-  char* text = static_cast<char*>(memory_->allocate(textBytes + 1, 1));
-  names_ = std::string_view(text, textBytes);
+  if (nodeCount_ > 65535) throw std::length_error("plan too large");
+  bytes_ = sizeof(PlanNode) * nodeCount_ + sizeof(Val) * items + textBytes;
+  block_ = memory_->allocate(bytes_, alignof(PlanNode));
+  static_assert(sizeof(PlanNode) % alignof(Val) == 0 && alignof(Val) <= alignof(PlanNode));
+  nodes_ = static_cast<PlanNode*>(block_);
+  Val* item = reinterpret_cast<Val*>(nodes_ + nodeCount_);
+  char* text = reinterpret_cast<char*>(item + items);
   std::size_t next = 0;
   auto lay = [&](const PlanExpr& e, const auto& self) -> const PlanNode* {
-    PlanNode& n = *std::construct_at(nodes_ + next++);
-    n.op = e.op;
-    n.bin = e.bin;
-    n.fn = e.fn;
-    n.slot = e.slot;
-    if (!e.text.empty()) std::memcpy(text, e.text.data(), e.text.size());
-    n.text = std::string_view(text, e.text.size());
-    text += e.text.size();
-    n.literal = e.literal;
-    if (e.op == Op::kLiteral && e.literal.kind == Kind::kString) n.literal.string = n.text;
-    n.consts = e.consts;
-    for (const auto& k : e.kids) n.kids.items[n.kids.n++] = self(*k, self);
-    return &n;
+    PlanNode* n = std::construct_at(nodes_ + next++);
+    n->op = e.op;
+    n->bin = e.bin;
+    n->fn = e.fn;
+    n->slot = e.slot;
+    if (e.op == Op::kMember) {
+      if (!e.text.empty()) std::memcpy(text, e.text.data(), e.text.size());
+      n->text = text;
+      n->length = static_cast<std::uint32_t>(e.text.size());
+      text += e.text.size();
+    } else if (e.op == Op::kLiteral || e.op == Op::kConst) {
+      // A string literal's item views the compiled tree's text, as the constants' items do.
+      const Val* first = e.op == Op::kLiteral ? &e.literal : e.consts.data();
+      const std::size_t size = e.op == Op::kLiteral ? 1 : e.consts.size();
+      n->items = item;
+      n->length = static_cast<std::uint32_t>(size);
+      for (std::size_t i = 0; i < size; ++i) std::construct_at(item++, first[i]);
+    }
+    for (const auto& k : e.kids) {
+      const PlanNode* kid = self(*k, self);
+      n->kidOffset[n->nkids++] = static_cast<std::uint16_t>(kid - n);
+    }
+    return n;
   };
   lay(*root_, lay);
 }
 
 Plan::~Plan() {
-  static_assert(std::is_trivially_destructible_v<PlanNode>);
-  memory_->deallocate(nodes_, sizeof(PlanNode) * nodeCount_, alignof(PlanNode));
-  memory_->deallocate(const_cast<char*>(names_.data()), names_.size() + 1, 1);
+  static_assert(std::is_trivially_destructible_v<PlanNode> && std::is_trivially_destructible_v<Val>);
+  memory_->deallocate(block_, bytes_, alignof(PlanNode));
 }
 
 std::shared_ptr<Plan> Plan::compile(const fhirpath::Expression& expr, SlotTable& slots,

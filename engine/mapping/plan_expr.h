@@ -204,10 +204,11 @@ class Plan {
   Plan& operator=(const Plan&) = delete;
 
  private:
-  std::unique_ptr<PlanExpr> root_;  // the compiled tree (owns the texts `consts` view)
+  std::unique_ptr<PlanExpr> root_;  // the compiled tree (owns the texts literal items view)
   std::pmr::memory_resource* memory_;
-  std::string_view names_;  // member names and string literals of nodes_, in memory_
-  PlanNode* nodes_ = nullptr;  // the tree laid out for evaluation, root first, in memory_
+  void* block_ = nullptr;  // in memory_: the tree laid out for evaluation (nodes_), its items
+  std::size_t bytes_ = 0;  // and names
+  PlanNode* nodes_ = nullptr;  // root first
   std::size_t nodeCount_ = 0;
 };
 
