@@ -591,6 +591,12 @@ void Mapping::Impl::compilePlans() {
     for (const fhirpath::Node& n : it->second)
       defaultVals[static_cast<std::size_t>(slot)].push_back(planValue(n));
   }
+  // The names in order, side by side, for the walk that pairs them with a run's variables.
+  for (const auto& [name, slot] : slots.names()) {
+    slotOrder.push_back({static_cast<std::uint32_t>(slotNameBytes.size()),
+                         static_cast<std::uint32_t>(name.size()), slot});
+    slotNameBytes += name;
+  }
   planned = c.ok;
   if (planned) {
     c.numberMemos();
@@ -1411,7 +1417,9 @@ Result<MappingOutput> PlanRun::run(std::string_view input, const fhirpath::Envir
   {
     const auto& given = variables.variables;
     auto it = given.begin();
-    for (const auto& [name, slot] : m.slots.names()) {
+    for (const Mapping::Impl::SlotName& entry : m.slotOrder) {
+      const std::string_view name(m.slotNameBytes.data() + entry.offset, entry.size);
+      const int slot = entry.slot;
       const auto i = static_cast<std::size_t>(slot);
       while (it != given.end() && it->first < name) ++it;
       if (it != given.end() && it->first == name) {

@@ -170,6 +170,12 @@ struct Mapping::Impl {
   std::vector<bool> hasDefault;               // by slot
   int slotInput = -1, slotSender = -1, slotRef = -1, slotId = -1, slotTimezone = -1;
   std::vector<int> channelSlots;
+  struct SlotName {
+    std::uint32_t offset, size;  // in slotNameBytes
+    int slot;
+  };
+  std::vector<SlotName> slotOrder;  // the slots by name, as slots.names() orders them
+  std::string slotNameBytes;
   std::vector<detail::EmitStep> program;  // the planned writer's steps (detail::EmitStep)
   std::vector<detail::MemberStep> programMembers;
   std::string programBytes;
