@@ -598,21 +598,39 @@ class BatchWriter {
 // The statements intake runs for each message, compiled on first use.
 class IngestWriter {
  public:
-  explicit IngestWriter(soci::session& sql) : sql_(sql) {}
+  IngestWriter(soci::session& sql, Dialect dialect) : sql_(sql), dialect_(dialect) {}
 
   // Inserts `m` unless its idempotency key is stored already; {id, duplicate}. A received message
   // is stored leased to `lease` when given.
   Result<IngestOutcome> insert(const NewMessage& m, long long now, const std::optional<IntakeLease>& lease) {
     if (!insertSt_) {
-      insertSt_.emplace((sql_.prepare << "INSERT INTO messages (channel_id, idempotency_key, received_at, "
-                                        "content_type, body, body_encoding, body_size, metadata, status, error, "
-                                        "updated_at, lease_owner, lease_until) VALUES (:c, :k, :r, :t, :b, :e, "
-                                        ":z, :m, :s, :x, :u, :lo, :lu) "
-                                        "ON CONFLICT (channel_id, idempotency_key) DO NOTHING RETURNING id",
-                         soci::use(channel_), soci::use(key_, keyInd_), soci::use(receivedAt_), soci::use(contentType_),
-                         soci::use(body_), soci::use(encoding_), soci::use(size_), soci::use(metadata_),
-                         soci::use(status_), soci::use(error_), soci::use(now_), soci::use(leaseOwner_),
-                         soci::use(leaseUntil_), soci::into(id_)));
+      // SQLite: the new row's id from sqlite3_last_insert_rowid, not RETURNING, which makes SQLite
+      // collect the returned rows in a temporary table per statement.
+      const bool sqlite = dialect_ == Dialect::kSqlite;
+      std::string text =
+          "INSERT INTO messages (channel_id, idempotency_key, received_at, content_type, body, "
+          "body_encoding, body_size, metadata, status, error, updated_at, lease_owner, lease_until) "
+          "VALUES (:c, :k, :r, :t, :b, :e, :z, :m, :s, :x, :u, :lo, :lu) "
+          "ON CONFLICT (channel_id, idempotency_key) DO NOTHING";
+      if (!sqlite) text += " RETURNING id";
+      insertSt_.emplace(sql_);
+      insertSt_->exchange(soci::use(channel_));
+      insertSt_->exchange(soci::use(key_, keyInd_));
+      insertSt_->exchange(soci::use(receivedAt_));
+      insertSt_->exchange(soci::use(contentType_));
+      insertSt_->exchange(soci::use(body_));
+      insertSt_->exchange(soci::use(encoding_));
+      insertSt_->exchange(soci::use(size_));
+      insertSt_->exchange(soci::use(metadata_));
+      insertSt_->exchange(soci::use(status_));
+      insertSt_->exchange(soci::use(error_));
+      insertSt_->exchange(soci::use(now_));
+      insertSt_->exchange(soci::use(leaseOwner_));
+      insertSt_->exchange(soci::use(leaseUntil_));
+      if (!sqlite) insertSt_->exchange(soci::into(id_));
+      insertSt_->alloc();
+      insertSt_->prepare(text);
+      insertSt_->define_and_bind();
       findSt_.emplace((sql_.prepare << "SELECT id FROM messages WHERE channel_id = :c AND idempotency_key = :k",
                        soci::use(channel_), soci::use(key_), soci::into(existing_)));
       eventSt_.emplace((sql_.prepare << "INSERT INTO events (message_id, delivery_id, at, type, detail) "
@@ -636,7 +654,16 @@ class IngestWriter {
     leaseOwner_ = leased ? lease->owner : std::string();
     leaseUntil_ = leased ? lease->untilMs : 0;
     bool inserted = false;
-    runToEnd(*insertSt_, [&] { inserted = true; });
+    if (dialect_ == Dialect::kSqlite) {
+      runToEnd(*insertSt_);
+      inserted = insertSt_->get_affected_rows() > 0;
+      if (inserted) {
+        auto* backend = static_cast<soci::sqlite3_session_backend*>(sql_.get_backend());
+        id_ = sqlite_api::sqlite3_last_insert_rowid(backend->conn_);
+      }
+    } else {
+      runToEnd(*insertSt_, [&] { inserted = true; });
+    }
     if (!inserted) {
       bool found = false;
       runToEnd(*findSt_, [&] { found = true; });
@@ -651,6 +678,7 @@ class IngestWriter {
 
  private:
   soci::session& sql_;
+  Dialect dialect_;
   std::optional<soci::statement> insertSt_, findSt_, eventSt_;
   std::string channel_, key_, contentType_, body_, encoding_, metadata_, status_, error_, eventType_, eventDetail_,
       leaseOwner_;
@@ -777,7 +805,7 @@ class Claimer {
 // fails, since the connection may be gone.
 class Prepared {
  public:
-  Prepared(soci::session& sql, Dialect dialect) : writer(sql, dialect), ingest(sql), claims(sql, dialect) {}
+  Prepared(soci::session& sql, Dialect dialect) : writer(sql, dialect), ingest(sql, dialect), claims(sql, dialect) {}
 
   BatchWriter writer;
   IngestWriter ingest;
