@@ -302,10 +302,27 @@ BOOST_AUTO_TEST_CASE(precomputed_parts_agree_with_the_engine) {
           "h":"{{ %sender }}","i":"{{ %senderIndex }}"}],"j":"{{ %sender.length() }}",
           "k":"{{ %id.r }}"}},{"key":"s","resource":{"resourceType":"Basic","a":"{{ %ref.r }}",
           "b":"{{ %sender }}"}}]})J",
+      // The writer's program (EmitStep): arrays of fixed, dynamic and vanishing elements side
+      // by side, objects with and without directives, $each as an element and as a member,
+      // values of several items, text, plans with three kids and names longer than a short
+      // string.
+      R"J({"id":"program","resources":[{"key":"r","resource":{"resourceType":"Basic",
+          "a":["{{ a }}","lit","{{ missing }}",{"x":"{{ missing }}"},["{{ arr }}",[]],
+               {"y":"{{ a }}","z":"f"},null,{"$if":"a.exists()","w":"{{ a }}"}],
+          "b":{"$if":"a.exists()","c":"{{ arr }}","d":"fixed","e":{"f":"{{ a }}"}},
+          "h":[{"$each":"arr","$as":"it","$if":"%it != 'q'","v":"{{ %it }}"}],
+          "i":{"$each":"arr","$as":"it","w":"{{ %itIndex }}","fx":"k"},
+          "j":{"$let":{"l":"{{ a & '-' }}"},"k":"{{ %l }}","m":{"n":"{{ %l.length() }}"}},
+          "a_member_with_a_long_name":"{{ a_member_with_a_long_name.trim() }}",
+          "t":"pre {{ a }} post","iff":"{{ iif(a = 'x', 'yes', 'no') }}",
+          "o":{"p":{"q":{"r":"{{ missing }}"}},"s":"t"},"n":"{{ n }}","e":"{{ a.exists() }}",
+          "two":"{{ arr | a }}","deep":[[["{{ a }}"]],[[]]]}},
+          {"key":"s","$if":"arr.exists()","resource":{"resourceType":"Basic","a":"{{ arr }}"}}]})J",
   };
   const std::vector<std::string> inputs = {
       R"({"a":"x","arr":["p","q"]})", R"({"a":"q"})", R"({"arr":[]})", R"({"a":" "})",
-      R"({"a":"\u00fc"})", "{}"};
+      R"({"a":"\u00fc"})", "{}",
+      R"({"a":"x","arr":["q"],"a_member_with_a_long_name":" long ","n":5})"};
   // %ref and %id given by the caller: what the assertion and the identity (evaluated before the
   // run sets its own) see, unlike the resources.
   std::vector<fhirpath::Environment> envs(3);
