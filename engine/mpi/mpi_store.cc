@@ -343,6 +343,7 @@ struct MpiTx::Prepared {
   Cached<ReviewRow, Str, Str, Str, Str, Str> openReviewForPair;
   Cached<ReviewRow, Str, Str, Str> openReviewsOf;
   Cached<IdRow, I64, Str, Str, Str, Str> appendAudit;
+  Cached<NoRow, I64, Str, Str, Str, Str> appendAuditSqlite;
 };
 
 // ---- MpiTx ----
@@ -590,6 +591,15 @@ std::optional<MergeEvent> MpiTx::merge(int64_t id) {
 
 int64_t MpiTx::appendAudit(const AuditEntry& a) {
   int64_t id = 0;
+  if (dialect_ == SqlDialect::kSqlite) {
+    // The rowid SQLite just assigned, not RETURNING: for that SQLite collects the returned rows in
+    // a temporary table on every execution.
+    prepared().appendAuditSqlite.exec(
+        sql_, "INSERT INTO mpi_audit (at, actor, action, subject, detail) VALUES (:at, :ac, :an, :s, :d)",
+        I64{a.at}, a.actor, a.action, a.subject, a.detail);
+    auto* backend = static_cast<soci::sqlite3_session_backend*>(sql_.get_backend());
+    return sqlite_api::sqlite3_last_insert_rowid(backend->conn_);
+  }
   prepared().appendAudit.query(
       sql_,
       "INSERT INTO mpi_audit (at, actor, action, subject, detail) VALUES (:at, :ac, :an, :s, "

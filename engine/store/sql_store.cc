@@ -249,6 +249,13 @@ class Txn {
   bool done_ = false;
 };
 
+// SQLite: the rowid of the session's last successful INSERT. Used instead of RETURNING, for
+// which SQLite collects the returned rows in a temporary table on every execution.
+long long lastInsertRowid(soci::session& sql) {
+  auto* backend = static_cast<soci::sqlite3_session_backend*>(sql.get_backend());
+  return sqlite_api::sqlite3_last_insert_rowid(backend->conn_);
+}
+
 // Runs `st` to the end of its results (none for INSERT/UPDATE without RETURNING), calling onRow
 // after each row. A statement kept for re-use must always run to the end: SQLite refuses to
 // COMMIT while a write statement is pending, and a pending read keeps its snapshot open.
@@ -448,13 +455,25 @@ class BatchWriter {
                                         "lease_until = 0, updated_at = :u WHERE id = :i AND lease_owner = :o "
                                         "AND status = 'received'",
                          soci::use(fStatus_), soci::use(fError_), soci::use(fNow_), soci::use(fId_), soci::use(fOwner_)));
-      deliverySt_.emplace((sql_.prepare << "INSERT INTO deliveries (message_id, run, channel_id, destination, status, "
-                                          "created_at, next_attempt_at, payload, payload_encoding, content_type, "
-                                          "after_destination) SELECT id, run, channel_id, :d, 'pending', :c, :n, :p, "
-                                          ":e, :t, :a FROM messages WHERE id = :i RETURNING id",
-                           soci::use(dDestination_), soci::use(fNow_), soci::use(dNext_), soci::use(dPayload_),
-                           soci::use(dEncoding_), soci::use(dContentType_), soci::use(dAfter_), soci::use(fId_),
-                           soci::into(dId_)));
+      // SQLite: the new row's id from lastInsertRowid, not RETURNING.
+      const bool sqlite = dialect_ == Dialect::kSqlite;
+      deliverySt_.emplace(sql_);
+      deliverySt_->exchange(soci::use(dDestination_));
+      deliverySt_->exchange(soci::use(fNow_));
+      deliverySt_->exchange(soci::use(dNext_));
+      deliverySt_->exchange(soci::use(dPayload_));
+      deliverySt_->exchange(soci::use(dEncoding_));
+      deliverySt_->exchange(soci::use(dContentType_));
+      deliverySt_->exchange(soci::use(dAfter_));
+      deliverySt_->exchange(soci::use(fId_));
+      if (!sqlite) deliverySt_->exchange(soci::into(dId_));
+      deliverySt_->alloc();
+      deliverySt_->prepare(std::string("INSERT INTO deliveries (message_id, run, channel_id, destination, status, "
+                                       "created_at, next_attempt_at, payload, payload_encoding, content_type, "
+                                       "after_destination) SELECT id, run, channel_id, :d, 'pending', :c, :n, :p, "
+                                       ":e, :t, :a FROM messages WHERE id = :i") +
+                           (sqlite ? "" : " RETURNING id"));
+      deliverySt_->define_and_bind();
     }
     fStatus_ = outcome.status;
     fError_ = sanitizeText(outcome.error);
@@ -474,7 +493,12 @@ class BatchWriter {
       dEncoding_ = std::move(encoded.encoding);
       dContentType_ = sanitizeText(d.contentType);
       dAfter_ = d.after;
-      runToEnd(*deliverySt_, [] {});
+      if (dialect_ == Dialect::kSqlite) {
+        runToEnd(*deliverySt_);
+        dId_ = lastInsertRowid(sql_);
+      } else {
+        runToEnd(*deliverySt_, [] {});
+      }
       event(messageId, dId_, nowMs, "delivery-created", d.destination);
     }
     return {};
@@ -604,8 +628,7 @@ class IngestWriter {
   // is stored leased to `lease` when given.
   Result<IngestOutcome> insert(const NewMessage& m, long long now, const std::optional<IntakeLease>& lease) {
     if (!insertSt_) {
-      // SQLite: the new row's id from sqlite3_last_insert_rowid, not RETURNING, which makes SQLite
-      // collect the returned rows in a temporary table per statement.
+      // SQLite: the new row's id from lastInsertRowid, not RETURNING.
       const bool sqlite = dialect_ == Dialect::kSqlite;
       std::string text =
           "INSERT INTO messages (channel_id, idempotency_key, received_at, content_type, body, "
@@ -657,10 +680,7 @@ class IngestWriter {
     if (dialect_ == Dialect::kSqlite) {
       runToEnd(*insertSt_);
       inserted = insertSt_->get_affected_rows() > 0;
-      if (inserted) {
-        auto* backend = static_cast<soci::sqlite3_session_backend*>(sql_.get_backend());
-        id_ = sqlite_api::sqlite3_last_insert_rowid(backend->conn_);
-      }
+      if (inserted) id_ = lastInsertRowid(sql_);
     } else {
       runToEnd(*insertSt_, [&] { inserted = true; });
     }
