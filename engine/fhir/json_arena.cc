@@ -184,7 +184,17 @@ class Reader {
         rapidjson::SizeType n = 0;
         if (!take(close)) {
           for (bool more = true; more; ++n) {
-            if ((object && !key()) || !value(depth + 1)) return false;
+            if (object && !key()) return false;
+            // Most members and items are strings: read here, without a call of value().
+            blanks();
+            if (*p_ == '"') {
+              ++p_;
+              const char* text;
+              rapidjson::SizeType length;
+              if (!string(text, length) || !b_.String(text, length, false)) return false;
+            } else if (!value(depth + 1)) {
+              return false;
+            }
             more = take(',');
           }
           if (!take(close)) return false;

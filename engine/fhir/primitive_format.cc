@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cctype>
 #include <cstdint>
+#include <cstring>
 #include <limits>
 
 namespace switchboard::fhir {
@@ -162,9 +163,32 @@ bool anyAtOrBelowSpace(std::string_view s) {
   // (GCC 12 does not vectorise the plain loop: 16 bytes at a time by hand, as json_arena.cc
   // scans strings. A byte is <= ' ' when the unsigned minimum with ' ' is the byte itself.)
   const __m128i space = _mm_set1_epi8(' ');
-  for (; i + 16 <= n; i += 16) {
-    const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + i));
-    if (_mm_movemask_epi8(_mm_cmpeq_epi8(_mm_min_epu8(v, space), v)) != 0) return true;
+  auto block = [&](std::size_t at) {
+    const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + at));
+    return _mm_movemask_epi8(_mm_cmpeq_epi8(_mm_min_epu8(v, space), v)) != 0;
+  };
+  if (n >= 16) {
+    for (; i + 16 <= n; i += 16)
+      if (block(i)) return true;
+    return i < n && block(n - 16);  // the last bytes, overlapping the block before
+  }
+  // Shorter texts a word at a time, the last word overlapping the first (never reading outside
+  // the text): a word holds a byte below 0x21 exactly when (w - 0x21..21) & ~w & 0x80..80 != 0
+  // (the "has a byte less than n" test, exact for n <= 128).
+  auto below = [](std::uint64_t w, std::uint64_t ones) {
+    return ((w - ones * 0x21) & ~w & ones * 0x80) != 0;
+  };
+  if (n >= 8) {
+    std::uint64_t a, b;
+    std::memcpy(&a, p, 8);
+    std::memcpy(&b, p + n - 8, 8);
+    return below(a, 0x0101010101010101u) || below(b, 0x0101010101010101u);
+  }
+  if (n >= 4) {
+    std::uint32_t a, b;
+    std::memcpy(&a, p, 4);
+    std::memcpy(&b, p + n - 4, 4);
+    return below(a, 0x01010101u) || below(b, 0x01010101u);
   }
   bool any = false;
   for (; i < n; ++i) any |= static_cast<unsigned char>(p[i]) <= ' ';

@@ -222,19 +222,18 @@ class Walk {
 
   // One JSON member of an object, resolved to its element.
   struct Member {
-    Member(std::uint32_t i, const TypeRef* t, const Value* v, const Value* e, std::string_view k,
-           bool p, bool o, PrimitiveKind pk)
-        : index(i), plain(p), plainObject(o), kind(pk), type(t), value(v), ext(e), key(k) {}
-    std::uint32_t index;  // in the parent's children
-    // ChildSlot::plainPrimitive and plainObject, when no "_name" is beside the value and the
-    // options allow shortcuts
-    bool plain;
-    bool plainObject;
-    PrimitiveKind kind;  // ChildSlot::kind
-    const TypeRef* type;
-    const Value* value;
-    const Value* ext;
-    std::string_view key;  // without the '_'
+    std::uint32_t index;        // slot->index: the element's position in the parent's children
+    const ChildSlot* slot;      // the key's slot
+    const Value::Member* json;  // the JSON member: "name", or a "_name" without "name"
+    const Value* ext;           // the "_name" object (beside "name", or alone), or null
+
+    // The value of "name"; null for a lone "_name".
+    const Value* value() const { return slot->underscore ? nullptr : &json->value; }
+    // The element's name, without the '_'.
+    std::string_view key() const {
+      std::string_view k = sv(json->name);
+      return slot->underscore ? k.substr(1) : k;
+    }
   };
 
   // Buffers of a walk: one set per thread, reused from one validation to the next so that a warm
@@ -370,12 +369,11 @@ class Walk {
             quote("_" + std::string(name)) + " is only allowed beside a primitive value",
             loc.str() + "._" + std::string(name));
         ext = nullptr;
+        if (underscore) continue;  // a lone "_name": nothing left to walk
       }
       sorted = sorted && slot->index >= lastIndex;
       lastIndex = slot->index;
-      members_.emplace_back(slot->index, type, underscore ? nullptr : &it->value, ext, name,
-                            slot->plainPrimitive && !ext && options_.shortcuts,
-                            slot->plainObject && !ext && options_.shortcuts, slot->kind);
+      members_.push_back(Member{slot->index, slot, &*it, ext});
     }
     // Group by element (stable: JSON order within an element), then walk in definition order.
     const std::size_t end = members_.size();
@@ -401,18 +399,24 @@ class Walk {
       const std::size_t first = next;
       std::size_t count = 0;
       for (; next < end && members_[next].index == d; ++next) {
-        const Value* v = members_[next].value ? members_[next].value : members_[next].ext;
-        count += v->IsArray() ? v->Size() : 1;
+        const Member& m = members_[next];
+        const Value& v = m.json->value;  // the value, or a lone "_name"
+        count += v.IsArray() ? v.Size() : 1;
       }
       if (count < def->min || count > def->maxCount) cardinality(path, *def, count, true, loc);
       for (std::size_t k = first; k < next; ++k) {
         const Member m = members_[k];  // a copy: nested objects grow members_
-        // A single valid primitive of a plain element: what items() would find, without it.
-        if (m.plain && !profilePass_ && primitiveHolds(*def, m, *m.value)) continue;
-        if (m.plainObject && !profilePass_ && plainObjects(sd, *def, *m.type, m.key, *m.value, loc))
-          continue;
-        if (m.value && !def->slices->empty()) extensionSlices(*def, m.value, loc);
-        items(sd, *def, m.type, m.key, m.value, m.ext, loc);
+        const ChildSlot& slot = *m.slot;
+        // Shortcuts (see ChildSlot) for a value without "_name": a single valid primitive, or
+        // objects of the right shape, of a plain element.
+        if (!m.ext && options_.shortcuts && !profilePass_) {
+          if (slot.plainPrimitive && primitiveHolds(*def, slot, m.json->value)) continue;
+          if (slot.plainObject && plainObjects(sd, *def, *slot.type, m.key(), m.json->value, loc))
+            continue;
+        }
+        const Value* value = m.value();
+        if (value && !def->slices->empty()) extensionSlices(*def, value, loc);
+        items(sd, *def, slot.type, m.key(), value, m.ext, loc);
       }
     }
     checkAbsentUpTo(static_cast<std::uint32_t>(defs.size()));
@@ -422,9 +426,9 @@ class Walk {
   // Whether items() would report nothing for `value`, the single value of a member whose slot is
   // plainPrimitive (no "_name" beside it): a valid format and, under a required binding, a code of
   // the value set; false leaves the value to items(), which then reports what is wrong.
-  static bool primitiveHolds(const ElementDef& def, const Member& m, const Value& value) {
-    if (!plainlyValid(m.kind, value) &&
-        checkPrimitive(m.kind, def.resourceId ? kIdCode : m.type->code, value))
+  static bool primitiveHolds(const ElementDef& def, const ChildSlot& slot, const Value& value) {
+    if (!plainlyValid(slot.kind, value) &&
+        checkPrimitive(slot.kind, def.resourceId ? kIdCode : slot.type->code, value))
       return false;
     const ValueSetExpansion* vs = def.requiredValueSet;
     return !vs || !value.IsString() || vs->containsCode(sv(value));

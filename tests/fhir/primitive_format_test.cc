@@ -114,8 +114,9 @@ BOOST_AUTO_TEST_CASE(json_kinds_and_integer_ranges) {
   BOOST_TEST(okJson("date", "\"1987-02-28\""));
 }
 
-// uri and code look for whitespace 16 bytes at a time, then byte by byte: every length across a
-// few blocks, every position, each kind of blank and a control character.
+// uri and code look for whitespace 16 bytes at a time (the last block overlapping), or a word at a
+// time in shorter texts: every length across a few blocks, every position, each kind of blank, a
+// control character and bytes above a space.
 BOOST_AUTO_TEST_CASE(whitespace_found_at_every_position) {
   for (std::size_t n = 1; n <= 50; ++n) {
     const std::string clean(n, 'x');
@@ -137,9 +138,14 @@ BOOST_AUTO_TEST_CASE(whitespace_found_at_every_position) {
         control[i] = '\x01';  // at or below a space, but no whitespace: allowed in both
         BOOST_TEST(ok("uri", control.c_str()));
         BOOST_TEST(ok("code", control.c_str()));
-        std::string high = clean;
-        high[i] = '\xC3';  // a UTF-8 lead byte: above a space as unsigned
-        BOOST_TEST(ok("uri", high.c_str()));
+        // Above a space as unsigned, some with the high bit of a blank or of 0x21 (the word-wise
+        // scan of short texts must not see them as blanks): a UTF-8 lead byte, 0xA0, 0x80, 0xFF,
+        // '!'.
+        for (char above : {'\xC3', '\xA0', '\x80', '\xFF', '!'}) {
+          std::string high = clean;
+          high[i] = above;
+          BOOST_TEST(ok("uri", high.c_str()));
+        }
       }
     }
   }

@@ -317,6 +317,21 @@ BOOST_AUTO_TEST_CASE(primitive_extensions) {
   EXPECT_ISSUE(issues, "error", "structure", "Patient.birthDate.colour", "unknown element");
 }
 
+// "_name" without "name" where the element is no primitive: reported and not walked (the walk
+// used to count it with no value to look at, and crashed).
+BOOST_AUTO_TEST_CASE(lone_extension_part_of_a_complex_element) {
+  auto issues = check(R"({"resourceType":"Patient","_name":{"id":"x"},"_contact":[{}],
+    "_birthDate":{"id":"b"}})");
+  EXPECT_ISSUE(issues, "error", "structure", "Patient._name", "only allowed beside a primitive");
+  EXPECT_ISSUE(issues, "error", "structure", "Patient._contact", "only allowed beside a primitive");
+  BOOST_TEST(errors(issues).size() == 2u, describe(issues));
+  issues = check(R"({"resourceType":"Bundle","type":"collection","entry":[{"resource":
+    {"resourceType":"Appointment","_participant":{}}}]})");
+  EXPECT_ISSUE(issues, "error", "structure", "Bundle.entry[0].resource._participant",
+               "only allowed beside a primitive");
+  EXPECT_ISSUE(issues, "error", "required", "Bundle.entry[0].resource.participant", "minimum");
+}
+
 BOOST_AUTO_TEST_CASE(us_core_patient_profile) {
   const std::string bare =
       R"({"resourceType":"Patient","gender":"female","birthDate":"1987-02-28"})";
