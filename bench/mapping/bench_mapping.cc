@@ -10,9 +10,9 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <ctime>
 #include <cstdio>
 #include <cstdlib>
-#include <ctime>
 #include <fstream>
 #include <new>
 #include <sstream>
@@ -90,10 +90,9 @@ void measure(const char* label, double seconds, int runs, F&& once) {
     wall.push_back(rate.wall);
     cpu.push_back(rate.cpu);
   }
-  std::printf(
-      "%s %9.0f submissions/s per CPU second, %9.0f per wall second (medians of %d runs of "
-      "%.1f s)\n",
-      label, median(cpu), median(wall), runs, seconds);
+  std::printf("%s %9.0f submissions/s per CPU second, %9.0f per wall second (medians of %d runs of "
+              "%.1f s)\n",
+              label, median(cpu), median(wall), runs, seconds);
 }
 
 }  // namespace
@@ -134,7 +133,8 @@ int main(int argc, char** argv) {
   double allocs = 0, bytes = 0, generalAllocs = 0, generalBytes = 0;
   perSubmission(mapWith(false), allocs, bytes);
   perSubmission(mapWith(true), generalAllocs, generalBytes);
-  const bool planned = (*mapping)->planned() && (*mapping)->runPlanned(body, env).has_value();
+  const bool planned =
+      (*mapping)->planned() && (*mapping)->runPlanned(body, env).has_value();
 
   std::printf("input %zu bytes (8x8 body), output %zu bytes (Bundle of 5 resources); %s\n",
               body.size(), outBytes,
