@@ -206,8 +206,8 @@ class Plan {
  private:
   std::unique_ptr<PlanExpr> root_;  // the compiled tree (owns the texts literal items view)
   std::pmr::memory_resource* memory_;
-  void* block_ = nullptr;  // in memory_: the tree laid out for evaluation (nodes_), its items
-  std::size_t bytes_ = 0;  // and names
+  void* block_ = nullptr;      // in memory_: the tree laid out for evaluation (nodes_), its items
+  std::size_t bytes_ = 0;      // and names
   PlanNode* nodes_ = nullptr;  // root first
   std::size_t nodeCount_ = 0;
 };

@@ -82,8 +82,8 @@ struct TNode {
 struct EmitStep {
   enum class Op : std::uint8_t { kFixed, kExpr, kArray, kObject, kOther };
   Op op = Op::kOther;
-  bool each = false;        // kObject: with $each
-  bool directives = false;  // kObject: with $let, $if or $value
+  bool each = false;                   // kObject: with $each
+  bool directives = false;             // kObject: with $let, $if or $value
   std::uint32_t bytes = 0, size = 0;   // kFixed: its text in programBytes (size 0: it vanishes)
   std::uint32_t first = 0, count = 0;  // kArray: its elements' steps; kObject: its MemberSteps
   const Plan* plan = nullptr;          // kExpr
