@@ -520,6 +520,11 @@ int Engine::processMessages(const std::string& owner, const std::vector<core::St
 }
 
 int Engine::runDeliveriesOnce(const std::string& owner) {
+  bool more = false;
+  return runDeliveries(owner, more);
+}
+
+int Engine::runDeliveries(const std::string& owner, bool& more) {
   const core::Millis now = clock_->nowMs();
   auto channels = this->channels();
   std::vector<std::string> blocked = breakers_.blocked(now);
@@ -543,8 +548,12 @@ int Engine::runDeliveriesOnce(const std::string& owner) {
   int handled = 0;
   std::vector<store::Store::AttemptItem> attempts;
   attempts.reserve(claimed->size());
+  std::vector<bool> hasDependents;  // per attempt: a sibling destination is sent after this one
   bool allRepeatable = true;  // whether every attempt below may be recorded without a flush
-  if (static_cast<int>(claimed->size()) == config_.deliveryClaimBatch) wakeDeliveries();  // more may wait
+  if (static_cast<int>(claimed->size()) == config_.deliveryClaimBatch) {
+    more = true;
+    wakeDeliveries();  // more may wait
+  }
   for (const auto& d : *claimed) {
     const Channel* channel = nullptr;
     for (const auto& c : *channels) {
@@ -559,6 +568,7 @@ int Engine::runDeliveriesOnce(const std::string& owner) {
       a.newStatus = "dead";
       a.deadReason = "permanent";
       attempts.push_back({d.id, std::move(a)});
+      hasDependents.push_back(false);
       continue;
     }
     std::string endpoint = dest->connector->endpointKey();
@@ -626,6 +636,9 @@ int Engine::runDeliveriesOnce(const std::string& owner) {
     metrics_.countAttempt(d.channelId, d.destination, a.outcome, seconds);
     allRepeatable = allRepeatable && result.repeatable;
     attempts.push_back({d.id, std::move(a)});
+    bool dependents = false;
+    for (const auto& other : channel->destinations) dependents = dependents || other.after == d.destination;
+    hasDependents.push_back(dependents);
   }
   if (!attempts.empty()) {
     // One transaction records the whole batch, flushed unless every send in it may be repeated.
@@ -639,7 +652,11 @@ int Engine::runDeliveriesOnce(const std::string& owner) {
                   " failed: " + (*recorded)[i].error().message);
           continue;
         }
-        if (attempts[i].attempt.newStatus != "pending") --backlog_;
+        if (attempts[i].attempt.newStatus != "pending") {
+          --backlog_;
+          // A delivery waiting for this one ("after") is claimable now.
+          more = more || hasDependents[i];
+        }
         ++handled;
       }
     }
@@ -700,6 +717,9 @@ void Engine::pipelineLoop(std::string owner) {
   }
 }
 
+// After a pass the worker claims again at once only when more may be claimable now (a full batch,
+// or a delivery that others wait for is done); new deliveries signal, due retries and replays are
+// found by the idle poll. So a quiet engine does not follow each delivery with an empty claim.
 void Engine::deliveryLoop(std::string owner) {
   while (running_) {
     std::uint64_t seen;
@@ -707,8 +727,9 @@ void Engine::deliveryLoop(std::string owner) {
       std::lock_guard<std::mutex> lock(wakeMutex_);
       seen = deliverySignal_;
     }
-    int n = runDeliveriesOnce(owner);
-    if (n > 0) continue;
+    bool more = false;
+    int n = runDeliveries(owner, more);
+    if (n > 0 && more) continue;
     std::unique_lock<std::mutex> lock(wakeMutex_);
     deliveryWake_.wait_for(lock, std::chrono::milliseconds(config_.idlePollMs),
                            [&] { return !running_ || deliverySignal_ != seen; });

@@ -93,6 +93,8 @@ class Engine final : public HttpRouter {
   void handOver(std::vector<store::NewMessage>& rows, const std::vector<store::IngestOutcome>* outcomes,
                 const std::optional<store::IntakeLease>& lease);
   void pipelineLoop(std::string owner);
+  // One delivery pass; `more` is set when more deliveries may be claimable right away.
+  int runDeliveries(const std::string& owner, bool& more);
   void deliveryLoop(std::string owner);
   void wakePipeline();
   void wakeDeliveries();
