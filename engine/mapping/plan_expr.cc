@@ -8,7 +8,6 @@
 #include <cstring>
 #include <limits>
 #include <span>
-#include <stdexcept>
 
 #include "engine/fhirpath/syntax.h"
 
@@ -109,6 +108,8 @@ struct PlanNode {
   std::span<const Val> values() const { return std::span<const Val>(items, length); }
 };
 static_assert(sizeof(PlanNode) == 32);
+// The largest plan: a kid's offset from its parent fits in PlanNode::kidOffset.
+constexpr std::size_t kMaxPlanNodes = 65535;
 
 namespace {
 
@@ -922,8 +923,7 @@ Plan::Plan(std::unique_ptr<PlanExpr> root, std::pmr::memory_resource* memory)
     if (e.op == Op::kMember) textBytes += e.text.size();
     for (const auto& k : e.kids) self(*k, self);
   };
-  count(*root_, count);
-  if (nodeCount_ > 65535) throw std::length_error("plan too large");
+  count(*root_, count);  // at most kMaxPlanNodes (compile()), so offsets fit in kidOffset
   bytes_ = sizeof(PlanNode) * nodeCount_ + sizeof(Val) * items + textBytes;
   block_ = memory_->allocate(bytes_, alignof(PlanNode));
   static_assert(sizeof(PlanNode) % alignof(Val) == 0 && alignof(Val) <= alignof(PlanNode));
@@ -969,6 +969,13 @@ std::shared_ptr<Plan> Plan::compile(const fhirpath::Expression& expr, SlotTable&
   if (!expr.root()) return nullptr;
   auto root = compileNode(*expr.root(), slots);
   if (!root) return nullptr;
+  std::size_t nodes = 0;
+  auto count = [&](const PlanExpr& e, const auto& self) -> void {
+    ++nodes;
+    for (const auto& k : e.kids) self(*k, self);
+  };
+  count(*root, count);
+  if (nodes > kMaxPlanNodes) return nullptr;  // the engine runs it
   if (!memory) memory = std::pmr::new_delete_resource();
   return std::allocate_shared<Plan>(std::pmr::polymorphic_allocator<Plan>(memory), std::move(root),
                                     memory);
