@@ -499,8 +499,8 @@ int Engine::processMessages(const std::string& owner, const std::vector<core::St
     }
     items.push_back({m.id, std::move(outcome)});
   }
-  // One transaction for the whole batch: one fsync instead of one per message.
-  auto finished = store_->finishMessages(owner, items, clock_->nowMs());
+  // One transaction for the whole batch, shared with the next intake commit (IntakeBatcher).
+  auto finished = batcher_->finish(owner, items, clock_->nowMs());
   if (!finished) {
     logLine("finishing " + std::to_string(items.size()) + " messages failed: " + finished.error().message);
     return 0;

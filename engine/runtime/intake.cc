@@ -64,6 +64,22 @@ void IntakeBatcher::submitAsync(std::vector<store::NewMessage> messages, Complet
   request->done(std::unexpected(std::move(refusal)));
 }
 
+Result<std::vector<Result<void>>> IntakeBatcher::finish(const std::string& owner,
+                                                        const std::vector<store::Store::FinishItem>& items,
+                                                        core::Millis nowMs) {
+  FinishRequest request{{owner, &items, nowMs}, std::nullopt};
+  {
+    std::unique_lock<std::mutex> lock(mutex_);
+    if (!stopping_) {
+      finishQueue_.push_back(&request);
+      wake_.notify_one();
+      finished_.wait(lock, [&] { return request.result.has_value(); });
+      return std::move(*request.result);
+    }
+  }
+  return store_.finishMessages(owner, items, nowMs);
+}
+
 void IntakeBatcher::stop() {
   {
     std::lock_guard<std::mutex> lock(mutex_);
@@ -79,11 +95,15 @@ void IntakeBatcher::stop() {
 void IntakeBatcher::run() {
   std::vector<std::unique_ptr<Request>> batch;
   std::vector<store::NewMessage> rows;
+  std::vector<FinishRequest*> finishes;
+  std::vector<store::Store::FinishBatch> finishBatches;
   for (;;) {
     {
       std::unique_lock<std::mutex> lock(mutex_);
-      wake_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
-      if (queue_.empty()) return;  // stopping and drained
+      wake_.wait(lock, [&] { return stopping_ || !queue_.empty() || !finishQueue_.empty(); });
+      if (queue_.empty() && finishQueue_.empty()) return;  // stopping and drained
+      finishes.assign(finishQueue_.begin(), finishQueue_.end());
+      finishQueue_.clear();
       batch.clear();
       int taken = 0;
       while (
@@ -99,8 +119,33 @@ void IntakeBatcher::run() {
       for (auto& m : r->messages) rows.push_back(std::move(m));
     }
     std::optional<store::IntakeLease> lease;
-    if (handoff_.lease) lease = handoff_.lease(static_cast<int>(rows.size()));
-    auto outcomes = store_.ingest(rows, lease);
+    if (handoff_.lease && !rows.empty()) lease = handoff_.lease(static_cast<int>(rows.size()));
+    Outcomes outcomes;
+    if (finishes.empty()) {
+      outcomes = store_.ingest(rows, lease);
+    } else {
+      finishBatches.clear();
+      for (FinishRequest* f : finishes) finishBatches.push_back(f->batch);
+      auto committed = store_.commit(rows, lease, finishBatches);
+      {
+        std::lock_guard<std::mutex> lock(mutex_);
+        for (std::size_t i = 0; i < finishes.size(); ++i) {
+          if (committed) {
+            finishes[i]->result = std::move(committed->finished[i]);
+          } else {
+            finishes[i]->result = std::unexpected(committed.error());
+          }
+        }
+      }
+      finished_.notify_all();
+      finishes.clear();
+      if (committed) {
+        outcomes = std::move(committed->ingested);
+      } else {
+        outcomes = std::unexpected(committed.error());
+      }
+      if (rows.empty()) continue;
+    }
     // Before the answers: a message acknowledged is already the pipeline's to take.
     if (handoff_.handOver) handoff_.handOver(rows, outcomes ? &*outcomes : nullptr, lease);
     int stored = 0;

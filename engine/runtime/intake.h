@@ -63,6 +63,13 @@ class IntakeBatcher {
   };
   void setHandoff(Handoff handoff) { handoff_ = std::move(handoff); }
 
+  // Finishes `items` (leased to `owner`) in the committer's next transaction, together with the
+  // intake batch it carries (Store::commit: the pages both write go to disk once); blocks until
+  // that transaction has committed. Once stopping, finishes on the store directly.
+  Result<std::vector<Result<void>>> finish(const std::string& owner,
+                                           const std::vector<store::Store::FinishItem>& items,
+                                           core::Millis nowMs);
+
   // Commits what is queued, then stops the committer. Later submits fail.
   void stop();
 
@@ -73,6 +80,10 @@ class IntakeBatcher {
   struct Request {
     std::vector<store::NewMessage> messages;
     Completion done;
+  };
+  struct FinishRequest {
+    store::Store::FinishBatch batch;
+    std::optional<Result<std::vector<Result<void>>>> result;  // set by the committer
   };
   void run();
 
@@ -85,6 +96,8 @@ class IntakeBatcher {
   mutable std::mutex mutex_;
   std::condition_variable wake_;  // committer waits for work
   std::deque<std::unique_ptr<Request>> queue_;
+  std::deque<FinishRequest*> finishQueue_;  // owned by the waiting finish() callers
+  std::condition_variable finished_;        // finish() callers wait for their result
   int pendingMessages_ = 0;
   bool stopping_ = false;
   std::atomic<std::uint64_t> commits_{0};

@@ -923,23 +923,32 @@ class SqlStore final : public Store {
                                             const std::optional<IntakeLease>& lease) override {
     return write("ingest", /*high=*/true, Commit::kFull,
                  [&](soci::session& sql) -> Result<std::vector<IngestOutcome>> {
-      std::vector<IngestOutcome> out(batch.size());
-      std::map<std::pair<std::string_view, std::string_view>, std::size_t> seen;
-      IngestWriter& writer = prepared(sql).ingest;
-      const long long now = wallMs();
       Txn tr(sql, dialect_);
-      for (std::size_t i = 0; i < batch.size(); ++i) {
-        const NewMessage& m = batch[i];
-        if (!m.idempotencyKey.empty()) {
-          auto [it, fresh] = seen.try_emplace({m.channelId, m.idempotencyKey}, i);
-          if (!fresh) {
-            out[i] = {out[it->second].messageId, true};
-            continue;
-          }
-        }
-        auto r = writer.insert(m, now, lease);
-        if (!r) return std::unexpected(r.error());
-        out[i] = *r;
+      auto out = insertMessages(sql, batch, lease);
+      if (!out) return out;
+      tr.commit();
+      return out;
+    });
+  }
+
+  Result<Committed> commit(const std::vector<NewMessage>& batch, const std::optional<IntakeLease>& lease,
+                           const std::vector<FinishBatch>& finishes) override {
+    const bool intake = !batch.empty();
+    return write("commit", /*high=*/intake, intake ? Commit::kFull : Commit::kRelaxed,
+                 [&](soci::session& sql) -> Result<Committed> {
+      Committed out;
+      Txn tr(sql, dialect_);
+      if (intake) {
+        auto ingested = insertMessages(sql, batch, lease);
+        if (!ingested) return std::unexpected(ingested.error());
+        out.ingested = std::move(*ingested);
+      }
+      BatchWriter& writer = prepared(sql).writer;
+      out.finished.reserve(finishes.size());
+      for (const FinishBatch& f : finishes) {
+        std::vector<Result<void>>& results = out.finished.emplace_back();
+        results.reserve(f.items->size());
+        for (const FinishItem& item : *f.items) results.push_back(writer.finish(item.messageId, f.owner, item.outcome, f.nowMs));
       }
       tr.commit();
       return out;
@@ -1361,6 +1370,29 @@ class SqlStore final : public Store {
     std::vector<long long> ids;
     fetchAll(sql, pick, row, [&] { ids.push_back(row.id); });
     return ids;
+  }
+
+  // The inserts of ingest(), inside the caller's transaction.
+  Result<std::vector<IngestOutcome>> insertMessages(soci::session& sql, const std::vector<NewMessage>& batch,
+                                                    const std::optional<IntakeLease>& lease) {
+    std::vector<IngestOutcome> out(batch.size());
+    std::map<std::pair<std::string_view, std::string_view>, std::size_t> seen;
+    IngestWriter& writer = prepared(sql).ingest;
+    const long long now = wallMs();
+    for (std::size_t i = 0; i < batch.size(); ++i) {
+      const NewMessage& m = batch[i];
+      if (!m.idempotencyKey.empty()) {
+        auto [it, fresh] = seen.try_emplace({m.channelId, m.idempotencyKey}, i);
+        if (!fresh) {
+          out[i] = {out[it->second].messageId, true};
+          continue;
+        }
+      }
+      auto r = writer.insert(m, now, lease);
+      if (!r) return std::unexpected(r.error());
+      out[i] = *r;
+    }
+    return out;
   }
 
   template <typename F>

@@ -225,6 +225,23 @@ class Store {
                                                            const std::vector<FinishItem>& items,
                                                            Millis nowMs) = 0;
 
+  // ingest(batch, lease) and finishMessages for each of `finishes` in ONE transaction, flushed
+  // when `batch` is not empty: the engine's committer carries the pipeline's finishes with the
+  // next intake batch, so the pages both touch are written once. A finish item whose lease was
+  // lost gets kConflict as in finishMessages; a database error fails the whole transaction.
+  struct FinishBatch {
+    std::string owner;
+    const std::vector<FinishItem>* items = nullptr;
+    Millis nowMs = 0;
+  };
+  struct Committed {
+    std::vector<IngestOutcome> ingested;               // per message of `batch`
+    std::vector<std::vector<Result<void>>> finished;  // per FinishBatch, per item
+  };
+  virtual Result<Committed> commit(const std::vector<NewMessage>& batch,
+                                   const std::optional<IntakeLease>& lease,
+                                   const std::vector<FinishBatch>& finishes) = 0;
+
   // Claims up to `limit` pending deliveries due now (next_attempt_at <= nowMs) with no live lease,
   // skipping destinations in `pausedDestinations` ("channel/destination" keys, e.g. open circuit
   // breakers). Oldest due first. Fills metadata from the message.

@@ -587,6 +587,45 @@ BOOST_AUTO_TEST_CASE(codec_base64_round_trips_and_rejects_garbage) {
   BOOST_TEST(!store::isStorableText("\xc0\xaf"));      // overlong
 }
 
+// The engine's committer: an intake batch and the pipeline's finishes (of several owners) in one
+// transaction; a finish whose lease is not its owner's is refused alone; with no intake batch the
+// finishes still commit.
+BOOST_AUTO_TEST_CASE(one_commit_carries_an_intake_batch_and_finishes_of_several_owners) {
+  Db db;
+  auto s = db.open();
+  auto a = ingestOne(*s, msg("c", "1", "a"));
+  auto b = ingestOne(*s, msg("c", "2", "b"));
+  BOOST_REQUIRE_EQUAL(s->claimMessages("w1", 1, 1000, 500)->size(), 1u);  // a
+  BOOST_REQUIRE_EQUAL(s->claimMessages("w2", 1, 1000, 500)->size(), 1u);  // b
+  std::vector<Store::FinishItem> first{{a, processed({"d"}, 1000)}, {b, processed({"d"}, 1000)}};
+  std::vector<Store::FinishItem> second{{b, processed({"d"}, 1000)}};
+  auto r = s->commit({msg("c", "3", "c"), msg("c", "1", "a again")}, store::IntakeLease{"n/intake", 1500},
+                     {{"w1", &first, 1000}, {"w2", &second, 1000}});
+  BOOST_REQUIRE(r.has_value());
+  BOOST_REQUIRE_EQUAL(r->ingested.size(), 2u);
+  BOOST_TEST(!r->ingested[0].duplicate);
+  BOOST_TEST(r->ingested[1].duplicate);
+  BOOST_TEST(r->ingested[1].messageId == a);
+  BOOST_REQUIRE_EQUAL(r->finished.size(), 2u);
+  BOOST_REQUIRE_EQUAL(r->finished[0].size(), 2u);
+  BOOST_TEST(r->finished[0][0].has_value());
+  BOOST_TEST(!r->finished[0][1].has_value());  // b is w2's
+  BOOST_TEST((r->finished[0][1].error().code == ErrorCode::kConflict));
+  BOOST_TEST(r->finished[1].at(0).has_value());
+  BOOST_TEST(s->getMessage(a)->deliveries.size() == 1u);
+  BOOST_TEST(s->getMessage(b)->deliveries.size() == 1u);  // once, by w2
+  const auto c = r->ingested[0].messageId;
+  BOOST_TEST(s->getMessage(c)->message.status == "received");
+  BOOST_TEST(s->claimMessages("w3", 10, 1499, 500)->empty());  // c is leased to n/intake
+
+  std::vector<Store::FinishItem> third{{c, processed({}, 1200)}};
+  auto alone = s->commit({}, std::nullopt, {{"n/intake", &third, 1200}});
+  BOOST_REQUIRE(alone.has_value());
+  BOOST_TEST(alone->ingested.empty());
+  BOOST_TEST(alone->finished.at(0).at(0).has_value());
+  BOOST_TEST(s->getMessage(c)->message.status == "processed");
+}
+
 BOOST_AUTO_TEST_CASE(batched_finish_and_attempts_commit_together_and_refuse_lost_leases_per_item) {
   Db db;
   auto s = db.open();
