@@ -4,8 +4,9 @@
 // commits at once. Several committers keep several commits in flight: while one waits for its
 // fsync the next one writes (the store serialises the writes themselves), and the disk flushes
 // overlapping requests together. Each caller is answered after its own commit is durable; answers
-// of different commits may come in any order.
-// Thread-safety: submit() and submitAsync() are called concurrently from any thread. Completions
+// of different commits may come in any order. The pipeline's finishes (finish()) ride in the same
+// transactions, so one connection does nearly all writing and shared pages are written once.
+// Thread-safety: submit(), submitAsync() and finish() are called concurrently from any thread. Completions
 // run on a committer thread after the commit (or on the caller's thread when refused at once),
 // outside the batcher's lock.
 #pragma once

@@ -1,6 +1,6 @@
 // IntakeBatcher's asynchronous submit on a real SQLite store: completions after the commit, each
 // exactly once and inside the completion scope, with one committer and with several; refusals (queue full, stopped) answered at once on
-// the caller's thread; the blocking submit on top of it.
+// the caller's thread; the blocking submit on top of it; the pipeline's finishes in its commits.
 #include <boost/test/unit_test.hpp>
 
 #include <unistd.h>
@@ -204,3 +204,74 @@ BOOST_AUTO_TEST_CASE(a_full_queue_and_a_stopped_batcher_refuse_at_once_on_the_ca
 }
 
 BOOST_AUTO_TEST_SUITE_END()
+
+// The pipeline's finishes ride in the committer's transactions: alone when no intake waits, with
+// the next intake batch when one does (here: queued behind a commit whose completions are held),
+// and straight on the store once the batcher has stopped. Each finish gets its own per-item
+// results, a message not leased to its owner refused alone.
+BOOST_AUTO_TEST_CASE(finishes_commit_in_the_committers_transactions_and_after_stop_on_the_store) {
+  StoreFixture f;
+  runtime::IntakeBatcher batcher(*f.store, 64, 100, nullptr);
+  auto first = batcher.submit(messages({"a", "b", "c"}));
+  BOOST_REQUIRE(first.has_value());
+  BOOST_REQUIRE_EQUAL(f.store->claimMessages("w", 2, 1000, 60000)->size(), 2u);  // a and b
+  auto processed = [] {
+    store::ProcessOutcome o;
+    o.status = "filtered";
+    return o;
+  };
+  std::vector<store::Store::FinishItem> items{{first->at(0).messageId, processed()},
+                                              {first->at(2).messageId, processed()}};
+  auto alone = batcher.finish("w", items, 1000);
+  BOOST_REQUIRE(alone.has_value());
+  BOOST_REQUIRE_EQUAL(alone->size(), 2u);
+  BOOST_TEST(alone->at(0).has_value());
+  BOOST_TEST(!alone->at(1).has_value());  // c is not w's
+  BOOST_TEST(f.store->getMessage(first->at(0).messageId)->message.status == "filtered");
+
+  // Hold the next commit's completions; a submit and a finish queue up behind it.
+  std::mutex mutex;
+  std::condition_variable cv;
+  bool entered = false, release = false;
+  batcher.setCompletionScope([&](const std::function<void()>& completions) {
+    {
+      std::unique_lock<std::mutex> lock(mutex);
+      if (!entered) {
+        entered = true;
+        cv.notify_all();
+        cv.wait(lock, [&] { return release; });
+      }
+    }
+    completions();
+  });
+  std::promise<runtime::IntakeBatcher::Outcomes> held;
+  batcher.submitAsync(messages({"d"}), [&](runtime::IntakeBatcher::Outcomes r) { held.set_value(std::move(r)); });
+  {
+    std::unique_lock<std::mutex> lock(mutex);
+    cv.wait(lock, [&] { return entered; });
+  }
+  std::promise<runtime::IntakeBatcher::Outcomes> queued;
+  batcher.submitAsync(messages({"e"}), [&](runtime::IntakeBatcher::Outcomes r) { queued.set_value(std::move(r)); });
+  std::vector<store::Store::FinishItem> second{{first->at(1).messageId, processed()}};
+  auto finishing = std::async(std::launch::async, [&] { return batcher.finish("w", second, 1000); });
+  {
+    std::lock_guard<std::mutex> lock(mutex);
+    release = true;
+  }
+  cv.notify_all();
+  auto shared = finishing.get();
+  BOOST_REQUIRE(shared.has_value());
+  BOOST_TEST(shared->at(0).has_value());
+  BOOST_TEST(held.get_future().get().has_value());
+  BOOST_TEST(queued.get_future().get().has_value());
+  BOOST_TEST(f.store->getMessage(first->at(1).messageId)->message.status == "filtered");
+
+  batcher.stop();
+  BOOST_REQUIRE_EQUAL(f.store->claimMessages("w2", 10, 1000, 60000)->size(), 3u);  // c, d and e
+  auto late = batcher.finish("w", {{first->at(2).messageId, processed()}}, 1000);
+  BOOST_REQUIRE(late.has_value());
+  BOOST_TEST(!late->at(0).has_value());  // c is w2's: refused by the store itself
+  auto own = batcher.finish("w2", {{first->at(2).messageId, processed()}}, 1000);
+  BOOST_REQUIRE(own.has_value());
+  BOOST_TEST(own->at(0).has_value());
+}
