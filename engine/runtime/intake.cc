@@ -120,13 +120,10 @@ void IntakeBatcher::run() {
     }
     std::optional<store::IntakeLease> lease;
     if (handoff_.lease && !rows.empty()) lease = handoff_.lease(static_cast<int>(rows.size()));
-    Outcomes outcomes;
-    if (finishes.empty()) {
-      outcomes = store_.ingest(rows, lease);
-    } else {
-      finishBatches.clear();
-      for (FinishRequest* f : finishes) finishBatches.push_back(f->batch);
-      auto committed = store_.commit(rows, lease, finishBatches);
+    finishBatches.clear();
+    for (FinishRequest* f : finishes) finishBatches.push_back(f->batch);
+    auto committed = store_.commit(rows, lease, finishBatches);
+    if (!finishes.empty()) {
       {
         std::lock_guard<std::mutex> lock(mutex_);
         for (std::size_t i = 0; i < finishes.size(); ++i) {
@@ -139,13 +136,10 @@ void IntakeBatcher::run() {
       }
       finished_.notify_all();
       finishes.clear();
-      if (committed) {
-        outcomes = std::move(committed->ingested);
-      } else {
-        outcomes = std::unexpected(committed.error());
-      }
-      if (rows.empty()) continue;
     }
+    if (rows.empty()) continue;  // finishes only
+    Outcomes outcomes = committed ? Outcomes(std::move(committed->ingested))
+                                  : Outcomes(std::unexpected(committed.error()));
     // Before the answers: a message acknowledged is already the pipeline's to take.
     if (handoff_.handOver) handoff_.handOver(rows, outcomes ? &*outcomes : nullptr, lease);
     int stored = 0;

@@ -925,14 +925,9 @@ class SqlStore final : public Store {
 
   Result<std::vector<IngestOutcome>> ingest(const std::vector<NewMessage>& batch,
                                             const std::optional<IntakeLease>& lease) override {
-    return write("ingest", /*high=*/true, Commit::kFull,
-                 [&](soci::session& sql) -> Result<std::vector<IngestOutcome>> {
-      Txn tr(sql, dialect_);
-      auto out = insertMessages(sql, batch, lease);
-      if (!out) return out;
-      tr.commit();
-      return out;
-    });
+    auto committed = commit(batch, lease, {});
+    if (!committed) return std::unexpected(committed.error());
+    return std::move(committed->ingested);
   }
 
   Result<Committed> commit(const std::vector<NewMessage>& batch, const std::optional<IntakeLease>& lease,
@@ -943,9 +938,23 @@ class SqlStore final : public Store {
       Committed out;
       Txn tr(sql, dialect_);
       if (intake) {
-        auto ingested = insertMessages(sql, batch, lease);
-        if (!ingested) return std::unexpected(ingested.error());
-        out.ingested = std::move(*ingested);
+        out.ingested.resize(batch.size());
+        std::map<std::pair<std::string_view, std::string_view>, std::size_t> seen;
+        IngestWriter& writer = prepared(sql).ingest;
+        const long long now = wallMs();
+        for (std::size_t i = 0; i < batch.size(); ++i) {
+          const NewMessage& m = batch[i];
+          if (!m.idempotencyKey.empty()) {
+            auto [it, fresh] = seen.try_emplace({m.channelId, m.idempotencyKey}, i);
+            if (!fresh) {
+              out.ingested[i] = {out.ingested[it->second].messageId, true};
+              continue;
+            }
+          }
+          auto r = writer.insert(m, now, lease);
+          if (!r) return std::unexpected(r.error());
+          out.ingested[i] = *r;
+        }
       }
       BatchWriter& writer = prepared(sql).writer;
       out.finished.reserve(finishes.size());
@@ -1374,29 +1383,6 @@ class SqlStore final : public Store {
     std::vector<long long> ids;
     fetchAll(sql, pick, row, [&] { ids.push_back(row.id); });
     return ids;
-  }
-
-  // The inserts of ingest(), inside the caller's transaction.
-  Result<std::vector<IngestOutcome>> insertMessages(soci::session& sql, const std::vector<NewMessage>& batch,
-                                                    const std::optional<IntakeLease>& lease) {
-    std::vector<IngestOutcome> out(batch.size());
-    std::map<std::pair<std::string_view, std::string_view>, std::size_t> seen;
-    IngestWriter& writer = prepared(sql).ingest;
-    const long long now = wallMs();
-    for (std::size_t i = 0; i < batch.size(); ++i) {
-      const NewMessage& m = batch[i];
-      if (!m.idempotencyKey.empty()) {
-        auto [it, fresh] = seen.try_emplace({m.channelId, m.idempotencyKey}, i);
-        if (!fresh) {
-          out[i] = {out[it->second].messageId, true};
-          continue;
-        }
-      }
-      auto r = writer.insert(m, now, lease);
-      if (!r) return std::unexpected(r.error());
-      out[i] = *r;
-    }
-    return out;
   }
 
   template <typename F>
