@@ -921,15 +921,6 @@ class SqlStore final : public Store {
 
   std::string backend() const override { return dialect_ == Dialect::kSqlite ? "sqlite" : "postgresql"; }
 
-  using Store::ingest;
-
-  Result<std::vector<IngestOutcome>> ingest(const std::vector<NewMessage>& batch,
-                                            const std::optional<IntakeLease>& lease) override {
-    auto committed = commit(batch, lease, {});
-    if (!committed) return std::unexpected(committed.error());
-    return std::move(committed->ingested);
-  }
-
   Result<Committed> commit(const std::vector<NewMessage>& batch, const std::optional<IntakeLease>& lease,
                            const std::vector<FinishBatch>& finishes) override {
     const bool intake = !batch.empty();

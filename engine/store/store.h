@@ -196,10 +196,12 @@ class Store {
   // in the store or earlier in the same batch, are not stored again: their outcome is
   // {existing id, duplicate=true}. Outcomes are in input order. With `lease`, the new messages in
   // status "received" are stored claimed by lease->owner (see IntakeLease).
-  virtual Result<std::vector<IngestOutcome>> ingest(const std::vector<NewMessage>& batch,
-                                                    const std::optional<IntakeLease>& lease) = 0;
-  Result<std::vector<IngestOutcome>> ingest(const std::vector<NewMessage>& batch) {
-    return ingest(batch, std::nullopt);
+  // (commit() without finishes.)
+  Result<std::vector<IngestOutcome>> ingest(const std::vector<NewMessage>& batch,
+                                            const std::optional<IntakeLease>& lease = std::nullopt) {
+    auto committed = commit(batch, lease, {});
+    if (!committed) return std::unexpected(committed.error());
+    return std::move(committed->ingested);
   }
 
   // Claims up to `limit` messages in status "received" whose lease is absent or expired
