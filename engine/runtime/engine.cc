@@ -199,8 +199,13 @@ core::HttpResponse Engine::handle(const core::HttpRequest& request) {
 
 std::string Engine::metricsText() {
   auto stats = store_->stats();
+  std::int64_t handedOver = 0;
+  {
+    std::lock_guard<std::mutex> lock(handoffMutex_);
+    handedOver = static_cast<std::int64_t>(handoff_.size());
+  }
   return metrics_.render(stats ? *stats : store::StoreStats{}, breakers_.states(clock_->nowMs()),
-                         batcher_ ? batcher_->pending() : 0);
+                         batcher_ ? batcher_->pending() : 0, handedOver);
 }
 
 core::HttpResponse Engine::throttled(const std::string& why) const {

@@ -39,7 +39,7 @@ void Metrics::countAttempt(const std::string& channel, const std::string& destin
 }
 
 std::string Metrics::render(const store::StoreStats& stats, const std::map<std::string, int>& breakers,
-                            std::int64_t intakePending) const {
+                            std::int64_t intakePending, std::int64_t handedOver) const {
   std::ostringstream out;
   std::lock_guard<std::mutex> lock(mutex_);
   out << "# HELP switchboard_intake_requests_total Messages offered to intake, by outcome.\n"
@@ -115,6 +115,10 @@ std::string Metrics::render(const store::StoreStats& stats, const std::map<std::
   out << "# HELP switchboard_intake_pending Messages waiting for a group commit.\n"
       << "# TYPE switchboard_intake_pending gauge\n"
       << "switchboard_intake_pending " << intakePending << "\n";
+  out << "# HELP switchboard_pipeline_handed_over Messages intake handed to the pipeline in memory, "
+         "waiting for a worker.\n"
+      << "# TYPE switchboard_pipeline_handed_over gauge\n"
+      << "switchboard_pipeline_handed_over " << handedOver << "\n";
   return out.str();
 }
 

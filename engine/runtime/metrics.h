@@ -24,8 +24,9 @@ class Metrics {
   void countPipeline(const std::string& channel, const std::string& outcome);
 
   // Prometheus text: in-process counters plus `stats` from the store and breaker states.
+  // `handedOver`: messages intake handed to the pipeline in memory, waiting for a worker.
   std::string render(const store::StoreStats& stats, const std::map<std::string, int>& breakers,
-                     std::int64_t intakePending) const;
+                     std::int64_t intakePending, std::int64_t handedOver) const;
 
   static constexpr std::array<double, 12> kBuckets = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
                                                       0.1,   0.25,   0.5,   1.0,  2.5,   10.0};

@@ -387,8 +387,10 @@ BOOST_AUTO_TEST_CASE(accepted_messages_are_handed_to_the_pipeline_under_a_lease)
   auto a = firstId(f.post(R"({"id": "h1"})"));
   auto b = firstId(f.post(R"({"id": "h2"})"));
   f.post(R"({"id": "h1"})");  // a duplicate is not handed over twice
+  BOOST_TEST(f.engine->metricsText().find("switchboard_pipeline_handed_over 2\n") != std::string::npos);
   BOOST_TEST(f.engine->store().claimMessages("other", 10, f.clock->nowMs(), 1000)->empty());
   BOOST_TEST(f.engine->runPipelineOnce("w") == 2);
+  BOOST_TEST(f.engine->metricsText().find("switchboard_pipeline_handed_over 0\n") != std::string::npos);
   BOOST_TEST(f.engine->runDeliveriesOnce("w") == 2);
   for (auto id : {a, b}) {
     auto d = f.detail(id);
