@@ -56,6 +56,41 @@ std::vector<store::NewMessage> messages(const std::vector<std::string>& keys) {
 
 thread_local bool insideScope = false;
 
+// Holds the completions of the batcher's first commit (its committer waits inside the completion
+// scope) until release(), so later submits and finishes queue up behind it.
+class HeldCompletions {
+ public:
+  explicit HeldCompletions(runtime::IntakeBatcher& batcher) {
+    batcher.setCompletionScope([this](const std::function<void()>& completions) {
+      {
+        std::unique_lock<std::mutex> lock(mutex_);
+        if (!entered_) {
+          entered_ = true;
+          cv_.notify_all();
+          cv_.wait(lock, [&] { return released_; });
+        }
+      }
+      completions();
+    });
+  }
+  void waitUntilHeld() {
+    std::unique_lock<std::mutex> lock(mutex_);
+    cv_.wait(lock, [&] { return entered_; });
+  }
+  void release() {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      released_ = true;
+    }
+    cv_.notify_all();
+  }
+
+ private:
+  std::mutex mutex_;
+  std::condition_variable cv_;
+  bool entered_ = false, released_ = false;
+};
+
 void completionsRunOnceAfterTheCommitInsideTheScope(int committers) {
   StoreFixture f;
   std::atomic<int> committed{0};
@@ -158,27 +193,11 @@ BOOST_AUTO_TEST_CASE(a_full_queue_and_a_stopped_batcher_refuse_at_once_on_the_ca
   StoreFixture f;
   runtime::IntakeBatcher batcher(*f.store, 64, 3, nullptr);
   // The first commit's completions wait for the test, so later submits stay pending.
-  std::mutex mutex;
-  std::condition_variable cv;
-  bool entered = false, release = false;
-  batcher.setCompletionScope([&](const std::function<void()>& completions) {
-    {
-      std::unique_lock<std::mutex> lock(mutex);
-      if (!entered) {
-        entered = true;
-        cv.notify_all();
-        cv.wait(lock, [&] { return release; });
-      }
-    }
-    completions();
-  });
+  HeldCompletions hold(batcher);
   std::atomic<int> ok{0};
   auto count = [&](runtime::IntakeBatcher::Outcomes r) { ok += r.has_value() ? 1 : 0; };
   batcher.submitAsync(messages({"a"}), count);
-  {
-    std::unique_lock<std::mutex> lock(mutex);
-    cv.wait(lock, [&] { return entered; });
-  }
+  hold.waitUntilHeld();
   batcher.submitAsync(messages({"b", "c"}), count);  // 3 pending: still within the limit
   const auto caller = std::this_thread::get_id();
   std::optional<Error> refused;
@@ -188,11 +207,7 @@ BOOST_AUTO_TEST_CASE(a_full_queue_and_a_stopped_batcher_refuse_at_once_on_the_ca
   });
   BOOST_REQUIRE(refused.has_value());
   BOOST_TEST((refused->code == ErrorCode::kThrottled));
-  {
-    std::lock_guard<std::mutex> lock(mutex);
-    release = true;
-  }
-  cv.notify_all();
+  hold.release();
   batcher.stop();
   BOOST_TEST(ok.load() == 2);
   refused.reset();
@@ -230,35 +245,15 @@ BOOST_AUTO_TEST_CASE(finishes_commit_in_the_committers_transactions_and_after_st
   BOOST_TEST(f.store->getMessage(first->at(0).messageId)->message.status == "filtered");
 
   // Hold the next commit's completions; a submit and a finish queue up behind it.
-  std::mutex mutex;
-  std::condition_variable cv;
-  bool entered = false, release = false;
-  batcher.setCompletionScope([&](const std::function<void()>& completions) {
-    {
-      std::unique_lock<std::mutex> lock(mutex);
-      if (!entered) {
-        entered = true;
-        cv.notify_all();
-        cv.wait(lock, [&] { return release; });
-      }
-    }
-    completions();
-  });
+  HeldCompletions hold(batcher);
   std::promise<runtime::IntakeBatcher::Outcomes> held;
   batcher.submitAsync(messages({"d"}), [&](runtime::IntakeBatcher::Outcomes r) { held.set_value(std::move(r)); });
-  {
-    std::unique_lock<std::mutex> lock(mutex);
-    cv.wait(lock, [&] { return entered; });
-  }
+  hold.waitUntilHeld();
   std::promise<runtime::IntakeBatcher::Outcomes> queued;
   batcher.submitAsync(messages({"e"}), [&](runtime::IntakeBatcher::Outcomes r) { queued.set_value(std::move(r)); });
   std::vector<store::Store::FinishItem> second{{first->at(1).messageId, processed()}};
   auto finishing = std::async(std::launch::async, [&] { return batcher.finish("w", second, 1000); });
-  {
-    std::lock_guard<std::mutex> lock(mutex);
-    release = true;
-  }
-  cv.notify_all();
+  hold.release();
   auto shared = finishing.get();
   BOOST_REQUIRE(shared.has_value());
   BOOST_TEST(shared->at(0).has_value());
