@@ -21,6 +21,7 @@
 
 #include <rapidjson/document.h>
 
+#include "bench/cpu_rate.h"
 #include "engine/core/heap.h"
 #include "engine/mapping/mapping.h"
 #ifdef SWITCHBOARD_BENCH_VALIDATE
@@ -42,8 +43,6 @@ void operator delete(void* p, std::size_t) noexcept { std::free(p); }
 
 namespace {
 
-using Clock = std::chrono::steady_clock;
-
 std::string readFile(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   std::ostringstream s;
@@ -51,42 +50,15 @@ std::string readFile(const std::string& path) {
   return s.str();
 }
 
-double threadCpuSeconds() {
-  timespec ts{};
-  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-  return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) * 1e-9;
-}
-
-struct Rate {
-  double wall = 0;  // per second of wall time
-  double cpu = 0;   // per second of this thread's CPU time
-};
-
-template <typename F>
-Rate runFor(double seconds, F&& once) {
-  const auto start = Clock::now();
-  const double cpu0 = threadCpuSeconds();
-  const auto stop = start + std::chrono::duration<double>(seconds);
-  std::uint64_t count = 0;
-  while (Clock::now() < stop) {
-    for (int i = 0; i < 64; ++i) once();
-    count += 64;
-  }
-  const double wall = std::chrono::duration<double>(Clock::now() - start).count();
-  return {count / wall, count / (threadCpuSeconds() - cpu0)};
-}
-
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v[v.size() / 2];
-}
+using switchboard::benchmarks::median;
+using switchboard::benchmarks::runFor;
 
 // Median rates of `runs` runs, printed as one line.
 template <typename F>
 void measure(const char* label, double seconds, int runs, F&& once) {
   std::vector<double> wall, cpu;
   for (int r = 0; r < runs; ++r) {
-    Rate rate = runFor(seconds, once);
+    switchboard::benchmarks::Rate rate = runFor(seconds, once);
     wall.push_back(rate.wall);
     cpu.push_back(rate.cpu);
   }

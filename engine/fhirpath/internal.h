@@ -71,8 +71,9 @@ struct ElementInfo {
 bool isPrimitiveType(std::string_view fhirType);
 bool isResourceType(std::string_view name);
 bool isKnownType(std::string_view name);  // a FHIR data type, resource or backbone type
-// The element `name` of `parentType`; empty when unknown.
-std::optional<ElementInfo> elementInfo(std::string_view parentType, std::string_view name);
+// The element `name` of `parentType`; null when unknown. Points into the model, which lives as
+// long as the process.
+const ElementInfo* elementInfo(std::string_view parentType, std::string_view name);
 // Whether every element of the type is modelled (so an unknown name is an error).
 bool typeIsComplete(std::string_view type);
 // The base type (Patient -> DomainResource -> Resource; code -> string; Age -> Quantity).

@@ -1,9 +1,11 @@
 // A compact FHIR R4 type model: the element types of the common data types and of the resources
 // the engine meets most (Patient, Observation, Questionnaire, ValueSet, CodeSystem, Parameters,
 // Appointment, Bundle ...). Thread-safety: built once on first use, then read-only.
-#include <map>
-#include <set>
+#include <functional>
 #include <sstream>
+#include <string_view>
+#include <unordered_map>
+#include <unordered_set>
 
 #include "engine/fhirpath/internal.h"
 
@@ -356,16 +358,26 @@ const char* const kComplexTypes[] = {"Address",
                                      "Dosage",
                                      "Meta"};
 
+// Hashed by name, looked up by string_view without a copy: every navigation step of the FHIRPath
+// engine asks the model (an ordered map compared names character by character at each level).
+struct NameHash {
+  using is_transparent = void;
+  std::size_t operator()(std::string_view s) const noexcept { return std::hash<std::string_view>{}(s); }
+};
+template <typename V>
+using NameMap = std::unordered_map<std::string, V, NameHash, std::equal_to<>>;
+using NameSet = std::unordered_set<std::string, NameHash, std::equal_to<>>;
+
 struct TypeDef {
   std::string base;
   bool complete = false;
-  std::map<std::string, ElementInfo, std::less<>> elements;
+  NameMap<ElementInfo> elements;
 };
 
 struct Model {
-  std::map<std::string, TypeDef, std::less<>> types;
-  std::set<std::string, std::less<>> primitives, resources, complexTypes;
-  std::map<std::string, std::string, std::less<>> suffixes;  // "DateTime" -> "dateTime"
+  NameMap<TypeDef> types;
+  NameSet primitives, resources, complexTypes;
+  NameMap<std::string> suffixes;  // "DateTime" -> "dateTime"
 
   Model() {
     for (const char* p : kPrimitives) {
@@ -434,9 +446,9 @@ bool isKnownType(std::string_view n) {
          n == "DomainResource" || n == "SimpleQuantity" || n == "MoneyQuantity";
 }
 
-std::optional<ElementInfo> elementInfo(std::string_view parentType, std::string_view name) {
+const ElementInfo* elementInfo(std::string_view parentType, std::string_view name) {
   const Model& m = model();
-  std::string type(parentType);
+  std::string_view type = parentType;  // then the bases' names, which the model keeps
   for (int guard = 0; guard < 8 && !type.empty(); ++guard) {
     auto it = m.types.find(type);
     if (it == m.types.end()) {
@@ -452,13 +464,13 @@ std::optional<ElementInfo> elementInfo(std::string_view parentType, std::string_
         type = "Element";
         continue;
       }
-      return std::nullopt;
+      return nullptr;
     }
     auto el = it->second.elements.find(name);
-    if (el != it->second.elements.end()) return el->second;
+    if (el != it->second.elements.end()) return &el->second;
     type = it->second.base;
   }
-  return std::nullopt;
+  return nullptr;
 }
 
 bool typeIsComplete(std::string_view type) {

@@ -1,0 +1,48 @@
+// Rates of a repeated operation per second of wall time and per second of the calling thread's
+// CPU time (the figure that other work on a shared machine disturbs least), and the median of a
+// few runs. Shared by the benchmarks under bench/.
+// Thread-safety: each call measures the calling thread only.
+#pragma once
+
+#include <time.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdint>
+#include <vector>
+
+namespace switchboard::benchmarks {
+
+inline double threadCpuSeconds() {
+  timespec ts{};
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) * 1e-9;
+}
+
+struct Rate {
+  double wall = 0;  // per second of wall time
+  double cpu = 0;   // per second of this thread's CPU time
+};
+
+// Calls `once` in rounds of 64 for about `seconds` of wall time.
+template <typename F>
+Rate runFor(double seconds, F&& once) {
+  using Clock = std::chrono::steady_clock;
+  const auto start = Clock::now();
+  const double cpu0 = threadCpuSeconds();
+  const auto stop = start + std::chrono::duration<double>(seconds);
+  std::uint64_t count = 0;
+  while (Clock::now() < stop) {
+    for (int i = 0; i < 64; ++i) once();
+    count += 64;
+  }
+  const double wall = std::chrono::duration<double>(Clock::now() - start).count();
+  return {static_cast<double>(count) / wall, static_cast<double>(count) / (threadCpuSeconds() - cpu0)};
+}
+
+inline double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v[v.size() / 2];
+}
+
+}  // namespace switchboard::benchmarks
