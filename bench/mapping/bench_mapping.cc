@@ -21,7 +21,7 @@
 
 #include <rapidjson/document.h>
 
-#include "bench/cpu_rate.h"
+#include "bench/bench_support.h"
 #include "engine/core/heap.h"
 #include "engine/mapping/mapping.h"
 #ifdef SWITCHBOARD_BENCH_VALIDATE
@@ -43,12 +43,7 @@ void operator delete(void* p, std::size_t) noexcept { std::free(p); }
 
 namespace {
 
-std::string readFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::ostringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
+using switchboard::benchmarks::readFile;
 
 using switchboard::benchmarks::median;
 using switchboard::benchmarks::runFor;

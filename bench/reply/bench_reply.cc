@@ -11,7 +11,7 @@
 
 #include <rapidjson/document.h>
 
-#include "bench/cpu_rate.h"
+#include "bench/bench_support.h"
 #include "channels/reply/reply_destination.h"
 #include "engine/core/config.h"
 #include "engine/core/heap.h"
@@ -21,12 +21,6 @@ using namespace switchboard;
 
 namespace {
 
-std::string readFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::ostringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
 
 template <typename F>
 void measure(const char* label, double seconds, int runs, F&& once) {
@@ -50,7 +44,7 @@ int main(int argc, char** argv) {
   const int runs = argc > 2 ? std::atoi(argv[2]) : 3;
   const std::string root = SWITCHBOARD_SOURCE_DIR;
   const std::string bundlePath = argc > 3 ? argv[3] : root + "/tests/data/reply/appointment-bundle.json";
-  const std::string bundle = readFile(bundlePath);
+  const std::string bundle = benchmarks::readFile(bundlePath);
 
   // The shipped channel's reply destination, its ${env:...} defaults expanded as at start-up
   // (the send API's token only has to be present: nothing is sent).

@@ -1,7 +1,7 @@
-// Rates of a repeated operation per second of wall time and per second of the calling thread's
-// CPU time (the figure that other work on a shared machine disturbs least), and the median of a
-// few runs. Shared by the benchmarks under bench/.
-// Thread-safety: each call measures the calling thread only.
+// Helpers shared by the benchmarks under bench/: rates of a repeated operation per second of wall
+// time and per second of the calling thread's CPU time (the figure that other work on a shared
+// machine disturbs least), the median of a few runs, and reading an input file whole.
+// Thread-safety: each rate measures the calling thread only; the rest are pure functions.
 #pragma once
 
 #include <time.h>
@@ -9,6 +9,9 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdint>
+#include <fstream>
+#include <sstream>
+#include <string>
 #include <vector>
 
 namespace switchboard::benchmarks {
@@ -38,6 +41,14 @@ Rate runFor(double seconds, F&& once) {
   }
   const double wall = std::chrono::duration<double>(Clock::now() - start).count();
   return {static_cast<double>(count) / wall, static_cast<double>(count) / (threadCpuSeconds() - cpu0)};
+}
+
+// The file's bytes; empty when it cannot be read.
+inline std::string readFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::ostringstream s;
+  s << in.rdbuf();
+  return s.str();
 }
 
 inline double median(std::vector<double> v) {
