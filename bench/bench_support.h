@@ -1,6 +1,6 @@
 // Helpers shared by the benchmarks under bench/: rates of a repeated operation per second of wall
 // time and per second of the calling thread's CPU time (the figure that other work on a shared
-// machine disturbs least), the median of a few runs, and reading an input file whole.
+// machine disturbs least), their medians over a few runs, and reading an input file whole.
 // Thread-safety: each rate measures the calling thread only; the rest are pure functions.
 #pragma once
 
@@ -54,6 +54,18 @@ inline std::string readFile(const std::string& path) {
 inline double median(std::vector<double> v) {
   std::sort(v.begin(), v.end());
   return v[v.size() / 2];
+}
+
+// The medians of `runs` runs of runFor(seconds, once).
+template <typename F>
+Rate medianRate(double seconds, int runs, F&& once) {
+  std::vector<double> wall, cpu;
+  for (int r = 0; r < runs; ++r) {
+    Rate rate = runFor(seconds, once);
+    wall.push_back(rate.wall);
+    cpu.push_back(rate.cpu);
+  }
+  return {median(wall), median(cpu)};
 }
 
 }  // namespace switchboard::benchmarks

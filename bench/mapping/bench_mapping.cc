@@ -45,21 +45,13 @@ namespace {
 
 using switchboard::benchmarks::readFile;
 
-using switchboard::benchmarks::median;
-using switchboard::benchmarks::runFor;
-
 // Median rates of `runs` runs, printed as one line.
 template <typename F>
 void measure(const char* label, double seconds, int runs, F&& once) {
-  std::vector<double> wall, cpu;
-  for (int r = 0; r < runs; ++r) {
-    switchboard::benchmarks::Rate rate = runFor(seconds, once);
-    wall.push_back(rate.wall);
-    cpu.push_back(rate.cpu);
-  }
+  const switchboard::benchmarks::Rate rate = switchboard::benchmarks::medianRate(seconds, runs, once);
   std::printf("%s %9.0f submissions/s per CPU second, %9.0f per wall second (medians of %d runs of "
               "%.1f s)\n",
-              label, median(cpu), median(wall), runs, seconds);
+              label, rate.cpu, rate.wall, runs, seconds);
 }
 
 }  // namespace

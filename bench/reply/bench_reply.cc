@@ -5,8 +5,6 @@
 // Usage: bench_reply [SECONDS] [RUNS] [BUNDLE]; BENCH_COMPOSE_ONLY=1 skips the parse-only line.
 #include <cstdio>
 #include <cstdlib>
-#include <fstream>
-#include <sstream>
 #include <string>
 
 #include <rapidjson/document.h>
@@ -21,19 +19,12 @@ using namespace switchboard;
 
 namespace {
 
-
 template <typename F>
 void measure(const char* label, double seconds, int runs, F&& once) {
-  std::vector<double> wall, cpu;
-  for (int r = 0; r < runs; ++r) {
-    benchmarks::Rate rate = benchmarks::runFor(seconds, once);
-    wall.push_back(rate.wall);
-    cpu.push_back(rate.cpu);
-  }
-  const double perCpu = benchmarks::median(cpu);
+  const benchmarks::Rate rate = benchmarks::medianRate(seconds, runs, once);
   std::printf("%-14s %9.0f per CPU second (%6.1f us each), %9.0f per wall second (medians of %d runs of "
               "%.1f s)\n",
-              label, perCpu, 1e6 / perCpu, benchmarks::median(wall), runs, seconds);
+              label, rate.cpu, 1e6 / rate.cpu, rate.wall, runs, seconds);
 }
 
 }  // namespace
