@@ -1,9 +1,9 @@
 // The FHIR validator alone, in a loop on one thread: validations per CPU second (median of runs)
 // and heap allocations per validation, for the seed Flow's mapped transaction Bundle and a few
-// other resources, each in four modes: an already parsed document with invariants, the same without
-// invariants, from text (read + validate, as the fhir-validate stage, `switchboard validate` and
-// bench/mapping do), and parsed with the fhir-validate stage's defaults (invariants, best-practice
-// dom-6 off).
+// other resources, each in five modes: an already parsed document with invariants, the same without
+// invariants, from text (read + validate, as `switchboard validate` does), parsed with the
+// fhir-validate stage's defaults (invariants, best-practice dom-6 off), and from text with the
+// stage's defaults (what the fhir-validate stage and bench/mapping's map + validate pay).
 // Usage: bench_validate [SECONDS_PER_RUN] [RUNS] [FILE ...] (files relative to the source tree
 // or absolute; default: the set below); BENCH_VALIDATE_MODES=0 (or 1, 2, "02" ...) runs only
 // those modes, e.g. for perf. Thread-safety: single-threaded.
@@ -94,9 +94,9 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "bench_validate: %s\n", validator.error().message.c_str());
     return 2;
   }
-  std::printf("%-44s %7s %6s | %-22s | %-22s | %-22s | %-22s\n", "file", "bytes", "issues",
-              "parsed, invariants", "parsed, no invariants", "text, invariants",
-              "parsed, stage options");
+  std::printf("%-44s %7s %6s | %-22s | %-22s | %-22s | %-22s | %-22s\n", "file", "bytes",
+              "issues", "parsed, invariants", "parsed, no invariants", "text, invariants",
+              "parsed, stage options", "text, stage options");
   for (const auto& name : files) {
     const std::string text = readFile(name.starts_with("/") ? name : root + "/" + name);
     auto parsed = fhirpath::parseResource(text);
@@ -112,7 +112,7 @@ int main(int argc, char** argv) {
     const std::size_t issues = validator->validate(doc, with).size();
     std::string cells;
     const char* modes = std::getenv("BENCH_VALIDATE_MODES");
-    for (int mode = 0; mode < 4; ++mode) {
+    for (int mode = 0; mode < 5; ++mode) {
       if (modes && !std::strchr(modes, '0' + mode)) {
         cells += " |            (skipped)";
         continue;
@@ -120,6 +120,7 @@ int main(int argc, char** argv) {
       auto once = [&] {
         std::size_t n = mode == 2   ? validator->validateText(text, with).size()
                         : mode == 3 ? validator->validate(doc, stage).size()
+                        : mode == 4 ? validator->validateText(text, stage).size()
                                     : validator->validate(doc, mode == 0 ? with : without).size();
         if (n > 1000000) std::abort();  // keeps the call
       };
