@@ -106,47 +106,6 @@ bool ElementDef::isPrimitiveChoiceSuffix(std::string_view suffix) const {
   return t && !t->code.empty() && std::islower(static_cast<unsigned char>(t->code[0]));
 }
 
-// JSON keys are short names: the length and three of the characters mixed by one multiply
-// spread them well enough for tables of a few dozen keys, at a fraction of a byte-wise hash.
-namespace {
-
-// Whether n bytes at a and b are equal. Keys are short: a call to memcmp costs more than the
-// compare, and a byte loop runs once per character; this reads 8 (or 4) bytes at a time, the
-// last word overlapping the one before it, and never reads outside [a, a + n) or [b, b + n).
-template <typename Word>
-Word loadWord(const char* p) {
-  Word w;
-  std::memcpy(&w, p, sizeof w);
-  return w;
-}
-bool sameShortText(const char* a, const char* b, std::size_t n) {
-  if (n >= 8) {
-    for (std::size_t i = 0; i + 8 < n; i += 8)
-      if (loadWord<std::uint64_t>(a + i) != loadWord<std::uint64_t>(b + i)) return false;
-    return loadWord<std::uint64_t>(a + n - 8) == loadWord<std::uint64_t>(b + n - 8);
-  }
-  if (n >= 4) {
-    return loadWord<std::uint32_t>(a) == loadWord<std::uint32_t>(b) &&
-           loadWord<std::uint32_t>(a + n - 4) == loadWord<std::uint32_t>(b + n - 4);
-  }
-  for (std::size_t i = 0; i < n; ++i)
-    if (a[i] != b[i]) return false;
-  return true;
-}
-
-}  // namespace
-
-std::uint32_t ChildIndex::hash(std::string_view key) {
-  const std::size_t n = key.size();
-  if (n == 0) return 0;
-  const auto at = [&](std::size_t i) {
-    return static_cast<std::uint32_t>(static_cast<unsigned char>(key[i]));
-  };
-  std::uint32_t h = static_cast<std::uint32_t>(n) | at(0) << 8 | at(n / 2) << 16 | at(n - 1) << 24;
-  h *= 0x9E3779B1u;
-  return h ^ (h >> 15);
-}
-
 void ChildIndex::rebuild(std::size_t buckets) {
   table_.assign(buckets, Bucket{});
   const std::uint32_t mask = static_cast<std::uint32_t>(buckets - 1);
@@ -167,18 +126,6 @@ void ChildIndex::add(std::string key, ChildSlot slot) {
     rebuild(table_.size());
 }
 
-const ChildSlot* ChildIndex::find(std::string_view key) const {
-  if (table_.empty()) return nullptr;
-  const std::uint32_t mask = static_cast<std::uint32_t>(table_.size() - 1);
-  const std::uint32_t h = hash(key);
-  for (std::uint32_t b = h & mask;; b = (b + 1) & mask) {
-    const Bucket bucket = table_[b];
-    if (bucket.entry == 0) return nullptr;
-    if (bucket.hash != h) continue;
-    const auto& [k, slot] = entries_[bucket.entry - 1];
-    if (k.size() == key.size() && sameShortText(k.data(), key.data(), key.size())) return &slot;
-  }
-}
 
 const ElementDef* StructureDefinition::element(std::string_view path) const {
   auto it = byPath_.find(std::string(path));

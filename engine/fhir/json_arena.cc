@@ -71,24 +71,39 @@ class Reader {
     while (p_ < end_ && (*p_ == ' ' || *p_ == '\n' || *p_ == '\r' || *p_ == '\t')) ++p_;
   }
 
-  // From just after the opening quote to just after the closing one; the text is unescaped in
-  // place and NUL-terminated like rapidjson's in-situ strings.
-  bool string(const char*& text, rapidjson::SizeType& length) {
-    char* const start = p_;
-    char* out = nullptr;  // the write position once an escape shifted the text
+  // The mask of the bytes of the 16 at `at` that end a plain run: quote, backslash, or a byte
+  // below 0x20 (the padding's NUL among them).
+  static unsigned specials(const char* at) {
+    const __m128i x = _mm_loadu_si128(reinterpret_cast<const __m128i*>(at));
     const __m128i quote = _mm_set1_epi8('"'), backslash = _mm_set1_epi8('\\'),
                   control = _mm_set1_epi8(0x1F);
+    const __m128i hit =
+        _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(x, quote), _mm_cmpeq_epi8(x, backslash)),
+                     _mm_cmpeq_epi8(_mm_max_epu8(x, control), control));  // byte < 0x20
+    return static_cast<unsigned>(_mm_movemask_epi8(hit));
+  }
+
+  // From just after the opening quote to just after the closing one; the text is unescaped in
+  // place and NUL-terminated like rapidjson's in-situ strings. The usual string (no escape) is
+  // one scan to its quote; the first byte that is no quote goes to escaped().
+  bool string(const char*& text, rapidjson::SizeType& length) {
+    char* const start = p_;
+    unsigned mask;
+    while ((mask = specials(p_)) == 0) p_ += 16;
+    p_ += __builtin_ctz(mask);
+    if (*p_ != '"') return escaped(start, text, length);
+    *p_ = '\0';
+    text = start;
+    length = static_cast<rapidjson::SizeType>(p_ - start);
+    ++p_;
+    return true;
+  }
+
+  // The rest of a string from a backslash, a control byte or the end of the text at p_ (what
+  // lies between `start` and p_ is plain).
+  bool escaped(char* const start, const char*& text, rapidjson::SizeType& length) {
+    char* out = nullptr;  // the write position once an escape shifted the text
     for (;;) {
-      const __m128i x = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p_));
-      const __m128i hit =
-          _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(x, quote), _mm_cmpeq_epi8(x, backslash)),
-                       _mm_cmpeq_epi8(_mm_max_epu8(x, control), control));  // byte < 0x20
-      const unsigned mask = static_cast<unsigned>(_mm_movemask_epi8(hit));
-      const std::size_t run = mask ? static_cast<std::size_t>(__builtin_ctz(mask)) : 16;
-      if (out) std::memmove(out, p_, run);
-      if (out) out += run;
-      p_ += run;
-      if (!mask) continue;
       if (p_ >= end_) return false;
       if (*p_ == '"') break;
       if (*p_ != '\\' || end_ - p_ < 2) return false;  // a control character
@@ -124,6 +139,14 @@ class Reader {
       if (!out) out = p_;
       *out++ = c;
       p_ += 2;
+      for (;;) {  // the plain run up to the next special byte, moved down
+        const unsigned mask = specials(p_);
+        const std::size_t run = mask ? static_cast<std::size_t>(__builtin_ctz(mask)) : 16;
+        std::memmove(out, p_, run);
+        out += run;
+        p_ += run;
+        if (mask) break;
+      }
     }
     char* const stop = out ? out : p_;
     *stop = '\0';
@@ -136,8 +159,10 @@ class Reader {
   // Blanks, then `c`, which is consumed; false (nothing consumed but blanks) when another
   // character or the end comes first.
   bool take(char c) {
-    blanks();
-    if (*p_ != c) return false;  // at end_ the padding's NUL
+    if (*p_ != c) {  // compact JSON: the character comes next
+      blanks();
+      if (*p_ != c) return false;  // at end_ the padding's NUL
+    }
     ++p_;
     return true;
   }

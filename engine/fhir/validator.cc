@@ -320,31 +320,17 @@ class Walk {
     inContained_ = savedContained;
   }
 
-  // The members of a JSON object holding the children of `parent` (an element of `sd` at
-  // `path`).
-  void object(const StructureDefinition& sd, const std::string& path, const ElementDef& parent,
-              const Value& obj, const Loc& loc, bool resourceRoot = false) {
-    if (depth_ >= kMaxDepth) {
-      add("error", "too-long",
-          "elements nested deeper than " + std::to_string(kMaxDepth) + " levels are not validated",
-          loc.str());
-      return;
-    }
-    struct DepthGuard {
-      int& d;
-      explicit DepthGuard(int& depth) : d(++depth) {}
-      ~DepthGuard() { --d; }
-    } guard(depth_);
-    const std::vector<const ElementDef*>& defs = *parent.children;
-    const ChildIndex& index = *parent.childIndex;
-    const bool isResourceRoot = resourceRoot && sd.isResource;
+  // The members of `obj` resolved to children of `index` and appended to members_, with each
+  // "_name" paired with its value, unknown keys and misplaced "_name"s reported; whether they
+  // came in definition order.
+  bool collectMembers(const std::string& path, const ChildIndex& index, const Value& obj, const Loc& loc,
+               bool isResourceRoot) {
     // Most objects carry no "_name" primitive extensions: skip those look-ups then.
     bool anyUnderscore = false;
     for (auto it = obj.MemberBegin(); it != obj.MemberEnd(); ++it)
       anyUnderscore =
           anyUnderscore || (it->name.GetStringLength() > 0 && it->name.GetString()[0] == '_');
-    const std::size_t base = members_.size();
-    bool sorted = true;  // members in definition order already (the mapping writes them so)
+    bool sorted = true;
     std::uint32_t lastIndex = 0;
     for (auto it = obj.MemberBegin(); it != obj.MemberEnd(); ++it) {
       std::string_view key = sv(it->name);
@@ -374,6 +360,45 @@ class Walk {
       sorted = sorted && slot->index >= lastIndex;
       lastIndex = slot->index;
       members_.push_back(Member{slot->index, slot, &*it, ext});
+    }
+    return sorted;
+  }
+
+  // The members of a JSON object holding the children of `parent` (an element of `sd` at
+  // `path`).
+  void object(const StructureDefinition& sd, const std::string& path, const ElementDef& parent,
+              const Value& obj, const Loc& loc, bool resourceRoot = false) {
+    if (depth_ >= kMaxDepth) {
+      add("error", "too-long",
+          "elements nested deeper than " + std::to_string(kMaxDepth) + " levels are not validated",
+          loc.str());
+      return;
+    }
+    struct DepthGuard {
+      int& d;
+      explicit DepthGuard(int& depth) : d(++depth) {}
+      ~DepthGuard() { --d; }
+    } guard(depth_);
+    const std::vector<const ElementDef*>& defs = *parent.children;
+    const ChildIndex& index = *parent.childIndex;
+    const bool isResourceRoot = resourceRoot && sd.isResource;
+    const std::size_t base = members_.size();
+    // The usual object: each key names a child and none starts with '_', so one pass resolves
+    // them; a "_name" or an unknown key sends the object to collectMembers(), which reports them.
+    bool sorted = true;  // members in definition order already (the mapping writes them so)
+    std::uint32_t lastIndex = 0;
+    for (auto it = obj.MemberBegin(); it != obj.MemberEnd(); ++it) {
+      std::string_view key = sv(it->name);
+      if (isResourceRoot && key == "resourceType") continue;
+      const ChildSlot* slot = key.empty() || key[0] == '_' ? nullptr : index.find(key);
+      if (!slot) {
+        members_.erase(members_.begin() + static_cast<std::ptrdiff_t>(base), members_.end());
+        sorted = collectMembers(path, index, obj, loc, isResourceRoot);
+        break;
+      }
+      sorted = sorted && slot->index >= lastIndex;
+      lastIndex = slot->index;
+      members_.push_back(Member{slot->index, slot, &*it, nullptr});
     }
     // Group by element (stable: JSON order within an element), then walk in definition order.
     const std::size_t end = members_.size();
