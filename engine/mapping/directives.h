@@ -7,6 +7,7 @@
 #pragma once
 
 #include <cstdlib>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -15,12 +16,14 @@
 
 namespace switchboard::mapping::detail {
 
-template <typename Run, typename Vals>
-Result<void> translateDirective(Run& run, const TNode& node, Vals& vals,
-                                rapidjson::Document::AllocatorType& alloc) {
+// The translation a $translate node gives: none when its code is absent, or when an optional
+// code has no translation; the error the directive reports otherwise.
+template <typename Run>
+Result<std::optional<ConceptMapSet::View>> translateLookup(Run& run, const TNode& node) {
+  using Found = std::optional<ConceptMapSet::View>;
   auto code = run.scalarText(*node.code);
   if (!code) return std::unexpected(code.error());
-  if (!*code) return {};
+  if (!*code) return Found();
   std::string system;
   if (node.system) {
     auto s = run.scalarText(*node.system);
@@ -30,7 +33,7 @@ Result<void> translateDirective(Run& run, const TNode& node, Vals& vals,
   const std::string_view codeText = **code;
   auto t = run.m.maps->lookup(*node.map, node.mapName, codeText, system);
   if (!t) {
-    if (!node.required && t.error().code == ErrorCode::kCodeInvalid) return {};
+    if (!node.required && t.error().code == ErrorCode::kCodeInvalid) return Found();
     const std::string field = locationOf(node.code.get());
     return std::unexpected(run.error(t.error().code,
                                      field + " = " + quoteValue(codeText) +
@@ -38,22 +41,32 @@ Result<void> translateDirective(Run& run, const TNode& node, Vals& vals,
                                          "\" (" + node.pointer + ")",
                                      field));
   }
+  return Found(*t);
+}
+
+template <typename Run, typename Vals>
+Result<void> translateDirective(Run& run, const TNode& node, Vals& vals,
+                                rapidjson::Document::AllocatorType& alloc) {
+  auto found = translateLookup(run, node);
+  if (!found) return std::unexpected(found.error());
+  if (!*found) return {};
+  const ConceptMapSet::View* t = &**found;
   auto str = [&](std::string_view s) {
     return JsonValue(s.data(), static_cast<rapidjson::SizeType>(s.size()), alloc);
   };
   auto add = [&](std::string_view s) {
     if (!s.empty()) vals.push_back(str(s));
   };
-  if (node.select == "source-display") {
+  if (node.selectKind == TNode::Select::kSourceDisplay) {
     add(t->sourceDisplay);
     return {};
   }
   if (!t->matched) return {};
-  if (node.select == "code") {
+  if (node.selectKind == TNode::Select::kCode) {
     add(t->code);
-  } else if (node.select == "system") {
+  } else if (node.selectKind == TNode::Select::kSystem) {
     add(t->system);
-  } else if (node.select == "display") {
+  } else if (node.selectKind == TNode::Select::kDisplay) {
     add(t->display);
   } else {
     JsonValue coding(rapidjson::kObjectType);

@@ -321,6 +321,11 @@ Result<void> Mapping::Impl::compileObject(const JsonValue& v, TNode& node) const
                 at + "/select", "expected coding, code, system, display or source-display"));
           op->select = sel->value.GetString();
         }
+        op->selectKind = op->select == "code"             ? TNode::Select::kCode
+                         : op->select == "system"         ? TNode::Select::kSystem
+                         : op->select == "display"        ? TNode::Select::kDisplay
+                         : op->select == "source-display" ? TNode::Select::kSourceDisplay
+                                                          : TNode::Select::kCoding;
       } else {
         op->kind = TNode::Kind::kLocalInstant;
         allowed = {"date", "time", "zone", "addMinutes"};

@@ -165,6 +165,9 @@ class TextOut {
     room(n);
     copy(d, n);
   }
+  // The cursor itself, for writers that fill the room they made (room()) and then move it.
+  char* at() const { return p_; }
+  void setAt(char* p) { p_ = p; }
   void finish() { s_.resize(static_cast<std::size_t>(p_ - s_.data())); }
   std::size_t pos() const { return static_cast<std::size_t>(p_ - s_.data()); }
   bool nonAscii = false;  // a string with bytes outside ASCII was written (writeString)
@@ -250,10 +253,10 @@ std::size_t nextSpecial(const char* s, std::size_t i, std::size_t n) {
 
 // A JSON string, byte for byte as rapidjson::Writer (without validation) writes it: runs of
 // plain bytes found by nextSpecial() and copied whole. Marks `out` when the string holds a byte
-// outside ASCII, so that only such texts need the UTF-8 check.
-void writeString(const char* s, std::size_t n, TextOut& out) {
+// outside ASCII, so that only such texts need the UTF-8 check. For any string (writeString()
+// takes the plain ones itself).
+[[gnu::noinline]] void writeStringEscaped(const char* s, std::size_t n, TextOut& out) {
   static const char kHex[] = "0123456789ABCDEF";
-  out.room(2 + 6 * n);
   out.put('"');
   std::size_t i = 0, run = 0;
   while ((i = nextSpecial(s, i, n)) < n) {
@@ -288,6 +291,103 @@ void writeString(const char* s, std::size_t n, TextOut& out) {
   }
   out.copy(s + run, n - run);
   out.put('"');
+}
+
+// Whether a word holds a special byte (kSpecialByte): zero exactly when none does (a borrow may
+// mark bytes above a special one, never a word without one).
+inline bool specialWord8(std::uint64_t w) {
+  constexpr std::uint64_t kOnes = 0x0101010101010101ULL, kHigh = 0x8080808080808080ULL;
+  const std::uint64_t quote = w ^ (kOnes * '"'), slash = w ^ (kOnes * '\\');
+  return ((((w - kOnes * 0x20) & ~w) | ((quote - kOnes) & ~quote) | ((slash - kOnes) & ~slash) |
+           w) &
+          kHigh) != 0;
+}
+inline bool specialWord4(std::uint32_t w) {
+  constexpr std::uint32_t kOnes = 0x01010101U, kHigh = 0x80808080U;
+  const std::uint32_t quote = w ^ (kOnes * '"'), slash = w ^ (kOnes * '\\');
+  return ((((w - kOnes * 0x20) & ~w) | ((quote - kOnes) & ~quote) | ((slash - kOnes) & ~slash) |
+           w) &
+          kHigh) != 0;
+}
+
+// writeString() for strings of more than sixteen bytes (room made): sixteen bytes at a time
+// (SSE2), each block stored as it is checked; the first special byte sends the whole string to
+// writeStringEscaped().
+[[gnu::noinline]] void writeStringLong(const char* s, std::size_t n, TextOut& out) {
+#if defined(__SSE2__)
+  // Bytes below 0x20 and, compared signed, every byte from 0x80 up; quotes; backslashes.
+  auto special16 = [](__m128i v) {
+    return _mm_movemask_epi8(
+        _mm_or_si128(_mm_cmplt_epi8(v, _mm_set1_epi8(0x20)),
+                     _mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8('"')),
+                                  _mm_cmpeq_epi8(v, _mm_set1_epi8('\\')))));
+  };
+  char* p = out.at();
+  char* d = p + 1;
+  std::size_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(s + i));
+    if (special16(v) != 0) return writeStringEscaped(s, n, out);
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(d + i), v);
+  }
+  if (i < n) {  // the last sixteen bytes, some of them stored already (the same bytes)
+    const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(s + n - 16));
+    if (special16(v) != 0) return writeStringEscaped(s, n, out);
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(d + n - 16), v);
+  }
+  p[0] = '"';
+  p[n + 1] = '"';
+  out.setAt(p + n + 2);
+#else
+  writeStringEscaped(s, n, out);
+#endif
+}
+
+// A JSON string as writeStringEscaped() writes it, for the strings of the output, most of them
+// short and plain: up to sixteen bytes checked and copied as two overlapping words (or
+// half-words, or bytes) in the caller's code, longer ones by writeStringLong(); a special byte
+// sends the string to writeStringEscaped().
+[[gnu::always_inline]] inline void writeString(const char* s, std::size_t n, TextOut& out) {
+  out.room(2 + 6 * n);
+  if (n > 16) return writeStringLong(s, n, out);
+  char* p = out.at();
+  if (n >= 8) {
+    std::uint64_t a, b;
+    std::memcpy(&a, s, 8);
+    std::memcpy(&b, s + n - 8, 8);
+    if (!specialWord8(a) && !specialWord8(b)) [[likely]] {
+      p[0] = '"';
+      std::memcpy(p + 1, &a, 8);
+      std::memcpy(p + 1 + n - 8, &b, 8);
+      p[n + 1] = '"';
+      out.setAt(p + n + 2);
+      return;
+    }
+  } else if (n >= 4) {
+    std::uint32_t a, b;
+    std::memcpy(&a, s, 4);
+    std::memcpy(&b, s + n - 4, 4);
+    if (!specialWord4(a) && !specialWord4(b)) [[likely]] {
+      p[0] = '"';
+      std::memcpy(p + 1, &a, 4);
+      std::memcpy(p + 1 + n - 4, &b, 4);
+      p[n + 1] = '"';
+      out.setAt(p + n + 2);
+      return;
+    }
+  } else {
+    bool special = false;
+    for (std::size_t i = 0; i < n; ++i)
+      special = special || kSpecialByte[static_cast<unsigned char>(s[i])];
+    if (!special) {
+      p[0] = '"';
+      for (std::size_t i = 0; i < n; ++i) p[1 + i] = s[i];
+      p[n + 1] = '"';
+      out.setAt(p + n + 2);
+      return;
+    }
+  }
+  writeStringEscaped(s, n, out);
 }
 
 // Compact JSON text of `v`, byte for byte what rapidjson::Writer (without validation) writes.
@@ -528,6 +628,11 @@ struct ProgramBuilder {
       step.count = static_cast<std::uint32_t>(n.elements.size());
       m.program.resize(m.program.size() + n.elements.size());  // the elements side by side
       for (std::uint32_t i = 0; i < step.count; ++i) fill(*n.elements[i], step.first + i);
+    } else if (n.kind == TNode::Kind::kObject && n.value &&
+               n.value->kind == TNode::Kind::kTranslate && n.lets.empty() && !n.ifExpr &&
+               !n.eachExpr) {
+      step.op = EmitStep::Op::kTranslate;
+      step.node = n.value.get();
     } else if (n.kind == TNode::Kind::kObject) {
       step.op = EmitStep::Op::kObject;
       step.each = n.eachExpr.has_value();
@@ -552,6 +657,7 @@ struct ProgramBuilder {
           ms.size = static_cast<std::uint32_t>(member.keyJson.size());
           ms.repeated = member.node->kind == TNode::Kind::kObject && member.node->eachExpr;
           ms.step = add(*member.node);
+          if (m.program[ms.step].op == EmitStep::Op::kExpr) ms.plan = m.program[ms.step].plan;
           ++i;
         }
         m.programMembers[k] = ms;
@@ -870,9 +976,16 @@ struct PlanRun {
     return p;
   }
 
+  // A result kept for the run (most evaluations) without a call; evalFirst() otherwise.
   Result<Items> eval(const Plan* p) {
+    if (p->memo >= 0) {
+      const Memo& kept = memo[p->memo];
+      if (kept.done) return Items(kept.items, kept.size);
+    }
+    return evalFirst(p);
+  }
+  [[gnu::noinline]] Result<Items> evalFirst(const Plan* p) {
     Memo* kept = p->memo >= 0 ? &memo[p->memo] : nullptr;
-    if (kept && kept->done) return Items(kept->items, kept->size);
     Vals out(&arena.resource);
     if (!p->evaluate(scope, out)) return decline();
     // Items in the arena stay until the run ends; inline ones are copied there.
@@ -954,8 +1067,10 @@ struct PlanRun {
   }
   Result<int> emit(std::uint32_t step, TextOut& out, bool& first);  // m.program[step]
   Result<int> emitItems(const Plan* plan, TextOut& out, bool& first);
+  Result<int> writeItems(Items items, TextOut& out, bool& first);
   Result<int> emitObjectBody(const EmitStep& step, TextOut& out, bool& first);
   Result<int> emitMembers(const EmitStep& step, TextOut& out, bool& first);
+  Result<int> emitTranslate(const TNode& node, TextOut& out, bool& first);
 };
 
 Result<std::optional<std::string_view>> PlanRun::scalarText(const TNode& node) {
@@ -1185,9 +1300,13 @@ Result<void> PlanRun::evalObjectBody(const TNode& node, JsonVals& vals) {
 Result<int> PlanRun::emitItems(const Plan* plan, TextOut& out, bool& first) {
   auto items = eval(plan);
   if (!items) return std::unexpected(items.error());
+  return writeItems(*items, out, first);
+}
+
+Result<int> PlanRun::writeItems(Items items, TextOut& out, bool& first) {
   int n = 0;
   char buf[24];
-  for (const Val& item : *items) {
+  for (const Val& item : items) {
     switch (item.kind) {
       case Val::Kind::kString:
         if (isBlank(item.string)) continue;
@@ -1267,6 +1386,8 @@ Result<int> PlanRun::emit(std::uint32_t at, TextOut& out, bool& first) {
       }
       return n;
     }
+    case EmitStep::Op::kTranslate:
+      return emitTranslate(*step.node, out, first);
     case EmitStep::Op::kOther:
       break;
   }
@@ -1332,6 +1453,20 @@ Result<int> PlanRun::emitMembers(const EmitStep& step, TextOut& out, bool& first
       }
       continue;
     }
+    Items items;
+    if (member.plan) {  // one expression: its usual value (one string) with its key, at once
+      auto r = eval(member.plan);
+      if (!r) return std::unexpected(r.error());
+      items = *r;
+      if (items.size() == 1 && items[0].kind == Val::Kind::kString) {
+        const std::string_view value = items[0].string;
+        if (isBlank(value)) continue;  // the member vanishes
+        separate(out, firstMember);
+        out.append(bytes + member.bytes, member.size);
+        writeString(value.data(), value.size(), out);
+        continue;
+      }
+    }
     const std::size_t memberMark = out.pos();
     const bool memberWasFirst = firstMember;
     separate(out, firstMember);
@@ -1342,7 +1477,7 @@ Result<int> PlanRun::emitMembers(const EmitStep& step, TextOut& out, bool& first
       out.put('[');
     }
     bool valueFirst = true;
-    auto n = emit(member.step, out, valueFirst);
+    auto n = member.plan ? writeItems(items, out, valueFirst) : emit(member.step, out, valueFirst);
     if (!n) return n;
     if (*n == 0) {
       out.truncate(memberMark);
@@ -1359,6 +1494,51 @@ Result<int> PlanRun::emitMembers(const EmitStep& step, TextOut& out, bool& first
     out.truncate(mark);
     first = wasFirst;
     return 0;
+  }
+  out.room(1);
+  out.put('}');
+  return 1;
+}
+
+// As translateDirective() and writeValue() of what it gives, straight from the ConceptMap's
+// answer.
+Result<int> PlanRun::emitTranslate(const TNode& node, TextOut& out, bool& first) {
+  auto found = translateLookup(*this, node);
+  if (!found) return std::unexpected(found.error());
+  if (!*found) return 0;
+  const ConceptMapSet::View& t = **found;
+  auto one = [&](std::string_view s) {
+    if (s.empty()) return 0;
+    separate(out, first);
+    writeString(s.data(), s.size(), out);
+    return 1;
+  };
+  if (node.selectKind == TNode::Select::kSourceDisplay) return one(t.sourceDisplay);
+  if (!t.matched) return 0;
+  switch (node.selectKind) {
+    case TNode::Select::kCode:
+      return one(t.code);
+    case TNode::Select::kSystem:
+      return one(t.system);
+    case TNode::Select::kDisplay:
+      return one(t.display);
+    default:
+      break;
+  }
+  separate(out, first);
+  out.room(1);
+  out.put('{');
+  if (!t.system.empty()) {
+    out.append(R"("system":)", 9);
+    writeString(t.system.data(), t.system.size(), out);
+    out.room(1);
+    out.put(',');
+  }
+  out.append(R"("code":)", 7);
+  writeString(t.code.data(), t.code.size(), out);
+  if (!t.display.empty()) {
+    out.append(R"(,"display":)", 11);
+    writeString(t.display.data(), t.display.size(), out);
   }
   out.room(1);
   out.put('}');

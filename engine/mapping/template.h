@@ -68,6 +68,8 @@ struct TNode {
   TNodePtr value;  // $value, $translate or $localInstant: replaces the object itself
   // kTranslate
   std::string mapName, select;
+  enum class Select : std::uint8_t { kCoding, kCode, kSystem, kDisplay, kSourceDisplay };
+  Select selectKind = Select::kCoding;  // `select`, named once at load
   const ConceptMapSet::Map* map = nullptr;  // mapName in Mapping::Impl::maps, found at load
   bool required = true;
   TNodePtr code, system;
@@ -80,14 +82,17 @@ struct TNode {
 // fixed members) in one buffer, so that the walk of a run reads a few adjacent bytes per node
 // instead of the TNodes and Members spread over the heap.
 struct EmitStep {
-  enum class Op : std::uint8_t { kFixed, kExpr, kArray, kObject, kOther };
+  // kTranslate: an object that is only a $translate (no $let, $if or $each), written from the
+  // ConceptMap's answer without JSON values.
+  enum class Op : std::uint8_t { kFixed, kExpr, kArray, kObject, kTranslate, kOther };
   Op op = Op::kOther;
   bool each = false;                   // kObject: with $each
   bool directives = false;             // kObject: with $let, $if or $value
   std::uint32_t bytes = 0, size = 0;   // kFixed: its text in programBytes (size 0: it vanishes)
   std::uint32_t first = 0, count = 0;  // kArray: its elements' steps; kObject: its MemberSteps
   const Plan* plan = nullptr;          // kExpr
-  const TNode* node = nullptr;         // the template node (directives, text, operators)
+  const TNode* node = nullptr;  // the template node (directives, text, operators; kTranslate: the
+                                // $translate)
 };
 
 struct MemberStep {
@@ -95,6 +100,7 @@ struct MemberStep {
   std::uint32_t step = 0;             // the value's EmitStep (not for a run)
   bool fixedRun = false;              // members with fixed values, written together
   bool repeated = false;              // the value is an object with $each: always an array
+  const Plan* plan = nullptr;         // the value's plan when that step is one expression (kExpr)
 };
 
 struct ResourceSpec {
