@@ -147,7 +147,7 @@ class TextOut {
       enlarge(n);
   }
   void put(char c) { *p_++ = c; }  // after room()
-  void copy(const char* d, std::size_t n) {  // after room()
+  [[gnu::always_inline]] void copy(const char* d, std::size_t n) {  // after room()
     if (n >= 8 && n <= 16) {  // short copies without a call: two overlapping words
       std::uint64_t a, b;
       std::memcpy(&a, d, 8);
@@ -161,7 +161,7 @@ class TextOut {
     }
     p_ += n;
   }
-  void append(const char* d, std::size_t n) {
+  [[gnu::always_inline]] void append(const char* d, std::size_t n) {
     room(n);
     copy(d, n);
   }
@@ -986,6 +986,12 @@ struct PlanRun {
   }
   [[gnu::noinline]] Result<Items> evalFirst(const Plan* p) {
     Memo* kept = p->memo >= 0 ? &memo[p->memo] : nullptr;
+    if (const int v = p->variable(); v >= 0) {  // its items as they are, valid for the run
+      const Slot& s = slots[static_cast<std::size_t>(v)];
+      if (!s.defined) return decline();
+      if (kept) *kept = Memo{s.items, s.size, true};
+      return Items(s.items, s.size);
+    }
     Vals out(&arena.resource);
     if (!p->evaluate(scope, out)) return decline();
     // Items in the arena stay until the run ends; inline ones are copied there.

@@ -330,12 +330,34 @@ bool single(In v, const Val*& out) {
 
 bool isSpaceTrim(char ch) { return ch == ' ' || ch == '\t' || ch == '\r' || ch == '\n'; }
 
+// trim() of a string.
+std::string_view trimmed(std::string_view str) {
+  std::size_t b = 0, end = str.size();
+  while (b < end && isSpaceTrim(str[b])) ++b;
+  while (end > b && isSpaceTrim(str[end - 1])) --end;
+  return str.substr(b, end - b);
+}
+
 // UTF-8 stepping exactly as the engine's utf8Chars(): the byte length of the character at `c`.
 std::size_t charBytes(unsigned char c) {
   return c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : (c >> 3) == 30 ? 4 : 1;
 }
 
+// Whether `s` is all ASCII (one byte per character), eight bytes at a time.
+bool asciiOnly(std::string_view s) {
+  std::size_t i = 0;
+  std::uint64_t high = 0;
+  for (; i + 8 <= s.size(); i += 8) {
+    std::uint64_t w;
+    std::memcpy(&w, s.data() + i, 8);
+    high |= w;
+  }
+  for (; i < s.size(); ++i) high |= static_cast<unsigned char>(s[i]);
+  return (high & 0x8080808080808080ULL) == 0;
+}
+
 std::int64_t charCount(std::string_view s) {
+  if (asciiOnly(s)) return static_cast<std::int64_t>(s.size());
   std::int64_t n = 0;
   for (std::size_t i = 0; i < s.size(); i += charBytes(static_cast<unsigned char>(s[i]))) ++n;
   return n;
@@ -343,6 +365,7 @@ std::int64_t charCount(std::string_view s) {
 
 // Byte offset of character `k` (clipped to the end).
 std::size_t charOffset(std::string_view s, std::int64_t k) {
+  if (asciiOnly(s)) return k <= 0 ? 0 : std::min(static_cast<std::size_t>(k), s.size());
   std::size_t i = 0;
   for (std::int64_t n = 0; n < k && i < s.size(); ++n)
     i += charBytes(static_cast<unsigned char>(s[i]));
@@ -686,10 +709,7 @@ bool function(const PlanNode& e, In input, const Ctx& c, Vals& out) {
       if (e.fn == Fn::kLength) {
         out.push_back(Val::intVal(charCount(str)));
       } else if (e.fn == Fn::kTrim) {
-        std::size_t b = 0, end = str.size();
-        while (b < end && isSpaceTrim(str[b])) ++b;
-        while (end > b && isSpaceTrim(str[end - 1])) --end;
-        out.push_back(Val::str(str.substr(b, end - b)));
+        out.push_back(Val::str(trimmed(str)));
       } else {
         char* buf = static_cast<char*>(c.scope.memory->allocate(str.size() + 1, 1));
         for (std::size_t i = 0; i < str.size(); ++i) {
@@ -957,7 +977,20 @@ Plan::Plan(std::unique_ptr<PlanExpr> root, std::pmr::memory_resource* memory)
     return n;
   };
   lay(*root_, lay);
+  // The plans most expressions of a mapping are, evaluated without the tree walk.
+  const PlanNode& top = nodes_[0];
+  if (nodeCount_ == 1 && top.op == Op::kMember) shape_ = Shape::kMember;
+  if (nodeCount_ == 1 && top.op == Op::kVariable) shape_ = Shape::kVariable;
+  if (nodeCount_ == 3 && top.op == Op::kDot) {
+    const PlanNode& left = *top.kid(0);
+    const PlanNode& right = *top.kid(1);
+    if (left.op == Op::kMember && right.op == Op::kFunction && right.fn == Fn::kTrim)
+      shape_ = Shape::kMemberTrim;
+    if (left.op == Op::kVariable && right.op == Op::kMember) shape_ = Shape::kVariableMember;
+  }
 }
+
+int Plan::variable() const { return shape_ == Shape::kVariable ? nodes_[0].slot : -1; }
 
 Plan::~Plan() {
   static_assert(std::is_trivially_destructible_v<PlanNode> && std::is_trivially_destructible_v<Val>);
@@ -1002,6 +1035,27 @@ bool planBoolean(const Val* items, std::size_t size, std::optional<bool>& out) {
 
 bool Plan::evaluate(const PlanScope& scope, Vals& out) const {
   const In focus(*scope.focus);
+  // As eval() of the same nodes, without its walk (no function of these reads $this or $index).
+  switch (shape_) {
+    case Shape::kMember:  // name
+      return member(nodes_[0].name(), focus, scope, out);
+    case Shape::kMemberTrim: {  // name.trim()
+      Vals v(scope.memory);
+      if (!member(nodes_[1].name(), focus, scope, v)) return false;
+      const Val* s;
+      if (!inputString(v, s)) return false;
+      if (s) out.push_back(Val::str(trimmed(s->string)));
+      return true;
+    }
+    case Shape::kVariableMember: {  // %name.member
+      const Slot& s = (*scope.slots)[static_cast<std::size_t>(nodes_[1].slot)];
+      if (!s.defined) return false;
+      return member(nodes_[2].name(), In(s.items, s.size), scope, out);
+    }
+    case Shape::kVariable:
+    case Shape::kGeneral:
+      break;
+  }
   Ctx top{scope, focus, std::nullopt};
   return eval(*nodes_, focus, top, out);
 }

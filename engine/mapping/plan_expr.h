@@ -195,6 +195,9 @@ class Plan {
 
   // Whether the plan reads the variable numbered `slot`.
   bool readsSlot(int slot) const;
+  // The variable's number when the plan is that one variable (its items are the result: a caller
+  // may read them where they are), else -1.
+  int variable() const;
   // The caller's number for this plan's result within a run (-1: none); set while compiling,
   // before the plan is shared.
   int memo = -1;
@@ -210,6 +213,10 @@ class Plan {
   std::size_t bytes_ = 0;      // and names
   PlanNode* nodes_ = nullptr;  // root first
   std::size_t nodeCount_ = 0;
+  // What the whole plan is, for evaluate(): one variable, one member of the input or of a
+  // variable, or the trim() of a member of the input; anything else walks the nodes.
+  enum class Shape : std::uint8_t { kGeneral, kMember, kMemberTrim, kVariable, kVariableMember };
+  Shape shape_ = Shape::kGeneral;
 };
 
 // As Plan::evaluateBoolean over an evaluated collection.
