@@ -992,10 +992,12 @@ struct PlanRun {
       if (kept) *kept = Memo{s.items, s.size, true};
       return Items(s.items, s.size);
     }
-    Vals out(&arena.resource);
+    // The items are built in the arena, where they stay until the run ends.
+    void* buffer = arena.pool.Malloc(2 * sizeof(Val));
+    if (!buffer) throw std::bad_alloc();
+    Vals out(&arena.resource, static_cast<Val*>(buffer), 2);
     if (!p->evaluate(scope, out)) return decline();
-    // Items in the arena stay until the run ends; inline ones are copied there.
-    const Val* items = out.inlined() ? keep(out) : out.data();
+    const Val* items = out.data();
     if (kept) *kept = Memo{items, out.size(), true};
     return Items(items, out.size());
   }

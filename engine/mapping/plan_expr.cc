@@ -374,7 +374,7 @@ std::size_t charOffset(std::string_view s, std::int64_t k) {
 
 // A member's value, or each item of an array value, appended to `out`; false for an array inside
 // an array (not FHIR JSON: the engine decides).
-bool addValues(const rapidjson::Value& value, Vals& out) {
+[[gnu::always_inline]] inline bool addValues(const rapidjson::Value& value, Vals& out) {
   if (!value.IsArray()) {
     if (!value.IsNull()) Val::setJson(out.emplace_back(), value);
     return true;
@@ -384,6 +384,34 @@ bool addValues(const rapidjson::Value& value, Vals& out) {
     if (!x.IsNull()) Val::setJson(out.emplace_back(), x);
   }
   return true;
+}
+
+// memcmp(a, b, n) == 0 for names: up to sixteen bytes as two overlapping words (or half-words,
+// or bytes) without a call.
+inline bool sameBytes(const char* a, const char* b, std::size_t n) {
+  if (n >= 8 && n <= 16) {
+    std::uint64_t a0, a1, b0, b1;
+    std::memcpy(&a0, a, 8);
+    std::memcpy(&a1, a + n - 8, 8);
+    std::memcpy(&b0, b, 8);
+    std::memcpy(&b1, b + n - 8, 8);
+    return ((a0 ^ b0) | (a1 ^ b1)) == 0;
+  }
+  if (n >= 4 && n < 8) {
+    std::uint32_t a0, a1, b0, b1;
+    std::memcpy(&a0, a, 4);
+    std::memcpy(&a1, a + n - 4, 4);
+    std::memcpy(&b0, b, 4);
+    std::memcpy(&b1, b + n - 4, 4);
+    return ((a0 ^ b0) | (a1 ^ b1)) == 0;
+  }
+  if (n < 4) {
+    for (std::size_t i = 0; i < n; ++i) {
+      if (a[i] != b[i]) return false;
+    }
+    return true;
+  }
+  return std::memcmp(a, b, n) == 0;
 }
 
 // Children `name` of the items (untyped JSON only).
@@ -399,7 +427,7 @@ bool member(std::string_view name, In input, const PlanScope& scope, Vals& out) 
         if (m->name.GetStringLength() != name.size()) continue;
         const char* key = m->name.GetString();
         if (!name.empty() && key[0] != name[0]) continue;
-        if (std::memcmp(key, name.data(), name.size()) == 0) {
+        if (sameBytes(key, name.data(), name.size())) {
           found = &m->value;
           break;
         }
@@ -862,21 +890,6 @@ std::optional<Val> Val::fromJson(const rapidjson::Value& json) {
   return v;
 }
 
-void Val::setJson(Val& v, const rapidjson::Value& json) {
-  v.element = true;
-  if (json.IsString()) {
-    v.string = std::string_view(json.GetString(), json.GetStringLength());
-  } else if (json.IsBool()) {
-    v.kind = Kind::kBoolean;
-    v.boolean = json.GetBool();
-  } else if (json.IsInt64()) {
-    v.kind = Kind::kInteger;
-    v.integer = json.GetInt64();
-  } else {
-    v.kind = Kind::kJson;
-    v.json = &json;
-  }
-}
 
 int SlotTable::id(std::string_view name) {
   auto it = ids_.find(name);
@@ -909,9 +922,12 @@ bool hasCapital(std::string_view s) {
 
 }  // namespace
 
-bool PlanScope::isPlain(const rapidjson::Value& object) const {
+bool PlanScope::findPlain(const rapidjson::Value& object) const {
   for (std::size_t i = 0; i < plainCount; ++i) {
-    if (plain[i] == &object) return true;
+    if (plain[i] == &object) {
+      lastPlain = &object;
+      return true;
+    }
   }
   for (std::size_t i = 0; i < mixedCount; ++i) {
     if (mixed[i] == &object) return false;
@@ -921,6 +937,7 @@ bool PlanScope::isPlain(const rapidjson::Value& object) const {
     std::string_view key(m->name.GetString(), m->name.GetStringLength());
     if (key.starts_with('_') || key == "resourceType" || hasCapital(key)) yes = false;
   }
+  if (yes) lastPlain = &object;
   if (yes && plainCount < std::size(plain)) plain[plainCount++] = &object;
   if (!yes && mixedCount < std::size(mixed)) mixed[mixedCount++] = &object;
   return yes;

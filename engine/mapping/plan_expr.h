@@ -73,12 +73,32 @@ struct Val {
   static void setJson(Val& out, const rapidjson::Value& json);
 };
 
+inline void Val::setJson(Val& v, const rapidjson::Value& json) {
+  v.element = true;
+  if (json.IsString()) {
+    v.string = std::string_view(json.GetString(), json.GetStringLength());
+  } else if (json.IsBool()) {
+    v.kind = Kind::kBoolean;
+    v.boolean = json.GetBool();
+  } else if (json.IsInt64()) {
+    v.kind = Kind::kInteger;
+    v.integer = json.GetInt64();
+  } else {
+    v.kind = Kind::kJson;
+    v.json = &json;
+  }
+}
+
 // A collection being built: the first items in the object itself, more in `memory` (an arena:
 // nothing is given back before the run ends, so a view of data() stays valid for the run unless
 // the items are inline()).
 class Vals {
  public:
   explicit Vals(std::pmr::memory_resource* memory) : memory_(memory) {}
+  // The first `capacity` items in `buffer` (memory of `memory`'s arena, which the items may then
+  // stay in), more in `memory`.
+  Vals(std::pmr::memory_resource* memory, Val* buffer, std::size_t capacity)
+      : memory_(memory), data_(buffer), capacity_(capacity) {}
   Vals(const Vals&) = delete;
   Vals& operator=(const Vals&) = delete;
 
@@ -174,7 +194,11 @@ struct PlanScope {
   mutable std::size_t plainCount = 0;
   mutable const rapidjson::Value* mixed[8] = {};  // objects found not plain
   mutable std::size_t mixedCount = 0;
-  bool isPlain(const rapidjson::Value& object) const;
+  mutable const rapidjson::Value* lastPlain = nullptr;  // the object last found plain
+  bool isPlain(const rapidjson::Value& object) const {
+    return &object == lastPlain || findPlain(object);  // mostly the input's object again
+  }
+  bool findPlain(const rapidjson::Value& object) const;
 };
 
 class Plan {
