@@ -6,6 +6,7 @@
 #include <cctype>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <fstream>
 #include <map>
 #include <mutex>
@@ -356,6 +357,14 @@ std::int64_t TimeZone::toUtc(std::int64_t local) const {
 
 Result<std::string> localInstant(const TimeZone& zone, std::string_view date, std::string_view time,
                                  std::int64_t addMinutes) {
+  char text[kLocalInstantBytes];
+  auto n = writeLocalInstant(zone, date, time, addMinutes, text);
+  if (!n) return std::unexpected(n.error());
+  return std::string(text, *n);
+}
+
+Result<std::size_t> writeLocalInstant(const TimeZone& zone, std::string_view date,
+                                      std::string_view time, std::int64_t addMinutes, char* out) {
   auto digits = [](std::string_view s) {
     return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) {
       return std::isdigit(static_cast<unsigned char>(c));
@@ -400,29 +409,27 @@ Result<std::string> localInstant(const TimeZone& zone, std::string_view date, st
   const int offHours = absOff / 3600, offMinutes = absOff / 60 % 60;
   if (oy >= 0 && oy <= 9999 && offHours <= 99) {
     // The common case written directly: the same text as the snprintf below.
-    std::string out(25, '0');
-    putDigits(out.data(), oy, 4);
+    putDigits(out, oy, 4);
     out[4] = '-';
-    putDigits(out.data() + 5, om, 2);
+    putDigits(out + 5, om, 2);
     out[7] = '-';
-    putDigits(out.data() + 8, od, 2);
+    putDigits(out + 8, od, 2);
     out[10] = 'T';
-    putDigits(out.data() + 11, static_cast<int>(sod / 3600), 2);
+    putDigits(out + 11, static_cast<int>(sod / 3600), 2);
     out[13] = ':';
-    putDigits(out.data() + 14, static_cast<int>(sod / 60 % 60), 2);
+    putDigits(out + 14, static_cast<int>(sod / 60 % 60), 2);
     out[16] = ':';
-    putDigits(out.data() + 17, static_cast<int>(sod % 60), 2);
+    putDigits(out + 17, static_cast<int>(sod % 60), 2);
     out[19] = off < 0 ? '-' : '+';
-    putDigits(out.data() + 20, offHours, 2);
+    putDigits(out + 20, offHours, 2);
     out[22] = ':';
-    putDigits(out.data() + 23, offMinutes, 2);
-    return out;
+    putDigits(out + 23, offMinutes, 2);
+    return std::size_t{25};
   }
-  char buf[64];
-  std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d%c%02d:%02d", oy, om, od,
+  std::snprintf(out, kLocalInstantBytes, "%04d-%02d-%02dT%02d:%02d:%02d%c%02d:%02d", oy, om, od,
                 static_cast<int>(sod / 3600), static_cast<int>(sod / 60 % 60),
                 static_cast<int>(sod % 60), off < 0 ? '-' : '+', offHours, offMinutes);
-  return std::string(buf);
+  return std::strlen(out);
 }
 
 std::string utcInstant(std::int64_t unixMillis) {

@@ -76,6 +76,11 @@ void civilFromDays(std::int64_t days, int& year, int& month, int& day);
 // instant. Errors (kValue) say what is wrong with the date or the time.
 Result<std::string> localInstant(const TimeZone& zone, std::string_view date, std::string_view time,
                                  std::int64_t addMinutes = 0);
+// The same text written into `out` (kLocalInstantBytes of room, no terminating NUL needed):
+// its length. For callers that copy the text elsewhere anyway (no allocation).
+inline constexpr std::size_t kLocalInstantBytes = 64;
+Result<std::size_t> writeLocalInstant(const TimeZone& zone, std::string_view date,
+                                      std::string_view time, std::int64_t addMinutes, char* out);
 
 // "2026-02-10T14:00:00.000Z" for Unix milliseconds (UTC).
 std::string utcInstant(std::int64_t unixMillis);

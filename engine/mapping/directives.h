@@ -125,7 +125,8 @@ Result<void> localInstantDirective(Run& run, const TNode& node, Vals& vals,
   auto zone = core::TimeZone::get(zoneName, run.m.zoneinfoRoot);
   if (!zone)
     return std::unexpected(run.error(zone.error().code, zone.error().message, "%timezone"));
-  auto instant = core::localInstant(**zone, **date, **time, minutes);
+  char text[core::kLocalInstantBytes];
+  auto instant = core::writeLocalInstant(**zone, **date, **time, minutes, text);
   if (!instant) {
     const bool dateFault = instant.error().message.starts_with("date");
     const std::string field = locationOf(dateFault ? node.date.get() : node.time.get());
@@ -133,7 +134,7 @@ Result<void> localInstantDirective(Run& run, const TNode& node, Vals& vals,
         ErrorCode::kValue, field + ": " + instant.error().message + " (" + node.pointer + ")",
         field));
   }
-  vals.emplace_back(instant->c_str(), static_cast<rapidjson::SizeType>(instant->size()), alloc);
+  vals.emplace_back(text, static_cast<rapidjson::SizeType>(*instant), alloc);
   return {};
 }
 

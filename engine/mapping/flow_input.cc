@@ -8,10 +8,15 @@
 namespace switchboard::mapping {
 namespace {
 
-const rapidjson::Value* member(const rapidjson::Value* obj, const char* key) {
+// The first member named `key`, as FindMember() finds it, without measuring the key each time.
+const rapidjson::Value* member(const rapidjson::Value* obj, std::string_view key) {
   if (!obj || !obj->IsObject()) return nullptr;
-  auto it = obj->FindMember(key);
-  return it == obj->MemberEnd() ? nullptr : &it->value;
+  for (auto m = obj->MemberBegin(); m != obj->MemberEnd(); ++m) {
+    if (m->name.GetStringLength() == key.size() &&
+        std::memcmp(m->name.GetString(), key.data(), key.size()) == 0)
+      return &m->value;
+  }
+  return nullptr;
 }
 
 std::string_view view(const rapidjson::Value* v) {
@@ -21,12 +26,13 @@ std::string_view view(const rapidjson::Value* v) {
 
 std::string text(const rapidjson::Value* v) { return std::string(view(v)); }
 
+// std::tolower in the "C" locale (the engine never sets another): ASCII letters only.
+char lowerAscii(char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c + 32) : c; }
+
 bool equalsIgnoreCase(std::string_view a, std::string_view b) {
   if (a.size() != b.size()) return false;
   for (std::size_t i = 0; i < a.size(); ++i) {
-    if (std::tolower(static_cast<unsigned char>(a[i])) !=
-        std::tolower(static_cast<unsigned char>(b[i])))
-      return false;
+    if (lowerAscii(a[i]) != lowerAscii(b[i])) return false;
   }
   return true;
 }
