@@ -479,7 +479,7 @@ struct PlanCompiler {
 
   const Plan* plan(const fhirpath::Expression& e) {
     if (auto it = byText.find(e.text()); it != byText.end()) return it->second.get();
-    auto p = Plan::compile(e, m.slots, m.planMemory.get());
+    auto p = Plan::compile(e, m.slots, m.planMemory.get(), &m.names);
     if (!p) {
       ok = false;
       return nullptr;
@@ -1599,6 +1599,14 @@ Result<MappingOutput> PlanRun::run(std::string_view input, const fhirpath::Envir
   auto root = Val::fromJson(*parts.response);
   if (!root) return decline();
   focus.push_back(*root);
+  if (parts.response->IsObject() && m.names.size() > 0) {
+    const std::size_t n = m.names.size();
+    auto* known = static_cast<const JsonValue**>(
+        arena.resource.allocate(sizeof(const JsonValue*) * n, alignof(const JsonValue*)));
+    std::fill_n(known, n, nullptr);
+    scope.inputObject = parts.response;
+    scope.inputMembers = known;
+  }
 
   // Variables: the file's defaults, overridden by the caller's. Both maps are ordered by name,
   // so one walk through both pairs them (no look-up per slot).

@@ -194,11 +194,11 @@ void foldUnion(PlanExpr& e) {
   e.consts = std::move(items);
 }
 
-std::unique_ptr<PlanExpr> compileNode(const ExprNode& n, SlotTable& slots) {
+std::unique_ptr<PlanExpr> compileNode(const ExprNode& n, SlotTable& slots, SlotTable* names) {
   if (n.children.size() > 3) return nullptr;  // no covered node has more (PlanNode::Kids)
   auto e = std::make_unique<PlanExpr>();
   for (const auto& child : n.children) {
-    auto k = compileNode(*child, slots);
+    auto k = compileNode(*child, slots, names);
     if (!k) return nullptr;
     e->kids.push_back(std::move(k));
   }
@@ -229,6 +229,7 @@ std::unique_ptr<PlanExpr> compileNode(const ExprNode& n, SlotTable& slots) {
       if (n.name == "resourceType") return nullptr;
       e->op = Op::kMember;
       e->text = n.name;
+      if (names) e->slot = names->id(n.name);
       return e;
     case ExprKind::kThis:
       e->op = Op::kThis;
@@ -414,23 +415,39 @@ inline bool sameBytes(const char* a, const char* b, std::size_t n) {
   return std::memcmp(a, b, n) == 0;
 }
 
-// Children `name` of the items (untyped JSON only).
-bool member(std::string_view name, In input, const PlanScope& scope, Vals& out) {
+// The first member named `name` of a plain object (as FindMember), lengths and first bytes
+// compared first.
+const rapidjson::Value* firstMember(const rapidjson::Value& obj, std::string_view name) {
+  for (auto m = obj.MemberBegin(); m != obj.MemberEnd(); ++m) {
+    if (m->name.GetStringLength() != name.size()) continue;
+    const char* key = m->name.GetString();
+    if (!name.empty() && key[0] != name[0]) continue;
+    if (sameBytes(key, name.data(), name.size())) return &m->value;
+  }
+  return nullptr;
+}
+
+// What PlanScope::inputMembers holds for a name the input object does not have.
+const rapidjson::Value kNoMember;
+
+// Children `name` (numbered `nameId` by Plan::compile's `names`, or -1) of the items (untyped
+// JSON only).
+bool member(std::string_view name, int nameId, In input, const PlanScope& scope, Vals& out) {
   for (const Val& item : input) {
     if (!item.element) continue;  // System values have no children
     if (item.kind != Kind::kJson || !item.json->IsObject()) return false;
     const rapidjson::Value& obj = *item.json;
     if (scope.isPlain(obj)) {
-      // The first member of that name, as FindMember (lengths and first bytes compared first).
-      const rapidjson::Value* found = nullptr;
-      for (auto m = obj.MemberBegin(); m != obj.MemberEnd(); ++m) {
-        if (m->name.GetStringLength() != name.size()) continue;
-        const char* key = m->name.GetString();
-        if (!name.empty() && key[0] != name[0]) continue;
-        if (sameBytes(key, name.data(), name.size())) {
-          found = &m->value;
-          break;
+      const rapidjson::Value* found;
+      if (&obj == scope.inputObject && nameId >= 0) {  // looked for once per run
+        const rapidjson::Value*& known = scope.inputMembers[nameId];
+        if (!known) {
+          known = firstMember(obj, name);
+          if (!known) known = &kNoMember;
         }
+        found = known == &kNoMember ? nullptr : known;
+      } else {
+        found = firstMember(obj, name);
       }
       if (!found) continue;
       if (!addValues(*found, out)) return false;
@@ -832,7 +849,7 @@ bool eval(const PlanNode& e, In input, const Ctx& c, Vals& out) {
     case Op::kEmpty:
       return true;
     case Op::kMember:
-      return member(e.name(), input, c.scope, out);
+      return member(e.name(), e.slot, input, c.scope, out);
     case Op::kThis:
       out.insert(out.end(), c.thisColl.begin(), c.thisColl.end());
       return true;
@@ -1015,9 +1032,9 @@ Plan::~Plan() {
 }
 
 std::shared_ptr<Plan> Plan::compile(const fhirpath::Expression& expr, SlotTable& slots,
-                                    std::pmr::memory_resource* memory) {
+                                    std::pmr::memory_resource* memory, SlotTable* names) {
   if (!expr.root()) return nullptr;
-  auto root = compileNode(*expr.root(), slots);
+  auto root = compileNode(*expr.root(), slots, names);
   if (!root) return nullptr;
   std::size_t nodes = 0;
   auto count = [&](const PlanExpr& e, const auto& self) -> void {
@@ -1055,10 +1072,10 @@ bool Plan::evaluate(const PlanScope& scope, Vals& out) const {
   // As eval() of the same nodes, without its walk (no function of these reads $this or $index).
   switch (shape_) {
     case Shape::kMember:  // name
-      return member(nodes_[0].name(), focus, scope, out);
+      return member(nodes_[0].name(), nodes_[0].slot, focus, scope, out);
     case Shape::kMemberTrim: {  // name.trim()
       Vals v(scope.memory);
-      if (!member(nodes_[1].name(), focus, scope, v)) return false;
+      if (!member(nodes_[1].name(), nodes_[1].slot, focus, scope, v)) return false;
       const Val* s;
       if (!inputString(v, s)) return false;
       if (s) out.push_back(Val::str(trimmed(s->string)));
@@ -1067,7 +1084,7 @@ bool Plan::evaluate(const PlanScope& scope, Vals& out) const {
     case Shape::kVariableMember: {  // %name.member
       const Slot& s = (*scope.slots)[static_cast<std::size_t>(nodes_[1].slot)];
       if (!s.defined) return false;
-      return member(nodes_[2].name(), In(s.items, s.size), scope, out);
+      return member(nodes_[2].name(), nodes_[2].slot, In(s.items, s.size), scope, out);
     }
     case Shape::kVariable:
     case Shape::kGeneral:

@@ -195,6 +195,11 @@ struct PlanScope {
   mutable const rapidjson::Value* mixed[8] = {};  // objects found not plain
   mutable std::size_t mixedCount = 0;
   mutable const rapidjson::Value* lastPlain = nullptr;  // the object last found plain
+  // The input object's members found so far (when it is plain), by the number Plan::compile's
+  // `names` gave their name: null until looked for, then the first member of that name or a
+  // marker for none; each answer is then looked for once per run however many plans read it.
+  const rapidjson::Value* inputObject = nullptr;
+  const rapidjson::Value** inputMembers = nullptr;
   bool isPlain(const rapidjson::Value& object) const {
     return &object == lastPlain || findPlain(object);  // mostly the input's object again
   }
@@ -207,8 +212,10 @@ class Plan {
   // literals are computed here, once.
   // `memory` (null: the heap) holds the plan and the nodes it evaluates, and must outlive them:
   // the plans of one mapping side by side in one buffer read fewer cache lines in a run.
+  // `names` (null: none) numbers the member names the plan reads, for PlanScope::inputMembers.
   static std::shared_ptr<Plan> compile(const fhirpath::Expression& expr, SlotTable& slots,
-                                       std::pmr::memory_resource* memory = nullptr);
+                                       std::pmr::memory_resource* memory = nullptr,
+                                       SlotTable* names = nullptr);
   ~Plan();
 
   // Evaluates into `out`; false when the engine must decide.

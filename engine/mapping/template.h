@@ -165,6 +165,7 @@ struct Mapping::Impl {
   // ---- compiled plans (mapping_plan.cc); `planned` false when an expression has none
   bool planned = false;
   SlotTable slots;
+  SlotTable names;  // the member names the plans read (PlanScope::inputMembers)
   // Holds the plans side by side (Plan::compile); declared first, so destroyed after them.
   std::unique_ptr<std::pmr::monotonic_buffer_resource> planMemory;
   std::vector<std::shared_ptr<const Plan>> plans;  // owns what the nodes point at, one per text
