@@ -76,6 +76,12 @@ class Stage {
  public:
   virtual ~Stage() = default;
   virtual StageResult process(PipelineMessage& message) const = 0;
+  // Called by the pipeline once per batch of messages, after process() has run for them and
+  // before their outcomes (and so their deliveries) are committed: a stage whose side effects
+  // outside the message store are committed without a flush of their own (the MPI's records)
+  // puts them on disk here, once for the batch. An error leaves the batch's messages of this
+  // channel unfinished: they are processed again once their lease expires.
+  virtual Result<void> settle() const { return {}; }
 };
 
 // A destination delivers one payload per call. It must not retry itself: the runner owns retries,

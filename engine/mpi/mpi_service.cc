@@ -430,7 +430,8 @@ void MpiService::rebuildGolden(GoldenRecord& g, std::vector<SourcePatient> membe
 }
 
 Result<SubmitDecision> MpiService::submit(std::string_view patientJson,
-                                          std::string_view sourceSystem, std::string_view actor) {
+                                          std::string_view sourceSystem, std::string_view actor,
+                                          MpiStore::Durability durability) {
   Document doc;
   doc.Parse(patientJson.data(), patientJson.size());
   if (doc.HasParseError()) return fail(ErrorCode::kStructure, "Patient is not valid JSON", "$");
@@ -483,7 +484,7 @@ Result<SubmitDecision> MpiService::submit(std::string_view patientJson,
         return {};
       }
       return rematchInTx(tx, sourceId, owner, cands, now(), actor, d, outcome);
-    });
+    }, durability);
     if (!r) {
       index_.remove(newRecord);
       index_.restore(oldRecord);
@@ -556,7 +557,7 @@ Result<SubmitDecision> MpiService::submit(std::string_view patientJson,
                          std::to_string(d.reviewItemIds.size()) + "}";
     tx.appendAudit({0, t, std::string(actor), "source.submit", sourceId, detail});
     return {};
-  });
+  }, durability);
   if (!r) return std::unexpected(r.error());
   recordOf_[sourceId] = index_.add(norm);
   owner_[sourceId] = {d.enterpriseId, ownerResult, LinkOrigin::kAuto};

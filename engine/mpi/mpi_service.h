@@ -100,9 +100,18 @@ class MpiService {
   // Links one source Patient (JSON). A known source (same system and id) is updated: MANUAL
   // links stay as they are, AUTO ones are matched again (rematch). Errors: kStructure (not
   // JSON), kInvalid (not a Patient), kRequired (no id and no identifier), store errors.
+  // durability kDeferred (the pipeline stage): the changes may reach disk only at the next
+  // settle() or durable change, which the caller must await before anything outside the MPI
+  // (the EHR) learns the decision; until then an OS crash may lose them (a process crash does
+  // not). See docs/mpi.md section 9.
   Result<SubmitDecision> submit(std::string_view patientJson,
                                 std::string_view sourceSystem = "default",
-                                std::string_view actor = "system");
+                                std::string_view actor = "system",
+                                MpiStore::Durability durability = MpiStore::Durability::kFlushed);
+
+  // Puts every change made so far on disk (one flush for all kDeferred submissions since the
+  // last one). kTransient when the flush fails.
+  Result<void> settle() { return store_->flush(); }
 
   // The automatic pass for one known source: MANUAL links are returned unchanged; an AUTO link
   // may move to a golden record that now matches (only when the source is alone in its own).

@@ -15,6 +15,8 @@ class MpiStage final : public core::Stage {
   MpiStage(std::shared_ptr<MpiService> service, bool hold, std::string sourceSystem)
       : service_(std::move(service)), hold_(hold), sourceSystem_(std::move(sourceSystem)) {}
 
+  Result<void> settle() const override { return service_->settle(); }
+
   core::StageResult process(core::PipelineMessage& pm) const override {
     rapidjson::Document doc;
     doc.Parse(pm.payload.data(), pm.payload.size());
@@ -52,7 +54,9 @@ class MpiStage final : public core::Stage {
     if (copy.HasMember("id")) copy.RemoveMember("id");
     copy.AddMember("id", rapidjson::Value(sourceId.c_str(), copy.GetAllocator()),
                    copy.GetAllocator());
-    auto decision = service_->submit(serialize(copy), sourceSystem);
+    // Durable at settle(), which the pipeline calls before the message's deliveries commit.
+    auto decision =
+        service_->submit(serialize(copy), sourceSystem, "system", MpiStore::Durability::kDeferred);
     if (!decision) {
       return core::StageResult::failure(
           Error(decision.error().code, "mpi: " + decision.error().message));

@@ -4,8 +4,13 @@
 // Thread-safety: see mpi_store.h.
 #include "engine/mpi/mpi_store.h"
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <cerrno>
 #include <chrono>
+#include <cstring>
 #include <filesystem>
 #include <optional>
 #include <string_view>
@@ -628,10 +633,21 @@ std::vector<AuditEntry> MpiTx::audit(const std::string& subject, int limit) {
 
 // ---- MpiStore ----
 
+namespace {
+// Rows changed by this SQLite connection since it opened: a transaction that changed none wrote
+// nothing to the log and needs no flush.
+long long totalChanges(soci::session& sql) {
+  auto* backend = static_cast<soci::sqlite3_session_backend*>(sql.get_backend());
+  return sqlite_api::sqlite3_total_changes(backend->conn_);
+}
+}  // namespace
+
 MpiStore::MpiStore(std::unique_ptr<soci::session> sql, SqlDialect dialect)
     : sql_(std::move(sql)), dialect_(dialect) {}
 
-MpiStore::~MpiStore() = default;
+MpiStore::~MpiStore() {
+  if (walFd_ >= 0) ::close(walFd_);
+}
 
 Result<std::unique_ptr<MpiStore>> MpiStore::open(const std::string& url) {
   if (url.starts_with("sqlite3://")) return open("sqlite3", url.substr(10));
@@ -645,6 +661,7 @@ Result<std::unique_ptr<MpiStore>> MpiStore::open(const std::string& backend,
                                                  const std::string& connect) {
   auto sql = std::make_unique<soci::session>();
   SqlDialect dialect;
+  std::string walPath;
   try {
     if (backend == "sqlite3" || backend == "sqlite") {
       dialect = SqlDialect::kSqlite;
@@ -664,7 +681,10 @@ Result<std::unique_ptr<MpiStore>> MpiStore::open(const std::string& backend,
       sql->open(*soci::factory_sqlite3(), conn);
       *sql << "PRAGMA busy_timeout = 10000";
       *sql << "PRAGMA journal_mode = WAL";
-      *sql << "PRAGMA synchronous = FULL";
+      // COMMIT writes the log without a flush; transaction() flushes it itself (Durability).
+      // Checkpoints still flush the log before copying it and the database file after.
+      *sql << "PRAGMA synchronous = NORMAL";
+      walPath = path == ":memory:" ? std::string() : path + "-wal";
     } else if (backend == "postgresql") {
       dialect = SqlDialect::kPostgresql;
       sql->open(*soci::factory_postgresql(), connect);
@@ -678,6 +698,14 @@ Result<std::unique_ptr<MpiStore>> MpiStore::open(const std::string& backend,
   }
   std::unique_ptr<MpiStore> store(new MpiStore(std::move(sql), dialect));
   if (auto m = store->migrate(); !m) return std::unexpected(m.error());
+  if (!walPath.empty()) {
+    store->walFd_ = ::open(walPath.c_str(), O_RDONLY | O_CLOEXEC);
+    if (store->walFd_ < 0) {
+      return fail(ErrorCode::kTransient,
+                  "cannot open the MPI store's log " + walPath + ": " + std::strerror(errno));
+    }
+    if (auto f = store->flushLog(); !f) return std::unexpected(f.error());  // the migrations
+  }
   return store;
 }
 
@@ -730,7 +758,8 @@ Result<int> MpiStore::schemaVersion() {
   }
 }
 
-Result<void> MpiStore::transaction(const std::function<Result<void>(MpiTx&)>& fn) {
+Result<void> MpiStore::transaction(const std::function<Result<void>(MpiTx&)>& fn,
+                                   Durability durability) {
   std::lock_guard lock(mutex_);
   try {
     if (!sql_->is_connected()) {
@@ -740,9 +769,20 @@ Result<void> MpiStore::transaction(const std::function<Result<void>(MpiTx&)>& fn
     if (!prepared_) prepared_ = std::make_unique<MpiTx::Prepared>();
     Txn txn(*sql_, dialect_);
     MpiTx tx(*sql_, dialect_, prepared_.get());
+    const long long changesBefore = walFd_ < 0 ? 0 : totalChanges(*sql_);
     Result<void> r = fn(tx);
     if (!r) return r;  // Txn's destructor rolls back
     txn.commit();
+    if (walFd_ < 0 || totalChanges(*sql_) == changesBefore) return {};  // nothing written
+    if (durability == Durability::kDeferred) {
+      committed_.fetch_add(1, std::memory_order_release);
+      return {};
+    }
+    // Flushed under the lock: the log then holds nothing unflushed that this commit follows.
+    const std::uint64_t upTo = committed_.load(std::memory_order_acquire);
+    if (auto f = flushLog(); !f) return f;
+    for (std::uint64_t seen = flushed_.load(); seen < upTo && !flushed_.compare_exchange_weak(seen, upTo);) {
+    }
     return {};
   } catch (const soci::soci_error& e) {
     const bool lost = !sql_->is_connected();
@@ -752,6 +792,26 @@ Result<void> MpiStore::transaction(const std::function<Result<void>(MpiTx&)>& fn
   } catch (const std::exception& e) {
     return fail(ErrorCode::kException, std::string("MPI store: ") + e.what());
   }
+}
+
+Result<void> MpiStore::flushLog() {
+  logFlushes_.fetch_add(1, std::memory_order_relaxed);
+  if (::fdatasync(walFd_) != 0) {
+    return fail(ErrorCode::kTransient,
+                std::string("MPI store: flushing the write-ahead log failed: ") + std::strerror(errno));
+  }
+  return {};
+}
+
+Result<void> MpiStore::flush() {
+  if (walFd_ < 0) return {};
+  // Commits counted before the flush starts are in the log already (counted after COMMIT).
+  const std::uint64_t upTo = committed_.load(std::memory_order_acquire);
+  if (flushed_.load(std::memory_order_acquire) >= upTo) return {};
+  if (auto f = flushLog(); !f) return f;
+  for (std::uint64_t seen = flushed_.load(); seen < upTo && !flushed_.compare_exchange_weak(seen, upTo);) {
+  }
+  return {};
 }
 
 Result<void> MpiStore::resetForTests() {

@@ -4,8 +4,10 @@
 // docs/mpi.md section 9. Thread-safety: one session guarded by a mutex; every call of
 // transaction() runs alone, so MpiStore may be shared between threads. An MpiTx (and the
 // session's compiled statements it uses) belongs to the one thread running its transaction.
+// flush() may run on any thread, beside a transaction.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -189,10 +191,29 @@ class MpiStore {
   MpiStore(const MpiStore&) = delete;
   MpiStore& operator=(const MpiStore&) = delete;
 
+  // When a committed transaction is on disk.
+  enum class Durability {
+    kFlushed,  // before transaction() returns
+    // SQLite: committed to the write-ahead log without a flush; on disk after the next flush()
+    // or kFlushed transaction (either flushes the whole log, so everything committed before it).
+    // A process crash loses nothing (the log is written before COMMIT returns); an OS crash
+    // before that flush may. PostgreSQL: the same as kFlushed.
+    kDeferred,
+  };
+
   // Runs fn in one transaction: committed when fn returns a value, rolled back when it returns
   // an error or a database call throws (converted to kTransient for connection failures,
   // kException otherwise).
-  Result<void> transaction(const std::function<Result<void>(MpiTx&)>& fn);
+  Result<void> transaction(const std::function<Result<void>(MpiTx&)>& fn,
+                           Durability durability = Durability::kFlushed);
+
+  // Puts every transaction committed so far on disk (one fdatasync of SQLite's log, shared by
+  // all kDeferred transactions since the last flush; nothing when there are none). kTransient
+  // when the flush fails.
+  Result<void> flush();
+  // SQLite: fdatasync calls on the log since open (kFlushed commits and flush()), for tests and
+  // metrics. 0 on PostgreSQL.
+  std::uint64_t logFlushes() const { return logFlushes_.load(std::memory_order_relaxed); }
 
   // Highest applied migration.
   Result<int> schemaVersion();
@@ -204,6 +225,8 @@ class MpiStore {
  private:
   MpiStore(std::unique_ptr<soci::session> sql, SqlDialect dialect);
   Result<void> migrate();
+  // fdatasync of the log; counts it.
+  Result<void> flushLog();
 
   std::mutex mutex_;
   std::unique_ptr<soci::session> sql_;
@@ -211,6 +234,11 @@ class MpiStore {
   // Compiled on first use; dropped before a reconnect and when the tables are recreated.
   // Declared after sql_ so it is destroyed before the session it belongs to.
   std::unique_ptr<MpiTx::Prepared> prepared_;
+  // SQLite: the write-ahead log, opened after the migrations (-1: PostgreSQL or in-memory).
+  int walFd_ = -1;
+  std::atomic<std::uint64_t> committed_{0};  // kDeferred commits (SQLite)
+  std::atomic<std::uint64_t> flushed_{0};    // of those, the ones known to be on disk
+  std::atomic<std::uint64_t> logFlushes_{0};
 };
 
 }  // namespace switchboard::mpi

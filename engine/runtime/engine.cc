@@ -1,5 +1,6 @@
 #include "engine/runtime/engine.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 
@@ -485,10 +486,12 @@ int Engine::processClaimed(const std::string& owner) {
 
 int Engine::processMessages(const std::string& owner, const std::vector<core::StoredMessage>& messages) {
   if (messages.empty()) return 0;
-  int deliveries = 0;
   auto channels = this->channels();
   std::vector<store::Store::FinishItem> items;
   items.reserve(messages.size());
+  std::vector<const Channel*> ran;  // channels whose stages ran, in first-use order
+  std::vector<const Channel*> channelOf;
+  channelOf.reserve(messages.size());
   for (const auto& m : messages) {
     const Channel* channel = nullptr;
     for (const auto& c : *channels) {
@@ -501,9 +504,48 @@ int Engine::processMessages(const std::string& owner, const std::vector<core::St
       outcome.events.emplace_back("failed", outcome.error);
     } else {
       outcome = runPipeline(*channel, m);
+      if (std::find(ran.begin(), ran.end(), channel) == ran.end()) ran.push_back(channel);
     }
     items.push_back({m.id, std::move(outcome)});
+    channelOf.push_back(channel);
   }
+  // The stages' own deferred side effects on disk before the outcomes commit (Stage::settle).
+  // A channel whose stage cannot settle keeps its messages unfinished: claimed again after
+  // their lease, they run through the pipeline again.
+  std::vector<const Channel*> unsettled;
+  for (const Channel* c : ran) {
+    auto settleAll = [&](const auto& stages) -> Result<void> {
+      for (const auto& [type, stage] : stages) {
+        if (auto r = stage->settle(); !r) return fail(r.error().code, type + ": " + r.error().message);
+      }
+      return {};
+    };
+    auto settled = settleAll(c->filters);
+    if (settled) settled = settleAll(c->transformers);
+    if (!settled) {
+      logLine("channel " + c->id + ": settling the pipeline's stages failed, " +
+              "its messages are left to be processed again: " + settled.error().message);
+      unsettled.push_back(c);
+    }
+  }
+  if (!unsettled.empty()) {
+    std::vector<store::Store::FinishItem> kept;
+    std::vector<core::StoredMessage> keptMessages;
+    for (std::size_t i = 0; i < items.size(); ++i) {
+      if (std::find(unsettled.begin(), unsettled.end(), channelOf[i]) != unsettled.end()) continue;
+      kept.push_back(std::move(items[i]));
+      keptMessages.push_back(messages[i]);
+    }
+    if (kept.empty()) return 0;
+    items = std::move(kept);
+    return finishProcessed(owner, keptMessages, items);
+  }
+  return finishProcessed(owner, messages, items);
+}
+
+int Engine::finishProcessed(const std::string& owner, const std::vector<core::StoredMessage>& messages,
+                            std::vector<store::Store::FinishItem>& items) {
+  int deliveries = 0;
   // One transaction for the whole batch, shared with the next intake commit (IntakeBatcher).
   auto finished = batcher_->finish(owner, items, clock_->nowMs());
   if (!finished) {

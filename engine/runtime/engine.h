@@ -89,6 +89,9 @@ class Engine final : public HttpRouter {
   int processHandedOver();
   int processClaimed(const std::string& owner);
   int processMessages(const std::string& owner, const std::vector<core::StoredMessage>& messages);
+  // Commits the outcomes of processed messages (items[i] belongs to messages[i]); returns the count.
+  int finishProcessed(const std::string& owner, const std::vector<core::StoredMessage>& messages,
+                      std::vector<store::Store::FinishItem>& items);
   std::optional<store::IntakeLease> leaseForIntake(int count);
   void handOver(std::vector<store::NewMessage>& rows, const std::vector<store::IngestOutcome>* outcomes,
                 const std::optional<store::IntakeLease>& lease);

@@ -445,6 +445,106 @@ BOOST_AUTO_TEST_CASE(stopping_returns_handed_over_messages_to_the_store) {
   BOOST_TEST(claimed->at(0).id == a);
 }
 
+namespace {
+// A transformer that logs process() and settle() calls in order; settle fails while told to.
+struct SettleLog {
+  std::mutex mutex;
+  std::vector<std::string> calls;
+  bool failSettle = false;
+};
+
+class SettlingStage final : public core::Stage {
+ public:
+  explicit SettlingStage(std::shared_ptr<SettleLog> log) : log_(std::move(log)) {}
+  core::StageResult process(core::PipelineMessage& pm) const override {
+    std::lock_guard<std::mutex> lock(log_->mutex);
+    log_->calls.push_back("process " + pm.payload);
+    return core::StageResult::proceed();
+  }
+  Result<void> settle() const override {
+    std::lock_guard<std::mutex> lock(log_->mutex);
+    log_->calls.push_back("settle");
+    if (log_->failSettle) return fail(ErrorCode::kTransient, "disk said no");
+    return {};
+  }
+
+ private:
+  std::shared_ptr<SettleLog> log_;
+};
+
+struct SettleFixture {
+  std::shared_ptr<SettleLog> log = std::make_shared<SettleLog>();
+  std::shared_ptr<Script> script = std::make_shared<Script>();
+  std::shared_ptr<core::FakeClock> clock = std::make_shared<core::FakeClock>();
+  testing::TestEngine test{
+      {.name = "settle",
+       .channelFile = "s.json",
+       .channelJson = R"({"id": "s", "source": {"type": "http", "path": "/in/s", "idempotency_pointer": "/id"},
+         "transformer": [{"type": "settling"}], "destinations": [{"name": "peer", "type": "scripted"}]})",
+       .registerConnectors =
+           [l = log, s = script](core::ConnectorRegistry& registry) {
+             app::registerBuiltinConnectors(registry);
+             registry.addStage("settling", [l](core::ConfigReader& c, const core::ConnectorContext&)
+                                               -> Result<std::unique_ptr<core::Stage>> {
+               if (auto r = c.finish(); !r) return std::unexpected(r.error());
+               return std::make_unique<SettlingStage>(l);
+             });
+             registry.addDestination("scripted", [s](core::ConfigReader& c, const core::ConnectorContext&)
+                                                     -> Result<std::unique_ptr<core::Destination>> {
+               if (auto r = c.finish(); !r) return std::unexpected(r.error());
+               return std::make_unique<ScriptedDestination>(s);
+             });
+           },
+       .configure = [](runtime::EngineConfig& config) { config.nodeId = "test"; },
+       .clock = clock,
+       .builtins = false}};
+  runtime::Engine* engine = &test.engine();
+
+  std::int64_t post(const std::string& body) {
+    core::HttpRequest r;
+    r.method = "POST";
+    r.path = "/in/s";
+    r.body = body;
+    r.headers.push_back({"Content-Type", "application/json"});
+    return firstId(engine->handle(r));
+  }
+  std::string status(std::int64_t id) { return engine->store().getMessage(id)->message.status; }
+};
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(stages_settle_once_per_batch_before_the_outcomes_commit) {
+  SettleFixture f;
+  auto a = f.post(R"({"id": "1"})");
+  auto b = f.post(R"({"id": "2"})");
+  BOOST_TEST(f.engine->runPipelineOnce("w") == 2);
+  const std::vector<std::string> want{"process {\"id\": \"1\"}", "process {\"id\": \"2\"}", "settle"};
+  BOOST_TEST(f.log->calls == want, boost::test_tools::per_element());
+  BOOST_TEST(f.status(a) == "processed");
+  BOOST_TEST(f.status(b) == "processed");
+  BOOST_TEST(f.engine->runDeliveriesOnce("w") == 2);
+}
+
+BOOST_AUTO_TEST_CASE(a_stage_that_cannot_settle_leaves_its_messages_to_run_again) {
+  SettleFixture f;
+  auto a = f.post(R"({"id": "1"})");
+  f.log->failSettle = true;
+  BOOST_TEST(f.engine->runPipelineOnce("w") == 0);
+  BOOST_TEST(f.status(a) == "received");  // nothing committed: no outcome, no delivery
+  BOOST_TEST(f.engine->runDeliveriesOnce("w") == 0);
+  BOOST_TEST(f.script->sent.empty());
+  // Still leased by the pipeline: no one else takes it before the lease ends ...
+  BOOST_TEST(f.engine->store().claimMessages("other", 10, f.clock->nowMs(), 1000)->empty());
+  f.log->failSettle = false;
+  f.clock->advance(f.engine->config().leaseMs);
+  // ... then it runs through the stages again and settles.
+  BOOST_TEST(f.engine->runPipelineOnce("w") == 1);
+  BOOST_TEST(f.status(a) == "processed");
+  const std::vector<std::string> want{"process {\"id\": \"1\"}", "settle", "process {\"id\": \"1\"}", "settle"};
+  BOOST_TEST(f.log->calls == want, boost::test_tools::per_element());
+  BOOST_TEST(f.engine->runDeliveriesOnce("w") == 1);
+  BOOST_TEST(f.script->sent.size() == 1u);
+}
+
 BOOST_AUTO_TEST_CASE(rejected_input_is_recorded_and_answered_precisely) {
   Fixture f;
   auto r = f.post("{not json");

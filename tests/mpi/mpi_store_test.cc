@@ -176,6 +176,54 @@ BOOST_AUTO_TEST_CASE(failed_transaction_rolls_back) {
   }));
 }
 
+BOOST_AUTO_TEST_CASE(deferred_commits_share_one_flush) {
+  std::string url;
+  auto store = freshStore(&url);
+  const bool sqlite = backendName() == "sqlite";
+  auto put = [&](const std::string& id, MpiStore::Durability d) {
+    BOOST_REQUIRE(store->transaction(
+        [&](MpiTx& tx) -> Result<void> {
+          tx.putSource({id, "s", R"({"resourceType":"Patient"})", "{}", 1, 1});
+          return {};
+        },
+        d));
+  };
+  const auto flushes = [&] { return store->logFlushes(); };
+  auto before = flushes();
+  put("s/1", MpiStore::Durability::kFlushed);  // a durable change flushes the log itself
+  BOOST_TEST(flushes() == before + (sqlite ? 1 : 0));
+  before = flushes();
+  BOOST_REQUIRE(store->transaction([](MpiTx& tx) -> Result<void> {  // a read writes nothing
+    BOOST_TEST(tx.source("s/1").has_value());
+    return {};
+  }));
+  BOOST_TEST(flushes() == before);
+  for (const char* id : {"s/2", "s/3", "s/4"}) put(id, MpiStore::Durability::kDeferred);
+  BOOST_TEST(flushes() == before);  // committed, not flushed
+  BOOST_REQUIRE(store->transaction([](MpiTx& tx) -> Result<void> {  // and visible at once
+    BOOST_TEST(tx.source("s/4").has_value());
+    return {};
+  }));
+  BOOST_REQUIRE(store->flush());
+  BOOST_TEST(flushes() == before + (sqlite ? 1 : 0));  // one flush for the three
+  BOOST_REQUIRE(store->flush());
+  BOOST_TEST(flushes() == before + (sqlite ? 1 : 0));  // nothing left to flush
+  // A durable change after a deferred one flushes both: flush() then has nothing to do.
+  before = flushes();
+  put("s/5", MpiStore::Durability::kDeferred);
+  put("s/6", MpiStore::Durability::kFlushed);
+  BOOST_REQUIRE(store->flush());
+  BOOST_TEST(flushes() == before + (sqlite ? 1 : 0));
+  // Everything is there after a reopen.
+  store.reset();
+  auto again = MpiStore::open(url);
+  BOOST_REQUIRE(again.has_value());
+  BOOST_REQUIRE((*again)->transaction([](MpiTx& tx) -> Result<void> {
+    for (const char* id : {"s/1", "s/2", "s/3", "s/4", "s/5", "s/6"}) BOOST_TEST(tx.source(id).has_value(), id);
+    return {};
+  }));
+}
+
 BOOST_AUTO_TEST_CASE(merge_events_and_append_only_audit) {
   auto store = freshStore();
   int64_t mid = 0, aid = 0;
