@@ -4,11 +4,16 @@
 // raw transaction Bundles it received (to replay the engine's exact Bundles straight at a fresh
 // server). Loopback only; no auth, no fault injection. Single-threaded (Node event loop).
 //
-// Usage: node fhir-server-timed.mjs [--port-file FILE] [--capture FILE]
+// Usage: node fhir-server-timed.mjs [--port-file FILE] [--capture FILE] [--sink]
+//   --sink: no FhirRouter, no validation: every transaction Bundle is answered at once with the
+//           transaction-response Medplum gives for new resources (each entry's resource with a new
+//           id and meta, status 201 Created, location, etag); the capacity phase's endpoint, which
+//           measures the engine's own cost at rates far beyond the real server's (~30 tx/s).
 //   GET  /_control/stats    {"requests","transactions","committed","rejected","validationErrors"}
 //   GET  /_control/commits  {"<phone>": <commit time, ms since the epoch, fractional>, ...}
 //   POST /_control/dump     writes the captured Bundles to the --capture file, one per line
 import http from 'node:http';
+import crypto from 'node:crypto';
 import fs from 'node:fs';
 import { performance } from 'node:perf_hooks';
 // fhir-common.mjs is tests/e2e/peers/fhir-common.mjs, copied beside this file by bench/e2e/run.
@@ -20,6 +25,7 @@ const argValue = (name, dflt) => {
   return i >= 0 && i + 1 < args.length ? args[i + 1] : dflt;
 };
 const captureFile = argValue('--capture', null);
+const sink = args.includes('--sink');
 
 const router = new FhirRouter();
 const repo = new MemoryRepository();
@@ -59,6 +65,7 @@ async function handle(req, res, raw) {
       return send(res, 400, outcome('structure', 'body is not JSON: ' + err.message));
     }
   }
+  if (sink) return sinkAnswer(res, url, body);
   if (req.method === 'POST' || req.method === 'PUT') {
     const errors = validateBody(body);
     if (errors.length > 0) {
@@ -88,6 +95,29 @@ async function handle(req, res, raw) {
     if (key && commits[key] === undefined) commits[key] = now();
   }
   return answer(res, req, status, oo, resource);
+}
+
+// --sink: the transaction-response for a Bundle of new resources, without storing anything.
+function sinkAnswer(res, url, body) {
+  if (body?.resourceType !== 'Bundle' || body.type !== 'transaction' || url.pathname !== '/') {
+    stats.rejected++;
+    return send(res, 400, outcome('not-supported', 'the sink takes transaction Bundles at the base only'));
+  }
+  stats.transactions++;
+  const lastUpdated = new Date().toISOString();
+  const entry = (body.entry ?? []).map((e) => {
+    const type = e.resource?.resourceType ?? 'Resource';
+    const id = crypto.randomUUID();
+    const location = `${type}/${id}/_history/1`;
+    return {
+      resource: { ...e.resource, id, meta: { versionId: '1', lastUpdated } },
+      response: { status: '201 Created', location, etag: 'W/"1"', lastModified: lastUpdated },
+    };
+  });
+  stats.committed++;
+  const key = bundleKey(body);
+  if (key && commits[key] === undefined) commits[key] = now();
+  return send(res, 200, { resourceType: 'Bundle', type: 'transaction-response', entry });
 }
 
 const server = http.createServer((req, res) => {
