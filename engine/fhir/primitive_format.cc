@@ -154,6 +154,13 @@ std::optional<std::string> dateLike(std::string_view type, std::string_view s) {
 
 bool isSpace(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; }
 
+
+bool isAsciiAlnum(char c) {
+  return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
+}
+
+}  // namespace
+
 // Whether any byte is a control character or a space: a loop the compiler vectorises, run before
 // the exact character checks (which only matter when it is true).
 bool anyAtOrBelowSpace(std::string_view s) {
@@ -194,12 +201,6 @@ bool anyAtOrBelowSpace(std::string_view s) {
   for (; i < n; ++i) any |= static_cast<unsigned char>(p[i]) <= ' ';
   return any;
 }
-
-bool isAsciiAlnum(char c) {
-  return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
-}
-
-}  // namespace
 
 PrimitiveKind primitiveKind(std::string_view type) {
   switch (type.size()) {
@@ -271,26 +272,6 @@ std::string expectedJsonKind(PrimitiveKind k) {
     return "a JSON integer";
   if (k == PrimitiveKind::kDecimal) return "a JSON number";
   return "a JSON string";
-}
-
-bool plainlyValid(PrimitiveKind k, const rapidjson::Value& value) {
-  if (k == PrimitiveKind::kBoolean) return value.IsBool();
-  if (!value.IsString()) return false;
-  const std::string_view s(value.GetString(), value.GetStringLength());
-  if (s.empty()) return false;
-  switch (k) {
-    case PrimitiveKind::kString:
-    case PrimitiveKind::kMarkdown:
-      // not only whitespace (the first byte is none) and within the size limit
-      return !isSpace(s.front()) && s.size() <= 1024 * 1024;
-    case PrimitiveKind::kCode:
-    case PrimitiveKind::kUri:
-    case PrimitiveKind::kUrl:
-    case PrimitiveKind::kCanonical:
-      return !anyAtOrBelowSpace(s);  // no whitespace anywhere
-    default:
-      return false;
-  }
 }
 
 std::optional<std::string> checkPrimitive(std::string_view type, const rapidjson::Value& value) {

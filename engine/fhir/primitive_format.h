@@ -53,7 +53,11 @@ std::optional<std::string> checkPrimitive(PrimitiveKind kind, std::string_view t
 // return nothing (a non-empty string of string, code, uri, url or canonical with no byte at or
 // below a space and no leading space, or a JSON boolean for boolean); false means "ask
 // checkPrimitive", not "invalid".
-bool plainlyValid(PrimitiveKind kind, const rapidjson::Value& value);
+// (Inline: the walk asks it for nearly every primitive value.)
+inline bool plainlyValid(PrimitiveKind kind, const rapidjson::Value& value);
+
+// Whether any byte of `s` is a control character or a space (16 bytes at a time).
+bool anyAtOrBelowSpace(std::string_view s);
 
 // The same for the text of a string-valued primitive (no JSON type check).
 std::optional<std::string> checkPrimitiveText(std::string_view type, std::string_view text);
@@ -67,5 +71,27 @@ bool jsonKindFits(PrimitiveKind kind, const rapidjson::Value& value);
 // "a JSON string", "a JSON number" ... for messages.
 std::string expectedJsonKind(std::string_view type);
 std::string expectedJsonKind(PrimitiveKind kind);
+
+inline bool plainlyValid(PrimitiveKind k, const rapidjson::Value& value) {
+  if (k == PrimitiveKind::kBoolean) return value.IsBool();
+  if (!value.IsString()) return false;
+  const std::string_view s(value.GetString(), value.GetStringLength());
+  if (s.empty()) return false;
+  switch (k) {
+    case PrimitiveKind::kString:
+    case PrimitiveKind::kMarkdown: {
+      // not only whitespace (the first byte is none) and within the size limit
+      const char c = s.front();
+      return c != ' ' && c != '\t' && c != '\r' && c != '\n' && s.size() <= 1024 * 1024;
+    }
+    case PrimitiveKind::kCode:
+    case PrimitiveKind::kUri:
+    case PrimitiveKind::kUrl:
+    case PrimitiveKind::kCanonical:
+      return !anyAtOrBelowSpace(s);  // no whitespace anywhere
+    default:
+      return false;
+  }
+}
 
 }  // namespace switchboard::fhir

@@ -416,6 +416,7 @@ class Walk {
       for (; nextAbsent < absent.size() && absent[nextAbsent] < limit; ++nextAbsent)
         cardinality(path, *defs[absent[nextAbsent]], 0, false, loc);
     };
+    const bool shortcuts = options_.shortcuts && !profilePass_;
     for (std::size_t next = base; next < end;) {
       const std::uint32_t d = members_[next].index;
       checkAbsentUpTo(d);
@@ -434,7 +435,7 @@ class Walk {
         const ChildSlot& slot = *m.slot;
         // Shortcuts (see ChildSlot) for a value without "_name": a single valid primitive, or
         // objects of the right shape, of a plain element.
-        if (!m.ext && options_.shortcuts && !profilePass_) {
+        if (shortcuts && !m.ext) {
           if (slot.plainPrimitive && primitiveHolds(*def, slot, m.json->value)) continue;
           if (slot.plainObject && plainObjects(sd, *def, *slot.type, m.key(), m.json->value, loc))
             continue;
