@@ -109,6 +109,7 @@ bool ElementDef::isPrimitiveChoiceSuffix(std::string_view suffix) const {
 void ChildIndex::rebuild(std::size_t buckets) {
   table_.assign(buckets, Bucket{});
   const std::uint32_t mask = static_cast<std::uint32_t>(buckets - 1);
+  mask_ = mask;
   for (std::uint32_t i = 0; i < entries_.size(); ++i) {
     const std::uint32_t h = hash(entries_[i].first);
     std::uint32_t b = h & mask;

@@ -116,11 +116,11 @@ class ChildIndex {
   void add(std::string key, ChildSlot slot);
   // (Inline: the walk looks up every key of every object.)
   const ChildSlot* find(std::string_view key) const {
-    if (table_.empty()) return nullptr;
-    const std::uint32_t mask = static_cast<std::uint32_t>(table_.size() - 1);
+    const Bucket* const table = table_.data();
+    if (!table) return nullptr;  // no key added
     const std::uint32_t h = hash(key);
-    for (std::uint32_t b = h & mask;; b = (b + 1) & mask) {
-      const Bucket bucket = table_[b];
+    for (std::uint32_t b = h & mask_;; b = (b + 1) & mask_) {
+      const Bucket bucket = table[b];
       if (bucket.entry == 0) return nullptr;
       if (bucket.hash != h) continue;
       const auto& [k, slot] = entries_[bucket.entry - 1];
@@ -179,6 +179,7 @@ class ChildIndex {
     std::uint32_t hash = 0;
   };
   std::vector<Bucket> table_;
+  std::uint32_t mask_ = 0;  // table_.size() - 1
 };
 
 struct Binding {

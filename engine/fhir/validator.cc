@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cstring>
 #include <memory>
 #include <optional>
 #include <set>
@@ -410,28 +411,34 @@ class Walk {
     }
     // Present elements come from members_; of the absent ones only those in absentChecks need a
     // look (a minimum or extension slices), merged in so that issues keep definition order.
-    const std::vector<std::uint32_t>& absent = parent.absentChecks;
+    const std::uint32_t* const absent = parent.absentChecks.data();
+    const std::size_t absentCount = parent.absentChecks.size();
     std::size_t nextAbsent = 0;
     auto checkAbsentUpTo = [&](std::uint32_t limit) {
-      for (; nextAbsent < absent.size() && absent[nextAbsent] < limit; ++nextAbsent)
+      for (; nextAbsent < absentCount && absent[nextAbsent] < limit; ++nextAbsent)
         cardinality(path, *defs[absent[nextAbsent]], 0, false, loc);
+    };
+    // How many values a member holds (the value, or a lone "_name").
+    auto values = [](const Member& m) -> std::size_t {
+      const Value& v = m.json->value;
+      return v.IsArray() ? v.Size() : 1;
     };
     const bool shortcuts = options_.shortcuts && !profilePass_;
     for (std::size_t next = base; next < end;) {
-      const std::uint32_t d = members_[next].index;
+      Member m = members_[next];  // a copy: nested objects grow members_
+      const std::uint32_t d = m.index;
       checkAbsentUpTo(d);
-      if (nextAbsent < absent.size() && absent[nextAbsent] == d) ++nextAbsent;
+      if (nextAbsent < absentCount && absent[nextAbsent] == d) ++nextAbsent;
       const ElementDef* def = defs[d];
-      const std::size_t first = next;
-      std::size_t count = 0;
-      for (; next < end && members_[next].index == d; ++next) {
-        const Member& m = members_[next];
-        const Value& v = m.json->value;  // the value, or a lone "_name"
-        count += v.IsArray() ? v.Size() : 1;
-      }
+      // The members of this element: usually one (more for a choice element's types or a key
+      // given twice).
+      std::size_t last = next + 1;
+      std::size_t count = values(m);
+      for (const Member* all = members_.data(); last < end && all[last].index == d; ++last)
+        count += values(all[last]);
       if (count < def->min || count > def->maxCount) cardinality(path, *def, count, true, loc);
-      for (std::size_t k = first; k < next; ++k) {
-        const Member m = members_[k];  // a copy: nested objects grow members_
+      for (std::size_t k = next; k < last; ++k) {
+        if (k != next) m = members_[k];
         const ChildSlot& slot = *m.slot;
         // Shortcuts (see ChildSlot) for a value without "_name": a single valid primitive, or
         // objects of the right shape, of a plain element.
@@ -444,9 +451,10 @@ class Walk {
         if (value && !def->slices->empty()) extensionSlices(*def, value, loc);
         items(sd, *def, slot.type, m.key(), value, m.ext, loc);
       }
+      next = last;
     }
     checkAbsentUpTo(static_cast<std::uint32_t>(defs.size()));
-    members_.erase(members_.begin() + static_cast<std::ptrdiff_t>(base), members_.end());
+    members_.resize(base);
   }
 
   // Whether items() would report nothing for `value`, the single value of a member whose slot is
@@ -740,6 +748,25 @@ class Walk {
   }
 
   const std::string_view* bundleType(std::string_view fullUrl) const {
+    if (bundleTypes_.size() <= 16) {
+      // A few entries: scanned from the end (of entries sharing a fullUrl the last counts, and
+      // the sort kept their order), their last eight bytes compared first: the uuids of
+      // "urn:uuid:" fullUrls all have the same length and differ at the end.
+      const std::size_t n = fullUrl.size();
+      std::uint64_t tail = 0;
+      if (n >= 8) std::memcpy(&tail, fullUrl.data() + n - 8, 8);
+      for (auto it = bundleTypes_.rbegin(); it != bundleTypes_.rend(); ++it) {
+        const std::string_view u = it->first;
+        if (u.size() != n) continue;
+        if (n >= 8) {
+          std::uint64_t t;
+          std::memcpy(&t, u.data() + n - 8, 8);
+          if (t != tail) continue;
+        }
+        if (u == fullUrl) return &it->second;
+      }
+      return nullptr;
+    }
     auto it = std::upper_bound(bundleTypes_.begin(), bundleTypes_.end(), fullUrl,
                                [](std::string_view u, const auto& e) { return u < e.first; });
     if (it == bundleTypes_.begin() || std::prev(it)->first != fullUrl) return nullptr;
