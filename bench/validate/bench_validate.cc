@@ -94,8 +94,8 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "bench_validate: %s\n", validator.error().message.c_str());
     return 2;
   }
-  std::printf("%-44s %7s %6s | %-22s | %-22s | %-22s | %-22s | %-22s\n", "file", "bytes",
-              "issues", "parsed, invariants", "parsed, no invariants", "text, invariants",
+  std::printf("%-44s %7s %6s | %-22s | %-22s | %-22s | %-22s | %-22s\n", "file", "bytes", "issues",
+              "parsed, invariants", "parsed, no invariants", "text, invariants",
               "parsed, stage options", "text, stage options");
   for (const auto& name : files) {
     const std::string text = readFile(name.starts_with("/") ? name : root + "/" + name);

@@ -127,7 +127,6 @@ void ChildIndex::add(std::string key, ChildSlot slot) {
     rebuild(table_.size());
 }
 
-
 const ElementDef* StructureDefinition::element(std::string_view path) const {
   auto it = byPath_.find(std::string(path));
   return it == byPath_.end() ? nullptr : it->second;

@@ -27,18 +27,24 @@ using rapidjson::Value;
 
 std::string_view sv(const Value& v) { return {v.GetString(), v.GetStringLength()}; }
 
-// The string member `key` of an object, or "" (also when it is not a string).
-std::string_view strMember(const Value& obj, std::string_view key) {
-  if (!obj.IsObject()) return {};
-  auto it = obj.FindMember(Value(rapidjson::StringRef(key.data(), key.size())));
-  if (it == obj.MemberEnd() || !it->value.IsString()) return {};
-  return sv(it->value);
+// The member `key` of an object (the first of that name), or null. Inlined: most keys are
+// literals, and the loop then compares against their characters as constants (no memcmp call).
+[[gnu::always_inline]] inline const Value* member(const Value& obj, std::string_view key) {
+  if (!obj.IsObject()) return nullptr;
+  for (auto it = obj.MemberBegin(); it != obj.MemberEnd(); ++it) {
+    if (it->name.GetStringLength() != key.size()) continue;
+    const char* k = it->name.GetString();
+    std::size_t i = 0;
+    while (i < key.size() && k[i] == key[i]) ++i;
+    if (i == key.size()) return &it->value;
+  }
+  return nullptr;
 }
 
-const Value* member(const Value& obj, std::string_view key) {
-  if (!obj.IsObject()) return nullptr;
-  auto it = obj.FindMember(Value(rapidjson::StringRef(key.data(), key.size())));
-  return it == obj.MemberEnd() ? nullptr : &it->value;
+// The string member `key` of an object, or "" (also when it is not a string).
+[[gnu::always_inline]] inline std::string_view strMember(const Value& obj, std::string_view key) {
+  const Value* v = member(obj, key);
+  return v && v->IsString() ? sv(*v) : std::string_view();
 }
 
 // The member "_" + name of an object, found without building the key.
@@ -324,8 +330,8 @@ class Walk {
   // The members of `obj` resolved to children of `index` and appended to members_, with each
   // "_name" paired with its value, unknown keys and misplaced "_name"s reported; whether they
   // came in definition order.
-  bool collectMembers(const std::string& path, const ChildIndex& index, const Value& obj, const Loc& loc,
-               bool isResourceRoot) {
+  bool collectMembers(const std::string& path, const ChildIndex& index, const Value& obj,
+                      const Loc& loc, bool isResourceRoot) {
     // Most objects carry no "_name" primitive extensions: skip those look-ups then.
     bool anyUnderscore = false;
     for (auto it = obj.MemberBegin(); it != obj.MemberEnd(); ++it)
