@@ -571,7 +571,7 @@ int Engine::runDeliveriesOnce(const std::string& owner) {
   return runDeliveries(owner, more);
 }
 
-int Engine::runDeliveries(const std::string& owner, bool& more) {
+int Engine::runDeliveries(const std::string& owner, bool& more, std::vector<store::DeliveryRecord>* ahead) {
   const core::Millis now = clock_->nowMs();
   auto channels = this->channels();
   std::vector<std::string> blocked = breakers_.blocked(now);
@@ -586,7 +586,13 @@ int Engine::runDeliveries(const std::string& owner, bool& more) {
       }
     }
   }
-  auto claimed = store_->claimDeliveries(owner, config_.deliveryClaimBatch, now, config_.leaseMs, paused);
+  Result<std::vector<store::DeliveryRecord>> claimed;
+  if (ahead != nullptr && !ahead->empty()) {  // claimed with the previous pass's attempts
+    claimed = std::move(*ahead);
+    ahead->clear();
+  } else {
+    claimed = store_->claimDeliveries(owner, config_.deliveryClaimBatch, now, config_.leaseMs, paused);
+  }
   if (!claimed) {
     logLine("claiming deliveries failed: " + claimed.error().message);
     return 0;
@@ -689,7 +695,22 @@ int Engine::runDeliveries(const std::string& owner, bool& more) {
   }
   if (!attempts.empty()) {
     // One transaction records the whole batch, flushed unless every send in it may be repeated.
-    auto recorded = store_->recordAttempts(owner, attempts, !allRepeatable);
+    // In the delivery loop it also claims the next batch (none while some were skipped: their
+    // leases are released below, with every other lease of this owner).
+    Result<std::vector<Result<void>>> recorded;
+    if (ahead != nullptr && !skipped && running_) {
+      auto both = store_->recordAttemptsAndClaim(
+          owner, attempts, !allRepeatable,
+          {config_.deliveryClaimBatch, clock_->nowMs(), config_.leaseMs, std::move(paused)});
+      if (both) {
+        recorded = std::move(both->recorded);
+        *ahead = std::move(both->claimed);
+      } else {
+        recorded = std::unexpected(both.error());
+      }
+    } else {
+      recorded = store_->recordAttempts(owner, attempts, !allRepeatable);
+    }
     if (!recorded) {
       logLine("recording " + std::to_string(attempts.size()) + " attempts failed: " + recorded.error().message);
     } else {
@@ -709,6 +730,10 @@ int Engine::runDeliveries(const std::string& owner, bool& more) {
     }
   }
   if (skipped) store_->releaseLeases(owner);
+  if (ahead != nullptr && !ahead->empty()) {
+    more = true;
+    if (static_cast<int>(ahead->size()) == config_.deliveryClaimBatch) wakeDeliveries();  // more may wait
+  }
   return handled;
 }
 
@@ -768,6 +793,9 @@ void Engine::pipelineLoop(std::string owner) {
 // or a delivery that others wait for is done); new deliveries signal, due retries and replays are
 // found by the idle poll. So a quiet engine does not follow each delivery with an empty claim.
 void Engine::deliveryLoop(std::string owner) {
+  // Deliveries claimed together with the last pass's attempts, sent in the next pass. Left over
+  // at stop, their leases are released with the owner's others (stop()).
+  std::vector<store::DeliveryRecord> ahead;
   while (running_) {
     std::uint64_t seen;
     {
@@ -775,8 +803,8 @@ void Engine::deliveryLoop(std::string owner) {
       seen = deliverySignal_;
     }
     bool more = false;
-    int n = runDeliveries(owner, more);
-    if (n > 0 && more) continue;
+    int n = runDeliveries(owner, more, &ahead);
+    if (!ahead.empty() || (n > 0 && more)) continue;
     std::unique_lock<std::mutex> lock(wakeMutex_);
     deliveryWake_.wait_for(lock, std::chrono::milliseconds(config_.idlePollMs),
                            [&] { return !running_ || deliverySignal_ != seen; });

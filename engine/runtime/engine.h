@@ -96,8 +96,10 @@ class Engine final : public HttpRouter {
   void handOver(std::vector<store::NewMessage>& rows, const std::vector<store::IngestOutcome>* outcomes,
                 const std::optional<store::IntakeLease>& lease);
   void pipelineLoop(std::string owner);
-  // One delivery pass; `more` is set when more deliveries may be claimable right away.
-  int runDeliveries(const std::string& owner, bool& more);
+  // One delivery pass; `more` is set when more deliveries may be claimable right away. With
+  // `ahead`, the pass sends the deliveries in it (when any) instead of claiming, and claims the
+  // next batch into it in the transaction that records its attempts (the delivery loop).
+  int runDeliveries(const std::string& owner, bool& more, std::vector<store::DeliveryRecord>* ahead = nullptr);
   void deliveryLoop(std::string owner);
   void wakePipeline();
   void wakeDeliveries();

@@ -1009,21 +1009,52 @@ class SqlStore final : public Store {
                                                       const std::vector<std::string>& paused) override {
     return write("claimDeliveries", false, Commit::kRelaxed,
                  [&](soci::session& sql) -> Result<std::vector<DeliveryRecord>> {
-      Claimer& claims = prepared(sql).claims;
       Txn tr(sql, dialect_);
-      std::vector<long long> ids =
-          paused.empty() ? claims.pickDeliveries(nowMs, limit) : pickDeliveriesExcept(sql, nowMs, limit, paused);
-      std::vector<DeliveryRecord> out;
-      if (ids.empty()) return out;
-      out.reserve(ids.size());
-      for (long long id : ids) {
-        auto d = claims.leaseDelivery(id, owner, nowMs + leaseMs);
-        if (!d) return std::unexpected(d.error());
-        out.push_back(std::move(*d));
-      }
+      auto out = claimIn(sql, owner, {limit, nowMs, leaseMs, paused});
+      if (out && !out->empty()) tr.commit();
+      return out;
+    });
+  }
+
+  Result<RecordedAndClaimed> recordAttemptsAndClaim(const std::string& owner, const std::vector<AttemptItem>& items,
+                                                    bool flush, const ClaimRequest& claim) override {
+    return write("recordAttemptsAndClaim", false, flush ? Commit::kFull : Commit::kRelaxed,
+                 [&](soci::session& sql) -> Result<RecordedAndClaimed> {
+      Txn tr(sql, dialect_);
+      if (!flush && dialect_ == Dialect::kPostgresql) sql << "SET LOCAL synchronous_commit TO OFF";
+      RecordedAndClaimed out;
+      out.recorded = recordIn(sql, owner, items);
+      auto claimed = claimIn(sql, owner, claim);
+      if (!claimed) return std::unexpected(claimed.error());
+      out.claimed = std::move(*claimed);
       tr.commit();
       return out;
     });
+  }
+
+  // The claim of claimDeliveries inside the caller's transaction.
+  Result<std::vector<DeliveryRecord>> claimIn(soci::session& sql, const std::string& owner, const ClaimRequest& c) {
+    Claimer& claims = prepared(sql).claims;
+    std::vector<long long> ids = c.pausedDestinations.empty()
+                                     ? claims.pickDeliveries(c.nowMs, c.limit)
+                                     : pickDeliveriesExcept(sql, c.nowMs, c.limit, c.pausedDestinations);
+    std::vector<DeliveryRecord> out;
+    out.reserve(ids.size());
+    for (long long id : ids) {
+      auto d = claims.leaseDelivery(id, owner, c.nowMs + c.leaseMs);
+      if (!d) return std::unexpected(d.error());
+      out.push_back(std::move(*d));
+    }
+    return out;
+  }
+
+  // The attempts of recordAttempts inside the caller's transaction.
+  std::vector<Result<void>> recordIn(soci::session& sql, const std::string& owner, const std::vector<AttemptItem>& items) {
+    BatchWriter& writer = prepared(sql).writer;
+    std::vector<Result<void>> out;
+    out.reserve(items.size());
+    for (const AttemptItem& item : items) out.push_back(writer.attempt(item.deliveryId, owner, item.attempt));
+    return out;
   }
 
   Result<void> recordAttempt(std::int64_t deliveryId, const std::string& owner,
@@ -1037,12 +1068,9 @@ class SqlStore final : public Store {
                                                    bool flush) override {
     return write("recordAttempts", false, flush ? Commit::kFull : Commit::kRelaxed,
                  [&](soci::session& sql) -> Result<std::vector<Result<void>>> {
-      BatchWriter& writer = prepared(sql).writer;
       Txn tr(sql, dialect_);
       if (!flush && dialect_ == Dialect::kPostgresql) sql << "SET LOCAL synchronous_commit TO OFF";
-      std::vector<Result<void>> out;
-      out.reserve(items.size());
-      for (const AttemptItem& item : items) out.push_back(writer.attempt(item.deliveryId, owner, item.attempt));
+      std::vector<Result<void>> out = recordIn(sql, owner, items);
       tr.commit();
       return out;
     });

@@ -273,6 +273,25 @@ class Store {
                                                            const std::vector<AttemptItem>& items,
                                                            bool flush) = 0;
 
+  // recordAttempts(owner, items, flush), then claimDeliveries(owner, claim...) in the SAME
+  // transaction: a delivery worker that has sent a batch records it and takes its next one with a
+  // single commit. The claim runs after the attempts are recorded, so it sees deliveries that
+  // waited ("after") for the ones just recorded. A database error fails both; an item whose lease
+  // was lost gets kConflict and the rest still commit, as in recordAttempts.
+  struct ClaimRequest {
+    int limit = 0;
+    Millis nowMs = 0;
+    Millis leaseMs = 0;
+    std::vector<std::string> pausedDestinations;
+  };
+  struct RecordedAndClaimed {
+    std::vector<Result<void>> recorded;  // per item
+    std::vector<DeliveryRecord> claimed;
+  };
+  virtual Result<RecordedAndClaimed> recordAttemptsAndClaim(const std::string& owner,
+                                                           const std::vector<AttemptItem>& items, bool flush,
+                                                           const ClaimRequest& claim) = 0;
+
   // A status callback about a message we sent (e.g. WhatsApp "delivered" for a reply's wamid):
   // finds the delivery whose successful attempt recorded `externalId` and appends an event
   // (`type`, `detail`) to its message, in one transaction. Empty optional when the id is unknown.

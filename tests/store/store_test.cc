@@ -708,6 +708,52 @@ BOOST_AUTO_TEST_CASE(a_delivery_after_a_sibling_waits_for_it_and_sees_its_outcom
   BOOST_TEST(apology->at(0).upstreamStatus == "dead");
 }
 
+BOOST_AUTO_TEST_CASE(attempts_recorded_with_the_next_claim_release_the_deliveries_waiting_for_them) {
+  Db db;
+  auto s = db.open();
+  auto a = ingestOne(*s, msg("c", "1", "a"));
+  auto b = ingestOne(*s, msg("c", "2", "b"));
+  BOOST_REQUIRE_EQUAL(s->claimMessages("w", 10, 1000, 500)->size(), 2u);
+  for (auto id : {a, b}) {
+    store::ProcessOutcome o = processed({"ehr"}, 1000);
+    o.deliveries.push_back({"reply", "thanks", "application/json", 1000, "ehr"});
+    BOOST_REQUIRE(s->finishMessage(id, "w", o, 1000).has_value());
+  }
+  auto first = s->claimDeliveries("w", 10, 1000, 500, {});
+  BOOST_REQUIRE_EQUAL(first->size(), 2u);  // both ehr deliveries
+  const auto& ehrA = first->at(0).messageId == a ? first->at(0) : first->at(1);
+  const auto& ehrB = first->at(0).messageId == a ? first->at(1) : first->at(0);
+  auto ok = attempt("ok", "succeeded", 1000);
+  ok.response = R"([{"status":"201 Created"}])";
+  std::vector<store::Store::AttemptItem> items{{ehrA.id, ok},
+                                               {ehrB.id + 1000, ok},  // not ours: conflict, the rest commits
+                                               {ehrB.id, attempt("retry", "pending", 1000, 9000)}};
+  auto both = s->recordAttemptsAndClaim("w", items, true, {10, 1000, 500, {}});
+  BOOST_REQUIRE(both.has_value());
+  BOOST_REQUIRE_EQUAL(both->recorded.size(), 3u);
+  BOOST_TEST(both->recorded[0].has_value());
+  BOOST_TEST((!both->recorded[1].has_value() && both->recorded[1].error().code == ErrorCode::kConflict));
+  BOOST_TEST(both->recorded[2].has_value());
+  // The claim saw a's ehr succeed in the same transaction: a's reply, with its outcome; b's waits.
+  BOOST_REQUIRE_EQUAL(both->claimed.size(), 1u);
+  BOOST_TEST(both->claimed[0].destination == "reply");
+  BOOST_TEST(both->claimed[0].messageId == a);
+  BOOST_TEST(both->claimed[0].upstreamStatus == "succeeded");
+  BOOST_TEST(both->claimed[0].upstreamResponse == ok.response);
+  // Claimed under w's lease: nobody else takes it before the lease ends.
+  BOOST_TEST(s->claimDeliveries("x", 10, 1000, 500, {})->empty());
+  // Paused destinations are skipped by the claim, and a claim that finds nothing is empty.
+  auto replied = s->recordAttemptsAndClaim("w", {{both->claimed[0].id, attempt("ok", "succeeded", 1000)}}, false,
+                                           {10, 9000, 500, {"c/ehr"}});
+  BOOST_REQUIRE(replied.has_value());
+  BOOST_TEST(replied->recorded.at(0).has_value());
+  BOOST_TEST(replied->claimed.empty());  // b's ehr is due at 9000 but paused
+  BOOST_TEST(s->getMessage(a)->message.status == "delivered");
+  auto retry = s->claimDeliveries("w", 10, 9000, 500, {});
+  BOOST_REQUIRE_EQUAL(retry->size(), 1u);
+  BOOST_TEST(retry->at(0).messageId == b);
+}
+
 BOOST_AUTO_TEST_CASE(status_callbacks_are_recorded_on_the_message_whose_delivery_sent_it) {
   Db db;
   auto s = db.open();
