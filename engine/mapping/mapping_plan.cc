@@ -89,7 +89,21 @@ inline void GenericReader<UTF8<>, UTF8<>, CrtAllocator>::ScanCopyUnescapedString
 #if defined(__SSE2__)
 found:
 #endif
-  if (dst != src && n != 0) std::memmove(dst, src, n);
+  if (dst != src && n != 0) {
+    // Moved down (dst < src) once an escape has shortened the string: short runs as two
+    // overlapping words, both read before either is written.
+    if (n >= 8 && n <= 16) {
+      std::uint64_t a, b;
+      std::memcpy(&a, src, 8);
+      std::memcpy(&b, src + n - 8, 8);
+      std::memcpy(dst, &a, 8);
+      std::memcpy(dst + n - 8, &b, 8);
+    } else if (n < 8) {
+      for (std::size_t i = 0; i < n; ++i) dst[i] = src[i];
+    } else {
+      std::memmove(dst, src, n);
+    }
+  }
   is.src_ = src + n;
   os.dst_ = dst + n;
 }
@@ -676,6 +690,7 @@ void Mapping::Impl::compilePlans() {
   for (const auto& e : required) requiredPlans.push_back(c.plan(e));
   for (auto& a : assertions) a.plan = c.plan(a.that);
   for (auto& r : resources) {
+    r.uuidPrefix = id + "/" + r.key + "/";
     r.ifPlan = c.plan(r.ifExpr);
     r.identityPlan = c.plan(r.identity);
     c.plan(r.resource.get());
@@ -1718,7 +1733,7 @@ Result<MappingOutput> PlanRun::run(std::string_view input, const fhirpath::Envir
       if (!cond) return std::unexpected(cond.error());
       produced[i] = cond->value_or(false);
     }
-    name.assign(m.id).append("/").append(spec.key).append("/");
+    name.assign(spec.uuidPrefix);
     bool own = false;
     if (spec.identity) {
       auto items = eval(spec.identityPlan);

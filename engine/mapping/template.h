@@ -113,6 +113,7 @@ struct ResourceSpec {
   const Plan* identityPlan = nullptr;
   TNodePtr resource;
   std::uint32_t step = 0;  // the resource's EmitStep (planned)
+  std::string uuidPrefix;  // "<mapping id>/<key>/", the start of its uuid's name (planned)
   std::vector<Piece> ifNoneExist;
 };
 
