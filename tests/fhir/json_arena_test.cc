@@ -149,6 +149,24 @@ BOOST_AUTO_TEST_CASE(strings_and_escapes_at_every_position_of_the_16_byte_scan) 
   }
 }
 
+// Two escapes in one string, the second anywhere in the plain run after the first (moved down
+// through the 16-byte scan) or ending it: a control byte, a \u escape (declined) or the end.
+BOOST_AUTO_TEST_CASE(a_second_escape_after_the_first_at_every_distance) {
+  const std::string escapes[] = {"\\n", "\\\"", "\\\\", "\\/"};
+  const std::string seconds[] = {"\\t", "\\\"", "\\u0041", "\x01"};  // the last two declined
+  for (std::size_t at = 0; at < 20; at += 3) {
+    for (std::size_t gap = 0; gap < 36; ++gap) {
+      for (const auto& e : escapes) {
+        for (std::size_t i = 0; i < std::size(seconds); ++i) {
+          const std::string s = std::string(at, 'x') + e + std::string(gap, 'y') + seconds[i] + "z";
+          const std::string text = "{\"k\":\"" + s + "\",\"" + s + "\":[\"" + s + "\"]}";
+          BOOST_TEST(check(text, "two escapes") == (i < 2), text);
+        }
+      }
+    }
+  }
+}
+
 BOOST_AUTO_TEST_CASE(every_one_byte_change_of_the_seed_bundle_is_read_alike_or_declined) {
   const std::string seed = dataFile("seed-flow-bundle.json");
   // Accepted texts are validated both ways too (what validateText did before: parseResource).
