@@ -571,6 +571,11 @@ int Engine::runDeliveriesOnce(const std::string& owner) {
   return runDeliveries(owner, more);
 }
 
+int Engine::runDeliveriesOnce(const std::string& owner, std::vector<store::DeliveryRecord>& ahead) {
+  bool more = false;
+  return runDeliveries(owner, more, &ahead);
+}
+
 int Engine::runDeliveries(const std::string& owner, bool& more, std::vector<store::DeliveryRecord>* ahead) {
   const core::Millis now = clock_->nowMs();
   auto channels = this->channels();
@@ -698,7 +703,7 @@ int Engine::runDeliveries(const std::string& owner, bool& more, std::vector<stor
     // In the delivery loop it also claims the next batch (none while some were skipped: their
     // leases are released below, with every other lease of this owner).
     Result<std::vector<Result<void>>> recorded;
-    if (ahead != nullptr && !skipped && running_) {
+    if (ahead != nullptr && !skipped) {
       auto both = store_->recordAttemptsAndClaim(
           owner, attempts, !allRepeatable,
           {config_.deliveryClaimBatch, clock_->nowMs(), config_.leaseMs, std::move(paused)});

@@ -66,6 +66,9 @@ class Engine final : public HttpRouter {
   // One pipeline pass and one delivery pass, for tests with a fake clock. Returns items handled.
   int runPipelineOnce(const std::string& owner);
   int runDeliveriesOnce(const std::string& owner);
+  // A delivery pass as the delivery loop runs it: sends `ahead` when it holds deliveries (else
+  // claims), and claims the next batch into it with the attempts' transaction.
+  int runDeliveriesOnce(const std::string& owner, std::vector<store::DeliveryRecord>& ahead);
 
  private:
   // What intake decided before the commit.

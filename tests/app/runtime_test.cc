@@ -545,6 +545,47 @@ BOOST_AUTO_TEST_CASE(a_stage_that_cannot_settle_leaves_its_messages_to_run_again
   BOOST_TEST(f.script->sent.size() == 1u);
 }
 
+BOOST_AUTO_TEST_CASE(a_delivery_pass_claims_its_next_batch_with_its_attempts) {
+  auto script = std::make_shared<Script>();
+  auto clock = std::make_shared<core::FakeClock>();
+  testing::TestEngine test(
+      {.name = "ahead",
+       .channelFile = "c.json",
+       .channelJson = R"({"id": "c", "source": {"type": "http", "path": "/in/c", "idempotency_pointer": "/id"},
+         "destinations": [{"name": "ehr", "type": "scripted"}, {"name": "reply", "type": "scripted", "after": "ehr"}]})",
+       .registerConnectors =
+           [script](core::ConnectorRegistry& registry) {
+             app::registerBuiltinConnectors(registry);
+             registry.addDestination("scripted", [script](core::ConfigReader& c, const core::ConnectorContext&)
+                                                     -> Result<std::unique_ptr<core::Destination>> {
+               if (auto r = c.finish(); !r) return std::unexpected(r.error());
+               return std::make_unique<ScriptedDestination>(script);
+             });
+           },
+       .configure = [](runtime::EngineConfig& config) { config.nodeId = "test"; },
+       .clock = clock,
+       .builtins = false});
+  auto& engine = test.engine();
+  core::HttpRequest r;
+  r.method = "POST";
+  r.path = "/in/c";
+  r.body = R"({"id": "1"})";
+  r.headers.push_back({"Content-Type", "application/json"});
+  auto id = firstId(engine.handle(r));
+  BOOST_TEST(engine.runPipelineOnce("w") == 1);
+  std::vector<store::DeliveryRecord> ahead;
+  BOOST_TEST(engine.runDeliveriesOnce("w", ahead) == 1);  // the ehr, claimed; its reply claimed with its attempt
+  BOOST_REQUIRE_EQUAL(ahead.size(), 1u);
+  BOOST_TEST(ahead[0].destination == "reply");
+  BOOST_TEST(ahead[0].upstreamStatus == "succeeded");
+  // Already leased to w: another worker finds nothing.
+  BOOST_TEST(engine.runDeliveriesOnce("x") == 0);
+  BOOST_TEST(engine.runDeliveriesOnce("w", ahead) == 1);  // the reply, from `ahead`
+  BOOST_TEST(ahead.empty());
+  BOOST_TEST(script->sent.size() == 2u);
+  BOOST_TEST(engine.store().getMessage(id)->message.status == "delivered");
+}
+
 BOOST_AUTO_TEST_CASE(rejected_input_is_recorded_and_answered_precisely) {
   Fixture f;
   auto r = f.post("{not json");
