@@ -172,11 +172,8 @@ class Walk {
         doc_(std::move(doc)),
         issues_(issues),
         scratch_(claimScratch()),
-        members_(scratch_.members),
         bundleTypes_(scratch_.bundleTypes) {
-    members_.clear();
     bundleTypes_.clear();
-    members_.reserve(64);
     if (strMember(*doc_, "resourceType") == "Bundle") {
       if (const auto* entries = member(*doc_, "entry"); entries && entries->IsArray()) {
         for (const auto& e : entries->GetArray()) {
@@ -207,7 +204,6 @@ class Walk {
   ~Walk() {
     if (&scratch_ != &ownScratch_) {
       // Kept for the thread's next validation unless a huge document grew them.
-      if (members_.capacity() > kScratchKeep) std::vector<Member>().swap(members_);
       if (bundleTypes_.capacity() > kScratchKeep) std::vector<BundleType>().swap(bundleTypes_);
       scratch_.inUse = false;
     }
@@ -247,11 +243,13 @@ class Walk {
   // thread validates without allocating them; a walk that finds them taken (a validation nested
   // in another on the same thread) uses its own.
   struct Scratch {
-    std::vector<Member> members;
     std::vector<BundleType> bundleTypes;
     bool inUse = false;
   };
   static constexpr std::size_t kScratchKeep = 4096;
+  // Members an object() call resolves in its own frame (more go to the heap): most FHIR objects
+  // have fewer, and 64 nested frames of them take 48 KB of stack.
+  static constexpr std::size_t kLocalMembers = 24;
   Scratch& claimScratch() {
     static thread_local Scratch scratch;
     if (scratch.inUse) return ownScratch_;
@@ -327,17 +325,18 @@ class Walk {
     inContained_ = savedContained;
   }
 
-  // The members of `obj` resolved to children of `index` and appended to members_, with each
-  // "_name" paired with its value, unknown keys and misplaced "_name"s reported; whether they
-  // came in definition order.
-  bool collectMembers(const std::string& path, const ChildIndex& index, const Value& obj,
-                      const Loc& loc, bool isResourceRoot) {
+  // The members of `obj` resolved to children of `index` and written to `out` (room for one per
+  // JSON member), with each "_name" paired with its value, unknown keys and misplaced "_name"s
+  // reported; how many, and whether they came in definition order.
+  std::size_t collectMembers(const std::string& path, const ChildIndex& index, const Value& obj,
+                             const Loc& loc, bool isResourceRoot, Member* out, bool& sorted) {
     // Most objects carry no "_name" primitive extensions: skip those look-ups then.
     bool anyUnderscore = false;
     for (auto it = obj.MemberBegin(); it != obj.MemberEnd(); ++it)
       anyUnderscore =
           anyUnderscore || (it->name.GetStringLength() > 0 && it->name.GetString()[0] == '_');
-    bool sorted = true;
+    std::size_t n = 0;
+    sorted = true;
     std::uint32_t lastIndex = 0;
     for (auto it = obj.MemberBegin(); it != obj.MemberEnd(); ++it) {
       std::string_view key = sv(it->name);
@@ -366,9 +365,9 @@ class Walk {
       }
       sorted = sorted && slot->index >= lastIndex;
       lastIndex = slot->index;
-      members_.push_back(Member{slot->index, slot, &*it, ext});
+      out[n++] = Member{slot->index, slot, &*it, ext};
     }
-    return sorted;
+    return n;
   }
 
   // The members of a JSON object holding the children of `parent` (an element of `sd` at
@@ -389,7 +388,14 @@ class Walk {
     const std::vector<const ElementDef*>& defs = *parent.children;
     const ChildIndex& index = *parent.childIndex;
     const bool isResourceRoot = resourceRoot && sd.isResource;
-    const std::size_t base = members_.size();
+    // The resolved members live in this frame (nested objects have their own), on the heap only
+    // for an object of more than kLocalMembers members.
+    Member local[kLocalMembers];
+    std::unique_ptr<Member[]> heap;
+    Member* const members = obj.MemberCount() <= kLocalMembers
+                                ? local
+                                : (heap.reset(new Member[obj.MemberCount()]), heap.get());
+    std::size_t end = 0;
     // The usual object: each key names a child and none starts with '_', so one pass resolves
     // them; a "_name" or an unknown key sends the object to collectMembers(), which reports them.
     bool sorted = true;  // members in definition order already (the mapping writes them so)
@@ -399,23 +405,21 @@ class Walk {
       if (isResourceRoot && key == "resourceType") continue;
       const ChildSlot* slot = key.empty() || key[0] == '_' ? nullptr : index.find(key);
       if (!slot) {
-        members_.erase(members_.begin() + static_cast<std::ptrdiff_t>(base), members_.end());
-        sorted = collectMembers(path, index, obj, loc, isResourceRoot);
+        end = collectMembers(path, index, obj, loc, isResourceRoot, members, sorted);
         break;
       }
       sorted = sorted && slot->index >= lastIndex;
       lastIndex = slot->index;
-      members_.push_back(Member{slot->index, slot, &*it, nullptr});
+      members[end++] = Member{slot->index, slot, &*it, nullptr};
     }
     // Group by element (stable: JSON order within an element), then walk in definition order.
-    const std::size_t end = members_.size();
-    for (std::size_t i = sorted ? end : base + 1; i < end; ++i) {
-      Member m = members_[i];
+    for (std::size_t i = sorted ? end : 1; i < end; ++i) {
+      Member m = members[i];
       std::size_t j = i;
-      for (; j > base && members_[j - 1].index > m.index; --j) members_[j] = members_[j - 1];
-      members_[j] = m;
+      for (; j > 0 && members[j - 1].index > m.index; --j) members[j] = members[j - 1];
+      members[j] = m;
     }
-    // Present elements come from members_; of the absent ones only those in absentChecks need a
+    // Present elements come from members; of the absent ones only those in absentChecks need a
     // look (a minimum or extension slices), merged in so that issues keep definition order.
     const std::uint32_t* const absent = parent.absentChecks.data();
     const std::size_t absentCount = parent.absentChecks.size();
@@ -430,21 +434,19 @@ class Walk {
       return v.IsArray() ? v.Size() : 1;
     };
     const bool shortcuts = options_.shortcuts && !profilePass_;
-    for (std::size_t next = base; next < end;) {
-      Member m = members_[next];  // a copy: nested objects grow members_
-      const std::uint32_t d = m.index;
+    for (std::size_t next = 0; next < end;) {
+      const std::uint32_t d = members[next].index;
       checkAbsentUpTo(d);
       if (nextAbsent < absentCount && absent[nextAbsent] == d) ++nextAbsent;
       const ElementDef* def = defs[d];
       // The members of this element: usually one (more for a choice element's types or a key
       // given twice).
       std::size_t last = next + 1;
-      std::size_t count = values(m);
-      for (const Member* all = members_.data(); last < end && all[last].index == d; ++last)
-        count += values(all[last]);
+      std::size_t count = values(members[next]);
+      for (; last < end && members[last].index == d; ++last) count += values(members[last]);
       if (count < def->min || count > def->maxCount) cardinality(path, *def, count, true, loc);
       for (std::size_t k = next; k < last; ++k) {
-        if (k != next) m = members_[k];
+        const Member& m = members[k];
         const ChildSlot& slot = *m.slot;
         // Shortcuts (see ChildSlot) for a value without "_name": a single valid primitive, or
         // objects of the right shape, of a plain element.
@@ -460,7 +462,6 @@ class Walk {
       next = last;
     }
     checkAbsentUpTo(static_cast<std::uint32_t>(defs.size()));
-    members_.resize(base);
   }
 
   // Whether items() would report nothing for `value`, the single value of a member whose slot is
@@ -1009,7 +1010,6 @@ class Walk {
   std::vector<Issue>& issues_;
   Scratch ownScratch_;
   Scratch& scratch_;
-  std::vector<Member>& members_;          // the objects being walked, innermost last
   std::vector<BundleType>& bundleTypes_;  // sorted by fullUrl
   const Value* resource_ = nullptr;       // the current resource's JSON
   std::optional<Node> resourceNode_;      // its FHIRPath node, made on first use

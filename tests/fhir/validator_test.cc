@@ -1,5 +1,6 @@
 // The validator against the shipped fhir-profiles/: realistic resources pass, and each class of
 // error is reported with its severity, issue code and FHIRPath location.
+#include <algorithm>
 #include <atomic>
 #include <cstdio>
 #include <cstdlib>
@@ -195,6 +196,30 @@ BOOST_AUTO_TEST_CASE(unknown_elements) {
   // The bare choice name is not an element either.
   issues = check(R"({"resourceType":"Patient","deceased":true})");
   EXPECT_ISSUE(issues, "error", "structure", "Patient.deceased", "unknown element");
+}
+
+// An object of more members than the walk resolves in its own frame (24) goes to the heap: the
+// same issues, in the same order, for its known and unknown members, in and out of definition
+// order.
+BOOST_AUTO_TEST_CASE(objects_of_many_members) {
+  for (bool reversed : {false, true}) {
+    std::vector<std::string> members = {R"("gender":"unknown-code")", R"("birthDate":"1990-13-01")",
+                                        R"("active":true)", R"("id":"p1")"};
+    for (int i = 0; i < 30; ++i)
+      members.push_back("\"x" + std::to_string(i) + "\":" + std::to_string(i));
+    if (reversed) std::reverse(members.begin(), members.end());
+    std::string json = R"({"resourceType":"Patient")";
+    for (const auto& m : members) json += "," + m;
+    auto issues = check(json + "}");
+    std::vector<std::string> unknown;
+    for (const auto& i : issues)
+      if (i.diagnostics.starts_with("unknown element")) unknown.push_back(i.expression);
+    BOOST_TEST_REQUIRE(unknown.size() == 30u, describe(issues));
+    for (int i = 0; i < 30; ++i)
+      BOOST_TEST(unknown[reversed ? 29 - i : i] == "Patient.x" + std::to_string(i));
+    EXPECT_ISSUE(issues, "error", "code-invalid", "Patient.gender", "unknown-code");
+    EXPECT_ISSUE(issues, "error", "value", "Patient.birthDate", "");
+  }
 }
 
 BOOST_AUTO_TEST_CASE(bad_instants) {
