@@ -2,6 +2,7 @@
 #include "engine/mapping/concept_map.h"
 
 #include <algorithm>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -115,6 +116,7 @@ Result<void> ConceptMapSet::add(const rapidjson::Value& cm, const std::string& f
                    "expected \"provided\" or \"fixed\" (other-map is not supported)");
       }
     }
+    group.index.build(group.elements);
     map->groups.push_back(std::move(group));
   }
   for (const std::string& key : {map->id, name, url}) {
@@ -127,6 +129,48 @@ Result<void> ConceptMapSet::add(const rapidjson::Value& cm, const std::string& f
   }
   maps_.push_back(std::move(map));
   return {};
+}
+
+std::uint64_t ConceptMapSet::CodeIndex::hash(std::string_view code) {
+  constexpr std::uint64_t kMul = 0xff51afd7ed558ccdULL;
+  std::uint64_t h = 0x9e3779b97f4a7c15ULL ^ code.size();
+  std::size_t i = 0;
+  for (; i + 8 <= code.size(); i += 8) {
+    std::uint64_t w;
+    std::memcpy(&w, code.data() + i, 8);
+    h = (h ^ w) * kMul;
+    h ^= h >> 32;
+  }
+  if (i < code.size()) {
+    std::uint64_t w = 0;
+    std::memcpy(&w, code.data() + i, code.size() - i);
+    h = (h ^ w) * kMul;
+    h ^= h >> 32;
+  }
+  return h;
+}
+
+void ConceptMapSet::CodeIndex::build(const TextMap<Translation>& elements) {
+  std::size_t size = 8;
+  while (size < 2 * elements.size()) size *= 2;
+  entries_.assign(size, Entry{});
+  mask_ = size - 1;
+  for (const auto& [code, translation] : elements) {  // node addresses: stable once added
+    std::uint64_t at = hash(code) & mask_;
+    while (entries_[at].translation) at = (at + 1) & mask_;
+    entries_[at] = Entry{std::string_view(code), &translation};
+  }
+}
+
+const Translation* ConceptMapSet::CodeIndex::find(std::string_view code) const {
+  if (entries_.empty()) return nullptr;
+  for (std::uint64_t at = hash(code) & mask_;; at = (at + 1) & mask_) {
+    const Entry& e = entries_[at];
+    if (!e.translation) return nullptr;
+    if (e.code.size() == code.size() &&
+        (code.empty() || std::memcmp(e.code.data(), code.data(), code.size()) == 0))
+      return e.translation;
+  }
 }
 
 bool ConceptMapSet::has(std::string_view map) const { return byName_.find(map) != byName_.end(); }
@@ -169,7 +213,7 @@ Result<ConceptMapSet::View> ConceptMapSet::lookup(const Map& map, std::string_vi
                                                   std::string_view sourceSystem) const {
   for (const Group& group : map.groups) {
     if (!sourceSystem.empty() && !group.source.empty() && group.source != sourceSystem) continue;
-    if (auto e = group.elements.find(code); e != group.elements.end()) return viewOf(e->second);
+    if (const Translation* e = group.index.find(code)) return viewOf(*e);
   }
   for (const Group& group : map.groups) {
     if (!sourceSystem.empty() && !group.source.empty() && group.source != sourceSystem) continue;

@@ -4,6 +4,7 @@
 // Thread-safety: a loaded ConceptMapSet is immutable and may be shared between threads.
 #pragma once
 
+#include <cstdint>
 #include <memory>
 #include <optional>
 #include <string>
@@ -70,9 +71,32 @@ class ConceptMapSet {
   };
   template <typename T>
   using TextMap = std::unordered_map<std::string, T, TextHash, std::equal_to<>>;
+  // The codes of a group in an open-addressed table of a power-of-two size, hashed by a few
+  // multiplications over eight bytes at a time (no division, no call): what lookup() reads.
+  class CodeIndex {
+   public:
+    // It views the elements it was built over: moved with them, never copied.
+    CodeIndex() = default;
+    CodeIndex(CodeIndex&&) noexcept = default;
+    CodeIndex& operator=(CodeIndex&&) noexcept = default;
+    CodeIndex(const CodeIndex&) = delete;
+    CodeIndex& operator=(const CodeIndex&) = delete;
+    void build(const TextMap<Translation>& elements);
+    const Translation* find(std::string_view code) const;
+
+   private:
+    static std::uint64_t hash(std::string_view code);
+    struct Entry {
+      std::string_view code;  // views the key in `elements`; empty data: a free entry
+      const Translation* translation = nullptr;
+    };
+    std::vector<Entry> entries_;
+    std::uint64_t mask_ = 0;
+  };
   struct Group {
     std::string source, target;
     TextMap<Translation> elements;
+    CodeIndex index;  // over `elements`, built once the group is read
     std::string unmappedMode;  // "", "provided", "fixed"
     Translation unmappedFixed;
   };

@@ -104,6 +104,38 @@ BOOST_AUTO_TEST_CASE(shipped_conceptmaps_load) {
   BOOST_TEST((*set)->translate("appointment-type", "sick_visit")->code == "185345009");
 }
 
+// The codes' table (open addressing over a power-of-two size): every code of groups of many
+// sizes found with its own target, codes that share a prefix, a length or eight-byte blocks told
+// apart, absent codes not found, and a group moved with its map (the table views its codes).
+BOOST_AUTO_TEST_CASE(many_codes_each_found) {
+  for (int count : {1, 3, 4, 5, 17, 100}) {
+    std::string elements;
+    auto code = [](int i) {  // long and short codes, some equal in their first eight bytes
+      return i % 3 == 0 ? "c" + std::to_string(i) : "shared-prefix-" + std::to_string(i);
+    };
+    for (int i = 0; i < count; ++i) {
+      if (i) elements += ",";
+      elements += R"({"code":")" + code(i) + R"(","target":[{"code":"T)" + std::to_string(i) +
+                  R"(","equivalence":"equal"}]})";
+    }
+    ConceptMapSet set;
+    auto doc = parse(R"({"resourceType":"ConceptMap","id":"m","group":[{"target":"urn:t",
+        "element":[)" + elements + "]}]}");
+    BOOST_REQUIRE(set.add(doc, "m.json"));
+    ConceptMapSet moved = std::move(set);
+    for (int i = 0; i < count; ++i) {
+      auto t = moved.translate("m", code(i));
+      BOOST_REQUIRE_MESSAGE(t, code(i));
+      BOOST_TEST(t->code == "T" + std::to_string(i));
+    }
+    for (const std::string absent : {"", "c", "shared-prefix-", "shared-prefix-1000", "C0"}) {
+      auto t = moved.translate("m", absent);
+      BOOST_TEST(!t, absent);
+      if (!t) BOOST_TEST(static_cast<int>(t.error().code) == static_cast<int>(ErrorCode::kCodeInvalid));
+    }
+  }
+}
+
 BOOST_AUTO_TEST_SUITE_END()
 
 }  // namespace switchboard::mapping
