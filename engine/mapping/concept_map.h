@@ -96,7 +96,7 @@ class ConceptMapSet {
   struct Group {
     std::string source, target;
     TextMap<Translation> elements;
-    CodeIndex index;  // over `elements`, built once the group is read
+    CodeIndex index;           // over `elements`, built once the group is read
     std::string unmappedMode;  // "", "provided", "fixed"
     Translation unmappedFixed;
   };

@@ -40,6 +40,23 @@ struct ArenaInsituStream : rapidjson::InsituStringStream {
   const char* end;  // the NUL after the text
 };
 
+// Copies `n` bytes to `dst`, which may overlap `src` from below (a string moved down in place):
+// up to sixteen bytes without a call, as two overlapping words both read before either is
+// written (or byte by byte, forwards), more by memmove.
+[[gnu::always_inline]] inline void moveBytes(char* dst, const char* src, std::size_t n) {
+  if (n >= 8 && n <= 16) {
+    std::uint64_t a, b;
+    std::memcpy(&a, src, 8);
+    std::memcpy(&b, src + n - 8, 8);
+    std::memcpy(dst, &a, 8);
+    std::memcpy(dst + n - 8, &b, 8);
+  } else if (n < 8) {
+    for (std::size_t i = 0; i < n; ++i) dst[i] = src[i];
+  } else {
+    std::memmove(dst, src, n);
+  }
+}
+
 }  // namespace
 }  // namespace switchboard::mapping
 
@@ -89,21 +106,7 @@ inline void GenericReader<UTF8<>, UTF8<>, CrtAllocator>::ScanCopyUnescapedString
 #if defined(__SSE2__)
 found:
 #endif
-  if (dst != src && n != 0) {
-    // Moved down (dst < src) once an escape has shortened the string: short runs as two
-    // overlapping words, both read before either is written.
-    if (n >= 8 && n <= 16) {
-      std::uint64_t a, b;
-      std::memcpy(&a, src, 8);
-      std::memcpy(&b, src + n - 8, 8);
-      std::memcpy(dst, &a, 8);
-      std::memcpy(dst + n - 8, &b, 8);
-    } else if (n < 8) {
-      for (std::size_t i = 0; i < n; ++i) dst[i] = src[i];
-    } else {
-      std::memmove(dst, src, n);
-    }
-  }
+  if (dst != src && n != 0) switchboard::mapping::moveBytes(dst, src, n);  // moved down
   is.src_ = src + n;
   os.dst_ = dst + n;
 }
@@ -162,17 +165,7 @@ class TextOut {
   }
   void put(char c) { *p_++ = c; }  // after room()
   [[gnu::always_inline]] void copy(const char* d, std::size_t n) {  // after room()
-    if (n >= 8 && n <= 16) {  // short copies without a call: two overlapping words
-      std::uint64_t a, b;
-      std::memcpy(&a, d, 8);
-      std::memcpy(&b, d + n - 8, 8);
-      std::memcpy(p_, &a, 8);
-      std::memcpy(p_ + n - 8, &b, 8);
-    } else if (n < 8) {
-      for (std::size_t i = 0; i < n; ++i) p_[i] = d[i];
-    } else {
-      std::memcpy(p_, d, n);
-    }
+    moveBytes(p_, d, n);
     p_ += n;
   }
   [[gnu::always_inline]] void append(const char* d, std::size_t n) {
@@ -307,21 +300,31 @@ std::size_t nextSpecial(const char* s, std::size_t i, std::size_t n) {
   out.put('"');
 }
 
-// Whether a word holds a special byte (kSpecialByte): zero exactly when none does (a borrow may
-// mark bytes above a special one, never a word without one).
-inline bool specialWord8(std::uint64_t w) {
-  constexpr std::uint64_t kOnes = 0x0101010101010101ULL, kHigh = 0x8080808080808080ULL;
-  const std::uint64_t quote = w ^ (kOnes * '"'), slash = w ^ (kOnes * '\\');
+// Whether a word (eight or four bytes) holds a special byte (kSpecialByte): false exactly when
+// none does (a borrow may mark bytes above a special one, never a word without one).
+template <typename Word>
+inline bool specialWord(Word w) {
+  constexpr Word kOnes = static_cast<Word>(~Word{0}) / 0xFF, kHigh = kOnes * 0x80;
+  const Word quote = w ^ (kOnes * '"'), slash = w ^ (kOnes * '\\');
   return ((((w - kOnes * 0x20) & ~w) | ((quote - kOnes) & ~quote) | ((slash - kOnes) & ~slash) |
            w) &
           kHigh) != 0;
 }
-inline bool specialWord4(std::uint32_t w) {
-  constexpr std::uint32_t kOnes = 0x01010101U, kHigh = 0x80808080U;
-  const std::uint32_t quote = w ^ (kOnes * '"'), slash = w ^ (kOnes * '\\');
-  return ((((w - kOnes * 0x20) & ~w) | ((quote - kOnes) & ~quote) | ((slash - kOnes) & ~slash) |
-           w) &
-          kHigh) != 0;
+
+// Writes `"s"` at `p` (room made) when the string's `n` bytes (from sizeof(Word) to twice that)
+// are plain, checked and copied as two overlapping words; false, writing nothing that counts,
+// otherwise.
+template <typename Word>
+[[gnu::always_inline]] inline bool putPlainWords(const char* s, std::size_t n, char* p) {
+  Word a, b;
+  std::memcpy(&a, s, sizeof a);
+  std::memcpy(&b, s + n - sizeof b, sizeof b);
+  if (specialWord(a) || specialWord(b)) return false;
+  p[0] = '"';
+  std::memcpy(p + 1, &a, sizeof a);
+  std::memcpy(p + 1 + n - sizeof b, &b, sizeof b);
+  p[n + 1] = '"';
+  return true;
 }
 
 // writeString() for strings of more than sixteen bytes (room made): sixteen bytes at a time
@@ -365,41 +368,24 @@ inline bool specialWord4(std::uint32_t w) {
   out.room(2 + 6 * n);
   if (n > 16) return writeStringLong(s, n, out);
   char* p = out.at();
+  bool plain;
   if (n >= 8) {
-    std::uint64_t a, b;
-    std::memcpy(&a, s, 8);
-    std::memcpy(&b, s + n - 8, 8);
-    if (!specialWord8(a) && !specialWord8(b)) [[likely]] {
-      p[0] = '"';
-      std::memcpy(p + 1, &a, 8);
-      std::memcpy(p + 1 + n - 8, &b, 8);
-      p[n + 1] = '"';
-      out.setAt(p + n + 2);
-      return;
-    }
+    plain = putPlainWords<std::uint64_t>(s, n, p);
   } else if (n >= 4) {
-    std::uint32_t a, b;
-    std::memcpy(&a, s, 4);
-    std::memcpy(&b, s + n - 4, 4);
-    if (!specialWord4(a) && !specialWord4(b)) [[likely]] {
-      p[0] = '"';
-      std::memcpy(p + 1, &a, 4);
-      std::memcpy(p + 1 + n - 4, &b, 4);
-      p[n + 1] = '"';
-      out.setAt(p + n + 2);
-      return;
-    }
+    plain = putPlainWords<std::uint32_t>(s, n, p);
   } else {
-    bool special = false;
+    plain = true;
     for (std::size_t i = 0; i < n; ++i)
-      special = special || kSpecialByte[static_cast<unsigned char>(s[i])];
-    if (!special) {
+      plain = plain && !kSpecialByte[static_cast<unsigned char>(s[i])];
+    if (plain) {
       p[0] = '"';
       for (std::size_t i = 0; i < n; ++i) p[1 + i] = s[i];
       p[n + 1] = '"';
-      out.setAt(p + n + 2);
-      return;
     }
+  }
+  if (plain) [[likely]] {
+    out.setAt(p + n + 2);
+    return;
   }
   writeStringEscaped(s, n, out);
 }

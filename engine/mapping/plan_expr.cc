@@ -387,25 +387,21 @@ std::size_t charOffset(std::string_view s, std::int64_t k) {
   return true;
 }
 
-// memcmp(a, b, n) == 0 for names: up to sixteen bytes as two overlapping words (or half-words,
-// or bytes) without a call.
+// Whether `n` bytes (from sizeof(Word) to twice that) are the same, as two overlapping words.
+template <typename Word>
+bool sameWords(const char* a, const char* b, std::size_t n) {
+  Word a0, a1, b0, b1;
+  std::memcpy(&a0, a, sizeof a0);
+  std::memcpy(&a1, a + n - sizeof a1, sizeof a1);
+  std::memcpy(&b0, b, sizeof b0);
+  std::memcpy(&b1, b + n - sizeof b1, sizeof b1);
+  return ((a0 ^ b0) | (a1 ^ b1)) == 0;
+}
+
+// memcmp(a, b, n) == 0 for names: up to sixteen bytes without a call.
 inline bool sameBytes(const char* a, const char* b, std::size_t n) {
-  if (n >= 8 && n <= 16) {
-    std::uint64_t a0, a1, b0, b1;
-    std::memcpy(&a0, a, 8);
-    std::memcpy(&a1, a + n - 8, 8);
-    std::memcpy(&b0, b, 8);
-    std::memcpy(&b1, b + n - 8, 8);
-    return ((a0 ^ b0) | (a1 ^ b1)) == 0;
-  }
-  if (n >= 4 && n < 8) {
-    std::uint32_t a0, a1, b0, b1;
-    std::memcpy(&a0, a, 4);
-    std::memcpy(&a1, a + n - 4, 4);
-    std::memcpy(&b0, b, 4);
-    std::memcpy(&b1, b + n - 4, 4);
-    return ((a0 ^ b0) | (a1 ^ b1)) == 0;
-  }
+  if (n >= 8 && n <= 16) return sameWords<std::uint64_t>(a, b, n);
+  if (n >= 4 && n < 8) return sameWords<std::uint32_t>(a, b, n);
   if (n < 4) {
     for (std::size_t i = 0; i < n; ++i) {
       if (a[i] != b[i]) return false;

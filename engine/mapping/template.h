@@ -69,7 +69,7 @@ struct TNode {
   // kTranslate
   std::string mapName, select;
   enum class Select : std::uint8_t { kCoding, kCode, kSystem, kDisplay, kSourceDisplay };
-  Select selectKind = Select::kCoding;  // `select`, named once at load
+  Select selectKind = Select::kCoding;      // `select`, named once at load
   const ConceptMapSet::Map* map = nullptr;  // mapName in Mapping::Impl::maps, found at load
   bool required = true;
   TNodePtr code, system;

@@ -120,7 +120,8 @@ BOOST_AUTO_TEST_CASE(many_codes_each_found) {
     }
     ConceptMapSet set;
     auto doc = parse(R"({"resourceType":"ConceptMap","id":"m","group":[{"target":"urn:t",
-        "element":[)" + elements + "]}]}");
+        "element":[)" +
+                     elements + "]}]}");
     BOOST_REQUIRE(set.add(doc, "m.json"));
     ConceptMapSet moved = std::move(set);
     for (int i = 0; i < count; ++i) {
@@ -131,7 +132,8 @@ BOOST_AUTO_TEST_CASE(many_codes_each_found) {
     for (const std::string absent : {"", "c", "shared-prefix-", "shared-prefix-1000", "C0"}) {
       auto t = moved.translate("m", absent);
       BOOST_TEST(!t, absent);
-      if (!t) BOOST_TEST(static_cast<int>(t.error().code) == static_cast<int>(ErrorCode::kCodeInvalid));
+      if (!t)
+        BOOST_TEST(static_cast<int>(t.error().code) == static_cast<int>(ErrorCode::kCodeInvalid));
     }
   }
 }
