@@ -79,7 +79,7 @@ struct PlanExpr {
   std::string text;  // member name, string literal
   Val literal;
   std::vector<Val> consts;  // kConst; strings point into the kids' `text`
-  int slot = -1;
+  int slot = -1;  // kVariable: its number; kMember: its name's (compile()'s `names`) or -1
   std::vector<std::unique_ptr<PlanExpr>> kids;
 };
 
@@ -95,7 +95,7 @@ struct PlanNode {
   Bin bin = Bin::kEq;
   Fn fn = Fn::kEmpty;
   std::uint8_t nkids = 0;
-  std::int32_t slot = -1;
+  std::int32_t slot = -1;  // as PlanExpr::slot
   std::uint16_t kidOffset[3] = {};  // kid i is this + kidOffset[i]
   std::uint32_t length = 0;         // of the name (kMember) or of the items (kLiteral, kConst)
   union {
