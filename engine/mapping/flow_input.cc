@@ -12,9 +12,10 @@ namespace {
 const rapidjson::Value* member(const rapidjson::Value* obj, std::string_view key) {
   if (!obj || !obj->IsObject()) return nullptr;
   for (auto m = obj->MemberBegin(); m != obj->MemberEnd(); ++m) {
-    if (m->name.GetStringLength() == key.size() &&
-        std::memcmp(m->name.GetString(), key.data(), key.size()) == 0)
-      return &m->value;
+    if (m->name.GetStringLength() != key.size()) continue;
+    const char* name = m->name.GetString();
+    if (!key.empty() && name[0] != key[0]) continue;  // most names differ in their first byte
+    if (std::memcmp(name, key.data(), key.size()) == 0) return &m->value;
   }
   return nullptr;
 }

@@ -290,6 +290,30 @@ struct Ctx {
 
 bool eval(const PlanNode& e, In input, const Ctx& c, Vals& out);
 
+// Whether `n` bytes (from sizeof(Word) to twice that) are the same, as two overlapping words.
+template <typename Word>
+bool sameWords(const char* a, const char* b, std::size_t n) {
+  Word a0, a1, b0, b1;
+  std::memcpy(&a0, a, sizeof a0);
+  std::memcpy(&a1, a + n - sizeof a1, sizeof a1);
+  std::memcpy(&b0, b, sizeof b0);
+  std::memcpy(&b1, b + n - sizeof b1, sizeof b1);
+  return ((a0 ^ b0) | (a1 ^ b1)) == 0;
+}
+
+// memcmp(a, b, n) == 0 for names: up to sixteen bytes without a call.
+inline bool sameBytes(const char* a, const char* b, std::size_t n) {
+  if (n >= 8 && n <= 16) return sameWords<std::uint64_t>(a, b, n);
+  if (n >= 4 && n < 8) return sameWords<std::uint32_t>(a, b, n);
+  if (n < 4) {
+    for (std::size_t i = 0; i < n; ++i) {
+      if (a[i] != b[i]) return false;
+    }
+    return true;
+  }
+  return std::memcmp(a, b, n) == 0;
+}
+
 // Equality of two items: 1 equal, 0 not, -1 the engine must decide.
 int itemEqual(const Val& a, const Val& b) {
   if (a.kind == Kind::kJson || b.kind == Kind::kJson || a.kind == Kind::kOther ||
@@ -298,7 +322,10 @@ int itemEqual(const Val& a, const Val& b) {
   if (a.kind != b.kind) return 0;
   switch (a.kind) {
     case Kind::kString:
-      return a.string == b.string ? 1 : 0;
+      return a.string.size() == b.string.size() &&
+                     sameBytes(a.string.data(), b.string.data(), a.string.size())
+                 ? 1
+                 : 0;
     case Kind::kBoolean:
       return a.boolean == b.boolean ? 1 : 0;
     case Kind::kInteger:
@@ -385,30 +412,6 @@ std::size_t charOffset(std::string_view s, std::int64_t k) {
     if (!x.IsNull()) Val::setJson(out.emplace_back(), x);
   }
   return true;
-}
-
-// Whether `n` bytes (from sizeof(Word) to twice that) are the same, as two overlapping words.
-template <typename Word>
-bool sameWords(const char* a, const char* b, std::size_t n) {
-  Word a0, a1, b0, b1;
-  std::memcpy(&a0, a, sizeof a0);
-  std::memcpy(&a1, a + n - sizeof a1, sizeof a1);
-  std::memcpy(&b0, b, sizeof b0);
-  std::memcpy(&b1, b + n - sizeof b1, sizeof b1);
-  return ((a0 ^ b0) | (a1 ^ b1)) == 0;
-}
-
-// memcmp(a, b, n) == 0 for names: up to sixteen bytes without a call.
-inline bool sameBytes(const char* a, const char* b, std::size_t n) {
-  if (n >= 8 && n <= 16) return sameWords<std::uint64_t>(a, b, n);
-  if (n >= 4 && n < 8) return sameWords<std::uint32_t>(a, b, n);
-  if (n < 4) {
-    for (std::size_t i = 0; i < n; ++i) {
-      if (a[i] != b[i]) return false;
-    }
-    return true;
-  }
-  return std::memcmp(a, b, n) == 0;
 }
 
 // The first member named `name` of a plain object (as FindMember), lengths and first bytes
