@@ -109,9 +109,13 @@ void Engine::start() {
   }
   for (int i = 0; i < config_.deliveryThreads; ++i) {
     owners_.push_back(config_.nodeId + "/d" + std::to_string(i));
-    threads_.emplace_back([this, owner = owners_.back()] {
+    deliveryWorkers_.push_back(std::make_unique<DeliveryWorker>());
+    deliveryWorkers_.back()->owner = owners_.back();
+  }
+  for (auto& w : deliveryWorkers_) {
+    threads_.emplace_back([this, worker = w.get()] {
       core::nameThisThread("sb-deliver");
-      deliveryLoop(owner);
+      deliveryLoop(*worker);
     });
   }
   HttpServerOptions http;
@@ -139,11 +143,15 @@ void Engine::stop() {
     ++deliverySignal_;
   }
   pipelineWake_.notify_all();
-  deliveryWake_.notify_all();
+  {
+    std::lock_guard<std::mutex> lock(wakeMutex_);
+    for (auto& w : deliveryWorkers_) w->wake.notify_all();
+  }
   for (auto& t : threads_) {
     if (t.joinable()) t.join();
   }
   threads_.clear();
+  deliveryWorkers_.clear();  // deliveries left in an inbox: their leases are released below
   if (wasRunning) {
     for (const auto& owner : owners_) {
       if (auto r = store_->releaseLeases(owner); !r) logLine("releasing leases failed: " + r.error().message);
@@ -546,10 +554,39 @@ int Engine::processMessages(const std::string& owner, const std::vector<core::St
 int Engine::finishProcessed(const std::string& owner, const std::vector<core::StoredMessage>& messages,
                             std::vector<store::Store::FinishItem>& items) {
   int deliveries = 0;
+  const core::Millis now = clock_->nowMs();
+  // Deliveries due at once are stored leased to an idle delivery worker and handed to it in
+  // memory (no claim, no read back), as intake hands messages to the pipeline
+  // (workers.handoff_max > 0), up to a claim batch per worker. When every worker is busy they
+  // are stored unleased and claimed, so nothing waits behind a busy worker's pass.
+  std::vector<std::vector<store::Store::LeasedDelivery>> leased(items.size());
+  std::vector<DeliveryWorker*> workerOf(items.size(), nullptr);
+  std::vector<DeliveryWorker*> taken;
+  if (config_.handoffMax > 0) {
+    std::lock_guard<std::mutex> lock(wakeMutex_);
+    DeliveryWorker* w = nullptr;
+    std::size_t load = 0;
+    for (std::size_t i = 0; i < items.size(); ++i) {
+      const std::size_t n = items[i].outcome.deliveries.size();
+      if (n == 0) continue;
+      if (w == nullptr || load + n > static_cast<std::size_t>(config_.deliveryClaimBatch)) {
+        w = takeIdleDeliveryWorker();
+        if (w == nullptr) break;
+        taken.push_back(w);
+        load = w->inbox.size();
+      }
+      items[i].deliveryLease = store::IntakeLease{w->owner, now + config_.leaseMs};
+      items[i].leasedDeliveries = &leased[i];
+      workerOf[i] = w;
+      load += n;
+    }
+  }
   // One transaction for the whole batch, shared with the next intake commit (IntakeBatcher).
-  auto finished = batcher_->finish(owner, items, clock_->nowMs());
+  auto finished = batcher_->finish(owner, items, now);
   if (!finished) {
     logLine("finishing " + std::to_string(items.size()) + " messages failed: " + finished.error().message);
+    std::lock_guard<std::mutex> lock(wakeMutex_);
+    for (DeliveryWorker* w : taken) w->wake.notify_one();  // taken as idle: back to their wait
     return 0;
   }
   for (std::size_t i = 0; i < items.size(); ++i) {
@@ -562,7 +599,21 @@ int Engine::finishProcessed(const std::string& owner, const std::vector<core::St
     backlog_ += static_cast<std::int64_t>(outcome.deliveries.size()) - 1;
     deliveries += static_cast<int>(outcome.deliveries.size());
   }
-  if (deliveries > 0) wakeDeliveries();
+  int handed = 0;
+  if (!taken.empty()) {
+    std::lock_guard<std::mutex> lock(wakeMutex_);
+    for (std::size_t i = 0; i < items.size(); ++i) {
+      if (leased[i].empty() || !(*finished)[i]) continue;
+      for (const auto& l : leased[i]) {
+        store::DeliveryRecord r = store::storedForm(items[i].outcome.deliveries[l.index], l.id, messages[i], now);
+        r.leaseUntilMs = items[i].deliveryLease->untilMs;
+        workerOf[i]->inbox.push_back(std::move(r));
+        ++handed;
+      }
+    }
+    for (DeliveryWorker* w : taken) w->wake.notify_one();  // taken, so woken even with nothing handed
+  }
+  if (deliveries > handed) wakeDeliveries();
   return static_cast<int>(messages.size());
 }
 
@@ -629,6 +680,8 @@ int Engine::runDeliveries(const std::string& owner, bool& more, std::vector<stor
       hasDependents.push_back(false);
       continue;
     }
+    // Its lease ran out while it waited in this worker's batch: someone may have claimed it.
+    if (d.leaseUntilMs != 0 && a.startedAtMs >= d.leaseUntilMs) continue;
     std::string endpoint = dest->connector->endpointKey();
     if (!breakers_.allow(endpoint, a.startedAtMs)) {
       skipped = true;
@@ -753,11 +806,22 @@ void Engine::wakePipeline() {
 }
 
 void Engine::wakeDeliveries() {
-  {
-    std::lock_guard<std::mutex> lock(wakeMutex_);
-    ++deliverySignal_;
+  std::lock_guard<std::mutex> lock(wakeMutex_);
+  ++deliverySignal_;
+  // One idle worker claims; a busy one sees the signal when its pass ends.
+  if (DeliveryWorker* w = takeIdleDeliveryWorker()) w->wake.notify_one();
+}
+
+Engine::DeliveryWorker* Engine::takeIdleDeliveryWorker() {
+  const std::size_t n = deliveryWorkers_.size();
+  for (std::size_t j = 0; j < n; ++j) {
+    DeliveryWorker& w = *deliveryWorkers_[(nextDeliveryWorker_ + j) % n];
+    if (!w.idle) continue;
+    w.idle = false;  // taken: the next hand-off or wake-up goes to another
+    nextDeliveryWorker_ = (nextDeliveryWorker_ + j + 1) % n;
+    return &w;
   }
-  deliveryWake_.notify_one();
+  return nullptr;
 }
 
 void Engine::refreshBacklog() {
@@ -797,22 +861,29 @@ void Engine::pipelineLoop(std::string owner) {
 // After a pass the worker claims again at once only when more may be claimable now (a full batch,
 // or a delivery that others wait for is done); new deliveries signal, due retries and replays are
 // found by the idle poll. So a quiet engine does not follow each delivery with an empty claim.
-void Engine::deliveryLoop(std::string owner) {
-  // Deliveries claimed together with the last pass's attempts, sent in the next pass. Left over
-  // at stop, their leases are released with the owner's others (stop()).
+void Engine::deliveryLoop(DeliveryWorker& worker) {
+  // Deliveries claimed together with the last pass's attempts, or handed over by finishes, sent
+  // in the next pass. Left over at stop, their leases are released with the owner's others.
   std::vector<store::DeliveryRecord> ahead;
   while (running_) {
     std::uint64_t seen;
     {
       std::lock_guard<std::mutex> lock(wakeMutex_);
       seen = deliverySignal_;
+      auto& inbox = worker.inbox;
+      const std::size_t take =
+          std::min(inbox.size(), static_cast<std::size_t>(std::max(0, config_.deliveryClaimBatch - static_cast<int>(ahead.size()))));
+      std::move(inbox.begin(), inbox.begin() + static_cast<std::ptrdiff_t>(take), std::back_inserter(ahead));
+      inbox.erase(inbox.begin(), inbox.begin() + static_cast<std::ptrdiff_t>(take));
     }
     bool more = false;
-    int n = runDeliveries(owner, more, &ahead);
+    int n = runDeliveries(worker.owner, more, &ahead);
     if (!ahead.empty() || (n > 0 && more)) continue;
     std::unique_lock<std::mutex> lock(wakeMutex_);
-    deliveryWake_.wait_for(lock, std::chrono::milliseconds(config_.idlePollMs),
-                           [&] { return !running_ || deliverySignal_ != seen; });
+    worker.idle = true;
+    worker.wake.wait_for(lock, std::chrono::milliseconds(config_.idlePollMs),
+                         [&] { return !running_ || deliverySignal_ != seen || !worker.inbox.empty(); });
+    worker.idle = false;
   }
 }
 

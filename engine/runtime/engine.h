@@ -103,7 +103,11 @@ class Engine final : public HttpRouter {
   // `ahead`, the pass sends the deliveries in it (when any) instead of claiming, and claims the
   // next batch into it in the transaction that records its attempts (the delivery loop).
   int runDeliveries(const std::string& owner, bool& more, std::vector<store::DeliveryRecord>* ahead = nullptr);
-  void deliveryLoop(std::string owner);
+  struct DeliveryWorker;
+  void deliveryLoop(DeliveryWorker& worker);
+  // An idle delivery worker, in turn, marked no longer idle (the caller wakes it); null when
+  // none is idle or no delivery thread runs (tests driving passes themselves). Under wakeMutex_.
+  DeliveryWorker* takeIdleDeliveryWorker();
   void wakePipeline();
   void wakeDeliveries();
   void refreshBacklog();
@@ -125,11 +129,22 @@ class Engine final : public HttpRouter {
   std::atomic<std::int64_t> backlog_{0};
   std::mutex wakeMutex_;
   std::condition_variable pipelineWake_;
-  std::condition_variable deliveryWake_;
   std::uint64_t pipelineSignal_ = 0;
   std::uint64_t deliverySignal_ = 0;
   std::vector<std::thread> threads_;
   std::vector<std::string> owners_;
+  // One per delivery thread while running: its lease owner, its own wake-up (wakeDeliveries
+  // wakes one idle worker; a hand-off wakes the worker it is for), whether it waits, and the
+  // deliveries a finish stored leased to it (FinishItem::deliveryLease) for it to send without
+  // a claim. `idle` and `inbox` are guarded by wakeMutex_.
+  struct DeliveryWorker {
+    std::string owner;
+    std::condition_variable wake;
+    bool idle = false;
+    std::vector<store::DeliveryRecord> inbox;
+  };
+  std::vector<std::unique_ptr<DeliveryWorker>> deliveryWorkers_;
+  std::size_t nextDeliveryWorker_ = 0;  // guarded by wakeMutex_
 
   // Intake's hand-off (IntakeBatcher::Handoff): messages committed leased to handoffOwner_, in
   // commit order, for the pipeline workers to take without a claim; `handoffReserved_` counts the

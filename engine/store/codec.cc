@@ -189,4 +189,21 @@ core::StoredMessage storedForm(NewMessage&& row, std::int64_t id) {
   return m;
 }
 
+DeliveryRecord storedForm(const NewDelivery& d, std::int64_t id, const core::StoredMessage& message, Millis nowMs) {
+  DeliveryRecord r;
+  r.id = id;
+  r.messageId = message.id;
+  r.channelId = message.channelId;
+  r.destination = d.destination;
+  r.status = "pending";
+  r.createdAtMs = nowMs;
+  r.nextAttemptAtMs = d.nextAttemptAtMs;
+  r.payload = d.payload;  // stored encoded (encodeBody), loaded back byte for byte
+  r.contentType = d.contentType;
+  keepAsStored(r.contentType);
+  r.metadata = message.metadata;  // the message's, as stored (the pipeline does not change them)
+  r.after = d.after;
+  return r;
+}
+
 }  // namespace switchboard::store

@@ -449,7 +449,11 @@ class BatchWriter {
  public:
   BatchWriter(soci::session& sql, Dialect dialect) : sql_(sql), dialect_(dialect) {}
 
-  Result<void> finish(std::int64_t messageId, const std::string& owner, const ProcessOutcome& outcome, Millis nowMs) {
+  // `lease`: the deliveries due at once that wait for no sibling are stored leased to it, and
+  // their ids appended to *leased (FinishItem::deliveryLease).
+  Result<void> finish(std::int64_t messageId, const std::string& owner, const ProcessOutcome& outcome, Millis nowMs,
+                      const std::optional<IntakeLease>& lease = std::nullopt,
+                      std::vector<Store::LeasedDelivery>* leased = nullptr) {
     if (!finishSt_) {
       finishSt_.emplace((sql_.prepare << "UPDATE messages SET status = :s, error = :e, lease_owner = '', "
                                         "lease_until = 0, updated_at = :u WHERE id = :i AND lease_owner = :o "
@@ -465,13 +469,15 @@ class BatchWriter {
       deliverySt_->exchange(soci::use(dEncoding_));
       deliverySt_->exchange(soci::use(dContentType_));
       deliverySt_->exchange(soci::use(dAfter_));
+      deliverySt_->exchange(soci::use(dLeaseOwner_));
+      deliverySt_->exchange(soci::use(dLeaseUntil_));
       deliverySt_->exchange(soci::use(fId_));
       if (!sqlite) deliverySt_->exchange(soci::into(dId_));
       deliverySt_->alloc();
       deliverySt_->prepare(std::string("INSERT INTO deliveries (message_id, run, channel_id, destination, status, "
                                        "created_at, next_attempt_at, payload, payload_encoding, content_type, "
-                                       "after_destination) SELECT id, run, channel_id, :d, 'pending', :c, :n, :p, "
-                                       ":e, :t, :a FROM messages WHERE id = :i") +
+                                       "after_destination, lease_owner, lease_until) SELECT id, run, channel_id, :d, "
+                                       "'pending', :c, :n, :p, :e, :t, :a, :lo, :lu FROM messages WHERE id = :i") +
                            (sqlite ? "" : " RETURNING id"));
       deliverySt_->define_and_bind();
     }
@@ -493,6 +499,9 @@ class BatchWriter {
       dEncoding_ = std::move(encoded.encoding);
       dContentType_ = sanitizeText(d.contentType);
       dAfter_ = d.after;
+      const bool leaseIt = lease && d.after.empty() && d.nextAttemptAtMs <= nowMs;
+      dLeaseOwner_ = leaseIt ? lease->owner : std::string();
+      dLeaseUntil_ = leaseIt ? lease->untilMs : 0;
       if (dialect_ == Dialect::kSqlite) {
         runToEnd(*deliverySt_);
         dId_ = lastInsertRowid(sql_);
@@ -500,6 +509,7 @@ class BatchWriter {
         runToEnd(*deliverySt_, [] {});
       }
       event(messageId, dId_, nowMs, "delivery-created", d.destination);
+      if (leaseIt && leased != nullptr) leased->push_back({static_cast<std::size_t>(&d - outcome.deliveries.data()), dId_});
     }
     return {};
   }
@@ -609,7 +619,8 @@ class BatchWriter {
       messageSt_, lockSt_, externalSt_;
   std::string xExternal_;
   long long xAt_ = 0, locked_ = 0;
-  std::string fStatus_, fError_, fOwner_, dDestination_, dPayload_, dEncoding_, dContentType_, dAfter_;
+  std::string fStatus_, fError_, fOwner_, dDestination_, dPayload_, dEncoding_, dContentType_, dAfter_, dLeaseOwner_;
+  long long dLeaseUntil_ = 0;
   long long fNow_ = 0, fId_ = 0, dNext_ = 0, dId_ = 0;
   std::string eType_, eDetail_;
   long long eMessage_ = 0, eDelivery_ = 0, eAt_ = 0;
@@ -803,6 +814,7 @@ class Claimer {
       (*loaded)->metadata = decodeMetadata(metadata_);
       (*loaded)->upstreamStatus = upstreamStatus_;
       (*loaded)->upstreamResponse = upstreamResponse_;
+      (*loaded)->leaseUntilMs = until;
     });
     if (!loaded) return fail(ErrorCode::kNotFound, "delivery " + std::to_string(id) + " vanished while claimed");
     return std::move(*loaded);
@@ -952,7 +964,10 @@ class SqlStore final : public Store {
       for (const FinishBatch& f : finishes) {
         std::vector<Result<void>>& results = out.finished.emplace_back();
         results.reserve(f.items->size());
-        for (const FinishItem& item : *f.items) results.push_back(writer.finish(item.messageId, f.owner, item.outcome, f.nowMs));
+        for (const FinishItem& item : *f.items) {
+          results.push_back(writer.finish(item.messageId, f.owner, item.outcome, f.nowMs, item.deliveryLease,
+                                          item.leasedDeliveries));
+        }
       }
       tr.commit();
       return out;
@@ -998,7 +1013,9 @@ class SqlStore final : public Store {
       Txn tr(sql, dialect_);
       std::vector<Result<void>> out;
       out.reserve(items.size());
-      for (const FinishItem& item : items) out.push_back(writer.finish(item.messageId, owner, item.outcome, nowMs));
+      for (const FinishItem& item : items) {
+        out.push_back(writer.finish(item.messageId, owner, item.outcome, nowMs, item.deliveryLease, item.leasedDeliveries));
+      }
       tr.commit();
       return out;
     });

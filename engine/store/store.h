@@ -78,6 +78,7 @@ struct DeliveryRecord {
   std::string after;             // see NewDelivery::after
   std::string upstreamStatus;    // claimDeliveries: the status of the `after` sibling
   std::string upstreamResponse;  // claimDeliveries: its last response
+  Millis leaseUntilMs = 0;       // claims and hand-offs: when the lease it was taken under ends
 };
 
 // The result of one delivery attempt, and what it does to the delivery.
@@ -219,9 +220,20 @@ class Store {
 
   // finishMessage for many messages in ONE transaction (one fsync); one result per item, in order.
   // An item whose lease was lost gets kConflict and changes nothing; the others still commit.
+  struct LeasedDelivery {
+    std::size_t index = 0;  // in the outcome's deliveries
+    std::int64_t id = 0;
+  };
   struct FinishItem {
     std::int64_t messageId = 0;
     ProcessOutcome outcome;
+    // When set, the item's deliveries that are due at once and wait for no sibling ("after") are
+    // stored already leased to this owner, for a delivery worker to send without a claim, and
+    // their ids appended to *leasedDeliveries (when not null) in the order of the outcome's
+    // deliveries, with their index there; see storedForm(NewDelivery...). The others are
+    // stored unleased, as without.
+    std::optional<IntakeLease> deliveryLease;
+    std::vector<LeasedDelivery>* leasedDeliveries = nullptr;
   };
   virtual Result<std::vector<Result<void>>> finishMessages(const std::string& owner,
                                                            const std::vector<FinishItem>& items,
@@ -324,15 +336,20 @@ class Store {
   virtual Result<std::int64_t> backlog() = 0;
 };
 
+// The message a claim would load for `row` once stored under `id` (status "received", texts
+// sanitised as the store keeps them): what intake hands the pipeline without reading it back.
+core::StoredMessage storedForm(NewMessage&& row, std::int64_t id);
+
+// The delivery a claim would load for `d` once finishing `message` at `nowMs` stored it under
+// `id` with a delivery lease (FinishItem::deliveryLease): what the pipeline hands a delivery
+// worker without reading it back.
+DeliveryRecord storedForm(const NewDelivery& d, std::int64_t id, const core::StoredMessage& message, Millis nowMs);
+
 // Opens a store and applies pending numbered migrations.
 //   sqlite:PATH           (e.g. sqlite:var/switchboard.db; parent directory is created)
 //   postgresql://...      (a SOCI/libpq connection string, e.g.
 //                          postgresql://host=127.0.0.1 port=5432 dbname=sb user=sb)
 // `poolSize` sessions are opened (SQLite: writes are serialised anyway).
-// The message a claim would load for `row` once stored under `id` (status "received", texts
-// sanitised as the store keeps them): what intake hands the pipeline without reading it back.
-core::StoredMessage storedForm(NewMessage&& row, std::int64_t id);
-
 Result<std::unique_ptr<Store>> openStore(const std::string& url, int poolSize = 4);
 
 }  // namespace switchboard::store

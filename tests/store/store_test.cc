@@ -331,6 +331,52 @@ BOOST_AUTO_TEST_CASE(ingest_under_a_lease_stores_messages_claimed_as_a_claim_wou
   BOOST_TEST((lost.error().code == ErrorCode::kConflict));
 }
 
+BOOST_AUTO_TEST_CASE(finishing_under_a_delivery_lease_stores_ready_deliveries_as_a_claim_would_load_them) {
+  Db db;
+  auto s = db.open();
+  auto m = msg("c", "1", "a");
+  m.metadata.push_back({"sender", "+15550001111"});
+  auto r = s->ingest({m}, store::IntakeLease{"n/intake", 5000});
+  BOOST_REQUIRE(r.has_value());
+  auto handed = store::storedForm(std::move(m), r->at(0).messageId);
+  store::ProcessOutcome o = processed({"ehr"}, 1000);
+  o.deliveries[0].payload = std::string("caf\xc3\xa9 \xff", 7);  // not UTF-8: stored encoded
+  o.deliveries[0].contentType = std::string("application/\xff", 13);
+  o.deliveries.push_back({"reply", "thanks", "text/plain", 1000, "ehr"});  // waits for ehr
+  o.deliveries.push_back({"later", "x", "text/plain", 9000, ""});         // not due yet
+  std::vector<store::Store::LeasedDelivery> leased;
+  std::vector<store::Store::FinishItem> items{{handed.id, o, store::IntakeLease{"n/d0", 1500}, &leased}};
+  auto f = s->finishMessages("n/intake", items, 1000);
+  BOOST_REQUIRE(f.has_value());
+  BOOST_REQUIRE(f->at(0).has_value());
+  BOOST_REQUIRE_EQUAL(leased.size(), 1u);  // only the ehr delivery: due now, waiting for nobody
+  BOOST_TEST(leased[0].index == 0u);
+  // Nobody else claims it before the lease ends ...
+  BOOST_TEST(s->claimDeliveries("w", 10, 1499, 500, {})->empty());
+  const store::DeliveryRecord mine = store::storedForm(o.deliveries[0], leased[0].id, handed, 1000);
+  // ... and once it has, the claim loads exactly what was handed over.
+  auto taken = s->claimDeliveries("w", 10, 1500, 500, {});
+  BOOST_REQUIRE_EQUAL(taken->size(), 1u);
+  const store::DeliveryRecord& c = taken->at(0);
+  BOOST_TEST(c.id == mine.id);
+  BOOST_TEST(c.messageId == mine.messageId);
+  BOOST_TEST(c.channelId == mine.channelId);
+  BOOST_TEST(c.destination == mine.destination);
+  BOOST_TEST(c.status == mine.status);
+  BOOST_TEST(c.attempts == mine.attempts);
+  BOOST_TEST(c.createdAtMs == mine.createdAtMs);
+  BOOST_TEST(c.nextAttemptAtMs == mine.nextAttemptAtMs);
+  BOOST_TEST(c.payload == mine.payload);
+  BOOST_TEST(c.contentType == mine.contentType);  // sanitised alike
+  BOOST_TEST((c.metadata == mine.metadata));
+  BOOST_TEST(c.after == mine.after);
+  BOOST_TEST(c.leaseUntilMs == 2000);
+  // The lease's owner lost it: its attempt record is refused.
+  auto late = s->recordAttempts("n/d0", {{mine.id, attempt("ok", "succeeded", 1600)}}, true);
+  BOOST_REQUIRE(late.has_value());
+  BOOST_TEST(!late->at(0).has_value());
+}
+
 BOOST_AUTO_TEST_CASE(filtered_and_failed_messages_create_no_deliveries) {
   Db db;
   auto s = db.open();
