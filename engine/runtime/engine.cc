@@ -612,6 +612,7 @@ int Engine::finishProcessed(const std::string& owner, const std::vector<core::St
       }
     }
     for (DeliveryWorker* w : taken) w->wake.notify_one();  // taken, so woken even with nothing handed
+    metrics_.countDeliveriesHandedOver(handed);
   }
   if (deliveries > handed) wakeDeliveries();
   return static_cast<int>(messages.size());

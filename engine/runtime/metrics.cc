@@ -119,6 +119,10 @@ std::string Metrics::render(const store::StoreStats& stats, const std::map<std::
          "waiting for a worker.\n"
       << "# TYPE switchboard_pipeline_handed_over gauge\n"
       << "switchboard_pipeline_handed_over " << handedOver << "\n";
+  out << "# HELP switchboard_deliveries_handed_over_total Deliveries the pipeline stored leased to an idle "
+         "delivery worker and handed to it in memory (sent without a claim).\n"
+      << "# TYPE switchboard_deliveries_handed_over_total counter\n"
+      << "switchboard_deliveries_handed_over_total " << deliveriesHandedOver_.load(std::memory_order_relaxed) << "\n";
   return out.str();
 }
 

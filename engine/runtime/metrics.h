@@ -4,6 +4,7 @@
 #pragma once
 
 #include <array>
+#include <atomic>
 #include <cstdint>
 #include <map>
 #include <mutex>
@@ -22,6 +23,8 @@ class Metrics {
   void countAttempt(const std::string& channel, const std::string& destination,
                     const std::string& outcome, double seconds);
   void countPipeline(const std::string& channel, const std::string& outcome);
+  // Deliveries the pipeline handed to a delivery worker in memory (no claim).
+  void countDeliveriesHandedOver(std::int64_t n) { deliveriesHandedOver_.fetch_add(n, std::memory_order_relaxed); }
 
   // Prometheus text: in-process counters plus `stats` from the store and breaker states.
   // `handedOver`: messages intake handed to the pipeline in memory, waiting for a worker.
@@ -38,6 +41,7 @@ class Metrics {
     double sum = 0;
   };
   mutable std::mutex mutex_;
+  std::atomic<std::int64_t> deliveriesHandedOver_{0};
   std::map<std::pair<std::string, std::string>, std::int64_t> intake_;
   std::map<std::pair<std::string, std::string>, std::int64_t> pipeline_;
   std::map<std::tuple<std::string, std::string, std::string>, std::int64_t> attempts_;

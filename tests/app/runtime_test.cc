@@ -586,6 +586,53 @@ BOOST_AUTO_TEST_CASE(a_delivery_pass_claims_its_next_batch_with_its_attempts) {
   BOOST_TEST(engine.store().getMessage(id)->message.status == "delivered");
 }
 
+BOOST_AUTO_TEST_CASE(a_running_engine_hands_due_deliveries_to_an_idle_worker) {
+  auto script = std::make_shared<Script>();
+  testing::TestEngine test(
+      {.name = "dhand",
+       .channelFile = "h.json",
+       .channelJson = R"({"id": "h", "source": {"type": "http", "path": "/in/h", "idempotency_pointer": "/id"},
+         "destinations": [{"name": "ehr", "type": "scripted"}, {"name": "reply", "type": "scripted", "after": "ehr"}]})",
+       .registerConnectors =
+           [script](core::ConnectorRegistry& registry) {
+             app::registerBuiltinConnectors(registry);
+             registry.addDestination("scripted", [script](core::ConfigReader& c, const core::ConnectorContext&)
+                                                     -> Result<std::unique_ptr<core::Destination>> {
+               if (auto r = c.finish(); !r) return std::unexpected(r.error());
+               return std::make_unique<ScriptedDestination>(script);
+             });
+           },
+       .configure = [](runtime::EngineConfig& config) { config.nodeId = "test"; },
+       .serve = true,
+       .builtins = false});
+  auto& engine = test.engine();
+  auto handedTotal = [&] {
+    const std::string text = engine.metricsText();
+    const std::string key = "\nswitchboard_deliveries_handed_over_total ";
+    auto at = text.find(key);
+    BOOST_REQUIRE(at != std::string::npos);
+    return std::stoll(text.substr(at + key.size()));
+  };
+  BOOST_TEST(handedTotal() == 0);
+  // One message after another, each delivered before the next: the workers are idle between.
+  for (int i = 0; i < 3; ++i) {
+    auto r = testing::httpPost(engine.port(), "/in/h", R"({"id": "m)" + std::to_string(i) + "\"}",
+                               {{"Content-Type", "application/json"}});
+    BOOST_REQUIRE(r.status == 200);
+    const auto id = std::stoll(r.ids);
+    std::string status;
+    for (int t = 0; t < 500 && status != "delivered"; ++t) {
+      status = engine.store().getMessage(id)->message.status;
+      if (status != "delivered") std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    BOOST_TEST(status == "delivered");
+  }
+  BOOST_TEST(script->sent.size() == 6u);  // each message's ehr and reply, once
+  // Each message's ehr delivery (the reply waits for it, so it is claimed with its attempt).
+  BOOST_TEST(handedTotal() >= 1);
+  BOOST_TEST(handedTotal() <= 3);
+}
+
 BOOST_AUTO_TEST_CASE(rejected_input_is_recorded_and_answered_precisely) {
   Fixture f;
   auto r = f.post("{not json");
