@@ -31,12 +31,7 @@ Result<std::optional<ConceptMapSet::View>> translateLookup(Run& run, const TNode
     if (*s) system = **s;
   }
   const std::string_view codeText = **code;
-  auto t = [&] {  // through the run's own memory of its look-ups, when it keeps one
-    if constexpr (requires { run.lookupCode(node, codeText, system); })
-      return run.lookupCode(node, codeText, system);
-    else
-      return run.m.maps->lookup(*node.map, node.mapName, codeText, system);
-  }();
+  auto t = run.m.maps->lookup(*node.map, node.mapName, codeText, system);
   if (!t) {
     if (!node.required && t.error().code == ErrorCode::kCodeInvalid) return Found();
     const std::string field = locationOf(node.code.get());

@@ -111,13 +111,16 @@ found:
   os.dst_ = dst + n;
 }
 
-// A run of whitespace between tokens (pretty-printed bodies) from its first blank, sixteen bytes
-// at a time; stops at the same byte as the reader's own loop (the NUL after the text at the
-// latest). Out of line: SkipWhitespace() below is called between every two tokens and mostly
-// finds no blank.
-[[gnu::noinline]] inline void skipBlankRun(switchboard::mapping::ArenaInsituStream& is) {
+// Whitespace between tokens (pretty-printed bodies), sixteen bytes at a time; compact text
+// returns at its first byte. Stops at the same byte as the reader's own loop (the NUL after the
+// text at the latest).
+template <>
+inline void SkipWhitespace<switchboard::mapping::ArenaInsituStream>(
+    switchboard::mapping::ArenaInsituStream& is) {
   auto space = [](char c) { return c == ' ' || c == '\n' || c == '\r' || c == '\t'; };
-  char* p = is.src_ + 1;
+  char* p = is.src_;
+  if (!space(*p)) return;
+  ++p;
 #if defined(__SSE2__)
   while (is.end - p >= 16) {
     const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
@@ -134,14 +137,6 @@ found:
 #endif
   while (space(*p)) ++p;
   is.src_ = p;
-}
-
-// Whitespace between tokens; compact text returns at its first byte without a call.
-template <>
-[[gnu::always_inline]] inline void SkipWhitespace<switchboard::mapping::ArenaInsituStream>(
-    switchboard::mapping::ArenaInsituStream& is) {
-  const char c = *is.src_;
-  if (c == ' ' || c == '\n' || c == '\r' || c == '\t') skipBlankRun(is);
 }
 
 }  // namespace rapidjson
@@ -1085,30 +1080,6 @@ struct PlanRun {
   Result<int> emitObjectBody(const EmitStep& step, TextOut& out, bool& first);
   Result<int> emitMembers(const EmitStep& step, TextOut& out, bool& first);
   Result<int> emitTranslate(const TNode& node, TextOut& out, bool& first);
-  // ConceptMap look-ups of this run without a system (a submission translates the same answer
-  // with the same map for a Coding, its text and a QuestionnaireResponse display): the code is
-  // a view of the run's own text, so the same view is the same code.
-  struct Looked {
-    const ConceptMapSet::Map* map;
-    std::string_view code;
-    ConceptMapSet::View view;
-  };
-  Looked looked[16];
-  std::size_t lookedCount = 0;
-  Result<ConceptMapSet::View> lookupCode(const TNode& node, std::string_view code,
-                                         std::string_view system) {
-    if (system.empty()) {
-      for (std::size_t i = 0; i < lookedCount; ++i) {
-        const Looked& l = looked[i];
-        if (l.map == node.map && l.code.data() == code.data() && l.code.size() == code.size())
-          return l.view;
-      }
-    }
-    auto t = m.maps->lookup(*node.map, node.mapName, code, system);
-    if (t && system.empty() && lookedCount < std::size(looked))
-      looked[lookedCount++] = Looked{node.map, code, *t};
-    return t;
-  }
 };
 
 Result<std::optional<std::string_view>> PlanRun::scalarText(const TNode& node) {
