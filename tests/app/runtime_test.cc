@@ -545,30 +545,37 @@ BOOST_AUTO_TEST_CASE(a_stage_that_cannot_settle_leaves_its_messages_to_run_again
   BOOST_TEST(f.script->sent.size() == 1u);
 }
 
+// An engine whose channel "chain" (HTTP at /in/chain) sends to the scripted "ehr" and then,
+// after it, the scripted "reply", as the shipped channels send to the EHR and then the patient.
+testing::TestEngineOptions replyAfterEhr(const std::string& name, std::shared_ptr<Script> script,
+                                         std::shared_ptr<core::Clock> clock, bool serve) {
+  return {.name = name,
+          .channelFile = "chain.json",
+          .channelJson = R"({"id": "chain", "source": {"type": "http", "path": "/in/chain", "idempotency_pointer": "/id"},
+            "destinations": [{"name": "ehr", "type": "scripted"}, {"name": "reply", "type": "scripted", "after": "ehr"}]})",
+          .registerConnectors =
+              [script](core::ConnectorRegistry& registry) {
+                app::registerBuiltinConnectors(registry);
+                registry.addDestination("scripted", [script](core::ConfigReader& c, const core::ConnectorContext&)
+                                                        -> Result<std::unique_ptr<core::Destination>> {
+                  if (auto r = c.finish(); !r) return std::unexpected(r.error());
+                  return std::make_unique<ScriptedDestination>(script);
+                });
+              },
+          .configure = [](runtime::EngineConfig& config) { config.nodeId = "test"; },
+          .clock = std::move(clock),
+          .serve = serve,
+          .builtins = false};
+}
+
 BOOST_AUTO_TEST_CASE(a_delivery_pass_claims_its_next_batch_with_its_attempts) {
   auto script = std::make_shared<Script>();
   auto clock = std::make_shared<core::FakeClock>();
-  testing::TestEngine test(
-      {.name = "ahead",
-       .channelFile = "c.json",
-       .channelJson = R"({"id": "c", "source": {"type": "http", "path": "/in/c", "idempotency_pointer": "/id"},
-         "destinations": [{"name": "ehr", "type": "scripted"}, {"name": "reply", "type": "scripted", "after": "ehr"}]})",
-       .registerConnectors =
-           [script](core::ConnectorRegistry& registry) {
-             app::registerBuiltinConnectors(registry);
-             registry.addDestination("scripted", [script](core::ConfigReader& c, const core::ConnectorContext&)
-                                                     -> Result<std::unique_ptr<core::Destination>> {
-               if (auto r = c.finish(); !r) return std::unexpected(r.error());
-               return std::make_unique<ScriptedDestination>(script);
-             });
-           },
-       .configure = [](runtime::EngineConfig& config) { config.nodeId = "test"; },
-       .clock = clock,
-       .builtins = false});
+  testing::TestEngine test(replyAfterEhr("ahead", script, clock, false));
   auto& engine = test.engine();
   core::HttpRequest r;
   r.method = "POST";
-  r.path = "/in/c";
+  r.path = "/in/chain";
   r.body = R"({"id": "1"})";
   r.headers.push_back({"Content-Type", "application/json"});
   auto id = firstId(engine.handle(r));
@@ -588,23 +595,7 @@ BOOST_AUTO_TEST_CASE(a_delivery_pass_claims_its_next_batch_with_its_attempts) {
 
 BOOST_AUTO_TEST_CASE(a_running_engine_hands_due_deliveries_to_an_idle_worker) {
   auto script = std::make_shared<Script>();
-  testing::TestEngine test(
-      {.name = "dhand",
-       .channelFile = "h.json",
-       .channelJson = R"({"id": "h", "source": {"type": "http", "path": "/in/h", "idempotency_pointer": "/id"},
-         "destinations": [{"name": "ehr", "type": "scripted"}, {"name": "reply", "type": "scripted", "after": "ehr"}]})",
-       .registerConnectors =
-           [script](core::ConnectorRegistry& registry) {
-             app::registerBuiltinConnectors(registry);
-             registry.addDestination("scripted", [script](core::ConfigReader& c, const core::ConnectorContext&)
-                                                     -> Result<std::unique_ptr<core::Destination>> {
-               if (auto r = c.finish(); !r) return std::unexpected(r.error());
-               return std::make_unique<ScriptedDestination>(script);
-             });
-           },
-       .configure = [](runtime::EngineConfig& config) { config.nodeId = "test"; },
-       .serve = true,
-       .builtins = false});
+  testing::TestEngine test(replyAfterEhr("dhand", script, nullptr, true));
   auto& engine = test.engine();
   auto handedTotal = [&] {
     const std::string text = engine.metricsText();
@@ -616,7 +607,7 @@ BOOST_AUTO_TEST_CASE(a_running_engine_hands_due_deliveries_to_an_idle_worker) {
   BOOST_TEST(handedTotal() == 0);
   // One message after another, each delivered before the next: the workers are idle between.
   for (int i = 0; i < 3; ++i) {
-    auto r = testing::httpPost(engine.port(), "/in/h", R"({"id": "m)" + std::to_string(i) + "\"}",
+    auto r = testing::httpPost(engine.port(), "/in/chain", R"({"id": "m)" + std::to_string(i) + "\"}",
                                {{"Content-Type", "application/json"}});
     BOOST_REQUIRE(r.status == 200);
     const auto id = std::stoll(r.ids);

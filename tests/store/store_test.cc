@@ -713,17 +713,24 @@ BOOST_AUTO_TEST_CASE(batched_finish_and_attempts_commit_together_and_refuse_lost
   BOOST_TEST(s->getMessage(retried->at(0).messageId)->message.status == "delivered");
 }
 
-BOOST_AUTO_TEST_CASE(a_delivery_after_a_sibling_waits_for_it_and_sees_its_outcome) {
-  Db db;
-  auto s = db.open();
-  auto a = ingestOne(*s, msg("c", "1", "a"));
-  auto b = ingestOne(*s, msg("c", "2", "b"));
-  BOOST_REQUIRE_EQUAL(s->claimMessages("w", 10, 1000, 500)->size(), 2u);
+// Two messages "a" and "b", each finished by "w" at 1000 with an "ehr" delivery due at once and
+// a "reply" after it.
+std::pair<std::int64_t, std::int64_t> twoMessagesWithAReplyAfterTheEhr(Store& s) {
+  auto a = ingestOne(s, msg("c", "1", "a"));
+  auto b = ingestOne(s, msg("c", "2", "b"));
+  BOOST_REQUIRE_EQUAL(s.claimMessages("w", 10, 1000, 500)->size(), 2u);
   for (auto id : {a, b}) {
     store::ProcessOutcome o = processed({"ehr"}, 1000);
     o.deliveries.push_back({"reply", "thanks", "application/json", 1000, "ehr"});
-    BOOST_REQUIRE(s->finishMessage(id, "w", o, 1000).has_value());
+    BOOST_REQUIRE(s.finishMessage(id, "w", o, 1000).has_value());
   }
+  return {a, b};
+}
+
+BOOST_AUTO_TEST_CASE(a_delivery_after_a_sibling_waits_for_it_and_sees_its_outcome) {
+  Db db;
+  auto s = db.open();
+  auto [a, b] = twoMessagesWithAReplyAfterTheEhr(*s);
   auto first = s->claimDeliveries("w", 10, 1000, 500, {});
   BOOST_REQUIRE_EQUAL(first->size(), 2u);  // both ehr deliveries, no reply yet
   for (const auto& d : *first) BOOST_TEST(d.destination == "ehr");
@@ -757,14 +764,7 @@ BOOST_AUTO_TEST_CASE(a_delivery_after_a_sibling_waits_for_it_and_sees_its_outcom
 BOOST_AUTO_TEST_CASE(attempts_recorded_with_the_next_claim_release_the_deliveries_waiting_for_them) {
   Db db;
   auto s = db.open();
-  auto a = ingestOne(*s, msg("c", "1", "a"));
-  auto b = ingestOne(*s, msg("c", "2", "b"));
-  BOOST_REQUIRE_EQUAL(s->claimMessages("w", 10, 1000, 500)->size(), 2u);
-  for (auto id : {a, b}) {
-    store::ProcessOutcome o = processed({"ehr"}, 1000);
-    o.deliveries.push_back({"reply", "thanks", "application/json", 1000, "ehr"});
-    BOOST_REQUIRE(s->finishMessage(id, "w", o, 1000).has_value());
-  }
+  auto [a, b] = twoMessagesWithAReplyAfterTheEhr(*s);
   auto first = s->claimDeliveries("w", 10, 1000, 500, {});
   BOOST_REQUIRE_EQUAL(first->size(), 2u);  // both ehr deliveries
   const auto& ehrA = first->at(0).messageId == a ? first->at(0) : first->at(1);
