@@ -779,11 +779,7 @@ Result<void> MpiStore::transaction(const std::function<Result<void>(MpiTx&)>& fn
       return {};
     }
     // Flushed under the lock: the log then holds nothing unflushed that this commit follows.
-    const std::uint64_t upTo = committed_.load(std::memory_order_acquire);
-    if (auto f = flushLog(); !f) return f;
-    for (std::uint64_t seen = flushed_.load(); seen < upTo && !flushed_.compare_exchange_weak(seen, upTo);) {
-    }
-    return {};
+    return flushUpTo(committed_.load(std::memory_order_acquire));
   } catch (const soci::soci_error& e) {
     const bool lost = !sql_->is_connected();
     if (lost) prepared_.reset();
@@ -808,6 +804,10 @@ Result<void> MpiStore::flush() {
   // Commits counted before the flush starts are in the log already (counted after COMMIT).
   const std::uint64_t upTo = committed_.load(std::memory_order_acquire);
   if (flushed_.load(std::memory_order_acquire) >= upTo) return {};
+  return flushUpTo(upTo);
+}
+
+Result<void> MpiStore::flushUpTo(std::uint64_t upTo) {
   if (auto f = flushLog(); !f) return f;
   for (std::uint64_t seen = flushed_.load(); seen < upTo && !flushed_.compare_exchange_weak(seen, upTo);) {
   }

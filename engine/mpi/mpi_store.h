@@ -227,6 +227,9 @@ class MpiStore {
   Result<void> migrate();
   // fdatasync of the log; counts it.
   Result<void> flushLog();
+  // flushLog, then records the first `upTo` kDeferred commits as on disk (they were counted
+  // before the flush began).
+  Result<void> flushUpTo(std::uint64_t upTo);
 
   std::mutex mutex_;
   std::unique_ptr<soci::session> sql_;

@@ -520,14 +520,14 @@ int Engine::processMessages(const std::string& owner, const std::vector<core::St
   // The stages' own deferred side effects on disk before the outcomes commit (Stage::settle).
   // A channel whose stage cannot settle keeps its messages unfinished: claimed again after
   // their lease, they run through the pipeline again.
+  auto settleAll = [](const auto& stages) -> Result<void> {
+    for (const auto& [type, stage] : stages) {
+      if (auto r = stage->settle(); !r) return fail(r.error().code, type + ": " + r.error().message);
+    }
+    return {};
+  };
   std::vector<const Channel*> unsettled;
   for (const Channel* c : ran) {
-    auto settleAll = [&](const auto& stages) -> Result<void> {
-      for (const auto& [type, stage] : stages) {
-        if (auto r = stage->settle(); !r) return fail(r.error().code, type + ": " + r.error().message);
-      }
-      return {};
-    };
     auto settled = settleAll(c->filters);
     if (settled) settled = settleAll(c->transformers);
     if (!settled) {
@@ -871,11 +871,13 @@ void Engine::deliveryLoop(DeliveryWorker& worker) {
     {
       std::lock_guard<std::mutex> lock(wakeMutex_);
       seen = deliverySignal_;
+      // Up to a claim batch from the inbox, after what the last pass claimed.
       auto& inbox = worker.inbox;
-      const std::size_t take =
-          std::min(inbox.size(), static_cast<std::size_t>(std::max(0, config_.deliveryClaimBatch - static_cast<int>(ahead.size()))));
-      std::move(inbox.begin(), inbox.begin() + static_cast<std::ptrdiff_t>(take), std::back_inserter(ahead));
-      inbox.erase(inbox.begin(), inbox.begin() + static_cast<std::ptrdiff_t>(take));
+      const auto batch = static_cast<std::size_t>(std::max(0, config_.deliveryClaimBatch));
+      const auto take = std::min(inbox.size(), batch > ahead.size() ? batch - ahead.size() : 0);
+      const auto end = inbox.begin() + static_cast<std::ptrdiff_t>(take);
+      std::move(inbox.begin(), end, std::back_inserter(ahead));
+      inbox.erase(inbox.begin(), end);
     }
     bool more = false;
     int n = runDeliveries(worker.owner, more, &ahead);
