@@ -10,7 +10,9 @@ namespace {
 struct Migration {
   int version;
   const char* summary;
-  std::vector<std::string> statements;  // "{PK}" becomes the dialect's auto-increment key
+  // "{PK}" becomes the dialect's auto-increment key; a statement starting "{pg} " runs on
+  // PostgreSQL only.
+  std::vector<std::string> statements;
 };
 
 const std::vector<Migration>& migrations() {
@@ -98,11 +100,35 @@ const std::vector<Migration>& migrations() {
            " delivery_id BIGINT NOT NULL,"
            " at BIGINT NOT NULL)",
        }},
+      {4,
+       "delivery payloads in a table of their own, written once",
+       {
+           // A delivery row is rewritten at every claim and attempt; with its payload (a
+           // transaction Bundle, several KiB) inline, each rewrite copied the payload's overflow
+           // pages too. Siblings of one message that carry the same payload share its row.
+           "CREATE TABLE payloads ("
+           " payload_id {PK},"
+           " payload TEXT NOT NULL,"
+           " payload_encoding TEXT NOT NULL)",
+           "ALTER TABLE deliveries ADD COLUMN payload_id BIGINT NOT NULL DEFAULT 0",
+           "INSERT INTO payloads (payload_id, payload, payload_encoding) SELECT id, payload, payload_encoding "
+           "FROM deliveries",
+           "UPDATE deliveries SET payload_id = id",
+           "{pg} SELECT setval(pg_get_serial_sequence('payloads', 'payload_id'), "
+           "COALESCE((SELECT max(payload_id) FROM payloads), 0) + 1, false)",
+           "ALTER TABLE deliveries DROP COLUMN payload",
+           "ALTER TABLE deliveries DROP COLUMN payload_encoding",
+       }},
   };
   return list;
 }
 
+// The statement as `dialect` runs it; empty when it is not for that dialect.
 std::string forDialect(std::string sql, Dialect dialect) {
+  if (sql.starts_with("{pg} ")) {
+    if (dialect != Dialect::kPostgresql) return {};
+    sql.erase(0, 5);
+  }
   const std::string pk = dialect == Dialect::kSqlite ? "INTEGER PRIMARY KEY" : "BIGSERIAL PRIMARY KEY";
   for (auto pos = sql.find("{PK}"); pos != std::string::npos; pos = sql.find("{PK}")) sql.replace(pos, 4, pk);
   return sql;
@@ -112,7 +138,7 @@ std::string forDialect(std::string sql, Dialect dialect) {
 
 int latestSchemaVersion() { return migrations().back().version; }
 
-Result<void> applyMigrations(soci::session& sql, Dialect dialect) {
+Result<void> applyMigrations(soci::session& sql, Dialect dialect, int upTo) {
   try {
     if (dialect == Dialect::kPostgresql) sql << "SELECT pg_advisory_lock(7401001)";
     sql << "CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, applied_at BIGINT NOT NULL, "
@@ -128,9 +154,11 @@ Result<void> applyMigrations(soci::session& sql, Dialect dialect) {
                                                 std::to_string(latestSchemaVersion()) + "); upgrade switchboard");
     }
     for (const Migration& m : migrations()) {
-      if (m.version <= current) continue;
+      if (m.version <= current || m.version > upTo) continue;
       soci::transaction tr(sql);
-      for (const std::string& statement : m.statements) sql << forDialect(statement, dialect);
+      for (const std::string& statement : m.statements) {
+        if (std::string text = forDialect(statement, dialect); !text.empty()) sql << text;
+      }
       long long version = m.version;
       long long now = std::chrono::duration_cast<std::chrono::milliseconds>(
                           std::chrono::system_clock::now().time_since_epoch())

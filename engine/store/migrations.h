@@ -15,6 +15,8 @@ enum class Dialect { kSqlite, kPostgresql };
 // The highest migration number this build knows.
 int latestSchemaVersion();
 
-Result<void> applyMigrations(soci::session& sql, Dialect dialect);
+// Applies the migrations after the database's version up to `upTo` (tests stop early to build a
+// database as an older build left it).
+Result<void> applyMigrations(soci::session& sql, Dialect dialect, int upTo = latestSchemaVersion());
 
 }  // namespace switchboard::store

@@ -133,6 +133,8 @@ struct MessageRow {
 constexpr const char* kDeliveryColumns =
     "id, message_id, channel_id, destination, status, attempts, created_at, next_attempt_at, "
     "payload, payload_encoding, content_type, last_status_code, last_response, dead_reason, after_destination";
+// Where kDeliveryColumns come from: a delivery row and its payload's (schema version 4).
+constexpr const char* kDeliveryFrom = " FROM deliveries JOIN payloads p ON p.payload_id = deliveries.payload_id";
 
 // A delivery that waits for a sibling ("after") is claimable once the sibling is no longer pending.
 constexpr const char* kAfterSiblingDone =
@@ -461,12 +463,19 @@ class BatchWriter {
                          soci::use(fStatus_), soci::use(fError_), soci::use(fNow_), soci::use(fId_), soci::use(fOwner_)));
       // SQLite: the new row's id from lastInsertRowid, not RETURNING.
       const bool sqlite = dialect_ == Dialect::kSqlite;
+      payloadSt_.emplace(sql_);
+      payloadSt_->exchange(soci::use(dPayload_));
+      payloadSt_->exchange(soci::use(dEncoding_));
+      if (!sqlite) payloadSt_->exchange(soci::into(dPayloadId_));
+      payloadSt_->alloc();
+      payloadSt_->prepare(std::string("INSERT INTO payloads (payload, payload_encoding) VALUES (:p, :e)") +
+                          (sqlite ? "" : " RETURNING payload_id"));
+      payloadSt_->define_and_bind();
       deliverySt_.emplace(sql_);
       deliverySt_->exchange(soci::use(dDestination_));
       deliverySt_->exchange(soci::use(fNow_));
       deliverySt_->exchange(soci::use(dNext_));
-      deliverySt_->exchange(soci::use(dPayload_));
-      deliverySt_->exchange(soci::use(dEncoding_));
+      deliverySt_->exchange(soci::use(dPayloadId_));
       deliverySt_->exchange(soci::use(dContentType_));
       deliverySt_->exchange(soci::use(dAfter_));
       deliverySt_->exchange(soci::use(dLeaseOwner_));
@@ -475,9 +484,9 @@ class BatchWriter {
       if (!sqlite) deliverySt_->exchange(soci::into(dId_));
       deliverySt_->alloc();
       deliverySt_->prepare(std::string("INSERT INTO deliveries (message_id, run, channel_id, destination, status, "
-                                       "created_at, next_attempt_at, payload, payload_encoding, content_type, "
+                                       "created_at, next_attempt_at, payload_id, content_type, "
                                        "after_destination, lease_owner, lease_until) SELECT id, run, channel_id, :d, "
-                                       "'pending', :c, :n, :p, :e, :t, :a, :lo, :lu FROM messages WHERE id = :i") +
+                                       "'pending', :c, :n, :p, :t, :a, :lo, :lu FROM messages WHERE id = :i") +
                            (sqlite ? "" : " RETURNING id"));
       deliverySt_->define_and_bind();
     }
@@ -491,12 +500,22 @@ class BatchWriter {
       return fail(ErrorCode::kConflict, "message " + std::to_string(messageId) + " is no longer leased by " + owner);
     }
     for (const auto& [type, detail] : outcome.events) event(messageId, 0, nowMs, type, detail);
+    const std::string* stored = nullptr;  // the payload of dPayloadId_, written by this finish
     for (const NewDelivery& d : outcome.deliveries) {
-      auto encoded = encodeBody(d.payload);
+      if (stored == nullptr || *stored != d.payload) {  // siblings with the same payload share its row
+        auto encoded = encodeBody(d.payload);
+        dPayload_ = std::move(encoded.text);
+        dEncoding_ = std::move(encoded.encoding);
+        if (dialect_ == Dialect::kSqlite) {
+          runToEnd(*payloadSt_);
+          dPayloadId_ = lastInsertRowid(sql_);
+        } else {
+          runToEnd(*payloadSt_, [] {});
+        }
+        stored = &d.payload;
+      }
       dDestination_ = d.destination;
       dNext_ = d.nextAttemptAtMs;
-      dPayload_ = std::move(encoded.text);
-      dEncoding_ = std::move(encoded.encoding);
       dContentType_ = sanitizeText(d.contentType);
       dAfter_ = d.after;
       const bool leaseIt = lease && d.after.empty() && d.nextAttemptAtMs <= nowMs;
@@ -615,13 +634,13 @@ class BatchWriter {
 
   soci::session& sql_;
   Dialect dialect_;
-  std::optional<soci::statement> finishSt_, deliverySt_, eventSt_, lookupSt_, attemptSt_, updateSt_, rollupSt_,
+  std::optional<soci::statement> finishSt_, payloadSt_, deliverySt_, eventSt_, lookupSt_, attemptSt_, updateSt_, rollupSt_,
       messageSt_, lockSt_, externalSt_;
   std::string xExternal_;
   long long xAt_ = 0, locked_ = 0;
   std::string fStatus_, fError_, fOwner_, dDestination_, dPayload_, dEncoding_, dContentType_, dAfter_, dLeaseOwner_;
   long long dLeaseUntil_ = 0;
-  long long fNow_ = 0, fId_ = 0, dNext_ = 0, dId_ = 0;
+  long long fNow_ = 0, fId_ = 0, dNext_ = 0, dId_ = 0, dPayloadId_ = 0;
   std::string eType_, eDetail_;
   long long eMessage_ = 0, eDelivery_ = 0, eAt_ = 0;
   std::string aOwner_, aStatus_, aOutcome_, aResponse_, aNewStatus_, aDeadReason_, rStatus_;
@@ -800,7 +819,7 @@ class Claimer {
       loadDeliverySt_->exchange(soci::use(id_));
       loadDeliverySt_->alloc();
       loadDeliverySt_->prepare(std::string("SELECT ") + kDeliveryColumns + ", " + kDeliveryContext +
-                               " FROM deliveries WHERE id = :i");
+                               kDeliveryFrom + " WHERE deliveries.id = :i");
       loadDeliverySt_->define_and_bind();
     }
     id_ = id;
@@ -1240,7 +1259,7 @@ class SqlStore final : public Store {
       });
 
       DynamicQuery dq;
-      dq.sql("SELECT ").sql(kDeliveryColumns).sql(" FROM deliveries WHERE message_id = ")
+      dq.sql("SELECT ").sql(kDeliveryColumns).sql(kDeliveryFrom).sql(" WHERE message_id = ")
           .param(static_cast<long long>(messageId))
           .sql(" ORDER BY id");
       DeliveryRow d;
@@ -1285,7 +1304,7 @@ class SqlStore final : public Store {
   Result<std::vector<DeliveryRecord>> listDeliveries(const DeliveryQuery& query) override {
     return read("listDeliveries", [&](soci::session& sql) -> Result<std::vector<DeliveryRecord>> {
       DynamicQuery q;
-      q.sql("SELECT ").sql(kDeliveryColumns).sql(" FROM deliveries WHERE 1 = 1");
+      q.sql("SELECT ").sql(kDeliveryColumns).sql(kDeliveryFrom).sql(" WHERE 1 = 1");
       if (query.status) q.sql(" AND status = ").param(*query.status);
       if (query.channelId) q.sql(" AND channel_id = ").param(*query.channelId);
       if (query.destination) q.sql(" AND destination = ").param(*query.destination);

@@ -12,9 +12,11 @@
 #include <thread>
 
 #include <soci/postgresql/soci-postgresql.h>
+#include <soci/sqlite3/soci-sqlite3.h>
 #include <soci/soci.h>
 
 #include "engine/store/codec.h"
+#include "engine/store/migrations.h"
 #include "engine/store/store.h"
 
 using namespace switchboard;
@@ -40,7 +42,8 @@ struct Db {
                             "SWITCHBOARD_TEST_PG is not set: run through scripts/test, which starts PostgreSQL");
       url = pg;
       soci::session s(*soci::factory_postgresql(), url.substr(13));
-      s << "DROP TABLE IF EXISTS attempts, events, deliveries, messages, audit, external_refs, schema_migrations CASCADE";
+      s << "DROP TABLE IF EXISTS attempts, events, deliveries, payloads, messages, audit, external_refs, "
+           "schema_migrations CASCADE";
     } else {
       dir = std::filesystem::temp_directory_path() /
             ("sb-store-" + std::to_string(::getpid()) + "-" + std::to_string(counter()++));
@@ -55,6 +58,17 @@ struct Db {
     auto s = store::openStore(url, pool);
     BOOST_REQUIRE_MESSAGE(s.has_value(), (s ? std::string() : s.error().message));
     return std::move(*s);
+  }
+  // A session of its own on the test's database, beside the store (raw SQL).
+  std::unique_ptr<soci::session> raw() const {
+    if (backendUnderTest() == "postgresql") {
+      return std::make_unique<soci::session>(*soci::factory_postgresql(), url.substr(13));
+    }
+    std::filesystem::create_directories(dir / "nested");
+    return std::make_unique<soci::session>(*soci::factory_sqlite3(), (dir / "nested" / "sb.db").string());
+  }
+  store::Dialect dialect() const {
+    return backendUnderTest() == "postgresql" ? store::Dialect::kPostgresql : store::Dialect::kSqlite;
   }
   static int& counter() {
     static int c = 0;
@@ -221,6 +235,91 @@ BOOST_AUTO_TEST_CASE(bodies_and_metadata_round_trip_byte_for_byte) {
   BOOST_REQUIRE_EQUAL(deliveries->size(), 1u);
   BOOST_TEST((deliveries->at(0).payload == binary));
   BOOST_TEST(deliveries->at(0).metadata.size() == 3u);
+}
+
+// Sibling deliveries of one message usually carry the same payload (the mapped Bundle for the EHR
+// and for the reply composed after it): it is stored once, and each delivery loads it.
+BOOST_AUTO_TEST_CASE(siblings_with_the_same_payload_share_its_row_and_each_loads_it) {
+  Db db;
+  auto s = db.open();
+  const std::string bundle = "{\"resourceType\":\"Bundle\",\"name\":\"Zoë\"}";
+  const std::string binary("\x00\xff bytes", 8);
+  auto a = ingestOne(*s, msg("c", "1", "a"));
+  auto b = ingestOne(*s, msg("c", "2", "b"));
+  BOOST_REQUIRE(s->claimMessages("w", 10, 1000, 30000).has_value());
+  store::ProcessOutcome oa;
+  oa.status = "processed";
+  oa.deliveries.push_back({"fhir", bundle, "application/fhir+json", 0});
+  oa.deliveries.push_back({"reply", bundle, "application/fhir+json", 0, "fhir"});
+  oa.deliveries.push_back({"audit", binary, "application/octet-stream", 0});
+  oa.deliveries.push_back({"copy", bundle, "application/fhir+json", 0});  // not next to its twin
+  BOOST_REQUIRE(s->finishMessage(a, "w", oa, 1000).has_value());
+  store::ProcessOutcome ob;
+  ob.status = "processed";
+  ob.deliveries.push_back({"fhir", bundle, "application/fhir+json", 0});  // another message: own row
+  BOOST_REQUIRE(s->finishMessage(b, "w", ob, 1000).has_value());
+  long long rows = 0;
+  *db.raw() << "SELECT count(*) FROM payloads", soci::into(rows);
+  BOOST_TEST(rows == 4);  // a: bundle, binary, bundle again (not adjacent); b: bundle
+  auto detail = s->getMessage(a);
+  BOOST_REQUIRE(detail.has_value());
+  BOOST_REQUIRE_EQUAL(detail->deliveries.size(), 4u);
+  BOOST_TEST(detail->deliveries[0].delivery.payload == bundle);
+  BOOST_TEST(detail->deliveries[1].delivery.payload == bundle);
+  BOOST_TEST((detail->deliveries[2].delivery.payload == binary));
+  BOOST_TEST(detail->deliveries[3].delivery.payload == bundle);
+  auto claimed = s->claimDeliveries("w", 10, 1000, 30000, {});
+  BOOST_REQUIRE(claimed.has_value());
+  BOOST_TEST(claimed->size() == 4u);  // the reply waits for its sibling
+  for (const auto& d : *claimed) {
+    BOOST_TEST(d.destination != "reply");
+    BOOST_TEST((d.payload == (d.destination == "audit" ? binary : bundle)));
+  }
+  auto listed = s->listDeliveries({});
+  BOOST_REQUIRE(listed.has_value());
+  BOOST_TEST(listed->size() == 5u);
+}
+
+// A database an older build left (schema version 3: payloads inline in deliveries) opens with
+// every delivery's payload intact, and later deliveries get payload rows of their own.
+BOOST_AUTO_TEST_CASE(a_version_3_store_upgrades_with_its_delivery_payloads) {
+  Db db;
+  const std::string binary("\x00\xff old", 6);
+  {
+    auto raw = db.raw();
+    auto applied = store::applyMigrations(*raw, db.dialect(), 3);
+    BOOST_REQUIRE_MESSAGE(applied.has_value(), (applied ? std::string() : applied.error().message));
+    *raw << "INSERT INTO messages (channel_id, idempotency_key, received_at, content_type, body, body_encoding, "
+            "body_size, metadata, status, error, updated_at) VALUES ('c', 'old', 1000, 'application/json', '{}', '', "
+            "2, '[[\"sender\",\"+15550001111\"]]', 'processed', '', 1000)";
+    long long message = 0;
+    *raw << "SELECT max(id) FROM messages", soci::into(message);
+    const std::string encoded = store::encodeBody(binary).text;
+    *raw << "INSERT INTO deliveries (message_id, run, channel_id, destination, status, created_at, next_attempt_at, "
+            "payload, payload_encoding, content_type) VALUES (:m, 0, 'c', 'fhir', 'pending', 1000, 1000, "
+            "'{\"old\":\"Zoë\"}', '', 'application/fhir+json')",
+        soci::use(message);
+    *raw << "INSERT INTO deliveries (message_id, run, channel_id, destination, status, created_at, next_attempt_at, "
+            "payload, payload_encoding, content_type) VALUES (:m, 0, 'c', 'file', 'pending', 1000, 1000, :p, "
+            "'base64', 'application/octet-stream')",
+        soci::use(message), soci::use(encoded);
+  }
+  auto s = db.open();
+  auto claimed = s->claimDeliveries("w", 10, 2000, 30000, {});
+  BOOST_REQUIRE(claimed.has_value());
+  BOOST_REQUIRE_EQUAL(claimed->size(), 2u);
+  BOOST_TEST(claimed->at(0).payload == "{\"old\":\"Zoë\"}");
+  BOOST_TEST((claimed->at(1).payload == binary));
+  BOOST_TEST(claimed->at(0).metadata.size() == 1u);
+  auto fresh = ingestOne(*s, msg("c", "new", "n"));
+  BOOST_REQUIRE(s->claimMessages("w", 10, 2000, 30000).has_value());
+  BOOST_REQUIRE(s->finishMessage(fresh, "w", processed({"fhir"}), 2000).has_value());
+  auto listed = s->listDeliveries({});
+  BOOST_REQUIRE(listed.has_value());
+  BOOST_REQUIRE_EQUAL(listed->size(), 3u);
+  BOOST_TEST(listed->at(0).payload == "payload for fhir");  // newest first
+  BOOST_TEST((listed->at(1).payload == binary));
+  BOOST_TEST(listed->at(2).payload == "{\"old\":\"Zoë\"}");
 }
 
 BOOST_AUTO_TEST_CASE(rejected_messages_are_kept_with_their_error_and_cannot_be_replayed) {
