@@ -10,8 +10,8 @@ namespace {
 struct Migration {
   int version;
   const char* summary;
-  // "{PK}" becomes the dialect's auto-increment key; a statement starting "{pg} " runs on
-  // PostgreSQL only.
+  // "{PK}" becomes the dialect's auto-increment key, "{ID}" a 64-bit primary key given by the
+  // writer; a statement starting "{pg} " runs on PostgreSQL only.
   std::vector<std::string> statements;
 };
 
@@ -119,6 +119,20 @@ const std::vector<Migration>& migrations() {
            "ALTER TABLE deliveries DROP COLUMN payload",
            "ALTER TABLE deliveries DROP COLUMN payload_encoding",
        }},
+      {5,
+       "message bodies in a table of their own, written once",
+       {
+           // A message row is rewritten when the pipeline finishes it and when its deliveries end;
+           // with the body inline (a webhook, a few KiB) each row filled a page of its own and each
+           // rewrite wrote that page. Without it the rows of a batch share their pages.
+           "CREATE TABLE message_bodies ("
+           " message_id {ID},"
+           " body TEXT NOT NULL,"
+           " body_encoding TEXT NOT NULL)",
+           "INSERT INTO message_bodies (message_id, body, body_encoding) SELECT id, body, body_encoding FROM messages",
+           "ALTER TABLE messages DROP COLUMN body",
+           "ALTER TABLE messages DROP COLUMN body_encoding",
+       }},
   };
   return list;
 }
@@ -131,6 +145,9 @@ std::string forDialect(std::string sql, Dialect dialect) {
   }
   const std::string pk = dialect == Dialect::kSqlite ? "INTEGER PRIMARY KEY" : "BIGSERIAL PRIMARY KEY";
   for (auto pos = sql.find("{PK}"); pos != std::string::npos; pos = sql.find("{PK}")) sql.replace(pos, 4, pk);
+  // SQLite: INTEGER PRIMARY KEY is the row's own key (no index of its own).
+  const std::string id = dialect == Dialect::kSqlite ? "INTEGER PRIMARY KEY" : "BIGINT PRIMARY KEY";
+  for (auto pos = sql.find("{ID}"); pos != std::string::npos; pos = sql.find("{ID}")) sql.replace(pos, 4, id);
   return sql;
 }
 

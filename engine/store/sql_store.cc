@@ -86,6 +86,8 @@ class DynamicQuery {
 constexpr const char* kMessageColumns =
     "id, channel_id, idempotency_key, received_at, content_type, body, body_encoding, metadata, "
     "status, error";
+// Where kMessageColumns come from: a message row and its body's (schema version 5).
+constexpr const char* kMessageFrom = " FROM messages JOIN message_bodies b ON b.message_id = messages.id";
 
 struct MessageRow {
   long long id = 0;
@@ -661,9 +663,9 @@ class IngestWriter {
       // SQLite: the new row's id from lastInsertRowid, not RETURNING.
       const bool sqlite = dialect_ == Dialect::kSqlite;
       std::string text =
-          "INSERT INTO messages (channel_id, idempotency_key, received_at, content_type, body, "
-          "body_encoding, body_size, metadata, status, error, updated_at, lease_owner, lease_until) "
-          "VALUES (:c, :k, :r, :t, :b, :e, :z, :m, :s, :x, :u, :lo, :lu) "
+          "INSERT INTO messages (channel_id, idempotency_key, received_at, content_type, "
+          "body_size, metadata, status, error, updated_at, lease_owner, lease_until) "
+          "VALUES (:c, :k, :r, :t, :z, :m, :s, :x, :u, :lo, :lu) "
           "ON CONFLICT (channel_id, idempotency_key) DO NOTHING";
       if (!sqlite) text += " RETURNING id";
       insertSt_.emplace(sql_);
@@ -671,8 +673,6 @@ class IngestWriter {
       insertSt_->exchange(soci::use(key_, keyInd_));
       insertSt_->exchange(soci::use(receivedAt_));
       insertSt_->exchange(soci::use(contentType_));
-      insertSt_->exchange(soci::use(body_));
-      insertSt_->exchange(soci::use(encoding_));
       insertSt_->exchange(soci::use(size_));
       insertSt_->exchange(soci::use(metadata_));
       insertSt_->exchange(soci::use(status_));
@@ -684,6 +684,9 @@ class IngestWriter {
       insertSt_->alloc();
       insertSt_->prepare(text);
       insertSt_->define_and_bind();
+      bodySt_.emplace((sql_.prepare << "INSERT INTO message_bodies (message_id, body, body_encoding) "
+                                      "VALUES (:i, :b, :e)",
+                       soci::use(id_), soci::use(body_), soci::use(encoding_)));
       findSt_.emplace((sql_.prepare << "SELECT id FROM messages WHERE channel_id = :c AND idempotency_key = :k",
                        soci::use(channel_), soci::use(key_), soci::into(existing_)));
       eventSt_.emplace((sql_.prepare << "INSERT INTO events (message_id, delivery_id, at, type, detail) "
@@ -720,6 +723,7 @@ class IngestWriter {
       if (!found) return fail(ErrorCode::kException, "idempotency conflict without a stored row");
       return IngestOutcome{existing_, true};
     }
+    runToEnd(*bodySt_);
     eventType_ = m.status == "rejected" ? "rejected" : "received";
     eventDetail_ = m.status == "rejected" ? error_ : std::string();
     runToEnd(*eventSt_);
@@ -729,7 +733,7 @@ class IngestWriter {
  private:
   soci::session& sql_;
   Dialect dialect_;
-  std::optional<soci::statement> insertSt_, findSt_, eventSt_;
+  std::optional<soci::statement> insertSt_, bodySt_, findSt_, eventSt_;
   std::string channel_, key_, contentType_, body_, encoding_, metadata_, status_, error_, eventType_, eventDetail_,
       leaseOwner_;
   soci::indicator keyInd_ = soci::i_ok;
@@ -747,9 +751,9 @@ class Claimer {
   Result<std::vector<std::pair<core::StoredMessage, std::string>>> pickMessages(long long now, long long limit) {
     if (!pickMessagesSt_) {
       std::string text = std::string("SELECT ") + kMessageColumns +
-                         ", lease_owner FROM messages WHERE status = 'received' AND lease_until <= :n ORDER BY id "
+                         ", lease_owner" + kMessageFrom + " WHERE status = 'received' AND lease_until <= :n ORDER BY id "
                          "LIMIT :l";
-      if (dialect_ == Dialect::kPostgresql) text += " FOR UPDATE SKIP LOCKED";
+      if (dialect_ == Dialect::kPostgresql) text += " FOR UPDATE OF messages SKIP LOCKED";
       pickMessagesSt_.emplace(sql_);
       message_.bind(*pickMessagesSt_);
       pickMessagesSt_->exchange(soci::into(previousOwner_));
@@ -1225,7 +1229,7 @@ class SqlStore final : public Store {
     return read("getMessage", [&](soci::session& sql) -> Result<MessageDetail> {
       MessageDetail detail;
       DynamicQuery q;
-      q.sql("SELECT ").sql(kMessageColumns).sql(" FROM messages WHERE id = ").param(static_cast<long long>(messageId));
+      q.sql("SELECT ").sql(kMessageColumns).sql(kMessageFrom).sql(" WHERE id = ").param(static_cast<long long>(messageId));
       MessageRow m;
       std::optional<Result<core::StoredMessage>> message;
       fetchAll(sql, q, m, [&] { message = m.toMessage(); });

@@ -42,7 +42,7 @@ struct Db {
                             "SWITCHBOARD_TEST_PG is not set: run through scripts/test, which starts PostgreSQL");
       url = pg;
       soci::session s(*soci::factory_postgresql(), url.substr(13));
-      s << "DROP TABLE IF EXISTS attempts, events, deliveries, payloads, messages, audit, external_refs, "
+      s << "DROP TABLE IF EXISTS attempts, events, deliveries, payloads, message_bodies, messages, audit, external_refs, "
            "schema_migrations CASCADE";
     } else {
       dir = std::filesystem::temp_directory_path() /
@@ -280,9 +280,10 @@ BOOST_AUTO_TEST_CASE(siblings_with_the_same_payload_share_its_row_and_each_loads
   BOOST_TEST(listed->size() == 5u);
 }
 
-// A database an older build left (schema version 3: payloads inline in deliveries) opens with
-// every delivery's payload intact, and later deliveries get payload rows of their own.
-BOOST_AUTO_TEST_CASE(a_version_3_store_upgrades_with_its_delivery_payloads) {
+// A database an older build left (schema version 3: bodies inline in messages, payloads inline in
+// deliveries) opens with every body and payload intact; later messages and deliveries get rows of
+// their own.
+BOOST_AUTO_TEST_CASE(a_version_3_store_upgrades_with_its_message_bodies_and_delivery_payloads) {
   Db db;
   const std::string binary("\x00\xff old", 6);
   {
@@ -292,8 +293,11 @@ BOOST_AUTO_TEST_CASE(a_version_3_store_upgrades_with_its_delivery_payloads) {
     *raw << "INSERT INTO messages (channel_id, idempotency_key, received_at, content_type, body, body_encoding, "
             "body_size, metadata, status, error, updated_at) VALUES ('c', 'old', 1000, 'application/json', '{}', '', "
             "2, '[[\"sender\",\"+15550001111\"]]', 'processed', '', 1000)";
+    *raw << "INSERT INTO messages (channel_id, idempotency_key, received_at, content_type, body, body_encoding, "
+            "body_size, metadata, status, error, updated_at) VALUES ('c', 'old-binary', 1000, "
+            "'application/octet-stream', 'AP8=', 'base64', 2, '[]', 'received', '', 1000)";
     long long message = 0;
-    *raw << "SELECT max(id) FROM messages", soci::into(message);
+    *raw << "SELECT id FROM messages WHERE idempotency_key = 'old'", soci::into(message);
     const std::string encoded = store::encodeBody(binary).text;
     *raw << "INSERT INTO deliveries (message_id, run, channel_id, destination, status, created_at, next_attempt_at, "
             "payload, payload_encoding, content_type) VALUES (:m, 0, 'c', 'fhir', 'pending', 1000, 1000, "
@@ -305,6 +309,17 @@ BOOST_AUTO_TEST_CASE(a_version_3_store_upgrades_with_its_delivery_payloads) {
         soci::use(message), soci::use(encoded);
   }
   auto s = db.open();
+  auto old = s->listMessages({});
+  BOOST_REQUIRE(old.has_value());
+  BOOST_REQUIRE_EQUAL(old->size(), 2u);
+  auto first = s->getMessage(old->at(1).id);
+  BOOST_REQUIRE(first.has_value());
+  BOOST_TEST(first->message.body == "{}");
+  BOOST_TEST(first->deliveries.size() == 2u);
+  auto waiting = s->claimMessages("w", 10, 2000, 30000);  // the received one, with its body
+  BOOST_REQUIRE(waiting.has_value());
+  BOOST_REQUIRE_EQUAL(waiting->size(), 1u);
+  BOOST_TEST((waiting->at(0).body == std::string("\x00\xff", 2)));
   auto claimed = s->claimDeliveries("w", 10, 2000, 30000, {});
   BOOST_REQUIRE(claimed.has_value());
   BOOST_REQUIRE_EQUAL(claimed->size(), 2u);
@@ -313,6 +328,9 @@ BOOST_AUTO_TEST_CASE(a_version_3_store_upgrades_with_its_delivery_payloads) {
   BOOST_TEST(claimed->at(0).metadata.size() == 1u);
   auto fresh = ingestOne(*s, msg("c", "new", "n"));
   BOOST_REQUIRE(s->claimMessages("w", 10, 2000, 30000).has_value());
+  auto freshDetail = s->getMessage(fresh);
+  BOOST_REQUIRE(freshDetail.has_value());
+  BOOST_TEST(freshDetail->message.body == "n");
   BOOST_REQUIRE(s->finishMessage(fresh, "w", processed({"fhir"}), 2000).has_value());
   auto listed = s->listDeliveries({});
   BOOST_REQUIRE(listed.has_value());
