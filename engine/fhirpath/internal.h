@@ -12,6 +12,7 @@
 
 #include "engine/fhirpath/fhirpath.h"
 #include "engine/fhirpath/syntax.h"
+#include "engine/fhirpath/type_model.h"
 
 namespace switchboard::fhirpath {
 
@@ -62,28 +63,7 @@ const std::string* exactNumberText(const DocumentPtr& doc, const rapidjson::Valu
 // The decimal value of a JSON number, exact when the document kept its text.
 Decimal jsonNumberDecimal(const DocumentPtr& doc, const rapidjson::Value& value);
 
-// ---- FHIR R4 type model ----
-struct ElementInfo {
-  std::string type;     // FHIR type of the element or a backbone path ("Patient.contact")
-  bool choice = false;  // value[x]
-  bool repeats = false;
-};
-bool isPrimitiveType(std::string_view fhirType);
-bool isResourceType(std::string_view name);
-bool isKnownType(std::string_view name);  // a FHIR data type, resource or backbone type
-// The element `name` of `parentType`; null when unknown. Points into the model, which lives as
-// long as the process.
-const ElementInfo* elementInfo(std::string_view parentType, std::string_view name);
-// Whether every element of the type is modelled (so an unknown name is an error).
-bool typeIsComplete(std::string_view type);
-// The base type (Patient -> DomainResource -> Resource; code -> string; Age -> Quantity).
-std::string baseType(std::string_view type);
-// The FHIR type named by a choice-element suffix ("Quantity" -> Quantity, "DateTime" ->
-// dateTime); empty when the suffix names no type.
-std::optional<std::string> choiceSuffixType(std::string_view suffix);
-// System type of a FHIR primitive type ("date" -> Date, "code" -> String); empty if none.
-std::optional<std::string> systemTypeOf(std::string_view fhirType);
-
+// ---- FHIR R4 type model: engine/fhirpath/type_model.h ----
 
 // Parses (no semantic checks); used by compile().
 Result<std::unique_ptr<detail::ExprNode>> parseExpression(std::string_view text);
