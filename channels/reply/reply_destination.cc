@@ -19,6 +19,7 @@
 #include <sstream>
 
 #include "channels/http/http_destination.h"
+#include "channels/reply/reply_plan.h"
 
 namespace switchboard::channels::reply {
 
@@ -187,6 +188,9 @@ ReplyDestination::ReplyDestination(ReplyConfig config, std::shared_ptr<const cor
     : config_(std::move(config)), clock_(std::move(clock)) {
   if (auto e = fhirpath::compile("entry.resource.ofType(Appointment).first().start"); e) {
     appointmentStart_ = std::move(*e);
+    PlanMemo memo;  // one expression: nothing to share
+    appointmentStartPlan_ = ReplyPlan::compile(appointmentStart_, memo);
+    memo.finish();
   }
   if (config_.provider.baseUrl.starts_with("https://")) {
     tls_ = new Poco::Net::Context(Poco::Net::Context::TLS_CLIENT_USE, "", "", "",
@@ -256,10 +260,21 @@ Result<ComposedReply> ReplyDestination::compose(const core::DeliveryRequest& req
   }
   LocalDateTime local;
   if (bundle && appointmentStart_.root()) {
-    auto starts = fhirpath::evaluate(appointmentStart_, focus, env);
-    if (starts && !starts->empty() && starts->front().json() &&
-        starts->front().json()->IsString()) {
-      const auto* s = starts->front().json();
+    const rapidjson::Value* s = nullptr;
+    bool decided = false;
+    if (appointmentStartPlan_) {
+      PlanScope scope(focus, env, 0);
+      PlanItems starts(scope.memory());
+      decided = appointmentStartPlan_->evaluate(scope, starts);
+      if (decided && !starts.empty() && starts.front().kind == PlanItem::Kind::kElement) {
+        s = starts.front().json;
+      }
+    }
+    if (!decided) {
+      auto starts = fhirpath::evaluate(appointmentStart_, focus, env);
+      if (starts && !starts->empty()) s = starts->front().json();
+    }
+    if (s && s->IsString()) {
       if (auto l = localDateTime(std::string_view(s->GetString(), s->GetStringLength()),
                                  config_.zone.get(), config_.dateStyle, config_.clock24)) {
         local = *l;

@@ -106,6 +106,7 @@ class ReplyDestination final : public core::Destination {
   ReplyConfig config_;
   std::shared_ptr<const core::Clock> clock_;
   fhirpath::Expression appointmentStart_;
+  std::shared_ptr<const ReplyPlan> appointmentStartPlan_;  // its plan; null: the engine's
   Poco::Net::Context::Ptr tls_;  // for https base URLs: verifies peers against the system CAs
   ClientPool connections_;       // kept-alive connections to the provider's API
 };

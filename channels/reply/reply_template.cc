@@ -4,6 +4,8 @@
 #include <algorithm>
 #include <cctype>
 
+#include "channels/reply/reply_plan.h"
+
 namespace switchboard::channels::reply {
 
 namespace {
@@ -85,6 +87,7 @@ std::vector<std::string> referencedVariables(std::string_view e) {
 Result<ReplyTemplate> ReplyTemplate::parse(std::string_view text, std::string source) {
   ReplyTemplate tpl;
   tpl.source_ = std::move(source);
+  PlanMemo memo;
   auto error = [&](std::size_t pos, const std::string& what) {
     return fail(ErrorCode::kInvalid,
                 tpl.source_ + ": line " + std::to_string(lineAt(text, pos)) + ": " + what);
@@ -161,6 +164,7 @@ Result<ReplyTemplate> ReplyTemplate::parse(std::string_view text, std::string so
       o.part.text = std::string(expr);
       o.part.line = lineAt(text, openAt);
       o.part.expr = std::move(*compiled);
+      o.part.plan = ReplyPlan::compile(o.part.expr, memo);
       o.pos = openAt;
       open.push_back(std::move(o));
       continue;
@@ -195,9 +199,11 @@ Result<ReplyTemplate> ReplyTemplate::parse(std::string_view text, std::string so
     p.text = std::string(inner);
     p.line = lineAt(text, openAt);
     p.expr = std::move(*compiled);
+    p.plan = ReplyPlan::compile(p.expr, memo);
     target().push_back(std::move(p));
   }
   if (!open.empty()) return error(open.back().pos, "{{#if}} without {{/if}}");
+  tpl.memoSlots_ = memo.finish();
   std::sort(tpl.variables_.begin(), tpl.variables_.end());
   tpl.variables_.erase(std::unique(tpl.variables_.begin(), tpl.variables_.end()),
                        tpl.variables_.end());
@@ -206,9 +212,10 @@ Result<ReplyTemplate> ReplyTemplate::parse(std::string_view text, std::string so
 
 namespace {
 
+// `scope` null: every expression through the general engine.
 Result<void> renderParts(const std::vector<Part>& parts, const fhirpath::Node& focus,
                          const fhirpath::Environment& env, const std::string& source,
-                         std::string& out) {
+                         PlanScope* scope, ReplyTemplate::RenderStats* stats, std::string& out) {
   for (const auto& part : parts) {
     switch (part.kind) {
       case Part::Kind::kText:
@@ -216,6 +223,31 @@ Result<void> renderParts(const std::vector<Part>& parts, const fhirpath::Node& f
         break;
       case Part::Kind::kValue:
       case Part::Kind::kIf: {
+        const std::vector<Part>* branch = nullptr;
+        if (scope && part.plan) {
+          PlanItems items(scope->memory());
+          bool decided = part.plan->evaluate(*scope, items);
+          if (decided && part.kind == Part::Kind::kValue) {
+            // Written aside: a plan that declines half way must leave `out` as it was.
+            std::string text;
+            decided = planText(*scope, items, text);
+            if (decided) out += text;
+          } else if (decided) {
+            bool truth = false;
+            decided = planTruth(*scope, items, truth);
+            if (decided) branch = truth ? &part.then : &part.otherwise;
+          }
+          if (decided) {
+            if (stats) ++stats->planned;
+            if (branch) {
+              if (auto r = renderParts(*branch, focus, env, source, scope, stats, out); !r) {
+                return r;
+              }
+            }
+            break;
+          }
+        }
+        if (stats) ++stats->engine;
         auto items = fhirpath::evaluate(part.expr, focus, env);
         if (!items) {
           return fail(ErrorCode::kInvalid, source + ": line " + std::to_string(part.line) + ": " +
@@ -224,8 +256,8 @@ Result<void> renderParts(const std::vector<Part>& parts, const fhirpath::Node& f
         if (part.kind == Part::Kind::kValue) {
           out += collectionText(*items);
         } else {
-          const auto& branch = collectionTruth(*items) ? part.then : part.otherwise;
-          if (auto r = renderParts(branch, focus, env, source, out); !r) return r;
+          const auto& next = collectionTruth(*items) ? part.then : part.otherwise;
+          if (auto r = renderParts(next, focus, env, source, scope, stats, out); !r) return r;
         }
         break;
       }
@@ -237,9 +269,23 @@ Result<void> renderParts(const std::vector<Part>& parts, const fhirpath::Node& f
 }  // namespace
 
 Result<std::string> ReplyTemplate::render(const fhirpath::Node& focus,
-                                          const fhirpath::Environment& env) const {
+                                          const fhirpath::Environment& env,
+                                          RenderStats* stats) const {
   std::string out;
-  if (auto r = renderParts(parts_, focus, env, source_, out); !r) return std::unexpected(r.error());
+  out.reserve(1024);
+  PlanScope scope(focus, env, memoSlots_);
+  if (auto r = renderParts(parts_, focus, env, source_, &scope, stats, out); !r) {
+    return std::unexpected(r.error());
+  }
+  return out;
+}
+
+Result<std::string> ReplyTemplate::renderWithEngine(const fhirpath::Node& focus,
+                                                    const fhirpath::Environment& env) const {
+  std::string out;
+  if (auto r = renderParts(parts_, focus, env, source_, nullptr, nullptr, out); !r) {
+    return std::unexpected(r.error());
+  }
   return out;
 }
 

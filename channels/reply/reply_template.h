@@ -6,7 +6,9 @@
 //   {{! comment }}         dropped
 // A block tag or comment alone on its line takes the whole line with it, so templates can put
 // each tag on its own line without leaving blank lines. Every expression is compiled by parse(),
-// so a broken template is refused when the channel is deployed, not on the first message.
+// so a broken template is refused when the channel is deployed, not on the first message, and
+// where it can, also into a plan (reply_plan.h) that render() runs instead of the general
+// engine; renderWithEngine() is the reference that plans must match byte for byte.
 // Thread-safety: a parsed ReplyTemplate is immutable; render() may be called concurrently.
 #pragma once
 
@@ -20,6 +22,8 @@
 
 namespace switchboard::channels::reply {
 
+class ReplyPlan;
+
 class ReplyTemplate {
  public:
   // `source` names the template (a file path) in error messages, which carry "line N".
@@ -27,7 +31,17 @@ class ReplyTemplate {
 
   // Renders over `focus` (the Bundle) with `env` (its %variables). Evaluation errors name the
   // source, line and expression.
-  Result<std::string> render(const fhirpath::Node& focus, const fhirpath::Environment& env) const;
+  // Each expression runs as its plan where it has one and the plan decides, else through the
+  // general engine. `stats` (optional) counts which did.
+  struct RenderStats {
+    int planned = 0;  // expressions a plan decided
+    int engine = 0;   // expressions the general engine evaluated
+  };
+  Result<std::string> render(const fhirpath::Node& focus, const fhirpath::Environment& env,
+                             RenderStats* stats = nullptr) const;
+  // The same through the general engine only (the reference for the plans).
+  Result<std::string> renderWithEngine(const fhirpath::Node& focus,
+                                       const fhirpath::Environment& env) const;
 
   const std::string& source() const { return source_; }
   // Names of the %variables the expressions use (without '%'), sorted, without duplicates.
@@ -39,6 +53,7 @@ class ReplyTemplate {
     std::string text;  // kText: literal; kValue / kIf: the expression text
     int line = 1;
     fhirpath::Expression expr;
+    std::shared_ptr<const ReplyPlan> plan;  // null: the engine evaluates `expr`
     std::vector<Part> then, otherwise;
   };
 
@@ -46,6 +61,7 @@ class ReplyTemplate {
   std::string source_;
   std::vector<Part> parts_;
   std::vector<std::string> variables_;
+  std::size_t memoSlots_ = 0;  // subexpressions the plans share within a render
 };
 
 // The %names an expression refers to, outside string literals ("%`vs-x`" gives "vs-x").
