@@ -15,6 +15,13 @@ void MpiIndex::reserve(size_t records) {
   tf_.reserve(records / 2);
 }
 
+void MpiIndex::clear() {
+  std::unique_lock lock(mutex_);
+  store_ = RecordStore();
+  blocks_ = BlockingIndex();
+  tf_ = FrequencyTable();
+}
+
 uint32_t MpiIndex::add(const NormalizedRecord& r) {
   std::unique_lock lock(mutex_);
   uint32_t idx = store_.add(r);

@@ -46,6 +46,8 @@ class MpiIndex {
   // Undoes remove(record): the record is a candidate again and its values count again.
   void restore(uint32_t record);
   void reserve(size_t records);
+  // Forgets every record (the config stays): for a rebuild from the store.
+  void clear();
 
   // Candidates at or above `minimum`, best weight first, at most `limit`.
   std::vector<MatchCandidate> match(const NormalizedRecord& query, size_t limit = 10,

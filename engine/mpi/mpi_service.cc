@@ -3,6 +3,7 @@
 #include "engine/mpi/mpi_service.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cstdio>
 #include <mutex>
 
@@ -224,6 +225,38 @@ std::string ehrBundle(MpiTx& tx, const std::vector<GoldenRecord>& primaries) {
   return write(d);
 }
 
+// The batches this thread's kDeferred submissions joined since its last settle(), per service:
+// settle() answers for them. The engine runs a batch's stages and then its settle on one thread.
+struct ThreadBatches {
+  std::uint64_t service = 0;
+  std::uint64_t first = 0;  // batch numbers; 0 when none
+  std::uint64_t last = 0;
+};
+thread_local std::vector<ThreadBatches> threadBatches;
+
+void noteThreadBatch(std::uint64_t service, std::uint64_t batch) {
+  if (batch == 0) return;
+  for (auto& t : threadBatches) {
+    if (t.service != service) continue;
+    if (t.first == 0) t.first = batch;
+    t.last = batch;
+    return;
+  }
+  threadBatches.push_back({service, batch, batch});
+}
+
+std::pair<std::uint64_t, std::uint64_t> takeThreadBatches(std::uint64_t service) {
+  for (auto& t : threadBatches) {
+    if (t.service != service) continue;
+    auto out = std::pair{t.first, t.last};
+    t.first = t.last = 0;
+    return out;
+  }
+  return {0, 0};
+}
+
+std::atomic<std::uint64_t> nextServiceSerial{0};
+
 std::string joined(const std::vector<std::string>& v, const char* sep = " ") {
   std::string out;
   for (const auto& s : v) {
@@ -276,15 +309,59 @@ MpiService::MpiService(MatchConfig config, std::unique_ptr<MpiStore> store,
     : index_(std::move(config)),
       store_(std::move(store)),
       clock_(clock ? clock : &systemClock_),
-      rng_(std::random_device{}()) {}
+      rng_(std::random_device{}()),
+      serial_(nextServiceSerial.fetch_add(1) + 1) {}
 
 Result<std::unique_ptr<MpiService>> MpiService::open(MatchConfig config,
                                                      std::unique_ptr<MpiStore> store,
                                                      const core::Clock* clock) {
   if (!store) return fail(ErrorCode::kInvalid, "MpiService needs a store");
   std::unique_ptr<MpiService> s(new MpiService(std::move(config), std::move(store), clock));
-  if (auto r = s->load(); !r) return std::unexpected(r.error());
+  {
+    std::unique_lock lock(s->mutex_);
+    s->seenLost_ = s->store_->lostBatches();
+    if (auto r = s->loadLocked(); !r) return std::unexpected(r.error());
+  }
   return s;
+}
+
+Result<void> MpiService::syncLocked(bool commitBatch) {
+  // A failed commit is seen below as a lost batch; the caller's own change does not depend on it.
+  if (commitBatch) (void)store_->commit();
+  // Bounded: the rebuild's own read commits any open batch first, and should that commit fail
+  // too, the state is rebuilt once more.
+  for (int attempt = 0; stale_ || store_->lostBatches() != seenLost_; ++attempt) {
+    if (attempt == 3) {
+      return fail(ErrorCode::kTransient, "MPI: rebuilding the in-memory index keeps failing");
+    }
+    seenLost_ = store_->lostBatches();
+    stale_ = true;
+    index_.clear();
+    recordOf_.clear();
+    owner_.clear();
+    noMatch_.clear();
+    replaces_.clear();
+    if (auto r = loadLocked(); !r) return r;
+    stale_ = false;
+  }
+  return {};
+}
+
+Result<void> MpiService::settle() {
+  const auto [first, last] = takeThreadBatches(serial_);
+  Result<void> committed;
+  {
+    // Exclusively: a failed commit rebuilds the in-memory state before anyone uses it.
+    std::unique_lock lock(mutex_);
+    committed = store_->commit();
+    (void)syncLocked(false);  // a failed rebuild leaves stale_ set: the next change retries it
+  }
+  if (!committed) return committed;
+  if (store_->batchLost(first, last)) {
+    return fail(ErrorCode::kTransient,
+                "MPI: a batch holding this batch's submissions failed to commit; they are lost");
+  }
+  return store_->flush();
 }
 
 int64_t MpiService::now() const { return clock_->nowMs(); }
@@ -300,8 +377,7 @@ std::string MpiService::explain(const PairScore& s) const {
   return Scorer(index_.config(), nullptr).explainJson(s);
 }
 
-Result<void> MpiService::load() {
-  std::unique_lock lock(mutex_);
+Result<void> MpiService::loadLocked() {
   size_t bad = 0;
   auto r = store_->transaction([&](MpiTx& tx) -> Result<void> {
     tx.forEachGolden([&](GoldenRecord&& g) {
@@ -455,6 +531,9 @@ Result<SubmitDecision> MpiService::submit(std::string_view patientJson,
   std::string resource(patientJson);
 
   std::unique_lock lock(mutex_);
+  const bool batched = durability == MpiStore::Durability::kDeferred;
+  if (auto s = syncLocked(!batched); !s) return std::unexpected(s.error());
+  std::uint64_t batch = 0;
   const int64_t t = now();
   if (auto known = recordOf_.find(sourceId); known != recordOf_.end()) {
     const Owner owner = owner_[sourceId];
@@ -484,12 +563,13 @@ Result<SubmitDecision> MpiService::submit(std::string_view patientJson,
         return {};
       }
       return rematchInTx(tx, sourceId, owner, cands, now(), actor, d, outcome);
-    }, durability);
+    }, durability, &batch);
     if (!r) {
       index_.remove(newRecord);
       index_.restore(oldRecord);
       return std::unexpected(r.error());
     }
+    noteThreadBatch(serial_, batch);
     known->second = newRecord;
     applyRematch(sourceId, cands, outcome);
     d.updatedSource = true;
@@ -557,8 +637,9 @@ Result<SubmitDecision> MpiService::submit(std::string_view patientJson,
                          std::to_string(d.reviewItemIds.size()) + "}";
     tx.appendAudit({0, t, std::string(actor), "source.submit", sourceId, detail});
     return {};
-  }, durability);
+  }, durability, &batch);
   if (!r) return std::unexpected(r.error());
+  noteThreadBatch(serial_, batch);
   recordOf_[sourceId] = index_.add(norm);
   owner_[sourceId] = {d.enterpriseId, ownerResult, LinkOrigin::kAuto};
   return d;
@@ -656,6 +737,7 @@ void MpiService::applyRematch(const std::string& sourceId, const std::vector<Can
 
 Result<SubmitDecision> MpiService::rematch(const std::string& sourceId, std::string_view actor) {
   std::unique_lock lock(mutex_);
+  if (auto s = syncLocked(true); !s) return std::unexpected(s.error());
   return rematchLocked(sourceId, actor);
 }
 
@@ -797,6 +879,7 @@ Result<DecisionOutcome> MpiService::decide(int64_t id, ReviewVerdict verdict,
                                            const std::string& reviewer, const std::string& reason) {
   if (reviewer.empty()) return fail(ErrorCode::kRequired, "a reviewer identity is required");
   std::unique_lock lock(mutex_);
+  if (auto s = syncLocked(true); !s) return std::unexpected(s.error());
   const int64_t t = now();
   DecisionOutcome out;
   // In-memory changes to apply after the commit.
@@ -952,6 +1035,7 @@ Result<DecisionOutcome> MpiService::undo(int64_t id, const std::string& reviewer
                                          const std::string& reason) {
   if (reviewer.empty()) return fail(ErrorCode::kRequired, "a reviewer identity is required");
   std::unique_lock lock(mutex_);
+  if (auto s = syncLocked(true); !s) return std::unexpected(s.error());
   const int64_t t = now();
   DecisionOutcome out;
   std::vector<std::pair<std::string, std::optional<Owner>>> newOwners;

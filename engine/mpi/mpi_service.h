@@ -100,18 +100,22 @@ class MpiService {
   // Links one source Patient (JSON). A known source (same system and id) is updated: MANUAL
   // links stay as they are, AUTO ones are matched again (rematch). Errors: kStructure (not
   // JSON), kInvalid (not a Patient), kRequired (no id and no identifier), store errors.
-  // durability kDeferred (the pipeline stage): the changes may reach disk only at the next
-  // settle() or durable change, which the caller must await before anything outside the MPI
-  // (the EHR) learns the decision; until then an OS crash may lose them (a process crash does
-  // not). See docs/mpi.md section 9.
+  // durability kDeferred (the pipeline stage): the submission joins the store's open batch
+  // (MpiStore::Durability) and is committed and flushed at the next settle() (or earlier, by
+  // another caller's durable change), which the caller must await, on the same thread, before
+  // anything outside the MPI (the EHR) learns the decision; until then a crash may lose it.
+  // See docs/mpi.md section 9.
   Result<SubmitDecision> submit(std::string_view patientJson,
                                 std::string_view sourceSystem = "default",
                                 std::string_view actor = "system",
                                 MpiStore::Durability durability = MpiStore::Durability::kFlushed);
 
-  // Puts every change made so far on disk (one flush for all kDeferred submissions since the
-  // last one). kTransient when the flush fails.
-  Result<void> settle() { return store_->flush(); }
+  // Commits the store's open batch (every kDeferred submission since the last commit, of any
+  // thread) and puts every change made so far on disk (one commit and one flush for them all).
+  // kTransient when the commit or the flush fails, or when a batch holding one of this thread's
+  // kDeferred submissions since its last settle() was lost (the caller must treat those
+  // submissions as never made; the in-memory index has been rebuilt from the store).
+  Result<void> settle();
 
   // The automatic pass for one known source: MANUAL links are returned unchanged; an AUTO link
   // may move to a golden record that now matches (only when the source is alone in its own).
@@ -151,7 +155,13 @@ class MpiService {
   };
 
   MpiService(MatchConfig config, std::unique_ptr<MpiStore> store, const core::Clock* clock);
-  Result<void> load();
+  // Fills the (empty) in-memory state from the store. mutex_ held exclusively.
+  Result<void> loadLocked();
+  // mutex_ held exclusively. commitBatch: first commits the store's open batch (for a change
+  // that must build on committed state). Then, when a batch was lost since the in-memory state
+  // was last built (or a rebuild failed), rebuilds it from the store, so memory never holds
+  // what the store lost.
+  Result<void> syncLocked(bool commitBatch);
   int64_t now() const;
   std::string newGoldenId();
   std::vector<Candidate> candidatesLocked(const NormalizedRecord& q, const std::string& self,
@@ -197,6 +207,9 @@ class MpiService {
   std::set<std::pair<std::string, std::string>> noMatch_;  // MANUAL NO_MATCH (source, golden)
   std::map<std::string, std::set<std::string>> replaces_;  // survivor -> retired golden ids
   std::mt19937_64 rng_;
+  std::uint64_t seenLost_ = 0;  // store_->lostBatches() when the in-memory state was built
+  bool stale_ = false;          // a rebuild failed: the in-memory state is incomplete
+  const std::uint64_t serial_;  // tells services apart in the per-thread batch record
 };
 
 // The fullUrl of a golden record in an EHR Bundle: "urn:uuid:" + a UUID made from the 128-bit

@@ -634,11 +634,13 @@ std::vector<AuditEntry> MpiTx::audit(const std::string& subject, int limit) {
 // ---- MpiStore ----
 
 namespace {
+sqlite_api::sqlite3* sqliteHandle(soci::session& sql) {
+  return static_cast<soci::sqlite3_session_backend*>(sql.get_backend())->conn_;
+}
 // Rows changed by this SQLite connection since it opened: a transaction that changed none wrote
 // nothing to the log and needs no flush.
 long long totalChanges(soci::session& sql) {
-  auto* backend = static_cast<soci::sqlite3_session_backend*>(sql.get_backend());
-  return sqlite_api::sqlite3_total_changes(backend->conn_);
+  return sqlite_api::sqlite3_total_changes(sqliteHandle(sql));
 }
 }  // namespace
 
@@ -646,6 +648,12 @@ MpiStore::MpiStore(std::unique_ptr<soci::session> sql, SqlDialect dialect)
     : sql_(std::move(sql)), dialect_(dialect) {}
 
 MpiStore::~MpiStore() {
+  {
+    // The open batch's savepoints were all released: committed as if flush() had been called,
+    // without the wait for the disk.
+    std::lock_guard lock(mutex_);
+    (void)commitBatchLocked();
+  }
   if (walFd_ >= 0) ::close(walFd_);
 }
 
@@ -759,35 +767,121 @@ Result<int> MpiStore::schemaVersion() {
 }
 
 Result<void> MpiStore::transaction(const std::function<Result<void>(MpiTx&)>& fn,
-                                   Durability durability) {
+                                   Durability durability, std::uint64_t* batch) {
   std::lock_guard lock(mutex_);
+  if (batch != nullptr) *batch = 0;
   try {
     if (!sql_->is_connected()) {
-      prepared_.reset();  // compiled on the lost connection
+      if (batch_ != 0) loseBatchLocked();  // it went with the connection
+      prepared_.reset();                   // compiled on the lost connection
       sql_->reconnect();
     }
     if (!prepared_) prepared_ = std::make_unique<MpiTx::Prepared>();
+    if (durability == Durability::kDeferred && dialect_ == SqlDialect::kSqlite) {
+      return inBatchLocked(fn, batch);
+    }
+    // This transaction reads and writes committed state. A batch that fails to commit here is
+    // recorded as lost for its owners; this transaction does not depend on it.
+    (void)commitBatchLocked();
     Txn txn(*sql_, dialect_);
     MpiTx tx(*sql_, dialect_, prepared_.get());
     const long long changesBefore = walFd_ < 0 ? 0 : totalChanges(*sql_);
     Result<void> r = fn(tx);
     if (!r) return r;  // Txn's destructor rolls back
     txn.commit();
-    if (walFd_ < 0 || totalChanges(*sql_) == changesBefore) return {};  // nothing written
-    if (durability == Durability::kDeferred) {
-      committed_.fetch_add(1, std::memory_order_release);
-      return {};
+    if (walFd_ < 0 || totalChanges(*sql_) == changesBefore) {
+      return {};  // nothing written by this transaction
     }
     // Flushed under the lock: the log then holds nothing unflushed that this commit follows.
     return flushUpTo(committed_.load(std::memory_order_acquire));
   } catch (const soci::soci_error& e) {
     const bool lost = !sql_->is_connected();
-    if (lost) prepared_.reset();
+    if (lost) {
+      prepared_.reset();
+      if (batch_ != 0) loseBatchLocked();
+    }
     return fail(lost ? ErrorCode::kTransient : ErrorCode::kException,
                 std::string("MPI store: ") + e.what());
   } catch (const std::exception& e) {
     return fail(ErrorCode::kException, std::string("MPI store: ") + e.what());
   }
+}
+
+Result<void> MpiStore::inBatchLocked(const std::function<Result<void>(MpiTx&)>& fn,
+                                     std::uint64_t* batch) {
+  if (batch_ == 0) {
+    *sql_ << "BEGIN IMMEDIATE";
+    batch_ = ++batches_;
+    batchChanges_ = totalChanges(*sql_);
+  }
+  if (batch != nullptr) *batch = batch_;
+  *sql_ << "SAVEPOINT mpi_tx";
+  // Undoes this transaction's changes only; when SQLite has already rolled back the whole
+  // transaction (some I/O and memory errors do), the batch is lost.
+  auto undo = [&] {
+    try {
+      if (sqlite_api::sqlite3_get_autocommit(sqliteHandle(*sql_)) != 0) {
+        loseBatchLocked();
+        return;
+      }
+      *sql_ << "ROLLBACK TO mpi_tx";
+      *sql_ << "RELEASE mpi_tx";
+    } catch (const std::exception&) {
+      loseBatchLocked();
+    }
+  };
+  Result<void> r;
+  try {
+    MpiTx tx(*sql_, dialect_, prepared_.get());
+    r = fn(tx);
+    if (r) *sql_ << "RELEASE mpi_tx";
+  } catch (const std::exception&) {
+    undo();
+    throw;
+  }
+  if (!r) undo();
+  return r;
+}
+
+Result<void> MpiStore::commitBatchLocked() {
+  if (batch_ == 0) return {};
+  const std::uint64_t b = batch_;
+  try {
+    const bool wrote = totalChanges(*sql_) != batchChanges_;
+    *sql_ << "COMMIT";
+    batch_ = 0;
+    if (wrote && walFd_ >= 0) committed_.fetch_add(1, std::memory_order_release);
+    return {};
+  } catch (const std::exception& e) {
+    loseBatchLocked();
+    return fail(ErrorCode::kTransient, "MPI store: committing batch " + std::to_string(b) +
+                                           " failed, its changes are lost: " + e.what());
+  }
+}
+
+void MpiStore::loseBatchLocked() {
+  try {
+    if (sql_->is_connected() && sqlite_api::sqlite3_get_autocommit(sqliteHandle(*sql_)) == 0) {
+      *sql_ << "ROLLBACK";
+    }
+  } catch (const std::exception&) {
+    // SQLite rolls back an unfinished transaction itself when the connection closes.
+  }
+  lost_.push_back(batch_);
+  batch_ = 0;
+  lostCount_.fetch_add(1, std::memory_order_release);
+}
+
+Result<void> MpiStore::commit() {
+  std::lock_guard lock(mutex_);
+  return commitBatchLocked();
+}
+
+bool MpiStore::batchLost(std::uint64_t first, std::uint64_t last) {
+  if (first == 0 || lostCount_.load(std::memory_order_acquire) == 0) return false;
+  std::lock_guard lock(mutex_);
+  auto it = std::lower_bound(lost_.begin(), lost_.end(), first);
+  return it != lost_.end() && *it <= last;
 }
 
 Result<void> MpiStore::flushLog() {
@@ -800,6 +894,7 @@ Result<void> MpiStore::flushLog() {
 }
 
 Result<void> MpiStore::flush() {
+  if (auto c = commit(); !c) return c;
   if (walFd_ < 0) return {};
   // Commits counted before the flush starts are in the log already (counted after COMMIT).
   const std::uint64_t upTo = committed_.load(std::memory_order_acquire);
@@ -819,6 +914,7 @@ Result<void> MpiStore::resetForTests() {
     std::lock_guard lock(mutex_);
     prepared_.reset();  // compiled against the tables about to be dropped
     try {
+      if (auto c = commitBatchLocked(); !c) return c;
       for (const char* t : {"mpi_audit", "mpi_merge_events", "mpi_review_items", "mpi_links",
                             "mpi_golden_records", "mpi_source_patients", "mpi_schema_migrations"}) {
         *sql_ << "DROP TABLE IF EXISTS " << t;

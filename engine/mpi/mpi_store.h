@@ -4,7 +4,8 @@
 // docs/mpi.md section 9. Thread-safety: one session guarded by a mutex; every call of
 // transaction() runs alone, so MpiStore may be shared between threads. An MpiTx (and the
 // session's compiled statements it uses) belongs to the one thread running its transaction.
-// flush() may run on any thread, beside a transaction.
+// commit() and flush() may run on any thread; flush()'s wait for the disk runs beside a
+// transaction.
 #pragma once
 
 #include <atomic>
@@ -191,26 +192,41 @@ class MpiStore {
   MpiStore(const MpiStore&) = delete;
   MpiStore& operator=(const MpiStore&) = delete;
 
-  // When a committed transaction is on disk.
+  // When a transaction is committed and on disk.
   enum class Durability {
-    kFlushed,  // before transaction() returns
-    // SQLite: committed to the write-ahead log without a flush; on disk after the next flush()
-    // or kFlushed transaction (either flushes the whole log, so everything committed before it).
-    // A process crash loses nothing (the log is written before COMMIT returns); an OS crash
-    // before that flush may. PostgreSQL: the same as kFlushed.
+    kFlushed,  // committed and on disk before transaction() returns
+    // SQLite: the transaction joins the store's open batch, one SQLite transaction shared by
+    // every kDeferred transaction until the next commit(), flush() or kFlushed transaction
+    // commits it (each joins as a savepoint, so a failing one rolls back alone). Until then it
+    // is visible on this store's session only, and a crash of the process loses it; once the
+    // batch is committed an OS crash may still lose it until the next flush of the log. A
+    // batch whose COMMIT fails is rolled back whole and counted as lost (lostBatches(),
+    // batchLost()): the caller learns it there, not from transaction(). PostgreSQL: the same
+    // as kFlushed.
     kDeferred,
   };
 
   // Runs fn in one transaction: committed when fn returns a value, rolled back when it returns
   // an error or a database call throws (converted to kTransient for connection failures,
-  // kException otherwise).
+  // kException otherwise). kFlushed first commits the open batch, if any, so it reads and
+  // writes committed state (a batch that fails to commit there is lost; fn runs all the same).
+  // batch, when given, receives the number of the batch a kDeferred transaction joined
+  // (numbered from 1), else 0.
   Result<void> transaction(const std::function<Result<void>(MpiTx&)>& fn,
-                           Durability durability = Durability::kFlushed);
+                           Durability durability = Durability::kFlushed,
+                           std::uint64_t* batch = nullptr);
 
-  // Puts every transaction committed so far on disk (one fdatasync of SQLite's log, shared by
-  // all kDeferred transactions since the last flush; nothing when there are none). kTransient
+  // Commits the open batch, if any, without a flush. An error when its COMMIT failed: the
+  // batch is then rolled back and lost.
+  Result<void> commit();
+  // commit(), then puts every transaction committed so far on disk (one fdatasync of SQLite's
+  // log, shared by all batches since the last flush; nothing when there are none). kTransient
   // when the flush fails.
   Result<void> flush();
+  // Batches rolled back at or before their COMMIT (a failed COMMIT, a lost connection, an error
+  // that made SQLite roll back the whole transaction), and whether one numbered first..last was.
+  std::uint64_t lostBatches() const { return lostCount_.load(std::memory_order_acquire); }
+  bool batchLost(std::uint64_t first, std::uint64_t last);
   // SQLite: fdatasync calls on the log since open (kFlushed commits and flush()), for tests and
   // metrics. 0 on PostgreSQL.
   std::uint64_t logFlushes() const { return logFlushes_.load(std::memory_order_relaxed); }
@@ -227,9 +243,15 @@ class MpiStore {
   Result<void> migrate();
   // fdatasync of the log; counts it.
   Result<void> flushLog();
-  // flushLog, then records the first `upTo` kDeferred commits as on disk (they were counted
-  // before the flush began).
+  // flushLog, then records the first `upTo` batch commits as on disk (they were counted before
+  // the flush began).
   Result<void> flushUpTo(std::uint64_t upTo);
+  // With mutex_ held: fn as a savepoint in the open batch (opened first when there is none).
+  Result<void> inBatchLocked(const std::function<Result<void>(MpiTx&)>& fn, std::uint64_t* batch);
+  // With mutex_ held: COMMIT of the open batch; on failure it is rolled back and lost.
+  Result<void> commitBatchLocked();
+  // With mutex_ held: the open batch is gone (rolled back here, or already by SQLite).
+  void loseBatchLocked();
 
   std::mutex mutex_;
   std::unique_ptr<soci::session> sql_;
@@ -239,7 +261,12 @@ class MpiStore {
   std::unique_ptr<MpiTx::Prepared> prepared_;
   // SQLite: the write-ahead log, opened after the migrations (-1: PostgreSQL or in-memory).
   int walFd_ = -1;
-  std::atomic<std::uint64_t> committed_{0};  // kDeferred commits (SQLite)
+  std::uint64_t batch_ = 0;          // the open batch's number, 0 when none is open
+  std::uint64_t batches_ = 0;        // batches opened so far
+  long long batchChanges_ = 0;       // the session's total changes when the batch opened
+  std::vector<std::uint64_t> lost_;  // lost batches, ascending (rare)
+  std::atomic<std::uint64_t> lostCount_{0};
+  std::atomic<std::uint64_t> committed_{0};  // batch commits that wrote to the log (SQLite)
   std::atomic<std::uint64_t> flushed_{0};    // of those, the ones known to be on disk
   std::atomic<std::uint64_t> logFlushes_{0};
 };

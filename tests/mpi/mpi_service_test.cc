@@ -4,6 +4,7 @@
 #include <boost/test/unit_test.hpp>
 
 #include <atomic>
+#include <future>
 #include <map>
 #include <set>
 #include <thread>
@@ -57,15 +58,24 @@ struct Fixture {
   core::FakeClock clock;
   std::string url;
   std::unique_ptr<MpiService> mpi;
+  MpiStore* store = nullptr;  // owned by mpi
   Fixture() {
-    auto store = freshStore(&url);
-    auto s = MpiService::open(shippedConfig(), std::move(store), &clock);
+    auto owned = freshStore(&url);
+    store = owned.get();
+    auto s = MpiService::open(shippedConfig(), std::move(owned), &clock);
     BOOST_REQUIRE_MESSAGE(s.has_value(), (s ? std::string() : s.error().message));
     mpi = std::move(*s);
   }
   SubmitDecision submit(const std::string& json) {
     clock.advance(1000);
     auto d = mpi->submit(json, "wa");
+    BOOST_REQUIRE_MESSAGE(d.has_value(), (d ? std::string() : d.error().message));
+    return *d;
+  }
+  // As the pipeline stage submits: into the store's open batch, durable at settle().
+  SubmitDecision submitDeferred(const std::string& json) {
+    clock.advance(1000);
+    auto d = mpi->submit(json, "wa", "system", MpiStore::Durability::kDeferred);
     BOOST_REQUIRE_MESSAGE(d.has_value(), (d ? std::string() : d.error().message));
     return *d;
   }
@@ -663,6 +673,124 @@ BOOST_AUTO_TEST_CASE(a_failed_update_changes_neither_the_store_nor_the_index) {
   // Once the store accepts it again, the same update goes through.
   auto moved = submit(asKate);
   BOOST_TEST(moved.enterpriseId == d1.enterpriseId);
+}
+
+// Deferred submissions share the store's batch until settle(); one that fails rolls back alone
+// (store and index), the others are committed by the settle. A durable change (here $match's
+// read, a reviewer's decision alike) commits the open batch first, so it works on committed state.
+BOOST_AUTO_TEST_CASE(a_failing_submission_in_a_batch_rolls_back_alone) {
+  const bool sqlite = backendName() == "sqlite";
+  const bool pg = !sqlite;
+  auto other = MpiStore::open(url);
+  BOOST_REQUIRE(other.has_value());
+  BOOST_REQUIRE((*other)->transaction([&](MpiTx& tx) -> Result<void> {
+    if (pg) {
+      tx.session() << "CREATE OR REPLACE FUNCTION mpi_test_refuse() RETURNS trigger LANGUAGE "
+                      "plpgsql AS $f$ BEGIN IF NEW.subject = 'wa/p3' THEN RAISE "
+                      "EXCEPTION 'refused'; END IF; RETURN NEW; END $f$";
+      tx.session() << "CREATE TRIGGER mpi_test_refuse BEFORE INSERT ON mpi_audit FOR EACH ROW "
+                      "EXECUTE FUNCTION mpi_test_refuse()";
+    } else {
+      tx.session() << "CREATE TRIGGER mpi_test_refuse BEFORE INSERT ON mpi_audit WHEN "
+                      "NEW.subject = 'wa/p3' BEGIN SELECT RAISE(ABORT, 'refused'); END";
+    }
+    return {};
+  }));
+  other->reset();  // its connection would wait for the batch's write lock
+  auto d1 = submitDeferred(kKatherine);
+  clock.advance(1000);
+  auto refused = mpi->submit(kZed, "wa", "system", MpiStore::Durability::kDeferred);
+  BOOST_TEST(!refused.has_value());
+  auto d2 = submitDeferred(kKate);  // links to Katherine's golden record, made in this batch
+  BOOST_TEST((d2.result == Decision::kMatch));
+  BOOST_TEST(d2.enterpriseId == d1.enterpriseId);
+  BOOST_TEST(mpi->sourceCount() == 2u);
+  if (sqlite) BOOST_TEST(!committedRow(url, "mpi_source_patients", "id", "wa/p1"));
+  // A reader on another thread would see the same: the open batch is committed before $match.
+  auto zed = mpi->match(kZed, false, 5);
+  BOOST_REQUIRE(zed.has_value());
+  BOOST_TEST(zed->empty());  // Zed's submission left nothing in the index
+  if (sqlite) BOOST_TEST(committedRow(url, "mpi_source_patients", "id", "wa/p1"));
+  BOOST_REQUIRE(mpi->settle());
+  BOOST_TEST((mpi->linkOf("wa/p3").error().code == ErrorCode::kNotFound));
+  BOOST_TEST(mpi->linkOf("wa/p2")->goldenId == d1.enterpriseId);
+  BOOST_REQUIRE(store->transaction([&](MpiTx& tx) -> Result<void> {
+    BOOST_TEST(!tx.source("wa/p3").has_value());
+    BOOST_TEST(tx.audit("wa/p3").empty());
+    BOOST_TEST(tx.membersOfGolden(d1.enterpriseId).size() == 2u);
+    tx.session() << (pg ? "DROP TRIGGER mpi_test_refuse ON mpi_audit"
+                        : "DROP TRIGGER mpi_test_refuse");
+    if (pg) tx.session() << "DROP FUNCTION mpi_test_refuse()";
+    return {};
+  }));
+  // Zed again, now accepted: a new person.
+  auto d3 = submitDeferred(kZed);
+  BOOST_TEST((d3.result == Decision::kNoMatch));
+  BOOST_REQUIRE(mpi->settle());
+  BOOST_TEST(mpi->sourceCount() == 3u);
+}
+
+// A batch whose COMMIT fails loses its submissions whole: settle() says so, on this thread and
+// on every other thread that submitted into it, and the in-memory index is rebuilt from the
+// store, so the lost sources are neither linked nor found, and a resubmitted known source that
+// was lost has its old record back. The same messages submitted again then go through.
+BOOST_AUTO_TEST_CASE(a_batch_lost_at_commit_leaves_memory_as_the_store) {
+  if (backendName() != "sqlite") return;  // batches are SQLite's
+  static std::atomic<bool> refuse{false};
+  refuseCommitsWhile(*store, refuse);
+  auto d1 = submit(kKatherine);  // durable
+  const std::string asZed = patient("p1", "Zed", "Quint", "1940-12-01", "male", "512 555 0777",
+                                    "1 Far Road", "Dripping Springs", "78620");
+  auto moved = submitDeferred(asZed);  // p1 now looks like Zed: an update of a known source
+  BOOST_TEST(moved.updatedSource);
+  auto d2 = submitDeferred(kLiam);
+  // Another pipeline worker's message in the same batch; that worker settles after this one.
+  SubmitDecision d3;
+  Result<void> otherSettled;
+  std::promise<void> submitted, go;
+  std::thread otherWorker([&] {
+    d3 = submitDeferred(kNoah);
+    submitted.set_value();
+    go.get_future().wait();
+    otherSettled = mpi->settle();
+  });
+  submitted.get_future().wait();
+  BOOST_TEST(mpi->sourceCount() == 3u);
+  refuse = true;
+  auto settled = mpi->settle();
+  refuse = false;
+  go.set_value();
+  otherWorker.join();
+  BOOST_REQUIRE(!settled.has_value());
+  // The other worker's settle finds its batch lost, though the failed commit was not its own.
+  BOOST_TEST(!otherSettled.has_value());
+  // Memory is the store's: Liam and Noah unknown, p1 still Katherine.
+  BOOST_TEST(mpi->sourceCount() == 1u);
+  BOOST_TEST((mpi->linkOf("wa/p5").error().code == ErrorCode::kNotFound));
+  BOOST_TEST((mpi->linkOf("wa/p6").error().code == ErrorCode::kNotFound));
+  auto liam = mpi->match(kLiam, false, 5);
+  BOOST_REQUIRE(liam.has_value());
+  BOOST_TEST(liam->empty());
+  auto zed = mpi->match(kZed, false, 5);
+  BOOST_REQUIRE(zed.has_value());
+  BOOST_TEST(zed->empty());
+  auto kate = mpi->match(kKate, false, 5);
+  BOOST_REQUIRE(kate.has_value());
+  BOOST_REQUIRE(!kate->empty());
+  BOOST_TEST((*kate)[0].viaSourceId == "wa/p1");
+  // A settle with nothing lost since this thread's last one succeeds again.
+  BOOST_REQUIRE(mpi->settle());
+  // The replayed messages go through.
+  auto again = submitDeferred(asZed);
+  BOOST_TEST(again.updatedSource);
+  auto liam2 = submitDeferred(kLiam);
+  auto noah2 = submitDeferred(kNoah);
+  BOOST_TEST((liam2.result == Decision::kNoMatch));
+  BOOST_TEST((noah2.result == Decision::kPossibleMatch));  // Liam's twin, as the first time
+  BOOST_TEST((d3.result == noah2.result));
+  BOOST_REQUIRE(mpi->settle());
+  BOOST_TEST(mpi->sourceCount() == 3u);
+  BOOST_TEST(committedRow(url, "mpi_source_patients", "id", "wa/p6"));
 }
 
 BOOST_AUTO_TEST_SUITE_END()

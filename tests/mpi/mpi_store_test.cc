@@ -224,6 +224,130 @@ BOOST_AUTO_TEST_CASE(deferred_commits_share_one_flush) {
   }));
 }
 
+// Deferred transactions share one SQLite transaction (the batch) until a flush: each joins it
+// as a savepoint, so one that fails (an error returned, or a SQL error) rolls back alone and the
+// others are committed together. Other connections see nothing of the batch before the flush.
+BOOST_AUTO_TEST_CASE(deferred_transactions_share_a_batch_and_fail_alone) {
+  std::string url;
+  auto store = freshStore(&url);
+  const bool sqlite = backendName() == "sqlite";
+  auto put = [&](const std::string& id, std::uint64_t* batch) {
+    return store->transaction(
+        [&](MpiTx& tx) -> Result<void> {
+          tx.putSource({id, "s", R"({"resourceType":"Patient"})", "{}", 1, 1});
+          tx.appendAudit({0, 1, "t", "source.submit", id, "{}"});
+          return {};
+        },
+        MpiStore::Durability::kDeferred, batch);
+  };
+  std::uint64_t b1 = 0, b2 = 0, b3 = 0, b4 = 0;
+  BOOST_REQUIRE(put("s/1", &b1));
+  auto refused = store->transaction(
+      [&](MpiTx& tx) -> Result<void> {
+        tx.putSource({"s/2", "s", "{}", "{}", 1, 1});
+        return fail(ErrorCode::kConflict, "changed my mind");
+      },
+      MpiStore::Durability::kDeferred, &b2);
+  BOOST_TEST(!refused.has_value());
+  auto broken = store->transaction(
+      [&](MpiTx& tx) -> Result<void> {
+        tx.putSource({"s/3", "s", "{}", "{}", 1, 1});
+        tx.session() << "INSERT INTO mpi_no_such_table VALUES (1)";
+        return {};
+      },
+      MpiStore::Durability::kDeferred, &b3);
+  BOOST_TEST(!broken.has_value());
+  BOOST_REQUIRE(put("s/4", &b4));
+  if (sqlite) {
+    BOOST_TEST(b1 != 0u);
+    BOOST_TEST((b2 == b1 && b3 == b1 && b4 == b1));  // one batch
+    BOOST_TEST(!committedRow(url, "mpi_source_patients", "id", "s/1"));
+    BOOST_TEST(!committedRow(url, "mpi_source_patients", "id", "s/4"));
+  } else {
+    BOOST_TEST((b1 == 0u && b4 == 0u));  // PostgreSQL: every transaction commits on its own
+  }
+  const auto flushes = store->logFlushes();
+  BOOST_REQUIRE(store->flush());
+  BOOST_TEST(store->logFlushes() == flushes + (sqlite ? 1 : 0));
+  BOOST_TEST(store->lostBatches() == 0u);
+  BOOST_TEST(!store->batchLost(b1, b4));
+  BOOST_REQUIRE(store->transaction([](MpiTx& tx) -> Result<void> {
+    BOOST_TEST(tx.source("s/1").has_value());
+    BOOST_TEST(!tx.source("s/2").has_value());
+    BOOST_TEST(!tx.source("s/3").has_value());
+    BOOST_TEST(tx.source("s/4").has_value());
+    BOOST_TEST(tx.audit("s/1").size() == 1u);
+    BOOST_TEST(tx.audit("s/4").size() == 1u);
+    return {};
+  }));
+  if (sqlite) {
+    BOOST_TEST(committedRow(url, "mpi_source_patients", "id", "s/1"));
+    BOOST_TEST(committedRow(url, "mpi_source_patients", "id", "s/4"));
+    BOOST_TEST(!committedRow(url, "mpi_source_patients", "id", "s/2"));
+    // The next deferred transaction opens a new batch; a durable one commits it first.
+    std::uint64_t b5 = 0;
+    BOOST_REQUIRE(put("s/5", &b5));
+    BOOST_TEST(b5 == b1 + 1);
+    BOOST_REQUIRE(store->transaction([](MpiTx& tx) -> Result<void> {
+      BOOST_TEST(tx.source("s/5").has_value());
+      return {};
+    }));
+    BOOST_TEST(committedRow(url, "mpi_source_patients", "id", "s/5"));
+  }
+}
+
+// A batch whose COMMIT fails is rolled back whole and counted as lost; the store goes on with a
+// new batch afterwards.
+BOOST_AUTO_TEST_CASE(a_batch_that_fails_to_commit_is_lost_whole) {
+  if (backendName() != "sqlite") return;  // batches are SQLite's
+  static std::atomic<bool> refuse{false};
+  std::string url;
+  auto store = freshStore(&url);
+  refuseCommitsWhile(*store, refuse);
+  auto put = [&](const std::string& id, std::uint64_t* batch) {
+    BOOST_REQUIRE(store->transaction(
+        [&](MpiTx& tx) -> Result<void> {
+          tx.putSource({id, "s", "{}", "{}", 1, 1});
+          return {};
+        },
+        MpiStore::Durability::kDeferred, batch));
+  };
+  std::uint64_t b1 = 0, b2 = 0;
+  put("s/1", &b1);
+  put("s/2", &b2);
+  refuse = true;
+  auto flushed = store->flush();
+  refuse = false;
+  BOOST_REQUIRE(!flushed.has_value());
+  BOOST_TEST(store->lostBatches() == 1u);
+  BOOST_TEST(store->batchLost(b1, b2));
+  BOOST_TEST(!store->batchLost(b2 + 1, b2 + 5));
+  BOOST_REQUIRE(store->transaction([](MpiTx& tx) -> Result<void> {
+    BOOST_TEST(!tx.source("s/1").has_value());
+    BOOST_TEST(!tx.source("s/2").has_value());
+    return {};
+  }));
+  std::uint64_t b3 = 0;
+  put("s/3", &b3);
+  BOOST_TEST(b3 > b2);
+  BOOST_REQUIRE(store->flush());
+  BOOST_TEST(committedRow(url, "mpi_source_patients", "id", "s/3"));
+  BOOST_TEST(!committedRow(url, "mpi_source_patients", "id", "s/1"));
+  BOOST_TEST(store->lostBatches() == 1u);
+  // A durable transaction that finds the batch unable to commit still runs its own work.
+  std::uint64_t b4 = 0;
+  put("s/4", &b4);
+  refuse = true;
+  auto durable = store->transaction([](MpiTx& tx) -> Result<void> {
+    refuse = false;  // the batch's COMMIT has failed; this transaction's own may go through
+    BOOST_TEST(!tx.source("s/4").has_value());
+    return {};
+  });
+  BOOST_TEST(durable.has_value());
+  BOOST_TEST(store->batchLost(b4, b4));
+  BOOST_TEST(store->lostBatches() == 2u);
+}
+
 BOOST_AUTO_TEST_CASE(merge_events_and_append_only_audit) {
   auto store = freshStore();
   int64_t mid = 0, aid = 0;

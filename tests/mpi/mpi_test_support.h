@@ -12,6 +12,7 @@
 #include <string>
 
 #include <soci/soci.h>
+#include <soci/sqlite3/soci-sqlite3.h>
 
 #include "engine/mpi/mpi_store.h"
 
@@ -53,6 +54,31 @@ inline std::unique_ptr<MpiStore> freshStore(std::string* urlOut = nullptr) {
   }
   if (urlOut) *urlOut = url;
   return std::move(*s);
+}
+
+// SQLite only: while `refuse` is set, every COMMIT on the store's connection fails (a commit
+// hook turns it into a rollback), to test what a failed commit leaves behind. `refuse` must
+// outlive the store.
+inline void refuseCommitsWhile(MpiStore& store, const std::atomic<bool>& refuse) {
+  BOOST_REQUIRE(store.transaction([&](MpiTx& tx) -> Result<void> {
+    auto* backend = static_cast<soci::sqlite3_session_backend*>(tx.session().get_backend());
+    sqlite_api::sqlite3_commit_hook(
+        backend->conn_,
+        [](void* flag) { return static_cast<const std::atomic<bool>*>(flag)->load() ? 1 : 0; },
+        const_cast<std::atomic<bool>*>(&refuse));
+    return {};
+  }));
+}
+
+// SQLite only: whether another connection to the store at `url` sees a committed row of
+// `table` whose `column` is `value` (what a crash of the process would leave).
+inline bool committedRow(const std::string& url, const std::string& table,
+                         const std::string& column, const std::string& value) {
+  soci::session other(*soci::factory_sqlite3(), url.substr(std::string("sqlite3://").size()));
+  int n = 0;
+  other << "SELECT COUNT(*) FROM " << table << " WHERE " << column << " = :v", soci::use(value),
+      soci::into(n);
+  return n > 0;
 }
 
 // Removes the temporary SQLite files when the test module ends.
