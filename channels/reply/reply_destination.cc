@@ -238,17 +238,30 @@ Result<ComposedReply> ReplyDestination::compose(const core::DeliveryRequest& req
   out.rejection = !(*upstream == "ok" || *upstream == "succeeded");
   if (out.rejection && !config_.rejection) return skip("EHR refused and no rejection_template");
 
-  // Variables shared by the text and the window template parameters.
-  fhirpath::Environment env;
-  setStringVariable(env, "sender", metadataValue(md, "sender"));
-  setStringVariable(env, "channel", request.channelId);
-  setStringVariable(env, "provider", mine);
-  setStringVariable(env, "upstreamStatus", *upstream);
-  setStringVariable(env, "clinicPhone", config_.clinicPhone);
-  setStringVariable(env, "timezone", config_.zone ? config_.zone->name() : std::string());
-  setStringVariable(env, "appointmentNumber",
-                    appointmentNumberFrom(metadataValue(md, "upstream_response")));
-  for (const auto& [name, value] : config_.variables) setStringVariable(env, name, value);
+  // Variables shared by the text and the window template parameters, as text for the plans; the
+  // general engine's Environment is made of them only if an expression needs the engine.
+  const std::string sender = metadataValue(md, "sender");
+  const std::string timezone = config_.zone ? config_.zone->name() : std::string();
+  const std::string appointmentNumber =
+      appointmentNumberFrom(metadataValue(md, "upstream_response"));
+  PlanVariables vars = {{"sender", sender},
+                        {"channel", request.channelId},
+                        {"provider", mine},
+                        {"upstreamStatus", *upstream},
+                        {"clinicPhone", config_.clinicPhone},
+                        {"timezone", timezone},
+                        {"appointmentNumber", appointmentNumber}};
+  for (const auto& [name, value] : config_.variables) vars.emplace_back(name, value);
+  std::optional<fhirpath::Environment> env;
+  std::size_t applied = 0;  // the entries of `vars` already in `env` (it only grows)
+  const std::function<const fhirpath::Environment&()> engineEnv =
+      [&]() -> const fhirpath::Environment& {
+    if (!env) env.emplace();
+    for (; applied < vars.size(); ++applied) {
+      setStringVariable(*env, std::string(vars[applied].first), std::string(vars[applied].second));
+    }
+    return *env;
+  };
 
   fhirpath::Node focus;
   auto bundle = fhirpath::parseJsonResource(request.payload);
@@ -263,7 +276,7 @@ Result<ComposedReply> ReplyDestination::compose(const core::DeliveryRequest& req
     const rapidjson::Value* s = nullptr;
     bool decided = false;
     if (appointmentStartPlan_) {
-      PlanScope scope(focus, env, 0);
+      PlanScope scope(focus, vars, 0);
       PlanItems starts(scope.memory());
       decided = appointmentStartPlan_->evaluate(scope, starts);
       if (decided && !starts.empty() && starts.front().kind == PlanItem::Kind::kElement) {
@@ -271,7 +284,7 @@ Result<ComposedReply> ReplyDestination::compose(const core::DeliveryRequest& req
       }
     }
     if (!decided) {
-      auto starts = fhirpath::evaluate(appointmentStart_, focus, env);
+      auto starts = fhirpath::evaluate(appointmentStart_, focus, engineEnv());
       if (starts && !starts->empty()) s = starts->front().json();
     }
     if (s && s->IsString()) {
@@ -281,9 +294,9 @@ Result<ComposedReply> ReplyDestination::compose(const core::DeliveryRequest& req
       }
     }
   }
-  setStringVariable(env, "localDate", local.date);
-  setStringVariable(env, "localTime", local.time);
-  setStringVariable(env, "localDateIso", local.isoDate);
+  vars.emplace_back("localDate", local.date);
+  vars.emplace_back("localTime", local.time);
+  vars.emplace_back("localDateIso", local.isoDate);
 
   OutboundMessage& m = out.message;
   m.to = replyTo;
@@ -321,14 +334,14 @@ Result<ComposedReply> ReplyDestination::compose(const core::DeliveryRequest& req
     m.templateLanguage = wt.language;
     m.contentSid = wt.contentSid;
     for (const auto& p : wt.parameters) {
-      auto text = p.render(focus, env);
+      auto text = p.render(focus, vars, engineEnv);
       if (!text) return std::unexpected(text.error());
       m.parameters.push_back(std::move(*text));
     }
     return out;
   }
   const ReplyTemplate& tpl = out.rejection ? *config_.rejection : *config_.confirmation;
-  auto text = tpl.render(focus, env);
+  auto text = tpl.render(focus, vars, engineEnv);
   if (!text) return std::unexpected(text.error());
   m.text = truncateUtf8(*text, maxTextChars(config_.provider.provider));
   return out;

@@ -501,21 +501,8 @@ bool evalStep(const PlanStep& s, const PlanItems& input, const Ctx& ctx, PlanIte
     case Op::kThis:
       out.insert(out.end(), ctx.self->begin(), ctx.self->end());
       return true;
-    case Op::kVariable: {
-      const auto& vars = scope.env().variables;
-      auto it = vars.find(s.name);
-      if (it == vars.end()) return false;
-      for (const fhirpath::Node& n : it->second) {
-        if (n.kind() == fhirpath::Node::Kind::kString) {
-          out.push_back(stringItem(n.stringValue()));
-        } else if (n.kind() == fhirpath::Node::Kind::kBoolean) {
-          out.push_back(booleanItem(n.booleanValue()));
-        } else {
-          return false;
-        }
-      }
-      return true;
-    }
+    case Op::kVariable:
+      return scope.variable(s.name, out);
     case Op::kMember:
       return member(scope, input, s.name, out);
     case Op::kDot: {
@@ -700,8 +687,17 @@ bool eval(const PlanStep& s, const PlanItems& input, const Ctx& ctx, PlanItems& 
 
 PlanScope::PlanScope(const fhirpath::Node& focus, const fhirpath::Environment& env,
                      std::size_t memoSlots)
+    : PlanScope(focus, &env, nullptr, memoSlots) {}
+
+PlanScope::PlanScope(const fhirpath::Node& focus, const PlanVariables& variables,
+                     std::size_t memoSlots)
+    : PlanScope(focus, nullptr, &variables, memoSlots) {}
+
+PlanScope::PlanScope(const fhirpath::Node& focus, const fhirpath::Environment* env,
+                     const PlanVariables* variables, std::size_t memoSlots)
     : focus_(&focus),
-      env_(&env),
+      env_(env),
+      variables_(variables),
       memory_(buffer_, sizeof buffer_),
       root_(&memory_),
       memo_(&memory_),
@@ -743,6 +739,29 @@ const fhirpath::ElementInfo* PlanScope::elementInfo(std::string_view type, std::
 void PlanScope::store(int slot, const PlanItem* items, std::size_t size) {
   memo_[slot].assign(items, items + size);
   done_[slot] = 1;
+}
+
+bool PlanScope::variable(std::string_view name, PlanItems& out) const {
+  if (variables_) {
+    for (auto it = variables_->rbegin(); it != variables_->rend(); ++it) {
+      if (it->first != name) continue;
+      if (!it->second.empty()) out.push_back(stringItem(it->second));
+      return true;
+    }
+    return false;
+  }
+  auto it = env_->variables.find(name);
+  if (it == env_->variables.end()) return false;
+  for (const fhirpath::Node& n : it->second) {
+    if (n.kind() == fhirpath::Node::Kind::kString) {
+      out.push_back(stringItem(n.stringValue()));
+    } else if (n.kind() == fhirpath::Node::Kind::kBoolean) {
+      out.push_back(booleanItem(n.booleanValue()));
+    } else {
+      return false;
+    }
+  }
+  return true;
 }
 
 std::size_t PlanMemo::finish() {

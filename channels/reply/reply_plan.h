@@ -16,6 +16,7 @@
 #include <memory_resource>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include <rapidjson/document.h>
@@ -41,19 +42,27 @@ using PlanItems = std::pmr::vector<PlanItem>;
 
 struct PlanStep;
 
+// %variables given as text, as the reply destination sets them: an empty text is an empty
+// collection, any other one String; a later entry of a name hides an earlier one.
+using PlanVariables = std::vector<std::pair<std::string_view, std::string_view>>;
+
 // State of one render: the focus, the variables, the shared subexpressions computed so far and
 // the texts computed by toString().
 class PlanScope {
  public:
-  // `focus` and `env` must outlive the scope; `memoSlots` is PlanMemo::size() of the template.
+  // `focus` and `env` (or `variables`) must outlive the scope; `memoSlots` is PlanMemo::size()
+  // of the template.
   PlanScope(const fhirpath::Node& focus, const fhirpath::Environment& env, std::size_t memoSlots);
+  PlanScope(const fhirpath::Node& focus, const PlanVariables& variables, std::size_t memoSlots);
   PlanScope(const PlanScope&) = delete;
   PlanScope& operator=(const PlanScope&) = delete;
 
   // False when the focus is nothing plans can start from (a System value): every plan declines.
   bool usable() const { return usable_; }
   const fhirpath::Node& focus() const { return *focus_; }
-  const fhirpath::Environment& env() const { return *env_; }
+  // The items of %name, appended to `out`; false when the scope does not know it (the engine
+  // decides: a built-in variable or an error).
+  bool variable(std::string_view name, PlanItems& out) const;
   const PlanItems& root() const { return root_; }
   // The render's arena: collections are only given back when the scope ends.
   std::pmr::memory_resource* memory() { return &memory_; }
@@ -69,8 +78,11 @@ class PlanScope {
   void store(int slot, const PlanItem* items, std::size_t size);
 
  private:
+  PlanScope(const fhirpath::Node& focus, const fhirpath::Environment* env,
+            const PlanVariables* variables, std::size_t memoSlots);
   const fhirpath::Node* focus_;
-  const fhirpath::Environment* env_;
+  const fhirpath::Environment* env_ = nullptr;  // one of the two
+  const PlanVariables* variables_ = nullptr;
   bool usable_ = true;
   alignas(std::max_align_t) unsigned char buffer_[8192];
   std::pmr::monotonic_buffer_resource memory_;

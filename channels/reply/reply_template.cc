@@ -4,8 +4,6 @@
 #include <algorithm>
 #include <cctype>
 
-#include "channels/reply/reply_plan.h"
-
 namespace switchboard::channels::reply {
 
 namespace {
@@ -212,10 +210,12 @@ Result<ReplyTemplate> ReplyTemplate::parse(std::string_view text, std::string so
 
 namespace {
 
+using EngineEnv = std::function<const fhirpath::Environment&()>;
+
 // `scope` null: every expression through the general engine.
 Result<void> renderParts(const std::vector<Part>& parts, const fhirpath::Node& focus,
-                         const fhirpath::Environment& env, const std::string& source,
-                         PlanScope* scope, ReplyTemplate::RenderStats* stats, std::string& out) {
+                         const EngineEnv& env, const std::string& source, PlanScope* scope,
+                         ReplyTemplate::RenderStats* stats, std::string& out) {
   for (const auto& part : parts) {
     switch (part.kind) {
       case Part::Kind::kText:
@@ -248,7 +248,7 @@ Result<void> renderParts(const std::vector<Part>& parts, const fhirpath::Node& f
           }
         }
         if (stats) ++stats->engine;
-        auto items = fhirpath::evaluate(part.expr, focus, env);
+        auto items = fhirpath::evaluate(part.expr, focus, env());
         if (!items) {
           return fail(ErrorCode::kInvalid, source + ": line " + std::to_string(part.line) + ": " +
                                                part.text + ": " + items.error().message);
@@ -274,7 +274,20 @@ Result<std::string> ReplyTemplate::render(const fhirpath::Node& focus,
   std::string out;
   out.reserve(1024);
   PlanScope scope(focus, env, memoSlots_);
-  if (auto r = renderParts(parts_, focus, env, source_, &scope, stats, out); !r) {
+  const EngineEnv engineEnv = [&env]() -> const fhirpath::Environment& { return env; };
+  if (auto r = renderParts(parts_, focus, engineEnv, source_, &scope, stats, out); !r) {
+    return std::unexpected(r.error());
+  }
+  return out;
+}
+
+Result<std::string> ReplyTemplate::render(const fhirpath::Node& focus,
+                                          const PlanVariables& variables,
+                                          const EngineEnv& engineEnv, RenderStats* stats) const {
+  std::string out;
+  out.reserve(1024);
+  PlanScope scope(focus, variables, memoSlots_);
+  if (auto r = renderParts(parts_, focus, engineEnv, source_, &scope, stats, out); !r) {
     return std::unexpected(r.error());
   }
   return out;
@@ -283,7 +296,8 @@ Result<std::string> ReplyTemplate::render(const fhirpath::Node& focus,
 Result<std::string> ReplyTemplate::renderWithEngine(const fhirpath::Node& focus,
                                                     const fhirpath::Environment& env) const {
   std::string out;
-  if (auto r = renderParts(parts_, focus, env, source_, nullptr, nullptr, out); !r) {
+  const EngineEnv engineEnv = [&env]() -> const fhirpath::Environment& { return env; };
+  if (auto r = renderParts(parts_, focus, engineEnv, source_, nullptr, nullptr, out); !r) {
     return std::unexpected(r.error());
   }
   return out;

@@ -12,17 +12,17 @@
 // Thread-safety: a parsed ReplyTemplate is immutable; render() may be called concurrently.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "channels/reply/reply_plan.h"
 #include "engine/core/error.h"
 #include "engine/fhirpath/fhirpath.h"
 
 namespace switchboard::channels::reply {
-
-class ReplyPlan;
 
 class ReplyTemplate {
  public:
@@ -38,6 +38,12 @@ class ReplyTemplate {
     int engine = 0;   // expressions the general engine evaluated
   };
   Result<std::string> render(const fhirpath::Node& focus, const fhirpath::Environment& env,
+                             RenderStats* stats = nullptr) const;
+  // The same with the %variables as text (PlanVariables: an empty text is an empty collection):
+  // `engineEnv` gives the same variables as an Environment, and is only called when an
+  // expression needs the general engine.
+  Result<std::string> render(const fhirpath::Node& focus, const PlanVariables& variables,
+                             const std::function<const fhirpath::Environment&()>& engineEnv,
                              RenderStats* stats = nullptr) const;
   // The same through the general engine only (the reference for the plans).
   Result<std::string> renderWithEngine(const fhirpath::Node& focus,
