@@ -6,6 +6,8 @@
 
 #include <cctype>
 #include <cstring>
+#include <mutex>
+#include <set>
 
 #include "engine/fhirpath/syntax.h"
 #include "engine/fhirpath/type_model.h"
@@ -45,6 +47,7 @@ struct PlanStep {
   };
   Op op = Op::kString;
   std::string name;  // member, variable, type name (without "FHIR."), string literal or argument
+  std::string_view member;  // kMember: `name` as internName() keeps it
   bool boolean = false;
   int memo = -1;  // PlanScope slot of a shared subexpression over the focus
   std::vector<std::unique_ptr<PlanStep>> kids;
@@ -83,6 +86,16 @@ std::string keyOf(const ExprNode& n) {
   return key;
 }
 
+// Member names of every plan, kept once for the process (a few hundred bytes: the names templates
+// use), so that equal names share an address, which PlanScope::elementInfo() keys on.
+std::string_view internName(std::string_view name) {
+  static std::mutex mu;
+  // Never freed: a plan may be used while statics are destroyed.
+  static auto* names = new std::set<std::string, std::less<>>();
+  std::lock_guard<std::mutex> lock(mu);
+  return *names->emplace(name).first;
+}
+
 std::unique_ptr<PlanStep> step(Op op, std::string name = {}) {
   auto s = std::make_unique<PlanStep>();
   s->op = op;
@@ -114,7 +127,11 @@ std::unique_ptr<PlanStep> compileNode(
       // spelled in JSON in ways plans do not read.
       if (n.name.empty() || n.name[0] == '_' || n.name == "resourceType") return nullptr;
       if (n.root && std::isupper(static_cast<unsigned char>(n.name[0]))) return nullptr;
-      return step(Op::kMember, n.name);
+      {
+        auto s = step(Op::kMember, n.name);
+        s->member = internName(n.name);
+        return s;
+      }
     case ExprKind::kThis:
       return step(Op::kThis);
     case ExprKind::kVariable:
@@ -504,7 +521,7 @@ bool evalStep(const PlanStep& s, const PlanItems& input, const Ctx& ctx, PlanIte
     case Op::kVariable:
       return scope.variable(s.name, out);
     case Op::kMember:
-      return member(scope, input, s.name, out);
+      return member(scope, input, s.member, out);
     case Op::kDot: {
       PlanItems left(scope.memory());
       if (!eval(*s.kids[0], input, ctx, left)) return false;
