@@ -692,6 +692,10 @@ Result<std::unique_ptr<MpiStore>> MpiStore::open(const std::string& backend,
       // COMMIT writes the log without a flush; transaction() flushes it itself (Durability).
       // Checkpoints still flush the log before copying it and the database file after.
       *sql << "PRAGMA synchronous = NORMAL";
+      // 16 MiB of pages (the default is 2 MiB): a submission reads golden records and index
+      // pages all over the file, each page not cached a read call.
+      *sql << "PRAGMA cache_size = -16384";
+
       walPath = path == ":memory:" ? std::string() : path + "-wal";
     } else if (backend == "postgresql") {
       dialect = SqlDialect::kPostgresql;
@@ -810,6 +814,12 @@ Result<void> MpiStore::transaction(const std::function<Result<void>(MpiTx&)>& fn
 Result<void> MpiStore::inBatchLocked(const std::function<Result<void>(MpiTx&)>& fn,
                                      std::uint64_t* batch) {
   if (batch_ == 0) {
+    // A submission's savepoint keeps the original of every page it changes (SQLite's
+    // sub-journal) so that it can roll back alone. SQLite decides at BEGIN where that journal
+    // lives: in a temporary file once it passes 64 KiB (most new submissions: 20 write calls
+    // each), or in memory with temp_store MEMORY. That setting is put back when the batch ends,
+    // so large sorts (the rebuild at start) still spill to disk.
+    *sql_ << "PRAGMA temp_store = MEMORY";
     *sql_ << "BEGIN IMMEDIATE";
     batch_ = ++batches_;
     batchChanges_ = totalChanges(*sql_);
@@ -850,6 +860,7 @@ Result<void> MpiStore::commitBatchLocked() {
     const bool wrote = totalChanges(*sql_) != batchChanges_;
     *sql_ << "COMMIT";
     batch_ = 0;
+    restoreTempStoreLocked();
     if (wrote && walFd_ >= 0) committed_.fetch_add(1, std::memory_order_release);
     return {};
   } catch (const std::exception& e) {
@@ -870,6 +881,15 @@ void MpiStore::loseBatchLocked() {
   lost_.push_back(batch_);
   batch_ = 0;
   lostCount_.fetch_add(1, std::memory_order_release);
+  restoreTempStoreLocked();
+}
+
+void MpiStore::restoreTempStoreLocked() {
+  try {
+    if (sql_->is_connected()) *sql_ << "PRAGMA temp_store = DEFAULT";
+  } catch (const std::exception&) {
+    // Left in memory: only sorts too large for the cache would have spilled to disk.
+  }
 }
 
 Result<void> MpiStore::commit() {

@@ -252,6 +252,8 @@ class MpiStore {
   Result<void> commitBatchLocked();
   // With mutex_ held: the open batch is gone (rolled back here, or already by SQLite).
   void loseBatchLocked();
+  // With mutex_ held, after a batch: temporary storage on disk again (see inBatchLocked).
+  void restoreTempStoreLocked();
 
   std::mutex mutex_;
   std::unique_ptr<soci::session> sql_;

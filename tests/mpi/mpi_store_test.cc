@@ -240,8 +240,21 @@ BOOST_AUTO_TEST_CASE(deferred_transactions_share_a_batch_and_fail_alone) {
         },
         MpiStore::Durability::kDeferred, batch);
   };
+  // SQLite: a batch keeps its savepoints' journal in memory (temp_store 2), and puts the
+  // setting back (0, the default: large sorts spill to disk) once it is committed.
+  auto tempStore = [&](MpiStore::Durability d) {
+    int value = -1;
+    BOOST_REQUIRE(store->transaction(
+        [&](MpiTx& tx) -> Result<void> {
+          tx.session() << "PRAGMA temp_store", soci::into(value);
+          return {};
+        },
+        d));
+    return value;
+  };
   std::uint64_t b1 = 0, b2 = 0, b3 = 0, b4 = 0;
   BOOST_REQUIRE(put("s/1", &b1));
+  if (sqlite) BOOST_TEST(tempStore(MpiStore::Durability::kDeferred) == 2);
   auto refused = store->transaction(
       [&](MpiTx& tx) -> Result<void> {
         tx.putSource({"s/2", "s", "{}", "{}", 1, 1});
@@ -269,6 +282,7 @@ BOOST_AUTO_TEST_CASE(deferred_transactions_share_a_batch_and_fail_alone) {
   const auto flushes = store->logFlushes();
   BOOST_REQUIRE(store->flush());
   BOOST_TEST(store->logFlushes() == flushes + (sqlite ? 1 : 0));
+  if (sqlite) BOOST_TEST(tempStore(MpiStore::Durability::kFlushed) == 0);
   BOOST_TEST(store->lostBatches() == 0u);
   BOOST_TEST(!store->batchLost(b1, b4));
   BOOST_REQUIRE(store->transaction([](MpiTx& tx) -> Result<void> {
