@@ -25,6 +25,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "engine/mpi/mpi_service.h"
@@ -63,6 +64,31 @@ double cpuMicros() {
   getrusage(RUSAGE_SELF, &u);
   return double(u.ru_utime.tv_sec + u.ru_stime.tv_sec) * 1e6 +
          double(u.ru_utime.tv_usec + u.ru_stime.tv_usec);
+}
+
+// This process's read and write system calls and bytes written so far (/proc/self/io): per
+// call they show what the store's commits cost (each log frame is a write of its header and one
+// of its page; checkpoints write pages again) without tracing the process.
+struct IoCounts {
+  double syscr = 0, syscw = 0, wchar = 0;
+};
+IoCounts ioCounts() {
+  IoCounts c;
+  if (FILE* f = std::fopen("/proc/self/io", "r")) {
+    char key[32];
+    double v = 0;
+    while (std::fscanf(f, "%31[^:]: %lf\n", key, &v) == 2) {
+      if (std::string_view(key) == "syscr") c.syscr = v;
+      if (std::string_view(key) == "syscw") c.syscw = v;
+      if (std::string_view(key) == "wchar") c.wchar = v;
+    }
+    std::fclose(f);
+  }
+  return c;
+}
+IoCounts perCall(const IoCounts& a, const IoCounts& b, size_t calls) {
+  return {(b.syscr - a.syscr) / double(calls), (b.syscw - a.syscw) / double(calls),
+          (b.wchar - a.wchar) / double(calls)};
 }
 
 void removeDb(const std::filesystem::path& db) {
@@ -140,6 +166,7 @@ int main(int argc, char** argv) {
   };
 
   std::vector<double> medians, replayMedians, cpu, replayCpu, wall, replayWall;
+  std::vector<double> reads, writes, written, replayReads, replayWrites, replayWritten;
   size_t linked = 0, review = 0, created = 0;
   for (size_t r = 0; r < runs; ++r) {
     removeDb(work);
@@ -150,6 +177,7 @@ int main(int argc, char** argv) {
     linked = review = created = 0;
     double cpu0 = cpuMicros();
     auto wall0 = Clock::now();
+    IoCounts io0 = ioCounts();
     for (const auto& j : incoming) {
       const auto t = Clock::now();
       auto d = mpi->submit(j, "bench-stage", "system", durability);
@@ -167,12 +195,17 @@ int main(int argc, char** argv) {
         ++created;
     }
     cpu.push_back((cpuMicros() - cpu0) / double(calls));
+    IoCounts io = perCall(io0, ioCounts(), calls);
+    reads.push_back(io.syscr);
+    writes.push_back(io.syscw);
+    written.push_back(io.wchar / 1024);
     wall.push_back(std::chrono::duration<double, std::micro>(Clock::now() - wall0).count() /
                    double(calls));
     medians.push_back(median(lat));
     lat.clear();
     cpu0 = cpuMicros();
     wall0 = Clock::now();
+    io0 = ioCounts();
     for (const auto& j : incoming) {
       const auto t = Clock::now();
       auto d = mpi->submit(j, "bench-stage", "system", durability);
@@ -184,6 +217,10 @@ int main(int argc, char** argv) {
       }
     }
     replayCpu.push_back((cpuMicros() - cpu0) / double(calls));
+    io = perCall(io0, ioCounts(), calls);
+    replayReads.push_back(io.syscr);
+    replayWrites.push_back(io.syscw);
+    replayWritten.push_back(io.wchar / 1024);
     replayWall.push_back(std::chrono::duration<double, std::micro>(Clock::now() - wall0).count() /
                          double(calls));
     replayMedians.push_back(median(lat));
@@ -199,6 +236,11 @@ int main(int argc, char** argv) {
       "replayed %.0f us (mean %.0f, CPU %.0f us/call)\n",
       n, calls, runs, settleEvery, linked, review, created, median(medians), median(wall),
       median(cpu), median(replayMedians), median(replayWall), median(replayCpu));
+  std::printf(
+      "per call, median of runs: new %.2f read calls, %.2f write calls, %.1f KiB written; "
+      "replayed %.2f read calls, %.2f write calls, %.1f KiB written\n",
+      median(reads), median(writes), median(written), median(replayReads), median(replayWrites),
+      median(replayWritten));
   removeDb(work);
   removeDb(templ);
   std::error_code ec;

@@ -3,7 +3,9 @@
 // merge and undo, restart, $match shape and the review API's statuses.
 #include <boost/test/unit_test.hpp>
 
+#include <algorithm>
 #include <atomic>
+#include <cstdio>
 #include <future>
 #include <map>
 #include <set>
@@ -673,6 +675,32 @@ BOOST_AUTO_TEST_CASE(a_failed_update_changes_neither_the_store_nor_the_index) {
   // Once the store accepts it again, the same update goes through.
   auto moved = submit(asKate);
   BOOST_TEST(moved.enterpriseId == d1.enterpriseId);
+}
+
+// A new golden record's id is "g" and 32 hex digits, the first 12 the time in milliseconds:
+// ids made later sort later (the store's indexes on golden ids grow at their end), and two made
+// in the same millisecond still differ.
+BOOST_AUTO_TEST_CASE(golden_ids_carry_their_time_first) {
+  auto isId = [](const std::string& id) {
+    return id.size() == 33 && id[0] == 'g' &&
+           std::all_of(id.begin() + 1, id.end(), [](char c) {
+             return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
+           });
+  };
+  auto zed = submit(kZed);
+  const int64_t zedAt = clock.nowMs();
+  auto liam = submit(kLiam);
+  BOOST_TEST((zed.createdGolden && liam.createdGolden));
+  BOOST_TEST(isId(zed.enterpriseId));
+  BOOST_TEST(isId(liam.enterpriseId));
+  char prefix[16];
+  std::snprintf(prefix, sizeof prefix, "%012llx", static_cast<unsigned long long>(zedAt));
+  BOOST_TEST(zed.enterpriseId.substr(1, 12) == prefix);
+  BOOST_TEST(zed.enterpriseId < liam.enterpriseId);
+  auto katherine = mpi->submit(kKatherine, "wa");  // same millisecond as Liam
+  BOOST_REQUIRE(katherine.has_value());
+  BOOST_TEST(katherine->enterpriseId.substr(0, 13) == liam.enterpriseId.substr(0, 13));
+  BOOST_TEST(katherine->enterpriseId != liam.enterpriseId);
 }
 
 // Deferred submissions share the store's batch until settle(); one that fails rolls back alone
