@@ -507,6 +507,7 @@ BOOST_AUTO_TEST_CASE(random_expressions_render_exactly_as_the_engine) {
     foci.emplace_back(name, *node);
   }
   const fhirpath::Environment env = environment(true);
+  const PlanVariables vars = textVariables(true);
   // REPLY_PLAN_SEED and REPLY_PLAN_COUNT explore further than the default run.
   const char* seed = std::getenv("REPLY_PLAN_SEED");
   const char* count = std::getenv("REPLY_PLAN_COUNT");
@@ -525,17 +526,22 @@ BOOST_AUTO_TEST_CASE(random_expressions_render_exactly_as_the_engine) {
         ReplyTemplate::RenderStats stats;
         auto fast = tpl->render(focus, env, &stats);
         auto general = tpl->renderWithEngine(focus, env);
+        auto fromText =
+            tpl->render(focus, vars, [&]() -> const fhirpath::Environment& { return env; });
         planned += stats.planned;
         engine += stats.engine;
         const std::string what = text + " over " + focusName;
         BOOST_REQUIRE_MESSAGE(fast.has_value() == general.has_value(), what);
+        BOOST_REQUIRE_MESSAGE(fromText.has_value() == general.has_value(), what);
         if (!general) {
           ++errors;
           BOOST_REQUIRE_MESSAGE(fast.error().message == general.error().message, what);
+          BOOST_REQUIRE_MESSAGE(fromText.error().message == general.error().message, what);
           continue;
         }
         BOOST_REQUIRE_MESSAGE(*fast == *general, what << ": plans gave \"" << *fast
                                                       << "\", the engine \"" << *general << "\"");
+        BOOST_REQUIRE_MESSAGE(*fromText == *general, what << " (variables as text)");
       }
     }
   }
