@@ -310,7 +310,8 @@ bool truthOf(const PlanScope& scope, const PlanItems& items, std::optional<bool>
   return true;
 }
 
-// itemEqual(): 1 equal, 0 not, 2 undecidable; -1 when the engine must decide.
+// itemEqual(): 1 equal, 0 not; -1 when the engine must decide (dates and quantities, where the
+// engine may also find equality undecidable, are among those).
 int itemEq(const PlanItem& a, const PlanItem& b) {
   const Sys x = sysOf(a), y = sysOf(b);
   if (x.kind == Sys::Kind::kOther || y.kind == Sys::Kind::kOther) return -1;
@@ -666,20 +667,15 @@ bool evalStep(const PlanStep& s, const PlanItems& input, const Ctx& ctx, PlanIte
         out.push_back(booleanItem(!eq));
         return true;
       }
-      bool unknown = false;
       for (std::size_t i = 0; i < a.size(); ++i) {
         const int e = itemEq(a[i], b[i]);
         if (e < 0) return false;
-        if (e == 2) {
-          unknown = true;
-          continue;
-        }
         if (e == 0) {
           out.push_back(booleanItem(!eq));
           return true;
         }
       }
-      if (!unknown) out.push_back(booleanItem(eq));
+      out.push_back(booleanItem(eq));
       return true;
     }
   }
