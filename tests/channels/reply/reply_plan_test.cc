@@ -7,10 +7,12 @@
 #include <rapidjson/writer.h>
 #include <boost/test/unit_test.hpp>
 
+#include <atomic>
 #include <cstdint>
 #include <cstdlib>
 #include <random>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "channels/reply/reply_template.h"
@@ -550,4 +552,34 @@ BOOST_AUTO_TEST_CASE(random_expressions_render_exactly_as_the_engine) {
   BOOST_TEST(compiled > expressions * 5 / 3);
   BOOST_TEST(planned > engine);
   BOOST_TEST(errors > 100);
+}
+
+BOOST_AUTO_TEST_CASE(one_template_renders_on_several_threads_at_once) {
+  // A parsed template is shared by a destination's delivery workers: plans keep nothing of a
+  // render outside its scope (the type model's answers each thread keeps are the same for all).
+  auto tpl = ReplyTemplate::parse(readSource("conf/replies/appointment-confirmed.txt"),
+                                  "appointment-confirmed.txt");
+  BOOST_REQUIRE(tpl.has_value());
+  const fhirpath::Environment env = environment(true);
+  std::vector<std::pair<fhirpath::Node, std::string>> cases;
+  for (const auto& [name, text] : bundles()) {
+    auto node = fhirpath::parseJsonResource(text);
+    BOOST_REQUIRE(node.has_value());
+    auto expected = tpl->renderWithEngine(*node, env);
+    BOOST_REQUIRE(expected.has_value());
+    cases.emplace_back(*node, *expected);
+  }
+  std::atomic<int> mismatches{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < 300; ++i) {
+        const auto& [focus, expected] = cases[static_cast<std::size_t>(i + t) % cases.size()];
+        auto text = tpl->render(focus, env);
+        if (!text || *text != expected) ++mismatches;
+      }
+    });
+  }
+  for (auto& thread : threads) thread.join();
+  BOOST_TEST(mismatches.load() == 0);
 }
