@@ -349,6 +349,10 @@ struct MpiTx::Prepared {
   Cached<ReviewRow, Str, Str, Str> openReviewsOf;
   Cached<IdRow, I64, Str, Str, Str, Str> appendAudit;
   Cached<NoRow, I64, Str, Str, Str, Str> appendAuditSqlite;
+  // A batched transaction's savepoint (SQLite): one per submission, so compiled once as well
+  // (as one-off statements they cost more than the rest of the store's work per submission).
+  Cached<NoRow> savepoint;
+  Cached<NoRow> release;
 };
 
 // ---- MpiTx ----
@@ -825,7 +829,7 @@ Result<void> MpiStore::inBatchLocked(const std::function<Result<void>(MpiTx&)>& 
     batchChanges_ = totalChanges(*sql_);
   }
   if (batch != nullptr) *batch = batch_;
-  *sql_ << "SAVEPOINT mpi_tx";
+  prepared_->savepoint.exec(*sql_, "SAVEPOINT mpi_tx");
   // Undoes this transaction's changes only; when SQLite has already rolled back the whole
   // transaction (some I/O and memory errors do), the batch is lost.
   auto undo = [&] {
@@ -835,7 +839,7 @@ Result<void> MpiStore::inBatchLocked(const std::function<Result<void>(MpiTx&)>& 
         return;
       }
       *sql_ << "ROLLBACK TO mpi_tx";
-      *sql_ << "RELEASE mpi_tx";
+      prepared_->release.exec(*sql_, "RELEASE mpi_tx");
     } catch (const std::exception&) {
       loseBatchLocked();
     }
@@ -844,7 +848,7 @@ Result<void> MpiStore::inBatchLocked(const std::function<Result<void>(MpiTx&)>& 
   try {
     MpiTx tx(*sql_, dialect_, prepared_.get());
     r = fn(tx);
-    if (r) *sql_ << "RELEASE mpi_tx";
+    if (r) prepared_->release.exec(*sql_, "RELEASE mpi_tx");
   } catch (const std::exception&) {
     undo();
     throw;
