@@ -26,6 +26,7 @@
 #include "engine/core/thread_name.h"
 #include "engine/store/codec.h"
 #include "engine/store/migrations.h"
+#include "engine/store/wal_vfs.h"
 #include "engine/store/store.h"
 
 namespace switchboard::store {
@@ -36,6 +37,9 @@ namespace {
 // here reads them. sqlite3_config works only before SQLite initialises: at static initialisation.
 [[maybe_unused]] const bool kSqliteMemStatusOff =
     sqlite_api::sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0) == SQLITE_OK;
+// Every SQLite database of the process goes through the VFS that writes a transaction's log in
+// one system call (engine/store/wal_vfs.h); after the configuration above, which must come first.
+[[maybe_unused]] const bool kWalCoalescingVfs = installWalCoalescingVfs();
 
 using Clock = std::chrono::system_clock;
 
