@@ -430,8 +430,8 @@ core::HttpResponse AdminApi::listDeliveries(const core::HttpRequest& request) {
   if (!limit) return problem(400, ErrorCode::kValue, error);
   q.limit = *limit;
   if (const auto* v = p.get("status")) {
-    if (*v != "pending" && *v != "succeeded" && *v != "dead") {
-      return problem(400, ErrorCode::kValue, "status: expected pending, succeeded or dead");
+    if (*v != "pending" && *v != "waiting" && *v != "succeeded" && *v != "dead") {
+      return problem(400, ErrorCode::kValue, "status: expected pending, waiting, succeeded or dead");
     }
     q.status = *v;
   }

@@ -62,10 +62,14 @@ std::string Metrics::render(const store::StoreStats& stats, const std::map<std::
   }
   out << "# HELP switchboard_queue_depth Pending deliveries, by destination.\n"
       << "# TYPE switchboard_queue_depth gauge\n";
+  // Due ("pending") and parked behind a sibling ("waiting") alike: one sample per destination.
+  std::map<std::pair<std::string, std::string>, std::int64_t> queued;
   for (const auto& d : stats.deliveries) {
-    if (d.status != "pending") continue;
-    out << "switchboard_queue_depth{channel=\"" << promLabel(d.channelId) << "\",destination=\""
-        << promLabel(d.destination) << "\"} " << d.count << "\n";
+    if (d.status == "pending" || d.status == "waiting") queued[{d.channelId, d.destination}] += d.count;
+  }
+  for (const auto& [key, count] : queued) {
+    out << "switchboard_queue_depth{channel=\"" << promLabel(key.first) << "\",destination=\""
+        << promLabel(key.second) << "\"} " << count << "\n";
   }
   out << "# HELP switchboard_dead_letters Dead deliveries awaiting inspection or replay.\n"
       << "# TYPE switchboard_dead_letters gauge\n";

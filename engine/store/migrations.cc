@@ -133,6 +133,15 @@ const std::vector<Migration>& migrations() {
            "ALTER TABLE messages DROP COLUMN body",
            "ALTER TABLE messages DROP COLUMN body_encoding",
        }},
+      {6,
+       "deliveries after a pending sibling wait as 'waiting', outside the claimable rows",
+       {
+           // Claims scan the due index from the oldest pending row; replies parked behind their
+           // EHR delivery were pending too, and every claim stepped over all of them.
+           "UPDATE deliveries SET status = 'waiting' WHERE status = 'pending' AND after_destination <> '' AND "
+           "EXISTS (SELECT 1 FROM deliveries u WHERE u.message_id = deliveries.message_id AND u.run = deliveries.run "
+           "AND u.destination = deliveries.after_destination AND u.status = 'pending')",
+       }},
   };
   return list;
 }

@@ -2,6 +2,7 @@
 // process-wide mutex, durable writes flushed after their turn: see Commit) and PostgreSQL (row
 // locks, FOR UPDATE SKIP LOCKED claiming). See docs/store.md for the schema and the lifecycle.
 // Thread-safety: sessions come from a pool; every method takes its own session.
+#include <algorithm>
 #include <atomic>
 #include <condition_variable>
 #include <deque>
@@ -479,6 +480,7 @@ class BatchWriter {
       payloadSt_->define_and_bind();
       deliverySt_.emplace(sql_);
       deliverySt_->exchange(soci::use(dDestination_));
+      deliverySt_->exchange(soci::use(dStatus_));
       deliverySt_->exchange(soci::use(fNow_));
       deliverySt_->exchange(soci::use(dNext_));
       deliverySt_->exchange(soci::use(dPayloadId_));
@@ -492,7 +494,7 @@ class BatchWriter {
       deliverySt_->prepare(std::string("INSERT INTO deliveries (message_id, run, channel_id, destination, status, "
                                        "created_at, next_attempt_at, payload_id, content_type, "
                                        "after_destination, lease_owner, lease_until) SELECT id, run, channel_id, :d, "
-                                       "'pending', :c, :n, :p, :t, :a, :lo, :lu FROM messages WHERE id = :i") +
+                                       ":st, :c, :n, :p, :t, :a, :lo, :lu FROM messages WHERE id = :i") +
                            (sqlite ? "" : " RETURNING id"));
       deliverySt_->define_and_bind();
     }
@@ -521,6 +523,11 @@ class BatchWriter {
         stored = &d.payload;
       }
       dDestination_ = d.destination;
+      // A delivery after a sibling of this run waits outside the claimable rows until the sibling
+      // ends (attempt() releases it); after a destination the run does not have, it is due as is.
+      const bool waits = !d.after.empty() && std::any_of(outcome.deliveries.begin(), outcome.deliveries.end(),
+                                                          [&](const NewDelivery& o) { return o.destination == d.after; });
+      dStatus_ = waits ? "waiting" : "pending";
       dNext_ = d.nextAttemptAtMs;
       dContentType_ = sanitizeText(d.contentType);
       dAfter_ = d.after;
@@ -541,10 +548,13 @@ class BatchWriter {
 
   Result<void> attempt(std::int64_t deliveryId, const std::string& owner, const AttemptRecord& a) {
     if (!lookupSt_) {
-      lookupSt_.emplace((sql_.prepare << "SELECT message_id, attempts, status FROM deliveries WHERE id = :i AND "
-                                        "lease_owner = :o",
+      lookupSt_.emplace((sql_.prepare << "SELECT message_id, attempts, status, run, destination FROM deliveries "
+                                        "WHERE id = :i AND lease_owner = :o",
                          soci::use(aId_), soci::use(aOwner_), soci::into(aMessage_), soci::into(aAttempts_),
-                         soci::into(aStatus_)));
+                         soci::into(aStatus_), soci::into(aRun_), soci::into(aDestination_)));
+      releaseSt_.emplace((sql_.prepare << "UPDATE deliveries SET status = 'pending' WHERE message_id = :m AND "
+                                         "run = :r AND after_destination = :d AND status = 'waiting'",
+                          soci::use(aMessage_), soci::use(aRun_), soci::use(aDestination_)));
       attemptSt_.emplace((sql_.prepare << "INSERT INTO attempts (delivery_id, attempt, started_at, duration_ms, "
                                          "outcome, status_code, response) VALUES (:d, :a, :s, :u, :o, :c, :r)",
                           soci::use(aId_), soci::use(aNumber_), soci::use(aStarted_), soci::use(aDuration_),
@@ -554,7 +564,7 @@ class BatchWriter {
                                         "lease_owner = '', lease_until = 0 WHERE id = :i",
                          soci::use(aNumber_), soci::use(aNewStatus_), soci::use(aNext_), soci::use(aCode_),
                          soci::use(aResponse_), soci::use(aDeadReason_), soci::use(aId_)));
-      rollupSt_.emplace((sql_.prepare << "SELECT count(*), sum(CASE WHEN d.status = 'pending' THEN 1 ELSE 0 END), "
+      rollupSt_.emplace((sql_.prepare << "SELECT count(*), sum(CASE WHEN d.status IN ('pending', 'waiting') THEN 1 ELSE 0 END), "
                                         "sum(CASE WHEN d.status = 'dead' THEN 1 ELSE 0 END) FROM deliveries d JOIN "
                                         "messages m ON m.id = d.message_id AND m.run = d.run WHERE d.message_id = :i",
                          soci::use(aMessage_), soci::into(rTotal_), soci::into(rPending_, rPendingInd_),
@@ -589,6 +599,7 @@ class BatchWriter {
     aDeadReason_ = a.newStatus == "dead" ? a.deadReason : std::string();
     attemptSt_->execute(true);
     updateSt_->execute(true);
+    if (aNewStatus_ != "pending") releaseSt_->execute(true);  // its "after" siblings are due now
     const Millis at = a.startedAtMs + a.durationMs;
     const std::string summary = "attempt " + std::to_string(aNumber_) + ": " + aOutcome_ +
                                 (a.statusCode ? " " + std::to_string(a.statusCode) : std::string()) +
@@ -640,16 +651,19 @@ class BatchWriter {
 
   soci::session& sql_;
   Dialect dialect_;
-  std::optional<soci::statement> finishSt_, payloadSt_, deliverySt_, eventSt_, lookupSt_, attemptSt_, updateSt_, rollupSt_,
+  std::optional<soci::statement> finishSt_, payloadSt_, deliverySt_, eventSt_, lookupSt_, releaseSt_, attemptSt_,
+      updateSt_, rollupSt_,
       messageSt_, lockSt_, externalSt_;
   std::string xExternal_;
   long long xAt_ = 0, locked_ = 0;
-  std::string fStatus_, fError_, fOwner_, dDestination_, dPayload_, dEncoding_, dContentType_, dAfter_, dLeaseOwner_;
+  std::string fStatus_, fError_, fOwner_, dDestination_, dStatus_, dPayload_, dEncoding_, dContentType_, dAfter_, dLeaseOwner_;
   long long dLeaseUntil_ = 0;
   long long fNow_ = 0, fId_ = 0, dNext_ = 0, dId_ = 0, dPayloadId_ = 0;
   std::string eType_, eDetail_;
   long long eMessage_ = 0, eDelivery_ = 0, eAt_ = 0;
   std::string aOwner_, aStatus_, aOutcome_, aResponse_, aNewStatus_, aDeadReason_, rStatus_;
+  long long aRun_ = 0;
+  std::string aDestination_;
   long long aId_ = 0, aMessage_ = 0, aAttempts_ = 0, aNumber_ = 0, aStarted_ = 0, aDuration_ = 0, aCode_ = 0,
             aNext_ = 0, rTotal_ = 0, rPending_ = 0, rDead_ = 0, rAt_ = 0;
   soci::indicator rPendingInd_ = soci::i_ok, rDeadInd_ = soci::i_ok;
@@ -1409,7 +1423,7 @@ class SqlStore final : public Store {
     return read("backlog", [&](soci::session& sql) -> Result<std::int64_t> {
       long long messages = 0, deliveries = 0;
       sql << "SELECT count(*) FROM messages WHERE status = 'received'", soci::into(messages);
-      sql << "SELECT count(*) FROM deliveries WHERE status = 'pending'", soci::into(deliveries);
+      sql << "SELECT count(*) FROM deliveries WHERE status IN ('pending', 'waiting')", soci::into(deliveries);
       return messages + deliveries;
     });
   }

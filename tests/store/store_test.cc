@@ -283,7 +283,7 @@ BOOST_AUTO_TEST_CASE(siblings_with_the_same_payload_share_its_row_and_each_loads
 // A database an older build left (schema version 3: bodies inline in messages, payloads inline in
 // deliveries) opens with every body and payload intact; later messages and deliveries get rows of
 // their own.
-BOOST_AUTO_TEST_CASE(a_version_3_store_upgrades_with_its_message_bodies_and_delivery_payloads) {
+BOOST_AUTO_TEST_CASE(a_version_3_store_upgrades_with_its_bodies_payloads_and_parked_replies) {
   Db db;
   const std::string binary("\x00\xff old", 6);
   {
@@ -307,6 +307,11 @@ BOOST_AUTO_TEST_CASE(a_version_3_store_upgrades_with_its_message_bodies_and_deli
             "payload, payload_encoding, content_type) VALUES (:m, 0, 'c', 'file', 'pending', 1000, 1000, :p, "
             "'base64', 'application/octet-stream')",
         soci::use(message), soci::use(encoded);
+    // A reply parked behind the fhir delivery (pending in version 3; "waiting" from version 6).
+    *raw << "INSERT INTO deliveries (message_id, run, channel_id, destination, status, created_at, next_attempt_at, "
+            "payload, payload_encoding, content_type, after_destination) VALUES (:m, 0, 'c', 'reply', 'pending', "
+            "1000, 1000, 'r', '', 'text/plain', 'fhir')",
+        soci::use(message);
   }
   auto s = db.open();
   auto old = s->listMessages({});
@@ -315,7 +320,8 @@ BOOST_AUTO_TEST_CASE(a_version_3_store_upgrades_with_its_message_bodies_and_deli
   auto first = s->getMessage(old->at(1).id);
   BOOST_REQUIRE(first.has_value());
   BOOST_TEST(first->message.body == "{}");
-  BOOST_TEST(first->deliveries.size() == 2u);
+  BOOST_REQUIRE_EQUAL(first->deliveries.size(), 3u);
+  BOOST_TEST(first->deliveries[2].delivery.status == "waiting");
   auto waiting = s->claimMessages("w", 10, 2000, 30000);  // the received one, with its body
   BOOST_REQUIRE(waiting.has_value());
   BOOST_REQUIRE_EQUAL(waiting->size(), 1u);
@@ -334,10 +340,18 @@ BOOST_AUTO_TEST_CASE(a_version_3_store_upgrades_with_its_message_bodies_and_deli
   BOOST_REQUIRE(s->finishMessage(fresh, "w", processed({"fhir"}), 2000).has_value());
   auto listed = s->listDeliveries({});
   BOOST_REQUIRE(listed.has_value());
-  BOOST_REQUIRE_EQUAL(listed->size(), 3u);
+  BOOST_REQUIRE_EQUAL(listed->size(), 4u);
   BOOST_TEST(listed->at(0).payload == "payload for fhir");  // newest first
-  BOOST_TEST((listed->at(1).payload == binary));
-  BOOST_TEST(listed->at(2).payload == "{\"old\":\"Zoë\"}");
+  BOOST_TEST(listed->at(1).payload == "r");
+  BOOST_TEST((listed->at(2).payload == binary));
+  BOOST_TEST(listed->at(3).payload == "{\"old\":\"Zoë\"}");
+  // The old fhir delivery ends: the reply parked behind it is due.
+  BOOST_REQUIRE(s->recordAttempt(claimed->at(0).id, "w", attempt("ok", "succeeded", 2000)).has_value());
+  auto due = s->claimDeliveries("w", 10, 2000, 30000, {});
+  BOOST_REQUIRE(due.has_value());
+  BOOST_TEST(std::count_if(due->begin(), due->end(), [](const auto& d) {
+               return d.destination == "reply" && d.upstreamStatus == "succeeded";
+             }) == 1);  // beside the new message's fhir delivery
 }
 
 BOOST_AUTO_TEST_CASE(rejected_messages_are_kept_with_their_error_and_cannot_be_replayed) {
@@ -858,6 +872,18 @@ BOOST_AUTO_TEST_CASE(a_delivery_after_a_sibling_waits_for_it_and_sees_its_outcom
   BOOST_REQUIRE(s->recordAttempt(ehrA.id, "w", ok).has_value());
   BOOST_REQUIRE(s->recordAttempt(ehrB.id, "w", attempt("retry", "pending", 1000, 9000)).has_value());
 
+  // A reply is parked as "waiting" (outside the claimable rows) until its EHR delivery ends.
+  auto statusOf = [&](std::int64_t message, const std::string& destination) {
+    for (const auto& d : s->getMessage(message)->deliveries) {
+      if (d.delivery.destination == destination) return d.delivery.status;
+    }
+    return std::string("none");
+  };
+  BOOST_TEST(statusOf(a, "reply") == "pending");
+  BOOST_TEST(statusOf(b, "reply") == "waiting");
+  BOOST_TEST(s->getMessage(b)->message.status == "processed");
+  BOOST_TEST(*s->backlog() == 3);  // b's ehr (due again at 9000), both replies
+
   auto replies = s->claimDeliveries("w", 10, 1000, 500, {});
   BOOST_REQUIRE_EQUAL(replies->size(), 1u);  // b's ehr is still pending (retrying): its reply waits
   BOOST_TEST(replies->at(0).destination == "reply");
@@ -871,11 +897,30 @@ BOOST_AUTO_TEST_CASE(a_delivery_after_a_sibling_waits_for_it_and_sees_its_outcom
   auto retry = s->claimDeliveries("w", 10, 9000, 500, {});
   BOOST_REQUIRE_EQUAL(retry->size(), 1u);
   BOOST_TEST(retry->at(0).destination == "ehr");
+  BOOST_TEST(statusOf(b, "reply") == "waiting");
   BOOST_REQUIRE(s->recordAttempt(retry->at(0).id, "w", attempt("fail", "dead", 9000, 0, "permanent")).has_value());
+  BOOST_TEST(statusOf(b, "reply") == "pending");  // a dead EHR delivery releases it too (the apology)
+  BOOST_TEST(s->getMessage(b)->message.status == "processed");  // not dead while the reply is due
   auto apology = s->claimDeliveries("w", 10, 9000, 500, {});
   BOOST_REQUIRE_EQUAL(apology->size(), 1u);
   BOOST_TEST(apology->at(0).messageId == b);
   BOOST_TEST(apology->at(0).upstreamStatus == "dead");
+}
+
+// "after" a destination the run does not have: nothing to wait for, due at once.
+BOOST_AUTO_TEST_CASE(a_delivery_after_a_destination_the_run_lacks_is_due_at_once) {
+  Db db;
+  auto s = db.open();
+  auto id = ingestOne(*s, msg("c", "lonely", "a"));
+  BOOST_REQUIRE(s->claimMessages("w", 10, 1000, 500).has_value());
+  store::ProcessOutcome o;
+  o.status = "processed";
+  o.deliveries.push_back({"reply", "p", "application/json", 1000, "ehr"});  // no "ehr" in this run
+  BOOST_REQUIRE(s->finishMessage(id, "w", o, 1000).has_value());
+  auto due = s->claimDeliveries("w", 10, 1000, 500, {});
+  BOOST_REQUIRE_EQUAL(due->size(), 1u);
+  BOOST_TEST(due->at(0).destination == "reply");
+  BOOST_TEST(due->at(0).upstreamStatus == "");
 }
 
 BOOST_AUTO_TEST_CASE(attempts_recorded_with_the_next_claim_release_the_deliveries_waiting_for_them) {
