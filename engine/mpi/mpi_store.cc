@@ -646,6 +646,17 @@ sqlite_api::sqlite3* sqliteHandle(soci::session& sql) {
 long long totalChanges(soci::session& sql) {
   return sqlite_api::sqlite3_total_changes(sqliteHandle(sql));
 }
+// Runs a statement of a batch's start or end straight through SQLite: a one-off soci statement
+// costs several times more to set up than SQLite takes to parse and run these. Throws
+// soci::soci_error, as a soci statement would.
+void execSqlite(soci::session& sql, const char* text) {
+  char* err = nullptr;
+  if (sqlite_api::sqlite3_exec(sqliteHandle(sql), text, nullptr, nullptr, &err) != SQLITE_OK) {
+    std::string message = std::string(text) + ": " + (err != nullptr ? err : "failed");
+    sqlite_api::sqlite3_free(err);
+    throw soci::soci_error(message);
+  }
+}
 }  // namespace
 
 MpiStore::MpiStore(std::unique_ptr<soci::session> sql, SqlDialect dialect)
@@ -782,6 +793,7 @@ Result<void> MpiStore::transaction(const std::function<Result<void>(MpiTx&)>& fn
     if (!sql_->is_connected()) {
       if (batch_ != 0) loseBatchLocked();  // it went with the connection
       prepared_.reset();                   // compiled on the lost connection
+      tempInMemory_ = false;               // a new connection starts with the default
       sql_->reconnect();
     }
     if (!prepared_) prepared_ = std::make_unique<MpiTx::Prepared>();
@@ -791,6 +803,7 @@ Result<void> MpiStore::transaction(const std::function<Result<void>(MpiTx&)>& fn
     // This transaction reads and writes committed state. A batch that fails to commit here is
     // recorded as lost for its owners; this transaction does not depend on it.
     (void)commitBatchLocked();
+    restoreTempStoreLocked();
     Txn txn(*sql_, dialect_);
     MpiTx tx(*sql_, dialect_, prepared_.get());
     const long long changesBefore = walFd_ < 0 ? 0 : totalChanges(*sql_);
@@ -817,38 +830,56 @@ Result<void> MpiStore::transaction(const std::function<Result<void>(MpiTx&)>& fn
 
 Result<void> MpiStore::inBatchLocked(const std::function<Result<void>(MpiTx&)>& fn,
                                      std::uint64_t* batch) {
-  if (batch_ == 0) {
-    // A submission's savepoint keeps the original of every page it changes (SQLite's
+  // The batch's first transaction needs no savepoint: rolling the whole batch back undoes it
+  // alone. So a batch of one (a quiet engine) costs what a transaction of its own did.
+  const bool first = batch_ == 0;
+  if (first) {
+    // A later transaction's savepoint keeps the original of every page it changes (SQLite's
     // sub-journal) so that it can roll back alone. SQLite decides at BEGIN where that journal
-    // lives: in a temporary file once it passes 64 KiB (most new submissions: 20 write calls
-    // each), or in memory with temp_store MEMORY. That setting is put back when the batch ends,
-    // so large sorts (the rebuild at start) still spill to disk.
-    *sql_ << "PRAGMA temp_store = MEMORY";
-    *sql_ << "BEGIN IMMEDIATE";
+    // lives: in a temporary file once it passes 64 KiB (most new submissions: 17 write calls
+    // each), or in memory with temp_store MEMORY. That setting is put back by the next
+    // transaction that is not batched (restoreTempStoreLocked), so large sorts (the rebuild at
+    // start) still spill to disk, while a pipeline that only submits sets it once.
+    if (!tempInMemory_) {
+      execSqlite(*sql_, "PRAGMA temp_store = MEMORY");
+      tempInMemory_ = true;
+    }
+    execSqlite(*sql_, "BEGIN IMMEDIATE");
     batch_ = ++batches_;
     batchChanges_ = totalChanges(*sql_);
+  } else {
+    prepared_->savepoint.exec(*sql_, "SAVEPOINT mpi_tx");
   }
   if (batch != nullptr) *batch = batch_;
-  prepared_->savepoint.exec(*sql_, "SAVEPOINT mpi_tx");
   // Undoes this transaction's changes only; when SQLite has already rolled back the whole
-  // transaction (some I/O and memory errors do), the batch is lost.
+  // transaction (some I/O and memory errors do), a batch holding others' changes is lost.
   auto undo = [&] {
     try {
-      if (sqlite_api::sqlite3_get_autocommit(sqliteHandle(*sql_)) != 0) {
+      const bool open = sqlite_api::sqlite3_get_autocommit(sqliteHandle(*sql_)) == 0;
+      if (first) {
+        if (open) execSqlite(*sql_, "ROLLBACK");
+        batch_ = 0;
+        return;
+      }
+      if (!open) {
         loseBatchLocked();
         return;
       }
       *sql_ << "ROLLBACK TO mpi_tx";
       prepared_->release.exec(*sql_, "RELEASE mpi_tx");
     } catch (const std::exception&) {
-      loseBatchLocked();
+      if (first) {
+        batch_ = 0;  // nothing of anyone else's was in it
+      } else {
+        loseBatchLocked();
+      }
     }
   };
   Result<void> r;
   try {
     MpiTx tx(*sql_, dialect_, prepared_.get());
     r = fn(tx);
-    if (r) prepared_->release.exec(*sql_, "RELEASE mpi_tx");
+    if (r && !first) prepared_->release.exec(*sql_, "RELEASE mpi_tx");
   } catch (const std::exception&) {
     undo();
     throw;
@@ -862,9 +893,8 @@ Result<void> MpiStore::commitBatchLocked() {
   const std::uint64_t b = batch_;
   try {
     const bool wrote = totalChanges(*sql_) != batchChanges_;
-    *sql_ << "COMMIT";
+    execSqlite(*sql_, "COMMIT");
     batch_ = 0;
-    restoreTempStoreLocked();
     if (wrote && walFd_ >= 0) committed_.fetch_add(1, std::memory_order_release);
     return {};
   } catch (const std::exception& e) {
@@ -885,14 +915,15 @@ void MpiStore::loseBatchLocked() {
   lost_.push_back(batch_);
   batch_ = 0;
   lostCount_.fetch_add(1, std::memory_order_release);
-  restoreTempStoreLocked();
 }
 
 void MpiStore::restoreTempStoreLocked() {
+  if (!tempInMemory_) return;
   try {
-    if (sql_->is_connected()) *sql_ << "PRAGMA temp_store = DEFAULT";
+    execSqlite(*sql_, "PRAGMA temp_store = DEFAULT");
+    tempInMemory_ = false;
   } catch (const std::exception&) {
-    // Left in memory: only sorts too large for the cache would have spilled to disk.
+    // Left in memory for this transaction: a sort too large for the cache stays in memory.
   }
 }
 

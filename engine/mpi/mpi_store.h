@@ -252,7 +252,8 @@ class MpiStore {
   Result<void> commitBatchLocked();
   // With mutex_ held: the open batch is gone (rolled back here, or already by SQLite).
   void loseBatchLocked();
-  // With mutex_ held, after a batch: temporary storage on disk again (see inBatchLocked).
+  // With mutex_ held, outside a transaction: temporary storage on disk again if a batch left
+  // it in memory (see inBatchLocked).
   void restoreTempStoreLocked();
 
   std::mutex mutex_;
@@ -266,6 +267,7 @@ class MpiStore {
   std::uint64_t batch_ = 0;          // the open batch's number, 0 when none is open
   std::uint64_t batches_ = 0;        // batches opened so far
   long long batchChanges_ = 0;       // the session's total changes when the batch opened
+  bool tempInMemory_ = false;        // temp_store MEMORY, set for batches (inBatchLocked)
   std::vector<std::uint64_t> lost_;  // lost batches, ascending (rare)
   std::atomic<std::uint64_t> lostCount_{0};
   std::atomic<std::uint64_t> committed_{0};  // batch commits that wrote to the log (SQLite)

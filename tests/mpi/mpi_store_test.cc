@@ -240,8 +240,8 @@ BOOST_AUTO_TEST_CASE(deferred_transactions_share_a_batch_and_fail_alone) {
         },
         MpiStore::Durability::kDeferred, batch);
   };
-  // SQLite: a batch keeps its savepoints' journal in memory (temp_store 2), and puts the
-  // setting back (0, the default: large sorts spill to disk) once it is committed.
+  // SQLite: a batch keeps its savepoints' journal in memory (temp_store 2); the next transaction
+  // that is not batched puts the setting back (0, the default: large sorts spill to disk).
   auto tempStore = [&](MpiStore::Durability d) {
     int value = -1;
     BOOST_REQUIRE(store->transaction(
@@ -307,6 +307,25 @@ BOOST_AUTO_TEST_CASE(deferred_transactions_share_a_batch_and_fail_alone) {
       return {};
     }));
     BOOST_TEST(committedRow(url, "mpi_source_patients", "id", "s/5"));
+    // A batch's first transaction runs without a savepoint: when it fails, the batch is rolled
+    // back (nothing else was in it) and not counted as lost; the next one opens a new batch.
+    std::uint64_t b6 = 0, b7 = 0;
+    auto firstFails = store->transaction(
+        [&](MpiTx& tx) -> Result<void> {
+          tx.putSource({"s/6", "s", "{}", "{}", 1, 1});
+          tx.session() << "INSERT INTO mpi_no_such_table VALUES (1)";
+          return {};
+        },
+        MpiStore::Durability::kDeferred, &b6);
+    BOOST_TEST(!firstFails.has_value());
+    BOOST_TEST(b6 == b5 + 1);
+    BOOST_REQUIRE(put("s/7", &b7));
+    BOOST_TEST(b7 == b6 + 1);
+    BOOST_REQUIRE(store->flush());
+    BOOST_TEST(store->lostBatches() == 0u);
+    BOOST_TEST(!committedRow(url, "mpi_source_patients", "id", "s/6"));
+    BOOST_TEST(committedRow(url, "mpi_source_patients", "id", "s/7"));
+    BOOST_TEST(tempStore(MpiStore::Durability::kFlushed) == 0);
   }
 }
 
