@@ -3,7 +3,6 @@
 #include "engine/mpi/mpi_service.h"
 
 #include <algorithm>
-#include <atomic>
 #include <cstdio>
 #include <mutex>
 
@@ -225,38 +224,6 @@ std::string ehrBundle(MpiTx& tx, const std::vector<GoldenRecord>& primaries) {
   return write(d);
 }
 
-// The batches this thread's kDeferred submissions joined since its last settle(), per service:
-// settle() answers for them. The engine runs a batch's stages and then its settle on one thread.
-struct ThreadBatches {
-  std::uint64_t service = 0;
-  std::uint64_t first = 0;  // batch numbers; 0 when none
-  std::uint64_t last = 0;
-};
-thread_local std::vector<ThreadBatches> threadBatches;
-
-void noteThreadBatch(std::uint64_t service, std::uint64_t batch) {
-  if (batch == 0) return;
-  for (auto& t : threadBatches) {
-    if (t.service != service) continue;
-    if (t.first == 0) t.first = batch;
-    t.last = batch;
-    return;
-  }
-  threadBatches.push_back({service, batch, batch});
-}
-
-std::pair<std::uint64_t, std::uint64_t> takeThreadBatches(std::uint64_t service) {
-  for (auto& t : threadBatches) {
-    if (t.service != service) continue;
-    auto out = std::pair{t.first, t.last};
-    t.first = t.last = 0;
-    return out;
-  }
-  return {0, 0};
-}
-
-std::atomic<std::uint64_t> nextServiceSerial{0};
-
 std::string joined(const std::vector<std::string>& v, const char* sep = " ") {
   std::string out;
   for (const auto& s : v) {
@@ -309,8 +276,7 @@ MpiService::MpiService(MatchConfig config, std::unique_ptr<MpiStore> store,
     : index_(std::move(config)),
       store_(std::move(store)),
       clock_(clock ? clock : &systemClock_),
-      rng_(std::random_device{}()),
-      serial_(nextServiceSerial.fetch_add(1) + 1) {}
+      rng_(std::random_device{}()) {}
 
 Result<std::unique_ptr<MpiService>> MpiService::open(MatchConfig config,
                                                      std::unique_ptr<MpiStore> store,
@@ -347,8 +313,7 @@ Result<void> MpiService::syncLocked(bool commitBatch) {
   return {};
 }
 
-Result<void> MpiService::settle() {
-  const auto [first, last] = takeThreadBatches(serial_);
+Result<void> MpiService::settle(std::uint64_t first, std::uint64_t last) {
   Result<void> committed;
   {
     // Exclusively: a failed commit rebuilds the in-memory state before anyone uses it.
@@ -357,9 +322,9 @@ Result<void> MpiService::settle() {
     (void)syncLocked(false);  // a failed rebuild leaves stale_ set: the next change retries it
   }
   if (!committed) return committed;
-  if (store_->batchLost(first, last)) {
+  if (store_->batchLost(first, std::max(first, last))) {
     return fail(ErrorCode::kTransient,
-                "MPI: a batch holding this batch's submissions failed to commit; they are lost");
+                "MPI: a batch holding these submissions failed to commit; they are lost");
   }
   return store_->flush();
 }
@@ -575,7 +540,7 @@ Result<SubmitDecision> MpiService::submit(std::string_view patientJson,
       index_.restore(oldRecord);
       return std::unexpected(r.error());
     }
-    noteThreadBatch(serial_, batch);
+    d.batch = batch;
     known->second = newRecord;
     applyRematch(sourceId, cands, outcome);
     d.updatedSource = true;
@@ -645,7 +610,7 @@ Result<SubmitDecision> MpiService::submit(std::string_view patientJson,
     return {};
   }, durability, &batch);
   if (!r) return std::unexpected(r.error());
-  noteThreadBatch(serial_, batch);
+  d.batch = batch;
   recordOf_[sourceId] = index_.add(norm);
   owner_[sourceId] = {d.enterpriseId, ownerResult, LinkOrigin::kAuto};
   return d;

@@ -42,6 +42,9 @@ struct SubmitDecision {
   double weight = 0;
   std::string contributions = "{}";  // Scorer::explainJson of the deciding pair
   std::vector<int64_t> reviewItemIds;
+  // kDeferred on SQLite: the number of the store batch the submission joined (MpiStore), to
+  // hand to settle(); 0 otherwise.
+  std::uint64_t batch = 0;
 };
 
 // One golden record a $match query resembles.
@@ -102,8 +105,9 @@ class MpiService {
   // JSON), kInvalid (not a Patient), kRequired (no id and no identifier), store errors.
   // durability kDeferred (the pipeline stage): the submission joins the store's open batch
   // (MpiStore::Durability) and is committed and flushed at the next settle() (or earlier, by
-  // another caller's durable change), which the caller must await, on the same thread, before
-  // anything outside the MPI (the EHR) learns the decision; until then a crash may lose it.
+  // another caller's durable change), which the caller must await, passing the decision's
+  // batch, before anything outside the MPI (the EHR) learns the decision; until then a crash
+  // may lose it.
   // See docs/mpi.md section 9.
   Result<SubmitDecision> submit(std::string_view patientJson,
                                 std::string_view sourceSystem = "default",
@@ -111,11 +115,12 @@ class MpiService {
                                 MpiStore::Durability durability = MpiStore::Durability::kFlushed);
 
   // Commits the store's open batch (every kDeferred submission since the last commit, of any
-  // thread) and puts every change made so far on disk (one commit and one flush for them all).
-  // kTransient when the commit or the flush fails, or when a batch holding one of this thread's
-  // kDeferred submissions since its last settle() was lost (the caller must treat those
-  // submissions as never made; the in-memory index has been rebuilt from the store).
-  Result<void> settle();
+  // caller) and puts every change made so far on disk (one commit and one flush for them all).
+  // first..last: the batches (SubmitDecision::batch) of the caller's kDeferred submissions since
+  // its last settle (0: none). kTransient when the commit or the flush fails, or when one of
+  // those batches was lost: the caller must then treat its submissions as never made (the
+  // in-memory index has been rebuilt from the store).
+  Result<void> settle(std::uint64_t first = 0, std::uint64_t last = 0);
 
   // The automatic pass for one known source: MANUAL links are returned unchanged; an AUTO link
   // may move to a golden record that now matches (only when the source is alone in its own).
@@ -209,7 +214,6 @@ class MpiService {
   std::mt19937_64 rng_;
   std::uint64_t seenLost_ = 0;  // store_->lostBatches() when the in-memory state was built
   bool stale_ = false;          // a rebuild failed: the in-memory state is incomplete
-  const std::uint64_t serial_;  // tells services apart in the per-thread batch record
 };
 
 // The fullUrl of a golden record in an EHR Bundle: "urn:uuid:" + a UUID made from the 128-bit

@@ -1,7 +1,10 @@
 // The "mpi" pipeline stage: matching and enterprise-id stamping. Thread-safety: see mpi_stage.h.
 #include "engine/mpi/mpi_stage.h"
 
+#include <atomic>
+#include <cstdint>
 #include <cstdio>
+#include <vector>
 
 #include <rapidjson/document.h>
 #include <rapidjson/stringbuffer.h>
@@ -10,12 +13,38 @@
 namespace switchboard::mpi {
 namespace {
 
+// The store batches a stage's submissions on this thread joined since that stage's last
+// settle(), per stage: the engine runs a batch's stages and then their settle() on one thread,
+// so each settle() answers for the submissions of its own channel's messages of the batch.
+struct Joined {
+  std::uint64_t stage = 0;
+  std::uint64_t first = 0;  // 0: none
+  std::uint64_t last = 0;
+};
+thread_local std::vector<Joined> joinedOnThisThread;
+std::atomic<std::uint64_t> nextStageSerial{0};
+
+Joined& joinedBy(std::uint64_t stage) {
+  for (auto& j : joinedOnThisThread) {
+    if (j.stage == stage) return j;
+  }
+  return joinedOnThisThread.emplace_back(Joined{stage, 0, 0});
+}
+
 class MpiStage final : public core::Stage {
  public:
   MpiStage(std::shared_ptr<MpiService> service, bool hold, std::string sourceSystem)
-      : service_(std::move(service)), hold_(hold), sourceSystem_(std::move(sourceSystem)) {}
+      : service_(std::move(service)),
+        hold_(hold),
+        sourceSystem_(std::move(sourceSystem)),
+        serial_(nextStageSerial.fetch_add(1) + 1) {}
 
-  Result<void> settle() const override { return service_->settle(); }
+  Result<void> settle() const override {
+    Joined& j = joinedBy(serial_);
+    const std::uint64_t first = j.first, last = j.last;
+    j.first = j.last = 0;
+    return service_->settle(first, last);
+  }
 
   core::StageResult process(core::PipelineMessage& pm) const override {
     rapidjson::Document doc;
@@ -60,6 +89,11 @@ class MpiStage final : public core::Stage {
     if (!decision) {
       return core::StageResult::failure(
           Error(decision.error().code, "mpi: " + decision.error().message));
+    }
+    if (decision->batch != 0) {
+      Joined& j = joinedBy(serial_);
+      if (j.first == 0) j.first = decision->batch;
+      j.last = decision->batch;
     }
     const char* result = decisionName(decision->result);
     char score[32];
@@ -112,6 +146,7 @@ class MpiStage final : public core::Stage {
   std::shared_ptr<MpiService> service_;
   bool hold_;
   std::string sourceSystem_;
+  const std::uint64_t serial_;  // tells stages apart in joinedOnThisThread
 };
 
 }  // namespace

@@ -2,7 +2,9 @@
 // against the master patient index before delivery, and makes the Bundle point at the
 // enterprise record the MPI chose (conditional create on the enterprise identifier), or holds
 // the message for review when the match is doubtful and the channel says so.
-// Thread-safety: process() is called concurrently; the MpiService synchronises itself.
+// Thread-safety: process() is called concurrently; the MpiService synchronises itself. settle()
+// answers for the submissions process() made on the calling thread since that thread's last
+// settle() of the same stage (the engine runs a batch's stages and their settle on one thread).
 #pragma once
 
 #include <memory>

@@ -13,8 +13,10 @@
 
 #include <rapidjson/document.h>
 
+#include "engine/core/config.h"
 #include "engine/mpi/mpi_http.h"
 #include "engine/mpi/mpi_service.h"
+#include "engine/mpi/mpi_stage.h"
 #include "tests/mpi/mpi_test_support.h"
 
 using namespace switchboard;
@@ -758,8 +760,8 @@ BOOST_AUTO_TEST_CASE(a_failing_submission_in_a_batch_rolls_back_alone) {
   BOOST_TEST(mpi->sourceCount() == 3u);
 }
 
-// A batch whose COMMIT fails loses its submissions whole: settle() says so, on this thread and
-// on every other thread that submitted into it, and the in-memory index is rebuilt from the
+// A batch whose COMMIT fails loses its submissions whole: settle() says so to every caller that
+// submitted into it (here two pipeline workers), and the in-memory index is rebuilt from the
 // store, so the lost sources are neither linked nor found, and a resubmitted known source that
 // was lost has its old record back. The same messages submitted again then go through.
 BOOST_AUTO_TEST_CASE(a_batch_lost_at_commit_leaves_memory_as_the_store) {
@@ -772,6 +774,7 @@ BOOST_AUTO_TEST_CASE(a_batch_lost_at_commit_leaves_memory_as_the_store) {
   auto moved = submitDeferred(asZed);  // p1 now looks like Zed: an update of a known source
   BOOST_TEST(moved.updatedSource);
   auto d2 = submitDeferred(kLiam);
+  BOOST_TEST((moved.batch != 0 && d2.batch == moved.batch));
   // Another pipeline worker's message in the same batch; that worker settles after this one.
   SubmitDecision d3;
   Result<void> otherSettled;
@@ -780,18 +783,21 @@ BOOST_AUTO_TEST_CASE(a_batch_lost_at_commit_leaves_memory_as_the_store) {
     d3 = submitDeferred(kNoah);
     submitted.set_value();
     go.get_future().wait();
-    otherSettled = mpi->settle();
+    otherSettled = mpi->settle(d3.batch, d3.batch);
   });
   submitted.get_future().wait();
   BOOST_TEST(mpi->sourceCount() == 3u);
+  BOOST_TEST(d3.batch == d2.batch);
   refuse = true;
-  auto settled = mpi->settle();
+  auto settled = mpi->settle(moved.batch, d2.batch);
   refuse = false;
   go.set_value();
   otherWorker.join();
   BOOST_REQUIRE(!settled.has_value());
-  // The other worker's settle finds its batch lost, though the failed commit was not its own.
+  // The other worker's settle finds its batch lost, though the failed commit was not its own,
+  // and so does a second settle for the same submissions (another channel's stage).
   BOOST_TEST(!otherSettled.has_value());
+  BOOST_TEST(!mpi->settle(moved.batch, d2.batch).has_value());
   // Memory is the store's: Liam and Noah unknown, p1 still Katherine.
   BOOST_TEST(mpi->sourceCount() == 1u);
   BOOST_TEST((mpi->linkOf("wa/p5").error().code == ErrorCode::kNotFound));
@@ -806,7 +812,7 @@ BOOST_AUTO_TEST_CASE(a_batch_lost_at_commit_leaves_memory_as_the_store) {
   BOOST_REQUIRE(kate.has_value());
   BOOST_REQUIRE(!kate->empty());
   BOOST_TEST((*kate)[0].viaSourceId == "wa/p1");
-  // A settle with nothing lost since this thread's last one succeeds again.
+  // A settle for no submissions, or for ones in batches that were not lost, succeeds again.
   BOOST_REQUIRE(mpi->settle());
   // The replayed messages go through.
   auto again = submitDeferred(asZed);
@@ -816,9 +822,64 @@ BOOST_AUTO_TEST_CASE(a_batch_lost_at_commit_leaves_memory_as_the_store) {
   BOOST_TEST((liam2.result == Decision::kNoMatch));
   BOOST_TEST((noah2.result == Decision::kPossibleMatch));  // Liam's twin, as the first time
   BOOST_TEST((d3.result == noah2.result));
-  BOOST_REQUIRE(mpi->settle());
+  BOOST_TEST(noah2.batch > d3.batch);
+  BOOST_REQUIRE(mpi->settle(again.batch, noah2.batch));
   BOOST_TEST(mpi->sourceCount() == 3u);
   BOOST_TEST(committedRow(url, "mpi_source_patients", "id", "wa/p6"));
+}
+
+// Two channels' mpi stages in one pipeline batch whose store batch fails to commit: each
+// stage's settle() fails, since each answers for its own channel's submissions, so no message of
+// either channel is finished with an enterprise id the MPI lost. The next batch goes through.
+BOOST_AUTO_TEST_CASE(every_stage_of_a_lost_batch_fails_to_settle) {
+  if (backendName() != "sqlite") return;  // batches are SQLite's
+  static std::atomic<bool> refuse{false};
+  refuseCommitsWhile(*store, refuse);
+  core::ConnectorRegistry registry;
+  registerMpiStage(registry, std::shared_ptr<MpiService>(mpi.get(), [](MpiService*) {}));
+  const auto* factory = registry.stage("mpi");
+  BOOST_REQUIRE(factory);
+  auto makeStage = [&](const std::string& channel) {
+    rapidjson::Document config;
+    config.Parse(R"({"type":"mpi","on_possible_match":"create"})");
+    core::ConfigReader reader(config, "channel.json", "/transformers/0");
+    reader.skip("type");
+    auto stage = (*factory)(reader, core::ConnectorContext{channel, "", ""});
+    BOOST_REQUIRE_MESSAGE(stage.has_value(), (stage ? std::string() : stage.error().message));
+    return std::move(*stage);
+  };
+  auto wa = makeStage("wa"), sms = makeStage("sms");
+  core::StoredMessage m1, m2;
+  m1.id = 101;
+  m1.channelId = "wa";
+  m2.id = 102;
+  m2.channelId = "sms";
+  auto run = [&](core::Stage& stage, const core::StoredMessage& m, const std::string& patient) {
+    core::PipelineMessage pm;
+    pm.message = &m;
+    pm.payload = patient;
+    auto r = stage.process(pm);
+    BOOST_TEST((r.kind == core::StageResult::Kind::kContinue));
+    BOOST_TEST(pm.payload.find(kEnterpriseIdSystem) != std::string::npos);
+  };
+  run(*wa, m1, kLiam);
+  run(*sms, m2, kZed);
+  BOOST_TEST(mpi->sourceCount() == 2u);
+  refuse = true;
+  auto waSettled = wa->settle();
+  refuse = false;
+  auto smsSettled = sms->settle();
+  BOOST_TEST(!waSettled.has_value());
+  BOOST_TEST(!smsSettled.has_value());
+  BOOST_TEST(mpi->sourceCount() == 0u);
+  // The messages run again in the next batch.
+  run(*wa, m1, kLiam);
+  run(*sms, m2, kZed);
+  BOOST_REQUIRE(wa->settle());
+  BOOST_REQUIRE(sms->settle());
+  BOOST_TEST(mpi->sourceCount() == 2u);
+  BOOST_TEST(committedRow(url, "mpi_source_patients", "id", "wa/m101"));
+  BOOST_TEST(committedRow(url, "mpi_source_patients", "id", "sms/m102"));
 }
 
 BOOST_AUTO_TEST_SUITE_END()
