@@ -431,7 +431,8 @@ core::HttpResponse AdminApi::listDeliveries(const core::HttpRequest& request) {
   q.limit = *limit;
   if (const auto* v = p.get("status")) {
     if (*v != "pending" && *v != "waiting" && *v != "succeeded" && *v != "dead") {
-      return problem(400, ErrorCode::kValue, "status: expected pending, waiting, succeeded or dead");
+      return problem(400, ErrorCode::kValue,
+                     "status: expected pending, waiting, succeeded or dead");
     }
     q.status = *v;
   }

@@ -65,7 +65,8 @@ std::string Metrics::render(const store::StoreStats& stats, const std::map<std::
   // Due ("pending") and parked behind a sibling ("waiting") alike: one sample per destination.
   std::map<std::pair<std::string, std::string>, std::int64_t> queued;
   for (const auto& d : stats.deliveries) {
-    if (d.status == "pending" || d.status == "waiting") queued[{d.channelId, d.destination}] += d.count;
+    if (d.status == "pending" || d.status == "waiting")
+      queued[{d.channelId, d.destination}] += d.count;
   }
   for (const auto& [key, count] : queued) {
     out << "switchboard_queue_depth{channel=\"" << promLabel(key.first) << "\",destination=\""

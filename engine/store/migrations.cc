@@ -111,7 +111,8 @@ const std::vector<Migration>& migrations() {
            " payload TEXT NOT NULL,"
            " payload_encoding TEXT NOT NULL)",
            "ALTER TABLE deliveries ADD COLUMN payload_id BIGINT NOT NULL DEFAULT 0",
-           "INSERT INTO payloads (payload_id, payload, payload_encoding) SELECT id, payload, payload_encoding "
+           "INSERT INTO payloads (payload_id, payload, payload_encoding) SELECT id, payload, "
+           "payload_encoding "
            "FROM deliveries",
            "UPDATE deliveries SET payload_id = id",
            "{pg} SELECT setval(pg_get_serial_sequence('payloads', 'payload_id'), "
@@ -129,7 +130,8 @@ const std::vector<Migration>& migrations() {
            " message_id {ID},"
            " body TEXT NOT NULL,"
            " body_encoding TEXT NOT NULL)",
-           "INSERT INTO message_bodies (message_id, body, body_encoding) SELECT id, body, body_encoding FROM messages",
+           "INSERT INTO message_bodies (message_id, body, body_encoding) SELECT id, body, "
+           "body_encoding FROM messages",
            "ALTER TABLE messages DROP COLUMN body",
            "ALTER TABLE messages DROP COLUMN body_encoding",
        }},
@@ -138,8 +140,10 @@ const std::vector<Migration>& migrations() {
        {
            // Claims scan the due index from the oldest pending row; replies parked behind their
            // EHR delivery were pending too, and every claim stepped over all of them.
-           "UPDATE deliveries SET status = 'waiting' WHERE status = 'pending' AND after_destination <> '' AND "
-           "EXISTS (SELECT 1 FROM deliveries u WHERE u.message_id = deliveries.message_id AND u.run = deliveries.run "
+           "UPDATE deliveries SET status = 'waiting' WHERE status = 'pending' AND "
+           "after_destination <> '' AND "
+           "EXISTS (SELECT 1 FROM deliveries u WHERE u.message_id = deliveries.message_id AND "
+           "u.run = deliveries.run "
            "AND u.destination = deliveries.after_destination AND u.status = 'pending')",
        }},
   };
@@ -156,7 +160,8 @@ std::string forDialect(std::string sql, Dialect dialect) {
   for (auto pos = sql.find("{PK}"); pos != std::string::npos; pos = sql.find("{PK}")) sql.replace(pos, 4, pk);
   // SQLite: INTEGER PRIMARY KEY is the row's own key (no index of its own).
   const std::string id = dialect == Dialect::kSqlite ? "INTEGER PRIMARY KEY" : "BIGINT PRIMARY KEY";
-  for (auto pos = sql.find("{ID}"); pos != std::string::npos; pos = sql.find("{ID}")) sql.replace(pos, 4, id);
+  for (auto pos = sql.find("{ID}"); pos != std::string::npos; pos = sql.find("{ID}"))
+    sql.replace(pos, 4, id);
   return sql;
 }
 

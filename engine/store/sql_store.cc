@@ -27,8 +27,8 @@
 #include "engine/core/thread_name.h"
 #include "engine/store/codec.h"
 #include "engine/store/migrations.h"
-#include "engine/store/wal_vfs.h"
 #include "engine/store/store.h"
+#include "engine/store/wal_vfs.h"
 
 namespace switchboard::store {
 namespace {
@@ -92,7 +92,8 @@ constexpr const char* kMessageColumns =
     "id, channel_id, idempotency_key, received_at, content_type, body, body_encoding, metadata, "
     "status, error";
 // Where kMessageColumns come from: a message row and its body's (schema version 5).
-constexpr const char* kMessageFrom = " FROM messages JOIN message_bodies b ON b.message_id = messages.id";
+constexpr const char* kMessageFrom =
+    " FROM messages JOIN message_bodies b ON b.message_id = messages.id";
 
 struct MessageRow {
   long long id = 0;
@@ -141,9 +142,12 @@ constexpr const char* kDeliveryColumns =
     "id, message_id, channel_id, destination, status, attempts, created_at, next_attempt_at, "
     "payload, payload_encoding, content_type, last_status_code, last_response, dead_reason, after_destination";
 // Where kDeliveryColumns come from: a delivery row and its payload's (schema version 4).
-constexpr const char* kDeliveryFrom = " FROM deliveries JOIN payloads p ON p.payload_id = deliveries.payload_id";
+constexpr const char* kDeliveryFrom =
+    " FROM deliveries JOIN payloads p ON p.payload_id = deliveries.payload_id";
 
 // A delivery that waits for a sibling ("after") is claimable once the sibling is no longer pending.
+// It is stored "waiting" and released by the sibling's last attempt (BatchWriter::attempt); this
+// check holds it back again if the sibling becomes pending once more (a dead one replayed).
 constexpr const char* kAfterSiblingDone =
     "(after_destination = '' OR NOT EXISTS (SELECT 1 FROM deliveries u WHERE u.message_id = deliveries.message_id "
     "AND u.run = deliveries.run AND u.destination = deliveries.after_destination AND u.status = 'pending'))";
@@ -475,8 +479,9 @@ class BatchWriter {
       payloadSt_->exchange(soci::use(dEncoding_));
       if (!sqlite) payloadSt_->exchange(soci::into(dPayloadId_));
       payloadSt_->alloc();
-      payloadSt_->prepare(std::string("INSERT INTO payloads (payload, payload_encoding) VALUES (:p, :e)") +
-                          (sqlite ? "" : " RETURNING payload_id"));
+      payloadSt_->prepare(
+          std::string("INSERT INTO payloads (payload, payload_encoding) VALUES (:p, :e)") +
+          (sqlite ? "" : " RETURNING payload_id"));
       payloadSt_->define_and_bind();
       deliverySt_.emplace(sql_);
       deliverySt_->exchange(soci::use(dDestination_));
@@ -491,11 +496,13 @@ class BatchWriter {
       deliverySt_->exchange(soci::use(fId_));
       if (!sqlite) deliverySt_->exchange(soci::into(dId_));
       deliverySt_->alloc();
-      deliverySt_->prepare(std::string("INSERT INTO deliveries (message_id, run, channel_id, destination, status, "
-                                       "created_at, next_attempt_at, payload_id, content_type, "
-                                       "after_destination, lease_owner, lease_until) SELECT id, run, channel_id, :d, "
-                                       ":st, :c, :n, :p, :t, :a, :lo, :lu FROM messages WHERE id = :i") +
-                           (sqlite ? "" : " RETURNING id"));
+      deliverySt_->prepare(
+          std::string(
+              "INSERT INTO deliveries (message_id, run, channel_id, destination, status, "
+              "created_at, next_attempt_at, payload_id, content_type, "
+              "after_destination, lease_owner, lease_until) SELECT id, run, channel_id, :d, "
+              ":st, :c, :n, :p, :t, :a, :lo, :lu FROM messages WHERE id = :i") +
+          (sqlite ? "" : " RETURNING id"));
       deliverySt_->define_and_bind();
     }
     fStatus_ = outcome.status;
@@ -510,7 +517,8 @@ class BatchWriter {
     for (const auto& [type, detail] : outcome.events) event(messageId, 0, nowMs, type, detail);
     const std::string* stored = nullptr;  // the payload of dPayloadId_, written by this finish
     for (const NewDelivery& d : outcome.deliveries) {
-      if (stored == nullptr || *stored != d.payload) {  // siblings with the same payload share its row
+      // Siblings with the same payload (the EHR's Bundle and the reply after it) share its row.
+      if (stored == nullptr || *stored != d.payload) {
         auto encoded = encodeBody(d.payload);
         dPayload_ = std::move(encoded.text);
         dEncoding_ = std::move(encoded.encoding);
@@ -525,8 +533,10 @@ class BatchWriter {
       dDestination_ = d.destination;
       // A delivery after a sibling of this run waits outside the claimable rows until the sibling
       // ends (attempt() releases it); after a destination the run does not have, it is due as is.
-      const bool waits = !d.after.empty() && std::any_of(outcome.deliveries.begin(), outcome.deliveries.end(),
-                                                          [&](const NewDelivery& o) { return o.destination == d.after; });
+      const bool waits =
+          !d.after.empty() &&
+          std::any_of(outcome.deliveries.begin(), outcome.deliveries.end(),
+                      [&](const NewDelivery& o) { return o.destination == d.after; });
       dStatus_ = waits ? "waiting" : "pending";
       dNext_ = d.nextAttemptAtMs;
       dContentType_ = sanitizeText(d.contentType);
@@ -548,13 +558,15 @@ class BatchWriter {
 
   Result<void> attempt(std::int64_t deliveryId, const std::string& owner, const AttemptRecord& a) {
     if (!lookupSt_) {
-      lookupSt_.emplace((sql_.prepare << "SELECT message_id, attempts, status, run, destination FROM deliveries "
-                                        "WHERE id = :i AND lease_owner = :o",
-                         soci::use(aId_), soci::use(aOwner_), soci::into(aMessage_), soci::into(aAttempts_),
-                         soci::into(aStatus_), soci::into(aRun_), soci::into(aDestination_)));
-      releaseSt_.emplace((sql_.prepare << "UPDATE deliveries SET status = 'pending' WHERE message_id = :m AND "
-                                         "run = :r AND after_destination = :d AND status = 'waiting'",
-                          soci::use(aMessage_), soci::use(aRun_), soci::use(aDestination_)));
+      lookupSt_.emplace(
+          (sql_.prepare << "SELECT message_id, attempts, status, run, destination FROM deliveries "
+                           "WHERE id = :i AND lease_owner = :o",
+           soci::use(aId_), soci::use(aOwner_), soci::into(aMessage_), soci::into(aAttempts_),
+           soci::into(aStatus_), soci::into(aRun_), soci::into(aDestination_)));
+      releaseSt_.emplace(
+          (sql_.prepare << "UPDATE deliveries SET status = 'pending' WHERE message_id = :m AND "
+                           "run = :r AND after_destination = :d AND status = 'waiting'",
+           soci::use(aMessage_), soci::use(aRun_), soci::use(aDestination_)));
       attemptSt_.emplace((sql_.prepare << "INSERT INTO attempts (delivery_id, attempt, started_at, duration_ms, "
                                          "outcome, status_code, response) VALUES (:d, :a, :s, :u, :o, :c, :r)",
                           soci::use(aId_), soci::use(aNumber_), soci::use(aStarted_), soci::use(aDuration_),
@@ -564,11 +576,14 @@ class BatchWriter {
                                         "lease_owner = '', lease_until = 0 WHERE id = :i",
                          soci::use(aNumber_), soci::use(aNewStatus_), soci::use(aNext_), soci::use(aCode_),
                          soci::use(aResponse_), soci::use(aDeadReason_), soci::use(aId_)));
-      rollupSt_.emplace((sql_.prepare << "SELECT count(*), sum(CASE WHEN d.status IN ('pending', 'waiting') THEN 1 ELSE 0 END), "
-                                        "sum(CASE WHEN d.status = 'dead' THEN 1 ELSE 0 END) FROM deliveries d JOIN "
-                                        "messages m ON m.id = d.message_id AND m.run = d.run WHERE d.message_id = :i",
-                         soci::use(aMessage_), soci::into(rTotal_), soci::into(rPending_, rPendingInd_),
-                         soci::into(rDead_, rDeadInd_)));
+      rollupSt_.emplace(
+          (sql_.prepare
+               << "SELECT count(*), sum(CASE WHEN d.status IN ('pending', 'waiting') THEN 1 ELSE 0 "
+                  "END), "
+                  "sum(CASE WHEN d.status = 'dead' THEN 1 ELSE 0 END) FROM deliveries d JOIN "
+                  "messages m ON m.id = d.message_id AND m.run = d.run WHERE d.message_id = :i",
+           soci::use(aMessage_), soci::into(rTotal_), soci::into(rPending_, rPendingInd_),
+           soci::into(rDead_, rDeadInd_)));
       messageSt_.emplace((sql_.prepare << "UPDATE messages SET status = :s, updated_at = :a WHERE id = :i AND "
                                          "status = 'processed'",
                           soci::use(rStatus_), soci::use(rAt_), soci::use(aMessage_)));
@@ -651,12 +666,12 @@ class BatchWriter {
 
   soci::session& sql_;
   Dialect dialect_;
-  std::optional<soci::statement> finishSt_, payloadSt_, deliverySt_, eventSt_, lookupSt_, releaseSt_, attemptSt_,
-      updateSt_, rollupSt_,
-      messageSt_, lockSt_, externalSt_;
+  std::optional<soci::statement> finishSt_, payloadSt_, deliverySt_, eventSt_, lookupSt_,
+      releaseSt_, attemptSt_, updateSt_, rollupSt_, messageSt_, lockSt_, externalSt_;
   std::string xExternal_;
   long long xAt_ = 0, locked_ = 0;
-  std::string fStatus_, fError_, fOwner_, dDestination_, dStatus_, dPayload_, dEncoding_, dContentType_, dAfter_, dLeaseOwner_;
+  std::string fStatus_, fError_, fOwner_, dDestination_, dStatus_, dPayload_, dEncoding_,
+      dContentType_, dAfter_, dLeaseOwner_;
   long long dLeaseUntil_ = 0;
   long long fNow_ = 0, fId_ = 0, dNext_ = 0, dId_ = 0, dPayloadId_ = 0;
   std::string eType_, eDetail_;
@@ -702,8 +717,9 @@ class IngestWriter {
       insertSt_->alloc();
       insertSt_->prepare(text);
       insertSt_->define_and_bind();
-      bodySt_.emplace((sql_.prepare << "INSERT INTO message_bodies (message_id, body, body_encoding) "
-                                      "VALUES (:i, :b, :e)",
+      bodySt_.emplace((sql_.prepare
+                           << "INSERT INTO message_bodies (message_id, body, body_encoding) "
+                              "VALUES (:i, :b, :e)",
                        soci::use(id_), soci::use(body_), soci::use(encoding_)));
       findSt_.emplace((sql_.prepare << "SELECT id FROM messages WHERE channel_id = :c AND idempotency_key = :k",
                        soci::use(channel_), soci::use(key_), soci::into(existing_)));
@@ -768,8 +784,8 @@ class Claimer {
   // rows read here are the rows leased (PostgreSQL: locked FOR UPDATE, SKIP LOCKED).
   Result<std::vector<std::pair<core::StoredMessage, std::string>>> pickMessages(long long now, long long limit) {
     if (!pickMessagesSt_) {
-      std::string text = std::string("SELECT ") + kMessageColumns +
-                         ", lease_owner" + kMessageFrom + " WHERE status = 'received' AND lease_until <= :n ORDER BY id "
+      std::string text = std::string("SELECT ") + kMessageColumns + ", lease_owner" + kMessageFrom +
+                         " WHERE status = 'received' AND lease_until <= :n ORDER BY id "
                          "LIMIT :l";
       if (dialect_ == Dialect::kPostgresql) text += " FOR UPDATE OF messages SKIP LOCKED";
       pickMessagesSt_.emplace(sql_);
@@ -1247,7 +1263,11 @@ class SqlStore final : public Store {
     return read("getMessage", [&](soci::session& sql) -> Result<MessageDetail> {
       MessageDetail detail;
       DynamicQuery q;
-      q.sql("SELECT ").sql(kMessageColumns).sql(kMessageFrom).sql(" WHERE id = ").param(static_cast<long long>(messageId));
+      q.sql("SELECT ")
+          .sql(kMessageColumns)
+          .sql(kMessageFrom)
+          .sql(" WHERE id = ")
+          .param(static_cast<long long>(messageId));
       MessageRow m;
       std::optional<Result<core::StoredMessage>> message;
       fetchAll(sql, q, m, [&] { message = m.toMessage(); });
@@ -1281,7 +1301,10 @@ class SqlStore final : public Store {
       });
 
       DynamicQuery dq;
-      dq.sql("SELECT ").sql(kDeliveryColumns).sql(kDeliveryFrom).sql(" WHERE message_id = ")
+      dq.sql("SELECT ")
+          .sql(kDeliveryColumns)
+          .sql(kDeliveryFrom)
+          .sql(" WHERE message_id = ")
           .param(static_cast<long long>(messageId))
           .sql(" ORDER BY id");
       DeliveryRow d;
@@ -1423,7 +1446,8 @@ class SqlStore final : public Store {
     return read("backlog", [&](soci::session& sql) -> Result<std::int64_t> {
       long long messages = 0, deliveries = 0;
       sql << "SELECT count(*) FROM messages WHERE status = 'received'", soci::into(messages);
-      sql << "SELECT count(*) FROM deliveries WHERE status IN ('pending', 'waiting')", soci::into(deliveries);
+      sql << "SELECT count(*) FROM deliveries WHERE status IN ('pending', 'waiting')",
+          soci::into(deliveries);
       return messages + deliveries;
     });
   }

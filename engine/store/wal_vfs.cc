@@ -13,9 +13,9 @@ namespace switchboard::store {
 namespace {
 
 constexpr std::size_t kMaxBuffered = 4 << 20;  // a larger transaction goes out every 4 MiB
-constexpr std::size_t kMaxWrite = 0x1f000;      // 124 KiB: under the unix VFS's limit per write
-constexpr int kWalHeader = 32;                  // the log file's own header
-constexpr int kFrameHeader = 24;                // each frame's header, before its page
+constexpr std::size_t kMaxWrite = 0x1f000;     // 124 KiB: under the unix VFS's limit per write
+constexpr int kWalHeader = 32;                 // the log file's own header
+constexpr int kFrameHeader = 24;               // each frame's header, before its page
 
 std::atomic<std::uint64_t> gLogWrites{0};
 std::atomic<std::uint64_t> gLogSyscalls{0};
@@ -24,14 +24,14 @@ sqlite3_vfs* gReal = nullptr;  // the VFS underneath (the platform default when 
 
 // What SQLite allocates for each open file (szOsFile): this header, then the real VFS's file.
 struct File {
-  sqlite3_file base;                       // first: SQLite sees a sqlite3_file
-  sqlite3_file* real = nullptr;            // the underlying file, right after this struct
-  bool isLog = false;                      // a write-ahead log (SQLITE_OPEN_WAL)
-  File* log = nullptr;                     // a database: its connection's log, once open
-  File* db = nullptr;                      // a log: its connection's database file
-  std::string pending;                     // a log: consecutive writes not yet made
-  sqlite3_int64 pendingAt = 0;             // file offset of pending's first byte
-  bool commitPagePending = false;          // the next write is the page of a commit frame
+  sqlite3_file base;               // first: SQLite sees a sqlite3_file
+  sqlite3_file* real = nullptr;    // the underlying file, right after this struct
+  bool isLog = false;              // a write-ahead log (SQLITE_OPEN_WAL)
+  File* log = nullptr;             // a database: its connection's log, once open
+  File* db = nullptr;              // a log: its connection's database file
+  std::string pending;             // a log: consecutive writes not yet made
+  sqlite3_int64 pendingAt = 0;     // file offset of pending's first byte
+  bool commitPagePending = false;  // the next write is the page of a commit frame
 };
 constexpr std::size_t kRealOffset = (sizeof(File) + 15) & ~static_cast<std::size_t>(15);
 
@@ -75,7 +75,8 @@ int xRead(sqlite3_file* file, void* out, int amount, sqlite3_int64 offset) {
 
 std::uint32_t bigEndian32(const void* p) {
   const auto* b = static_cast<const unsigned char*>(p);
-  return (std::uint32_t{b[0]} << 24) | (std::uint32_t{b[1]} << 16) | (std::uint32_t{b[2]} << 8) | b[3];
+  return (std::uint32_t{b[0]} << 24) | (std::uint32_t{b[1]} << 16) | (std::uint32_t{b[2]} << 8) |
+         b[3];
 }
 
 int xWrite(sqlite3_file* file, const void* data, int amount, sqlite3_int64 offset) {
@@ -83,7 +84,8 @@ int xWrite(sqlite3_file* file, const void* data, int amount, sqlite3_int64 offse
   if (!f->isLog) return realMethods(f)->xWrite(f->real, data, amount, offset);
   gLogWrites.fetch_add(1, std::memory_order_relaxed);
   const bool follows = offset == f->pendingAt + static_cast<sqlite3_int64>(f->pending.size());
-  if (!f->pending.empty() && (!follows || f->pending.size() + static_cast<std::size_t>(amount) > kMaxBuffered)) {
+  if (!f->pending.empty() &&
+      (!follows || f->pending.size() + static_cast<std::size_t>(amount) > kMaxBuffered)) {
     if (int rc = flush(f); rc != SQLITE_OK) return rc;
   }
   if (f->pending.empty()) f->pendingAt = offset;
@@ -91,7 +93,8 @@ int xWrite(sqlite3_file* file, const void* data, int amount, sqlite3_int64 offse
   // A frame header whose "database size after commit" is set ends a transaction: once its page
   // follows, the commit goes out, and an error reaches SQLite from the write it belongs to.
   if (f->commitPagePending) return flush(f);
-  if (amount == kFrameHeader && offset >= kWalHeader && bigEndian32(static_cast<const char*>(data) + 4) != 0) {
+  if (amount == kFrameHeader && offset >= kWalHeader &&
+      bigEndian32(static_cast<const char*>(data) + 4) != 0) {
     f->commitPagePending = true;
   }
   return SQLITE_OK;
@@ -115,8 +118,12 @@ int xFileSize(sqlite3_file* file, sqlite3_int64* size) {
   return realMethods(f)->xFileSize(f->real, size);
 }
 
-int xLock(sqlite3_file* file, int level) { return realMethods(self(file))->xLock(self(file)->real, level); }
-int xUnlock(sqlite3_file* file, int level) { return realMethods(self(file))->xUnlock(self(file)->real, level); }
+int xLock(sqlite3_file* file, int level) {
+  return realMethods(self(file))->xLock(self(file)->real, level);
+}
+int xUnlock(sqlite3_file* file, int level) {
+  return realMethods(self(file))->xUnlock(self(file)->real, level);
+}
 int xCheckReservedLock(sqlite3_file* file, int* out) {
   return realMethods(self(file))->xCheckReservedLock(self(file)->real, out);
 }
@@ -127,7 +134,9 @@ int xFileControl(sqlite3_file* file, int op, void* arg) {
   return realMethods(f)->xFileControl(f->real, op, arg);
 }
 
-int xSectorSize(sqlite3_file* file) { return realMethods(self(file))->xSectorSize(self(file)->real); }
+int xSectorSize(sqlite3_file* file) {
+  return realMethods(self(file))->xSectorSize(self(file)->real);
+}
 int xDeviceCharacteristics(sqlite3_file* file) {
   return realMethods(self(file))->xDeviceCharacteristics(self(file)->real);
 }
@@ -173,13 +182,44 @@ int xUnfetch(sqlite3_file* file, sqlite3_int64 offset, void* p) {
 }
 
 // Version 3 methods; a file whose real methods are older gets a copy without the newer ones.
-const sqlite3_io_methods kMethods = {3,        xClose,        xRead,     xWrite,     xTruncate,
-                                     xSync,    xFileSize,     xLock,     xUnlock,    xCheckReservedLock,
-                                     xFileControl, xSectorSize, xDeviceCharacteristics, xShmMap, xShmLock,
-                                     xShmBarrier,  xShmUnmap,   xFetch,    xUnfetch};
-const sqlite3_io_methods kMethodsV1 = {1, xClose, xRead, xWrite, xTruncate, xSync, xFileSize, xLock, xUnlock,
-                                       xCheckReservedLock, xFileControl, xSectorSize, xDeviceCharacteristics,
-                                       nullptr, nullptr, nullptr, nullptr, nullptr, nullptr};
+const sqlite3_io_methods kMethods = {3,
+                                     xClose,
+                                     xRead,
+                                     xWrite,
+                                     xTruncate,
+                                     xSync,
+                                     xFileSize,
+                                     xLock,
+                                     xUnlock,
+                                     xCheckReservedLock,
+                                     xFileControl,
+                                     xSectorSize,
+                                     xDeviceCharacteristics,
+                                     xShmMap,
+                                     xShmLock,
+                                     xShmBarrier,
+                                     xShmUnmap,
+                                     xFetch,
+                                     xUnfetch};
+const sqlite3_io_methods kMethodsV1 = {1,
+                                       xClose,
+                                       xRead,
+                                       xWrite,
+                                       xTruncate,
+                                       xSync,
+                                       xFileSize,
+                                       xLock,
+                                       xUnlock,
+                                       xCheckReservedLock,
+                                       xFileControl,
+                                       xSectorSize,
+                                       xDeviceCharacteristics,
+                                       nullptr,
+                                       nullptr,
+                                       nullptr,
+                                       nullptr,
+                                       nullptr,
+                                       nullptr};
 
 bool ours(const sqlite3_file* f) {
   return f != nullptr && (f->pMethods == &kMethods || f->pMethods == &kMethodsV1);
@@ -208,25 +248,37 @@ int xOpen(sqlite3_vfs*, const char* name, sqlite3_file* file, int flags, int* ou
 }
 
 // The VFS's own methods go to the real VFS with the real VFS as their first argument.
-int xDelete(sqlite3_vfs*, const char* name, int syncDir) { return gReal->xDelete(gReal, name, syncDir); }
-int xAccess(sqlite3_vfs*, const char* name, int flags, int* out) { return gReal->xAccess(gReal, name, flags, out); }
+int xDelete(sqlite3_vfs*, const char* name, int syncDir) {
+  return gReal->xDelete(gReal, name, syncDir);
+}
+int xAccess(sqlite3_vfs*, const char* name, int flags, int* out) {
+  return gReal->xAccess(gReal, name, flags, out);
+}
 int xFullPathname(sqlite3_vfs*, const char* name, int n, char* out) {
   return gReal->xFullPathname(gReal, name, n, out);
 }
 void* xDlOpen(sqlite3_vfs*, const char* name) { return gReal->xDlOpen(gReal, name); }
 void xDlError(sqlite3_vfs*, int n, char* out) { gReal->xDlError(gReal, n, out); }
-void (*xDlSym(sqlite3_vfs*, void* h, const char* sym))(void) { return gReal->xDlSym(gReal, h, sym); }
+void (*xDlSym(sqlite3_vfs*, void* h, const char* sym))(void) {
+  return gReal->xDlSym(gReal, h, sym);
+}
 void xDlClose(sqlite3_vfs*, void* h) { gReal->xDlClose(gReal, h); }
 int xRandomness(sqlite3_vfs*, int n, char* out) { return gReal->xRandomness(gReal, n, out); }
 int xSleep(sqlite3_vfs*, int us) { return gReal->xSleep(gReal, us); }
 int xCurrentTime(sqlite3_vfs*, double* out) { return gReal->xCurrentTime(gReal, out); }
 int xGetLastError(sqlite3_vfs*, int n, char* out) { return gReal->xGetLastError(gReal, n, out); }
-int xCurrentTimeInt64(sqlite3_vfs*, sqlite3_int64* out) { return gReal->xCurrentTimeInt64(gReal, out); }
+int xCurrentTimeInt64(sqlite3_vfs*, sqlite3_int64* out) {
+  return gReal->xCurrentTimeInt64(gReal, out);
+}
 int xSetSystemCall(sqlite3_vfs*, const char* name, sqlite3_syscall_ptr p) {
   return gReal->xSetSystemCall(gReal, name, p);
 }
-sqlite3_syscall_ptr xGetSystemCall(sqlite3_vfs*, const char* name) { return gReal->xGetSystemCall(gReal, name); }
-const char* xNextSystemCall(sqlite3_vfs*, const char* name) { return gReal->xNextSystemCall(gReal, name); }
+sqlite3_syscall_ptr xGetSystemCall(sqlite3_vfs*, const char* name) {
+  return gReal->xGetSystemCall(gReal, name);
+}
+const char* xNextSystemCall(sqlite3_vfs*, const char* name) {
+  return gReal->xNextSystemCall(gReal, name);
+}
 
 }  // namespace
 

@@ -27,8 +27,8 @@ namespace switchboard::store {
 bool installWalCoalescingVfs();
 
 struct WalVfsStats {
-  std::uint64_t logWrites = 0;     // writes SQLite asked for on log files
-  std::uint64_t logSyscalls = 0;   // writes this VFS made to log files
+  std::uint64_t logWrites = 0;    // writes SQLite asked for on log files
+  std::uint64_t logSyscalls = 0;  // writes this VFS made to log files
 };
 WalVfsStats walVfsStats();
 

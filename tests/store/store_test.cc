@@ -12,8 +12,8 @@
 #include <thread>
 
 #include <soci/postgresql/soci-postgresql.h>
-#include <soci/sqlite3/soci-sqlite3.h>
 #include <soci/soci.h>
+#include <soci/sqlite3/soci-sqlite3.h>
 
 #include "engine/store/codec.h"
 #include "engine/store/migrations.h"
@@ -42,7 +42,8 @@ struct Db {
                             "SWITCHBOARD_TEST_PG is not set: run through scripts/test, which starts PostgreSQL");
       url = pg;
       soci::session s(*soci::factory_postgresql(), url.substr(13));
-      s << "DROP TABLE IF EXISTS attempts, events, deliveries, payloads, message_bodies, messages, audit, external_refs, "
+      s << "DROP TABLE IF EXISTS attempts, events, deliveries, payloads, message_bodies, messages, "
+           "audit, external_refs, "
            "schema_migrations CASCADE";
     } else {
       dir = std::filesystem::temp_directory_path() /
@@ -65,10 +66,12 @@ struct Db {
       return std::make_unique<soci::session>(*soci::factory_postgresql(), url.substr(13));
     }
     std::filesystem::create_directories(dir / "nested");
-    return std::make_unique<soci::session>(*soci::factory_sqlite3(), (dir / "nested" / "sb.db").string());
+    return std::make_unique<soci::session>(*soci::factory_sqlite3(),
+                                           (dir / "nested" / "sb.db").string());
   }
   store::Dialect dialect() const {
-    return backendUnderTest() == "postgresql" ? store::Dialect::kPostgresql : store::Dialect::kSqlite;
+    return backendUnderTest() == "postgresql" ? store::Dialect::kPostgresql
+                                              : store::Dialect::kSqlite;
   }
   static int& counter() {
     static int c = 0;
@@ -256,7 +259,8 @@ BOOST_AUTO_TEST_CASE(siblings_with_the_same_payload_share_its_row_and_each_loads
   BOOST_REQUIRE(s->finishMessage(a, "w", oa, 1000).has_value());
   store::ProcessOutcome ob;
   ob.status = "processed";
-  ob.deliveries.push_back({"fhir", bundle, "application/fhir+json", 0});  // another message: own row
+  ob.deliveries.push_back(
+      {"fhir", bundle, "application/fhir+json", 0});  // another message: own row
   BOOST_REQUIRE(s->finishMessage(b, "w", ob, 1000).has_value());
   long long rows = 0;
   *db.raw() << "SELECT count(*) FROM payloads", soci::into(rows);
@@ -290,26 +294,35 @@ BOOST_AUTO_TEST_CASE(a_version_3_store_upgrades_with_its_bodies_payloads_and_par
     auto raw = db.raw();
     auto applied = store::applyMigrations(*raw, db.dialect(), 3);
     BOOST_REQUIRE_MESSAGE(applied.has_value(), (applied ? std::string() : applied.error().message));
-    *raw << "INSERT INTO messages (channel_id, idempotency_key, received_at, content_type, body, body_encoding, "
-            "body_size, metadata, status, error, updated_at) VALUES ('c', 'old', 1000, 'application/json', '{}', '', "
+    *raw << "INSERT INTO messages (channel_id, idempotency_key, received_at, content_type, body, "
+            "body_encoding, "
+            "body_size, metadata, status, error, updated_at) VALUES ('c', 'old', 1000, "
+            "'application/json', '{}', '', "
             "2, '[[\"sender\",\"+15550001111\"]]', 'processed', '', 1000)";
-    *raw << "INSERT INTO messages (channel_id, idempotency_key, received_at, content_type, body, body_encoding, "
+    *raw << "INSERT INTO messages (channel_id, idempotency_key, received_at, content_type, body, "
+            "body_encoding, "
             "body_size, metadata, status, error, updated_at) VALUES ('c', 'old-binary', 1000, "
             "'application/octet-stream', 'AP8=', 'base64', 2, '[]', 'received', '', 1000)";
     long long message = 0;
     *raw << "SELECT id FROM messages WHERE idempotency_key = 'old'", soci::into(message);
     const std::string encoded = store::encodeBody(binary).text;
-    *raw << "INSERT INTO deliveries (message_id, run, channel_id, destination, status, created_at, next_attempt_at, "
-            "payload, payload_encoding, content_type) VALUES (:m, 0, 'c', 'fhir', 'pending', 1000, 1000, "
+    *raw << "INSERT INTO deliveries (message_id, run, channel_id, destination, status, created_at, "
+            "next_attempt_at, "
+            "payload, payload_encoding, content_type) VALUES (:m, 0, 'c', 'fhir', 'pending', 1000, "
+            "1000, "
             "'{\"old\":\"Zoë\"}', '', 'application/fhir+json')",
         soci::use(message);
-    *raw << "INSERT INTO deliveries (message_id, run, channel_id, destination, status, created_at, next_attempt_at, "
-            "payload, payload_encoding, content_type) VALUES (:m, 0, 'c', 'file', 'pending', 1000, 1000, :p, "
+    *raw << "INSERT INTO deliveries (message_id, run, channel_id, destination, status, created_at, "
+            "next_attempt_at, "
+            "payload, payload_encoding, content_type) VALUES (:m, 0, 'c', 'file', 'pending', 1000, "
+            "1000, :p, "
             "'base64', 'application/octet-stream')",
         soci::use(message), soci::use(encoded);
     // A reply parked behind the fhir delivery (pending in version 3; "waiting" from version 6).
-    *raw << "INSERT INTO deliveries (message_id, run, channel_id, destination, status, created_at, next_attempt_at, "
-            "payload, payload_encoding, content_type, after_destination) VALUES (:m, 0, 'c', 'reply', 'pending', "
+    *raw << "INSERT INTO deliveries (message_id, run, channel_id, destination, status, created_at, "
+            "next_attempt_at, "
+            "payload, payload_encoding, content_type, after_destination) VALUES (:m, 0, 'c', "
+            "'reply', 'pending', "
             "1000, 1000, 'r', '', 'text/plain', 'fhir')",
         soci::use(message);
   }
@@ -346,7 +359,8 @@ BOOST_AUTO_TEST_CASE(a_version_3_store_upgrades_with_its_bodies_payloads_and_par
   BOOST_TEST((listed->at(2).payload == binary));
   BOOST_TEST(listed->at(3).payload == "{\"old\":\"Zoë\"}");
   // The old fhir delivery ends: the reply parked behind it is due.
-  BOOST_REQUIRE(s->recordAttempt(claimed->at(0).id, "w", attempt("ok", "succeeded", 2000)).has_value());
+  BOOST_REQUIRE(
+      s->recordAttempt(claimed->at(0).id, "w", attempt("ok", "succeeded", 2000)).has_value());
   auto due = s->claimDeliveries("w", 10, 2000, 30000, {});
   BOOST_REQUIRE(due.has_value());
   BOOST_TEST(std::count_if(due->begin(), due->end(), [](const auto& d) {
@@ -899,7 +913,8 @@ BOOST_AUTO_TEST_CASE(a_delivery_after_a_sibling_waits_for_it_and_sees_its_outcom
   BOOST_TEST(retry->at(0).destination == "ehr");
   BOOST_TEST(statusOf(b, "reply") == "waiting");
   BOOST_REQUIRE(s->recordAttempt(retry->at(0).id, "w", attempt("fail", "dead", 9000, 0, "permanent")).has_value());
-  BOOST_TEST(statusOf(b, "reply") == "pending");  // a dead EHR delivery releases it too (the apology)
+  BOOST_TEST(statusOf(b, "reply") ==
+             "pending");  // a dead EHR delivery releases it too (the apology)
   BOOST_TEST(s->getMessage(b)->message.status == "processed");  // not dead while the reply is due
   auto apology = s->claimDeliveries("w", 10, 9000, 500, {});
   BOOST_REQUIRE_EQUAL(apology->size(), 1u);

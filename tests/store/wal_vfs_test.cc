@@ -30,7 +30,8 @@ bool skipped() {
 }
 
 std::filesystem::path tempDir(const std::string& name) {
-  auto dir = std::filesystem::temp_directory_path() / ("sb-walvfs-" + name + "-" + std::to_string(::getpid()));
+  auto dir = std::filesystem::temp_directory_path() /
+             ("sb-walvfs-" + name + "-" + std::to_string(::getpid()));
   std::filesystem::remove_all(dir);
   std::filesystem::create_directories(dir);
   return dir;
@@ -39,7 +40,8 @@ std::filesystem::path tempDir(const std::string& name) {
 struct Conn {
   sqlite3* db = nullptr;
   explicit Conn(const std::filesystem::path& path, int autocheckpoint = 1000) {
-    BOOST_REQUIRE(sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, nullptr) == SQLITE_OK);
+    BOOST_REQUIRE(sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE,
+                                  nullptr) == SQLITE_OK);
     sqlite3_busy_timeout(db, 10000);
     exec("PRAGMA journal_mode = WAL");
     exec("PRAGMA synchronous = NORMAL");
@@ -55,7 +57,8 @@ struct Conn {
   long long one(const std::string& sql) {  // first column of the first row; -1 on error
     sqlite3_stmt* st = nullptr;
     long long v = -1;
-    if (sqlite3_prepare_v2(db, sql.c_str(), -1, &st, nullptr) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW) {
+    if (sqlite3_prepare_v2(db, sql.c_str(), -1, &st, nullptr) == SQLITE_OK &&
+        sqlite3_step(st) == SQLITE_ROW) {
       v = sqlite3_column_int64(st, 0);
     }
     sqlite3_finalize(st);
@@ -64,7 +67,8 @@ struct Conn {
   std::string text(const std::string& sql) {
     sqlite3_stmt* st = nullptr;
     std::string v;
-    if (sqlite3_prepare_v2(db, sql.c_str(), -1, &st, nullptr) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW) {
+    if (sqlite3_prepare_v2(db, sql.c_str(), -1, &st, nullptr) == SQLITE_OK &&
+        sqlite3_step(st) == SQLITE_ROW) {
       v = reinterpret_cast<const char*>(sqlite3_column_text(st, 0));
     }
     sqlite3_finalize(st);
@@ -91,8 +95,8 @@ BOOST_AUTO_TEST_CASE(a_commit_reaches_the_log_in_one_write) {
   for (int i = 0; i < 20; ++i) BOOST_REQUIRE(c.exec(kTenRows) == SQLITE_OK);
   const auto after = switchboard::store::walVfsStats();
   BOOST_TEST(after.logWrites - before.logWrites >= 20u * 2 * 10);  // header and page per frame
-  BOOST_TEST(after.logSyscalls - before.logSyscalls <= 20u);      // one per commit (~31 KiB each)
-  Conn other(dir / "t.db");                                         // and another connection reads it all
+  BOOST_TEST(after.logSyscalls - before.logSyscalls <= 20u);       // one per commit (~31 KiB each)
+  Conn other(dir / "t.db");  // and another connection reads it all
   BOOST_TEST(other.one("SELECT count(*) FROM t") == 200);
   BOOST_TEST(other.one("SELECT sum(length(v)) FROM t") == 200 * 3000);
   std::filesystem::remove_all(dir);
@@ -105,8 +109,9 @@ BOOST_AUTO_TEST_CASE(a_large_transaction_reaches_the_log_whole) {
   auto dir = tempDir("large");
   Conn c(dir / "l.db");
   BOOST_REQUIRE(c.exec("CREATE TABLE t (v TEXT)") == SQLITE_OK);
-  BOOST_REQUIRE(c.exec("WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 2000) "
-                       "INSERT INTO t SELECT printf('%03000d', i) FROM n") == SQLITE_OK);  // ~6 MiB
+  BOOST_REQUIRE(
+      c.exec("WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 2000) "
+             "INSERT INTO t SELECT printf('%03000d', i) FROM n") == SQLITE_OK);  // ~6 MiB
   Conn other(dir / "l.db");
   BOOST_TEST(other.one("SELECT count(*) FROM t") == 2000);
   BOOST_TEST(other.one("SELECT count(*) FROM t WHERE v <> printf('%03000d', rowid)") == 0);
@@ -136,7 +141,8 @@ BOOST_AUTO_TEST_CASE(readers_never_see_a_commit_before_its_frames) {
       const long long na = r.one("SELECT count(*) FROM a");
       const long long nb = r.one("SELECT count(*) FROM b");
       const long long bad = r.one(
-          "SELECT count(*) FROM a WHERE id > (SELECT max(id) - 20 FROM a) AND v <> printf('%01500d', id)");
+          "SELECT count(*) FROM a WHERE id > (SELECT max(id) - 20 FROM a) AND v <> "
+          "printf('%01500d', id)");
       if (na < 0 || na != nb || bad != 0) ++problems;
       r.exec("COMMIT");
       ++reads;
@@ -147,8 +153,9 @@ BOOST_AUTO_TEST_CASE(readers_never_see_a_commit_before_its_frames) {
     Conn w(path, /*autocheckpoint=*/16);
     for (int i = 1; i <= 1500; ++i) {
       const std::string id = std::to_string(i);
-      const int rc = w.exec("BEGIN; INSERT INTO a VALUES (" + id + ", printf('%01500d', " + id +
-                            ")); INSERT INTO b VALUES (" + id + ", printf('%01500d', " + id + ")); COMMIT");
+      const int rc =
+          w.exec("BEGIN; INSERT INTO a VALUES (" + id + ", printf('%01500d', " + id +
+                 ")); INSERT INTO b VALUES (" + id + ", printf('%01500d', " + id + ")); COMMIT");
       if (rc != SQLITE_OK) {
         ++problems;
         w.exec("ROLLBACK");
@@ -180,8 +187,8 @@ BOOST_AUTO_TEST_CASE(killed_writer_child) {
       w.exec("INSERT INTO t (v) SELECT printf('%02000d', 0) FROM t LIMIT 50");
       w.exec("ROLLBACK");
     }
-    if (w.exec("INSERT INTO t (id, v) VALUES (" + std::to_string(i) + ", printf('%02000d', " + std::to_string(i) +
-               "))") != SQLITE_OK) {
+    if (w.exec("INSERT INTO t (id, v) VALUES (" + std::to_string(i) + ", printf('%02000d', " +
+               std::to_string(i) + "))") != SQLITE_OK) {
       std::_Exit(3);
     }
     progress << i << '\n' << std::flush;
