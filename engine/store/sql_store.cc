@@ -1057,7 +1057,7 @@ class SqlStore final : public Store {
 
   Result<void> finishMessage(std::int64_t messageId, const std::string& owner, const ProcessOutcome& outcome,
                              Millis nowMs) override {
-    auto r = finishMessages(owner, {{messageId, outcome}}, nowMs);
+    auto r = finishMessages(owner, {{messageId, outcome, std::nullopt, nullptr}}, nowMs);
     if (!r) return std::unexpected(r.error());
     return r->at(0);
   }
