@@ -182,44 +182,38 @@ int xUnfetch(sqlite3_file* file, sqlite3_int64 offset, void* p) {
 }
 
 // Version 3 methods; a file whose real methods are older gets a copy without the newer ones.
-const sqlite3_io_methods kMethods = {3,
-                                     xClose,
-                                     xRead,
-                                     xWrite,
-                                     xTruncate,
-                                     xSync,
-                                     xFileSize,
-                                     xLock,
-                                     xUnlock,
-                                     xCheckReservedLock,
-                                     xFileControl,
-                                     xSectorSize,
-                                     xDeviceCharacteristics,
-                                     xShmMap,
-                                     xShmLock,
-                                     xShmBarrier,
-                                     xShmUnmap,
-                                     xFetch,
-                                     xUnfetch};
-const sqlite3_io_methods kMethodsV1 = {1,
-                                       xClose,
-                                       xRead,
-                                       xWrite,
-                                       xTruncate,
-                                       xSync,
-                                       xFileSize,
-                                       xLock,
-                                       xUnlock,
-                                       xCheckReservedLock,
-                                       xFileControl,
-                                       xSectorSize,
-                                       xDeviceCharacteristics,
-                                       nullptr,
-                                       nullptr,
-                                       nullptr,
-                                       nullptr,
-                                       nullptr,
-                                       nullptr};
+const sqlite3_io_methods kMethods = {
+    .iVersion = 3,
+    .xClose = xClose,
+    .xRead = xRead,
+    .xWrite = xWrite,
+    .xTruncate = xTruncate,
+    .xSync = xSync,
+    .xFileSize = xFileSize,
+    .xLock = xLock,
+    .xUnlock = xUnlock,
+    .xCheckReservedLock = xCheckReservedLock,
+    .xFileControl = xFileControl,
+    .xSectorSize = xSectorSize,
+    .xDeviceCharacteristics = xDeviceCharacteristics,
+    .xShmMap = xShmMap,
+    .xShmLock = xShmLock,
+    .xShmBarrier = xShmBarrier,
+    .xShmUnmap = xShmUnmap,
+    .xFetch = xFetch,
+    .xUnfetch = xUnfetch,
+};
+const sqlite3_io_methods kMethodsV1 = [] {
+  sqlite3_io_methods m = kMethods;
+  m.iVersion = 1;
+  m.xShmMap = nullptr;
+  m.xShmLock = nullptr;
+  m.xShmBarrier = nullptr;
+  m.xShmUnmap = nullptr;
+  m.xFetch = nullptr;
+  m.xUnfetch = nullptr;
+  return m;
+}();
 
 bool ours(const sqlite3_file* f) {
   return f != nullptr && (f->pMethods == &kMethods || f->pMethods == &kMethodsV1);

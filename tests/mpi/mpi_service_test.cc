@@ -113,6 +113,26 @@ std::string issueCode(const core::HttpResponse& r) {
   return d["issue"][0]["code"].GetString();
 }
 
+// In tx: a trigger that makes every audit row matching `condition` (SQL over NEW) fail, so the
+// transaction writing it fails; stopRefusingAudits drops it again.
+void refuseAudits(MpiTx& tx, bool pg, const std::string& condition) {
+  if (pg) {
+    tx.session() << "CREATE OR REPLACE FUNCTION mpi_test_refuse() RETURNS trigger LANGUAGE "
+                    "plpgsql AS $f$ BEGIN IF " + condition + " THEN RAISE "
+                    "EXCEPTION 'refused'; END IF; RETURN NEW; END $f$";
+    tx.session() << "CREATE TRIGGER mpi_test_refuse BEFORE INSERT ON mpi_audit FOR EACH ROW "
+                    "EXECUTE FUNCTION mpi_test_refuse()";
+  } else {
+    tx.session() << "CREATE TRIGGER mpi_test_refuse BEFORE INSERT ON mpi_audit WHEN " + condition +
+                        " BEGIN SELECT RAISE(ABORT, 'refused'); END";
+  }
+}
+
+void stopRefusingAudits(MpiTx& tx, bool pg) {
+  tx.session() << (pg ? "DROP TRIGGER mpi_test_refuse ON mpi_audit" : "DROP TRIGGER mpi_test_refuse");
+  if (pg) tx.session() << "DROP FUNCTION mpi_test_refuse()";
+}
+
 }  // namespace
 
 BOOST_FIXTURE_TEST_SUITE(mpi_service, Fixture)
@@ -640,16 +660,7 @@ BOOST_AUTO_TEST_CASE(a_failed_update_changes_neither_the_store_nor_the_index) {
   auto other = MpiStore::open(url);
   BOOST_REQUIRE(other.has_value());
   BOOST_REQUIRE((*other)->transaction([&](MpiTx& tx) -> Result<void> {
-    if (pg) {
-      tx.session() << "CREATE OR REPLACE FUNCTION mpi_test_refuse() RETURNS trigger LANGUAGE "
-                      "plpgsql AS $f$ BEGIN IF NEW.action = 'source.update' THEN RAISE "
-                      "EXCEPTION 'refused'; END IF; RETURN NEW; END $f$";
-      tx.session() << "CREATE TRIGGER mpi_test_refuse BEFORE INSERT ON mpi_audit FOR EACH ROW "
-                      "EXECUTE FUNCTION mpi_test_refuse()";
-    } else {
-      tx.session() << "CREATE TRIGGER mpi_test_refuse BEFORE INSERT ON mpi_audit WHEN "
-                      "NEW.action = 'source.update' BEGIN SELECT RAISE(ABORT, 'refused'); END";
-    }
+    refuseAudits(tx, pg, "NEW.action = 'source.update'");
     return {};
   }));
   const std::string asKate = patient("p9", "Kate", "ONeil", "1975-05-20", "female",
@@ -658,9 +669,7 @@ BOOST_AUTO_TEST_CASE(a_failed_update_changes_neither_the_store_nor_the_index) {
   auto refused = mpi->submit(asKate, "wa");
   BOOST_REQUIRE(!refused.has_value());
   BOOST_REQUIRE((*other)->transaction([&](MpiTx& tx) -> Result<void> {
-    tx.session() << (pg ? "DROP TRIGGER mpi_test_refuse ON mpi_audit"
-                        : "DROP TRIGGER mpi_test_refuse");
-    if (pg) tx.session() << "DROP FUNCTION mpi_test_refuse()";
+    stopRefusingAudits(tx, pg);
     BOOST_TEST(tx.source("wa/p9")->resource == asZed);
     return {};
   }));
@@ -714,16 +723,7 @@ BOOST_AUTO_TEST_CASE(a_failing_submission_in_a_batch_rolls_back_alone) {
   auto other = MpiStore::open(url);
   BOOST_REQUIRE(other.has_value());
   BOOST_REQUIRE((*other)->transaction([&](MpiTx& tx) -> Result<void> {
-    if (pg) {
-      tx.session() << "CREATE OR REPLACE FUNCTION mpi_test_refuse() RETURNS trigger LANGUAGE "
-                      "plpgsql AS $f$ BEGIN IF NEW.subject = 'wa/p3' THEN RAISE "
-                      "EXCEPTION 'refused'; END IF; RETURN NEW; END $f$";
-      tx.session() << "CREATE TRIGGER mpi_test_refuse BEFORE INSERT ON mpi_audit FOR EACH ROW "
-                      "EXECUTE FUNCTION mpi_test_refuse()";
-    } else {
-      tx.session() << "CREATE TRIGGER mpi_test_refuse BEFORE INSERT ON mpi_audit WHEN "
-                      "NEW.subject = 'wa/p3' BEGIN SELECT RAISE(ABORT, 'refused'); END";
-    }
+    refuseAudits(tx, pg, "NEW.subject = 'wa/p3'");
     return {};
   }));
   other->reset();  // its connection would wait for the batch's write lock
@@ -748,9 +748,7 @@ BOOST_AUTO_TEST_CASE(a_failing_submission_in_a_batch_rolls_back_alone) {
     BOOST_TEST(!tx.source("wa/p3").has_value());
     BOOST_TEST(tx.audit("wa/p3").empty());
     BOOST_TEST(tx.membersOfGolden(d1.enterpriseId).size() == 2u);
-    tx.session() << (pg ? "DROP TRIGGER mpi_test_refuse ON mpi_audit"
-                        : "DROP TRIGGER mpi_test_refuse");
-    if (pg) tx.session() << "DROP FUNCTION mpi_test_refuse()";
+    stopRefusingAudits(tx, pg);
     return {};
   }));
   // Zed again, now accepted: a new person.
