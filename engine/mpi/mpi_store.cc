@@ -343,6 +343,8 @@ struct MpiTx::Prepared {
   Cached<LinkRow, Str> linksOfGolden;
   Cached<SourceRow, Str> membersOfGolden;
   Cached<IdRow, Str, Str, double, double, Str, Str, Str, Str, I64, I64, I64, Str> insertReview;
+  Cached<NoRow, Str, Str, double, double, Str, Str, Str, Str, I64, I64, I64, Str>
+      insertReviewSqlite;
   Cached<NoRow, Str, Str, Str, I64, I64, Str, I64> updateReview;
   Cached<ReviewRow, I64> review;
   Cached<ReviewRow, Str, Str, Str, Str, Str> openReviewForPair;
@@ -361,6 +363,11 @@ MpiTx::MpiTx(soci::session& sql, SqlDialect dialect, Prepared* prepared)
     : sql_(sql), dialect_(dialect), prepared_(prepared) {}
 
 MpiTx::~MpiTx() = default;
+
+int64_t MpiTx::lastInsertRowid() {
+  auto* backend = static_cast<soci::sqlite3_session_backend*>(sql_.get_backend());
+  return sqlite_api::sqlite3_last_insert_rowid(backend->conn_);
+}
 
 MpiTx::Prepared& MpiTx::prepared() {
   if (prepared_) return *prepared_;
@@ -484,6 +491,19 @@ void MpiTx::forEachLink(const std::function<void(MpiLink&&)>& visit) {
 }
 
 int64_t MpiTx::insertReview(const ReviewItem& r) {
+  if (dialect_ == SqlDialect::kSqlite) {
+    // The rowid SQLite just assigned, as appendAudit does: RETURNING collects the returned row
+    // in a temporary table on every execution.
+    prepared().insertReviewSqlite.exec(
+        sql_,
+        "INSERT INTO mpi_review_items (source_id, candidate_id, score, weight, contributions, "
+        "status, reviewer, reason, created_at, decided_at, merge_event_id, undo_state) VALUES "
+        "(:s, :c, :sc, :w, :ct, :st, :rv, :rs, :ca, :da, :m, :us)",
+        r.sourceId, r.candidateId, r.score, r.weight, r.contributions,
+        std::string_view(reviewStatusName(r.status)), r.reviewer, r.reason, I64{r.createdAt},
+        I64{r.decidedAt}, I64{r.mergeEventId}, r.undoState);
+    return lastInsertRowid();
+  }
   int64_t id = 0;
   prepared().insertReview.query(
       sql_,
@@ -606,8 +626,7 @@ int64_t MpiTx::appendAudit(const AuditEntry& a) {
     prepared().appendAuditSqlite.exec(
         sql_, "INSERT INTO mpi_audit (at, actor, action, subject, detail) VALUES (:at, :ac, :an, :s, :d)",
         I64{a.at}, a.actor, a.action, a.subject, a.detail);
-    auto* backend = static_cast<soci::sqlite3_session_backend*>(sql_.get_backend());
-    return sqlite_api::sqlite3_last_insert_rowid(backend->conn_);
+    return lastInsertRowid();
   }
   prepared().appendAudit.query(
       sql_,

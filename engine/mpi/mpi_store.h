@@ -172,6 +172,7 @@ class MpiTx {
 
  private:
   Prepared& prepared();
+  int64_t lastInsertRowid();  // SQLite: the rowid of this session's last INSERT
 
   soci::session& sql_;
   SqlDialect dialect_;
