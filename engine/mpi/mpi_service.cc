@@ -10,6 +10,8 @@
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
 
+#include "engine/mpi/json_arena.h"
+
 namespace switchboard::mpi {
 namespace {
 
@@ -94,7 +96,9 @@ GoldenRecord goldenFromJson(const Value& o) {
 
 // The normalised form kept in mpi_source_patients.normalized (text fields only).
 std::string normalizedJson(const NormalizedRecord& n) {
-  Document d(rapidjson::kObjectType);
+  JsonArena arena;
+  Document d = arena.document();
+  d.SetObject();
   auto& a = d.GetAllocator();
   d.AddMember("given", str(n.given, a), a);
   d.AddMember("family", str(n.family, a), a);
@@ -113,7 +117,8 @@ std::string normalizedJson(const NormalizedRecord& n) {
 // A Patient resource with active and link replaced by the given values.
 std::string patchPatient(const std::string& resource, const std::string& id, bool active,
                          const std::vector<std::pair<std::string, std::string>>& links) {
-  Document d;
+  JsonArena arena;
+  Document d = arena.document();
   d.Parse(resource.c_str());
   if (d.HasParseError() || !d.IsObject()) {
     d.SetObject();
@@ -419,12 +424,16 @@ void MpiService::rebuildGolden(GoldenRecord& g, std::vector<SourcePatient> membe
   std::sort(members.begin(), members.end(), [](const SourcePatient& a, const SourcePatient& b) {
     return a.updatedAt != b.updatedAt ? a.updatedAt > b.updatedAt : a.id < b.id;
   });
-  Document out(rapidjson::kObjectType), prov(rapidjson::kObjectType);
+  JsonArena arena;
+  Document out = arena.document(), prov = arena.document();
+  out.SetObject();
+  prov.SetObject();
   auto& a = out.GetAllocator();
   auto& pa = prov.GetAllocator();
   out.AddMember("resourceType", "Patient", a);
-  std::vector<Document> docs(members.size());
-  for (size_t i = 0; i < members.size(); ++i) docs[i].Parse(members[i].resource.c_str());
+  std::vector<Document> docs;
+  docs.reserve(members.size());
+  for (const auto& m : members) docs.emplace_back(&arena.allocator()).Parse(m.resource.c_str());
   auto usable = [](const Document& d, const char* k) {
     if (d.HasParseError() || !d.IsObject() || !d.HasMember(k)) return false;
     const Value& v = d[k];
@@ -479,10 +488,19 @@ void MpiService::rebuildGolden(GoldenRecord& g, std::vector<SourcePatient> membe
 Result<SubmitDecision> MpiService::submit(std::string_view patientJson,
                                           std::string_view sourceSystem, std::string_view actor,
                                           MpiStore::Durability durability) {
-  Document doc;
+  JsonArena arena;
+  Document doc = arena.document();
   doc.Parse(patientJson.data(), patientJson.size());
   if (doc.HasParseError()) return fail(ErrorCode::kStructure, "Patient is not valid JSON", "$");
-  auto person = personFromFhirPatient(doc);
+  return submit(doc, patientJson, sourceSystem, actor, durability);
+}
+
+Result<SubmitDecision> MpiService::submit(const rapidjson::Value& patient,
+                                          std::string_view patientJson,
+                                          std::string_view sourceSystem, std::string_view actor,
+                                          MpiStore::Durability durability) {
+  JsonArena arena;  // the documents of survivorship and the normalised form
+  auto person = personFromFhirPatient(patient);
   if (!person) return std::unexpected(person.error());
   std::string key = person->id;
   if (key.empty() && !person->identifiers.empty()) {

@@ -17,6 +17,8 @@
 #include <unordered_map>
 #include <vector>
 
+#include <rapidjson/document.h>
+
 #include "engine/core/clock.h"
 #include "engine/core/error.h"
 #include "engine/mpi/mpi_index.h"
@@ -113,6 +115,11 @@ class MpiService {
                                 std::string_view sourceSystem = "default",
                                 std::string_view actor = "system",
                                 MpiStore::Durability durability = MpiStore::Durability::kFlushed);
+  // The same for a Patient already parsed: `patient` must be the parse of `patientJson` (the
+  // text kept in the store), which then is not parsed again (the mpi stage has it in hand).
+  Result<SubmitDecision> submit(const rapidjson::Value& patient, std::string_view patientJson,
+                                std::string_view sourceSystem, std::string_view actor,
+                                MpiStore::Durability durability);
 
   // Commits the store's open batch (every kDeferred submission since the last commit, of any
   // caller) and puts every change made so far on disk (one commit and one flush for them all).

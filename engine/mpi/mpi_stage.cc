@@ -10,6 +10,9 @@
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
 
+#include "engine/mpi/json_arena.h"
+#include "engine/mpi/payload_sites.h"
+
 namespace switchboard::mpi {
 namespace {
 
@@ -47,26 +50,35 @@ class MpiStage final : public core::Stage {
   }
 
   core::StageResult process(core::PipelineMessage& pm) const override {
-    rapidjson::Document doc;
-    doc.Parse(pm.payload.data(), pm.payload.size());
-    if (doc.HasParseError() || !doc.IsObject()) {
+    JsonArena arena;  // the Bundle and the service's documents (mpi/json_arena.h)
+    rapidjson::Document doc = arena.document();
+    PayloadSites sites;
+    if (parseWithSites(pm.payload, doc, sites).IsError() || !doc.IsObject()) {
       return core::StageResult::failure(
           Error(ErrorCode::kStructure, "mpi: the payload is not FHIR JSON"));
     }
     // Find the Patient: a bare resource or the first Patient entry of a Bundle.
     rapidjson::Value* patient = nullptr;
     rapidjson::Value* entry = nullptr;
+    const PatientSite* site = nullptr;  // where the Patient is in the payload's text
     auto isPatient = [](const rapidjson::Value& v) {
       return v.IsObject() && v.HasMember("resourceType") && v["resourceType"].IsString() &&
              std::string_view(v["resourceType"].GetString()) == "Patient";
     };
     if (isPatient(doc)) {
       patient = &doc;
+      site = &sites.root;
     } else if (doc.HasMember("entry") && doc["entry"].IsArray()) {
-      for (auto& e : doc["entry"].GetArray()) {
+      auto entries = doc["entry"].GetArray();
+      for (rapidjson::SizeType i = 0; i < entries.Size(); ++i) {
+        auto& e = entries[i];
         if (e.IsObject() && e.HasMember("resource") && isPatient(e["resource"])) {
           patient = &e["resource"];
           entry = &e;
+          // The sites describe the root's only "entry" array, element by element.
+          if (sites.entryKeys == 1 && sites.entries.size() == entries.Size()) {
+            site = &sites.entries[i];
+          }
           break;
         }
       }
@@ -78,14 +90,15 @@ class MpiStage final : public core::Stage {
     const std::string channel = pm.message ? pm.message->channelId : std::string("channel");
     const std::string sourceSystem = sourceSystem_.empty() ? channel : sourceSystem_;
     std::string sourceId = "m" + std::to_string(pm.message ? pm.message->id : 0);
-    rapidjson::Document copy;
+    rapidjson::Document copy = arena.document();
     copy.CopyFrom(*patient, copy.GetAllocator());
     if (copy.HasMember("id")) copy.RemoveMember("id");
     copy.AddMember("id", rapidjson::Value(sourceId.c_str(), copy.GetAllocator()),
                    copy.GetAllocator());
-    // Durable at settle(), which the pipeline calls before the message's deliveries commit.
-    auto decision =
-        service_->submit(serialize(copy), sourceSystem, "system", MpiStore::Durability::kDeferred);
+    // Durable at settle(), which the pipeline calls before the message's deliveries commit. The
+    // service takes the copy as parsed (serialize() writes what a parse of its text gives back).
+    auto decision = service_->submit(copy, serialize(copy), sourceSystem, "system",
+                                     MpiStore::Durability::kDeferred);
     if (!decision) {
       return core::StageResult::failure(
           Error(decision.error().code, "mpi: " + decision.error().message));
@@ -115,6 +128,19 @@ class MpiStage final : public core::Stage {
     }
     // Point the delivery at the enterprise record: the identifier, and conditional create on it,
     // so every source linked to the same golden record lands on one EHR Patient.
+    const bool editRequest =
+        entry != nullptr && entry->HasMember("request") && (*entry)["request"].IsObject();
+    const std::string condition =
+        std::string("identifier=") + kEnterpriseIdSystem + "|" + decision->enterpriseId;
+    if (site != nullptr) {
+      // The same JSON as the DOM edit below, written into the text instead of serialising
+      // the whole Bundle again (payload_sites.h).
+      if (auto stamped = stampIdentifier(pm.payload, *site, editRequest, kEnterpriseIdSystem,
+                                         decision->enterpriseId, condition)) {
+        pm.payload = std::move(*stamped);
+        return core::StageResult::proceed();
+      }
+    }
     auto& alloc = doc.GetAllocator();
     if (!patient->HasMember("identifier") || !(*patient)["identifier"].IsArray()) {
       if (patient->HasMember("identifier")) patient->RemoveMember("identifier");
@@ -124,20 +150,19 @@ class MpiStage final : public core::Stage {
     identifier.AddMember("system", rapidjson::Value(kEnterpriseIdSystem, alloc), alloc);
     identifier.AddMember("value", rapidjson::Value(decision->enterpriseId.c_str(), alloc), alloc);
     (*patient)["identifier"].PushBack(identifier, alloc);
-    if (entry != nullptr && entry->HasMember("request") && (*entry)["request"].IsObject()) {
+    if (editRequest) {
       auto& request = (*entry)["request"];
-      const std::string condition =
-          std::string("identifier=") + kEnterpriseIdSystem + "|" + decision->enterpriseId;
       if (request.HasMember("ifNoneExist")) request.RemoveMember("ifNoneExist");
       request.AddMember("ifNoneExist", rapidjson::Value(condition.c_str(), alloc), alloc);
     }
-    pm.payload = serialize(doc);
+    pm.payload = serialize(doc, pm.payload.size() + 256);
     return core::StageResult::proceed();
   }
 
  private:
-  static std::string serialize(const rapidjson::Value& v) {
-    rapidjson::StringBuffer buffer;
+  // capacity: the expected size, so that the buffer is not grown as it is written.
+  static std::string serialize(const rapidjson::Value& v, size_t capacity = 1024) {
+    rapidjson::StringBuffer buffer(nullptr, capacity);
     rapidjson::Writer<rapidjson::StringBuffer> w(buffer);
     v.Accept(w);
     return {buffer.GetString(), buffer.GetSize()};

@@ -12,6 +12,8 @@
 #include <thread>
 
 #include <rapidjson/document.h>
+#include <rapidjson/stringbuffer.h>
+#include <rapidjson/writer.h>
 
 #include "engine/core/config.h"
 #include "engine/mpi/mpi_http.h"
@@ -131,6 +133,69 @@ void refuseAudits(MpiTx& tx, bool pg, const std::string& condition) {
 void stopRefusingAudits(MpiTx& tx, bool pg) {
   tx.session() << (pg ? "DROP TRIGGER mpi_test_refuse ON mpi_audit" : "DROP TRIGGER mpi_test_refuse");
   if (pg) tx.session() << "DROP FUNCTION mpi_test_refuse()";
+}
+
+// An "mpi" stage of `channel` on mpi, from the registry as the engine makes it.
+std::unique_ptr<core::Stage> makeStage(MpiService& mpi, const std::string& channel,
+                                       const std::string& config) {
+  core::ConnectorRegistry registry;
+  registerMpiStage(registry, std::shared_ptr<MpiService>(&mpi, [](MpiService*) {}));
+  const auto* factory = registry.stage("mpi");
+  BOOST_REQUIRE(factory);
+  rapidjson::Document parsed;
+  parsed.Parse(config.c_str());
+  core::ConfigReader reader(parsed, "channel.json", "/transformers/0");
+  reader.skip("type");
+  auto stage = (*factory)(reader, core::ConnectorContext{channel, "", ""});
+  BOOST_REQUIRE_MESSAGE(stage.has_value(), (stage ? std::string() : stage.error().message));
+  return std::move(*stage);
+}
+
+std::string written(const rapidjson::Value& v) {
+  rapidjson::StringBuffer sb;
+  rapidjson::Writer<rapidjson::StringBuffer> w(sb);
+  v.Accept(w);
+  return {sb.GetString(), sb.GetSize()};
+}
+
+// What the stage made of a payload before it edited the text in place (the DOM edit, kept as
+// its fallback): the Patient (the root, or the first Patient entry's resource) gets the
+// enterprise identifier appended, its entry's request the conditional create on it.
+std::string stampedByDom(const std::string& payload, const std::string& enterpriseId) {
+  rapidjson::Document doc = parse(payload);
+  auto& a = doc.GetAllocator();
+  auto isPatient = [](const rapidjson::Value& v) {
+    return v.IsObject() && v.HasMember("resourceType") && v["resourceType"].IsString() &&
+           std::string_view(v["resourceType"].GetString()) == "Patient";
+  };
+  rapidjson::Value* patient = isPatient(doc) ? &doc : nullptr;
+  rapidjson::Value* entry = nullptr;
+  if (!patient) {
+    for (auto& e : doc["entry"].GetArray()) {
+      if (e.IsObject() && e.HasMember("resource") && isPatient(e["resource"])) {
+        patient = &e["resource"];
+        entry = &e;
+        break;
+      }
+    }
+  }
+  BOOST_REQUIRE(patient);
+  if (!patient->HasMember("identifier") || !(*patient)["identifier"].IsArray()) {
+    if (patient->HasMember("identifier")) patient->RemoveMember("identifier");
+    patient->AddMember("identifier", rapidjson::Value(rapidjson::kArrayType), a);
+  }
+  rapidjson::Value id(rapidjson::kObjectType);
+  id.AddMember("system", rapidjson::Value(kEnterpriseIdSystem, a), a);
+  id.AddMember("value", rapidjson::Value(enterpriseId.c_str(), a), a);
+  (*patient)["identifier"].PushBack(id, a);
+  if (entry && entry->HasMember("request") && (*entry)["request"].IsObject()) {
+    auto& request = (*entry)["request"];
+    const std::string condition =
+        std::string("identifier=") + kEnterpriseIdSystem + "|" + enterpriseId;
+    if (request.HasMember("ifNoneExist")) request.RemoveMember("ifNoneExist");
+    request.AddMember("ifNoneExist", rapidjson::Value(condition.c_str(), a), a);
+  }
+  return written(doc);
 }
 
 }  // namespace
@@ -833,20 +898,8 @@ BOOST_AUTO_TEST_CASE(every_stage_of_a_lost_batch_fails_to_settle) {
   if (backendName() != "sqlite") return;  // batches are SQLite's
   static std::atomic<bool> refuse{false};
   refuseCommitsWhile(*store, refuse);
-  core::ConnectorRegistry registry;
-  registerMpiStage(registry, std::shared_ptr<MpiService>(mpi.get(), [](MpiService*) {}));
-  const auto* factory = registry.stage("mpi");
-  BOOST_REQUIRE(factory);
-  auto makeStage = [&](const std::string& channel) {
-    rapidjson::Document config;
-    config.Parse(R"({"type":"mpi","on_possible_match":"create"})");
-    core::ConfigReader reader(config, "channel.json", "/transformers/0");
-    reader.skip("type");
-    auto stage = (*factory)(reader, core::ConnectorContext{channel, "", ""});
-    BOOST_REQUIRE_MESSAGE(stage.has_value(), (stage ? std::string() : stage.error().message));
-    return std::move(*stage);
-  };
-  auto wa = makeStage("wa"), sms = makeStage("sms");
+  const std::string config = R"({"type":"mpi","on_possible_match":"create"})";
+  auto wa = makeStage(*mpi, "wa", config), sms = makeStage(*mpi, "sms", config);
   core::StoredMessage m1, m2;
   m1.id = 101;
   m1.channelId = "wa";
@@ -878,6 +931,121 @@ BOOST_AUTO_TEST_CASE(every_stage_of_a_lost_batch_fails_to_settle) {
   BOOST_TEST(mpi->sourceCount() == 2u);
   BOOST_TEST(committedRow(url, "mpi_source_patients", "id", "wa/m101"));
   BOOST_TEST(committedRow(url, "mpi_source_patients", "id", "sms/m102"));
+}
+
+// The stage writes the enterprise identifier into the payload's text instead of serialising the
+// whole Bundle again: for every shape of payload the result is the JSON the DOM edit gives
+// (compared as parsed values, member order aside), the text keeps its own layout where the edit
+// was made in place, and a payload whose edit sites are ambiguous (a repeated name, an
+// identifier that is not an array, an ifNoneExist that is not a string) is edited as a DOM.
+// The source stored is the Patient as the stage always sent it (its id replaced).
+BOOST_AUTO_TEST_CASE(the_stage_stamps_the_enterprise_id_into_the_text) {
+  auto stage = makeStage(*mpi, "wa", R"({"type":"mpi","on_possible_match":"create"})");
+  // Patients that match nobody in the store, each a new golden record.
+  auto person = [](int n, const std::string& extra) {
+    return R"({"resourceType":"Patient","id":"x)" + std::to_string(n) +
+           R"(","name":[{"family":"Zq)" + std::string(1, char('a' + n)) +
+           R"(yx","given":["W\u00e9n"]}],"birthDate":"19)" + std::to_string(10 + n) + R"(-03-04")" +
+           extra + "}";
+  };
+  auto bundle = [](const std::string& entries) {
+    return R"({"resourceType":"Bundle","type":"transaction","entry":[)" + entries + "]}";
+  };
+  auto patientOf = [](const rapidjson::Value& payload) -> const rapidjson::Value* {
+    if (!payload.HasMember("entry")) return &payload;
+    for (const auto& e : payload["entry"].GetArray()) {
+      if (e.IsObject() && e.HasMember("resource") &&
+          std::string_view(e["resource"]["resourceType"].GetString()) == "Patient") {
+        return &e["resource"];
+      }
+    }
+    return nullptr;
+  };
+  const std::string org = R"({"resource":{"resourceType":"Organization","name":"A"},)"
+                          R"("request":{"method":"POST","url":"Organization"}})";
+  struct Case {
+    std::string payload;
+    bool inPlace;  // the text edit applies (else the DOM's)
+  };
+  const std::vector<Case> cases = {
+      // identifier absent; request without ifNoneExist; the Patient second.
+      {bundle(org + R"(,{"fullUrl":"urn:uuid:1","resource":)" + person(0, "") +
+              R"(,"request":{"method":"POST","url":"Patient"}})"),
+       true},
+      // identifier with items, ifNoneExist replaced, numbers and escapes as written.
+      {bundle(R"({"request":{"ifNoneExist":"identifier=a|b","method":"POST"},"resource":)" +
+              person(1, R"(,"identifier":[{"system":"s","value":"v\"1"}],"x":1e2,"y":-0.50)") +
+              "}"),
+       true},
+      // identifier empty, request empty.
+      {bundle(R"({"resource":)" + person(2, R"(,"identifier":[])") + R"(,"request":{}})"), true},
+      // laid out with spaces and newlines.
+      {"{\n  \"resourceType\" : \"Bundle\",\n  \"entry\" : [ {\n    \"resource\" : " +
+           person(3, ",\n \"identifier\" : [ ]\n ") +
+           ",\n    \"request\" : { \"ifNoneExist\" :  \"old\" , \"method\" : \"POST\" }\n  } "
+           "]\n}\n",
+       true},
+      // a bare Patient, without and with identifiers.
+      {person(4, ""), true},
+      {person(5, R"(,"identifier":[{"value":"1"}])"), true},
+      // no request at all.
+      {bundle(R"({"resource":)" + person(6, "") + "}"), true},
+      // ambiguous: the DOM edit.
+      {bundle(R"({"resource":)" + person(7, R"(,"identifier":[],"identifier":[{"value":"2"}])") +
+              "}"),
+       false},
+      {bundle(R"({"resource":)" + person(8, R"(,"identifier":null)") + "}"), false},
+      {bundle(R"({"resource":)" + person(9, "") + R"(,"request":{"ifNoneExist":7}})"), false},
+      {bundle(R"({"resource":)" + person(10, "") +
+              R"(,"request":{"ifNoneExist":"a","ifNoneExist":"b"}})"),
+       false},
+      {bundle(R"({"resource":)" + person(11, "") + R"(,"request":{},"request":{}})"), false},
+      {R"({"resourceType":"Bundle","entry":[{"resource":)" + person(12, "") + R"(}],"entry":[]})",
+       false},
+  };
+  for (size_t i = 0; i < cases.size(); ++i) {
+    BOOST_TEST_CONTEXT("case " << i << ": " << cases[i].payload) {
+      core::StoredMessage m;
+      m.id = 500 + static_cast<int64_t>(i);
+      m.channelId = "wa";
+      core::PipelineMessage pm;
+      pm.message = &m;
+      pm.payload = cases[i].payload;
+      auto r = stage->process(pm);
+      BOOST_REQUIRE((r.kind == core::StageResult::Kind::kContinue));
+      const std::string* enterpriseId = core::findMetadata(pm.metadata, "mpi_enterprise_id");
+      BOOST_REQUIRE(enterpriseId);
+      const std::string expected = stampedByDom(cases[i].payload, *enterpriseId);
+      if (cases[i].inPlace) {
+        BOOST_TEST((parse(pm.payload) == parse(expected)));
+        // Every byte outside the edits is kept (the DOM edit writes compact JSON).
+        BOOST_TEST(pm.payload.size() > cases[i].payload.size());
+        BOOST_TEST(pm.payload.substr(0, 20) == cases[i].payload.substr(0, 20));
+        if (i == 3) BOOST_TEST(pm.payload.find("\n    \"request\" : {") != std::string::npos);
+        if (i == 1) BOOST_TEST(pm.payload.find(R"("x":1e2,"y":-0.50)") != std::string::npos);
+      } else {
+        BOOST_TEST(pm.payload == expected);  // (== of parsed values cannot tell repeated names)
+      }
+      // The stored source: the Patient with its id replaced, written as the DOM writes it.
+      rapidjson::Document original = parse(cases[i].payload);
+      const rapidjson::Value* op = patientOf(original);
+      BOOST_REQUIRE(op);
+      rapidjson::Document copy;
+      copy.CopyFrom(*op, copy.GetAllocator());
+      copy.RemoveMember("id");
+      const std::string sourceId = "m" + std::to_string(m.id);
+      copy.AddMember("id", rapidjson::Value(sourceId.c_str(), copy.GetAllocator()),
+                     copy.GetAllocator());
+      std::optional<SourcePatient> stored;
+      BOOST_REQUIRE(store->transaction([&](MpiTx& tx) -> Result<void> {
+        stored = tx.source("wa/" + sourceId);
+        return {};
+      }));
+      BOOST_REQUIRE(stored.has_value());
+      BOOST_TEST(stored->resource == written(copy));
+    }
+  }
+  BOOST_REQUIRE(stage->settle());
 }
 
 BOOST_AUTO_TEST_SUITE_END()
