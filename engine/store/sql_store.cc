@@ -7,6 +7,7 @@
 #include <condition_variable>
 #include <deque>
 #include <filesystem>
+#include <iterator>
 #include <map>
 #include <mutex>
 #include <optional>
@@ -456,6 +457,17 @@ class SessionPool {
   std::vector<soci::session*> free_;
 };
 
+// Where an attempt that ends its delivery puts the deliveries waiting for it: leased to `owner`
+// until `untilMs` and loaded into `out` (recordAttemptsAndClaim), unless not due at `nowMs` or
+// their destination ("channel/destination") is paused.
+struct HandOver {
+  const std::string& owner;
+  Millis nowMs = 0;
+  Millis untilMs = 0;
+  const std::vector<std::string>& paused;
+  std::vector<DeliveryRecord>& out;
+};
+
 // The statements finishes and attempts run, compiled on first use and kept with their session
 // (see Prepared).
 class BatchWriter {
@@ -556,13 +568,15 @@ class BatchWriter {
     return {};
   }
 
-  Result<void> attempt(std::int64_t deliveryId, const std::string& owner, const AttemptRecord& a) {
+  // `sent`: the delivery as sent (Store::AttemptItem::sent), or null.
+  Result<void> attempt(std::int64_t deliveryId, const std::string& owner, const AttemptRecord& a,
+                       const DeliveryRecord* sent = nullptr, const std::optional<HandOver>& handOver = std::nullopt) {
     if (!lookupSt_) {
       lookupSt_.emplace(
-          (sql_.prepare << "SELECT message_id, attempts, status, run, destination FROM deliveries "
+          (sql_.prepare << "SELECT message_id, attempts, status, run, destination, payload_id FROM deliveries "
                            "WHERE id = :i AND lease_owner = :o",
            soci::use(aId_), soci::use(aOwner_), soci::into(aMessage_), soci::into(aAttempts_),
-           soci::into(aStatus_), soci::into(aRun_), soci::into(aDestination_)));
+           soci::into(aStatus_), soci::into(aRun_), soci::into(aDestination_), soci::into(aPayloadId_)));
       releaseSt_.emplace(
           (sql_.prepare << "UPDATE deliveries SET status = 'pending' WHERE message_id = :m AND "
                            "run = :r AND after_destination = :d AND status = 'waiting'",
@@ -614,7 +628,13 @@ class BatchWriter {
     aDeadReason_ = a.newStatus == "dead" ? a.deadReason : std::string();
     attemptSt_->execute(true);
     updateSt_->execute(true);
-    if (aNewStatus_ != "pending") releaseSt_->execute(true);  // its "after" siblings are due now
+    if (aNewStatus_ != "pending") {  // its "after" siblings are due now
+      if (handOver) {
+        handOverWaiting(*handOver, sent);
+      } else {
+        releaseSt_->execute(true);
+      }
+    }
     const Millis at = a.startedAtMs + a.durationMs;
     const std::string summary = "attempt " + std::to_string(aNumber_) + ": " + aOutcome_ +
                                 (a.statusCode ? " " + std::to_string(a.statusCode) : std::string()) +
@@ -648,6 +668,82 @@ class BatchWriter {
   }
 
  private:
+  // Releases the deliveries waiting for the one just recorded (aMessage_, aRun_, aDestination_)
+  // and hands the due ones over (see HandOver) loaded as Claimer::leaseDelivery loads a claimed
+  // one: the sibling's outcome is the attempt just recorded; the payload and metadata are those
+  // of `sent` when given (the payload when they share its row), read from the database otherwise.
+  // One whose payload cannot be decoded stays released for a claim, which reports it.
+  void handOverWaiting(const HandOver& h, const DeliveryRecord* sent) {
+    if (!waitingSt_) {
+      waitingSt_.emplace((sql_.prepare << "SELECT id, channel_id, destination, attempts, created_at, "
+                                          "next_attempt_at, payload_id, content_type, last_status_code, last_response, "
+                                          "dead_reason FROM deliveries WHERE "
+                                          "message_id = :m AND run = :r AND after_destination = :d AND "
+                                          "status = 'waiting'",
+                          soci::use(aMessage_), soci::use(aRun_), soci::use(aDestination_), soci::into(w_.id),
+                          soci::into(w_.channelId), soci::into(w_.destination), soci::into(w_.attempts),
+                          soci::into(w_.createdAt), soci::into(w_.nextAttemptAt), soci::into(w_.payloadId),
+                          soci::into(w_.contentType), soci::into(w_.lastStatusCode), soci::into(w_.lastResponse),
+                          soci::into(w_.deadReason)));
+      handLeaseSt_.emplace((sql_.prepare << "UPDATE deliveries SET lease_owner = :o, lease_until = :u WHERE id = :i",
+                            soci::use(hOwner_), soci::use(hUntil_), soci::use(w_.id)));
+      handPayloadSt_.emplace((sql_.prepare << "SELECT payload, payload_encoding FROM payloads WHERE payload_id = :p",
+                              soci::use(w_.payloadId), soci::into(hPayload_), soci::into(hEncoding_)));
+      handMetadataSt_.emplace(
+          (sql_.prepare << "SELECT metadata FROM messages WHERE id = :m", soci::use(aMessage_), soci::into(hMetadata_)));
+    }
+    std::vector<Waiting> rows;
+    runToEnd(*waitingSt_, [&] { rows.push_back(w_); });
+    releaseSt_->execute(true);
+    if (sent != nullptr && sent->id != aId_) sent = nullptr;  // not the delivery recorded
+    for (Waiting& r : rows) {
+      if (r.nextAttemptAt > h.nowMs) continue;
+      const std::string key = r.channelId + "/" + r.destination;
+      if (std::find(h.paused.begin(), h.paused.end(), key) != h.paused.end()) continue;
+      DeliveryRecord d;
+      if (sent != nullptr && r.payloadId == aPayloadId_) {
+        d.payload = sent->payload;
+      } else {
+        w_ = r;
+        bool found = false;
+        runToEnd(*handPayloadSt_, [&] { found = true; });
+        if (!found) continue;
+        auto decoded = decodeBody(hPayload_, hEncoding_);
+        if (!decoded) continue;
+        d.payload = std::move(*decoded);
+      }
+      if (sent != nullptr) {
+        d.metadata = sent->metadata;
+      } else {
+        bool found = false;
+        runToEnd(*handMetadataSt_, [&] { found = true; });
+        if (!found) continue;
+        d.metadata = decodeMetadata(hMetadata_);
+      }
+      w_ = r;
+      hOwner_ = h.owner;
+      hUntil_ = h.untilMs;
+      runToEnd(*handLeaseSt_);
+      d.id = r.id;
+      d.messageId = aMessage_;
+      d.channelId = std::move(r.channelId);
+      d.destination = std::move(r.destination);
+      d.status = "pending";
+      d.attempts = static_cast<int>(r.attempts);
+      d.createdAtMs = r.createdAt;
+      d.nextAttemptAtMs = r.nextAttemptAt;
+      d.contentType = std::move(r.contentType);
+      d.lastStatusCode = static_cast<int>(r.lastStatusCode);
+      d.lastResponse = std::move(r.lastResponse);
+      d.deadReason = std::move(r.deadReason);
+      d.after = aDestination_;
+      d.upstreamStatus = aNewStatus_;
+      d.upstreamResponse = aResponse_;
+      d.leaseUntilMs = h.untilMs;
+      h.out.push_back(std::move(d));
+    }
+  }
+
   void event(long long messageId, long long deliveryId, long long at, const std::string& type,
              const std::string& detail) {
     if (!eventSt_) {
@@ -664,10 +760,20 @@ class BatchWriter {
     eventSt_->execute(true);
   }
 
+  // A row of waitingSt_ (a delivery waiting for the one recorded).
+  struct Waiting {
+    long long id = 0, attempts = 0, createdAt = 0, nextAttemptAt = 0, payloadId = 0, lastStatusCode = 0;
+    std::string channelId, destination, contentType, lastResponse, deadReason;
+  };
+
   soci::session& sql_;
   Dialect dialect_;
   std::optional<soci::statement> finishSt_, payloadSt_, deliverySt_, eventSt_, lookupSt_,
-      releaseSt_, attemptSt_, updateSt_, rollupSt_, messageSt_, lockSt_, externalSt_;
+      releaseSt_, attemptSt_, updateSt_, rollupSt_, messageSt_, lockSt_, externalSt_, waitingSt_,
+      handLeaseSt_, handPayloadSt_, handMetadataSt_;
+  Waiting w_;
+  std::string hOwner_, hPayload_, hEncoding_, hMetadata_;
+  long long hUntil_ = 0, aPayloadId_ = 0;
   std::string xExternal_;
   long long xAt_ = 0, locked_ = 0;
   std::string fStatus_, fError_, fOwner_, dDestination_, dStatus_, dPayload_, dEncoding_,
@@ -1097,10 +1203,18 @@ class SqlStore final : public Store {
       Txn tr(sql, dialect_);
       if (!flush && dialect_ == Dialect::kPostgresql) sql << "SET LOCAL synchronous_commit TO OFF";
       RecordedAndClaimed out;
-      out.recorded = recordIn(sql, owner, items);
-      auto claimed = claimIn(sql, owner, claim);
-      if (!claimed) return std::unexpected(claimed.error());
-      out.claimed = std::move(*claimed);
+      out.recorded = recordIn(sql, owner, items,
+                              HandOver{owner, claim.nowMs, claim.nowMs + claim.leaseMs, claim.pausedDestinations,
+                                       out.claimed});
+      // The claim takes what the batch has room for after the deliveries handed over.
+      const int room = claim.limit - static_cast<int>(out.claimed.size());
+      if (room > 0) {
+        ClaimRequest rest = claim;
+        rest.limit = room;
+        auto claimed = claimIn(sql, owner, rest);
+        if (!claimed) return std::unexpected(claimed.error());
+        std::move(claimed->begin(), claimed->end(), std::back_inserter(out.claimed));
+      }
       tr.commit();
       return out;
     });
@@ -1123,11 +1237,14 @@ class SqlStore final : public Store {
   }
 
   // The attempts of recordAttempts inside the caller's transaction.
-  std::vector<Result<void>> recordIn(soci::session& sql, const std::string& owner, const std::vector<AttemptItem>& items) {
+  std::vector<Result<void>> recordIn(soci::session& sql, const std::string& owner, const std::vector<AttemptItem>& items,
+                                     const std::optional<HandOver>& handOver = std::nullopt) {
     BatchWriter& writer = prepared(sql).writer;
     std::vector<Result<void>> out;
     out.reserve(items.size());
-    for (const AttemptItem& item : items) out.push_back(writer.attempt(item.deliveryId, owner, item.attempt));
+    for (const AttemptItem& item : items) {
+      out.push_back(writer.attempt(item.deliveryId, owner, item.attempt, item.sent, handOver));
+    }
     return out;
   }
 

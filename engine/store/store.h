@@ -280,6 +280,10 @@ class Store {
   struct AttemptItem {
     std::int64_t deliveryId = 0;
     AttemptRecord attempt;
+    // The delivery as it was sent, when the caller still holds it: recordAttemptsAndClaim hands
+    // the deliveries this attempt releases ("after" it) over with its payload and metadata
+    // instead of reading them back. Optional; must outlive the call.
+    const DeliveryRecord* sent = nullptr;
   };
   virtual Result<std::vector<Result<void>>> recordAttempts(const std::string& owner,
                                                            const std::vector<AttemptItem>& items,
@@ -287,9 +291,11 @@ class Store {
 
   // recordAttempts(owner, items, flush), then claimDeliveries(owner, claim...) in the SAME
   // transaction: a delivery worker that has sent a batch records it and takes its next one with a
-  // single commit. The claim runs after the attempts are recorded, so it sees deliveries that
-  // waited ("after") for the ones just recorded. A database error fails both; an item whose lease
-  // was lost gets kConflict and the rest still commit, as in recordAttempts.
+  // single commit. A delivery waiting ("after") for one whose attempt ends it (succeeded or dead)
+  // is handed over in `claimed` leased to `owner`, loaded as a claim would load it, without a
+  // claim (unless it is not due yet or its destination is paused: then it stays for any claim);
+  // the claim then takes what the batch has room for. A database error fails both; an item whose
+  // lease was lost gets kConflict and the rest still commit, as in recordAttempts.
   struct ClaimRequest {
     int limit = 0;
     Millis nowMs = 0;

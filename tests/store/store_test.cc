@@ -977,6 +977,96 @@ BOOST_AUTO_TEST_CASE(attempts_recorded_with_the_next_claim_release_the_deliverie
   BOOST_TEST(retry->at(0).messageId == b);
 }
 
+// Hand-over: the deliveries an attempt releases come back from recordAttemptsAndClaim leased to
+// the worker, field for field what a claim loads, read from the database or (`sent`) reusing the
+// sent sibling's payload and metadata; those not due or paused stay for a claim.
+BOOST_AUTO_TEST_CASE(deliveries_released_by_an_attempt_are_handed_over_as_a_claim_would_load_them) {
+  Db db;
+  auto s = db.open();
+  const std::string bundle("caf\xc3\xa9 \xff bundle", 14);  // not UTF-8: stored encoded
+  std::vector<std::int64_t> ids;
+  // Message `key` with an ehr delivery due at `ehrDue` and four deliveries after it.
+  auto add = [&](const char* key, Millis ehrDue) {
+    auto m = msg("c", key, "a");
+    m.metadata.push_back({"wa_id", std::string("15550001111-") + key});
+    const auto id = ingestOne(*s, m);
+    ids.push_back(id);
+    BOOST_REQUIRE_EQUAL(s->claimMessages("w", 10, 1000, 500)->size(), 1u);
+    store::ProcessOutcome o;
+    o.status = "processed";
+    o.deliveries.push_back({"ehr", bundle, "application/fhir+json", ehrDue, ""});
+    o.deliveries.push_back({"reply", bundle, "application/fhir+json", 1000, "ehr"});  // shares its row
+    o.deliveries.push_back({"note", "other payload", std::string("text/\xff", 6), 1000, "ehr"});
+    o.deliveries.push_back({"later", "x", "text/plain", 9000, "ehr"});  // not due at hand-over
+    o.deliveries.push_back({"audit", "y", "text/plain", 1000, "ehr"});  // paused at hand-over
+    BOOST_REQUIRE(s->finishMessage(id, "w", o, 1000).has_value());
+  };
+  add("1", 1000);
+  add("2", 1000);
+  auto ehrs = s->claimDeliveries("w", 2, 1000, 500, {}).value();
+  BOOST_REQUIRE_EQUAL(ehrs.size(), 2u);
+  add("3", 900);  // its ehr is due first: a claim would take it before the released ones
+  auto ok = attempt("ok", "succeeded", 1000);
+  ok.response = R"({"entry":[{"status":"201 Created","location":"Appointment/7/_history/1"}]})";
+  auto dead = attempt("fail", "dead", 1000, 0, "permanent");
+  std::vector<Store::AttemptItem> items{{ehrs.at(0).id, ok, &ehrs.at(0)},  // payload and metadata reused
+                                        {ehrs.at(1).id, dead, nullptr}};  // read back
+  // Room for four: the four handed over fill it, so the claim takes nothing (3's ehr stays).
+  auto both = s->recordAttemptsAndClaim("w", items, true, {4, 1000, 700, {"c/audit"}});
+  BOOST_REQUIRE(both.has_value());
+  BOOST_TEST(both->recorded.at(0).has_value());
+  BOOST_TEST(both->recorded.at(1).has_value());
+  std::vector<store::DeliveryRecord> handed = both->claimed;
+  BOOST_REQUIRE_EQUAL(handed.size(), 4u);
+  for (const auto& h : handed) {
+    BOOST_TEST((h.destination == "reply" || h.destination == "note"));
+    BOOST_TEST(h.leaseUntilMs == 1700);
+    BOOST_TEST(h.upstreamStatus == (h.messageId == ehrs.at(0).messageId ? "succeeded" : "dead"));
+  }
+  // Nobody else claims them; the paused ones were released for any claim.
+  auto others = s->claimDeliveries("x", 10, 1000, 500, {});
+  BOOST_REQUIRE(others.has_value());
+  std::multiset<std::string> free;
+  for (const auto& d : *others) free.insert(d.destination);
+  BOOST_TEST((free == std::multiset<std::string>{"audit", "audit", "ehr"}));  // 3's ehr was left
+  // Once the lease ends, a claim loads exactly what was handed over.
+  auto claimed = s->claimDeliveries("y", 10, 1700, 500, {});
+  BOOST_REQUIRE(claimed.has_value());
+  std::size_t matched = 0;
+  for (const auto& h : handed) {
+    for (const auto& c : *claimed) {
+      if (c.id != h.id) continue;
+      ++matched;
+      BOOST_TEST(c.messageId == h.messageId);
+      BOOST_TEST(c.channelId == h.channelId);
+      BOOST_TEST(c.destination == h.destination);
+      BOOST_TEST(c.status == h.status);
+      BOOST_TEST(c.attempts == h.attempts);
+      BOOST_TEST(c.createdAtMs == h.createdAtMs);
+      BOOST_TEST(c.nextAttemptAtMs == h.nextAttemptAtMs);
+      BOOST_TEST(c.payload == h.payload);
+      BOOST_TEST(c.contentType == h.contentType);
+      BOOST_TEST((c.metadata == h.metadata));
+      BOOST_TEST(c.lastStatusCode == h.lastStatusCode);
+      BOOST_TEST(c.lastResponse == h.lastResponse);
+      BOOST_TEST(c.deadReason == h.deadReason);
+      BOOST_TEST(c.after == h.after);
+      BOOST_TEST(c.upstreamStatus == h.upstreamStatus);
+      BOOST_TEST(c.upstreamResponse == h.upstreamResponse);
+    }
+  }
+  BOOST_TEST(matched == 4u);
+  for (const auto& h : handed) {
+    if (h.destination == "reply") BOOST_TEST(h.payload == bundle);
+  }
+  // The one not due yet is pending, for the claim at its time.
+  auto later = s->claimDeliveries("z", 10, 9000, 500, {});
+  BOOST_REQUIRE(later.has_value());
+  std::size_t laterCount = 0;
+  for (const auto& d : *later) laterCount += d.destination == "later" ? 1 : 0;
+  BOOST_TEST(laterCount == 2u);
+}
+
 BOOST_AUTO_TEST_CASE(status_callbacks_are_recorded_on_the_message_whose_delivery_sent_it) {
   Db db;
   auto s = db.open();
