@@ -114,16 +114,9 @@ std::string normalizedJson(const NormalizedRecord& n) {
   return write(d);
 }
 
-// A Patient resource with active and link replaced by the given values.
-std::string patchPatient(const std::string& resource, const std::string& id, bool active,
-                         const std::vector<std::pair<std::string, std::string>>& links) {
-  JsonArena arena;
-  Document d = arena.document();
-  d.Parse(resource.c_str());
-  if (d.HasParseError() || !d.IsObject()) {
-    d.SetObject();
-    d.AddMember("resourceType", "Patient", d.GetAllocator());
-  }
+// Replaces id, active and link of the Patient object d with the given values (added last).
+void setIdActiveLinks(Document& d, const std::string& id, bool active,
+                      const std::vector<std::pair<std::string, std::string>>& links) {
   auto& a = d.GetAllocator();
   d.RemoveMember("id");
   d.RemoveMember("active");
@@ -141,6 +134,19 @@ std::string patchPatient(const std::string& resource, const std::string& id, boo
     }
     d.AddMember("link", arr, a);
   }
+}
+
+// A Patient resource with active and link replaced by the given values.
+std::string patchPatient(const std::string& resource, const std::string& id, bool active,
+                         const std::vector<std::pair<std::string, std::string>>& links) {
+  JsonArena arena;
+  Document d = arena.document();
+  d.Parse(resource.c_str());
+  if (d.HasParseError() || !d.IsObject()) {
+    d.SetObject();
+    d.AddMember("resourceType", "Patient", d.GetAllocator());
+  }
+  setIdActiveLinks(d, id, active, links);
   return write(d);
 }
 
@@ -481,7 +487,9 @@ void MpiService::rebuildGolden(GoldenRecord& g, std::vector<SourcePatient> membe
   std::vector<std::pair<std::string, std::string>> links;
   if (!g.active && !g.replacedBy.empty()) links.push_back({g.replacedBy, "replaced-by"});
   for (const auto& r : replaces) links.push_back({r, "replaces"});
-  g.resource = patchPatient(write(out), g.id, g.active, links);
+  // As patchPatient(write(out), ...) did, without writing and parsing the record once more.
+  setIdActiveLinks(out, g.id, g.active, links);
+  g.resource = write(out);
   g.provenance = write(prov);
 }
 
