@@ -16,6 +16,11 @@
 // MpiService::settle() after every N calls, as the engine does once per batch of N messages;
 // 0 (the default) makes every call durable on its own (kFlushed). With N > 0 the per-call
 // median leaves out the settle; the mean wall time and the CPU time per call include it.
+// --stage BUNDLE (needs --settle N > 0) runs each call through the "mpi" pipeline stage itself,
+// as the engine does: the incoming Patient is put in the place of the first entry's resource of
+// the transaction Bundle in the file BUNDLE (e.g. tests/data/reply/appointment-bundle.json),
+// process() parses it, submits and writes the Bundle back with the enterprise identifier, and
+// the stage's settle() runs every N calls.
 // Thread-safety: single-threaded program.
 #include <sys/resource.h>
 #include <unistd.h>
@@ -28,7 +33,16 @@
 #include <string_view>
 #include <vector>
 
+#include <fstream>
+#include <sstream>
+
+#include <rapidjson/document.h>
+#include <rapidjson/stringbuffer.h>
+#include <rapidjson/writer.h>
+
+#include "engine/core/config.h"
 #include "engine/mpi/mpi_service.h"
+#include "engine/mpi/mpi_stage.h"
 #include "synthetic.h"
 
 using namespace switchboard::mpi;
@@ -91,6 +105,46 @@ IoCounts perCall(const IoCounts& a, const IoCounts& b, size_t calls) {
           (b.wchar - a.wchar) / double(calls)};
 }
 
+// The transaction Bundle of `templ` with its first entry's resource replaced by each Patient.
+std::vector<std::string> bundlesOf(const std::string& templ, const std::vector<std::string>& ps) {
+  std::ifstream in(templ);
+  std::stringstream text;
+  text << in.rdbuf();
+  std::vector<std::string> out;
+  for (const auto& p : ps) {
+    rapidjson::Document d;
+    d.Parse(text.str().c_str());
+    rapidjson::Document patient(&d.GetAllocator());
+    patient.Parse(p.c_str());
+    if (d.HasParseError() || patient.HasParseError() || !d.HasMember("entry")) {
+      std::fprintf(stderr, "%s: not a transaction Bundle\n", templ.c_str());
+      std::exit(2);
+    }
+    d["entry"][0]["resource"] = patient.Move();
+    rapidjson::StringBuffer sb;
+    rapidjson::Writer<rapidjson::StringBuffer> w(sb);
+    d.Accept(w);
+    out.emplace_back(sb.GetString(), sb.GetSize());
+  }
+  return out;
+}
+
+// The "mpi" stage of channel "bench-stage" over mpi, made as the engine makes it.
+std::unique_ptr<switchboard::core::Stage> makeStage(MpiService& mpi) {
+  switchboard::core::ConnectorRegistry registry;
+  registerMpiStage(registry, std::shared_ptr<MpiService>(&mpi, [](MpiService*) {}));
+  rapidjson::Document config;
+  config.Parse(R"({"on_possible_match":"create"})");
+  switchboard::core::ConfigReader reader(config, "bench", "/stage");
+  auto stage =
+      (*registry.stage("mpi"))(reader, switchboard::core::ConnectorContext{"bench-stage", "", ""});
+  if (!stage) {
+    std::fprintf(stderr, "stage: %s\n", stage.error().message.c_str());
+    std::exit(1);
+  }
+  return std::move(*stage);
+}
+
 void removeDb(const std::filesystem::path& db) {
   std::error_code ec;
   for (const char* suffix : {"", "-wal", "-shm", "-journal"})
@@ -101,10 +155,9 @@ void removeDb(const std::filesystem::path& db) {
 
 int main(int argc, char** argv) {
   size_t n = 5000, calls = 500, runs = 5, settleEvery = 0;
-  std::string configPath = "conf/mpi.json";
-  std::filesystem::path dir =
-      std::filesystem::temp_directory_path() /
-      ("switchboard-mpi-stage-bench-" + std::to_string(::getpid()));
+  std::string configPath = "conf/mpi.json", bundleTemplate;
+  std::filesystem::path dir = std::filesystem::temp_directory_path() /
+                              ("switchboard-mpi-stage-bench-" + std::to_string(::getpid()));
   for (int i = 1; i + 1 < argc; i += 2) {
     std::string k = argv[i], v = argv[i + 1];
     if (k == "--patients")
@@ -119,10 +172,16 @@ int main(int argc, char** argv) {
       dir = v;
     else if (k == "--settle")
       settleEvery = std::stoul(v);
+    else if (k == "--stage")
+      bundleTemplate = v;
     else {
       std::fprintf(stderr, "unknown option %s\n", k.c_str());
       return 2;
     }
+  }
+  if (!bundleTemplate.empty() && settleEvery == 0) {
+    std::fprintf(stderr, "--stage needs --settle N > 0 (the stage's submissions are deferred)\n");
+    return 2;
   }
   auto config = MatchConfig::load(configPath);
   if (!config) {
@@ -153,16 +212,44 @@ int main(int argc, char** argv) {
     p.id = "m" + std::to_string(i + 1);
     incoming.push_back(bench::toFhirJson(p));
   }
+  const std::vector<std::string> bundles =
+      bundleTemplate.empty() ? std::vector<std::string>() : bundlesOf(bundleTemplate, incoming);
 
   const MpiStore::Durability durability =
       settleEvery > 0 ? MpiStore::Durability::kDeferred : MpiStore::Durability::kFlushed;
   // Called after each call: the engine's settle at the end of every batch of settleEvery.
-  auto settleAfter = [&](MpiService& mpi, size_t done) {
+  auto settleAfter = [&](MpiService& mpi, switchboard::core::Stage* stage, size_t done) {
     if (settleEvery == 0 || (done % settleEvery != 0 && done != calls)) return;
-    if (auto s = mpi.settle(); !s) {
+    if (auto s = stage ? stage->settle() : mpi.settle(); !s) {
       std::fprintf(stderr, "settle: %s\n", s.error().message.c_str());
       std::exit(1);
     }
+  };
+  // Call i: the service's submit, or the stage's process of the Bundle. The decision, or exit.
+  std::vector<switchboard::core::StoredMessage> messages(calls);
+  for (size_t i = 0; i < calls; ++i) {
+    messages[i].id = static_cast<int64_t>(i + 1);  // the stage names the source m<id>
+    messages[i].channelId = "bench-stage";
+  }
+  auto oneCall = [&](MpiService& mpi, switchboard::core::Stage* stage, size_t i, bool replay) {
+    if (stage == nullptr) {
+      auto d = mpi.submit(incoming[i], "bench-stage", "system", durability);
+      if (!d || (replay && !d->updatedSource)) {
+        std::fprintf(stderr, "submit: %s\n", d ? "not an update" : d.error().message.c_str());
+        std::exit(1);
+      }
+      return d->result;
+    }
+    switchboard::core::PipelineMessage pm;
+    pm.message = &messages[i];
+    pm.payload = bundles[i];
+    auto r = stage->process(pm);
+    const std::string* decision = switchboard::core::findMetadata(pm.metadata, "mpi_decision");
+    if (r.kind != switchboard::core::StageResult::Kind::kContinue || decision == nullptr) {
+      std::fprintf(stderr, "stage: %s\n", r.error.message.c_str());
+      std::exit(1);
+    }
+    return parseDecision(*decision).value_or(Decision::kNoMatch);
   };
 
   std::vector<double> medians, replayMedians, cpu, replayCpu, wall, replayWall;
@@ -172,24 +259,21 @@ int main(int argc, char** argv) {
     removeDb(work);
     std::filesystem::copy_file(templ, work);
     auto mpi = openService(*config, work.string());
+    auto stage = bundles.empty() ? nullptr : makeStage(*mpi);
     std::vector<double> lat;
     lat.reserve(calls);
     linked = review = created = 0;
     double cpu0 = cpuMicros();
     auto wall0 = Clock::now();
     IoCounts io0 = ioCounts();
-    for (const auto& j : incoming) {
+    for (size_t i = 0; i < calls; ++i) {
       const auto t = Clock::now();
-      auto d = mpi->submit(j, "bench-stage", "system", durability);
+      const Decision d = oneCall(*mpi, stage.get(), i, false);
       lat.push_back(std::chrono::duration<double, std::micro>(Clock::now() - t).count());
-      settleAfter(*mpi, lat.size());
-      if (!d) {
-        std::fprintf(stderr, "submit: %s\n", d.error().message.c_str());
-        return 1;
-      }
-      if (d->result == Decision::kMatch)
+      settleAfter(*mpi, stage.get(), lat.size());
+      if (d == Decision::kMatch)
         ++linked;
-      else if (d->result == Decision::kPossibleMatch)
+      else if (d == Decision::kPossibleMatch)
         ++review;
       else
         ++created;
@@ -206,15 +290,11 @@ int main(int argc, char** argv) {
     cpu0 = cpuMicros();
     wall0 = Clock::now();
     io0 = ioCounts();
-    for (const auto& j : incoming) {
+    for (size_t i = 0; i < calls; ++i) {
       const auto t = Clock::now();
-      auto d = mpi->submit(j, "bench-stage", "system", durability);
+      oneCall(*mpi, stage.get(), i, true);
       lat.push_back(std::chrono::duration<double, std::micro>(Clock::now() - t).count());
-      settleAfter(*mpi, lat.size());
-      if (!d || !d->updatedSource) {
-        std::fprintf(stderr, "replay: %s\n", d ? "not an update" : d.error().message.c_str());
-        return 1;
-      }
+      settleAfter(*mpi, stage.get(), lat.size());
     }
     replayCpu.push_back((cpuMicros() - cpu0) / double(calls));
     io = perCall(io0, ioCounts(), calls);
@@ -231,11 +311,12 @@ int main(int argc, char** argv) {
         replayCpu.back());
   }
   std::printf(
-      "stage submit against %zu stored patients (%zu calls x %zu runs, settle every %zu; linked "
+      "%s against %zu stored patients (%zu calls x %zu runs, settle every %zu; linked "
       "%zu, review %zu, new %zu): median of run medians %.0f us (mean %.0f, CPU %.0f us/call); "
       "replayed %.0f us (mean %.0f, CPU %.0f us/call)\n",
-      n, calls, runs, settleEvery, linked, review, created, median(medians), median(wall),
-      median(cpu), median(replayMedians), median(replayWall), median(replayCpu));
+      bundles.empty() ? "stage submit" : "stage process", n, calls, runs, settleEvery, linked,
+      review, created, median(medians), median(wall), median(cpu), median(replayMedians),
+      median(replayWall), median(replayCpu));
   std::printf(
       "per call, median of runs: new %.2f read calls, %.2f write calls, %.1f KiB written; "
       "replayed %.2f read calls, %.2f write calls, %.1f KiB written\n",
