@@ -347,7 +347,7 @@ struct MpiTx::Prepared {
       insertReviewSqlite;
   Cached<NoRow, Str, Str, Str, I64, I64, Str, I64> updateReview;
   Cached<ReviewRow, I64> review;
-  Cached<ReviewRow, Str, Str, Str, Str, Str> openReviewForPair;
+  Cached<ReviewRow, Str, Str, Str, Str, Str, Str> openReviewForPair;
   Cached<ReviewRow, Str, Str, Str> openReviewsOf;
   Cached<IdRow, I64, Str, Str, Str, Str> appendAudit;
   Cached<NoRow, I64, Str, Str, Str, Str> appendAuditSqlite;
@@ -560,13 +560,20 @@ std::vector<ReviewItem> MpiTx::reviews(const ReviewFilter& f) {
 
 std::optional<ReviewItem> MpiTx::openReviewForPair(const std::string& a, const std::string& b) {
   std::optional<ReviewItem> out;
+  // One direction of the pair per SELECT: written as one condition with OR, SQLite (without
+  // statistics) walked every open item through the status index and sorted them, a cost that
+  // grew with the review queue on every candidate of every submission; each SELECT here is a
+  // lookup in the candidate index.
   prepared().openReviewForPair.query(
       sql_,
       "SELECT id, source_id, candidate_id, score, weight, contributions, status, reviewer, "
       "reason, created_at, decided_at, merge_event_id, undo_state FROM mpi_review_items "
-      "WHERE status = :st AND ((source_id = :a1 AND candidate_id = :b1) OR "
-      "(source_id = :b2 AND candidate_id = :a2)) ORDER BY id LIMIT 1",
-      [&](ReviewItem&& r) { out = std::move(r); }, std::string_view("open"), a, b, b, a);
+      "WHERE status = :st1 AND source_id = :a1 AND candidate_id = :b1 UNION ALL "
+      "SELECT id, source_id, candidate_id, score, weight, contributions, status, reviewer, "
+      "reason, created_at, decided_at, merge_event_id, undo_state FROM mpi_review_items "
+      "WHERE status = :st2 AND source_id = :b2 AND candidate_id = :a2 ORDER BY id LIMIT 1",
+      [&](ReviewItem&& r) { out = std::move(r); }, std::string_view("open"), a, b,
+      std::string_view("open"), b, a);
   return out;
 }
 

@@ -152,6 +152,39 @@ BOOST_AUTO_TEST_CASE(review_queue_pages_by_score) {
   }));
 }
 
+// The open item of a pair is the oldest open one of either direction (the query looks up each
+// direction on its own since it stopped walking every open item).
+BOOST_AUTO_TEST_CASE(open_review_of_a_pair_is_the_oldest_of_either_direction) {
+  auto store = freshStore();
+  BOOST_REQUIRE(store->transaction([&](MpiTx& tx) -> Result<void> {
+    auto insert = [&](const std::string& source, const std::string& candidate) {
+      ReviewItem r;
+      r.sourceId = source;
+      r.candidateId = candidate;
+      r.contributions = "{}";
+      return tx.insertReview(r);
+    };
+    for (int i = 0; i < 20; ++i) insert("s/other" + std::to_string(i), "s/b");
+    const int64_t ba = insert("s/b", "s/a");
+    const int64_t ab = insert("s/a", "s/b");
+    insert("s/a", "s/c");
+    for (const auto& [x, y] : {std::pair{"s/a", "s/b"}, std::pair{"s/b", "s/a"}}) {
+      auto found = tx.openReviewForPair(x, y);
+      BOOST_REQUIRE(found.has_value());
+      BOOST_TEST(found->id == ba);
+    }
+    auto first = tx.review(ba);
+    first->status = ReviewStatus::kMerged;
+    tx.updateReview(*first);
+    auto next = tx.openReviewForPair("s/a", "s/b");
+    BOOST_REQUIRE(next.has_value());
+    BOOST_TEST(next->id == ab);
+    BOOST_TEST(next->candidateId == "s/b");
+    BOOST_TEST(!tx.openReviewForPair("s/b", "s/c").has_value());
+    return {};
+  }));
+}
+
 BOOST_AUTO_TEST_CASE(failed_transaction_rolls_back) {
   auto store = freshStore();
   auto r = store->transaction([](MpiTx& tx) -> Result<void> {
