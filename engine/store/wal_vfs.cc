@@ -2,12 +2,19 @@
 
 #include <sqlite3.h>
 
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <atomic>
 #include <cstdlib>
 #include <cstring>
+#include <mutex>
 #include <new>
 #include <string>
+#include <vector>
 
 namespace switchboard::store {
 namespace {
@@ -19,6 +26,75 @@ constexpr int kFrameHeader = 24;               // each frame's header, before it
 
 std::atomic<std::uint64_t> gLogWrites{0};
 std::atomic<std::uint64_t> gLogSyscalls{0};
+std::atomic<std::uint64_t> gLogReads{0};
+std::atomic<std::uint64_t> gLogMappedReads{0};
+
+// A log file mapped read-only once per process, shared by every connection's handle on it
+// (sessions of one pool, the checkpointer), so a page another connection committed is copied from
+// memory instead of read with a system call. The mapping reserves kMapBytes of address space; only
+// pages read take memory, and they are the file's own page-cache pages (MAP_SHARED sees every
+// write to the file, by this process or another). Touching a mapped page beyond the end of the
+// file raises SIGBUS, so a read is served from it only below `known`: a size the file has had
+// since the last truncation this process made (our writes, reads that came back whole, and size
+// queries raise it; a truncation through this VFS lowers it). SQLite reads a log only where its
+// index or a size query says frames are, and a log is shortened only (journal_size_limit, a
+// TRUNCATE checkpoint) while no connection reads it, so a truncation by another process cannot
+// fall under a read either.
+constexpr std::size_t kMapBytes = std::size_t{1} << 30;
+struct LogMap {
+  dev_t dev = 0;
+  ino_t ino = 0;
+  const char* base = nullptr;
+  std::atomic<sqlite3_int64> known{0};
+  int handles = 0;
+};
+std::mutex gMapsMutex;
+std::vector<LogMap*> gMaps;
+
+LogMap* openMap(const char* name) {
+  // SQLite holds no POSIX locks on a log file (they are on the database and the -shm file), so
+  // this descriptor's close cannot drop any.
+  const int fd = ::open(name, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return nullptr;
+  struct stat st {};
+  LogMap* found = nullptr;
+  if (::fstat(fd, &st) == 0) {
+    std::lock_guard lock(gMapsMutex);
+    for (LogMap* m : gMaps) {
+      if (m->dev == st.st_dev && m->ino == st.st_ino) found = m;
+    }
+    if (found == nullptr) {
+      void* p = ::mmap(nullptr, kMapBytes, PROT_READ, MAP_SHARED, fd, 0);
+      if (p != MAP_FAILED) {
+        found = new LogMap();
+        found->dev = st.st_dev;
+        found->ino = st.st_ino;
+        found->base = static_cast<const char*>(p);
+        found->known = st.st_size;
+        gMaps.push_back(found);
+      }
+    }
+    if (found != nullptr) ++found->handles;
+  }
+  ::close(fd);
+  return found;
+}
+
+void closeMap(LogMap* m) {
+  if (m == nullptr) return;
+  std::lock_guard lock(gMapsMutex);
+  if (--m->handles > 0) return;
+  ::munmap(const_cast<char*>(m->base), kMapBytes);
+  gMaps.erase(std::find(gMaps.begin(), gMaps.end(), m));
+  delete m;
+}
+
+void raiseKnown(LogMap* m, sqlite3_int64 size) {
+  if (m == nullptr) return;
+  sqlite3_int64 k = m->known.load(std::memory_order_relaxed);
+  while (k < size && !m->known.compare_exchange_weak(k, size, std::memory_order_relaxed)) {
+  }
+}
 
 sqlite3_vfs* gReal = nullptr;  // the VFS underneath (the platform default when installed)
 
@@ -32,6 +108,7 @@ struct File {
   std::string pending;             // a log: consecutive writes not yet made
   sqlite3_int64 pendingAt = 0;     // file offset of pending's first byte
   bool commitPagePending = false;  // the next write is the page of a commit frame
+  LogMap* map = nullptr;           // a log: its mapping, when it could be made
 };
 constexpr std::size_t kRealOffset = (sizeof(File) + 15) & ~static_cast<std::size_t>(15);
 
@@ -48,6 +125,7 @@ int flush(File* f) {
     gLogSyscalls.fetch_add(1, std::memory_order_relaxed);
     rc = realMethods(f)->xWrite(f->real, f->pending.data() + done, static_cast<int>(n),
                                 f->pendingAt + static_cast<sqlite3_int64>(done));
+    if (rc == SQLITE_OK) raiseKnown(f->map, f->pendingAt + static_cast<sqlite3_int64>(done + n));
   }
   f->pending.clear();
   f->commitPagePending = false;
@@ -61,16 +139,26 @@ int xClose(sqlite3_file* file) {
   if (!f->isLog && f->log != nullptr && f->log->db == f) f->log->db = nullptr;
   const int closed = realMethods(f)->xClose(f->real);
   if (rc == SQLITE_OK) rc = closed;
+  closeMap(f->map);
   f->~File();
   return rc;
 }
 
 int xRead(sqlite3_file* file, void* out, int amount, sqlite3_int64 offset) {
   File* f = self(file);
-  if (f->isLog) {
-    if (int rc = flush(f); rc != SQLITE_OK) return rc;
+  if (!f->isLog) return realMethods(f)->xRead(f->real, out, amount, offset);
+  if (int rc = flush(f); rc != SQLITE_OK) return rc;
+  gLogReads.fetch_add(1, std::memory_order_relaxed);
+  const sqlite3_int64 end = offset + amount;
+  if (f->map != nullptr && offset >= 0 && amount >= 0 && end <= static_cast<sqlite3_int64>(kMapBytes) &&
+      end <= f->map->known.load(std::memory_order_relaxed)) {
+    std::memcpy(out, f->map->base + offset, static_cast<std::size_t>(amount));
+    gLogMappedReads.fetch_add(1, std::memory_order_relaxed);
+    return SQLITE_OK;
   }
-  return realMethods(f)->xRead(f->real, out, amount, offset);
+  const int rc = realMethods(f)->xRead(f->real, out, amount, offset);
+  if (rc == SQLITE_OK) raiseKnown(f->map, end);  // the bytes were there (a short read is not OK)
+  return rc;
 }
 
 std::uint32_t bigEndian32(const void* p) {
@@ -103,6 +191,11 @@ int xWrite(sqlite3_file* file, const void* data, int amount, sqlite3_int64 offse
 int xTruncate(sqlite3_file* file, sqlite3_int64 size) {
   File* f = self(file);
   if (int rc = flush(f->isLog ? f : nullptr); rc != SQLITE_OK) return rc;
+  if (f->map != nullptr) {  // lowered first: no read below the old end goes to the mapping now
+    sqlite3_int64 k = f->map->known.load(std::memory_order_relaxed);
+    while (k > size && !f->map->known.compare_exchange_weak(k, size, std::memory_order_relaxed)) {
+    }
+  }
   return realMethods(f)->xTruncate(f->real, size);
 }
 
@@ -115,7 +208,9 @@ int xSync(sqlite3_file* file, int flags) {
 int xFileSize(sqlite3_file* file, sqlite3_int64* size) {
   File* f = self(file);
   if (int rc = flush(f->isLog ? f : nullptr); rc != SQLITE_OK) return rc;
-  return realMethods(f)->xFileSize(f->real, size);
+  const int rc = realMethods(f)->xFileSize(f->real, size);
+  if (rc == SQLITE_OK) raiseKnown(f->map, *size);
+  return rc;
 }
 
 int xLock(sqlite3_file* file, int level) {
@@ -232,6 +327,7 @@ int xOpen(sqlite3_vfs*, const char* name, sqlite3_file* file, int flags, int* ou
   f->base.pMethods = f->real->pMethods->iVersion >= 3 ? &kMethods : &kMethodsV1;
   f->isLog = (flags & SQLITE_OPEN_WAL) != 0 && f->real->pMethods->iVersion >= 1;
   if (rc == SQLITE_OK && f->isLog && name != nullptr) {
+    f->map = openMap(name);
     sqlite3_file* db = sqlite3_database_file_object(name);
     if (ours(db)) {
       f->db = self(db);
@@ -309,7 +405,8 @@ bool installWalCoalescingVfs() {
 }
 
 WalVfsStats walVfsStats() {
-  return {gLogWrites.load(std::memory_order_relaxed), gLogSyscalls.load(std::memory_order_relaxed)};
+  return {gLogWrites.load(std::memory_order_relaxed), gLogSyscalls.load(std::memory_order_relaxed),
+          gLogReads.load(std::memory_order_relaxed), gLogMappedReads.load(std::memory_order_relaxed)};
 }
 
 }  // namespace switchboard::store

@@ -11,7 +11,13 @@
 // connections). So no other connection, and no reader of this one, can see a frame that is not in
 // the file yet, and a commit that returned is in the operating system's hands exactly as before: a
 // process crash loses nothing the plain VFS would have kept, and a flush of the log file (fsync)
-// covers the same bytes. Database files and everything else pass straight through.
+// covers the same bytes.
+//
+// Reads of a log are copied from a read-only shared mapping of it (one per log file and process)
+// instead of a system call each: every connection's page cache is dropped when another connection
+// commits, so the pages it reads back are mostly recent frames of the log. See LogMap in the .cc
+// for why a mapped read never touches a page past the end of the file. Database files and
+// everything else pass straight through.
 //
 // Thread-safety: SQLite serialises the calls on one file handle; the statistics are atomic.
 #pragma once
@@ -27,8 +33,10 @@ namespace switchboard::store {
 bool installWalCoalescingVfs();
 
 struct WalVfsStats {
-  std::uint64_t logWrites = 0;    // writes SQLite asked for on log files
-  std::uint64_t logSyscalls = 0;  // writes this VFS made to log files
+  std::uint64_t logWrites = 0;       // writes SQLite asked for on log files
+  std::uint64_t logSyscalls = 0;     // writes this VFS made to log files
+  std::uint64_t logReads = 0;        // reads SQLite asked for on log files
+  std::uint64_t logMappedReads = 0;  // of those, copied from the log's mapping (no system call)
 };
 WalVfsStats walVfsStats();
 
