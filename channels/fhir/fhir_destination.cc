@@ -109,7 +109,9 @@ std::string summariseFailure(int httpStatus, const std::string& body) {
 }
 
 FhirDestination::FhirDestination(FhirDestinationConfig config, const core::Clock& clock)
-    : config_(std::move(config)), tls_(std::make_shared<TlsContexts>(config_.caFile)) {
+    : config_(std::move(config)),
+      plainHttp_(isPlainHttpUrl(config_.baseUrl)),
+      tls_(std::make_shared<TlsContexts>(config_.caFile)) {
   while (!config_.baseUrl.empty() && config_.baseUrl.back() == '/') config_.baseUrl.pop_back();
   auth_ = std::make_unique<Authenticator>(config_.auth, config_.baseUrl, tls_, clock);
 }
@@ -135,62 +137,125 @@ bool repeatableBundle(const rapidjson::Value& bundle) {
   return true;
 }
 
-core::DeliveryResult FhirDestination::send(const core::DeliveryRequest& request) {
+FhirDestination::Prepared FhirDestination::prepare(const core::DeliveryRequest& request) {
+  Prepared p;
   // Where to POST: a transaction or batch Bundle goes to the base, a resource to its type.
-  std::string url = config_.baseUrl;
-  bool repeatable = false;
+  p.url = config_.baseUrl;
   {
     rapidjson::Document doc;
     doc.Parse(request.payload.data(), request.payload.size());
     if (doc.HasParseError() || !doc.IsObject() || !doc.HasMember("resourceType") || !doc["resourceType"].IsString()) {
-      return core::DeliveryResult::fail(
-          summariseFailure(0, R"({"issue":[{"severity":"error","code":"structure","diagnostics":"payload is not a FHIR JSON resource"}]})"));
+      p.unsent = core::DeliveryResult::fail(summariseFailure(
+          0,
+          R"({"issue":[{"severity":"error","code":"structure","diagnostics":"payload is not a FHIR JSON resource"}]})"));
+      return p;
     }
     std::string type = doc["resourceType"].GetString();
     bool bundleToBase = type == "Bundle" && doc.HasMember("type") && doc["type"].IsString() &&
                         (std::string_view(doc["type"].GetString()) == "transaction" ||
                          std::string_view(doc["type"].GetString()) == "batch");
-    if (!bundleToBase) url += "/" + type;
-    repeatable = bundleToBase && repeatableBundle(doc);
+    if (!bundleToBase) p.url += "/" + type;
+    p.repeatable = bundleToBase && repeatableBundle(doc);
   }
-  core::DeliveryResult result = post(request, url);
-  result.repeatable = repeatable;
-  return result;
-}
-
-core::DeliveryResult FhirDestination::post(const core::DeliveryRequest& request, const std::string& url) {
   auto authorization = auth_->authorization();
   if (!authorization) {
-    return core::DeliveryResult::retry("authentication: " + authorization.error().message);
+    p.unsent = core::DeliveryResult::retry("authentication: " + authorization.error().message);
+    p.unsent->repeatable = p.repeatable;
+    return p;
   }
-  std::vector<core::HttpHeader> headers = {
+  p.authorization = std::move(*authorization);
+  p.headers = {
       {"Content-Type", "application/fhir+json; charset=utf-8"},
       {"Accept", "application/fhir+json"},
       {"Prefer", "return=" + config_.prefer},
       {"X-Request-Id", request.channelId + "-" + std::to_string(request.messageId) + "-" +
-                           std::to_string(request.deliveryId) + "-" + std::to_string(request.attempt)},
+                           std::to_string(request.deliveryId) + "-" +
+                           std::to_string(request.attempt)},
   };
-  if (!authorization->empty()) headers.push_back({"Authorization", *authorization});
-  for (const auto& h : config_.headers) headers.push_back(h);
+  if (!p.authorization.empty()) p.headers.push_back({"Authorization", p.authorization});
+  for (const auto& h : config_.headers) p.headers.push_back(h);
+  return p;
+}
 
-  auto ex = call("POST", url, headers, request.payload, config_.timeout, *tls_, 8 << 20, &connections_);
-  if (!ex) return core::DeliveryResult::retry(ex.error().message);
-  const std::string* location = ex->header("Location");
-  if (ex->status >= 200 && ex->status < 300) {
-    return core::DeliveryResult::ok(summariseSuccess(ex->status, ex->body, location ? *location : ""), ex->status);
+Result<HttpExchange> FhirDestination::exchange(const Prepared& prepared, std::string_view body) {
+  if (!plainHttp_) {
+    return call("POST", prepared.url, prepared.headers, body, config_.timeout, *tls_, 8 << 20,
+                &connections_);
   }
-  core::DeliveryResult result;
-  result.responseCode = ex->status;
-  result.response = summariseFailure(ex->status, ex->body);
-  if (ex->status == 401 && config_.auth.kind != AuthKind::kNone && config_.auth.kind != AuthKind::kBearer) {
-    auth_->invalidate(*authorization);  // the next attempt fetches a fresh token
-    result.status = core::DeliveryStatus::kRetry;
-    return result;
+  ClientRequest r;
+  r.url = prepared.url;
+  r.headers = prepared.headers;
+  r.body = body;
+  return client_.exchange(r, config_.timeout, 8 << 20);
+}
+
+core::DeliveryResult FhirDestination::send(const core::DeliveryRequest& request) {
+  const Prepared p = prepare(request);
+  if (p.unsent) return *p.unsent;
+  return interpret(p, exchange(p, request.payload));
+}
+
+void FhirDestination::sendMany(std::span<const core::DeliveryRequest* const> requests,
+                               std::span<core::SentDelivery> sent) {
+  std::vector<Prepared> prepared;
+  prepared.reserve(requests.size());
+  for (const core::DeliveryRequest* r : requests) prepared.push_back(prepare(*r));
+  if (!plainHttp_) {  // TLS through Poco: one after another
+    for (std::size_t i = 0; i < requests.size(); ++i) {
+      const auto t0 = std::chrono::steady_clock::now();
+      sent[i].result = prepared[i].unsent
+                           ? *prepared[i].unsent
+                           : interpret(prepared[i], exchange(prepared[i], requests[i]->payload));
+      sent[i].elapsed = std::chrono::steady_clock::now() - t0;
+    }
+    return;
   }
-  result.status = classifyHttpStatus(ex->status);
-  if (result.status == core::DeliveryStatus::kRetry) {
-    if (const std::string* ra = ex->header("Retry-After")) result.retryAfter = parseRetryAfter(*ra);
+  std::vector<ClientRequest> calls;
+  std::vector<std::size_t> callOf;  // index into requests, per call
+  for (std::size_t i = 0; i < requests.size(); ++i) {
+    if (prepared[i].unsent) {
+      sent[i].result = *prepared[i].unsent;
+      continue;
+    }
+    ClientRequest& c = calls.emplace_back();
+    c.url = prepared[i].url;
+    c.headers = prepared[i].headers;
+    c.body = requests[i]->payload;
+    callOf.push_back(i);
   }
+  std::vector<ClientExchange> answers(calls.size());
+  client_.exchangeMany(calls, answers, config_.timeout, 8 << 20, kConnections);
+  for (std::size_t j = 0; j < calls.size(); ++j) {
+    sent[callOf[j]].result = interpret(prepared[callOf[j]], answers[j].reply);
+    sent[callOf[j]].elapsed = answers[j].elapsed;
+  }
+}
+
+core::DeliveryResult FhirDestination::interpret(const Prepared& prepared,
+                                                const Result<HttpExchange>& ex) {
+  core::DeliveryResult result = [&] {
+    if (!ex) return core::DeliveryResult::retry(ex.error().message);
+    const std::string* location = ex->header("Location");
+    if (ex->status >= 200 && ex->status < 300) {
+      return core::DeliveryResult::ok(
+          summariseSuccess(ex->status, ex->body, location ? *location : ""), ex->status);
+    }
+    core::DeliveryResult r;
+    r.responseCode = ex->status;
+    r.response = summariseFailure(ex->status, ex->body);
+    if (ex->status == 401 && config_.auth.kind != AuthKind::kNone &&
+        config_.auth.kind != AuthKind::kBearer) {
+      auth_->invalidate(prepared.authorization);  // the next attempt fetches a fresh token
+      r.status = core::DeliveryStatus::kRetry;
+      return r;
+    }
+    r.status = classifyHttpStatus(ex->status);
+    if (r.status == core::DeliveryStatus::kRetry) {
+      if (const std::string* ra = ex->header("Retry-After")) r.retryAfter = parseRetryAfter(*ra);
+    }
+    return r;
+  }();
+  result.repeatable = prepared.repeatable;
   return result;
 }
 

@@ -3,12 +3,16 @@
 // and location as the delivery's response. 2xx is Ok; timeouts, connection errors, 408, 429
 // (Retry-After honoured) and 5xx are Retry; 401 drops the cached OAuth token and retries; other
 // 4xx are permanent and keep the server's OperationOutcome issues.
-// Thread-safety: send() is safe to call concurrently (each call opens its own connection; the
-// authenticator synchronises its token cache).
+// A plain http:// base URL is served by the lean HttpClient, and sendMany() runs a pass's POSTs
+// at once over up to kConnections connections; https:// goes through Poco NetSSL (certificate
+// and host name verified), one request after another.
+// Thread-safety: send() and sendMany() are safe to call concurrently (each call holds its own
+// connections; the authenticator synchronises its token cache).
 #pragma once
 
 #include <chrono>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -36,19 +40,38 @@ class FhirDestination final : public core::Destination {
   FhirDestination(FhirDestinationConfig config, const core::Clock& clock);
   std::string endpointKey() const override;
   core::DeliveryResult send(const core::DeliveryRequest& request) override;
+  void sendMany(std::span<const core::DeliveryRequest* const> requests,
+                std::span<core::SentDelivery> sent) override;
+  std::size_t sendsAtOnce() const override { return kConnections; }
   Authenticator& authenticator() { return *auth_; }
+
+  // Connections one sendMany() uses at most (one request in flight on each).
+  static constexpr std::size_t kConnections = 8;
 
   static Result<std::unique_ptr<core::Destination>> create(core::ConfigReader& config,
                                                            const core::ConnectorContext& ctx);
 
  private:
-  // Sends the payload to `url` and classifies the answer.
-  core::DeliveryResult post(const core::DeliveryRequest& request, const std::string& url);
+  // One delivery made ready to send: where, with which headers; or the result it gets unsent.
+  struct Prepared {
+    std::string url;
+    std::vector<core::HttpHeader> headers;
+    std::string authorization;  // the Authorization value sent (dropped from the cache on a 401)
+    bool repeatable = false;
+    std::optional<core::DeliveryResult> unsent;
+  };
+  Prepared prepare(const core::DeliveryRequest& request);
+  // The delivery's result from the server's answer (or the exchange's failure).
+  core::DeliveryResult interpret(const Prepared& prepared, const Result<HttpExchange>& ex);
+  // One exchange: the lean client for http://, Poco (TLS) otherwise.
+  Result<HttpExchange> exchange(const Prepared& prepared, std::string_view body);
 
   FhirDestinationConfig config_;
+  const bool plainHttp_;  // base URL is http://: HttpClient serves it
   std::shared_ptr<TlsContexts> tls_;
   std::unique_ptr<Authenticator> auth_;
-  ClientPool connections_;  // kept-alive connections to the FHIR server
+  ClientPool connections_;  // kept-alive connections to an https:// FHIR server
+  HttpClient client_;       // kept-alive connections to an http:// FHIR server
 };
 
 // Whether posting this transaction or batch Bundle again creates nothing the first post did not:

@@ -16,25 +16,6 @@
 
 namespace switchboard::channels::fhir {
 
-namespace {
-bool iequals(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (std::size_t i = 0; i < a.size(); ++i) {
-    char x = a[i] >= 'A' && a[i] <= 'Z' ? static_cast<char>(a[i] + 32) : a[i];
-    char y = b[i] >= 'A' && b[i] <= 'Z' ? static_cast<char>(b[i] + 32) : b[i];
-    if (x != y) return false;
-  }
-  return true;
-}
-}  // namespace
-
-const std::string* HttpExchange::header(std::string_view name) const {
-  for (const auto& h : headers) {
-    if (iequals(h.name, name)) return &h.value;
-  }
-  return nullptr;
-}
-
 Poco::Net::Context::Ptr TlsContexts::forHost(const std::string& host) {
   std::lock_guard lock(mutex_);
   auto it = byHost_.find(host);

@@ -13,18 +13,14 @@
 #include <Poco/Net/Context.h>
 
 #include "channels/http/client_pool.h"
+#include "channels/http/http_client.h"
 #include "engine/core/error.h"
 #include "engine/core/http_types.h"
 
 namespace switchboard::channels::fhir {
 
-struct HttpExchange {
-  int status = 0;
-  std::string reason;
-  std::vector<core::HttpHeader> headers;  // response headers
-  std::string body;
-  const std::string* header(std::string_view name) const;  // case-insensitive
-};
+// A response; header() compares names case-insensitively.
+using HttpExchange = channels::HttpReply;
 
 // Client TLS contexts, one per host: the peer certificate must chain to the system CAs (or the
 // configured CA file) and name exactly the host connected to (DNS name or IP address, checked by

@@ -55,8 +55,10 @@ struct ClientExchange {
 
 class HttpClient {
  public:
+  // maxIdlePerEndpoint covers several delivery workers, each with up to 8 connections at once
+  // (4 x 8 shipped): a smaller pool would close connections after every pass and open new ones.
   explicit HttpClient(std::chrono::milliseconds maxIdle = std::chrono::milliseconds(2000),
-                      std::size_t maxIdlePerEndpoint = 8);
+                      std::size_t maxIdlePerEndpoint = 32);
   HttpClient(const HttpClient&) = delete;
   HttpClient& operator=(const HttpClient&) = delete;
   ~HttpClient();  // closes the idle connections

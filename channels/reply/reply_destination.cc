@@ -347,68 +347,139 @@ Result<ComposedReply> ReplyDestination::compose(const core::DeliveryRequest& req
   return out;
 }
 
-core::DeliveryResult ReplyDestination::send(const core::DeliveryRequest& request) {
+ReplyDestination::Prepared ReplyDestination::prepare(const core::DeliveryRequest& request) const {
+  Prepared p;
   auto composed = compose(request);
   if (!composed) {
-    return core::DeliveryResult::fail(compactJson({{"error", composed.error().message}}));
+    p.unsent = core::DeliveryResult::fail(compactJson({{"error", composed.error().message}}));
+    return p;
   }
   if (composed->outcome == ComposedReply::Outcome::kSkip) {
-    return core::DeliveryResult::ok(compactJson({{"skipped", composed->skipReason}}));
+    p.unsent = core::DeliveryResult::ok(compactJson({{"skipped", composed->skipReason}}));
+    return p;
   }
   auto call = buildCall(config_.provider, composed->message);
-  if (!call) return core::DeliveryResult::fail(compactJson({{"error", call.error().message}}));
+  if (!call) {
+    p.unsent = core::DeliveryResult::fail(compactJson({{"error", call.error().message}}));
+    return p;
+  }
+  p.call = std::move(*call);
+  p.rejection = composed->rejection;
+  p.isTemplate = composed->message.isTemplate;
+  p.headers = {{"Content-Type", p.call.contentType}, {"Accept", "application/json"}};
+  p.headers.insert(p.headers.end(), p.call.headers.begin(), p.call.headers.end());
+  return p;
+}
 
-  const std::string reply = composed->rejection ? "rejection" : "confirmation";
-  const std::string form = composed->message.isTemplate ? "template" : "text";
-  const Provider provider = config_.provider.provider;
+Result<HttpReply> ReplyDestination::exchange(const Prepared& prepared) {
+  if (isPlainHttpUrl(prepared.call.url)) {
+    ClientRequest r;
+    r.url = prepared.call.url;
+    r.headers = prepared.headers;
+    r.body = prepared.call.body;
+    return client_.exchange(r, config_.timeout, kMaxBody);
+  }
   try {
-    Poco::URI uri(call->url);
+    Poco::URI uri(prepared.call.url);
     ClientPool::Lease session = connections_.acquire(uri, tls_, config_.timeout);
     Poco::Net::HTTPRequest req(Poco::Net::HTTPRequest::HTTP_POST, uri.getPathAndQuery(),
                                Poco::Net::HTTPMessage::HTTP_1_1);
-    req.setContentType(call->contentType);
-    req.setContentLength(static_cast<std::streamsize>(call->body.size()));
-    req.set("Accept", "application/json");
-    for (const auto& h : call->headers) req.set(h.name, h.value);
+    req.setContentLength(static_cast<std::streamsize>(prepared.call.body.size()));
+    for (const auto& h : prepared.headers) req.set(h.name, h.value);
     std::ostream& os = session->sendRequest(req);
-    os.write(call->body.data(), static_cast<std::streamsize>(call->body.size()));
+    os.write(prepared.call.body.data(), static_cast<std::streamsize>(prepared.call.body.size()));
     Poco::Net::HTTPResponse resp;
     std::istream& in = session->receiveResponse(resp);
-    std::string body;
-    if (readBody(in, body, 65536) && resp.getKeepAlive()) session.keep();
-    const int status = static_cast<int>(resp.getStatus());
-
-    if (status >= 200 && status < 300) {
-      const std::string outboundId = outboundIdFrom(provider, body);
-      auto ok = core::DeliveryResult::ok(
-          compactJson({{"outbound_id", outboundId}, {"reply", reply}, {"form", form}}), status);
-      ok.externalId = outboundId;  // status callbacks naming it are recorded on this message
-      return ok;
-    }
-    const ProviderError error = providerErrorFrom(provider, body);
-    const std::string summary =
-        compactJson({{"provider", providerName(provider)},
-                     {"code", error.code},
-                     {"message", error.message.empty() ? resp.getReason() : error.message}},
-                    status);
-    core::DeliveryResult result;
-    result.responseCode = status;
-    result.response = summary;
-    result.status = classifyHttpStatus(status);
-    if (result.status == core::DeliveryStatus::kFail && isThrottled(provider, error)) {
-      result.status = core::DeliveryStatus::kRetry;
-    }
-    if (result.status == core::DeliveryStatus::kRetry && resp.has("Retry-After")) {
-      result.retryAfter = parseRetryAfter(resp.get("Retry-After"));
-    }
-    return result;
+    HttpReply reply;
+    if (readBody(in, reply.body, kMaxBody) && resp.getKeepAlive()) session.keep();
+    reply.status = static_cast<int>(resp.getStatus());
+    reply.reason = resp.getReason();
+    for (const auto& [k, v] : resp) reply.headers.push_back({k, v});
+    return reply;
   } catch (const Poco::TimeoutException& e) {
-    return core::DeliveryResult::retry(compactJson({{"error", "timeout: " + e.displayText()}}));
+    return fail(ErrorCode::kTimeout, e.displayText());
   } catch (const Poco::Exception& e) {
-    return core::DeliveryResult::retry(
-        compactJson({{"error", "connection error: " + e.displayText()}}));
+    return fail(ErrorCode::kTransient, e.displayText());
   } catch (const std::exception& e) {
-    return core::DeliveryResult::retry(compactJson({{"error", std::string("error: ") + e.what()}}));
+    return fail(ErrorCode::kException, e.what());
+  }
+}
+
+core::DeliveryResult ReplyDestination::interpret(const Prepared& prepared,
+                                                 const Result<HttpReply>& answer) const {
+  if (!answer) {
+    const Error& e = answer.error();
+    const char* what = e.code == ErrorCode::kTimeout     ? "timeout: "
+                       : e.code == ErrorCode::kException ? "error: "
+                                                         : "connection error: ";
+    return core::DeliveryResult::retry(compactJson({{"error", what + e.message}}));
+  }
+  const std::string reply = prepared.rejection ? "rejection" : "confirmation";
+  const std::string form = prepared.isTemplate ? "template" : "text";
+  const Provider provider = config_.provider.provider;
+  const int status = answer->status;
+  if (status >= 200 && status < 300) {
+    const std::string outboundId = outboundIdFrom(provider, answer->body);
+    auto ok = core::DeliveryResult::ok(
+        compactJson({{"outbound_id", outboundId}, {"reply", reply}, {"form", form}}), status);
+    ok.externalId = outboundId;  // status callbacks naming it are recorded on this message
+    return ok;
+  }
+  const ProviderError error = providerErrorFrom(provider, answer->body);
+  const std::string summary =
+      compactJson({{"provider", providerName(provider)},
+                   {"code", error.code},
+                   {"message", error.message.empty() ? answer->reason : error.message}},
+                  status);
+  core::DeliveryResult result;
+  result.responseCode = status;
+  result.response = summary;
+  result.status = classifyHttpStatus(status);
+  if (result.status == core::DeliveryStatus::kFail && isThrottled(provider, error)) {
+    result.status = core::DeliveryStatus::kRetry;
+  }
+  if (result.status == core::DeliveryStatus::kRetry) {
+    if (const std::string* ra = answer->header("Retry-After"))
+      result.retryAfter = parseRetryAfter(*ra);
+  }
+  return result;
+}
+
+core::DeliveryResult ReplyDestination::send(const core::DeliveryRequest& request) {
+  const Prepared p = prepare(request);
+  if (p.unsent) return *p.unsent;
+  return interpret(p, exchange(p));
+}
+
+void ReplyDestination::sendMany(std::span<const core::DeliveryRequest* const> requests,
+                                std::span<core::SentDelivery> sent) {
+  std::vector<Prepared> prepared;
+  prepared.reserve(requests.size());
+  for (const core::DeliveryRequest* r : requests) prepared.push_back(prepare(*r));
+  std::vector<ClientRequest> calls;
+  std::vector<std::size_t> callOf;  // index into requests, per call
+  for (std::size_t i = 0; i < requests.size(); ++i) {
+    const Prepared& p = prepared[i];
+    if (p.unsent) {
+      sent[i].result = *p.unsent;
+    } else if (!isPlainHttpUrl(p.call.url)) {  // TLS through Poco: one after another
+      const auto t0 = std::chrono::steady_clock::now();
+      sent[i].result = interpret(p, exchange(p));
+      sent[i].elapsed = std::chrono::steady_clock::now() - t0;
+    } else {
+      ClientRequest& c = calls.emplace_back();
+      c.url = p.call.url;
+      c.headers = p.headers;
+      c.body = p.call.body;
+      callOf.push_back(i);
+    }
+  }
+  if (calls.empty()) return;
+  std::vector<ClientExchange> answers(calls.size());
+  client_.exchangeMany(calls, answers, config_.timeout, kMaxBody, kConnections);
+  for (std::size_t j = 0; j < calls.size(); ++j) {
+    sent[callOf[j]].result = interpret(prepared[callOf[j]], answers[j].reply);
+    sent[callOf[j]].elapsed = answers[j].elapsed;
   }
 }
 

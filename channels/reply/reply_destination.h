@@ -14,8 +14,11 @@
 // Results: 2xx Ok with {"outbound_id": provider message id}; 429 Retry honouring Retry-After;
 // 408/425/5xx/timeout/connection failure Retry; other 4xx Fail with the provider's error code
 // and message (digit runs masked; the message text itself is never logged or stored).
-// Thread-safety: configuration and templates are immutable after create(); send() takes a kept
-// connection (ClientPool) or opens one, and is safe to call concurrently.
+// A plain http:// base URL is served by the lean HttpClient, and sendMany() posts a pass's replies
+// at once over up to kConnections connections; https:// goes through Poco NetSSL, one after
+// another.
+// Thread-safety: configuration and templates are immutable after create(); send() and sendMany()
+// take kept connections (ClientPool, HttpClient) or open them, and are safe to call concurrently.
 #pragma once
 
 #include <chrono>
@@ -30,6 +33,7 @@
 #include <Poco/Net/Context.h>
 
 #include "channels/http/client_pool.h"
+#include "channels/http/http_client.h"
 #include "channels/reply/provider_api.h"
 #include "channels/reply/reply_template.h"
 #include "engine/core/clock.h"
@@ -90,6 +94,12 @@ class ReplyDestination final : public core::Destination {
 
   std::string endpointKey() const override;
   core::DeliveryResult send(const core::DeliveryRequest& request) override;
+  void sendMany(std::span<const core::DeliveryRequest* const> requests,
+                std::span<core::SentDelivery> sent) override;
+  std::size_t sendsAtOnce() const override { return kConnections; }
+
+  // Connections one sendMany() uses at most (one request in flight on each).
+  static constexpr std::size_t kConnections = 8;
 
   // Decides and renders what `request` sends (no network). Errors are permanent: a template
   // that cannot be rendered, a Bundle that cannot be read, no window template outside the window.
@@ -107,8 +117,25 @@ class ReplyDestination final : public core::Destination {
   std::shared_ptr<const core::Clock> clock_;
   fhirpath::Expression appointmentStart_;
   std::shared_ptr<const ReplyPlan> appointmentStartPlan_;  // its plan; null: the engine's
+  // One delivery made ready to send: the provider's URL, headers and body; or the result it gets
+  // unsent (skipped, or a reply that cannot be composed).
+  struct Prepared {
+    HttpCall call;
+    std::vector<core::HttpHeader> headers;  // Content-Type, Accept, then the call's
+    bool rejection = false;
+    bool isTemplate = false;
+    std::optional<core::DeliveryResult> unsent;
+  };
+  Prepared prepare(const core::DeliveryRequest& request) const;
+  // The delivery's result from the provider's answer (or the exchange's failure).
+  core::DeliveryResult interpret(const Prepared& prepared, const Result<HttpReply>& answer) const;
+  // One exchange: the lean client for http://, Poco (TLS) otherwise.
+  Result<HttpReply> exchange(const Prepared& prepared);
+
+  static constexpr std::size_t kMaxBody = 65536;
   Poco::Net::Context::Ptr tls_;  // for https base URLs: verifies peers against the system CAs
-  ClientPool connections_;       // kept-alive connections to the provider's API
+  ClientPool connections_;       // kept-alive connections to an https:// provider API
+  HttpClient client_;            // kept-alive connections to an http:// one
 };
 
 // The id of the first "Appointment/<id>" location in the FHIR destination's compact response

@@ -40,6 +40,19 @@ SourceVerdict SourceVerdict::respond(HttpResponse reply) {
   return v;
 }
 
+void Destination::sendMany(std::span<const DeliveryRequest* const> requests,
+                           std::span<SentDelivery> sent) {
+  for (std::size_t i = 0; i < requests.size(); ++i) {
+    const auto t0 = std::chrono::steady_clock::now();
+    try {
+      sent[i].result = send(*requests[i]);
+    } catch (const std::exception& e) {
+      sent[i].result = DeliveryResult::retry(std::string("destination threw: ") + e.what());
+    }
+    sent[i].elapsed = std::chrono::steady_clock::now() - t0;
+  }
+}
+
 namespace {
 template <typename T>
 const T* lookup(const std::vector<std::pair<std::string, T>>& items, const std::string& type) {

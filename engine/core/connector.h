@@ -1,15 +1,16 @@
 // Connector interfaces: sources turn requests into inbound messages, stages (filter, transformer)
 // shape a message in the pipeline, destinations deliver it. Each connector type registers a
 // factory that validates its config once at deploy time and returns the object used per message.
-// Thread-safety: handle(), process() and send() are called concurrently from several threads and
-// must not mutate shared state without their own synchronisation.
+// Thread-safety: handle(), process(), send() and sendMany() are called concurrently from several
+// threads and must not mutate shared state without their own synchronisation.
 #pragma once
 
 #include <chrono>
-#include <functional>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -84,6 +85,12 @@ class Stage {
   virtual Result<void> settle() const { return {}; }
 };
 
+// One delivery's outcome from Destination::sendMany().
+struct SentDelivery {
+  DeliveryResult result;
+  std::chrono::steady_clock::duration elapsed{};  // its send's duration (the attempt's)
+};
+
 // A destination delivers one payload per call. It must not retry itself: the runner owns retries,
 // backoff, circuit breaking and dead letters.
 class Destination {
@@ -92,6 +99,16 @@ class Destination {
   // Identifies the remote endpoint for the circuit breaker (e.g. "https://ehr.example/fhir").
   virtual std::string endpointKey() const = 0;
   virtual DeliveryResult send(const DeliveryRequest& request) = 0;
+  // Sends the deliveries of one delivery worker's pass that go to this destination; sent[i]
+  // answers requests[i] (the spans have one size). Each is sent once, as send() would, and none
+  // is retried here; a destination may overlap them (several connections at once). The default
+  // sends them one after another through send(); one that throws becomes that delivery's Retry.
+  virtual void sendMany(std::span<const DeliveryRequest* const> requests,
+                        std::span<SentDelivery> sent);
+  // The most deliveries one sendMany() call takes. The runner hands them over in handfuls of this
+  // size and asks the circuit breaker before each handful: with the default (1) the breaker sits
+  // between any two sends; with n, a failing peer may see up to n - 1 sends more than with 1.
+  virtual std::size_t sendsAtOnce() const { return 1; }
 };
 
 // What a factory receives: the connector's config object with its location, and the engine's

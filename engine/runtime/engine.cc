@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <optional>
 
 #include "engine/core/connector.h"
 #include "engine/core/thread_name.h"
@@ -664,93 +665,144 @@ int Engine::runDeliveries(const std::string& owner, bool& more, std::vector<stor
     more = true;
     wakeDeliveries();  // more may wait
   }
-  for (const auto& d : *claimed) {
+  // The pass's deliveries grouped per destination, so that a destination may overlap its sends
+  // (Destination::sendMany); attempts are recorded in the claimed order.
+  struct Group {
+    const Channel* channel;
+    const ChannelDestination* dest;
+    std::vector<std::size_t> members;  // indices into *claimed
+  };
+  std::vector<Group> groups;
+  std::vector<std::optional<store::AttemptRecord>> recordedAt(claimed->size());
+  std::vector<bool> dependentsAt(claimed->size(), false);
+  for (std::size_t k = 0; k < claimed->size(); ++k) {
+    const auto& d = (*claimed)[k];
     const Channel* channel = nullptr;
     for (const auto& c : *channels) {
       if (c->id == d.channelId) channel = c.get();
     }
-    const ChannelDestination* dest = channel != nullptr ? channel->destination(d.destination) : nullptr;
-    store::AttemptRecord a;
-    a.startedAtMs = clock_->nowMs();
+    const ChannelDestination* dest =
+        channel != nullptr ? channel->destination(d.destination) : nullptr;
     if (dest == nullptr) {
+      store::AttemptRecord a;
+      a.startedAtMs = clock_->nowMs();
       a.outcome = "fail";
       a.response = "destination " + d.channelId + "/" + d.destination + " is not configured";
       a.newStatus = "dead";
       a.deadReason = "permanent";
-      attempts.push_back({d.id, std::move(a)});
-      hasDependents.push_back(false);
+      recordedAt[k] = std::move(a);
       continue;
     }
-    // Its lease ran out while it waited in this worker's batch: someone may have claimed it.
-    if (d.leaseUntilMs != 0 && a.startedAtMs >= d.leaseUntilMs) continue;
-    std::string endpoint = dest->connector->endpointKey();
-    if (!breakers_.allow(endpoint, a.startedAtMs)) {
-      skipped = true;
-      continue;
-    }
-    core::DeliveryRequest req;
-    req.deliveryId = d.id;
-    req.messageId = d.messageId;
-    req.channelId = d.channelId;
-    req.destination = d.destination;
-    req.attempt = d.attempts + 1;
-    req.payload = d.payload;
-    req.contentType = d.contentType;
-    core::Metadata metadata = d.metadata;
-    if (!d.after.empty()) {
-      core::setMetadata(metadata, "upstream_status", d.upstreamStatus);
-      core::setMetadata(metadata, "upstream_response", d.upstreamResponse);
-    }
-    req.metadata = &metadata;
-    auto t0 = std::chrono::steady_clock::now();
-    core::DeliveryResult result;
-    try {
-      result = dest->connector->send(req);
-    } catch (const std::exception& e) {
-      result = core::DeliveryResult::retry(std::string("destination threw: ") + e.what());
-    }
-    double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    const core::Millis end = clock_->nowMs();
-    breakers_.record(endpoint, result.status == core::DeliveryStatus::kRetry, end);
-    a.durationMs = static_cast<core::Millis>(seconds * 1000.0);
-    a.statusCode = result.responseCode;
-    a.response = result.response.substr(0, 2048);
-    if (result.status == core::DeliveryStatus::kOk) a.externalId = result.externalId.substr(0, 256);
-    const RetryPolicy& policy = channel->retry;
-    switch (result.status) {
-      case core::DeliveryStatus::kOk:
-        a.outcome = "ok";
-        a.newStatus = "succeeded";
-        break;
-      case core::DeliveryStatus::kFail:
-        a.outcome = "fail";
-        a.newStatus = "dead";
-        a.deadReason = "permanent";
-        break;
-      case core::DeliveryStatus::kRetry: {
-        a.outcome = "retry";
-        const int attempts = d.attempts + 1;
-        core::Millis delay = result.retryAfter ? result.retryAfter->count()
-                                               : backoffMs(policy, attempts, random_->uniform());
-        if (attempts >= policy.maxAttempts) {
-          a.newStatus = "dead";
-          a.deadReason = "max_attempts";
-        } else if (end + delay - d.createdAtMs > policy.maxAgeMs) {
-          a.newStatus = "dead";
-          a.deadReason = "max_age";
-        } else {
-          a.newStatus = "pending";
-          a.nextAttemptAtMs = end + delay;
+    auto g = std::find_if(groups.begin(), groups.end(),
+                          [&](const Group& x) { return x.dest->connector == dest->connector; });
+    if (g == groups.end()) g = groups.insert(groups.end(), Group{channel, dest, {}});
+    g->members.push_back(k);
+  }
+  for (const Group& group : groups) {
+    const std::string endpoint = group.dest->connector->endpointKey();
+    const RetryPolicy& policy = group.channel->retry;
+    bool dependents = false;
+    for (const auto& other : group.channel->destinations)
+      dependents = dependents || other.after == group.dest->name;
+    // In handfuls of as many as the destination overlaps, the lease and the circuit breaker checked
+    // before each handful: one that sends one at a time meets the breaker between any two sends.
+    const std::size_t atOnce = std::max<std::size_t>(group.dest->connector->sendsAtOnce(), 1);
+    for (std::size_t next = 0; next < group.members.size();) {
+      const core::Millis startedAtMs = clock_->nowMs();
+      std::vector<std::size_t> sending;  // indices into *claimed
+      std::vector<core::Metadata> metadata;
+      metadata.reserve(atOnce);  // the requests point into it
+      std::vector<core::DeliveryRequest> requests;
+      requests.reserve(atOnce);
+      while (next < group.members.size() && sending.size() < atOnce) {
+        const std::size_t k = group.members[next++];
+        const auto& d = (*claimed)[k];
+        // Its lease ran out while it waited in this worker's batch: someone may have claimed it.
+        if (d.leaseUntilMs != 0 && startedAtMs >= d.leaseUntilMs) continue;
+        if (!breakers_.allow(endpoint, startedAtMs)) {
+          skipped = true;
+          continue;
         }
-        break;
+        core::DeliveryRequest& req = requests.emplace_back();
+        req.deliveryId = d.id;
+        req.messageId = d.messageId;
+        req.channelId = d.channelId;
+        req.destination = d.destination;
+        req.attempt = d.attempts + 1;
+        req.payload = d.payload;
+        req.contentType = d.contentType;
+        core::Metadata& m = metadata.emplace_back(d.metadata);
+        if (!d.after.empty()) {
+          core::setMetadata(m, "upstream_status", d.upstreamStatus);
+          core::setMetadata(m, "upstream_response", d.upstreamResponse);
+        }
+        req.metadata = &m;
+        sending.push_back(k);
+      }
+      if (sending.empty()) continue;
+      std::vector<const core::DeliveryRequest*> pointers;
+      pointers.reserve(requests.size());
+      for (const auto& r : requests) pointers.push_back(&r);
+      std::vector<core::SentDelivery> sent(requests.size());
+      try {
+        group.dest->connector->sendMany(pointers, sent);
+      } catch (const std::exception& e) {
+        for (auto& x : sent)
+          x.result = core::DeliveryResult::retry(std::string("destination threw: ") + e.what());
+      }
+      const core::Millis end = clock_->nowMs();
+      for (std::size_t i = 0; i < sending.size(); ++i) {
+        const auto& d = (*claimed)[sending[i]];
+        const core::DeliveryResult& result = sent[i].result;
+        const double seconds = std::chrono::duration<double>(sent[i].elapsed).count();
+        breakers_.record(endpoint, result.status == core::DeliveryStatus::kRetry, end);
+        store::AttemptRecord a;
+        a.startedAtMs = startedAtMs;
+        a.durationMs = static_cast<core::Millis>(seconds * 1000.0);
+        a.statusCode = result.responseCode;
+        a.response = result.response.substr(0, 2048);
+        if (result.status == core::DeliveryStatus::kOk)
+          a.externalId = result.externalId.substr(0, 256);
+        switch (result.status) {
+          case core::DeliveryStatus::kOk:
+            a.outcome = "ok";
+            a.newStatus = "succeeded";
+            break;
+          case core::DeliveryStatus::kFail:
+            a.outcome = "fail";
+            a.newStatus = "dead";
+            a.deadReason = "permanent";
+            break;
+          case core::DeliveryStatus::kRetry: {
+            a.outcome = "retry";
+            const int attempts = d.attempts + 1;
+            core::Millis delay = result.retryAfter
+                                     ? result.retryAfter->count()
+                                     : backoffMs(policy, attempts, random_->uniform());
+            if (attempts >= policy.maxAttempts) {
+              a.newStatus = "dead";
+              a.deadReason = "max_attempts";
+            } else if (end + delay - d.createdAtMs > policy.maxAgeMs) {
+              a.newStatus = "dead";
+              a.deadReason = "max_age";
+            } else {
+              a.newStatus = "pending";
+              a.nextAttemptAtMs = end + delay;
+            }
+            break;
+          }
+        }
+        metrics_.countAttempt(d.channelId, d.destination, a.outcome, seconds);
+        allRepeatable = allRepeatable && result.repeatable;
+        recordedAt[sending[i]] = std::move(a);
+        dependentsAt[sending[i]] = dependents;
       }
     }
-    metrics_.countAttempt(d.channelId, d.destination, a.outcome, seconds);
-    allRepeatable = allRepeatable && result.repeatable;
-    attempts.push_back({d.id, std::move(a)});
-    bool dependents = false;
-    for (const auto& other : channel->destinations) dependents = dependents || other.after == d.destination;
-    hasDependents.push_back(dependents);
+  }
+  for (std::size_t k = 0; k < claimed->size(); ++k) {
+    if (!recordedAt[k]) continue;
+    attempts.push_back({(*claimed)[k].id, std::move(*recordedAt[k])});
+    hasDependents.push_back(dependentsAt[k]);
   }
   if (!attempts.empty()) {
     // One transaction records the whole batch, flushed unless every send in it may be repeated.

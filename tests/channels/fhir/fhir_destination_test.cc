@@ -215,6 +215,42 @@ BOOST_AUTO_TEST_CASE(connection_refused_and_timeouts_are_transient) {
   BOOST_TEST(timedOut.response.find("timeout") != std::string::npos);
 }
 
+BOOST_AUTO_TEST_CASE(send_many_posts_a_pass_at_once_and_answers_each_in_its_place) {
+  NodePeer server("fhir-server.mjs");
+  BOOST_REQUIRE_MESSAGE(server.error().empty(), server.error());
+  auto dest = destination(server.baseUrl());
+  const std::string payloads[] = {bundle("%2B15551234567", "M-1"),
+                                  bundle("%2B15551234567", "M-2", /*valid=*/false), "{\"hello\":1}",
+                                  bundle("%2B15559876543", "M-3")};
+  std::vector<core::DeliveryRequest> requests;
+  for (const auto& p : payloads) requests.push_back(request(p));
+  std::vector<const core::DeliveryRequest*> pointers;
+  for (const auto& r : requests) pointers.push_back(&r);
+  std::vector<core::SentDelivery> sent(requests.size());
+  dest->sendMany(pointers, sent);
+  auto status = [&](std::size_t i) { return static_cast<int>(sent[i].result.status); };
+  BOOST_TEST_INFO(sent[0].result.response);
+  BOOST_TEST(status(0) == static_cast<int>(core::DeliveryStatus::kOk));
+  BOOST_TEST(sent[0].result.repeatable);
+  BOOST_TEST(status(1) == static_cast<int>(core::DeliveryStatus::kFail));
+  BOOST_TEST(sent[1].result.responseCode == 400);
+  BOOST_TEST(sent[1].result.response.find("app-2") != std::string::npos);
+  BOOST_TEST(status(2) == static_cast<int>(core::DeliveryStatus::kFail));  // not sent: not FHIR
+  BOOST_TEST(sent[2].result.responseCode == 0);
+  BOOST_TEST(status(3) == static_cast<int>(core::DeliveryStatus::kOk));
+  BOOST_TEST(countResources(server.port(), "/Appointment") == 2);
+  BOOST_TEST(countResources(server.port(), "/Patient") == 2);
+  // Each success names the Appointment its own Bundle created.
+  for (std::size_t i : {0u, 3u}) {
+    rapidjson::Document summary;
+    summary.Parse(sent[i].result.response.c_str());
+    BOOST_REQUIRE(summary.IsObject() && summary.HasMember("entry"));
+    auto appt = peerRequest(server.port(), "GET",
+                            "/" + std::string(summary["entry"][1]["location"].GetString()));
+    BOOST_TEST(appt.body.find(i == 0 ? "M-1" : "M-3") != std::string::npos);
+  }
+}
+
 BOOST_AUTO_TEST_CASE(client_credentials_token_is_fetched_once_and_reused) {
   NodePeer server("fhir-server.mjs", {{"PEER_REQUIRE_TOKEN", "1"}, {"PEER_CLIENT_ID", "switchboard"},
                                       {"PEER_CLIENT_SECRET", "s3cr:t&+"}});

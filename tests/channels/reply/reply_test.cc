@@ -711,3 +711,57 @@ BOOST_AUTO_TEST_CASE(registered_as_reply) {
   auto types = registry.destinationTypes();
   BOOST_TEST((std::find(types.begin(), types.end(), "reply") != types.end()));
 }
+
+// ------------------------------------------------------------------ a pass's replies at once
+
+BOOST_AUTO_TEST_CASE(send_many_answers_each_reply_in_its_place) {
+  FakeVendor fake = metaFake();
+  auto dest = make(metaConfig(fake.baseUrl()));
+  BOOST_REQUIRE(dest.has_value());
+  core::Metadata status = inbound("meta");
+  core::setMetadata(status, "kind", "status");
+  Request confirmed(bundle(), inbound("meta"));
+  Request callback(bundle(), status);
+  Request refused(bundle(), inbound("meta", "dead"));
+  Request again(bundle(), inbound("meta"));
+  const core::DeliveryRequest* requests[] = {&confirmed.req, &callback.req, &refused.req,
+                                             &again.req};
+  std::vector<core::SentDelivery> sent(4);
+  (*dest)->sendMany(requests, sent);
+  for (const auto& s : sent) {
+    BOOST_TEST(static_cast<int>(s.result.status) == static_cast<int>(core::DeliveryStatus::kOk));
+  }
+  BOOST_TEST(std::string(json(sent[0].result.response)["reply"].GetString()) == "confirmation");
+  BOOST_TEST(std::string(json(sent[1].result.response)["skipped"].GetString()) ==
+             "status callback");
+  BOOST_TEST(std::string(json(sent[2].result.response)["reply"].GetString()) == "rejection");
+  BOOST_TEST(std::string(json(sent[3].result.response)["reply"].GetString()) == "confirmation");
+  BOOST_TEST(!sent[0].result.externalId.empty());
+  const auto seen = fake.requests();
+  BOOST_REQUIRE_EQUAL(seen.size(), 3u);  // the status callback is not answered
+  int apologies = 0;
+  for (const auto& s : seen) {
+    BOOST_TEST(s.shapeError == "");
+    apologies += contains(json(s.body)["text"]["body"].GetString(), "we're sorry") ? 1 : 0;
+  }
+  BOOST_TEST(apologies == 1);
+
+  // Nothing listening: each reply that would be sent is retried, the skipped one still is Ok.
+  int port = 0;
+  {
+    Poco::Net::ServerSocket socket(Poco::Net::SocketAddress("127.0.0.1", 0));
+    port = socket.address().port();
+  }
+  auto unreachable = make(metaConfig("http://127.0.0.1:" + std::to_string(port)));
+  BOOST_REQUIRE(unreachable.has_value());
+  (*unreachable)->sendMany(requests, sent);
+  BOOST_TEST(static_cast<int>(sent[0].result.status) ==
+             static_cast<int>(core::DeliveryStatus::kRetry));
+  BOOST_TEST(contains(sent[0].result.response, "connection"));
+  BOOST_TEST(static_cast<int>(sent[1].result.status) ==
+             static_cast<int>(core::DeliveryStatus::kOk));
+  BOOST_TEST(static_cast<int>(sent[2].result.status) ==
+             static_cast<int>(core::DeliveryStatus::kRetry));
+  BOOST_TEST(static_cast<int>(sent[3].result.status) ==
+             static_cast<int>(core::DeliveryStatus::kRetry));
+}
