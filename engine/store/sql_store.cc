@@ -628,11 +628,15 @@ class BatchWriter {
     aDeadReason_ = a.newStatus == "dead" ? a.deadReason : std::string();
     attemptSt_->execute(true);
     updateSt_->execute(true);
-    if (aNewStatus_ != "pending") {  // its "after" siblings are due now
+    // Whether a delivery of this run is due now: this one (retried), or its "after" siblings
+    // released below. Then the message cannot roll up yet and the roll-up query is skipped.
+    bool runStillDue = aNewStatus_ == "pending";
+    if (!runStillDue) {  // its "after" siblings are due now
       if (handOver) {
-        handOverWaiting(*handOver, sent);
+        runStillDue = handOverWaiting(*handOver, sent) > 0;
       } else {
         releaseSt_->execute(true);
+        runStillDue = releaseSt_->get_affected_rows() > 0;
       }
     }
     const Millis at = a.startedAtMs + a.durationMs;
@@ -657,6 +661,7 @@ class BatchWriter {
       event(aMessage_, deliveryId, at, "dead", aDeadReason_ + "; " + summary);
     }
     // Roll the message up once every delivery of its current run is terminal.
+    if (runStillDue) return {};
     rPendingInd_ = rDeadInd_ = soci::i_ok;
     runToEnd(*rollupSt_, [] {});
     if (rTotal_ > 0 && !(rPendingInd_ == soci::i_ok && rPending_ > 0)) {
@@ -673,7 +678,8 @@ class BatchWriter {
   // one: the sibling's outcome is the attempt just recorded; the payload and metadata are those
   // of `sent` when given (the payload when they share its row), read from the database otherwise.
   // One whose payload cannot be decoded stays released for a claim, which reports it.
-  void handOverWaiting(const HandOver& h, const DeliveryRecord* sent) {
+  // Returns how many it released.
+  std::size_t handOverWaiting(const HandOver& h, const DeliveryRecord* sent) {
     if (!waitingSt_) {
       waitingSt_.emplace((sql_.prepare << "SELECT id, channel_id, destination, attempts, created_at, "
                                           "next_attempt_at, payload_id, content_type, last_status_code, last_response, "
@@ -742,6 +748,7 @@ class BatchWriter {
       d.leaseUntilMs = h.untilMs;
       h.out.push_back(std::move(d));
     }
+    return rows.size();
   }
 
   void event(long long messageId, long long deliveryId, long long at, const std::string& type,
