@@ -801,7 +801,8 @@ int Engine::runDeliveries(const std::string& owner, bool& more, std::vector<stor
   }
   for (std::size_t k = 0; k < claimed->size(); ++k) {
     if (!recordedAt[k]) continue;
-    attempts.push_back({(*claimed)[k].id, std::move(*recordedAt[k])});
+    // The delivery as sent: its payload and metadata for the deliveries after it (handed over).
+    attempts.push_back({(*claimed)[k].id, std::move(*recordedAt[k]), &(*claimed)[k]});
     hasDependents.push_back(dependentsAt[k]);
   }
   if (!attempts.empty()) {
