@@ -23,23 +23,9 @@ using Clock = std::chrono::steady_clock;
 constexpr std::size_t kBufferBytes = 32 * 1024;  // one recv's worth; a response head must fit
 constexpr std::size_t kMaxLineBytes = 4096;      // a chunk-size or trailer line
 
-std::string_view trim(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
-  return s;
-}
-
-// Whether the comma-separated header value `list` holds `token` (case-insensitive).
+// Whether the header value `list` (absent: null) holds `token`.
 bool hasToken(const std::string* list, std::string_view token) {
-  if (list == nullptr) return false;
-  std::string_view rest = *list;
-  while (!rest.empty()) {
-    const std::size_t comma = rest.find(',');
-    if (iequalsAscii(trim(rest.substr(0, comma)), token)) return true;
-    if (comma == std::string_view::npos) break;
-    rest.remove_prefix(comma + 1);
-  }
-  return false;
+  return list != nullptr && core::headerListHas(*list, token);
 }
 
 struct Url {
@@ -51,7 +37,7 @@ struct Url {
 
 std::optional<Url> parseUrl(std::string_view url) {
   constexpr std::string_view kScheme = "http://";
-  if (url.size() < kScheme.size() || !iequalsAscii(url.substr(0, kScheme.size()), kScheme)) {
+  if (url.size() < kScheme.size() || !core::equalsIgnoreCase(url.substr(0, kScheme.size()), kScheme)) {
     return std::nullopt;
   }
   std::string_view rest = url.substr(kScheme.size());
@@ -228,7 +214,7 @@ class ResponseReader {
       const std::size_t colon = line.find(':');
       if (colon == std::string_view::npos || colon == 0) continue;  // obsolete folding: ignored
       reply_.headers.push_back(
-          {std::string(line.substr(0, colon)), std::string(trim(line.substr(colon + 1)))});
+          {std::string(line.substr(0, colon)), std::string(core::trimHeaderSpace(line.substr(colon + 1)))});
     }
     if (code >= 100 && code < 200 && code != 101) {  // interim (100 Continue): the real one follows
       phase_ = Phase::kHead;
@@ -241,7 +227,7 @@ class ResponseReader {
       phase_ = Phase::kDone;
     } else if (const std::string* te = reply_.header("Transfer-Encoding")) {
       const std::size_t comma = te->rfind(',');
-      if (iequalsAscii(trim(comma == std::string::npos ? std::string_view(*te)
+      if (core::equalsIgnoreCase(core::trimHeaderSpace(comma == std::string::npos ? std::string_view(*te)
                                                        : std::string_view(*te).substr(comma + 1)),
                        "chunked")) {
         phase_ = Phase::kChunkSize;
@@ -251,7 +237,7 @@ class ResponseReader {
       }
     } else if (const std::string* cl = reply_.header("Content-Length")) {
       std::size_t n = 0;
-      const std::string_view text = trim(*cl);
+      const std::string_view text = core::trimHeaderSpace(*cl);
       if (text.empty() || text.size() > 15) {
         error("malformed Content-Length");
         return false;
@@ -301,19 +287,9 @@ class ResponseReader {
 
 }  // namespace
 
-bool iequalsAscii(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (std::size_t i = 0; i < a.size(); ++i) {
-    const char x = a[i] >= 'A' && a[i] <= 'Z' ? static_cast<char>(a[i] + 32) : a[i];
-    const char y = b[i] >= 'A' && b[i] <= 'Z' ? static_cast<char>(b[i] + 32) : b[i];
-    if (x != y) return false;
-  }
-  return true;
-}
-
 const std::string* HttpReply::header(std::string_view name) const {
   for (const auto& h : headers) {
-    if (iequalsAscii(h.name, name)) return &h.value;
+    if (core::equalsIgnoreCase(h.name, name)) return &h.value;
   }
   return nullptr;
 }
@@ -510,7 +486,7 @@ class ExchangeRun {
     if (u.target.empty() || u.target.front() != '/') s.head += '/';
     s.head.append(u.target).append(" HTTP/1.1\r\nHost: ").append(u.authority).append("\r\n");
     for (const auto& h : r.headers) {
-      if (iequalsAscii(h.name, "Host") || iequalsAscii(h.name, "Content-Length")) continue;
+      if (core::equalsIgnoreCase(h.name, "Host") || core::equalsIgnoreCase(h.name, "Content-Length")) continue;
       s.head.append(h.name).append(": ").append(h.value).append("\r\n");
     }
     if (r.method == "POST" || r.method == "PUT" || !r.body.empty()) {

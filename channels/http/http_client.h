@@ -25,9 +25,6 @@
 
 namespace switchboard::channels {
 
-// ASCII case-insensitive equality (HTTP header names and tokens).
-bool iequalsAscii(std::string_view a, std::string_view b);
-
 // A response. Header names keep the server's spelling.
 struct HttpReply {
   int status = 0;

@@ -53,6 +53,10 @@ struct HttpResponse {
 
 // Case-insensitive ASCII equality, for header names.
 bool equalsIgnoreCase(std::string_view a, std::string_view b);
+// `s` without leading and trailing spaces and tabs (optional whitespace around header values).
+std::string_view trimHeaderSpace(std::string_view s);
+// Whether the comma-separated header value `list` (e.g. Connection) holds `token`, case-insensitive.
+bool headerListHas(std::string_view list, std::string_view token);
 
 // Percent-decodes application/x-www-form-urlencoded text ('+' is a space).
 std::string formDecode(std::string_view text);

@@ -38,26 +38,9 @@ bool isToken(std::string_view s) {
   return true;
 }
 
-std::string_view trim(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
-  return s;
-}
-
 std::string_view stripCr(std::string_view line) {
   if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
   return line;
-}
-
-// True when the comma-separated list `value` holds `token` (case-insensitive).
-bool listHas(std::string_view value, std::string_view token) {
-  while (!value.empty()) {
-    std::size_t comma = value.find(',');
-    if (core::equalsIgnoreCase(trim(value.substr(0, comma)), token)) return true;
-    if (comma == std::string_view::npos) break;
-    value.remove_prefix(comma + 1);
-  }
-  return false;
 }
 
 // Decimal digits only; saturates at UINT64_MAX. nullopt when not a number.
@@ -211,7 +194,7 @@ HttpRequestParser::Status HttpRequestParser::parseHead(std::string_view head) {
       return fail(400, "malformed header line");
     }
     std::string_view name = line.substr(0, colon);
-    std::string_view value = trim(line.substr(colon + 1));
+    std::string_view value = core::trimHeaderSpace(line.substr(colon + 1));
     for (char c : value) {
       if ((static_cast<unsigned char>(c) < 0x20 && c != '\t') || c == 0x7f) {
         return fail(400, "control character in header " + std::string(name));
@@ -245,9 +228,9 @@ HttpRequestParser::Status HttpRequestParser::parseHead(std::string_view head) {
     return fail(400, "both Content-Length and Transfer-Encoding");
   head_.keepAlive = head_.minorVersion >= 1;
   if (connection) {
-    if (listHas(*connection, "close")) {
+    if (core::headerListHas(*connection, "close")) {
       head_.keepAlive = false;
-    } else if (listHas(*connection, "keep-alive")) {
+    } else if (core::headerListHas(*connection, "keep-alive")) {
       head_.keepAlive = true;
     }
   }
@@ -299,7 +282,7 @@ HttpRequestParser::Status HttpRequestParser::parseBody(std::string_view input,
           return Status::kNeedMore;
         }
         std::string_view line = stripCr(rest.substr(0, nl));
-        std::string_view digits = trim(line.substr(0, line.find(';')));
+        std::string_view digits = core::trimHeaderSpace(line.substr(0, line.find(';')));
         if (digits.empty() || digits.size() > 15) return fail(400, "malformed chunk size");
         std::uint64_t size = 0;
         for (char c : digits) {
