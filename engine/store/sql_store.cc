@@ -692,9 +692,9 @@ class BatchWriter {
                           soci::into(w_.contentType), soci::into(w_.lastStatusCode), soci::into(w_.lastResponse),
                           soci::into(w_.deadReason)));
       handLeaseSt_.emplace((sql_.prepare << "UPDATE deliveries SET lease_owner = :o, lease_until = :u WHERE id = :i",
-                            soci::use(hOwner_), soci::use(hUntil_), soci::use(w_.id)));
+                            soci::use(hOwner_), soci::use(hUntil_), soci::use(hId_)));
       handPayloadSt_.emplace((sql_.prepare << "SELECT payload, payload_encoding FROM payloads WHERE payload_id = :p",
-                              soci::use(w_.payloadId), soci::into(hPayload_), soci::into(hEncoding_)));
+                              soci::use(hPayloadId_), soci::into(hPayload_), soci::into(hEncoding_)));
       handMetadataSt_.emplace(
           (sql_.prepare << "SELECT metadata FROM messages WHERE id = :m", soci::use(aMessage_), soci::into(hMetadata_)));
     }
@@ -710,7 +710,7 @@ class BatchWriter {
       if (sent != nullptr && r.payloadId == aPayloadId_) {
         d.payload = sent->payload;
       } else {
-        w_ = r;
+        hPayloadId_ = r.payloadId;
         bool found = false;
         runToEnd(*handPayloadSt_, [&] { found = true; });
         if (!found) continue;
@@ -726,7 +726,7 @@ class BatchWriter {
         if (!found) continue;
         d.metadata = decodeMetadata(hMetadata_);
       }
-      w_ = r;
+      hId_ = r.id;
       hOwner_ = h.owner;
       hUntil_ = h.untilMs;
       runToEnd(*handLeaseSt_);
@@ -780,7 +780,7 @@ class BatchWriter {
       handLeaseSt_, handPayloadSt_, handMetadataSt_;
   Waiting w_;
   std::string hOwner_, hPayload_, hEncoding_, hMetadata_;
-  long long hUntil_ = 0, aPayloadId_ = 0;
+  long long hId_ = 0, hPayloadId_ = 0, hUntil_ = 0, aPayloadId_ = 0;
   std::string xExternal_;
   long long xAt_ = 0, locked_ = 0;
   std::string fStatus_, fError_, fOwner_, dDestination_, dStatus_, dPayload_, dEncoding_,
