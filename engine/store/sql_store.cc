@@ -691,10 +691,12 @@ class BatchWriter {
                           soci::into(w_.createdAt), soci::into(w_.nextAttemptAt), soci::into(w_.payloadId),
                           soci::into(w_.contentType), soci::into(w_.lastStatusCode), soci::into(w_.lastResponse),
                           soci::into(w_.deadReason)));
-      handLeaseSt_.emplace((sql_.prepare << "UPDATE deliveries SET lease_owner = :o, lease_until = :u WHERE id = :i",
-                            soci::use(hOwner_), soci::use(hUntil_), soci::use(hId_)));
-      handPayloadSt_.emplace((sql_.prepare << "SELECT payload, payload_encoding FROM payloads WHERE payload_id = :p",
-                              soci::use(hPayloadId_), soci::into(hPayload_), soci::into(hEncoding_)));
+      handLeaseSt_.emplace(
+          (sql_.prepare << "UPDATE deliveries SET lease_owner = :o, lease_until = :u WHERE id = :i",
+           soci::use(hOwner_), soci::use(hUntil_), soci::use(hId_)));
+      handPayloadSt_.emplace(
+          (sql_.prepare << "SELECT payload, payload_encoding FROM payloads WHERE payload_id = :p",
+           soci::use(hPayloadId_), soci::into(hPayload_), soci::into(hEncoding_)));
       handMetadataSt_.emplace(
           (sql_.prepare << "SELECT metadata FROM messages WHERE id = :m", soci::use(aMessage_), soci::into(hMetadata_)));
     }
