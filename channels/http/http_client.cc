@@ -37,7 +37,8 @@ struct Url {
 
 std::optional<Url> parseUrl(std::string_view url) {
   constexpr std::string_view kScheme = "http://";
-  if (url.size() < kScheme.size() || !core::equalsIgnoreCase(url.substr(0, kScheme.size()), kScheme)) {
+  if (url.size() < kScheme.size() ||
+      !core::equalsIgnoreCase(url.substr(0, kScheme.size()), kScheme)) {
     return std::nullopt;
   }
   std::string_view rest = url.substr(kScheme.size());
@@ -213,8 +214,8 @@ class ResponseReader {
       rest.remove_prefix(end + 2);
       const std::size_t colon = line.find(':');
       if (colon == std::string_view::npos || colon == 0) continue;  // obsolete folding: ignored
-      reply_.headers.push_back(
-          {std::string(line.substr(0, colon)), std::string(core::trimHeaderSpace(line.substr(colon + 1)))});
+      reply_.headers.push_back({std::string(line.substr(0, colon)),
+                                std::string(core::trimHeaderSpace(line.substr(colon + 1)))});
     }
     if (code >= 100 && code < 200 && code != 101) {  // interim (100 Continue): the real one follows
       phase_ = Phase::kHead;
@@ -227,9 +228,11 @@ class ResponseReader {
       phase_ = Phase::kDone;
     } else if (const std::string* te = reply_.header("Transfer-Encoding")) {
       const std::size_t comma = te->rfind(',');
-      if (core::equalsIgnoreCase(core::trimHeaderSpace(comma == std::string::npos ? std::string_view(*te)
-                                                       : std::string_view(*te).substr(comma + 1)),
-                       "chunked")) {
+      if (core::equalsIgnoreCase(
+              core::trimHeaderSpace(comma == std::string::npos
+                                        ? std::string_view(*te)
+                                        : std::string_view(*te).substr(comma + 1)),
+              "chunked")) {
         phase_ = Phase::kChunkSize;
       } else {
         phase_ = Phase::kUntilClose;
@@ -323,6 +326,7 @@ class ExchangeRun {
                               {},
                               0,
                               {},
+                              {},
                               false});
         it = std::prev(endpoints_.end());
       }
@@ -336,9 +340,17 @@ class ExchangeRun {
 
   ~ExchangeRun() {
     for (auto& s : slots_) closeSlot(s);
+    for (auto& e : endpoints_) {
+      for (int fd : e.kept) client_.giveBack(e.key, fd);
+    }
   }
 
   void run() {
+    for (auto& e : endpoints_) {
+      const auto slots = static_cast<std::size_t>(std::count_if(
+          slots_.begin(), slots_.end(), [&](const Slot& s) { return s.endpoint == &e; }));
+      client_.takeIdle(e.key, slots, e.kept);
+    }
     const Clock::time_point now = Clock::now();
     for (auto& s : slots_) next(s, now);
     std::vector<pollfd> fds;
@@ -391,6 +403,7 @@ class ExchangeRun {
     int port;
     std::vector<std::size_t> queue;  // request indices, in order
     std::size_t next;
+    std::vector<int> kept;  // kept connections taken for this run and not used yet
     sockaddr_storage address;
     bool resolved;
     socklen_t addressLength = 0;
@@ -419,7 +432,11 @@ class ExchangeRun {
       s.request = e.queue[e.next++];
       s.started = now;
       s.deadline = now + timeout_;
-      if (s.fd < 0) s.fd = client_.takeIdle(e.key);
+      if (s.fd < 0 && e.kept.empty()) client_.takeIdle(e.key, 1, e.kept);
+      if (s.fd < 0 && !e.kept.empty()) {
+        s.fd = e.kept.back();
+        e.kept.pop_back();
+      }
       if (s.fd < 0 && !connect(s, now)) continue;
       startRequest(s);
       if (s.phase == Phase::kWriting && s.fd >= 0) write(s, now);
@@ -486,7 +503,9 @@ class ExchangeRun {
     if (u.target.empty() || u.target.front() != '/') s.head += '/';
     s.head.append(u.target).append(" HTTP/1.1\r\nHost: ").append(u.authority).append("\r\n");
     for (const auto& h : r.headers) {
-      if (core::equalsIgnoreCase(h.name, "Host") || core::equalsIgnoreCase(h.name, "Content-Length")) continue;
+      if (core::equalsIgnoreCase(h.name, "Host") ||
+          core::equalsIgnoreCase(h.name, "Content-Length"))
+        continue;
       s.head.append(h.name).append(": ").append(h.value).append("\r\n");
     }
     if (r.method == "POST" || r.method == "PUT" || !r.body.empty()) {
@@ -645,25 +664,41 @@ void HttpClient::exchangeMany(std::span<const ClientRequest> requests,
   run.run();
 }
 
-int HttpClient::takeIdle(const std::string& endpoint) {
-  while (true) {
-    Idle entry;
+void HttpClient::takeIdle(const std::string& endpoint, std::size_t n, std::vector<int>& out) {
+  std::vector<pollfd> fds;
+  while (n > 0) {
+    fds.clear();
     {
       std::lock_guard<std::mutex> lock(mutex_);
       auto it = idle_.find(endpoint);
-      if (it == idle_.end() || it->second.empty()) return -1;
-      entry = it->second.back();
-      it->second.pop_back();
+      if (it == idle_.end()) return;
+      const Clock::time_point now = Clock::now();
+      while (fds.size() < n && !it->second.empty()) {
+        const Idle entry = it->second.back();
+        it->second.pop_back();
+        // Too old: the server may be about to close it.
+        if (now - entry.since > maxIdle_) {
+          ::close(entry.fd);
+        } else {
+          fds.push_back({entry.fd, static_cast<short>(POLLIN | POLLRDHUP), 0});
+        }
+      }
     }
-    // Too old (the server may be about to close it), or closed or written to by the server while
-    // it waited (a peek sees the end of stream or unasked-for bytes): not re-used.
-    char byte;
-    const bool fresh = Clock::now() - entry.since <= maxIdle_;
-    if (fresh && ::recv(entry.fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT) < 0 &&
-        (errno == EAGAIN || errno == EWOULDBLOCK)) {
-      return entry.fd;
+    if (fds.empty()) return;
+    // Closed or written to by the server while it waited (the end of stream or unasked-for bytes
+    // make it readable; errors and hang-ups are always reported): not re-used.
+    if (::poll(fds.data(), fds.size(), 0) < 0) {
+      for (const pollfd& p : fds) ::close(p.fd);
+      continue;
     }
-    ::close(entry.fd);
+    for (const pollfd& p : fds) {
+      if (p.revents != 0) {
+        ::close(p.fd);
+      } else {
+        out.push_back(p.fd);
+        --n;
+      }
+    }
   }
 }
 

@@ -84,8 +84,10 @@ class HttpClient {
     std::chrono::steady_clock::time_point since;
   };
   friend class ExchangeRun;
-  // A kept connection to `endpoint` that still looks open, or -1.
-  int takeIdle(const std::string& endpoint);
+  // Up to `n` kept connections to `endpoint` that still look open, appended to `out`: all checked
+  // with one poll() (a connection the server closed, or wrote to unasked, is readable), instead
+  // of a peek each.
+  void takeIdle(const std::string& endpoint, std::size_t n, std::vector<int>& out);
   void giveBack(const std::string& endpoint, int fd);
 
   const std::chrono::milliseconds maxIdle_;

@@ -148,6 +148,43 @@ BOOST_AUTO_TEST_CASE(server_closing_an_idle_connection_gets_a_fresh_one) {
   BOOST_TEST(server.connections() == 2u);
 }
 
+BOOST_AUTO_TEST_CASE(a_batch_checks_its_kept_connections_together_and_replaces_the_closed_ones) {
+  // The first two connections answer once and close; the others stay open.
+  std::atomic<int> accepted{0};
+  RawServer server([&](int fd, RawServer&) {
+    const bool once = accepted.fetch_add(1) < 2;
+    std::string pending;
+    while (auto request = readRequest(fd, pending)) {
+      writeAll(fd, okResponse("echo:" + bodyOf(*request)));
+      if (once) return;
+    }
+  });
+  sc::HttpClient client;
+  const std::string url = server.url("/");
+  auto batch = [&](const std::string& tag) {
+    std::vector<std::string> bodies;
+    for (int i = 0; i < 4; ++i) bodies.push_back(tag + std::to_string(i));
+    std::vector<sc::ClientRequest> requests;
+    for (const auto& b : bodies) requests.push_back(post(url, b));
+    std::vector<sc::ClientExchange> out(requests.size());
+    client.exchangeMany(requests, out, 5000ms, 1 << 20, 4);
+    for (std::size_t i = 0; i < out.size(); ++i) {
+      BOOST_REQUIRE(out[i].reply.has_value());
+      BOOST_TEST(out[i].reply->body == "echo:" + bodies[i]);
+    }
+  };
+  batch("a");
+  BOOST_TEST(server.connections() == 4u);
+  BOOST_TEST(client.idle() == 4u);
+  for (int i = 0; i < 400 && server.finished() < 2; ++i) std::this_thread::sleep_for(5ms);
+  BOOST_REQUIRE(server.finished() == 2u);
+  // Two of the four kept connections are closed: they are dropped, two new ones replace them, and
+  // no request is sent on a dead connection (each would fail, not be answered).
+  batch("b");
+  BOOST_TEST(server.connections() == 6u);
+  BOOST_TEST(client.idle() == 4u);
+}
+
 BOOST_AUTO_TEST_CASE(body_over_the_limit_is_cut_and_not_kept) {
   RawServer server(
       answering([](const std::string&) { return okResponse(std::string(100000, 'x')); }));
