@@ -1,0 +1,110 @@
+// An HL7 v2 message in ER7 form: parse, serialise byte for byte, read and set values by path
+// (see docs/hl7v2.md), and the MSH facts (type, trigger, structure, control id, version).
+// Thread-safety: a Message is a plain value; const methods may run concurrently, mutation may not.
+#pragma once
+
+#include <cstddef>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "engine/core/error.h"
+#include "hl7v2/delimiters.h"
+
+namespace switchboard::hl7v2 {
+
+// The tree holds values exactly as written (escape sequences undecoded). After parsing, every
+// level has at least one element, so an empty field is one repetition of one component of one
+// empty subcomponent; joining the levels with the message's delimiters gives the input back.
+struct Component {
+  std::vector<std::string> subcomponents;
+};
+struct Repetition {
+  std::vector<Component> components;
+};
+struct Field {
+  std::vector<Repetition> repetitions;
+};
+
+// fields[i] is field i+1. In MSH, fields[0] is MSH-1 (the field separator) and fields[1] is
+// MSH-2 (the encoding characters), each kept as one unsplit subcomponent, so MSH-n is fields[n-1]
+// in every segment. A segment with no fields at all (`PV1` alone) has an empty vector.
+struct Segment {
+  std::string id;
+  std::vector<Field> fields;
+};
+
+// Limits that keep hostile input and paths bounded.
+inline constexpr size_t kMaxPathIndex = 100000;  // largest segment/field/rep/component number
+
+class Message {
+ public:
+  // Parses one message. Segments end with CR (0x0D); the last may or may not, and that is kept.
+  // Errors (kStructure) name the segment number and carry "byte N" (0-based offset into `er7`)
+  // as their location: empty input, no MSH, MSH too short, bad MSH-2, an empty segment, a
+  // segment id that is not three upper-case letters or digits, a second MSH.
+  static Result<Message> parse(std::string_view er7);
+
+  // A message holding only `MSH` + MSH-1 + MSH-2 built from `d` (which must declare at least
+  // a component separator), ended by CR.
+  static Message create(const Delimiters& d = {});
+
+  // ER7 text; equal byte for byte to the parsed input when nothing was changed.
+  std::string toEr7() const;
+
+  const Delimiters& delimiters() const { return delimiters_; }
+  const std::vector<Segment>& segments() const { return segments_; }
+  std::vector<Segment>& segments() { return segments_; }
+  // Whether the text ends with a CR after the last segment.
+  bool endsWithTerminator() const { return endsWithTerminator_; }
+  void setEndsWithTerminator(bool v) { endsWithTerminator_ = v; }
+
+  // Number of segments with this id, and the occurrence-th (1-based) of them or nullptr.
+  size_t count(std::string_view segmentId) const;
+  const Segment* segment(std::string_view segmentId, size_t occurrence = 1) const;
+
+  // Path reads (syntax in path.h). getRaw returns the stored ER7 text of the element (with its
+  // inner delimiters); get returns it with escape sequences decoded. An element that is not
+  // there reads as "". Fails only for a malformed path.
+  Result<std::string> getRaw(std::string_view path) const;
+  Result<std::string> get(std::string_view path) const;
+
+  // Path writes. set encodes `text` (escape.h) and stores it as the whole element: a field path
+  // without repetition replaces the field, with (n) the n-th repetition, and so on down.
+  // setRaw stores ER7 text, splitting it on the delimiters of the element's level (a field may
+  // hold repetitions and components; a subcomponent may hold no delimiter). Missing segments
+  // are appended at the end of the message, missing fields, repetitions, components and
+  // subcomponents are created empty. MSH-1 and MSH-2 cannot be set (kNotSupported).
+  Result<void> set(std::string_view path, std::string_view text);
+  Result<void> setRaw(std::string_view path, std::string_view er7);
+
+  // MSH facts, decoded; "" when absent.
+  std::string messageCode() const;   // MSH-9.1, e.g. "ADT"
+  std::string triggerEvent() const;  // MSH-9.2, e.g. "A04"
+  // MSH-9.3 when present, else the v2.5.1 structure of code^trigger for the triggers listed in
+  // docs/hl7v2.md (ADT A01/A04/A08 -> ADT_A01, A28/A31 -> ADT_A05, A40 -> ADT_A39, SIU
+  // S12-S15/S26 -> SIU_S12, ACK -> ACK), else "".
+  std::string messageStructure() const;
+  std::string controlId() const;  // MSH-10
+  std::string version() const;    // MSH-12.1
+
+ private:
+  Delimiters delimiters_;
+  std::vector<Segment> segments_;
+  bool endsWithTerminator_ = true;
+};
+
+// Splitting and joining one level of ER7 with delimiters `d` (no field separators inside).
+Field parseField(std::string_view raw, const Delimiters& d);
+Repetition parseRepetition(std::string_view raw, const Delimiters& d);
+Component parseComponent(std::string_view raw, const Delimiters& d);
+void appendField(std::string& out, const Field& f, const Delimiters& d);
+void appendRepetition(std::string& out, const Repetition& r, const Delimiters& d);
+void appendComponent(std::string& out, const Component& c, const Delimiters& d);
+// ER7 of one segment (no terminator).
+void appendSegment(std::string& out, const Segment& s, const Delimiters& d);
+
+// An empty field (one repetition of one component of one empty subcomponent).
+Field emptyField();
+
+}  // namespace switchboard::hl7v2
