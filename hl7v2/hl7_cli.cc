@@ -44,16 +44,44 @@ void jsonString(std::string& out, std::string_view s) {
   out.push_back('"');
 }
 
-template <typename T, typename Fn>
-void jsonLevel(std::string& out, const std::vector<T>& items, Fn&& one) {
-  if (items.size() == 1) {
-    one(items[0]);
+void jsonComponent(std::string& out, const Component& c, const Delimiters& d) {
+  if (c.subcomponents.size() == 1) {
+    jsonString(out, decode(c.subcomponents[0], d));
     return;
   }
   out.push_back('[');
-  for (size_t i = 0; i < items.size(); ++i) {
+  for (size_t i = 0; i < c.subcomponents.size(); ++i) {
     if (i > 0) out.push_back(',');
-    one(items[i]);
+    jsonString(out, decode(c.subcomponents[i], d));
+  }
+  out.push_back(']');
+}
+
+void jsonRepetition(std::string& out, const Repetition& r, const Delimiters& d) {
+  if (r.components.size() == 1) {
+    jsonComponent(out, r.components[0], d);
+    return;
+  }
+  out.push_back('[');
+  for (size_t i = 0; i < r.components.size(); ++i) {
+    if (i > 0) out.push_back(',');
+    jsonComponent(out, r.components[i], d);
+  }
+  out.push_back(']');
+}
+
+// A field is a string when it is one plain value, else the array of its repetitions.
+void jsonField(std::string& out, const Field& f, const Delimiters& d) {
+  const auto& reps = f.repetitions;
+  if (reps.size() == 1 && reps[0].components.size() == 1 &&
+      reps[0].components[0].subcomponents.size() == 1) {
+    jsonString(out, decode(reps[0].components[0].subcomponents[0], d));
+    return;
+  }
+  out.push_back('[');
+  for (size_t i = 0; i < reps.size(); ++i) {
+    if (i > 0) out.push_back(',');
+    jsonRepetition(out, reps[i], d);
   }
   out.push_back(']');
 }
@@ -96,12 +124,7 @@ std::string toJson(const Message& m) {
         jsonString(out, seg.fields[f].repetitions[0].components[0].subcomponents[0]);
         continue;
       }
-      jsonLevel(out, seg.fields[f].repetitions, [&](const Repetition& r) {
-        jsonLevel(out, r.components, [&](const Component& c) {
-          jsonLevel(out, c.subcomponents,
-                    [&](const std::string& v) { jsonString(out, decode(v, d)); });
-        });
-      });
+      jsonField(out, seg.fields[f], d);
     }
     out += "]}";
   }

@@ -12,9 +12,9 @@ namespace switchboard::hl7v2 {
 int runHl7Command(int argc, char** argv);
 
 // JSON view of a message: {"type","trigger","structure","controlId","version","delimiters",
-// "segments":[{"id":"PID","fields":[...]}]} where fields[i] is field i+1 and each level
-// (field -> repetitions -> components -> subcomponents) is an array, or a decoded string when
-// it has a single element.
+// "segments":[{"id":"PID","fields":[...]}]} where fields[i] is field i+1, values decoded. A field
+// is a string when it is one plain value, else an array of repetitions; a repetition is a string
+// or an array of components; a component is a string or an array of subcomponents.
 std::string toJson(const Message& m);
 
 }  // namespace switchboard::hl7v2

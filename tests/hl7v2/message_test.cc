@@ -209,7 +209,8 @@ BOOST_AUTO_TEST_CASE(msh_numbering_and_refusals) {
     p.repetition = rng() % 3;
     p.component = rng() % 4;
     p.subcomponent = p.component == 0 ? 0 : rng() % 3;
-    std::string text = "v" + std::to_string(i) + (i % 5 == 0 ? "&|x" : "");
+    std::string text = std::to_string(i);
+    if (i % 5 == 0) text += "&|x";
     const std::string path = p.toString();
     BOOST_REQUIRE_MESSAGE(m.set(path, text).has_value(), path);
     Message again = mustParse(m.toEr7());
