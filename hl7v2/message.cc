@@ -117,8 +117,14 @@ void appendSegment(std::string& out, const Segment& s, const Delimiters& d) {
   }
 }
 
-Result<Message> Message::parse(std::string_view in) {
+Result<Message> Message::parse(std::string_view in, const ParseLimits& limits) {
   if (in.empty()) return structureError(0, "empty message: an HL7 v2 message starts with MSH");
+  if (in.size() > limits.maxBytes) {
+    return fail(ErrorCode::kTooLong,
+                "message of " + std::to_string(in.size()) + " bytes exceeds the limit of " +
+                    std::to_string(limits.maxBytes),
+                "byte " + std::to_string(limits.maxBytes));
+  }
   if (in.size() >= 3 && static_cast<unsigned char>(in[0]) == 0xEF &&
       static_cast<unsigned char>(in[1]) == 0xBB && static_cast<unsigned char>(in[2]) == 0xBF) {
     return structureError(0, "message starts with a UTF-8 byte order mark instead of MSH");
@@ -159,6 +165,29 @@ Result<Message> Message::parse(std::string_view in) {
   int* slots[] = {&d.component, &d.repetition, &d.escape, &d.subcomponent, &d.truncation};
   for (int* s : slots) *s = kNone;
   for (size_t i = 0; i < msh2.size(); ++i) *slots[i] = static_cast<unsigned char>(msh2[i]);
+
+  // Bound the tree before building it.
+  size_t elements = 4;
+  for (size_t i = 0; i < in.size(); ++i) {
+    const char c = in[i];
+    if (c == '\r' || d.isField(c)) {
+      elements += 4;
+    } else if (d.isRepetition(c)) {
+      elements += 3;
+    } else if (d.isComponent(c)) {
+      elements += 2;
+    } else if (d.isSubcomponent(c)) {
+      elements += 1;
+    } else {
+      continue;
+    }
+    if (elements > limits.maxElements) {
+      return fail(ErrorCode::kTooLong,
+                  "message has more than " + std::to_string(limits.maxElements) +
+                      " elements (fields, repetitions, components, subcomponents)",
+                  "byte " + std::to_string(i));
+    }
+  }
 
   // Segments: split on CR; a CR at the very end ends the last segment.
   size_t pos = 0;

@@ -37,13 +37,23 @@ struct Segment {
 // Limits that keep hostile input and paths bounded.
 inline constexpr size_t kMaxPathIndex = 100000;  // largest segment/field/rep/component number
 
+// Bounds on what parse() accepts. The tree costs roughly 50-100 bytes per element, so a message
+// made only of delimiters would otherwise cost ~100x its size in memory.
+struct ParseLimits {
+  size_t maxBytes = 64u << 20;     // whole message
+  size_t maxElements = 2'000'000;  // a field separator counts 4 (field, repetition, component,
+                                   // subcomponent), a repetition separator 3, a component
+                                   // separator 2, a subcomponent separator 1, a segment 4
+};
+
 class Message {
  public:
   // Parses one message. Segments end with CR (0x0D); the last may or may not, and that is kept.
   // Errors (kStructure) name the segment number and carry "byte N" (0-based offset into `er7`)
   // as their location: empty input, no MSH, MSH too short, bad MSH-2, an empty segment, a
-  // segment id that is not three upper-case letters or digits, a second MSH.
-  static Result<Message> parse(std::string_view er7);
+  // segment id that is not three upper-case letters or digits, a second MSH; kTooLong when the
+  // message passes a limit (location: the byte where it did).
+  static Result<Message> parse(std::string_view er7, const ParseLimits& limits = {});
 
   // A message holding only `MSH` + MSH-1 + MSH-2 built from `d` (which must declare at least
   // a component separator), ended by CR.

@@ -308,11 +308,26 @@ BOOST_AUTO_TEST_CASE(one_mebibyte_field) {
   Message m = mustParse(text);
   BOOST_CHECK(m.toEr7() == text);
   BOOST_CHECK_EQUAL(m.get("OBX-5")->size(), big.size());
-  // A 1 MiB value of nothing but delimiters.
+  // A 1 MiB value of nothing but delimiters: refused by the default element limit, at the
+  // byte where the limit was passed, and parsed when the caller allows it.
   const std::string seps = "MSH|^~\\&|X\rOBX|" + std::string(1 << 20, '^');
-  Message s = mustParse(seps);
-  BOOST_CHECK(s.toEr7() == seps);
-  BOOST_CHECK_EQUAL(s.segments()[1].fields[0].repetitions[0].components.size(), (1u << 20) + 1);
+  auto refused = Message::parse(seps);
+  BOOST_REQUIRE(!refused.has_value());
+  BOOST_CHECK_EQUAL(static_cast<int>(refused.error().code), static_cast<int>(ErrorCode::kTooLong));
+  // Before the first '^' (byte 15): 4 (segment) + 4 (MSH-1) + 6 (MSH-2: ^ 2, ~ 3, & 1) + 4 (|)
+  // + 4 (CR) + 4 (|) = 26; the k-th '^' makes 26 + 2k, past 2,000,000 at k = 999,988.
+  BOOST_CHECK_EQUAL(refused.error().location, "byte " + std::to_string(15 + 999'987));
+  ParseLimits roomy;
+  roomy.maxElements = 4'000'000;
+  auto s = Message::parse(seps, roomy);
+  BOOST_REQUIRE(s.has_value());
+  BOOST_CHECK(s->toEr7() == seps);
+  BOOST_CHECK_EQUAL(s->segments()[1].fields[0].repetitions[0].components.size(), (1u << 20) + 1);
+  ParseLimits small;
+  small.maxBytes = 100;
+  auto tooBig = Message::parse(text, small);
+  BOOST_REQUIRE(!tooBig.has_value());
+  BOOST_CHECK_EQUAL(tooBig.error().location, "byte 100");
 }
 
 BOOST_AUTO_TEST_CASE(random_bytes_and_mutated_corpus) {
