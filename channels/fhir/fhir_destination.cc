@@ -137,26 +137,35 @@ bool repeatableBundle(const rapidjson::Value& bundle) {
   return true;
 }
 
+std::optional<PayloadRoute> routePayload(std::string_view payload) {
+  rapidjson::Document doc;
+  doc.Parse(payload.data(), payload.size());
+  if (doc.HasParseError() || !doc.IsObject() || !doc.HasMember("resourceType") ||
+      !doc["resourceType"].IsString()) {
+    return std::nullopt;
+  }
+  PayloadRoute route;
+  route.type = doc["resourceType"].GetString();
+  route.toBase = route.type == "Bundle" && doc.HasMember("type") && doc["type"].IsString() &&
+                 (std::string_view(doc["type"].GetString()) == "transaction" ||
+                  std::string_view(doc["type"].GetString()) == "batch");
+  route.repeatable = route.toBase && repeatableBundle(doc);
+  return route;
+}
+
 FhirDestination::Prepared FhirDestination::prepare(const core::DeliveryRequest& request) {
   Prepared p;
   // Where to POST: a transaction or batch Bundle goes to the base, a resource to its type.
   p.url = config_.baseUrl;
-  {
-    rapidjson::Document doc;
-    doc.Parse(request.payload.data(), request.payload.size());
-    if (doc.HasParseError() || !doc.IsObject() || !doc.HasMember("resourceType") || !doc["resourceType"].IsString()) {
-      p.unsent = core::DeliveryResult::fail(summariseFailure(
-          0,
-          R"({"issue":[{"severity":"error","code":"structure","diagnostics":"payload is not a FHIR JSON resource"}]})"));
-      return p;
-    }
-    std::string type = doc["resourceType"].GetString();
-    bool bundleToBase = type == "Bundle" && doc.HasMember("type") && doc["type"].IsString() &&
-                        (std::string_view(doc["type"].GetString()) == "transaction" ||
-                         std::string_view(doc["type"].GetString()) == "batch");
-    if (!bundleToBase) p.url += "/" + type;
-    p.repeatable = bundleToBase && repeatableBundle(doc);
+  const std::optional<PayloadRoute> route = routePayload(request.payload);
+  if (!route) {
+    p.unsent = core::DeliveryResult::fail(summariseFailure(
+        0,
+        R"({"issue":[{"severity":"error","code":"structure","diagnostics":"payload is not a FHIR JSON resource"}]})"));
+    return p;
   }
+  if (!route->toBase) p.url += "/" + route->type;
+  p.repeatable = route->repeatable;
   auto authorization = auth_->authorization();
   if (!authorization) {
     p.unsent = core::DeliveryResult::retry("authentication: " + authorization.error().message);

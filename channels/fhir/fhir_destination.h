@@ -14,6 +14,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <rapidjson/document.h>
@@ -73,6 +74,17 @@ class FhirDestination final : public core::Destination {
   ClientPool connections_;  // kept-alive connections to an https:// FHIR server
   HttpClient client_;       // kept-alive connections to an http:// FHIR server
 };
+
+// What the destination reads from a payload to send it: its resourceType; whether it is a
+// transaction or batch Bundle, which goes to the base URL (another resource goes to
+// [base]/[type]); and whether that Bundle is repeatable (repeatableBundle()). Empty when the
+// payload is not a FHIR JSON resource: not JSON, not an object, or no string resourceType.
+struct PayloadRoute {
+  std::string type;
+  bool toBase = false;
+  bool repeatable = false;
+};
+std::optional<PayloadRoute> routePayload(std::string_view payload);
 
 // Whether posting this transaction or batch Bundle again creates nothing the first post did not:
 // every entry reads, deletes, updates (PUT) or creates conditionally (POST with ifNoneExist). The
