@@ -120,4 +120,10 @@ Result<Message> buildAck(const Message& in, const AckOptions& o) {
   return ack;
 }
 
+Result<Message> buildAckForBytes(std::string_view raw, const AckOptions& options) {
+  std::string_view first = raw.substr(0, raw.find('\r'));
+  if (auto msh = Message::parse(first)) return buildAck(*msh, options);
+  return buildAck(Message::create(), options);
+}
+
 }  // namespace switchboard::hl7v2

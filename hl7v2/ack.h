@@ -52,4 +52,10 @@ std::string_view errorCodeText(int code);
 // with CR. Fails (kValue) when a severity is not E, W or I, or a value cannot be encoded.
 Result<Message> buildAck(const Message& incoming, const AckOptions& options);
 
+// The ACK for raw bytes that may not parse (typically an AR or AE naming the parse error): when
+// the first segment parses as an MSH on its own, the ACK is buildAck of that MSH (its delimiters,
+// swapped applications, MSA-2 = its MSH-10); otherwise it uses the default delimiters `|^~\&`,
+// leaves MSH-3..6, MSH-11, MSH-12 and MSA-2 empty and MSH-9 = ACK^^ACK.
+Result<Message> buildAckForBytes(std::string_view raw, const AckOptions& options);
+
 }  // namespace switchboard::hl7v2

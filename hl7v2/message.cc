@@ -86,6 +86,16 @@ Field parseField(std::string_view raw, const Delimiters& d) {
 
 Field emptyField() { return atomicField(std::string()); }
 
+std::string normaliseSegmentEnds(std::string_view text) {
+  std::string out;
+  out.reserve(text.size());
+  for (size_t i = 0; i < text.size(); ++i) {
+    if (text[i] == '\r' && i + 1 < text.size() && text[i + 1] == '\n') continue;
+    out.push_back(text[i] == '\n' ? '\r' : text[i]);
+  }
+  return out;
+}
+
 void appendComponent(std::string& out, const Component& c, const Delimiters& d) {
   for (size_t i = 0; i < c.subcomponents.size(); ++i) {
     if (i > 0) out.push_back(static_cast<char>(d.subcomponent));

@@ -104,6 +104,11 @@ class Message {
   bool endsWithTerminator_ = true;
 };
 
+// `text` with every CR LF and lone LF turned into CR, for senders that end segments with line
+// feeds (files edited by hand, some HTTP bodies). Parsing the result is no longer byte for byte
+// with the original text; LF inside values (which HL7 writes as \X0A\) is changed too.
+std::string normaliseSegmentEnds(std::string_view text);
+
 // Splitting and joining one level of ER7 with delimiters `d` (no field separators inside).
 Field parseField(std::string_view raw, const Delimiters& d);
 Repetition parseRepetition(std::string_view raw, const Delimiters& d);

@@ -110,6 +110,30 @@ BOOST_AUTO_TEST_CASE(accept_ack_for_odd_delimiters_and_errors) {
   BOOST_CHECK_EQUAL(bad.error().location, "ERR[1]-4");
 }
 
+BOOST_AUTO_TEST_CASE(reject_for_bytes_that_do_not_parse) {
+  AckOptions o;
+  o.code = AckCode::kAR;
+  o.controlId = "C9";
+  o.timestamp = "TS";
+  AckError e;
+  e.code = 100;
+  o.errors.push_back(e);
+  // A broken second segment: the MSH still gives delimiters, applications and control id.
+  auto fromMsh = buildAckForBytes("MSH|^~\\&|A|B|C|D|20250101||ADT^A04|X1|P|2.5.1\rpid|1", o);
+  BOOST_REQUIRE(fromMsh.has_value());
+  BOOST_CHECK_EQUAL(fromMsh->toEr7(),
+                    "MSH|^~\\&|C|D|A|B|TS||ACK^A04^ACK|C9|P|2.5.1\r"
+                    "MSA|AR|X1\r"
+                    "ERR|||100^Segment sequence error^HL70357|E\r");
+  // No usable MSH at all: default delimiters and nothing copied.
+  auto blind = buildAckForBytes(std::string("\x00garbage", 8), o);
+  BOOST_REQUIRE(blind.has_value());
+  BOOST_CHECK_EQUAL(blind->toEr7(),
+                    "MSH|^~\\&|||||TS||ACK^^ACK|C9\r"
+                    "MSA|AR\r"
+                    "ERR|||100^Segment sequence error^HL70357|E\r");
+}
+
 BOOST_AUTO_TEST_SUITE_END()
 
 BOOST_AUTO_TEST_SUITE(mllp)

@@ -270,6 +270,15 @@ BOOST_AUTO_TEST_CASE(broken_input_gets_a_precise_error) {
   }
 }
 
+BOOST_AUTO_TEST_CASE(line_feed_segment_ends_can_be_normalised) {
+  const std::string lf = "MSH|^~\\&|A\r\nPID|1\nPV1|2\r";
+  BOOST_CHECK(!Message::parse(lf).has_value());
+  const std::string fixed = normaliseSegmentEnds(lf);
+  BOOST_CHECK_EQUAL(fixed, "MSH|^~\\&|A\rPID|1\rPV1|2\r");
+  Message m = mustParse(fixed);
+  BOOST_CHECK_EQUAL(*m.get("PV1-1"), "2");
+}
+
 BOOST_AUTO_TEST_CASE(error_text_shows_control_bytes_escaped) {
   Error e = mustFail("MSH|^~\\&|A\r\x01\x02Z|1");
   BOOST_CHECK(e.message.find("\\x01\\x02Z") != std::string::npos);
