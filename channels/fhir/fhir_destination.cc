@@ -5,6 +5,7 @@
 #include <rapidjson/writer.h>
 
 #include "channels/fhir/http_call.h"
+#include "channels/fhir/json_read.h"
 #include "channels/http/http_destination.h"
 
 namespace switchboard::channels::fhir {
@@ -33,14 +34,16 @@ void copyStringMember(Writer& w, const rapidjson::Value& from, const char* key, 
 std::string summariseSuccess(int httpStatus, const std::string& body, const std::string& location) {
   rapidjson::StringBuffer buffer;
   Writer w(buffer);
-  rapidjson::Document doc;
-  doc.Parse(body.data(), body.size());
+  const JsonRead read(body);
+  const rapidjson::Value* doc = read.root();
   w.StartObject();
-  if (!doc.HasParseError() && doc.IsObject() && doc.HasMember("resourceType") && doc["resourceType"].IsString() &&
-      std::string_view(doc["resourceType"].GetString()) == "Bundle" && doc.HasMember("entry") && doc["entry"].IsArray()) {
+  if (doc && doc->IsObject() && doc->HasMember("resourceType") &&
+      (*doc)["resourceType"].IsString() &&
+      std::string_view((*doc)["resourceType"].GetString()) == "Bundle" && doc->HasMember("entry") &&
+      (*doc)["entry"].IsArray()) {
     w.Key("entry");
     w.StartArray();
-    for (const auto& e : doc["entry"].GetArray()) {
+    for (const auto& e : (*doc)["entry"].GetArray()) {
       w.StartObject();
       if (e.IsObject() && e.HasMember("response") && e["response"].IsObject()) {
         copyStringMember(w, e["response"], "status");
@@ -65,16 +68,16 @@ std::string summariseSuccess(int httpStatus, const std::string& body, const std:
 std::string summariseFailure(int httpStatus, const std::string& body) {
   rapidjson::StringBuffer buffer;
   Writer w(buffer);
-  rapidjson::Document doc;
-  doc.Parse(body.data(), body.size());
+  const JsonRead read(body);
+  const rapidjson::Value* doc = read.root();
   w.StartObject();
   w.Key("status");
   w.Int(httpStatus);
-  if (!doc.HasParseError() && doc.IsObject() && doc.HasMember("issue") && doc["issue"].IsArray()) {
+  if (doc && doc->IsObject() && doc->HasMember("issue") && (*doc)["issue"].IsArray()) {
     w.Key("issues");
     w.StartArray();
     int n = 0;
-    for (const auto& issue : doc["issue"].GetArray()) {
+    for (const auto& issue : (*doc)["issue"].GetArray()) {
       if (!issue.IsObject() || ++n > 50) continue;
       w.StartObject();
       copyStringMember(w, issue, "severity");
@@ -138,18 +141,18 @@ bool repeatableBundle(const rapidjson::Value& bundle) {
 }
 
 std::optional<PayloadRoute> routePayload(std::string_view payload) {
-  rapidjson::Document doc;
-  doc.Parse(payload.data(), payload.size());
-  if (doc.HasParseError() || !doc.IsObject() || !doc.HasMember("resourceType") ||
-      !doc["resourceType"].IsString()) {
+  const JsonRead read(payload);
+  const rapidjson::Value* doc = read.root();
+  if (!doc || !doc->IsObject() || !doc->HasMember("resourceType") ||
+      !(*doc)["resourceType"].IsString()) {
     return std::nullopt;
   }
   PayloadRoute route;
-  route.type = doc["resourceType"].GetString();
-  route.toBase = route.type == "Bundle" && doc.HasMember("type") && doc["type"].IsString() &&
-                 (std::string_view(doc["type"].GetString()) == "transaction" ||
-                  std::string_view(doc["type"].GetString()) == "batch");
-  route.repeatable = route.toBase && repeatableBundle(doc);
+  route.type = (*doc)["resourceType"].GetString();
+  route.toBase = route.type == "Bundle" && doc->HasMember("type") && (*doc)["type"].IsString() &&
+                 (std::string_view((*doc)["type"].GetString()) == "transaction" ||
+                  std::string_view((*doc)["type"].GetString()) == "batch");
+  route.repeatable = route.toBase && repeatableBundle(*doc);
   return route;
 }
 

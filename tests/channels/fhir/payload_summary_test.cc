@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "channels/fhir/fhir_destination.h"
+#include "channels/fhir/json_read.h"
 #include "engine/fhir/json_arena.h"
 #include "tests/channels/http/raw_server.h"
 
@@ -245,4 +246,42 @@ BOOST_AUTO_TEST_CASE(results_of_send_and_send_many_from_a_byte_exact_ehr) {
     BOOST_TEST(request.starts_with("POST /fhir HTTP/1.1\r\n"));
   }
   BOOST_TEST(ehr.requests().size() == 6u);
+}
+
+// Which reader takes which text: the thread's arena for plain JSON objects written from their
+// first byte, RapidJSON for the rest, both giving the document's root (null when not JSON).
+BOOST_AUTO_TEST_CASE(json_read_uses_the_arena_for_plain_objects_only) {
+  {
+    const JsonRead plain(kSinkResponse);
+    BOOST_TEST(plain.inArena());
+    BOOST_REQUIRE(plain.root() != nullptr);
+    BOOST_TEST((*plain.root())["entry"].Size() == 2u);
+    const JsonRead nested(kTransaction);  // the arena is taken by `plain`
+    BOOST_TEST(!nested.inArena());
+    BOOST_REQUIRE(nested.root() != nullptr);
+    BOOST_TEST(std::string((*nested.root())["type"].GetString()) == "transaction");
+  }
+  // The arena is free again: text before the '{' (which the two readers skip differently) and
+  // what the arena reader declines go to RapidJSON.
+  for (const std::string& text :
+       {std::string("\xEF\xBB\xBF{}"), std::string(" {}"), std::string(R"({"a":"\u0041"})"),
+        std::string(R"({"a":1.5})"), std::string("[1]")}) {
+    BOOST_TEST_CONTEXT(text) {
+      const JsonRead r(text);
+      BOOST_TEST(!r.inArena());
+      BOOST_TEST(r.root() != nullptr);
+    }
+  }
+  const JsonRead again(R"({"b":{}})");
+  BOOST_TEST(again.inArena());
+  BOOST_REQUIRE(again.root() != nullptr);
+  BOOST_TEST(again.root()->HasMember("b"));
+  BOOST_TEST(!again.root()->HasMember("entry"));
+}
+
+BOOST_AUTO_TEST_CASE(json_read_of_text_that_is_no_json) {
+  BOOST_TEST(JsonRead("{not json").root() == nullptr);
+  BOOST_TEST(JsonRead(R"({"a":1,})").root() == nullptr);
+  BOOST_TEST(JsonRead("\f{}").root() == nullptr);
+  BOOST_TEST(JsonRead("").root() == nullptr);
 }
