@@ -63,6 +63,9 @@ class Message {
   std::string toEr7() const;
 
   const Delimiters& delimiters() const { return delimiters_; }
+  // Direct access to the tree. A caller that edits it keeps the shape parse() gives (MSH first
+  // with MSH-1 and MSH-2 as single values, no level empty, no delimiter or CR inside a value,
+  // no element beyond a level the message declares no delimiter for); the path setters do so.
   const std::vector<Segment>& segments() const { return segments_; }
   std::vector<Segment>& segments() { return segments_; }
   // Whether the text ends with a CR after the last segment.

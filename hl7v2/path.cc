@@ -215,6 +215,9 @@ Result<void> store(Message& m, const Path& p, std::string_view raw, bool split) 
   if (p.repetition > 1 && d.repetition == kNone) {
     return fail(ErrorCode::kNotSupported, "the message declares no repetition separator", where);
   }
+  if (p.component > 1 && d.component == kNone) {
+    return fail(ErrorCode::kNotSupported, "the message declares no component separator", where);
+  }
   if (p.subcomponent > 1 && d.subcomponent == kNone) {
     return fail(ErrorCode::kNotSupported, "the message declares no subcomponent separator", where);
   }

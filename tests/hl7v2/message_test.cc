@@ -219,6 +219,25 @@ BOOST_AUTO_TEST_CASE(msh_numbering_and_refusals) {
   }
 }
 
+BOOST_AUTO_TEST_CASE(levels_without_a_declared_delimiter_cannot_be_written) {
+  Message m = mustParse("MSH|^|A\rPID|x~y&z");    // only a component separator
+  BOOST_CHECK_EQUAL(*m.get("PID-1.1"), "x~y&z");  // ~ and & are data here
+  BOOST_CHECK(!m.set("PID-3(2)", "y").has_value());
+  BOOST_CHECK(!m.set("PID-3.1.2", "y").has_value());
+  BOOST_CHECK(m.set("PID-3.2", "y").has_value());
+  BOOST_CHECK_EQUAL(m.toEr7(), "MSH|^|A\rPID|x~y&z||^y");
+  Delimiters none;
+  none.component = kNone;
+  none.repetition = kNone;
+  none.escape = kNone;
+  none.subcomponent = kNone;
+  Message bare = Message::create(none);
+  BOOST_CHECK(!bare.set("PID-5.2", "x").has_value());
+  BOOST_CHECK(!bare.set("PID-5", "a|b").has_value());  // no escape character to write | with
+  BOOST_CHECK(bare.set("PID-5", "ok").has_value());
+  BOOST_CHECK_EQUAL(bare.toEr7(), "MSH|\rPID|||||ok\r");
+}
+
 BOOST_AUTO_TEST_CASE(create_builds_an_msh_only_message) {
   Message m = Message::create();
   BOOST_CHECK_EQUAL(m.toEr7(), "MSH|^~\\&\r");
