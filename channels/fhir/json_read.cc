@@ -3,17 +3,10 @@
 
 namespace switchboard::channels::fhir {
 
-namespace {
-
-// Only text that starts with the object itself goes to the arena reader: it also skips a byte
-// order mark and every isspace() blank before the '{', RapidJSON a byte order mark and " \t\n\r"
-// only, so text with anything before it is left to RapidJSON.
 std::optional<switchboard::fhir::ArenaDocument> readInArena(std::string_view text) {
   if (text.empty() || text.front() != '{') return std::nullopt;
   return switchboard::fhir::ArenaDocument::read(text);
 }
-
-}  // namespace
 
 JsonRead::JsonRead(std::string_view text) : arena_(readInArena(text)) {
   if (arena_) {

@@ -15,6 +15,13 @@
 
 namespace switchboard::channels::fhir {
 
+// `text` in the thread's arena when it starts with '{' and the arena reader takes it; empty
+// otherwise. What it reads has the values rapidjson::Document::Parse() and
+// fhirpath::parseJsonResource() give the same text (the arena reader also skips a byte order mark
+// and every isspace() blank before the '{', RapidJSON a byte order mark and " \t\n\r" only, so
+// text with anything before the '{' is not read here).
+std::optional<switchboard::fhir::ArenaDocument> readInArena(std::string_view text);
+
 class JsonRead {
  public:
   explicit JsonRead(std::string_view text);

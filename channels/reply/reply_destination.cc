@@ -18,6 +18,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "channels/fhir/json_read.h"
 #include "channels/http/http_destination.h"
 #include "channels/reply/reply_plan.h"
 
@@ -96,11 +97,10 @@ std::string appointmentNumberFrom(std::string_view upstreamResponse) {
     if (end == rest.size() && !complete) return {};
     return std::string(rest.substr(0, end));
   };
-  rapidjson::Document doc;
-  doc.Parse(upstreamResponse.data(), upstreamResponse.size());
-  if (!doc.HasParseError() && doc.IsObject()) {
-    auto entries = doc.FindMember("entry");
-    if (entries != doc.MemberEnd() && entries->value.IsArray()) {
+  const channels::fhir::JsonRead read(upstreamResponse);
+  if (const rapidjson::Value* doc = read.root(); doc && doc->IsObject()) {
+    auto entries = doc->FindMember("entry");
+    if (entries != doc->MemberEnd() && entries->value.IsArray()) {
       for (const auto& e : entries->value.GetArray()) {
         if (!e.IsObject()) continue;
         auto loc = e.FindMember("location");
@@ -263,16 +263,23 @@ Result<ComposedReply> ReplyDestination::compose(const core::DeliveryRequest& req
     return *env;
   };
 
+  // The Bundle: read in place into the thread's arena when its reader takes it (the values
+  // parseJsonResource() gives), else by parseJsonResource(). `arena` outlives every node of it.
+  const std::optional<switchboard::fhir::ArenaDocument> arena =
+      channels::fhir::readInArena(request.payload);
   fhirpath::Node focus;
-  auto bundle = fhirpath::parseJsonResource(request.payload);
-  if (bundle) {
-    focus = *bundle;
+  bool haveBundle = arena.has_value();
+  if (arena) {
+    focus = fhirpath::Node::resource(arena->document());
+  } else if (auto bundle = fhirpath::parseJsonResource(request.payload)) {
+    focus = std::move(*bundle);
+    haveBundle = true;
   } else if (!out.rejection) {
     return fail(ErrorCode::kStructure,
                 "reply: the payload is not a FHIR Bundle: " + bundle.error().message);
   }
   LocalDateTime local;
-  if (bundle && appointmentStart_.root()) {
+  if (haveBundle && appointmentStart_.root()) {
     const rapidjson::Value* s = nullptr;
     bool decided = false;
     if (appointmentStartPlan_) {
