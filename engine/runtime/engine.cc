@@ -809,14 +809,26 @@ int Engine::runDeliveries(const std::string& owner, bool& more, std::vector<stor
     // One transaction records the whole batch, flushed unless every send in it may be repeated.
     // In the delivery loop it also claims the next batch (none while some were skipped: their
     // leases are released below, with every other lease of this owner).
+    // Where the store's writers take turns anyway (SQLite), the committer carries it in its next
+    // transaction, with the intake and the pipeline's finishes (IntakeBatcher::record): no
+    // transaction or flush of its own.
     Result<std::vector<Result<void>>> recorded;
     if (ahead != nullptr && !skipped) {
-      auto both = store_->recordAttemptsAndClaim(
-          owner, attempts, !allRepeatable,
-          {config_.deliveryClaimBatch, clock_->nowMs(), config_.leaseMs, std::move(paused)});
+      const store::Store::ClaimRequest claim{config_.deliveryClaimBatch, clock_->nowMs(),
+                                             config_.leaseMs, std::move(paused)};
+      auto both = store_->writersTakeTurns()
+                      ? batcher_->record(owner, attempts, !allRepeatable, &claim)
+                      : store_->recordAttemptsAndClaim(owner, attempts, !allRepeatable, claim);
       if (both) {
         recorded = std::move(both->recorded);
         *ahead = std::move(both->claimed);
+      } else {
+        recorded = std::unexpected(both.error());
+      }
+    } else if (store_->writersTakeTurns()) {
+      auto both = batcher_->record(owner, attempts, !allRepeatable, nullptr);
+      if (both) {
+        recorded = std::move(both->recorded);
       } else {
         recorded = std::unexpected(both.error());
       }

@@ -64,6 +64,25 @@ void IntakeBatcher::submitAsync(std::vector<store::NewMessage> messages, Complet
   request->done(std::unexpected(std::move(refusal)));
 }
 
+Result<store::Store::RecordedAndClaimed> IntakeBatcher::record(
+    const std::string& owner, const std::vector<store::Store::AttemptItem>& items, bool flush,
+    const store::Store::ClaimRequest* claim) {
+  RecordRequest request{{owner, &items, flush, claim}, std::nullopt};
+  {
+    std::unique_lock<std::mutex> lock(mutex_);
+    if (!stopping_) {
+      recordQueue_.push_back(&request);
+      wake_.notify_one();
+      finished_.wait(lock, [&] { return request.result.has_value(); });
+      return std::move(*request.result);
+    }
+  }
+  if (claim != nullptr) return store_.recordAttemptsAndClaim(owner, items, flush, *claim);
+  auto recorded = store_.recordAttempts(owner, items, flush);
+  if (!recorded) return std::unexpected(recorded.error());
+  return store::Store::RecordedAndClaimed{std::move(*recorded), {}};
+}
+
 Result<std::vector<Result<void>>> IntakeBatcher::finish(const std::string& owner,
                                                         const std::vector<store::Store::FinishItem>& items,
                                                         core::Millis nowMs) {
@@ -97,13 +116,20 @@ void IntakeBatcher::run() {
   std::vector<store::NewMessage> rows;
   std::vector<FinishRequest*> finishes;
   std::vector<store::Store::FinishBatch> finishBatches;
+  std::vector<RecordRequest*> records;
+  std::vector<store::Store::AttemptBatch> attemptBatches;
   for (;;) {
     {
       std::unique_lock<std::mutex> lock(mutex_);
-      wake_.wait(lock, [&] { return stopping_ || !queue_.empty() || !finishQueue_.empty(); });
-      if (queue_.empty() && finishQueue_.empty()) return;  // stopping and drained
+      wake_.wait(lock, [&] {
+        return stopping_ || !queue_.empty() || !finishQueue_.empty() || !recordQueue_.empty();
+      });
+      if (queue_.empty() && finishQueue_.empty() && recordQueue_.empty())
+        return;  // stopping, drained
       finishes.assign(finishQueue_.begin(), finishQueue_.end());
       finishQueue_.clear();
+      records.assign(recordQueue_.begin(), recordQueue_.end());
+      recordQueue_.clear();
       batch.clear();
       int taken = 0;
       while (
@@ -122,8 +148,10 @@ void IntakeBatcher::run() {
     if (handoff_.lease && !rows.empty()) lease = handoff_.lease(static_cast<int>(rows.size()));
     finishBatches.clear();
     for (FinishRequest* f : finishes) finishBatches.push_back(f->batch);
-    auto committed = store_.commit(rows, lease, finishBatches);
-    if (!finishes.empty()) {
+    attemptBatches.clear();
+    for (RecordRequest* r : records) attemptBatches.push_back(r->batch);
+    auto committed = store_.commit(rows, lease, finishBatches, attemptBatches);
+    if (!finishes.empty() || !records.empty()) {
       {
         std::lock_guard<std::mutex> lock(mutex_);
         for (std::size_t i = 0; i < finishes.size(); ++i) {
@@ -133,11 +161,19 @@ void IntakeBatcher::run() {
             finishes[i]->result = std::unexpected(committed.error());
           }
         }
+        for (std::size_t i = 0; i < records.size(); ++i) {
+          if (committed) {
+            records[i]->result = std::move(committed->recorded[i]);
+          } else {
+            records[i]->result = std::unexpected(committed.error());
+          }
+        }
       }
       finished_.notify_all();
       finishes.clear();
+      records.clear();
     }
-    if (rows.empty()) continue;  // finishes only
+    if (rows.empty()) continue;  // finishes and attempt records only
     Outcomes outcomes = committed ? Outcomes(std::move(committed->ingested))
                                   : Outcomes(std::unexpected(committed.error()));
     // Before the answers: a message acknowledged is already the pipeline's to take.

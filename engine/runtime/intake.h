@@ -71,6 +71,14 @@ class IntakeBatcher {
                                            const std::vector<store::Store::FinishItem>& items,
                                            core::Millis nowMs);
 
+  // A delivery worker's recordAttempts (claim null) or recordAttemptsAndClaim in the committer's
+  // next transaction (Store::commit's `attempts`), flushed if `flush` or intake rides along;
+  // blocks until that transaction has committed. `recorded` is empty when claim is null. Once
+  // stopping, on the store directly.
+  Result<store::Store::RecordedAndClaimed> record(
+      const std::string& owner, const std::vector<store::Store::AttemptItem>& items, bool flush,
+      const store::Store::ClaimRequest* claim);
+
   // Commits what is queued, then stops the committer. Later submits fail.
   void stop();
 
@@ -86,6 +94,10 @@ class IntakeBatcher {
     store::Store::FinishBatch batch;
     std::optional<Result<std::vector<Result<void>>>> result;  // set by the committer
   };
+  struct RecordRequest {
+    store::Store::AttemptBatch batch;
+    std::optional<Result<store::Store::RecordedAndClaimed>> result;  // set by the committer
+  };
   void run();
 
   store::Store& store_;
@@ -98,6 +110,7 @@ class IntakeBatcher {
   std::condition_variable wake_;  // committer waits for work
   std::deque<std::unique_ptr<Request>> queue_;
   std::deque<FinishRequest*> finishQueue_;  // owned by the waiting finish() callers
+  std::deque<RecordRequest*> recordQueue_;  // owned by the waiting record() callers
   std::condition_variable finished_;        // finish() callers wait for their result
   int pendingMessages_ = 0;
   bool stopping_ = false;

@@ -1105,45 +1105,62 @@ class SqlStore final : public Store {
 
   std::string backend() const override { return dialect_ == Dialect::kSqlite ? "sqlite" : "postgresql"; }
 
-  Result<Committed> commit(const std::vector<NewMessage>& batch, const std::optional<IntakeLease>& lease,
-                           const std::vector<FinishBatch>& finishes) override {
+  bool writersTakeTurns() const override { return dialect_ == Dialect::kSqlite; }
+
+  Result<Committed> commit(const std::vector<NewMessage>& batch,
+                           const std::optional<IntakeLease>& lease,
+                           const std::vector<FinishBatch>& finishes,
+                           const std::vector<AttemptBatch>& attempts) override {
     const bool intake = !batch.empty();
-    return write("commit", /*high=*/intake, intake ? Commit::kFull : Commit::kRelaxed,
-                 [&](soci::session& sql) -> Result<Committed> {
-      Committed out;
-      Txn tr(sql, dialect_);
-      if (intake) {
-        out.ingested.resize(batch.size());
-        std::map<std::pair<std::string_view, std::string_view>, std::size_t> seen;
-        IngestWriter& writer = prepared(sql).ingest;
-        const long long now = wallMs();
-        for (std::size_t i = 0; i < batch.size(); ++i) {
-          const NewMessage& m = batch[i];
-          if (!m.idempotencyKey.empty()) {
-            auto [it, fresh] = seen.try_emplace({m.channelId, m.idempotencyKey}, i);
-            if (!fresh) {
-              out.ingested[i] = {out.ingested[it->second].messageId, true};
-              continue;
+    const bool durable = intake || std::any_of(attempts.begin(), attempts.end(),
+                                               [](const AttemptBatch& a) { return a.flush; });
+    return write(
+        "commit", /*high=*/intake, durable ? Commit::kFull : Commit::kRelaxed,
+        [&](soci::session& sql) -> Result<Committed> {
+          Committed out;
+          Txn tr(sql, dialect_);
+          if (intake) {
+            out.ingested.resize(batch.size());
+            std::map<std::pair<std::string_view, std::string_view>, std::size_t> seen;
+            IngestWriter& writer = prepared(sql).ingest;
+            const long long now = wallMs();
+            for (std::size_t i = 0; i < batch.size(); ++i) {
+              const NewMessage& m = batch[i];
+              if (!m.idempotencyKey.empty()) {
+                auto [it, fresh] = seen.try_emplace({m.channelId, m.idempotencyKey}, i);
+                if (!fresh) {
+                  out.ingested[i] = {out.ingested[it->second].messageId, true};
+                  continue;
+                }
+              }
+              auto r = writer.insert(m, now, lease);
+              if (!r) return std::unexpected(r.error());
+              out.ingested[i] = *r;
             }
           }
-          auto r = writer.insert(m, now, lease);
-          if (!r) return std::unexpected(r.error());
-          out.ingested[i] = *r;
-        }
-      }
-      BatchWriter& writer = prepared(sql).writer;
-      out.finished.reserve(finishes.size());
-      for (const FinishBatch& f : finishes) {
-        std::vector<Result<void>>& results = out.finished.emplace_back();
-        results.reserve(f.items->size());
-        for (const FinishItem& item : *f.items) {
-          results.push_back(writer.finish(item.messageId, f.owner, item.outcome, f.nowMs, item.deliveryLease,
-                                          item.leasedDeliveries));
-        }
-      }
-      tr.commit();
-      return out;
-    });
+          BatchWriter& writer = prepared(sql).writer;
+          out.finished.reserve(finishes.size());
+          for (const FinishBatch& f : finishes) {
+            std::vector<Result<void>>& results = out.finished.emplace_back();
+            results.reserve(f.items->size());
+            for (const FinishItem& item : *f.items) {
+              results.push_back(writer.finish(item.messageId, f.owner, item.outcome, f.nowMs,
+                                              item.deliveryLease, item.leasedDeliveries));
+            }
+          }
+          out.recorded.reserve(attempts.size());
+          for (const AttemptBatch& a : attempts) {
+            if (a.claim == nullptr) {
+              out.recorded.push_back({recordIn(sql, a.owner, *a.items), {}});
+              continue;
+            }
+            auto both = recordAndClaimIn(sql, a.owner, *a.items, *a.claim);
+            if (!both) return std::unexpected(both.error());
+            out.recorded.push_back(std::move(*both));
+          }
+          tr.commit();
+          return out;
+        });
   }
 
   Result<std::vector<core::StoredMessage>> claimMessages(const std::string& owner, int limit, Millis nowMs,
@@ -1211,22 +1228,30 @@ class SqlStore final : public Store {
                  [&](soci::session& sql) -> Result<RecordedAndClaimed> {
       Txn tr(sql, dialect_);
       if (!flush && dialect_ == Dialect::kPostgresql) sql << "SET LOCAL synchronous_commit TO OFF";
-      RecordedAndClaimed out;
-      out.recorded = recordIn(sql, owner, items,
-                              HandOver{owner, claim.nowMs, claim.nowMs + claim.leaseMs, claim.pausedDestinations,
-                                       out.claimed});
-      // The claim takes what the batch has room for after the deliveries handed over.
-      const int room = claim.limit - static_cast<int>(out.claimed.size());
-      if (room > 0) {
-        ClaimRequest rest = claim;
-        rest.limit = room;
-        auto claimed = claimIn(sql, owner, rest);
-        if (!claimed) return std::unexpected(claimed.error());
-        std::move(claimed->begin(), claimed->end(), std::back_inserter(out.claimed));
-      }
-      tr.commit();
+      auto out = recordAndClaimIn(sql, owner, items, claim);
+      if (out) tr.commit();
       return out;
     });
+  }
+
+  // recordAttemptsAndClaim inside the caller's transaction.
+  Result<RecordedAndClaimed> recordAndClaimIn(soci::session& sql, const std::string& owner,
+                                              const std::vector<AttemptItem>& items,
+                                              const ClaimRequest& claim) {
+    RecordedAndClaimed out;
+    out.recorded = recordIn(sql, owner, items,
+                            HandOver{owner, claim.nowMs, claim.nowMs + claim.leaseMs,
+                                     claim.pausedDestinations, out.claimed});
+    // The claim takes what the batch has room for after the deliveries handed over.
+    const int room = claim.limit - static_cast<int>(out.claimed.size());
+    if (room > 0) {
+      ClaimRequest rest = claim;
+      rest.limit = room;
+      auto claimed = claimIn(sql, owner, rest);
+      if (!claimed) return std::unexpected(claimed.error());
+      std::move(claimed->begin(), claimed->end(), std::back_inserter(out.claimed));
+    }
+    return out;
   }
 
   // The claim of claimDeliveries inside the caller's transaction.

@@ -248,13 +248,34 @@ class Store {
     const std::vector<FinishItem>* items = nullptr;
     Millis nowMs = 0;
   };
+  //
+  // `attempts`: recordAttempts (claim null) or recordAttemptsAndClaim of delivery workers, carried
+  // by the same transaction after the finishes (the engine does so where writers take turns
+  // anyway, see writersTakeTurns): the transaction is then flushed when any of them asks for it
+  // too. A claim that fails fails the whole transaction, like a database error.
+  struct AttemptItem;
+  struct ClaimRequest;
+  struct RecordedAndClaimed;
+  struct AttemptBatch {
+    std::string owner;
+    const std::vector<AttemptItem>* items = nullptr;
+    bool flush = true;
+    const ClaimRequest* claim = nullptr;  // null: record only
+  };
   struct Committed {
     std::vector<IngestOutcome> ingested;               // per message of `batch`
     std::vector<std::vector<Result<void>>> finished;  // per FinishBatch, per item
+    std::vector<RecordedAndClaimed> recorded;         // per AttemptBatch
   };
   virtual Result<Committed> commit(const std::vector<NewMessage>& batch,
                                    const std::optional<IntakeLease>& lease,
-                                   const std::vector<FinishBatch>& finishes) = 0;
+                                   const std::vector<FinishBatch>& finishes,
+                                   const std::vector<AttemptBatch>& attempts = {}) = 0;
+
+  // Whether this store's writes take turns in the process anyway (SQLite: one writer at a time),
+  // so that carrying the delivery workers' attempt records in the committer's transactions
+  // (commit's `attempts`) costs no concurrency and saves their own transactions and flushes.
+  virtual bool writersTakeTurns() const { return false; }
 
   // Claims up to `limit` pending deliveries due now (next_attempt_at <= nowMs) with no live lease,
   // skipping destinations in `pausedDestinations` ("channel/destination" keys, e.g. open circuit

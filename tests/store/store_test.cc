@@ -977,6 +977,67 @@ BOOST_AUTO_TEST_CASE(attempts_recorded_with_the_next_claim_release_the_deliverie
   BOOST_TEST(retry->at(0).messageId == b);
 }
 
+// The committer's transaction carries delivery workers' attempt records (Store::commit's
+// `attempts`): one with its next claim (the reply its attempt releases handed over), one recorded
+// only; the transaction is flushed only when intake or an attempt batch asks for it (SQLite).
+BOOST_AUTO_TEST_CASE(one_commit_carries_attempt_records_and_their_claims_with_the_intake_batch) {
+  Db db;
+  auto s = db.open();
+  auto [a, b] = twoMessagesWithAReplyAfterTheEhr(*s);
+  auto first = s->claimDeliveries("w", 10, 1000, 500, {});
+  BOOST_REQUIRE_EQUAL(first->size(), 2u);
+  const auto& ehrA = first->at(0).messageId == a ? first->at(0) : first->at(1);
+  const auto& ehrB = first->at(0).messageId == a ? first->at(1) : first->at(0);
+  auto ok = attempt("ok", "succeeded", 1000);
+  ok.response = R"([{"status":"201 Created"}])";
+  const std::vector<Store::AttemptItem> withClaim{{ehrA.id, ok}};
+  const std::vector<Store::AttemptItem> recordOnly{
+      {ehrB.id, attempt("retry", "pending", 1000, 9000)}, {ehrB.id + 1000, ok}};  // not ours
+  const Store::ClaimRequest claim{10, 1000, 500, {}};
+  auto r = s->commit({msg("c", "3", "c")}, std::nullopt, {},
+                     {{"w", &withClaim, false, &claim}, {"w", &recordOnly, false, nullptr}});
+  BOOST_REQUIRE(r.has_value());
+  BOOST_REQUIRE_EQUAL(r->ingested.size(), 1u);
+  BOOST_TEST(!r->ingested[0].duplicate);
+  BOOST_REQUIRE_EQUAL(r->recorded.size(), 2u);
+  BOOST_REQUIRE_EQUAL(r->recorded[0].recorded.size(), 1u);
+  BOOST_TEST(r->recorded[0].recorded[0].has_value());
+  BOOST_REQUIRE_EQUAL(r->recorded[0].claimed.size(), 1u);  // a's reply, handed over
+  BOOST_TEST(r->recorded[0].claimed[0].destination == "reply");
+  BOOST_TEST(r->recorded[0].claimed[0].messageId == a);
+  BOOST_TEST(r->recorded[0].claimed[0].upstreamResponse == ok.response);
+  BOOST_REQUIRE_EQUAL(r->recorded[1].recorded.size(), 2u);
+  BOOST_TEST(r->recorded[1].recorded[0].has_value());
+  BOOST_TEST((!r->recorded[1].recorded[1].has_value() &&
+              r->recorded[1].recorded[1].error().code == ErrorCode::kConflict));
+  BOOST_TEST(r->recorded[1].claimed.empty());
+  auto statusOf = [&](std::int64_t message, const std::string& destination) {
+    for (const auto& d : s->getMessage(message)->deliveries) {
+      if (d.delivery.destination == destination) return d.delivery.status;
+    }
+    return std::string("none");
+  };
+  BOOST_TEST(statusOf(a, "ehr") == "succeeded");
+  BOOST_TEST(statusOf(b, "ehr") == "pending");
+  BOOST_TEST(s->claimDeliveries("x", 10, 1000, 500, {})->empty());  // a's reply is w's now
+
+  if (s->backend() != "sqlite") return;  // flushes of the write-ahead log are SQLite's
+  const auto flushes = [&] { return s->stats()->logFlushes.value_or(-1); };
+  const auto before = flushes();
+  const std::vector<Store::AttemptItem> reply{
+      {r->recorded[0].claimed[0].id, attempt("ok", "succeeded", 1001)}};
+  BOOST_REQUIRE(s->commit({}, std::nullopt, {}, {{"w", &reply, false, nullptr}}).has_value());
+  BOOST_TEST(flushes() == before);  // nothing asked for a flush
+  BOOST_TEST(statusOf(a, "reply") == "succeeded");
+  BOOST_TEST(s->getMessage(a)->message.status == "delivered");
+  auto retry = s->claimDeliveries("w", 10, 9000, 500, {});
+  BOOST_REQUIRE_EQUAL(retry->size(), 1u);
+  const std::vector<Store::AttemptItem> retried{
+      {retry->at(0).id, attempt("ok", "succeeded", 9000)}};
+  BOOST_REQUIRE(s->commit({}, std::nullopt, {}, {{"w", &retried, true, nullptr}}).has_value());
+  BOOST_TEST(flushes() == before + 1);  // the attempt batch asked for one
+}
+
 // Hand-over: the deliveries an attempt releases come back from recordAttemptsAndClaim leased to
 // the worker, field for field what a claim loads, read from the database or (`sent`) reusing the
 // sent sibling's payload and metadata; those not due or paused stay for a claim.
