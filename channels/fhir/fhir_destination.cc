@@ -22,9 +22,11 @@ using Writer = rapidjson::Writer<rapidjson::StringBuffer>;
 void writeString(Writer& w, std::string_view s) { w.String(s.data(), static_cast<rapidjson::SizeType>(s.size())); }
 
 void copyStringMember(Writer& w, const rapidjson::Value& from, const char* key, std::size_t maxLen = 1000) {
-  if (from.HasMember(key) && from[key].IsString()) {
+  // The first member named `key` (as HasMember() and operator[] find it), looked up once.
+  const auto m = from.FindMember(key);
+  if (m != from.MemberEnd() && m->value.IsString()) {
     w.Key(key);
-    std::string_view v(from[key].GetString(), from[key].GetStringLength());
+    std::string_view v(m->value.GetString(), m->value.GetStringLength());
     writeString(w, v.substr(0, maxLen));
   }
 }
