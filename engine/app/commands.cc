@@ -11,6 +11,10 @@
 #include "engine/fhir/fhir_cli.h"
 #define SWITCHBOARD_FHIR_CLI 1
 #endif
+#if defined(SWITCHBOARD_HAVE_HL7V2) && __has_include("hl7v2/hl7_cli.h")
+#include "hl7v2/hl7_cli.h"
+#define SWITCHBOARD_HL7_CLI 1
+#endif
 #if defined(SWITCHBOARD_HAVE_MAPPING) && __has_include("engine/mapping/map_cli.h")
 #include "engine/mapping/map_cli.h"
 #define SWITCHBOARD_MAP_CLI 1
@@ -35,6 +39,10 @@ const std::vector<Command>& extraCommands() {
 #ifdef SWITCHBOARD_MAP_CLI
       {"map", "map MAPPING INPUT [--var name=value ...]",
        "run a mapping file over an input and print the FHIR Bundle", &mapping::runMapCommand},
+#endif
+#ifdef SWITCHBOARD_HL7_CLI
+      {"hl7", "hl7 parse|check FILE [--json|--er7]",
+       "parse an HL7 v2 ER7 file (JSON or ER7 out) or check it", &hl7v2::runHl7Command},
 #endif
 #ifdef SWITCHBOARD_HAVE_MPI
       {"mpi", "mpi link|evaluate|estimate|learn", "master patient index tools (see docs/mpi.md)",
