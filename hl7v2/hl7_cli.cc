@@ -190,9 +190,11 @@ int runHl7Command(int argc, char** argv) {
     std::cerr << "hl7: " << file << ": serialising does not give the input back\n";
     ++problems;
   }
-  std::cout << file << ": " << m->messageCode() << "^" << m->triggerEvent() << " ("
-            << m->messageStructure() << "), control id " << m->controlId() << ", version "
-            << m->version() << ", " << m->segments().size() << " segments"
+  std::string type = m->messageCode().empty() ? "no message type" : m->messageCode();
+  if (!m->triggerEvent().empty()) type += "^" + m->triggerEvent();
+  if (!m->messageStructure().empty()) type += " (" + m->messageStructure() + ")";
+  std::cout << file << ": " << type << ", control id '" << m->controlId() << "', version '"
+            << m->version() << "', " << m->segments().size() << " segments"
             << (problems == 0 ? ", ok" : "") << "\n";
   return problems == 0 ? 0 : 1;
 }

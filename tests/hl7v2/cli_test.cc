@@ -73,11 +73,14 @@ BOOST_AUTO_TEST_CASE(parse_er7_prints_segments_on_lines) {
 BOOST_AUTO_TEST_CASE(check_good_bad_and_usage) {
   Run ok = run({"hl7", "check", sample("022")});
   BOOST_CHECK_EQUAL(ok.code, 0);
-  BOOST_CHECK(ok.out.find("ADT^A40 (ADT_A40)") != std::string::npos);
+  BOOST_CHECK(ok.out.find(": ADT^A40 (ADT_A40), control id '8919-40', version '2.8', 4 segments") !=
+              std::string::npos);
   BOOST_CHECK(ok.out.ends_with(", ok\n"));
   Run noType = run({"hl7", "check", sample("071")});
   BOOST_CHECK_EQUAL(noType.code, 1);
   BOOST_CHECK(noType.err.find("MSH-9 is empty") != std::string::npos);
+  BOOST_CHECK(noType.out.find(": no message type, control id '', version '', 2 segments\n") !=
+              std::string::npos);
 
   const auto bad = std::filesystem::temp_directory_path() / "hl7v2_cli_test_bad.hl7";
   {
