@@ -8,6 +8,7 @@
 #include <atomic>
 #include <cstdlib>
 #include <filesystem>
+#include <map>
 #include <set>
 #include <thread>
 
@@ -1020,6 +1021,15 @@ BOOST_AUTO_TEST_CASE(one_commit_carries_attempt_records_and_their_claims_with_th
   BOOST_TEST(statusOf(a, "ehr") == "succeeded");
   BOOST_TEST(statusOf(b, "ehr") == "pending");
   BOOST_TEST(s->claimDeliveries("x", 10, 1000, 500, {})->empty());  // a's reply is w's now
+  // stats() counts the open and dead deliveries (what /metrics shows), not the succeeded ones.
+  auto st = s->stats();
+  BOOST_REQUIRE(st.has_value());
+  std::map<std::string, std::int64_t> open;
+  for (const auto& d : st->deliveries) open[d.destination + "/" + d.status] += d.count;
+  BOOST_TEST(open.size() == 3u);
+  BOOST_TEST(open["ehr/pending"] == 1);    // b's, retried at 9000
+  BOOST_TEST(open["reply/pending"] == 1);  // a's, handed over
+  BOOST_TEST(open["reply/waiting"] == 1);  // b's
 
   if (s->backend() != "sqlite") return;  // flushes of the write-ahead log are SQLite's
   const auto flushes = [&] { return s->stats()->logFlushes.value_or(-1); };
