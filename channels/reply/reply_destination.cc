@@ -242,8 +242,9 @@ Result<ComposedReply> ReplyDestination::compose(const core::DeliveryRequest& req
   // general engine's Environment is made of them only if an expression needs the engine.
   const std::string sender = metadataValue(md, "sender");
   const std::string timezone = config_.zone ? config_.zone->name() : std::string();
+  const std::string* upstreamResponse = core::findMetadata(md, "upstream_response");
   const std::string appointmentNumber =
-      appointmentNumberFrom(metadataValue(md, "upstream_response"));
+      upstreamResponse ? appointmentNumberFrom(*upstreamResponse) : std::string();
   PlanVariables vars = {{"sender", sender},
                         {"channel", request.channelId},
                         {"provider", mine},
