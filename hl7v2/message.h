@@ -102,6 +102,8 @@ class Message {
   std::string version() const;    // MSH-12.1
 
  private:
+  Message() = default;  // always built by parse() or create(), so MSH is always there
+
   Delimiters delimiters_;
   std::vector<Segment> segments_;
   bool endsWithTerminator_ = true;
