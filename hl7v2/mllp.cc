@@ -42,7 +42,8 @@ void MllpDeframer::feed(std::string_view bytes) {
           state_ = State::kInFrame;
           buffer_.clear();
           frameStart_ = at;
-        } else if (state_ == State::kIdle) {
+        } else if (state_ == State::kIdle &&
+                   !(allowLineBreaksBetweenFrames_ && (c == '\r' || c == '\n'))) {
           emitError(ErrorCode::kInvalid, "byte " + hexByte(c) + " before the MLLP start byte 0x0B",
                     at);
           state_ = State::kGarbage;

@@ -34,8 +34,12 @@ std::string frame(std::string_view message);
 // After an error the deframer goes on with the next frame; a server may instead close.
 class MllpDeframer {
  public:
-  explicit MllpDeframer(size_t maxMessageBytes = 16 * 1024 * 1024)
-      : maxMessageBytes_(maxMessageBytes) {}
+  // allowLineBreaksBetweenFrames: CR and LF bytes between frames (some senders end each frame
+  // with an extra line break) are skipped silently instead of being reported.
+  explicit MllpDeframer(size_t maxMessageBytes = 16 * 1024 * 1024,
+                        bool allowLineBreaksBetweenFrames = false)
+      : maxMessageBytes_(maxMessageBytes),
+        allowLineBreaksBetweenFrames_(allowLineBreaksBetweenFrames) {}
 
   void feed(std::string_view bytes);
   // The next complete message (without framing bytes) or error; nullopt when none is ready.
@@ -52,6 +56,7 @@ class MllpDeframer {
   void emitError(ErrorCode code, std::string message, uint64_t at);
 
   size_t maxMessageBytes_;
+  bool allowLineBreaksBetweenFrames_;
   State state_ = State::kIdle;
   std::string buffer_;
   uint64_t offset_ = 0;      // stream offset of the next byte fed

@@ -216,6 +216,25 @@ BOOST_AUTO_TEST_CASE(garbage_before_start_byte) {
   BOOST_CHECK_EQUAL(*got[3], "MSH|^~\\&|B");
 }
 
+BOOST_AUTO_TEST_CASE(line_breaks_between_frames_when_allowed) {
+  const std::string stream = "\r\n" + frame("A") + "\n" + frame("B") + "\r\nx" + frame("C");
+  MllpDeframer lenient(1024, true);
+  lenient.feed(stream);
+  auto got = drain(lenient);
+  BOOST_REQUIRE_EQUAL(got.size(), 4u);
+  BOOST_CHECK(got[0].has_value() && *got[0] == "A");
+  BOOST_CHECK(got[1].has_value() && *got[1] == "B");
+  BOOST_REQUIRE(!got[2].has_value());                            // other bytes are still reported
+  BOOST_CHECK_EQUAL(got[2].error().location, "stream byte 13");  // 2 + 4 + 1 + 4 + 2
+  BOOST_CHECK(got[3].has_value() && *got[3] == "C");
+  MllpDeframer strict(1024);
+  strict.feed(stream);
+  auto errors = drain(strict);
+  BOOST_REQUIRE_EQUAL(errors.size(), 6u);  // three runs of stray bytes, three messages
+  BOOST_CHECK(!errors[0].has_value());
+  BOOST_CHECK_EQUAL(errors[0].error().location, "stream byte 0");
+}
+
 BOOST_AUTO_TEST_CASE(over_long_frame_same_error_in_any_chunking) {
   const std::string stream = frame(std::string(11, 'x')) + frame("MSH|ok");
   for (size_t step : {1u, 2u, 5u, 100u}) {
