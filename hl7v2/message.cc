@@ -223,7 +223,8 @@ Result<Message> Message::parse(std::string_view in, const ParseLimits& limits) {
       }
       if (line.size() < 3 || !isIdChar(line[0]) || !isIdChar(line[1]) || !isIdChar(line[2]) ||
           (line.size() > 3 && !d.isField(line[3]))) {
-        std::string_view shown = line.substr(0, std::min<size_t>(line.size(), 8));
+        // Only the first four bytes are shown: enough for the id, too few to carry patient data.
+        std::string_view shown = line.substr(0, std::min<size_t>(line.size(), 4));
         if (line[0] == '\n') {
           return structureError(pos, where +
                                          " starts with a line feed: HL7 v2 segments end "

@@ -299,8 +299,9 @@ BOOST_AUTO_TEST_CASE(line_feed_segment_ends_can_be_normalised) {
 }
 
 BOOST_AUTO_TEST_CASE(error_text_shows_control_bytes_escaped) {
-  Error e = mustFail("MSH|^~\\&|A\r\x01\x02Z|1");
-  BOOST_CHECK(e.message.find("\\x01\\x02Z") != std::string::npos);
+  Error e = mustFail("MSH|^~\\&|A\r\x01\x02Z|DOE^JANE");
+  BOOST_CHECK(e.message.find("(found '\\x01\\x02Z|')") != std::string::npos);
+  BOOST_CHECK(e.message.find("DOE") == std::string::npos);  // no field content in errors
 }
 
 BOOST_AUTO_TEST_SUITE_END()
