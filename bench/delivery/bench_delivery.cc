@@ -5,8 +5,11 @@
 // resource with an id and meta, and its response) and of a 400 OperationOutcome
 // (summariseFailure); the reply destination's %appointmentNumber from that summary and the whole
 // confirmation (compose, the shipped conf/channels/whatsapp-meta.json reply destination).
+// and the provider's id of the sent reply from Meta's answer (outboundIdFrom).
 // Usage: bench_delivery [SECONDS] [RUNS] [BUNDLE]        rates (medians of RUNS runs)
 //        bench_delivery --count N [BUNDLE]              each operation N times, untimed (callgrind)
+// BENCH_HOLD_ARENA=1 holds the thread's JSON arena throughout, so that every text is read by
+// RapidJSON (and the reply's Bundle by fhirpath::parseJsonResource), as before the arena was used.
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -18,9 +21,11 @@
 
 #include "bench/bench_support.h"
 #include "channels/fhir/fhir_destination.h"
+#include "channels/reply/provider_api.h"
 #include "channels/reply/reply_destination.h"
 #include "engine/core/config.h"
 #include "engine/core/heap.h"
+#include "engine/fhir/json_arena.h"
 
 using namespace switchboard;
 
@@ -167,15 +172,29 @@ int main(int argc, char** argv) {
   auto doNumber = [&] {
     if (channels::reply::appointmentNumberFrom(upstream).empty()) std::abort();
   };
+  const std::string metaAnswer =
+      R"({"messaging_product":"whatsapp","contacts":[{"input":"15551234567","wa_id":)"
+      R"("15551234567"}],"messages":[{"id":"wamid.HBgLMTU1NTEyMzQ1NjcVAgARGBI1RjQyNUE3NEYxMzAzMzQ5MkEA1",)"
+      R"("message_status":"accepted"}]})";
+  auto doOutboundId = [&] {
+    if (channels::reply::outboundIdFrom(channels::reply::Provider::kMeta, metaAnswer).empty())
+      std::abort();
+  };
   auto doCompose = [&] {
     if (!(*reply)->compose(request)) std::abort();
   };
+  std::optional<fhir::ArenaDocument> held;
+  if (const char* hold = std::getenv("BENCH_HOLD_ARENA"); hold && *hold == '1') {
+    held.emplace(*fhir::ArenaDocument::read("{}"));
+    std::printf("(the thread's arena is held: RapidJSON reads everything)\n");
+  }
   if (count > 0) {
     for (long i = 0; i < count; ++i) doRoute();
     for (long i = 0; i < count; ++i) doSuccess();
     for (long i = 0; i < count; ++i) doFailure();
     for (long i = 0; i < count; ++i) doNumber();
     for (long i = 0; i < count; ++i) doCompose();
+    for (long i = 0; i < count; ++i) doOutboundId();
     return 0;
   }
   measure("routePayload:", seconds, runs, doRoute);
@@ -183,5 +202,6 @@ int main(int argc, char** argv) {
   measure("summariseFailure:", seconds, runs, doFailure);
   measure("appointmentNumber:", seconds, runs, doNumber);
   measure("compose:", seconds, runs, doCompose);
+  measure("outboundIdFrom:", seconds, runs, doOutboundId);
   return 0;
 }

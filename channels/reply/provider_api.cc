@@ -8,6 +8,8 @@
 
 #include <sstream>
 
+#include "channels/fhir/json_read.h"
+
 namespace switchboard::channels::reply {
 
 std::optional<Provider> parseProvider(std::string_view name) {
@@ -307,9 +309,9 @@ Result<HttpCall> buildCall(const ProviderSettings& settings, const OutboundMessa
 }
 
 std::string outboundIdFrom(Provider provider, std::string_view body) {
-  rapidjson::Document doc;
-  doc.Parse(body.data(), body.size());
-  if (doc.HasParseError() || !doc.IsObject()) return {};
+  const channels::fhir::JsonRead read(body);
+  if (!read.root() || !read.root()->IsObject()) return {};
+  const rapidjson::Value& doc = *read.root();
   switch (provider) {
     case Provider::kMeta: {
       auto it = doc.FindMember("messages");
@@ -333,9 +335,9 @@ std::string outboundIdFrom(Provider provider, std::string_view body) {
 
 ProviderError providerErrorFrom(Provider provider, std::string_view body) {
   ProviderError out;
-  rapidjson::Document doc;
-  doc.Parse(body.data(), body.size());
-  if (doc.HasParseError() || !doc.IsObject()) return out;
+  const channels::fhir::JsonRead read(body);
+  if (!read.root() || !read.root()->IsObject()) return out;
+  const rapidjson::Value& doc = *read.root();
   const rapidjson::Value* holder = &doc;
   if (provider == Provider::kMeta) {
     auto e = doc.FindMember("error");
