@@ -561,6 +561,8 @@ int Engine::finishProcessed(const std::string& owner, const std::vector<core::St
   // (workers.handoff_max > 0), up to a claim batch per worker. When every worker is busy they
   // are stored unleased and claimed, so nothing waits behind a busy worker's pass.
   std::vector<std::vector<store::Store::LeasedDelivery>> leased(items.size());
+  std::vector<std::vector<store::Store::LeasedDelivery>> claimable(items.size());
+  for (std::size_t i = 0; i < items.size(); ++i) items[i].claimableDeliveries = &claimable[i];
   std::vector<DeliveryWorker*> workerOf(items.size(), nullptr);
   std::vector<DeliveryWorker*> taken;
   if (config_.handoffMax > 0) {
@@ -596,6 +598,8 @@ int Engine::finishProcessed(const std::string& owner, const std::vector<core::St
       continue;
     }
     const auto& outcome = items[i].outcome;
+    for (const auto& c : claimable[i])
+      keepFresh(store::storedForm(outcome.deliveries[c.index], c.id, messages[i], now));
     metrics_.countPipeline(messages[i].channelId, outcome.status);
     backlog_ += static_cast<std::int64_t>(outcome.deliveries.size()) - 1;
     deliveries += static_cast<int>(outcome.deliveries.size());
@@ -617,6 +621,25 @@ int Engine::finishProcessed(const std::string& owner, const std::vector<core::St
   }
   if (deliveries > handed) wakeDeliveries();
   return static_cast<int>(messages.size());
+}
+
+void Engine::keepFresh(store::DeliveryRecord record) {
+  std::lock_guard<std::mutex> lock(freshMutex_);
+  freshOrder_.push_back(record.id);
+  fresh_.insert_or_assign(record.id, std::move(record));
+  while (freshOrder_.size() > kFreshMax) {
+    fresh_.erase(freshOrder_.front());
+    freshOrder_.pop_front();
+  }
+}
+
+std::optional<store::DeliveryRecord> Engine::takeFresh(std::int64_t id) {
+  std::lock_guard<std::mutex> lock(freshMutex_);
+  auto it = fresh_.find(id);
+  if (it == fresh_.end()) return std::nullopt;
+  std::optional<store::DeliveryRecord> out(std::move(it->second));
+  fresh_.erase(it);
+  return out;
 }
 
 int Engine::runDeliveriesOnce(const std::string& owner) {
@@ -815,7 +838,8 @@ int Engine::runDeliveries(const std::string& owner, bool& more, std::vector<stor
     Result<std::vector<Result<void>>> recorded;
     if (ahead != nullptr && !skipped) {
       const store::Store::ClaimRequest claim{config_.deliveryClaimBatch, clock_->nowMs(),
-                                             config_.leaseMs, std::move(paused)};
+                                             config_.leaseMs, std::move(paused),
+                                             [this](std::int64_t id) { return takeFresh(id); }};
       auto both = store_->writersTakeTurns()
                       ? batcher_->record(owner, attempts, !allRepeatable, &claim)
                       : store_->recordAttemptsAndClaim(owner, attempts, !allRepeatable, claim);

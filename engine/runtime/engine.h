@@ -12,6 +12,7 @@
 #include <optional>
 #include <string>
 #include <thread>
+#include <unordered_map>
 #include <vector>
 
 #include "engine/core/clock.h"
@@ -162,6 +163,16 @@ class Engine final : public HttpRouter {
   // Set when the store may hold messages that are nobody's (not handed over, or handed over too
   // late); the pipeline claims then, and on its idle poll, but not after every hand-off.
   std::atomic<bool> storeWork_{true};
+
+  // Deliveries a finish stored unleased (every worker busy), due at once, as a claim would load
+  // them, for the claim that picks them (ClaimRequest::known: leased without a read back unless
+  // attempted meanwhile). Taken once; the oldest dropped past kFreshMax.
+  static constexpr std::size_t kFreshMax = 1024;
+  void keepFresh(store::DeliveryRecord record);
+  std::optional<store::DeliveryRecord> takeFresh(std::int64_t id);
+  std::mutex freshMutex_;
+  std::unordered_map<std::int64_t, store::DeliveryRecord> fresh_;
+  std::deque<std::int64_t> freshOrder_;
 };
 
 }  // namespace switchboard::runtime

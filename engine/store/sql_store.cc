@@ -476,9 +476,11 @@ class BatchWriter {
 
   // `lease`: the deliveries due at once that wait for no sibling are stored leased to it, and
   // their ids appended to *leased (FinishItem::deliveryLease).
-  Result<void> finish(std::int64_t messageId, const std::string& owner, const ProcessOutcome& outcome, Millis nowMs,
+  Result<void> finish(std::int64_t messageId, const std::string& owner,
+                      const ProcessOutcome& outcome, Millis nowMs,
                       const std::optional<IntakeLease>& lease = std::nullopt,
-                      std::vector<Store::LeasedDelivery>* leased = nullptr) {
+                      std::vector<Store::LeasedDelivery>* leased = nullptr,
+                      std::vector<Store::LeasedDelivery>* claimable = nullptr) {
     if (!finishSt_) {
       finishSt_.emplace((sql_.prepare << "UPDATE messages SET status = :s, error = :e, lease_owner = '', "
                                         "lease_until = 0, updated_at = :u WHERE id = :i AND lease_owner = :o "
@@ -563,7 +565,11 @@ class BatchWriter {
         runToEnd(*deliverySt_, [] {});
       }
       event(messageId, dId_, nowMs, "delivery-created", d.destination);
-      if (leaseIt && leased != nullptr) leased->push_back({static_cast<std::size_t>(&d - outcome.deliveries.data()), dId_});
+      const std::size_t index = static_cast<std::size_t>(&d - outcome.deliveries.data());
+      if (leaseIt && leased != nullptr) leased->push_back({index, dId_});
+      if (!leaseIt && claimable != nullptr && d.after.empty() && d.nextAttemptAtMs <= nowMs) {
+        claimable->push_back({index, dId_});
+      }
     }
     return {};
   }
@@ -958,6 +964,22 @@ class Claimer {
     return out;
   }
 
+  // Leases delivery `id` to `owner` until `until` if it was never attempted (its row as its finish
+  // stored it); false, leasing nothing, otherwise.
+  bool leaseUnattempted(long long id, const std::string& owner, long long until) {
+    if (!leaseUnattemptedSt_) {
+      leaseUnattemptedSt_.emplace(
+          (sql_.prepare << "UPDATE deliveries SET lease_owner = :o, lease_until = :u WHERE id = :i "
+                           "AND attempts = 0",
+           soci::use(owner_), soci::use(until_), soci::use(id_)));
+    }
+    id_ = id;
+    owner_ = owner;
+    until_ = until;
+    leaseUnattemptedSt_->execute(true);
+    return leaseUnattemptedSt_->get_affected_rows() == 1;
+  }
+
   // Leases delivery `id` to `owner` until `until` and loads it with its message's metadata and
   // the outcome of the sibling it waits for.
   Result<DeliveryRecord> leaseDelivery(long long id, const std::string& owner, long long until) {
@@ -996,7 +1018,7 @@ class Claimer {
   soci::session& sql_;
   Dialect dialect_;
   std::optional<soci::statement> pickMessagesSt_, leaseMessageSt_, pickDeliveriesSt_,
-      leaseDeliverySt_, loadDeliverySt_;
+      leaseDeliverySt_, loadDeliverySt_, leaseUnattemptedSt_;
   long long now_ = 0, limit_ = 0, id_ = 0, until_ = 0;
   std::string previousOwner_, owner_, metadata_, upstreamStatus_, upstreamResponse_;
   MessageRow message_;
@@ -1145,7 +1167,8 @@ class SqlStore final : public Store {
             results.reserve(f.items->size());
             for (const FinishItem& item : *f.items) {
               results.push_back(writer.finish(item.messageId, f.owner, item.outcome, f.nowMs,
-                                              item.deliveryLease, item.leasedDeliveries));
+                                              item.deliveryLease, item.leasedDeliveries,
+                                              item.claimableDeliveries));
             }
           }
           out.recorded.reserve(attempts.size());
@@ -1203,7 +1226,8 @@ class SqlStore final : public Store {
       std::vector<Result<void>> out;
       out.reserve(items.size());
       for (const FinishItem& item : items) {
-        out.push_back(writer.finish(item.messageId, owner, item.outcome, nowMs, item.deliveryLease, item.leasedDeliveries));
+        out.push_back(writer.finish(item.messageId, owner, item.outcome, nowMs, item.deliveryLease,
+                                    item.leasedDeliveries, item.claimableDeliveries));
       }
       tr.commit();
       return out;
@@ -1263,6 +1287,14 @@ class SqlStore final : public Store {
     std::vector<DeliveryRecord> out;
     out.reserve(ids.size());
     for (long long id : ids) {
+      if (c.known) {
+        std::optional<DeliveryRecord> k = c.known(id);
+        if (k && claims.leaseUnattempted(id, owner, c.nowMs + c.leaseMs)) {
+          k->leaseUntilMs = c.nowMs + c.leaseMs;
+          out.push_back(std::move(*k));
+          continue;
+        }
+      }
       auto d = claims.leaseDelivery(id, owner, c.nowMs + c.leaseMs);
       if (!d) return std::unexpected(d.error());
       out.push_back(std::move(*d));

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -234,6 +235,9 @@ class Store {
     // stored unleased, as without.
     std::optional<IntakeLease> deliveryLease;
     std::vector<LeasedDelivery>* leasedDeliveries = nullptr;
+    // When not null, the ids of the deliveries stored unleased, due at once and waiting for no
+    // sibling are appended (with their index), for ClaimRequest::known.
+    std::vector<LeasedDelivery>* claimableDeliveries = nullptr;
   };
   virtual Result<std::vector<Result<void>>> finishMessages(const std::string& owner,
                                                            const std::vector<FinishItem>& items,
@@ -322,6 +326,10 @@ class Store {
     Millis nowMs = 0;
     Millis leaseMs = 0;
     std::vector<std::string> pausedDestinations;
+    // Optional: a delivery as its finish stored it (storedForm), when the caller still holds it;
+    // asked once per picked id. A picked delivery never attempted (attempts = 0: unchanged since
+    // its finish, as payloads and metadata never change) is then leased without being read back.
+    std::function<std::optional<DeliveryRecord>(std::int64_t id)> known;
   };
   struct RecordedAndClaimed {
     std::vector<Result<void>> recorded;  // per item

@@ -1048,6 +1048,57 @@ BOOST_AUTO_TEST_CASE(one_commit_carries_attempt_records_and_their_claims_with_th
   BOOST_TEST(flushes() == before + 1);  // the attempt batch asked for one
 }
 
+// ClaimRequest::known: a picked delivery never attempted is leased and taken from what the caller
+// holds, without being read back; one attempted since is read back even when offered.
+BOOST_AUTO_TEST_CASE(a_claim_takes_unattempted_deliveries_from_what_the_caller_holds) {
+  Db db;
+  auto s = db.open();
+  auto a = ingestOne(*s, msg("c", "1", "a"));
+  auto b = ingestOne(*s, msg("c", "2", "b"));
+  BOOST_REQUIRE_EQUAL(s->claimMessages("w", 10, 1000, 500)->size(), 2u);
+  std::vector<Store::LeasedDelivery> claimableA, claimableB;
+  std::vector<Store::FinishItem> items{{a, processed({"ehr"}, 1000)},
+                                       {b, processed({"ehr"}, 1000)}};
+  items[0].claimableDeliveries = &claimableA;
+  items[1].claimableDeliveries = &claimableB;
+  auto finished = s->finishMessages("w", items, 1000);
+  BOOST_REQUIRE(finished.has_value());
+  BOOST_REQUIRE_EQUAL(claimableA.size(), 1u);  // unleased, due at once, after nobody
+  BOOST_REQUIRE_EQUAL(claimableB.size(), 1u);
+  // Both claimed by another worker, which attempts b's (retried at once: no longer as its finish
+  // stored it) and lets a's lease go unattempted.
+  BOOST_REQUIRE_EQUAL(s->claimDeliveries("x", 10, 1000, 500, {})->size(), 2u);
+  BOOST_REQUIRE(
+      s->recordAttempt(claimableB[0].id, "x", attempt("retry", "pending", 1000, 1000)).has_value());
+  BOOST_REQUIRE(s->releaseLeases("x").has_value());
+  std::vector<std::int64_t> asked;
+  Store::ClaimRequest claim{
+      10, 2000, 500, {}, [&](std::int64_t id) -> std::optional<store::DeliveryRecord> {
+        asked.push_back(id);
+        store::DeliveryRecord r;
+        r.id = id;
+        r.payload = "held in memory";
+        r.destination = "ehr";
+        return r;
+      }};
+  const std::vector<Store::AttemptItem> none;
+  auto r = s->commit({}, std::nullopt, {}, {{"w", &none, false, &claim}});
+  BOOST_REQUIRE(r.has_value());
+  BOOST_REQUIRE_EQUAL(r->recorded.at(0).claimed.size(), 2u);
+  BOOST_TEST(asked.size() == 2u);
+  for (const auto& d : r->recorded[0].claimed) {
+    BOOST_TEST(d.leaseUntilMs == 2500);
+    if (d.id == claimableA[0].id) {
+      BOOST_TEST(d.payload == "held in memory");  // taken as offered
+    } else {
+      BOOST_TEST(d.id == claimableB[0].id);
+      BOOST_TEST(d.payload != "held in memory");  // attempted: read back
+      BOOST_TEST(d.attempts == 1);
+    }
+  }
+  BOOST_TEST(s->claimDeliveries("y", 10, 2000, 500, {})->empty());  // both leased to w
+}
+
 // Hand-over: the deliveries an attempt releases come back from recordAttemptsAndClaim leased to
 // the worker, field for field what a claim loads, read from the database or (`sent`) reusing the
 // sent sibling's payload and metadata; those not due or paused stay for a claim.
