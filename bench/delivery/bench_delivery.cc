@@ -20,6 +20,7 @@
 #include <rapidjson/writer.h>
 
 #include "bench/bench_support.h"
+#include "bench/shipped_reply.h"
 #include "channels/fhir/fhir_destination.h"
 #include "channels/reply/provider_api.h"
 #include "channels/reply/reply_destination.h"
@@ -104,53 +105,15 @@ int main(int argc, char** argv) {
   const std::string response = sinkResponse(bundle);
   const std::string upstream = channels::fhir::summariseSuccess(200, response, "");
 
-  // The shipped channel's reply destination, its ${env:...} defaults expanded as at start-up.
-  ::setenv("SWITCHBOARD_META_ACCESS_TOKEN", "bench-token", 0);
-  auto file = core::loadConfigFile(root + "/conf/channels/whatsapp-meta.json");
-  if (!file) {
-    std::fprintf(stderr, "bench_delivery: %s\n", file.error().message.c_str());
-    return 1;
-  }
-  const rapidjson::Value* config = nullptr;
-  const auto& destinations = (*file->document)["destinations"];
-  for (rapidjson::SizeType i = 0; i < destinations.Size(); ++i) {
-    if (std::string(destinations[i]["type"].GetString()) == "reply") config = &destinations[i];
-  }
-  if (config == nullptr) return 1;
-  core::ConfigReader reader(*config, "conf/channels/whatsapp-meta.json", "/destinations/reply");
-  reader.skip("type");
-  reader.skip("name");
-  reader.skip("after");
-  core::ConnectorContext ctx;
-  ctx.channelId = "whatsapp-meta";
-  ctx.confDir = root + "/conf";
   auto clock = std::make_shared<core::SystemClock>();
-  auto reply = channels::reply::ReplyDestination::create(reader, ctx, clock);
-  if (!reply) {
-    std::fprintf(stderr, "bench_delivery: %s\n", reply.error().message.c_str());
-    return 1;
-  }
-  core::Metadata metadata;
-  core::setMetadata(metadata, "provider", "meta");
-  core::setMetadata(metadata, "kind", "flow");
-  core::setMetadata(metadata, "sender", "+15551234567");
-  core::setMetadata(metadata, "reply_to", "15551234567");
-  core::setMetadata(metadata, "reply_from", "123456123");
-  core::setMetadata(metadata, "received_at_ms", std::to_string(clock->nowMs() - 60'000));
-  core::setMetadata(metadata, "upstream_status", "succeeded");
-  core::setMetadata(metadata, "upstream_response", upstream);
-  core::DeliveryRequest request;
-  request.deliveryId = 41;
-  request.messageId = 7;
-  request.channelId = "whatsapp-meta";
-  request.destination = "reply";
-  request.payload = bundle;
-  request.contentType = "application/fhir+json";
-  request.metadata = &metadata;
+  auto reply = benchmarks::shippedReplyDestination(root, clock, "bench_delivery");
+  if (!reply) return 1;
+  const core::Metadata metadata = benchmarks::acceptedReplyMetadata(*clock, upstream);
+  const core::DeliveryRequest request = benchmarks::replyRequest(bundle, &metadata);
 
   // Checks that every operation does its work on these inputs before timing it.
   const auto route = channels::fhir::routePayload(bundle);
-  const auto composed = (*reply)->compose(request);
+  const auto composed = reply->compose(request);
   const std::string number = channels::reply::appointmentNumberFrom(upstream);
   if (!route || !route->toBase || !composed || composed->message.text.empty() || number.empty()) {
     std::fprintf(stderr, "bench_delivery: an operation failed on %s\n", bundlePath.c_str());
@@ -181,7 +144,7 @@ int main(int argc, char** argv) {
       std::abort();
   };
   auto doCompose = [&] {
-    if (!(*reply)->compose(request)) std::abort();
+    if (!reply->compose(request)) std::abort();
   };
   std::optional<fhir::ArenaDocument> held;
   if (const char* hold = std::getenv("BENCH_HOLD_ARENA"); hold && *hold == '1') {
