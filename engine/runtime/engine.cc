@@ -836,23 +836,17 @@ int Engine::runDeliveries(const std::string& owner, bool& more, std::vector<stor
     // transaction, with the intake and the pipeline's finishes (IntakeBatcher::record): no
     // transaction or flush of its own.
     Result<std::vector<Result<void>>> recorded;
-    if (ahead != nullptr && !skipped) {
-      const store::Store::ClaimRequest claim{config_.deliveryClaimBatch, clock_->nowMs(),
-                                             config_.leaseMs, std::move(paused),
-                                             [this](std::int64_t id) { return takeFresh(id); }};
+    const bool claimNext = ahead != nullptr && !skipped;
+    const store::Store::ClaimRequest claim{config_.deliveryClaimBatch, clock_->nowMs(),
+                                           config_.leaseMs, std::move(paused),
+                                           [this](std::int64_t id) { return takeFresh(id); }};
+    if (store_->writersTakeTurns() || claimNext) {
       auto both = store_->writersTakeTurns()
-                      ? batcher_->record(owner, attempts, !allRepeatable, &claim)
+                      ? batcher_->record(owner, attempts, !allRepeatable, claimNext ? &claim : nullptr)
                       : store_->recordAttemptsAndClaim(owner, attempts, !allRepeatable, claim);
       if (both) {
         recorded = std::move(both->recorded);
-        *ahead = std::move(both->claimed);
-      } else {
-        recorded = std::unexpected(both.error());
-      }
-    } else if (store_->writersTakeTurns()) {
-      auto both = batcher_->record(owner, attempts, !allRepeatable, nullptr);
-      if (both) {
-        recorded = std::move(both->recorded);
+        if (claimNext) *ahead = std::move(both->claimed);
       } else {
         recorded = std::unexpected(both.error());
       }
