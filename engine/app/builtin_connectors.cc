@@ -33,6 +33,10 @@
 #include "channels/twilio/register.h"
 #define SB_REGISTER_TWILIO 1
 #endif
+#if defined(SWITCHBOARD_HAVE_MLLP) && __has_include("channels/mllp/register.h")
+#include "channels/mllp/register.h"
+#define SB_REGISTER_MLLP 1
+#endif
 #if defined(SWITCHBOARD_HAVE_REPLY) && __has_include("channels/reply/register.h")
 #include "channels/reply/register.h"
 #define SB_REGISTER_REPLY 1
@@ -65,6 +69,9 @@ void registerBuiltinConnectors(core::ConnectorRegistry& registry) {
 #endif
 #ifdef SB_REGISTER_FHIR
   channels::registerFhirConnectors(registry);
+#endif
+#ifdef SB_REGISTER_MLLP
+  channels::registerMllpConnectors(registry);
 #endif
 #ifdef SB_REGISTER_REPLY
   channels::registerReplyConnectors(registry);

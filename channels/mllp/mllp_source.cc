@@ -1,0 +1,279 @@
+#include "channels/mllp/mllp_source.h"
+
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <ctime>
+#include <fstream>
+#include <map>
+#include <mutex>
+#include <random>
+
+#include "engine/core/identifiers.h"
+#include "hl7v2/ack.h"
+#include "hl7v2/message.h"
+
+namespace switchboard::channels::mllp {
+namespace {
+
+std::string randomToken() {
+  std::random_device device;
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string token;
+  for (int i = 0; i < 8; ++i) {
+    std::uint32_t v = device();
+    for (int j = 0; j < 8; ++j) token += kHex[(v >> (4 * j)) & 0xF];
+  }
+  return token;
+}
+
+// One ACK for `incoming` (parsed or raw bytes); never fails: a last-resort ACK is written by hand.
+std::string ackFor(std::string_view incoming, hl7v2::AckCode code, std::vector<hl7v2::AckError> errors,
+                   std::string text = {}) {
+  hl7v2::AckOptions options;
+  options.code = code;
+  options.controlId = nextAckControlId();
+  options.timestamp = ackTimestamp();
+  options.textMessage = std::move(text);
+  options.errors = std::move(errors);
+  auto ack = hl7v2::buildAckForBytes(incoming, options);
+  if (!ack) {
+    options.errors.clear();
+    options.textMessage.clear();
+    ack = hl7v2::buildAckForBytes("", options);
+  }
+  return ack ? ack->toEr7() : std::string();
+}
+
+hl7v2::AckError errorOf(int code, std::string userMessage, hl7v2::ErrorLocation location = {}) {
+  hl7v2::AckError e;
+  e.code = code;
+  e.location = std::move(location);
+  e.userMessage = std::move(userMessage);
+  return e;
+}
+
+// What the listener does with each message: hand it to the engine through the gate.
+class GateHandler final : public MllpHandler {
+ public:
+  GateHandler(std::string channelId, std::string path, std::string token, Gate gate)
+      : channelId_(std::move(channelId)), path_(std::move(path)), token_(std::move(token)), gate_(std::move(gate)) {}
+
+  std::string onMessage(std::string_view message, const std::string& peer) override {
+    auto reply = submit(message, peer, {});
+    if (reply && reply->committed && (reply->status == 200 || reply->status == 400) && reply->body.starts_with("MSH")) {
+      return reply->body;
+    }
+    std::string why = reply ? "engine answered HTTP " + std::to_string(reply->status) : reply.error().message;
+    std::fprintf(stderr, "switchboard: mllp channel %s: message from %s not stored (%s); answered AE\n",
+                 channelId_.c_str(), peer.c_str(), why.c_str());
+    return ackFor(message, hl7v2::AckCode::kAE,
+                  {errorOf(207, "message not stored, send it again: " + why)});
+  }
+
+  std::string onFrameError(const Error& error, const std::string& peer) override {
+    if (error.code == ErrorCode::kInvalid && error.message.find("before the MLLP start byte") != std::string::npos) {
+      // Bytes between frames: no message to answer; skipped up to the next start byte.
+      std::fprintf(stderr, "switchboard: mllp channel %s: %s from %s skipped\n", channelId_.c_str(),
+                   error.message.c_str(), peer.c_str());
+      return {};
+    }
+    const std::string what = std::string(error.code == ErrorCode::kTooLong ? "too-long" : "invalid") + ": " +
+                             error.message + " (" + error.location + ")";
+    auto reply = submit({}, peer, what);
+    if (reply && reply->committed && reply->status == 400 && reply->body.starts_with("MSH")) return reply->body;
+    std::fprintf(stderr, "switchboard: mllp channel %s: frame error from %s not recorded: %s\n", channelId_.c_str(),
+                 peer.c_str(), reply ? ("HTTP " + std::to_string(reply->status)).c_str() : reply.error().message.c_str());
+    return ackFor({}, hl7v2::AckCode::kAR, {errorOf(207, what)});
+  }
+
+ private:
+  Result<GateReply> submit(std::string_view body, const std::string& peer, const std::string& frameError) {
+    core::HttpRequest request;
+    request.method = "POST";
+    request.scheme = "mllp";
+    request.path = path_;
+    request.headers.push_back({"Content-Type", kHl7ContentType});
+    request.headers.push_back({kGateHeader, token_});
+    request.headers.push_back({kPeerHeader, peer});
+    if (!frameError.empty()) request.headers.push_back({kFrameErrorHeader, frameError});
+    request.body.assign(body);
+    try {
+      return gate_(request);
+    } catch (const std::exception& e) {
+      return fail(ErrorCode::kException, std::string("gate failed: ") + e.what());
+    }
+  }
+
+  std::string channelId_;
+  std::string path_;
+  std::string token_;
+  Gate gate_;
+};
+
+// Listeners by channel and address, so a reloaded channel takes over its predecessor's socket
+// instead of failing to bind it. A listener closes when no source holds it any more.
+struct ListenerHub {
+  std::mutex mutex;
+  std::map<std::string, std::weak_ptr<MllpListener>> listeners;
+};
+ListenerHub& hub() {
+  static ListenerHub h;
+  return h;
+}
+
+core::SourceVerdict rejectWithAck(core::InboundMessage raw, Error error, std::string ack) {
+  core::SourceVerdict v = core::SourceVerdict::reject(std::move(raw), std::move(error), 400);
+  v.reply = core::HttpResponse::text(400, std::move(ack), kHl7ContentType);
+  return v;
+}
+
+}  // namespace
+
+std::string ackTimestamp() {
+  std::time_t now = std::time(nullptr);
+  std::tm tm{};
+  ::gmtime_r(&now, &tm);
+  char buffer[16];
+  std::strftime(buffer, sizeof buffer, "%Y%m%d%H%M%S", &tm);
+  return buffer;
+}
+
+std::string nextAckControlId() {
+  static std::atomic<std::uint32_t> counter{0};
+  const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                      std::chrono::system_clock::now().time_since_epoch())
+                      .count();
+  return "SB" + std::to_string(ms) + std::to_string(counter.fetch_add(1) % 1000);
+}
+
+MllpSource::MllpSource(MllpSourceConfig config) : config_(std::move(config)), token_(randomToken()) {}
+
+MllpSource::~MllpSource() {
+  std::lock_guard<std::mutex> lock(hub().mutex);
+  listener_.reset();  // the last holder closes the socket and joins its threads
+}
+
+int MllpSource::port() const { return listener_ ? listener_->port() : 0; }
+
+Result<std::unique_ptr<MllpSource>> MllpSource::start(MllpSourceConfig config, Gate gate) {
+  std::unique_ptr<MllpSource> source(new MllpSource(std::move(config)));
+  const MllpSourceConfig& c = source->config_;
+  if (!gate) gate = loopbackGate(c.gate);
+  auto handler = std::make_shared<GateHandler>(c.channelId, c.path, source->token_, std::move(gate));
+  std::lock_guard<std::mutex> lock(hub().mutex);
+  static std::atomic<int> anonymous{0};
+  const std::string key = c.channelId + "@" + c.listener.host + ":" +
+                          (c.listener.port == 0 ? "0#" + std::to_string(anonymous++) : std::to_string(c.listener.port));
+  if (auto existing = hub().listeners[key].lock()) {
+    existing->setHandler(handler);
+    source->listener_ = std::move(existing);
+    return source;
+  }
+  auto listener = MllpListener::start(c.listener, handler);
+  if (!listener) return std::unexpected(listener.error());
+  source->listener_ = std::shared_ptr<MllpListener>(std::move(*listener));
+  hub().listeners[key] = source->listener_;
+  std::fprintf(stderr, "switchboard: mllp channel %s listening on %s:%d\n", c.channelId.c_str(),
+               c.listener.host.c_str(), source->listener_->port());
+  if (!c.gate.dataDir.empty()) {
+    // Port 0 picks a free port; tests and operators find it here.
+    std::ofstream(std::filesystem::path(c.gate.dataDir) / ("mllp-" + c.channelId + ".port"), std::ios::trunc)
+        << source->listener_->port() << "\n";
+  }
+  return source;
+}
+
+core::SourceVerdict MllpSource::handle(const core::HttpRequest& request) const {
+  using core::SourceVerdict;
+  const std::string* token = request.header(kGateHeader);
+  if (token == nullptr || !core::constantTimeEquals(*token, token_)) {
+    return SourceVerdict::refuse(token == nullptr ? "request without the MLLP listener's token"
+                                                  : "MLLP listener token mismatch",
+                                 403);
+  }
+  core::InboundMessage raw;
+  raw.contentType = kHl7ContentType;
+  raw.body = request.body;
+  core::setMetadata(raw.metadata, "kind", "hl7v2");
+  if (const std::string* peer = request.header(kPeerHeader)) core::setMetadata(raw.metadata, "peer", *peer);
+
+  if (const std::string* frameError = request.header(kFrameErrorHeader)) {
+    core::setMetadata(raw.metadata, "kind", "hl7v2-frame-error");
+    const ErrorCode code = frameError->starts_with("too-long") ? ErrorCode::kTooLong : ErrorCode::kInvalid;
+    std::string ack = ackFor({}, hl7v2::AckCode::kAR, {errorOf(207, *frameError)});
+    return rejectWithAck(std::move(raw), Error(code, "MLLP frame dropped: " + *frameError), std::move(ack));
+  }
+
+  hl7v2::ParseLimits limits;
+  limits.maxBytes = config_.listener.maxMessageBytes;
+  auto message = hl7v2::Message::parse(request.body, limits);
+  if (!message) {
+    const Error& e = message.error();
+    std::string text = e.message + (e.location.empty() ? "" : " at " + e.location);
+    std::string ack = ackFor(request.body, hl7v2::AckCode::kAR, {errorOf(e.code == ErrorCode::kTooLong ? 207 : 100, text)});
+    return rejectWithAck(std::move(raw), Error(e.code, "HL7 v2 message does not parse: " + text, e.location),
+                         std::move(ack));
+  }
+  const std::string controlId = message->controlId();
+  core::setMetadata(raw.metadata, "message_type", message->messageCode() + "^" + message->triggerEvent());
+  core::setMetadata(raw.metadata, "control_id", controlId);
+  core::setMetadata(raw.metadata, "sending_application", message->get("MSH-3").value_or(""));
+  core::setMetadata(raw.metadata, "sending_facility", message->get("MSH-4").value_or(""));
+  core::setMetadata(raw.metadata, "version", message->version());
+  if (controlId.empty()) {
+    std::string ack = ackFor(request.body, hl7v2::AckCode::kAR,
+                             {errorOf(101, "MSH-10 (message control id) is empty", {"MSH", 1, 10})});
+    return rejectWithAck(std::move(raw), Error(ErrorCode::kRequired, "MSH-10 (message control id) is empty", "MSH-10"),
+                         std::move(ack));
+  }
+  hl7v2::AckOptions options;
+  options.code = hl7v2::AckCode::kAA;
+  options.controlId = nextAckControlId();
+  options.timestamp = ackTimestamp();
+  auto ack = hl7v2::buildAck(*message, options);
+  if (!ack) {
+    std::string fallback = ackFor(request.body, hl7v2::AckCode::kAR, {errorOf(207, ack.error().message)});
+    return rejectWithAck(std::move(raw), Error(ack.error().code, "cannot acknowledge: " + ack.error().message),
+                         std::move(fallback));
+  }
+  // Scoped by sender: two systems may both number their messages from 1.
+  raw.idempotencyKey = "hl7v2|" + message->getRaw("MSH-3").value_or("") + "|" + message->getRaw("MSH-4").value_or("") +
+                       "|" + message->getRaw("MSH-10").value_or("");
+  std::vector<core::InboundMessage> messages;
+  messages.push_back(std::move(raw));
+  return SourceVerdict::accept(std::move(messages), core::HttpResponse::text(200, ack->toEr7(), kHl7ContentType));
+}
+
+Result<std::unique_ptr<core::HttpSource>> MllpSource::create(core::ConfigReader& config,
+                                                             const core::ConnectorContext& ctx) {
+  MllpSourceConfig c;
+  c.channelId = ctx.channelId;
+  c.listener.host = config.string("host", "127.0.0.1", "address to listen on (loopback by default)");
+  c.listener.port = static_cast<int>(config.integer("port", -1, 0, 65535, "TCP port to listen on (0: any free port)"));
+  if (c.listener.port < 0) config.invalid("port", "a TCP port (0 to 65535)");
+  c.listener.maxMessageBytes = static_cast<std::size_t>(config.integer(
+      "max_message_bytes", 1 << 20, 64, 64 << 20, "largest message accepted; a larger frame is answered AR"));
+  c.listener.maxConnections =
+      static_cast<int>(config.integer("max_connections", 32, 1, 4096, "connections served at once"));
+  c.listener.idleTimeoutMs = static_cast<int>(
+      config.integer("idle_timeout_ms", 600000, 0, 86400000, "close a connection silent this long (0: never)"));
+  c.listener.allowLineBreaksBetweenFrames = config.boolean(
+      "allow_line_breaks_between_frames", false, "skip CR/LF bytes some senders put between frames");
+  c.path = config.string("path", "/mllp/" + ctx.channelId,
+                         "internal HTTP path the listener hands messages to (refuses other callers)");
+  if (c.path.empty() || c.path.front() != '/') config.invalid("path", "a path starting with '/'");
+  c.gate.host = config.string("engine_host", "127.0.0.1", "address of the engine's HTTP listener");
+  c.gate.port = static_cast<int>(config.integer(
+      "engine_port", 0, 0, 65535, "port of the engine's HTTP listener (0: read <data_dir>/switchboard.port)"));
+  c.gate.timeoutMs = static_cast<int>(
+      config.integer("commit_timeout_ms", 30000, 100, 600000, "longest wait for the engine's commit before AE"));
+  c.gate.dataDir = ctx.dataDir;
+  if (auto r = config.finish(); !r) return std::unexpected(r.error());
+  const std::string file = config.file(), pointer = config.pointerOf("port");
+  auto source = start(std::move(c));
+  if (!source) return std::unexpected(core::configError(file, pointer, "an address to listen on: " + source.error().message));
+  return std::unique_ptr<core::HttpSource>(std::move(*source));
+}
+
+}  // namespace switchboard::channels::mllp
