@@ -1,6 +1,7 @@
 // `switchboard map`. Thread-safety: see map_cli.h.
 #include "engine/mapping/map_cli.h"
 
+#include <algorithm>
 #include <fstream>
 #include <iostream>
 #include <sstream>
@@ -12,7 +13,10 @@
 namespace switchboard::mapping {
 
 int runMapCommand(int argc, char** argv) {
-  const char* usage = "usage: switchboard map MAPPING INPUT [--var name=value ...]\n";
+  const char* usage =
+      "usage: switchboard map MAPPING INPUT [--var name=value ...] [--lines]\n"
+      "  --lines  HL7 v2 output: end segments with LF instead of CR (for reading, not sending)\n";
+  bool lines = false;
   std::string mappingPath, inputPath;
   fhirpath::Environment env;
   for (int i = 1; i < argc; ++i) {
@@ -39,6 +43,8 @@ int runMapCommand(int argc, char** argv) {
       } else {
         env.setVariable(name, value);
       }
+    } else if (arg == "--lines") {
+      lines = true;
     } else if (arg.starts_with("--")) {
       std::cerr << "map: unknown option " << arg << "\n" << usage;
       return 2;
@@ -71,6 +77,13 @@ int runMapCommand(int argc, char** argv) {
   if (!out) {
     std::cerr << core::operationOutcomeJson(out.error()) << "\n";
     return 1;
+  }
+  if (out->contentType == "x-application/hl7-v2+er7") {
+    // ER7 exactly as a receiver would get it (segments end with CR), unless --lines.
+    std::string er7 = out->payload;
+    if (lines) std::replace(er7.begin(), er7.end(), '\r', '\n');
+    std::cout << er7 << std::flush;
+    return 0;
   }
   std::cout << out->payload << "\n";
   return 0;

@@ -6,6 +6,7 @@
 #include <cctype>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <optional>
 #include <set>
 #include <sstream>
@@ -19,8 +20,11 @@
 #include "engine/core/time_zone.h"
 #include "engine/mapping/flow_input.h"
 #include "engine/mapping/directives.h"
+#include "engine/mapping/hl7_input.h"
 #include "engine/mapping/template.h"
 #include "engine/mapping/uuid.h"
+#include "hl7v2/message.h"
+#include "hl7v2/path.h"
 
 namespace switchboard::mapping {
 
@@ -134,8 +138,20 @@ bool validName(std::string_view s) {
   return true;
 }
 
+// Compiles one FHIRPath expression; in a mapping with HL7 v2 input, `hl7('PATH')` is rewritten
+// first (hl7_input.h).
+Result<fhirpath::Expression> compileFhirPath(const std::string& text, bool hl7) {
+  if (hl7) {
+    auto rewritten = rewriteHl7Paths(text);
+    if (!rewritten) return std::unexpected(rewritten.error());
+    if (*rewritten) return fhirpath::compile(**rewritten);
+  }
+  return fhirpath::compile(text);
+}
+
 // Splits "a {{ x }} b" into pieces; an error for an unterminated `{{`.
-Result<std::vector<Piece>> splitTemplate(std::string_view s, const std::string& where) {
+Result<std::vector<Piece>> splitTemplate(std::string_view s, const std::string& where,
+                                         bool hl7) {
   std::vector<Piece> pieces;
   std::size_t i = 0;
   while (i < s.size()) {
@@ -150,7 +166,7 @@ Result<std::vector<Piece>> splitTemplate(std::string_view s, const std::string& 
       return fail(ErrorCode::kInvalid, where + ": \"{{\" without \"}}\"", where);
     std::string text = trim(s.substr(open + 2, close - open - 2));
     if (text.empty()) return fail(ErrorCode::kInvalid, where + ": empty \"{{ }}\"", where);
-    auto expr = fhirpath::compile(text);
+    auto expr = compileFhirPath(text, hl7);
     if (!expr) {
       return fail(ErrorCode::kInvalid,
                   where + ": FHIRPath " + quoteValue(text) + ": " + expr.error().message, where);
@@ -174,7 +190,7 @@ Result<fhirpath::Expression> Mapping::Impl::compileExpr(const JsonValue& v,
     text = trim(std::string_view(text).substr(2, text.size() - 4));
   }
   if (text.empty()) return std::unexpected(loadError(pointer, "empty expression"));
-  auto expr = fhirpath::compile(text);
+  auto expr = compileFhirPath(text, hl7Input);
   if (!expr)
     return std::unexpected(
         loadError(pointer, "FHIRPath " + quoteValue(text) + ": " + expr.error().message));
@@ -190,7 +206,7 @@ Result<TNodePtr> Mapping::Impl::compile(const JsonValue& v, const std::string& p
       node->literal = &v;
       return node;
     }
-    auto pieces = splitTemplate(s, file + ": " + pointer);
+    auto pieces = splitTemplate(s, file + ": " + pointer, hl7Input);
     if (!pieces)
       return std::unexpected(Error(pieces.error().code, pieces.error().message, pointer));
     bool single = false;
@@ -274,6 +290,44 @@ Result<void> Mapping::Impl::compileObject(const JsonValue& v, TNode& node) const
       auto child = compile(val, at);
       if (!child) return std::unexpected(child.error());
       node.value = std::move(*child);
+    } else if (key == "$fromHl7Date" || key == "$toHl7Date") {
+      if (node.value)
+        return std::unexpected(loadError(at, "only one of $value, $translate, $localInstant, "
+                                              "$fromHl7Date, $toHl7Date"));
+      auto op = std::make_unique<TNode>();
+      op->pointer = at;
+      op->kind = key == "$toHl7Date" ? TNode::Kind::kToHl7Date : TNode::Kind::kFromHl7Date;
+      op->select = "dateTime";
+      needsGeneral = true;
+      if (!val.IsObject()) {  // shorthand: the value itself
+        auto child = compile(val, at);
+        if (!child) return std::unexpected(child.error());
+        op->date = std::move(*child);
+      } else {
+        for (auto f = val.MemberBegin(); f != val.MemberEnd(); ++f) {
+          const std::string k = f->name.GetString();
+          const std::string fat = at + "/" + escapePointer(k);
+          if (k == "value" || k == "zone") {
+            auto child = compile(f->value, fat);
+            if (!child) return std::unexpected(child.error());
+            (k == "value" ? op->date : op->zone) = std::move(*child);
+          } else if (k == "as" && op->kind == TNode::Kind::kFromHl7Date) {
+            const std::string as = f->value.IsString() ? f->value.GetString() : "";
+            if (as != "date" && as != "dateTime" && as != "instant")
+              return std::unexpected(loadError(fat, "expected date, dateTime or instant"));
+            op->select = as;
+          } else {
+            return std::unexpected(loadError(
+                fat, "unknown key of " + key +
+                         (op->kind == TNode::Kind::kFromHl7Date ? " (expected value, as, zone)"
+                                                                : " (expected value)")));
+          }
+        }
+        if (!op->date) return std::unexpected(loadError(at + "/value", "required"));
+        if (op->zone && op->kind == TNode::Kind::kToHl7Date)
+          return std::unexpected(loadError(at + "/zone", "unknown key of " + key));
+      }
+      node.value = std::move(op);
     } else if (key == "$translate" || key == "$localInstant") {
       if (node.value)
         return std::unexpected(loadError(at, "only one of $value, $translate, $localInstant"));
@@ -343,7 +397,8 @@ Result<void> Mapping::Impl::compileObject(const JsonValue& v, TNode& node) const
     } else {
       return std::unexpected(loadError(
           at,
-          "unknown directive (expected $if, $each, $as, $let, $value, $translate, $localInstant)"));
+          "unknown directive (expected $if, $each, $as, $let, $value, $translate, $localInstant, "
+          "$fromHl7Date, $toHl7Date)"));
     }
   }
   if (hasAs && !node.eachExpr) return std::unexpected(loadError(ptr + "/$as", "$as without $each"));
@@ -351,6 +406,53 @@ Result<void> Mapping::Impl::compileObject(const JsonValue& v, TNode& node) const
   if (node.value && !node.members.empty()) {
     return std::unexpected(loadError(
         ptr, "an object with $value, $translate or $localInstant has no other (non-$) keys"));
+  }
+  return {};
+}
+
+Result<void> Mapping::Impl::compileSegments() {
+  auto it = doc->FindMember("segments");
+  if (it == doc->MemberEnd() || !it->value.IsArray() || it->value.Empty())
+    return std::unexpected(
+        loadError("/segments", "required: a non-empty array of segment templates"));
+  for (rapidjson::SizeType i = 0; i < it->value.Size(); ++i) {
+    const JsonValue& v = it->value[i];
+    const std::string at = "/segments/" + std::to_string(i);
+    if (!v.IsObject())
+      return std::unexpected(loadError(at, "expected an object of HL7 path: value"));
+    auto compiled = compile(v, at);
+    if (!compiled) return std::unexpected(compiled.error());
+    SegmentSpec spec;
+    spec.node = std::move(*compiled);
+    if (spec.node->value)
+      return std::unexpected(loadError(at, "a segment takes HL7 path keys, not $value or operators"));
+    for (const Member& member : spec.node->members) {
+      const std::string mat = at + "/" + escapePointer(member.key);
+      auto path = hl7v2::Path::parse(member.key);
+      if (!path || path->field == 0 || member.key.find('[') != std::string::npos) {
+        return std::unexpected(loadError(
+            mat, "expected an HL7 path with a field and no [occurrence], such as PID-5.1 or "
+                 "PID-3(2).4 (" +
+                     (path ? std::string("the segment's place in the list gives its occurrence")
+                           : path.error().message) +
+                     ")"));
+      }
+      if (spec.id.empty()) spec.id = path->segment;
+      if (path->segment != spec.id)
+        return std::unexpected(loadError(mat, "every key of one segment names the same segment (" +
+                                                  spec.id + ")"));
+      if (spec.id == "MSH" && path->field <= 2)
+        return std::unexpected(
+            loadError(mat, "MSH-1 and MSH-2 are written by the engine (|^~\\&)"));
+      spec.paths.push_back(member.key.substr(3));
+    }
+    if (spec.id.empty())
+      return std::unexpected(loadError(at, "a segment needs at least one HL7 path key"));
+    if (i == 0 && (spec.id != "MSH" || spec.node->eachExpr || spec.node->ifExpr))
+      return std::unexpected(loadError(at, "the first segment is MSH (without $each or $if)"));
+    if (i > 0 && spec.id == "MSH")
+      return std::unexpected(loadError(at, "only one MSH (batches are not supported)"));
+    segments.push_back(std::move(spec));
   }
   return {};
 }
@@ -449,6 +551,7 @@ struct Run {
   Result<void> evalObjectBody(const TNode& node, std::vector<JsonValue>& vals);
   Result<void> evalTranslate(const TNode& node, std::vector<JsonValue>& vals);
   Result<void> evalLocalInstant(const TNode& node, std::vector<JsonValue>& vals);
+  Result<void> evalHl7Date(const TNode& node, std::vector<JsonValue>& vals);
   Result<std::optional<std::string>> defaultZone();
   Result<std::optional<std::string>> evalText(const std::vector<Piece>& pieces,
                                               const std::string& pointer, bool urlEncode);
@@ -539,7 +642,45 @@ Result<void> Run::evalMany(const TNode& node, std::vector<JsonValue>& vals) {
       return evalTranslate(node, vals);
     case TNode::Kind::kLocalInstant:
       return evalLocalInstant(node, vals);
+    case TNode::Kind::kFromHl7Date:
+    case TNode::Kind::kToHl7Date:
+      return evalHl7Date(node, vals);
   }
+  return {};
+}
+
+Result<void> Run::evalHl7Date(const TNode& node, std::vector<JsonValue>& vals) {
+  auto value = scalarText(*node.date);
+  if (!value) return std::unexpected(value.error());
+  if (!*value) return {};
+  Result<std::string> converted;
+  if (node.kind == TNode::Kind::kToHl7Date) {
+    converted = fhirToHl7Date(**value);
+  } else {
+    std::optional<std::string> zone;
+    if (node.zone) {
+      auto z = scalarText(*node.zone);
+      if (!z) return std::unexpected(z.error());
+      zone = *z;
+    } else {
+      auto z = defaultZone();
+      if (!z) return std::unexpected(z.error());
+      zone = *z;
+    }
+    const FhirTemporal as = node.select == "date"      ? FhirTemporal::kDate
+                            : node.select == "instant" ? FhirTemporal::kInstant
+                                                       : FhirTemporal::kDateTime;
+    converted = hl7ToFhirDate(**value, as, zone.value_or(""), m.zoneinfoRoot);
+  }
+  if (!converted) {
+    const std::string field = locationOf(node.date.get());
+    return std::unexpected(error(converted.error().code,
+                                 field + ": " + converted.error().message + " (" + node.pointer +
+                                     ")",
+                                 field));
+  }
+  vals.emplace_back(converted->c_str(), static_cast<rapidjson::SizeType>(converted->size()),
+                    out.GetAllocator());
   return {};
 }
 
@@ -641,15 +782,15 @@ Result<std::shared_ptr<const Mapping>> Mapping::load(std::string_view json, cons
                                            rapidjson::GetParseError_En(doc.GetParseError()));
   }
   if (!doc.IsObject()) return std::unexpected(impl->loadError("", "expected a JSON object"));
-  static const std::set<std::string> kTop = {"id",          "description", "input",  "variables",
-                                             "key",         "required",    "assert", "output",
-                                             "conceptmaps", "resources"};
+  static const std::set<std::string> kTop = {
+      "id",     "description", "input",     "variables", "key",     "required",
+      "assert", "output",      "conceptmaps", "resources", "segments"};
   for (auto it = doc.MemberBegin(); it != doc.MemberEnd(); ++it) {
     if (!kTop.count(it->name.GetString())) {
       return std::unexpected(impl->loadError(
           "/" + escapePointer(it->name.GetString()),
           "unknown key (expected id, description, input, variables, key, required, assert, output, "
-          "conceptmaps, resources)"));
+          "conceptmaps, resources, segments)"));
     }
   }
   auto idIt = doc.FindMember("id");
@@ -659,16 +800,19 @@ Result<std::shared_ptr<const Mapping>> Mapping::load(std::string_view json, cons
   impl->id = idIt->value.GetString();
   if (auto it = doc.FindMember("input"); it != doc.MemberEnd()) {
     const std::string mode = it->value.IsString() ? it->value.GetString() : "";
-    if (mode != "flow" && mode != "json")
-      return std::unexpected(impl->loadError("/input", "expected \"flow\" or \"json\""));
+    if (mode != "flow" && mode != "json" && mode != "hl7v2")
+      return std::unexpected(
+          impl->loadError("/input", "expected \"flow\", \"json\" or \"hl7v2\""));
     impl->flowInput = mode == "flow";
+    impl->hl7Input = mode == "hl7v2";
   }
   if (auto it = doc.FindMember("output"); it != doc.MemberEnd()) {
     const std::string mode = it->value.IsString() ? it->value.GetString() : "";
-    if (mode != "transaction" && mode != "resources")
+    if (mode != "transaction" && mode != "resources" && mode != "hl7v2")
       return std::unexpected(
-          impl->loadError("/output", "expected \"transaction\" or \"resources\""));
+          impl->loadError("/output", "expected \"transaction\", \"resources\" or \"hl7v2\""));
     impl->transaction = mode == "transaction";
+    impl->hl7Output = mode == "hl7v2";
   }
   // ConceptMaps.
   if (maps) {
@@ -744,6 +888,18 @@ Result<std::shared_ptr<const Mapping>> Mapping::load(std::string_view json, cons
       impl->assertions.push_back(std::move(as));
     }
   }
+  if (impl->hl7Output) {
+    if (doc.HasMember("resources"))
+      return std::unexpected(impl->loadError(
+          "/resources", "not with \"output\": \"hl7v2\" (its template is \"segments\")"));
+    if (auto r = impl->compileSegments(); !r) return std::unexpected(r.error());
+    impl->compilePlans();
+    impl->planned = false;  // HL7 v2 output runs on the general evaluator
+    return std::shared_ptr<const Mapping>(new Mapping(std::move(impl)));
+  }
+  if (doc.HasMember("segments"))
+    return std::unexpected(
+        impl->loadError("/segments", "only with \"output\": \"hl7v2\" (FHIR uses resources)"));
   auto resIt = doc.FindMember("resources");
   if (resIt == doc.MemberEnd() || !resIt->value.IsArray() || resIt->value.Empty())
     return std::unexpected(impl->loadError("/resources", "required: a non-empty array"));
@@ -797,23 +953,58 @@ Result<std::shared_ptr<const Mapping>> Mapping::load(std::string_view json, cons
       if (!impl->transaction)
         return std::unexpected(
             impl->loadError(at + "/ifNoneExist", "only for \"output\": \"transaction\""));
-      auto pieces = splitTemplate(r["ifNoneExist"].GetString(), file + ": " + at + "/ifNoneExist");
+      auto pieces = splitTemplate(r["ifNoneExist"].GetString(), file + ": " + at + "/ifNoneExist",
+                                  impl->hl7Input);
       if (!pieces) return std::unexpected(pieces.error());
       spec.ifNoneExist = std::move(*pieces);
     }
     impl->resources.push_back(std::move(spec));
   }
   impl->compilePlans();
+  if (impl->needsGeneral) impl->planned = false;
   return std::shared_ptr<const Mapping>(new Mapping(std::move(impl)));
 }
 
 // ------------------------------------------------------------------ running
 
+namespace {
+
+// The input a mapping's expressions read: for "input": "hl7v2" the JSON model of the ER7 text
+// (kept in `holder`), else the input itself.
+Result<std::string_view> mappedInput(const Mapping::Impl& m, std::string_view input,
+                                     std::string& holder) {
+  if (!m.hl7Input) return input;
+  auto json = hl7InputJson(input);
+  if (!json) {
+    Error e = json.error();
+    e.message = "mapping " + m.id + ": HL7 v2 input: " + e.message;
+    return std::unexpected(e);
+  }
+  holder = std::move(*json);
+  return std::string_view(holder);
+}
+
+// One template value of an HL7 segment as text: strings as they are, numbers as written,
+// booleans Y/N; empty optional for anything else.
+std::optional<std::string> hl7Text(const JsonValue& v) {
+  if (v.IsString()) return std::string(v.GetString(), v.GetStringLength());
+  if (v.IsInt64()) return std::to_string(v.GetInt64());
+  if (v.IsUint64()) return std::to_string(v.GetUint64());
+  if (v.IsNumber()) return fhirpath::Decimal::fromDouble(v.GetDouble()).toString();
+  if (v.IsBool()) return std::string(v.GetBool() ? "Y" : "N");
+  return std::nullopt;
+}
+
+}  // namespace
+
 Result<MappingOutput> Mapping::run(std::string_view input,
                                    const fhirpath::Environment& variables) const {
   if (impl_->planned) {
+    std::string holder;
+    auto mapped = mappedInput(*impl_, input, holder);
+    if (!mapped) return std::unexpected(mapped.error());
     bool declined = false;
-    auto out = impl_->runPlanned(input, variables, declined);
+    auto out = impl_->runPlanned(*mapped, variables, declined);
     if (!declined) return out;
   }
   return runGeneral(input, variables);
@@ -823,8 +1014,11 @@ Result<MappingOutput> Mapping::runPlanned(std::string_view input,
                                           const fhirpath::Environment& variables) const {
   if (!impl_->planned)
     return fail(ErrorCode::kNotSupported, "mapping " + impl_->id + ": not every expression has a plan");
+  std::string holder;
+  auto mapped = mappedInput(*impl_, input, holder);
+  if (!mapped) return std::unexpected(mapped.error());
   bool declined = false;
-  auto out = impl_->runPlanned(input, variables, declined);
+  auto out = impl_->runPlanned(*mapped, variables, declined);
   if (declined)
     return fail(ErrorCode::kNotSupported, "mapping " + impl_->id + ": the plan declined this input");
   return out;
@@ -832,9 +1026,107 @@ Result<MappingOutput> Mapping::runPlanned(std::string_view input,
 
 bool Mapping::planned() const { return impl_->planned; }
 
+namespace {
+
+// The ER7 message of an "output": "hl7v2" mapping: each segment template in order (repeated by
+// its $each, left out by its $if or when every value vanished), values escaped by hl7v2's set(),
+// then MSH-7, MSH-10, MSH-11 and MSH-12 filled when the template left them empty.
+Result<MappingOutput> runHl7Output(Run& run, const std::string& inputKey) {
+  const Mapping::Impl& m = run.m;
+  // %controlId: 20 hex digits (MSH-10 is ST 20 in v2.5.1) of the uuid of this input.
+  std::string controlId;
+  for (char c : nameUuid(m.id + "/message/" + inputKey)) {
+    if (c != '-' && controlId.size() < 20)
+      controlId.push_back(static_cast<char>(std::toupper(static_cast<unsigned char>(c))));
+  }
+  run.env.setVariable("controlId", controlId);
+  hl7v2::Message msg = hl7v2::Message::create();
+  std::map<std::string, std::size_t> counts;
+  for (const SegmentSpec& seg : m.segments) {
+    std::vector<JsonValue> instances;
+    if (auto r = run.evalMany(*seg.node, instances); !r) return std::unexpected(r.error());
+    for (const JsonValue& inst : instances) {
+      if (!inst.IsObject()) continue;
+      const std::size_t occurrence = seg.id == "MSH" ? 1 : ++counts[seg.id];
+      const std::string prefix = seg.id + "[" + std::to_string(occurrence) + "]";
+      for (auto it = inst.MemberBegin(); it != inst.MemberEnd(); ++it) {
+        const std::string key(it->name.GetString(), it->name.GetStringLength());
+        std::vector<std::string> texts;
+        auto add = [&](const JsonValue& v) -> Result<void> {
+          auto t = hl7Text(v);
+          if (!t)
+            return std::unexpected(run.error(ErrorCode::kInvalid,
+                                             seg.node->pointer + "/" + key +
+                                                 ": expected text, a number or a boolean",
+                                             key));
+          texts.push_back(std::move(*t));
+          return {};
+        };
+        if (it->value.IsArray()) {
+          for (const auto& v : it->value.GetArray())
+            if (auto r = add(v); !r) return std::unexpected(r.error());
+        } else if (auto r = add(it->value); !r) {
+          return std::unexpected(r.error());
+        }
+        const std::string path = prefix + key.substr(3);
+        if (texts.size() == 1) {
+          if (auto r = msg.set(path, texts.front()); !r)
+            return std::unexpected(run.error(r.error().code, key + ": " + r.error().message, key));
+          continue;
+        }
+        auto parsed = hl7v2::Path::parse(key);
+        if (!parsed || parsed->repetition != 0 || parsed->component != 0) {
+          return std::unexpected(run.error(
+              ErrorCode::kInvalid,
+              seg.node->pointer + "/" + key + ": " + std::to_string(texts.size()) +
+                  " values for one element (several values need a field path, e.g. PID-13, "
+                  "and become its repetitions)",
+              key));
+        }
+        for (std::size_t r = 0; r < texts.size(); ++r) {
+          if (auto s = msg.set(path + "(" + std::to_string(r + 1) + ")", texts[r]); !s)
+            return std::unexpected(run.error(s.error().code, key + ": " + s.error().message, key));
+        }
+      }
+    }
+  }
+  auto fill = [&](const char* path, const std::string& value) -> Result<void> {
+    auto current = msg.getRaw(path);
+    if (current && !current->empty()) return {};
+    return msg.set(path, value);
+  };
+  if (msg.getRaw("MSH-9.1").value_or("").empty())
+    return std::unexpected(run.error(ErrorCode::kRequired,
+                                     "/segments/0: MSH-9.1 (message type) has no value", "MSH-9.1"));
+  if (msg.getRaw("MSH-7").value_or("").empty()) {
+    std::optional<std::string> received;
+    if (auto it = run.env.variables.find("receivedAt");
+        it != run.env.variables.end() && it->second.size() == 1)
+      received = fhirpath::toFhirPathString(it->second.front());
+    if (!received || received->empty())
+      return std::unexpected(run.error(
+          ErrorCode::kRequired,
+          "MSH-7 has no value: give it in the template or set the variable receivedAt", "MSH-7"));
+    auto ts = fhirToHl7Date(*received);
+    if (!ts) return std::unexpected(run.error(ts.error().code, "MSH-7: " + ts.error().message,
+                                              "%receivedAt"));
+    if (auto r = fill("MSH-7", *ts); !r) return std::unexpected(r.error());
+  }
+  if (auto r = fill("MSH-10", controlId); !r) return std::unexpected(r.error());
+  if (auto r = fill("MSH-11", "P"); !r) return std::unexpected(r.error());
+  if (auto r = fill("MSH-12", "2.5.1"); !r) return std::unexpected(r.error());
+  return MappingOutput{msg.toEr7(), "x-application/hl7-v2+er7"};
+}
+
+}  // namespace
+
 Result<MappingOutput> Mapping::runGeneral(std::string_view input,
                                           const fhirpath::Environment& variables) const {
   const Impl& m = *impl_;
+  std::string holder;
+  auto mapped = mappedInput(m, input, holder);
+  if (!mapped) return std::unexpected(mapped.error());
+  input = *mapped;
   auto parsed = m.flowInput ? normalizeFlowInput(input) : parseJsonInput(input);
   if (!parsed) {
     Error e = parsed.error();
@@ -945,6 +1237,7 @@ Result<MappingOutput> Mapping::runGeneral(std::string_view input,
   }
   run.env.setVariable("ref", refs);
   run.env.setVariable("id", ids);
+  if (m.hl7Output) return runHl7Output(run, inputKey);
 
   auto& alloc = run.out.GetAllocator();
   JsonValue entries(rapidjson::kArrayType);

@@ -1224,6 +1224,9 @@ Result<void> PlanRun::evalMany(const TNode& node, JsonVals& vals) {
       return evalTranslate(node, vals);
     case TNode::Kind::kLocalInstant:
       return evalLocalInstant(node, vals);
+    case TNode::Kind::kFromHl7Date:
+    case TNode::Kind::kToHl7Date:
+      break;  // never planned: a file using them runs on the general evaluator (needsGeneral)
   }
   return {};
 }

@@ -46,7 +46,11 @@ struct Member {
 };
 
 struct TNode {
-  enum class Kind { kLiteral, kExpr, kText, kObject, kArray, kTranslate, kLocalInstant };
+  // kFromHl7Date / kToHl7Date ($fromHl7Date, $toHl7Date: HL7 DTM <-> FHIR dates) run on the
+  // general evaluator only (Mapping::Impl::needsGeneral).
+  enum class Kind {
+    kLiteral, kExpr, kText, kObject, kArray, kTranslate, kLocalInstant, kFromHl7Date, kToHl7Date
+  };
   Kind kind = Kind::kLiteral;
   std::string pointer;                 // JSON pointer in the mapping file
   const JsonValue* literal = nullptr;  // kLiteral: points into the mapping's own document
@@ -73,8 +77,18 @@ struct TNode {
   const ConceptMapSet::Map* map = nullptr;  // mapName in Mapping::Impl::maps, found at load
   bool required = true;
   TNodePtr code, system;
-  // kLocalInstant
+  // kLocalInstant; kFromHl7Date and kToHl7Date use `date` (the value) and `zone`, and
+  // kFromHl7Date `select` ("date", "dateTime" or "instant")
   TNodePtr date, time, zone, addMinutes;
+};
+
+// One segment template of an HL7 v2 output ("output": "hl7v2"): an object whose keys are HL7
+// paths of one segment (`"PID-5.1"`), with the usual directives ($if, $each, $let).
+struct SegmentSpec {
+  std::string id;                  // the segment id its keys name
+  TNodePtr node;                   // kObject
+  std::vector<std::string> paths;  // by member: the key's path without the segment id
+                                   // ("-5.1"), to be prefixed with "SEG[n]"
 };
 
 // The planned writer's program (mapping_plan.cc): the template laid out again after its plans
@@ -153,7 +167,13 @@ struct Mapping::Impl {
   std::string id;
   std::string conceptMapDir;
   bool flowInput = false;
+  bool hl7Input = false;   // "input": "hl7v2": the input is ER7, mapped as hl7InputJson()
+  bool hl7Output = false;  // "output": "hl7v2": `segments` gives an ER7 message
   bool transaction = true;
+  // Set while compiling when a construct has no plan ($fromHl7Date, $toHl7Date); the file then
+  // runs on the general evaluator.
+  mutable bool needsGeneral = false;
+  std::vector<detail::SegmentSpec> segments;
   std::shared_ptr<rapidjson::Document> doc;  // the mapping file; literals point into it
   std::shared_ptr<const ConceptMapSet> maps;
   std::string zoneinfoRoot;
@@ -200,6 +220,8 @@ struct Mapping::Impl {
                                            const std::string& pointer) const;
   Result<detail::TNodePtr> compile(const detail::JsonValue& v, const std::string& pointer) const;
   Result<void> compileObject(const detail::JsonValue& v, detail::TNode& node) const;
+  // "segments" of an HL7 v2 output (mapping.cc).
+  Result<void> compileSegments();
 };
 
 }  // namespace switchboard::mapping
