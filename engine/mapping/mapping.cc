@@ -2,6 +2,7 @@
 // compiled template per input). Thread-safety: see mapping.h; all per-run state lives in Run.
 #include "engine/mapping/mapping.h"
 
+#include <algorithm>
 #include <array>
 #include <cctype>
 #include <filesystem>
@@ -138,20 +139,25 @@ bool validName(std::string_view s) {
   return true;
 }
 
-// Compiles one FHIRPath expression; in a mapping with HL7 v2 input, `hl7('PATH')` is rewritten
-// first (hl7_input.h).
-Result<fhirpath::Expression> compileFhirPath(const std::string& text, bool hl7) {
-  if (hl7) {
-    auto rewritten = rewriteHl7Paths(text);
-    if (!rewritten) return std::unexpected(rewritten.error());
-    if (*rewritten) return fhirpath::compile(**rewritten);
+// Compiles one FHIRPath expression; in a mapping with HL7 v2 input (`rewritten` not null),
+// `hl7('PATH')` is rewritten first (hl7_input.h) and the pair is recorded so that error messages
+// can show the text as written.
+Result<fhirpath::Expression> compileFhirPath(const std::string& text,
+                                             std::map<std::string, std::string>* rewritten) {
+  if (rewritten) {
+    auto r = rewriteHl7Paths(text);
+    if (!r) return std::unexpected(r.error());
+    if (*r) {
+      (*rewritten)[**r] = text;
+      return fhirpath::compile(**r);
+    }
   }
   return fhirpath::compile(text);
 }
 
 // Splits "a {{ x }} b" into pieces; an error for an unterminated `{{`.
 Result<std::vector<Piece>> splitTemplate(std::string_view s, const std::string& where,
-                                         bool hl7) {
+                                         std::map<std::string, std::string>* hl7) {
   std::vector<Piece> pieces;
   std::size_t i = 0;
   while (i < s.size()) {
@@ -190,7 +196,7 @@ Result<fhirpath::Expression> Mapping::Impl::compileExpr(const JsonValue& v,
     text = trim(std::string_view(text).substr(2, text.size() - 4));
   }
   if (text.empty()) return std::unexpected(loadError(pointer, "empty expression"));
-  auto expr = compileFhirPath(text, hl7Input);
+  auto expr = compileFhirPath(text, hl7Input ? &hl7Rewritten : nullptr);
   if (!expr)
     return std::unexpected(
         loadError(pointer, "FHIRPath " + quoteValue(text) + ": " + expr.error().message));
@@ -206,7 +212,7 @@ Result<TNodePtr> Mapping::Impl::compile(const JsonValue& v, const std::string& p
       node->literal = &v;
       return node;
     }
-    auto pieces = splitTemplate(s, file + ": " + pointer, hl7Input);
+    auto pieces = splitTemplate(s, file + ": " + pointer, hl7Input ? &hl7Rewritten : nullptr);
     if (!pieces)
       return std::unexpected(Error(pieces.error().code, pieces.error().message, pointer));
     bool single = false;
@@ -954,7 +960,7 @@ Result<std::shared_ptr<const Mapping>> Mapping::load(std::string_view json, cons
         return std::unexpected(
             impl->loadError(at + "/ifNoneExist", "only for \"output\": \"transaction\""));
       auto pieces = splitTemplate(r["ifNoneExist"].GetString(), file + ": " + at + "/ifNoneExist",
-                                  impl->hl7Input);
+                                  impl->hl7Input ? &impl->hl7Rewritten : nullptr);
       if (!pieces) return std::unexpected(pieces.error());
       spec.ifNoneExist = std::move(*pieces);
     }
@@ -997,8 +1003,37 @@ std::optional<std::string> hl7Text(const JsonValue& v) {
 
 }  // namespace
 
+namespace {
+
+// An error of a mapping with hl7('PATH') expressions, with each rewritten expression shown as
+// the file wrote it (longest first, so that one inside another is not split).
+Result<MappingOutput> asWritten(const Mapping::Impl& m, Result<MappingOutput> out) {
+  if (out || m.hl7Rewritten.empty()) return out;
+  Error e = out.error();
+  std::vector<const std::pair<const std::string, std::string>*> pairs;
+  for (const auto& p : m.hl7Rewritten) pairs.push_back(&p);
+  std::sort(pairs.begin(), pairs.end(),
+            [](auto* a, auto* b) { return a->first.size() > b->first.size(); });
+  for (std::string* text : {&e.message, &e.location}) {
+    for (const auto* p : pairs) {
+      for (std::size_t at = text->find(p->first); at != std::string::npos;
+           at = text->find(p->first, at + p->second.size()))
+        text->replace(at, p->first.size(), p->second);
+    }
+  }
+  return std::unexpected(e);
+}
+
+}  // namespace
+
 Result<MappingOutput> Mapping::run(std::string_view input,
                                    const fhirpath::Environment& variables) const {
+  if (!impl_->hl7Rewritten.empty()) return asWritten(*impl_, runUnrestored(input, variables));
+  return runUnrestored(input, variables);
+}
+
+Result<MappingOutput> Mapping::runUnrestored(std::string_view input,
+                                             const fhirpath::Environment& variables) const {
   if (impl_->planned) {
     std::string holder;
     auto mapped = mappedInput(*impl_, input, holder);
@@ -1007,11 +1042,18 @@ Result<MappingOutput> Mapping::run(std::string_view input,
     auto out = impl_->runPlanned(*mapped, variables, declined);
     if (!declined) return out;
   }
-  return runGeneral(input, variables);
+  return runGeneralUnrestored(input, variables);
 }
 
 Result<MappingOutput> Mapping::runPlanned(std::string_view input,
                                           const fhirpath::Environment& variables) const {
+  if (!impl_->hl7Rewritten.empty())
+    return asWritten(*impl_, runPlannedUnrestored(input, variables));
+  return runPlannedUnrestored(input, variables);
+}
+
+Result<MappingOutput> Mapping::runPlannedUnrestored(std::string_view input,
+                                                    const fhirpath::Environment& variables) const {
   if (!impl_->planned)
     return fail(ErrorCode::kNotSupported, "mapping " + impl_->id + ": not every expression has a plan");
   std::string holder;
@@ -1122,6 +1164,13 @@ Result<MappingOutput> runHl7Output(Run& run, const std::string& inputKey) {
 
 Result<MappingOutput> Mapping::runGeneral(std::string_view input,
                                           const fhirpath::Environment& variables) const {
+  if (!impl_->hl7Rewritten.empty())
+    return asWritten(*impl_, runGeneralUnrestored(input, variables));
+  return runGeneralUnrestored(input, variables);
+}
+
+Result<MappingOutput> Mapping::runGeneralUnrestored(std::string_view input,
+                                                    const fhirpath::Environment& variables) const {
   const Impl& m = *impl_;
   std::string holder;
   auto mapped = mappedInput(m, input, holder);

@@ -1,7 +1,9 @@
 // Declarative mapping files (docs/mapping-language.md): a JSON template shaped like its output,
-// with FHIRPath in `{{ }}`, directives ($if, $each/$as, $let, $value, $translate, $localInstant)
-// and references between produced resources, turned into a FHIR transaction Bundle (or a list of
-// standalone resources) with deterministic urn:uuid fullUrls.
+// with FHIRPath in `{{ }}`, directives ($if, $each/$as, $let, $value, $translate, $localInstant,
+// $fromHl7Date, $toHl7Date) and references between produced resources, turned into a FHIR
+// transaction Bundle (or a list of standalone resources) with deterministic urn:uuid fullUrls, or
+// into an HL7 v2 ER7 message ("output": "hl7v2"). The input is JSON, a WhatsApp Flow submission
+// or an HL7 v2 message ("input": "hl7v2").
 // Thread-safety: a loaded Mapping is immutable; run() may be called from many threads at once.
 #pragma once
 
@@ -16,8 +18,8 @@
 namespace switchboard::mapping {
 
 struct MappingOutput {
-  std::string payload;      // Bundle JSON, or a JSON array of resources
-  std::string contentType;  // application/fhir+json
+  std::string payload;      // Bundle JSON, a JSON array of resources, or ER7 (segments end CR)
+  std::string contentType;  // application/fhir+json, or x-application/hl7-v2+er7
 };
 
 struct LoadOptions {
@@ -69,6 +71,13 @@ class Mapping {
 
  private:
   explicit Mapping(std::unique_ptr<Impl> impl);
+  // run(), runGeneral() and runPlanned() before errors get back the file's hl7('PATH') texts.
+  Result<MappingOutput> runUnrestored(std::string_view input,
+                                      const fhirpath::Environment& variables) const;
+  Result<MappingOutput> runGeneralUnrestored(std::string_view input,
+                                             const fhirpath::Environment& variables) const;
+  Result<MappingOutput> runPlannedUnrestored(std::string_view input,
+                                             const fhirpath::Environment& variables) const;
   std::unique_ptr<Impl> impl_;
 };
 

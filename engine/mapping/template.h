@@ -174,6 +174,8 @@ struct Mapping::Impl {
   // runs on the general evaluator.
   mutable bool needsGeneral = false;
   std::vector<detail::SegmentSpec> segments;
+  // hl7('PATH') expressions: rewritten text -> the text as written, for error messages.
+  mutable std::map<std::string, std::string> hl7Rewritten;
   std::shared_ptr<rapidjson::Document> doc;  // the mapping file; literals point into it
   std::shared_ptr<const ConceptMapSet> maps;
   std::string zoneinfoRoot;
