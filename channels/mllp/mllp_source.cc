@@ -178,6 +178,8 @@ Result<std::unique_ptr<MllpSource>> MllpSource::start(MllpSourceConfig config, G
                c.listener.host.c_str(), source->listener_->port());
   if (!c.gate.dataDir.empty()) {
     // Port 0 picks a free port; tests and operators find it here.
+    std::error_code ec;
+    std::filesystem::create_directories(c.gate.dataDir, ec);
     std::ofstream(std::filesystem::path(c.gate.dataDir) / ("mllp-" + c.channelId + ".port"), std::ios::trunc)
         << source->listener_->port() << "\n";
   }
