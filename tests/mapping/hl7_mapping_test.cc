@@ -3,6 +3,8 @@
 // fields, errors, byte-identical replays) and `switchboard map` printing ER7.
 #include <boost/test/unit_test.hpp>
 
+#include <cstdio>
+#include <filesystem>
 #include <iostream>
 #include <sstream>
 
@@ -566,6 +568,67 @@ BOOST_AUTO_TEST_CASE(hl7_output_template_rules) {
   auto r2 = (*many)->run(R"({"ids": ["a", "b"]})", fhirpath::Environment());
   BOOST_REQUIRE(!r2.has_value());
   BOOST_TEST(r2.error().message.find("2 values for one element") != std::string::npos);
+}
+
+BOOST_AUTO_TEST_CASE(hl7_paths_read_what_the_hl7v2_library_reads_on_the_corpus) {
+  // Every message of tests/data/hl7v2-samples/ (odd delimiters, escapes, Z-segments, no MSH-9):
+  // what hl7('...') gives through the model equals hl7v2's own get() of the same path.
+  auto m = Mapping::load(R"json({"id": "corpus", "input": "hl7v2", "output": "resources",
+    "resources": [{"key": "b", "resource": {"resourceType": "Bundle", "type": "collection",
+      "entry": [{"$each": "OBX", "$as": "obx", "resource": {"resourceType": "Observation",
+        "code": {"coding": [{"code": "{{ %obx.hl7('OBX-3.1') }}"}]},
+        "valueString": "{{ %obx.hl7('OBX-5(1)') }}"}}],
+      "identifier": {"system": "{{ hl7('PID-3(2).4.1') }}", "value": "{{ hl7('PID-3.1') }}"},
+      "signature": [{"type": [{"code": "{{ hl7('MSH-9.2') }}", "display": "{{ hl7('PID-5.1') }}"}],
+                     "who": {"display": "{{ hl7('MSH-10') }}"}}]}}]})json",
+                         "inline.json", std::make_shared<ConceptMapSet>());
+  BOOST_REQUIRE_MESSAGE(m.has_value(), (m ? std::string() : m.error().message));
+  int files = 0, observations = 0;
+  for (const auto& entry :
+       std::filesystem::directory_iterator(test::sourceDir() + "/tests/data/hl7v2-samples")) {
+    if (entry.path().extension() != ".hl7") continue;
+    ++files;
+    const std::string er7 = test::readFile(entry.path().string());
+    BOOST_TEST_CONTEXT(entry.path().filename().string()) {
+      auto msg = reparse(er7);
+      auto out = (*m)->run(er7, fhirpath::Environment());
+      BOOST_REQUIRE_MESSAGE(out.has_value(), (out ? std::string() : out.error().message));
+      auto doc = test::parse(out->payload);
+      BOOST_REQUIRE(doc.IsArray());
+      const auto& bundle = doc[0];
+      // The library's text, or "" when it is blank or the HL7 null (the mapping drops those).
+      auto expect = [&](const std::string& path) {
+        std::string v = get(msg, path);
+        return v == "\"\"" || v.find_first_not_of(" \t") == std::string::npos ? std::string() : v;
+      };
+      auto at = [](const rapidjson::Value& v, const char* pointer) {
+        const rapidjson::Value* found = rapidjson::Pointer(pointer).Get(v);
+        return found && found->IsString() ? std::string(found->GetString()) : std::string();
+      };
+      BOOST_TEST(at(bundle, "/identifier/value") == expect("PID-3.1"));
+      BOOST_TEST(at(bundle, "/identifier/system") == expect("PID-3(2).4.1"));
+      BOOST_TEST(at(bundle, "/signature/0/type/0/code") == expect("MSH-9.2"));
+      BOOST_TEST(at(bundle, "/signature/0/type/0/display") == expect("PID-5.1"));
+      BOOST_TEST(at(bundle, "/signature/0/who/display") == expect("MSH-10"));
+      const std::size_t obx = msg.count("OBX");
+      const rapidjson::Value* entries = rapidjson::Pointer("/entry").Get(bundle);
+      std::size_t produced = 0;
+      for (std::size_t i = 1; i <= obx; ++i) {
+        const std::string code = expect("OBX[" + std::to_string(i) + "]-3.1");
+        const std::string value = expect("OBX[" + std::to_string(i) + "]-5(1)");
+        if (code.empty() && value.empty()) continue;  // an Observation with nothing vanishes
+        BOOST_REQUIRE(entries);
+        BOOST_REQUIRE(produced < entries->Size());
+        const auto& obs = (*entries)[static_cast<rapidjson::SizeType>(produced++)]["resource"];
+        BOOST_TEST(at(obs, "/code/coding/0/code") == code);
+        BOOST_TEST(at(obs, "/valueString") == value);
+        ++observations;
+      }
+      BOOST_TEST(produced == (entries ? entries->Size() : 0u));
+    }
+  }
+  BOOST_TEST(files == 72);
+  BOOST_TEST(observations == 54);  // OBX segments with a code or a value in the corpus
 }
 
 BOOST_AUTO_TEST_CASE(map_command_prints_er7) {
