@@ -112,10 +112,19 @@ class GateHandler final : public MllpHandler {
 };
 
 // Listeners by channel and address, so a reloaded channel takes over its predecessor's socket
-// instead of failing to bind it. A listener closes when no source holds it any more.
+// instead of failing to bind it. Every source holding a listener is listed in start order; the
+// newest one's handler serves, and when it goes first (a reload that failed after building it)
+// the previous one's handler serves again. All of them share the entry's gate token, so the
+// engine's current source of the channel accepts what any of them hands over. A listener closes
+// when no source holds it any more.
+struct HubEntry {
+  std::weak_ptr<MllpListener> listener;
+  std::string token;
+  std::vector<std::pair<const void*, std::shared_ptr<MllpHandler>>> holders;
+};
 struct ListenerHub {
   std::mutex mutex;
-  std::map<std::string, std::weak_ptr<MllpListener>> listeners;
+  std::map<std::string, HubEntry> entries;
 };
 ListenerHub& hub() {
   static ListenerHub h;
@@ -147,10 +156,21 @@ std::string nextAckControlId() {
   return "SB" + std::to_string(ms) + std::to_string(counter.fetch_add(1) % 1000);
 }
 
-MllpSource::MllpSource(MllpSourceConfig config) : config_(std::move(config)), token_(randomToken()) {}
+MllpSource::MllpSource(MllpSourceConfig config) : config_(std::move(config)) {}
 
 MllpSource::~MllpSource() {
   std::lock_guard<std::mutex> lock(hub().mutex);
+  auto it = hub().entries.find(key_);
+  if (it != hub().entries.end()) {
+    auto& holders = it->second.holders;
+    const bool serving = !holders.empty() && holders.back().first == this;
+    std::erase_if(holders, [this](const auto& h) { return h.first == this; });
+    if (holders.empty()) {
+      hub().entries.erase(it);
+    } else if (serving && listener_) {
+      listener_->setHandler(holders.back().second);
+    }
+  }
   listener_.reset();  // the last holder closes the socket and joins its threads
 }
 
@@ -160,20 +180,30 @@ Result<std::unique_ptr<MllpSource>> MllpSource::start(MllpSourceConfig config, G
   std::unique_ptr<MllpSource> source(new MllpSource(std::move(config)));
   const MllpSourceConfig& c = source->config_;
   if (!gate) gate = loopbackGate(c.gate);
-  auto handler = std::make_shared<GateHandler>(c.channelId, c.path, source->token_, std::move(gate));
-  std::lock_guard<std::mutex> lock(hub().mutex);
   static std::atomic<int> anonymous{0};
-  const std::string key = c.channelId + "@" + c.listener.host + ":" +
-                          (c.listener.port == 0 ? "0#" + std::to_string(anonymous++) : std::to_string(c.listener.port));
-  if (auto existing = hub().listeners[key].lock()) {
+  source->key_ = c.channelId + "@" + c.listener.host + ":" +
+                 (c.listener.port == 0 ? "0#" + std::to_string(anonymous++) : std::to_string(c.listener.port));
+  std::lock_guard<std::mutex> lock(hub().mutex);
+  HubEntry& entry = hub().entries[source->key_];
+  auto existing = entry.listener.lock();
+  if (!existing) entry = HubEntry{{}, randomToken(), {}};
+  source->token_ = entry.token;
+  auto handler = std::make_shared<GateHandler>(c.channelId, c.path, source->token_, std::move(gate));
+  if (existing) {
     existing->setHandler(handler);
+    entry.holders.emplace_back(source.get(), handler);
     source->listener_ = std::move(existing);
     return source;
   }
   auto listener = MllpListener::start(c.listener, handler);
-  if (!listener) return std::unexpected(listener.error());
+  if (!listener) {
+    hub().entries.erase(source->key_);
+    source->key_.clear();
+    return std::unexpected(listener.error());
+  }
   source->listener_ = std::shared_ptr<MllpListener>(std::move(*listener));
-  hub().listeners[key] = source->listener_;
+  entry.listener = source->listener_;
+  entry.holders.emplace_back(source.get(), handler);
   std::fprintf(stderr, "switchboard: mllp channel %s listening on %s:%d\n", c.channelId.c_str(),
                c.listener.host.c_str(), source->listener_->port());
   if (!c.gate.dataDir.empty()) {

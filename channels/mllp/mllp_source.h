@@ -51,7 +51,8 @@ class MllpSource final : public core::HttpSource {
  private:
   explicit MllpSource(MllpSourceConfig config);
   MllpSourceConfig config_;
-  std::string token_;
+  std::string key_;    // the listener's entry (channel and address)
+  std::string token_;  // the gate token shared by every source of that listener
   std::shared_ptr<MllpListener> listener_;
 };
 

@@ -337,6 +337,8 @@ BOOST_AUTO_TEST_CASE(a_reloaded_channel_takes_over_its_listener) {
   BOOST_REQUIRE_MESSAGE(b.has_value(), (b ? std::string() : b.error().message));
   second->source = b->get();
   BOOST_TEST((*b)->port() == port);
+  // One token for both: the engine's current source accepts what either listener handler sends.
+  BOOST_TEST((*b)->gateToken() == (*a)->gateToken());
   a->reset();  // the old channel goes; the listener stays with the new one
   MllpClient client(port);
   BOOST_REQUIRE(client.send(adtA04("R1")));
@@ -349,4 +351,32 @@ BOOST_AUTO_TEST_CASE(a_reloaded_channel_takes_over_its_listener) {
   b->reset();  // the last holder closes the socket
   MllpClient late(port);
   BOOST_TEST(!late.connected());
+}
+
+BOOST_AUTO_TEST_CASE(a_failed_reload_gives_the_listener_back_to_the_running_source) {
+  int port = 0;
+  {
+    auto probe = channels::mllp::listenTcp("127.0.0.1", 0);
+    BOOST_REQUIRE(probe.has_value());
+    port = channels::mllp::boundPort(*probe);
+  }
+  auto running = std::make_shared<ScriptedGate>();
+  auto discarded = std::make_shared<ScriptedGate>();
+  auto a = channels::mllp::MllpSource::start(scriptedConfig("revert", port), [running](const core::HttpRequest& r) { return (*running)(r); });
+  BOOST_REQUIRE(a.has_value());
+  running->source = a->get();
+  {
+    // A reload builds the new source, then fails on another part of the channel and drops it.
+    auto b = channels::mllp::MllpSource::start(scriptedConfig("revert", port), [discarded](const core::HttpRequest& r) { return (*discarded)(r); });
+    BOOST_REQUIRE(b.has_value());
+    discarded->source = b->get();
+  }
+  MllpClient client(port);
+  BOOST_REQUIRE(client.connected());
+  BOOST_REQUIRE(client.send(adtA04("V1")));
+  auto ack = client.read();
+  BOOST_REQUIRE(ack.has_value());
+  BOOST_TEST(field(*ack, "MSA-1") == "AA");
+  BOOST_TEST(running->calls == 1);
+  BOOST_TEST(discarded->calls == 0);
 }
