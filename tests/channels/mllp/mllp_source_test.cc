@@ -45,6 +45,8 @@ struct EngineFixture {
         "source": {"type": "mllp", "port": 0, "max_message_bytes": 2048},
         "destinations": [{"name": "out", "type": "file", "directory": "outbox"}]})",
       .registerConnectors = channels::registerMllpConnectors,
+      .configure = nullptr,
+      .clock = nullptr,
       .serve = true}};
   runtime::Engine* engine = &test.engine();
   int mllpPort = 0;
