@@ -11,6 +11,7 @@
 #include "engine/mapping/hl7_input.h"
 #include "engine/mapping/map_cli.h"
 #include "engine/mapping/mapping.h"
+#include "engine/mapping/register.h"
 #include "hl7v2/message.h"
 #include "test_util.h"
 
@@ -629,6 +630,87 @@ BOOST_AUTO_TEST_CASE(hl7_paths_read_what_the_hl7v2_library_reads_on_the_corpus) 
   }
   BOOST_TEST(files == 72);
   BOOST_TEST(observations == 54);  // OBX segments with a code or a value in the corpus
+}
+
+BOOST_AUTO_TEST_CASE(hl7_in_hl7_out_escapes_both_ways) {
+  // ER7 in, ER7 out: decoded on the way in, encoded again on the way out.
+  auto m = Mapping::load(R"json({"id": "a04-to-a28", "input": "hl7v2", "output": "hl7v2",
+    "segments": [
+      {"MSH-3": "{{ hl7('MSH-5') }}", "MSH-7": "{{ hl7('MSH-7') }}", "MSH-9.1": "ADT", "MSH-9.2": "A28",
+       "MSH-9.3": "ADT_A05", "MSH-10": "{{ controlId & '-28' }}"},
+      {"EVN-2": "{{ hl7('EVN-2') }}"},
+      {"$each": "PID.F3.where(C1.exists())", "$as": "cx", "$let": {"n": "{{ %cxIndex + 1 }}"},
+       "NTE-1": "{{ %n }}", "NTE-3": "{{ %cx.C1 }} from {{ %cx.C4 }}"},
+      {"PID-1": "1", "PID-3": "{{ PID.first().F3.C1 }}", "PID-5.1": "{{ hl7('PID-5.1') }}",
+       "PID-5.2": "{{ hl7('PID-5.2') }}", "PID-11.1": "{{ hl7('PID-11.1') }}"},
+      {"PV1-2": "N"}]})json",
+                         "inline.json", std::make_shared<ConceptMapSet>());
+  BOOST_REQUIRE_MESSAGE(m.has_value(), (m ? std::string() : m.error().message));
+  auto out = (*m)->run(hl7Data("adt-a08-escapes.hl7"), fhirpath::Environment());
+  BOOST_REQUIRE_MESSAGE(out.has_value(), (out ? std::string() : out.error().message));
+  BOOST_TEST(out->payload ==
+             "MSH|^~\\&|EHR||||20250301101500||ADT^A28^ADT_A05|MSG0002-28|P|2.5.1\r"
+             "EVN||20250301101500\r"
+             "NTE|1||MRN777 from HOSP\\T\\1.2.840.114350\\T\\ISO\r"
+             "NTE|2||555-44-3333 from SSA\r"
+             "PID|1||MRN777~555-44-3333||O\\T\\Brien \\S\\ Sons^Mary\\T\\Ann||||||"
+             "1 Pipe \\F\\ Tilde \\R\\ Lane\r"
+             "PV1||N\r");
+  auto msg = reparse(out->payload);
+  BOOST_TEST(get(msg, "PID-5.1") == "O&Brien ^ Sons");
+  BOOST_TEST(get(msg, "PID-11.1") == "1 Pipe | Tilde ~ Lane");
+}
+
+BOOST_AUTO_TEST_CASE(mapping_stage_maps_er7_and_writes_er7) {
+  core::ConnectorRegistry registry;
+  registerMappingStages(registry);
+  const auto* factory = registry.stage("mapping");
+  BOOST_REQUIRE(factory);
+  auto makeStage = [&](const std::string& json) {
+    rapidjson::Document doc;
+    doc.Parse(json.c_str());
+    core::ConfigReader reader(doc, "channel.json", "/transformer");
+    reader.skip("type");
+    auto stage = (*factory)(reader, core::ConnectorContext{"ch", "", ""});
+    BOOST_REQUIRE_MESSAGE(stage.has_value(), (stage ? std::string() : stage.error().message));
+    return std::move(*stage);
+  };
+  core::StoredMessage stored;
+  stored.channelId = "mllp-in";
+  stored.receivedAtMs = 1770732000000;  // 2026-02-10T14:00:00Z
+
+  auto adt = makeStage(R"({"type":"mapping","file":")" + test::sourceDir() +
+                       R"(/mappings/hl7v2-adt-a04-to-fhir.json","variables":{"timezone":"America/New_York"}})");
+  core::PipelineMessage in;
+  in.message = &stored;
+  in.payload = hl7Data("adt-a04-protocols.hl7");
+  in.contentType = "x-application/hl7-v2+er7";
+  auto r = adt->process(in);
+  BOOST_REQUIRE(r.kind == core::StageResult::Kind::kContinue);
+  BOOST_TEST(in.contentType == "application/fhir+json");
+  BOOST_TEST(test::parse(in.payload)["entry"][0]["resource"]["name"][0]["family"] == "Doe");
+  core::PipelineMessage broken;
+  broken.message = &stored;
+  broken.payload = "MSH|^~\\&|A\rPID|1\r\rPV1|1\r";  // an empty segment
+  auto failed = adt->process(broken);
+  BOOST_REQUIRE(failed.kind == core::StageResult::Kind::kFail);
+  BOOST_TEST(failed.error.message.starts_with("mapping hl7v2-adt-a04-to-fhir: HL7 v2 input: "));
+
+  auto siu = makeStage(R"({"type":"mapping","file":")" + test::sourceDir() +
+                       R"(/mappings/fhir-appointment-to-siu-s12.json","variables":{"facility":"HealthCare Clinic"}})");
+  std::string first;
+  for (int replay = 0; replay < 2; ++replay) {
+    core::PipelineMessage pm;
+    pm.message = &stored;
+    pm.payload = seedSubmission();
+    pm.contentType = "application/json";
+    auto s = siu->process(pm);
+    BOOST_REQUIRE(s.kind == core::StageResult::Kind::kContinue);
+    BOOST_TEST(pm.contentType == "x-application/hl7-v2+er7");
+    BOOST_TEST(get(reparse(pm.payload), "MSH-7") == "20260210140000.000+0000");
+    if (replay == 0) first = pm.payload;
+    else BOOST_TEST(pm.payload == first);  // a replay writes the same bytes
+  }
 }
 
 BOOST_AUTO_TEST_CASE(map_command_prints_er7) {
