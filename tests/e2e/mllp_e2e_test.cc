@@ -3,7 +3,8 @@
 // (tests/e2e/peers/mllp-peer.mjs) is both the sending system (Hl7Client) and the receiving EHR
 // (Hl7Server). The client gets AA only for what the engine stored, the server receives the
 // stored bytes unchanged, an AE then AA from the server is a retry, an AR a permanent failure,
-// and broken HL7 is answered AR and shows among the rejected messages.
+// and broken HL7 is answered AR and shows among the rejected messages; SIGTERM stops it cleanly
+// with a sender's connection open.
 // Single-threaded test driver; the engine and the peer are child processes on 127.0.0.1.
 #define BOOST_TEST_MODULE mllp_e2e
 #include <boost/test/unit_test.hpp>
@@ -170,6 +171,15 @@ BOOST_AUTO_TEST_CASE(a_real_client_gets_AA_and_a_real_server_receives_the_stored
   auto list = w.messages("&limit=100");
   BOOST_TEST(list["items"].Size() == 1u);
   BOOST_TEST(w.received().size() == 1u);
+
+  // Clean shutdown with a sender's idle connection open: SIGTERM ends the engine with status 0,
+  // and the connection is closed (not left hanging).
+  Poco::Net::StreamSocket idle(Poco::Net::SocketAddress("127.0.0.1", static_cast<Poco::UInt16>(w.engineMllpPort)));
+  BOOST_TEST(w.engine->terminate() == 0);
+  BOOST_TEST(w.engine->stdoutText().find("switchboard: stopped") != std::string::npos);
+  char byte = 0;
+  idle.setReceiveTimeout(Poco::Timespan(10, 0));
+  BOOST_TEST(idle.receiveBytes(&byte, 1) == 0);  // end of stream
 }
 
 BOOST_AUTO_TEST_CASE(AE_then_AA_from_the_server_is_a_retry_and_AR_a_permanent_failure) {
