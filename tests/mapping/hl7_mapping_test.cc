@@ -367,6 +367,11 @@ BOOST_AUTO_TEST_CASE(adt_errors_are_precise) {
   BOOST_TEST(bad.error().message.find("MRN11") == std::string::npos);  // no field content
   // Empty input.
   BOOST_TEST(!mapAdt("").has_value());
+  // ISO-8859-1 bytes (MSH-18 8859/1 is not converted): refused, not written as broken JSON.
+  auto latin1 = mapAdt("MSH|^~\\&|A|B|C|D|20250301101500||ADT^A04^ADT_A01|1|P|2.5.1|||||||8859/1\r"
+                       "PID|1||X1^^^H^MR||Ren\xe9^Jos\xe9\rPV1|1|O\r");
+  BOOST_REQUIRE(!latin1.has_value());
+  BOOST_TEST(latin1.error().message.find("not valid UTF-8") != std::string::npos);
   // An impossible birth date names the field.
   auto date = mapAdt(hl7Data("adt-a04-bad-date.hl7"));
   BOOST_REQUIRE(!date.has_value());
