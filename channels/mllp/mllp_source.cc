@@ -180,9 +180,8 @@ Result<std::unique_ptr<MllpSource>> MllpSource::start(MllpSourceConfig config, G
   std::unique_ptr<MllpSource> source(new MllpSource(std::move(config)));
   const MllpSourceConfig& c = source->config_;
   if (!gate) gate = loopbackGate(c.gate);
-  static std::atomic<int> anonymous{0};
-  source->key_ = c.channelId + "@" + c.listener.host + ":" +
-                 (c.listener.port == 0 ? "0#" + std::to_string(anonymous++) : std::to_string(c.listener.port));
+  // Port 0 included: a reloaded channel keeps the port it was given.
+  source->key_ = c.channelId + "@" + c.listener.host + ":" + std::to_string(c.listener.port);
   std::lock_guard<std::mutex> lock(hub().mutex);
   HubEntry& entry = hub().entries[source->key_];
   auto existing = entry.listener.lock();

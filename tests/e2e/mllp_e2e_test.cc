@@ -84,16 +84,20 @@ struct World {
       "http": {"bind": "127.0.0.1", "threads": 8},
       "workers": {"pipeline_threads": 1, "delivery_threads": 1, "lease_ms": 5000, "idle_poll_ms": 50}
     })");
-    engine->addChannel("adt.json", R"({"id": "adt",
-      "source": {"type": "mllp", "port": 0},
-      "transformer": {"type": "passthrough"},
-      "destinations": [{"name": "ehr", "type": "mllp", "host": "127.0.0.1", "port": )" +
-                                       std::to_string(peerMllpPort) + R"(, "ack_timeout_ms": 10000}],
-      "retry": {"max_attempts": 5, "initial_backoff_ms": 100, "max_backoff_ms": 500}})");
+    engine->addChannel("adt.json", channelJson("ADT relayed to the EHR"));
     BOOST_REQUIRE_MESSAGE(engine->start(), "engine did not start: " + engine->stderrText());
     std::ifstream in(engine->dataDir() / "mllp-adt.port");
     in >> engineMllpPort;
     BOOST_REQUIRE_GT(engineMllpPort, 0);
+  }
+
+  std::string channelJson(const std::string& description) const {
+    return R"({"id": "adt", "description": ")" + description + R"(",
+      "source": {"type": "mllp", "port": 0},
+      "transformer": {"type": "passthrough"},
+      "destinations": [{"name": "ehr", "type": "mllp", "host": "127.0.0.1", "port": )" +
+           std::to_string(peerMllpPort) + R"(, "ack_timeout_ms": 10000}],
+      "retry": {"max_attempts": 5, "initial_backoff_ms": 100, "max_backoff_ms": 500}})";
   }
 
   // Sends the messages with Medplum's Hl7Client on one connection; returns the ACKs' text.
@@ -234,4 +238,19 @@ BOOST_AUTO_TEST_CASE(broken_hl7_is_answered_AR_and_kept_as_rejected) {
   BOOST_REQUIRE(rejected.IsObject() && rejected.HasMember("items"));
   BOOST_REQUIRE_EQUAL(rejected["items"].Size(), 1u);
   BOOST_TEST(str(rejected["items"][0], "error").find("does not parse") != std::string::npos);
+}
+
+BOOST_AUTO_TEST_CASE(a_channel_reload_keeps_the_listener_and_the_next_message_is_acked_and_delivered) {
+  World w;
+  auto acks = w.send({adt("RL1")});
+  BOOST_TEST(acks[0].find("\rMSA|AA|RL1") != std::string::npos, acks[0]);
+  w.engine->addChannel("adt.json", w.channelJson("ADT relayed to the EHR, reloaded"));
+  BOOST_REQUIRE_MESSAGE(waitFor([&] { return w.engine->stderrText().find("channels reloaded") != std::string::npos; }, 30),
+                        w.engine->stderrText());
+  // Same port (the reloaded source took the listener over), and the new channel accepts.
+  acks = w.send({adt("RL2")});
+  BOOST_TEST(acks[0].find("\rMSA|AA|RL2") != std::string::npos, acks[0]);
+  const long long id = w.messageId("RL2");
+  BOOST_REQUIRE_GT(id, 0);
+  BOOST_TEST(waitFor([&] { return w.deliveryStatus(id) == "succeeded"; }, 60));
 }
