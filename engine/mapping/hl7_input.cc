@@ -213,8 +213,8 @@ Result<std::optional<std::string>> rewriteHl7Paths(std::string_view e) {
     const std::string_view text = e.substr(j + 1, close - j - 1);
     auto path = hl7v2::Path::parse(text);
     if (!path) {
-      return fail(ErrorCode::kInvalid,
-                  "hl7('" + std::string(text) + "'): " + path.error().message, std::string(text));
+      return fail(ErrorCode::kInvalid, "hl7('" + std::string(text) + "'): " + path.error().message,
+                  std::string(text));
     }
     std::size_t before = out.find_last_not_of(' ');
     const bool relative = before != std::string::npos && out[before] == '.';
@@ -236,8 +236,8 @@ Result<std::optional<std::string>> rewriteHl7Paths(std::string_view e) {
     if (path->field > 0) {
       nav += (nav.empty() ? "" : ".") + std::string("F") + std::to_string(path->field);
       if (path->repetition > 0)
-        nav += path->repetition == 1 ? ".first()"
-                                     : "[" + std::to_string(path->repetition - 1) + "]";
+        nav +=
+            path->repetition == 1 ? ".first()" : "[" + std::to_string(path->repetition - 1) + "]";
       else if (path->component > 0)
         nav += ".first()";
       if (path->component == 0) {
@@ -274,8 +274,9 @@ Result<std::string> hl7ToFhirDate(std::string_view dtm, FhirTemporal as, std::st
     while (f < dtm.size() && dtm[f] >= '0' && dtm[f] <= '9') ++f;
     fraction = dtm.substr(k + 1, f - k - 1);
     if (fraction.empty() || fraction.size() > 4 || n != 14)
-      return std::unexpected(valueError(dtm, "is not an HL7 date/time (a fraction needs seconds "
-                                             "and 1 to 4 digits)"));
+      return std::unexpected(valueError(dtm,
+                                        "is not an HL7 date/time (a fraction needs seconds "
+                                        "and 1 to 4 digits)"));
     k = f;
   }
   if (k < dtm.size() && (dtm[k] == '+' || dtm[k] == '-')) {
@@ -316,10 +317,10 @@ Result<std::string> hl7ToFhirDate(std::string_view dtm, FhirTemporal as, std::st
            std::string(offset.substr(3, 2));
   }
   if (zone.empty()) {
-    return std::unexpected(Error(ErrorCode::kRequired,
-                                 "\"" + std::string(dtm) +
-                                     "\" has a time but no UTC offset, and no zone is set (set "
-                                     "the variable \"timezone\" or the directive's \"zone\")"));
+    return std::unexpected(
+        Error(ErrorCode::kRequired, "\"" + std::string(dtm) +
+                                        "\" has a time but no UTC offset, and no zone is set (set "
+                                        "the variable \"timezone\" or the directive's \"zone\")"));
   }
   auto tz = core::TimeZone::get(zone, zoneinfoRoot);
   if (!tz) return std::unexpected(tz.error());

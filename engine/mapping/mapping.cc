@@ -19,8 +19,8 @@
 #include <rapidjson/writer.h>
 
 #include "engine/core/time_zone.h"
-#include "engine/mapping/flow_input.h"
 #include "engine/mapping/directives.h"
+#include "engine/mapping/flow_input.h"
 #include "engine/mapping/hl7_input.h"
 #include "engine/mapping/template.h"
 #include "engine/mapping/uuid.h"
@@ -298,8 +298,9 @@ Result<void> Mapping::Impl::compileObject(const JsonValue& v, TNode& node) const
       node.value = std::move(*child);
     } else if (key == "$fromHl7Date" || key == "$toHl7Date") {
       if (node.value)
-        return std::unexpected(loadError(at, "only one of $value, $translate, $localInstant, "
-                                              "$fromHl7Date, $toHl7Date"));
+        return std::unexpected(loadError(at,
+                                         "only one of $value, $translate, $localInstant, "
+                                         "$fromHl7Date, $toHl7Date"));
       auto op = std::make_unique<TNode>();
       op->pointer = at;
       op->kind = key == "$toHl7Date" ? TNode::Kind::kToHl7Date : TNode::Kind::kFromHl7Date;
@@ -431,22 +432,24 @@ Result<void> Mapping::Impl::compileSegments() {
     SegmentSpec spec;
     spec.node = std::move(*compiled);
     if (spec.node->value)
-      return std::unexpected(loadError(at, "a segment takes HL7 path keys, not $value or operators"));
+      return std::unexpected(
+          loadError(at, "a segment takes HL7 path keys, not $value or operators"));
     for (const Member& member : spec.node->members) {
       const std::string mat = at + "/" + escapePointer(member.key);
       auto path = hl7v2::Path::parse(member.key);
       if (!path || path->field == 0 || member.key.find('[') != std::string::npos) {
         return std::unexpected(loadError(
-            mat, "expected an HL7 path with a field and no [occurrence], such as PID-5.1 or "
-                 "PID-3(2).4 (" +
-                     (path ? std::string("the segment's place in the list gives its occurrence")
-                           : path.error().message) +
-                     ")"));
+            mat,
+            "expected an HL7 path with a field and no [occurrence], such as PID-5.1 or "
+            "PID-3(2).4 (" +
+                (path ? std::string("the segment's place in the list gives its occurrence")
+                      : path.error().message) +
+                ")"));
       }
       if (spec.id.empty()) spec.id = path->segment;
       if (path->segment != spec.id)
-        return std::unexpected(loadError(mat, "every key of one segment names the same segment (" +
-                                                  spec.id + ")"));
+        return std::unexpected(
+            loadError(mat, "every key of one segment names the same segment (" + spec.id + ")"));
       if (spec.id == "MSH" && path->field <= 2)
         return std::unexpected(
             loadError(mat, "MSH-1 and MSH-2 are written by the engine (|^~\\&)"));
@@ -680,10 +683,9 @@ Result<void> Run::evalHl7Date(const TNode& node, std::vector<JsonValue>& vals) {
   }
   if (!converted) {
     const std::string field = locationOf(node.date.get());
-    return std::unexpected(error(converted.error().code,
-                                 field + ": " + converted.error().message + " (" + node.pointer +
-                                     ")",
-                                 field));
+    return std::unexpected(
+        error(converted.error().code,
+              field + ": " + converted.error().message + " (" + node.pointer + ")", field));
   }
   vals.emplace_back(converted->c_str(), static_cast<rapidjson::SizeType>(converted->size()),
                     out.GetAllocator());
@@ -788,9 +790,9 @@ Result<std::shared_ptr<const Mapping>> Mapping::load(std::string_view json, cons
                                            rapidjson::GetParseError_En(doc.GetParseError()));
   }
   if (!doc.IsObject()) return std::unexpected(impl->loadError("", "expected a JSON object"));
-  static const std::set<std::string> kTop = {
-      "id",     "description", "input",     "variables", "key",     "required",
-      "assert", "output",      "conceptmaps", "resources", "segments"};
+  static const std::set<std::string> kTop = {"id",          "description", "input",   "variables",
+                                             "key",         "required",    "assert",  "output",
+                                             "conceptmaps", "resources",   "segments"};
   for (auto it = doc.MemberBegin(); it != doc.MemberEnd(); ++it) {
     if (!kTop.count(it->name.GetString())) {
       return std::unexpected(impl->loadError(
@@ -807,8 +809,7 @@ Result<std::shared_ptr<const Mapping>> Mapping::load(std::string_view json, cons
   if (auto it = doc.FindMember("input"); it != doc.MemberEnd()) {
     const std::string mode = it->value.IsString() ? it->value.GetString() : "";
     if (mode != "flow" && mode != "json" && mode != "hl7v2")
-      return std::unexpected(
-          impl->loadError("/input", "expected \"flow\", \"json\" or \"hl7v2\""));
+      return std::unexpected(impl->loadError("/input", "expected \"flow\", \"json\" or \"hl7v2\""));
     impl->flowInput = mode == "flow";
     impl->hl7Input = mode == "hl7v2";
   }
@@ -1055,14 +1056,16 @@ Result<MappingOutput> Mapping::runPlanned(std::string_view input,
 Result<MappingOutput> Mapping::runPlannedUnrestored(std::string_view input,
                                                     const fhirpath::Environment& variables) const {
   if (!impl_->planned)
-    return fail(ErrorCode::kNotSupported, "mapping " + impl_->id + ": not every expression has a plan");
+    return fail(ErrorCode::kNotSupported,
+                "mapping " + impl_->id + ": not every expression has a plan");
   std::string holder;
   auto mapped = mappedInput(*impl_, input, holder);
   if (!mapped) return std::unexpected(mapped.error());
   bool declined = false;
   auto out = impl_->runPlanned(*mapped, variables, declined);
   if (declined)
-    return fail(ErrorCode::kNotSupported, "mapping " + impl_->id + ": the plan declined this input");
+    return fail(ErrorCode::kNotSupported,
+                "mapping " + impl_->id + ": the plan declined this input");
   return out;
 }
 
@@ -1097,10 +1100,9 @@ Result<MappingOutput> runHl7Output(Run& run, const std::string& inputKey) {
         auto add = [&](const JsonValue& v) -> Result<void> {
           auto t = hl7Text(v);
           if (!t)
-            return std::unexpected(run.error(ErrorCode::kInvalid,
-                                             seg.node->pointer + "/" + key +
-                                                 ": expected text, a number or a boolean",
-                                             key));
+            return std::unexpected(run.error(
+                ErrorCode::kInvalid,
+                seg.node->pointer + "/" + key + ": expected text, a number or a boolean", key));
           texts.push_back(std::move(*t));
           return {};
         };
@@ -1138,8 +1140,8 @@ Result<MappingOutput> runHl7Output(Run& run, const std::string& inputKey) {
     return msg.set(path, value);
   };
   if (msg.getRaw("MSH-9.1").value_or("").empty())
-    return std::unexpected(run.error(ErrorCode::kRequired,
-                                     "/segments/0: MSH-9.1 (message type) has no value", "MSH-9.1"));
+    return std::unexpected(run.error(
+        ErrorCode::kRequired, "/segments/0: MSH-9.1 (message type) has no value", "MSH-9.1"));
   if (msg.getRaw("MSH-7").value_or("").empty()) {
     std::optional<std::string> received;
     if (auto it = run.env.variables.find("receivedAt");
@@ -1150,8 +1152,9 @@ Result<MappingOutput> runHl7Output(Run& run, const std::string& inputKey) {
           ErrorCode::kRequired,
           "MSH-7 has no value: give it in the template or set the variable receivedAt", "MSH-7"));
     auto ts = fhirToHl7Date(*received);
-    if (!ts) return std::unexpected(run.error(ts.error().code, "MSH-7: " + ts.error().message,
-                                              "%receivedAt"));
+    if (!ts)
+      return std::unexpected(
+          run.error(ts.error().code, "MSH-7: " + ts.error().message, "%receivedAt"));
     if (auto r = fill("MSH-7", *ts); !r) return std::unexpected(r.error());
   }
   if (auto r = fill("MSH-10", controlId); !r) return std::unexpected(r.error());

@@ -49,7 +49,15 @@ struct TNode {
   // kFromHl7Date / kToHl7Date ($fromHl7Date, $toHl7Date: HL7 DTM <-> FHIR dates) run on the
   // general evaluator only (Mapping::Impl::needsGeneral).
   enum class Kind {
-    kLiteral, kExpr, kText, kObject, kArray, kTranslate, kLocalInstant, kFromHl7Date, kToHl7Date
+    kLiteral,
+    kExpr,
+    kText,
+    kObject,
+    kArray,
+    kTranslate,
+    kLocalInstant,
+    kFromHl7Date,
+    kToHl7Date
   };
   Kind kind = Kind::kLiteral;
   std::string pointer;                 // JSON pointer in the mapping file
@@ -157,7 +165,7 @@ std::string locationOf(const TNode* n);
 
 // The channel variables that always exist (empty when the channel does not know them).
 inline constexpr const char* kChannelVariables[] = {
-    "sender", "sender_raw",          "channel",   "facility", "receivedAt", "timezone",
+    "sender",   "sender_raw",          "channel",   "facility", "receivedAt", "timezone",
     "provider", "provider_message_id", "flow_token"};
 
 }  // namespace detail

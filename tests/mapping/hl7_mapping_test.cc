@@ -157,7 +157,8 @@ BOOST_AUTO_TEST_CASE(path_shorthand_rewrites) {
   BOOST_TEST(rw("hl7('PID-3')") == "PID.first().F3.value");
   BOOST_TEST(rw("hl7('OBX[2]-5(2).1')") == "OBX[1].F5[1].C1");
   BOOST_TEST(rw("hl7('PID-3.4.2')") == "PID.first().F3.first().C4S2");
-  BOOST_TEST(rw("hl7('PID-3.4.1')") == "PID.first().F3.first().select(iif(C4S1.exists(), C4S1, C4))");
+  BOOST_TEST(rw("hl7('PID-3.4.1')") ==
+             "PID.first().F3.first().select(iif(C4S1.exists(), C4S1, C4))");
   BOOST_TEST(rw("%obx.hl7('OBX-5.1') = 'x'") == "%obx.F5.first().C1 = 'x'");
   BOOST_TEST(rw("hl7('PID')") == "PID.first()");
   BOOST_TEST(rw("hl7 ( 'PID-8' ) in ('F' | 'M')") == "PID.first().F8.value in ('F' | 'M')");
@@ -177,16 +178,16 @@ BOOST_AUTO_TEST_CASE(path_shorthand_rewrites) {
 BOOST_AUTO_TEST_CASE(hl7_dates_to_fhir_and_back) {
   auto f = [](std::string_view dtm, FhirTemporal as, std::string_view zone = "") {
     auto r = hl7ToFhirDate(dtm, as, zone, "");
-    return r ? *r : "error " + std::to_string(static_cast<int>(r.error().code)) + ": " +
-                        r.error().message;
+    return r ? *r
+             : "error " + std::to_string(static_cast<int>(r.error().code)) + ": " +
+                   r.error().message;
   };
   BOOST_TEST(f("19800115", FhirTemporal::kDate) == "1980-01-15");
   BOOST_TEST(f("198001", FhirTemporal::kDate) == "1980-01");
   BOOST_TEST(f("1980", FhirTemporal::kDateTime) == "1980");
   BOOST_TEST(f("19641028000000-0600", FhirTemporal::kDate) == "1964-10-28");
   BOOST_TEST(f("19641028000000-0600", FhirTemporal::kDateTime) == "1964-10-28T00:00:00-06:00");
-  BOOST_TEST(f("20120711120510.2-0500", FhirTemporal::kDateTime) ==
-             "2012-07-11T12:05:10.2-05:00");
+  BOOST_TEST(f("20120711120510.2-0500", FhirTemporal::kDateTime) == "2012-07-11T12:05:10.2-05:00");
   BOOST_TEST(f("202501021030", FhirTemporal::kInstant, "America/New_York") ==
              "2025-01-02T10:30:00-05:00");
   BOOST_TEST(f("202507021030", FhirTemporal::kDateTime, "America/New_York") ==
@@ -326,9 +327,13 @@ BOOST_AUTO_TEST_CASE(adt_escapes_become_text_and_iso_authority_an_oid) {
 BOOST_AUTO_TEST_CASE(adt_unicode_names) {
   auto e = patientOf(hl7Data("adt-a01-unicode.hl7"));
   const auto& p = e["resource"];
-  BOOST_TEST(p["name"][0]["family"] == "M\xc3\xbcller-L\xc3\xbc" "denscheidt");
+  BOOST_TEST(p["name"][0]["family"] ==
+             "M\xc3\xbcller-L\xc3\xbc"
+             "denscheidt");
   BOOST_TEST(p["name"][0]["given"][0] == "Zo\xc3\xab");
-  BOOST_TEST(p["name"][0]["given"][1] == "Ren\xc3\xa9" "e");
+  BOOST_TEST(p["name"][0]["given"][1] ==
+             "Ren\xc3\xa9"
+             "e");
   BOOST_TEST(p["address"][0]["city"] == "K\xc3\xb6ln");
   BOOST_TEST(p["gender"] == "other");
   // The ifNoneExist value is percent-encoded byte by byte.
@@ -368,8 +373,9 @@ BOOST_AUTO_TEST_CASE(adt_errors_are_precise) {
   // Empty input.
   BOOST_TEST(!mapAdt("").has_value());
   // ISO-8859-1 bytes (MSH-18 8859/1 is not converted): refused, not written as broken JSON.
-  auto latin1 = mapAdt("MSH|^~\\&|A|B|C|D|20250301101500||ADT^A04^ADT_A01|1|P|2.5.1|||||||8859/1\r"
-                       "PID|1||X1^^^H^MR||Ren\xe9^Jos\xe9\rPV1|1|O\r");
+  auto latin1 = mapAdt(
+      "MSH|^~\\&|A|B|C|D|20250301101500||ADT^A04^ADT_A01|1|P|2.5.1|||||||8859/1\r"
+      "PID|1||X1^^^H^MR||Ren\xe9^Jos\xe9\rPV1|1|O\r");
   BOOST_REQUIRE(!latin1.has_value());
   BOOST_TEST(latin1.error().message.find("not valid UTF-8") != std::string::npos);
   // An impossible birth date names the field.
@@ -384,8 +390,8 @@ BOOST_AUTO_TEST_CASE(adt_errors_are_precise) {
   BOOST_REQUIRE(!oru.has_value());
   BOOST_TEST(oru.error().location == "MSH-9");
   BOOST_TEST(oru.error().message.find("takes ADT^A01, ADT^A04 and ADT^A08") != std::string::npos);
-  auto noId = mapAdt(
-      "MSH|^~\\&|A|B|C|D|20250301101500||ADT^A04^ADT_A01|1|P|2.5.1\rPID|1||\rPV1|1|O\r");
+  auto noId =
+      mapAdt("MSH|^~\\&|A|B|C|D|20250301101500||ADT^A04^ADT_A01|1|P|2.5.1\rPID|1||\rPV1|1|O\r");
   BOOST_REQUIRE(!noId.has_value());
   BOOST_TEST(static_cast<int>(noId.error().code) == static_cast<int>(ErrorCode::kRequired));
   BOOST_TEST(noId.error().message ==
@@ -473,12 +479,11 @@ BOOST_AUTO_TEST_CASE(siu_replays_are_byte_identical) {
   BOOST_TEST(get(b, "MSH-7") == "20260211093000+0000");
   BOOST_TEST(get(a, "MSH-10") == get(b, "MSH-10"));
   // Another submission: another control id.
-  auto other = m->run(seedResponse({{"time_slot", "1100"}}),
-                      [] {
-                        auto env = siuEnv();
-                        env.setVariable("sender", "+15551234567");
-                        return env;
-                      }());
+  auto other = m->run(seedResponse({{"time_slot", "1100"}}), [] {
+    auto env = siuEnv();
+    env.setVariable("sender", "+15551234567");
+    return env;
+  }());
   BOOST_REQUIRE_MESSAGE(other.has_value(), (other ? std::string() : other.error().message));
   BOOST_TEST(get(reparse(other->payload), "MSH-10") != get(a, "MSH-10"));
   BOOST_TEST(get(reparse(other->payload), "SCH-11.4") == "20260212110000-0500");
@@ -494,8 +499,7 @@ BOOST_AUTO_TEST_CASE(siu_escapes_delimiters_in_names) {
                     env);
   BOOST_REQUIRE_MESSAGE(out.has_value(), (out ? std::string() : out.error().message));
   auto msg = reparse(out->payload);
-  BOOST_TEST(msg.getRaw("PID-5.1").value_or("") ==
-             "O'Brien \\T\\ Sons\\S\\Jr\\F\\x\\R\\y\\E\\z");
+  BOOST_TEST(msg.getRaw("PID-5.1").value_or("") == "O'Brien \\T\\ Sons\\S\\Jr\\F\\x\\R\\y\\E\\z");
   BOOST_TEST(get(msg, "PID-5.1") == family);
   BOOST_TEST(get(msg, "PID-5.2") == "Zo\xc3\xab \xe5\xa4\xaa\xe9\x83\x8e");
   // The escaped name did not split the segment: PID still has PID-7 in place.
@@ -508,10 +512,10 @@ BOOST_AUTO_TEST_CASE(siu_telehealth_without_a_named_provider) {
   auto env = siuEnv();
   env.setVariable("sender", "+15551234567");
   env.setVariable("appointment_status", "proposed");
-  auto out = m->run(seedResponse({{"visit_type", "telehealth"},
-                                  {"provider_preference", "any"},
-                                  {"patient_email", ""}}),
-                    env);
+  auto out = m->run(
+      seedResponse(
+          {{"visit_type", "telehealth"}, {"provider_preference", "any"}, {"patient_email", ""}}),
+      env);
   BOOST_REQUIRE_MESSAGE(out.has_value(), (out ? std::string() : out.error().message));
   auto msg = reparse(out->payload);
   BOOST_TEST(msg.count("AIL") == 0u);
@@ -684,8 +688,9 @@ BOOST_AUTO_TEST_CASE(mapping_stage_maps_er7_and_writes_er7) {
   stored.channelId = "mllp-in";
   stored.receivedAtMs = 1770732000000;  // 2026-02-10T14:00:00Z
 
-  auto adt = makeStage(R"({"type":"mapping","file":")" + test::sourceDir() +
-                       R"(/mappings/hl7v2-adt-a04-to-fhir.json","variables":{"timezone":"America/New_York"}})");
+  auto adt = makeStage(
+      R"({"type":"mapping","file":")" + test::sourceDir() +
+      R"(/mappings/hl7v2-adt-a04-to-fhir.json","variables":{"timezone":"America/New_York"}})");
   core::PipelineMessage in;
   in.message = &stored;
   in.payload = hl7Data("adt-a04-protocols.hl7");
@@ -701,8 +706,9 @@ BOOST_AUTO_TEST_CASE(mapping_stage_maps_er7_and_writes_er7) {
   BOOST_REQUIRE(failed.kind == core::StageResult::Kind::kFail);
   BOOST_TEST(failed.error.message.starts_with("mapping hl7v2-adt-a04-to-fhir: HL7 v2 input: "));
 
-  auto siu = makeStage(R"({"type":"mapping","file":")" + test::sourceDir() +
-                       R"(/mappings/fhir-appointment-to-siu-s12.json","variables":{"facility":"HealthCare Clinic"}})");
+  auto siu = makeStage(
+      R"({"type":"mapping","file":")" + test::sourceDir() +
+      R"(/mappings/fhir-appointment-to-siu-s12.json","variables":{"facility":"HealthCare Clinic"}})");
   std::string first;
   for (int replay = 0; replay < 2; ++replay) {
     core::PipelineMessage pm;
@@ -713,8 +719,10 @@ BOOST_AUTO_TEST_CASE(mapping_stage_maps_er7_and_writes_er7) {
     BOOST_REQUIRE(s.kind == core::StageResult::Kind::kContinue);
     BOOST_TEST(pm.contentType == "x-application/hl7-v2+er7");
     BOOST_TEST(get(reparse(pm.payload), "MSH-7") == "20260210140000.000+0000");
-    if (replay == 0) first = pm.payload;
-    else BOOST_TEST(pm.payload == first);  // a replay writes the same bytes
+    if (replay == 0)
+      first = pm.payload;
+    else
+      BOOST_TEST(pm.payload == first);  // a replay writes the same bytes
   }
 }
 

@@ -24,8 +24,7 @@ const fhir::Validator& hl7Validator() {
 BOOST_AUTO_TEST_SUITE(hl7_validation)
 
 BOOST_AUTO_TEST_CASE(adt_bundles_validate) {
-  auto mapping =
-      Mapping::loadFile(test::sourceDir() + "/mappings/hl7v2-adt-a04-to-fhir.json");
+  auto mapping = Mapping::loadFile(test::sourceDir() + "/mappings/hl7v2-adt-a04-to-fhir.json");
   BOOST_REQUIRE_MESSAGE(mapping.has_value(), (mapping ? std::string() : mapping.error().message));
   fhirpath::Environment env;
   env.setVariable("timezone", "America/New_York");
