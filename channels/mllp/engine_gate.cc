@@ -28,7 +28,10 @@ struct PortFinder {
     const std::filesystem::path file = std::filesystem::path(options.dataDir) / "switchboard.port";
     std::error_code ec;
     auto written = std::filesystem::last_write_time(file, ec);
-    if (ec || written < processEpoch()) {
+    // File times may lag the clock by a tick; a stale file that slips through this margin names
+    // a closed port (refused: AE, and looked up again on the next message) or a process that does
+    // not answer with stored message ids (AE as well).
+    if (ec || written < processEpoch() - std::chrono::seconds(2)) {
       return fail(ErrorCode::kTransient, "the engine's HTTP listener is not up yet");
     }
     std::ifstream in(file);
