@@ -9,6 +9,9 @@
 #include <functional>
 #include <mutex>
 #include <set>
+#include <thread>
+
+#include <sys/socket.h>
 
 #include "channels/mllp/mllp_destination.h"
 #include "channels/mllp/mllp_listener.h"
@@ -229,4 +232,40 @@ BOOST_FIXTURE_TEST_CASE(a_peer_that_closed_the_kept_connection_is_reconnected_on
   auto r = send(d, adtA04("K2"));
   BOOST_TEST(static_cast<int>(r.status) == static_cast<int>(core::DeliveryStatus::kOk));
   BOOST_TEST(r.response.find("MSA-2 K2") != std::string::npos);
+}
+
+BOOST_AUTO_TEST_CASE(an_ack_frame_with_a_broken_end_is_retry) {
+  auto listening = channels::mllp::listenTcp("127.0.0.1", 0);
+  BOOST_REQUIRE(listening.has_value());
+  const int port = channels::mllp::boundPort(*listening);
+  std::thread peer([&] {
+    channels::mllp::Socket s(::accept(listening->fd(), nullptr, nullptr));
+    hl7v2::MllpDeframer deframer;
+    while (true) {
+      auto bytes = channels::mllp::readSome(s, 65536, 10000);
+      if (!bytes || bytes->empty()) return;
+      deframer.feed(*bytes);
+      if (auto m = deframer.next()) {
+        // 0x1C followed by something else than 0x0D.
+        std::string broken = "\x0b" + ack(**m, hl7v2::AckCode::kAA) + "\x1cX";
+        (void)channels::mllp::writeAll(s, broken, 5000);
+        (void)channels::mllp::readSome(s, 65536, 10000);  // until the destination hangs up
+        return;
+      }
+    }
+  });
+  MllpDestinationConfig c;
+  c.host = "127.0.0.1";
+  c.port = port;
+  c.ackTimeoutMs = 10000;
+  MllpDestination d(c);
+  core::Metadata metadata;
+  core::DeliveryRequest r;
+  const std::string payload = adtA04("OUT10");
+  r.payload = payload;
+  r.metadata = &metadata;
+  auto result = d.send(r);
+  peer.join();
+  BOOST_TEST(static_cast<int>(result.status) == static_cast<int>(core::DeliveryStatus::kRetry));
+  BOOST_TEST(result.response.find("garbled ACK") == 0u, result.response);
 }

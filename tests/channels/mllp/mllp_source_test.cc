@@ -11,6 +11,8 @@
 #include <future>
 #include <thread>
 
+#include <unistd.h>
+
 #include "channels/mllp/mllp_source.h"
 #include "channels/mllp/register.h"
 #include "engine/store/store.h"
@@ -205,6 +207,17 @@ BOOST_FIXTURE_TEST_CASE(oversized_frame_is_answered_AR_recorded_and_the_connecti
   BOOST_TEST(field(*ack, "MSA-2") == "SMALL1");
 }
 
+BOOST_FIXTURE_TEST_CASE(bytes_outside_frames_are_skipped_without_an_answer, EngineFixture) {
+  MllpClient client(mllpPort);
+  BOOST_REQUIRE(client.sendRaw("junk\r\n" + hl7v2::frame(adtA04("AFTER-JUNK"))));
+  auto ack = client.read();
+  BOOST_REQUIRE(ack.has_value());
+  BOOST_TEST(field(*ack, "MSA-1") == "AA");
+  BOOST_TEST(field(*ack, "MSA-2") == "AFTER-JUNK");  // the first answer is the message's
+  BOOST_TEST(messages().size() == 1u);
+  BOOST_TEST(rejected().empty());
+}
+
 BOOST_FIXTURE_TEST_CASE(concurrent_connections_are_served_and_all_committed, EngineFixture) {
   constexpr int kClients = 4, kEach = 5;
   std::vector<std::future<int>> done;
@@ -381,4 +394,36 @@ BOOST_AUTO_TEST_CASE(a_failed_reload_gives_the_listener_back_to_the_running_sour
   BOOST_TEST(field(*ack, "MSA-1") == "AA");
   BOOST_TEST(running->calls == 1);
   BOOST_TEST(discarded->calls == 0);
+}
+
+BOOST_AUTO_TEST_CASE(before_the_engine_listens_messages_are_answered_AE) {
+  // The loopback gate with no port file yet, then with an earlier run's: nothing can be stored.
+  const auto dir = std::filesystem::temp_directory_path() / ("sb-mllp-noengine-" + std::to_string(::getpid()));
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
+  auto config = scriptedConfig("noengine");
+  config.gate.dataDir = dir.string();
+  config.gate.timeoutMs = 2000;
+  auto source = channels::mllp::MllpSource::start(config);
+  BOOST_REQUIRE(source.has_value());
+  MllpClient client((*source)->port());
+  BOOST_REQUIRE(client.send(adtA04("EARLY1")));
+  auto nack = client.read();
+  BOOST_REQUIRE(nack.has_value());
+  BOOST_TEST(field(*nack, "MSA-1") == "AE");
+  BOOST_TEST(field(*nack, "ERR-8").find("not up yet") != std::string::npos);
+
+  // A port file from an earlier run (an hour old) naming a live HTTP port is not used either.
+  auto probe = channels::mllp::listenTcp("127.0.0.1", 0);
+  BOOST_REQUIRE(probe.has_value());
+  const auto portFile = dir / "switchboard.port";
+  std::ofstream(portFile) << channels::mllp::boundPort(*probe) << "\n";
+  std::filesystem::last_write_time(portFile, std::filesystem::file_time_type::clock::now() - std::chrono::hours(1));
+  BOOST_REQUIRE(client.send(adtA04("EARLY2")));
+  nack = client.read();
+  BOOST_REQUIRE(nack.has_value());
+  BOOST_TEST(field(*nack, "MSA-1") == "AE");
+  BOOST_TEST(field(*nack, "ERR-8").find("not up yet") != std::string::npos);
+  source->reset();
+  std::filesystem::remove_all(dir);
 }
