@@ -438,7 +438,7 @@ BOOST_AUTO_TEST_CASE(siu_s12_from_the_seed_submission) {
   BOOST_TEST(get(msg, "MSH-4") == "HealthCare Clinic");
   // SCH: 6, 16 and 20 required; start and end in SCH-11.4/.5 and TQ1-7/8.
   BOOST_TEST(get(msg, "SCH-6") == "NEW^New booking^L");
-  BOOST_TEST(get(msg, "SCH-7") == "ROUTINE^Sick Visit^HL70276");
+  BOOST_TEST(get(msg, "SCH-7") == "ROUTINE^Routine appointment - default if not valued^HL70276");
   BOOST_TEST(get(msg, "SCH-9") == "20");
   BOOST_TEST(get(msg, "SCH-11.4") == "20260212100000-0500");
   BOOST_TEST(get(msg, "SCH-11.5") == "20260212102000-0500");
@@ -463,6 +463,48 @@ BOOST_AUTO_TEST_CASE(siu_s12_from_the_seed_submission) {
   BOOST_TEST(get(msg, "AIL-3") == "CLINIC^^^HealthCare Clinic");
   BOOST_TEST(get(msg, "AIP-1") == "1");
   BOOST_TEST(get(msg, "AIP-3.1") == "1234567893");
+}
+
+BOOST_AUTO_TEST_CASE(siu_from_the_fhir_bundle_equals_siu_from_the_flow) {
+  // Flow -> SIU directly, and Flow -> Bundle (whatsapp-flow-appointment.json) -> SIU
+  // (fhir-bundle-appointment-to-siu-s12.json): the same message but for the control id (MSH-10,
+  // SCH-1.1), which each derives from its own input.
+  auto direct = shipped("fhir-appointment-to-siu-s12.json");
+  auto toBundle = shipped("whatsapp-flow-appointment.json");
+  auto fromBundle = shipped("fhir-bundle-appointment-to-siu-s12.json");
+  struct Variant {
+    std::vector<std::pair<std::string, std::string>> answers;
+    std::string status;
+  };
+  const std::vector<Variant> variants = {
+      {{}, "booked"},
+      {{{"visit_type", "telehealth"}, {"provider_preference", "any"}}, "proposed"},
+      {{{"provider_preference", "dr_patel"},
+        {"appointment_type", "annual_checkup"},
+        {"time_slot", "1500"},
+        {"appointment_date", "2026-07-01"}},
+       "booked"}};
+  for (const auto& v : variants) {
+    auto env = siuEnv();
+    env.setVariable("sender", "+15551234567");
+    env.setVariable("appointment_status", v.status);
+    const std::string input = seedResponse(v.answers);
+    auto a = direct->run(input, env);
+    BOOST_REQUIRE_MESSAGE(a.has_value(), (a ? std::string() : a.error().message));
+    auto bundle = toBundle->run(input, env);
+    BOOST_REQUIRE_MESSAGE(bundle.has_value(), (bundle ? std::string() : bundle.error().message));
+    auto b = fromBundle->run(bundle->payload, env);
+    BOOST_REQUIRE_MESSAGE(b.has_value(), (b ? std::string() : b.error().message));
+    auto ma = reparse(a->payload), mb = reparse(b->payload);
+    BOOST_TEST(get(ma, "MSH-10") != get(mb, "MSH-10"));
+    for (auto* m : {&ma, &mb}) {
+      BOOST_REQUIRE(m->set("MSH-10", "X").has_value());
+      BOOST_REQUIRE(m->set("SCH-1.1", "X").has_value());
+    }
+    BOOST_TEST(ma.toEr7() == mb.toEr7());
+    BOOST_TEST(ma.count("AIL") ==
+               (v.answers.empty() || v.answers[0].second != "telehealth" ? 1u : 0u));
+  }
 }
 
 BOOST_AUTO_TEST_CASE(siu_replays_are_byte_identical) {
