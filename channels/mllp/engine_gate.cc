@@ -12,7 +12,8 @@ namespace {
 // When this process loaded its first MLLP channel: a port file older than this is an earlier
 // run's.
 std::filesystem::file_time_type processEpoch() {
-  static const std::filesystem::file_time_type epoch = std::filesystem::file_time_type::clock::now();
+  static const std::filesystem::file_time_type epoch =
+      std::filesystem::file_time_type::clock::now();
   return epoch;
 }
 
@@ -37,7 +38,8 @@ struct PortFinder {
     std::ifstream in(file);
     int p = 0;
     in >> p;
-    if (p <= 0 || p > 65535) return fail(ErrorCode::kTransient, "the engine's port file is not readable yet");
+    if (p <= 0 || p > 65535)
+      return fail(ErrorCode::kTransient, "the engine's port file is not readable yet");
     cached = p;
     return p;
   }
@@ -46,10 +48,12 @@ struct PortFinder {
 // One exchange on `socket`. `sentNothingBack` is set when the connection ended before any byte of
 // an answer came (a kept connection the server had closed: the request can be sent again).
 Result<GateReply> exchange(const LoopbackGateOptions& options, int port, const Socket& socket,
-                           const core::HttpRequest& request, bool& reusable, bool& sentNothingBack) {
+                           const core::HttpRequest& request, bool& reusable,
+                           bool& sentNothingBack) {
   reusable = false;
   sentNothingBack = false;
-  std::string out = "POST " + request.path + " HTTP/1.1\r\nHost: " + options.host + ":" + std::to_string(port) +
+  std::string out = "POST " + request.path + " HTTP/1.1\r\nHost: " + options.host + ":" +
+                    std::to_string(port) +
                     "\r\nContent-Length: " + std::to_string(request.body.size()) + "\r\n";
   for (const auto& h : request.headers) out += h.name + ": " + h.value + "\r\n";
   out += "\r\n";
@@ -65,7 +69,8 @@ Result<GateReply> exchange(const LoopbackGateOptions& options, int port, const S
   GateReply reply;
   for (;;) {
     if (headerEnd == std::string::npos && (headerEnd = in.find("\r\n\r\n")) != std::string::npos) {
-      if (!in.starts_with("HTTP/1.") || in.size() < 12) return fail(ErrorCode::kTransient, "garbled answer from the engine");
+      if (!in.starts_with("HTTP/1.") || in.size() < 12)
+        return fail(ErrorCode::kTransient, "garbled answer from the engine");
       reply.status = std::atoi(in.c_str() + 9);
       std::size_t lineStart = in.find("\r\n") + 2;
       while (lineStart < headerEnd) {
@@ -74,11 +79,13 @@ Result<GateReply> exchange(const LoopbackGateOptions& options, int port, const S
         if (auto colon = line.find(':'); colon != std::string_view::npos) {
           std::string_view name = line.substr(0, colon);
           std::string_view value = core::trimHeaderSpace(line.substr(colon + 1));
-          if (core::equalsIgnoreCase(name, "X-Switchboard-Message-Ids") && !value.empty()) reply.committed = true;
+          if (core::equalsIgnoreCase(name, "X-Switchboard-Message-Ids") && !value.empty())
+            reply.committed = true;
           if (core::equalsIgnoreCase(name, "Content-Length")) {
             contentLength = std::strtoull(std::string(value).c_str(), nullptr, 10);
           }
-          if (core::equalsIgnoreCase(name, "Connection") && core::headerListHas(value, "close")) close = true;
+          if (core::equalsIgnoreCase(name, "Connection") && core::headerListHas(value, "close"))
+            close = true;
         }
         lineStart = lineEnd + 2;
       }

@@ -29,16 +29,16 @@ using Gate = std::function<Result<GateReply>(const core::HttpRequest& request)>;
 
 struct LoopbackGateOptions {
   std::string host = "127.0.0.1";
-  int port = 0;          // 0: read <dataDir>/switchboard.port (written by `serve` once listening)
+  int port = 0;  // 0: read <dataDir>/switchboard.port (written by `serve` once listening)
   std::string dataDir;
   int timeoutMs = 30000;
 };
 
 // The production gate: one HTTP/1.1 POST per message over kept-alive loopback connections (up to
-// 64 idle ones kept; one the engine closed while idle is replaced and the POST sent again). With port 0
-// the engine's port is read from <dataDir>/switchboard.port, but only from a file written after
-// this process loaded its first MLLP channel, less 2 s for coarse file times (a stale file of an
-// earlier run is ignored: the message is answered AE until the engine listens).
+// 64 idle ones kept; one the engine closed while idle is replaced and the POST sent again). With
+// port 0 the engine's port is read from <dataDir>/switchboard.port, but only from a file written
+// after this process loaded its first MLLP channel, less 2 s for coarse file times (a stale file of
+// an earlier run is ignored: the message is answered AE until the engine listens).
 Gate loopbackGate(LoopbackGateOptions options);
 
 }  // namespace switchboard::channels::mllp

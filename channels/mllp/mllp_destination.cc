@@ -55,14 +55,15 @@ MllpDestination::MllpDestination(MllpDestinationConfig config) : config_(std::mo
 core::DeliveryResult MllpDestination::send(const core::DeliveryRequest& request) {
   auto message = hl7v2::Message::parse(request.payload);
   if (!message) {
-    return core::DeliveryResult::fail("payload is not an HL7 v2 message: " + message.error().message + " at " +
-                                      message.error().location);
+    return core::DeliveryResult::fail("payload is not an HL7 v2 message: " +
+                                      message.error().message + " at " + message.error().location);
   }
   std::lock_guard<std::mutex> lock(mutex_);
   return exchange(request.payload, message->controlId());
 }
 
-core::DeliveryResult MllpDestination::exchange(std::string_view payload, const std::string& controlId) {
+core::DeliveryResult MllpDestination::exchange(std::string_view payload,
+                                               const std::string& controlId) {
   const std::string where = endpointKey();
   // After a timeout, garbled bytes or a wrong control id the stream no longer pairs answers with
   // messages: the connection is dropped and the next send opens a new one.
@@ -79,19 +80,26 @@ core::DeliveryResult MllpDestination::exchange(std::string_view payload, const s
     }
     if (auto w = writeAll(connection_, hl7v2::frame(payload), config_.ackTimeoutMs); !w) {
       connection_.close();
-      if (reused) continue;  // the peer closed the kept connection meanwhile: once more on a new one
+      if (reused)
+        continue;  // the peer closed the kept connection meanwhile: once more on a new one
       return drop("sending to " + where + ": " + w.error().message);
     }
     hl7v2::MllpDeframer deframer(config_.maxAckBytes);
-    const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(config_.ackTimeoutMs);
+    const auto deadline =
+        std::chrono::steady_clock::now() + std::chrono::milliseconds(config_.ackTimeoutMs);
     std::optional<std::string> ackBytes;
     while (!ackBytes) {
-      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now()).count();
-      if (left <= 0) return drop("no ACK from " + where + " within " + std::to_string(config_.ackTimeoutMs) + " ms");
+      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+                            deadline - std::chrono::steady_clock::now())
+                            .count();
+      if (left <= 0)
+        return drop("no ACK from " + where + " within " + std::to_string(config_.ackTimeoutMs) +
+                    " ms");
       auto bytes = readSome(connection_, 64 * 1024, static_cast<int>(left));
       if (!bytes) {
         if (bytes.error().code == ErrorCode::kTimeout) {
-          return drop("no ACK from " + where + " within " + std::to_string(config_.ackTimeoutMs) + " ms");
+          return drop("no ACK from " + where + " within " + std::to_string(config_.ackTimeoutMs) +
+                      " ms");
         }
         return drop("reading the ACK from " + where + ": " + bytes.error().message);
       }
@@ -104,7 +112,8 @@ core::DeliveryResult MllpDestination::exchange(std::string_view payload, const s
       }
       deframer.feed(*bytes);
       if (auto item = deframer.next()) {
-        if (!item->has_value()) return drop("garbled ACK from " + where + ": " + item->error().message);
+        if (!item->has_value())
+          return drop("garbled ACK from " + where + ": " + item->error().message);
         ackBytes = std::move(**item);
       }
     }
@@ -117,13 +126,14 @@ core::DeliveryResult MllpDestination::exchange(std::string_view payload, const s
       return drop("garbled ACK from " + where + ": no MSA-1; ACK: " + printable(*ackBytes));
     }
     if (config_.checkControlId && acked != controlId) {
-      return drop("ACK from " + where + " names control id " + acked + " instead of " +
-                                         controlId + "; ACK: " + printable(*ackBytes));
+      return drop("ACK from " + where + " names control id " + acked + " instead of " + controlId +
+                  "; ACK: " + printable(*ackBytes));
     }
     std::string summary = "MSA-1 " + code + " MSA-2 " + acked;
     const std::string errors = errText(*ack);
     if (!errors.empty()) summary += "; ERR " + errors;
-    if (std::string text = ack->get("MSA-3").value_or(""); !text.empty()) summary += "; MSA-3 " + text;
+    if (std::string text = ack->get("MSA-3").value_or(""); !text.empty())
+      summary += "; MSA-3 " + text;
     summary += "; ACK: " + printable(*ackBytes);
     if (code == "AA" || code == "CA") {
       core::DeliveryResult r = core::DeliveryResult::ok(std::move(summary));
@@ -143,11 +153,14 @@ Result<std::unique_ptr<core::Destination>> MllpDestination::create(core::ConfigR
   c.host = config.requiredString("host", "host name or address of the MLLP receiver");
   c.port = static_cast<int>(config.integer("port", 0, 1, 65535, "TCP port of the MLLP receiver"));
   if (c.port == 0) config.invalid("port", "a TCP port (1 to 65535)");
-  c.connectTimeoutMs = static_cast<int>(config.integer("connect_timeout_ms", 5000, 1, 600000, "connection timeout"));
+  c.connectTimeoutMs =
+      static_cast<int>(config.integer("connect_timeout_ms", 5000, 1, 600000, "connection timeout"));
   c.ackTimeoutMs = static_cast<int>(
       config.integer("ack_timeout_ms", 30000, 1, 3600000, "longest wait for the ACK; then Retry"));
-  c.maxAckBytes = static_cast<std::size_t>(config.integer("max_ack_bytes", 1 << 20, 64, 64 << 20, "largest ACK read"));
-  c.checkControlId = config.boolean("check_control_id", true, "require MSA-2 to equal the sent MSH-10");
+  c.maxAckBytes = static_cast<std::size_t>(
+      config.integer("max_ack_bytes", 1 << 20, 64, 64 << 20, "largest ACK read"));
+  c.checkControlId =
+      config.boolean("check_control_id", true, "require MSA-2 to equal the sent MSH-10");
   if (auto r = config.finish(); !r) return std::unexpected(r.error());
   return std::unique_ptr<core::Destination>(std::make_unique<MllpDestination>(std::move(c)));
 }

@@ -28,7 +28,9 @@ struct MllpDestinationConfig {
 class MllpDestination final : public core::Destination {
  public:
   explicit MllpDestination(MllpDestinationConfig config);
-  std::string endpointKey() const override { return "mllp://" + config_.host + ":" + std::to_string(config_.port); }
+  std::string endpointKey() const override {
+    return "mllp://" + config_.host + ":" + std::to_string(config_.port);
+  }
   core::DeliveryResult send(const core::DeliveryRequest& request) override;
 
   static Result<std::unique_ptr<core::Destination>> create(core::ConfigReader& config,

@@ -17,7 +17,8 @@ Result<std::unique_ptr<MllpListener>> MllpListener::start(ListenerOptions option
                                                           std::shared_ptr<MllpHandler> handler) {
   auto socket = listenTcp(options.host, options.port);
   if (!socket) return std::unexpected(socket.error());
-  std::unique_ptr<MllpListener> listener(new MllpListener(std::move(options), std::move(*socket), std::move(handler)));
+  std::unique_ptr<MllpListener> listener(
+      new MllpListener(std::move(options), std::move(*socket), std::move(handler)));
   if (listener->wakeFd_ < 0) return fail(ErrorCode::kException, "eventfd failed");
   listener->acceptThread_ = std::thread([l = listener.get()] {
     core::nameThisThread("sb-mllp-accept");
@@ -26,7 +27,8 @@ Result<std::unique_ptr<MllpListener>> MllpListener::start(ListenerOptions option
   return listener;
 }
 
-MllpListener::MllpListener(ListenerOptions options, Socket listening, std::shared_ptr<MllpHandler> handler)
+MllpListener::MllpListener(ListenerOptions options, Socket listening,
+                           std::shared_ptr<MllpHandler> handler)
     : options_(std::move(options)),
       listening_(std::move(listening)),
       port_(boundPort(listening_)),
@@ -52,7 +54,8 @@ void MllpListener::stop() {
   std::call_once(stopOnce_, [this] {
     stopping_ = true;
     std::uint64_t one = 1;
-    if (wakeFd_ >= 0) [[maybe_unused]] auto n = ::write(wakeFd_, &one, sizeof one);
+    if (wakeFd_ >= 0) [[maybe_unused]]
+      auto n = ::write(wakeFd_, &one, sizeof one);
     if (acceptThread_.joinable()) acceptThread_.join();
     listening_.close();
     std::list<std::unique_ptr<Connection>> connections;
@@ -95,8 +98,10 @@ void MllpListener::acceptLoop() {
     Socket accepted(::accept4(listening_.fd(), nullptr, nullptr, SOCK_CLOEXEC));
     if (!accepted.valid()) continue;
     if (open_.load() >= options_.maxConnections) {
-      std::fprintf(stderr, "switchboard: mllp listener on port %d: connection from %s closed: %d connections open\n",
-                   port_, peerName(accepted).c_str(), open_.load());
+      std::fprintf(
+          stderr,
+          "switchboard: mllp listener on port %d: connection from %s closed: %d connections open\n",
+          port_, peerName(accepted).c_str(), open_.load());
       continue;  // closed by the destructor
     }
     auto connection = std::make_unique<Connection>();

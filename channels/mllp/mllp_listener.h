@@ -71,7 +71,7 @@ class MllpListener {
   int port_ = 0;
   int wakeFd_ = -1;  // eventfd: stop() wakes the accept loop
   mutable std::mutex mutex_;
-  std::shared_ptr<MllpHandler> handler_;  // guarded by mutex_
+  std::shared_ptr<MllpHandler> handler_;                // guarded by mutex_
   std::list<std::unique_ptr<Connection>> connections_;  // guarded by mutex_
   std::atomic<bool> stopping_{false};
   std::atomic<int> open_{0};

@@ -28,8 +28,8 @@ std::string randomToken() {
 }
 
 // One ACK for `incoming` (parsed or raw bytes); never fails: a last-resort ACK is written by hand.
-std::string ackFor(std::string_view incoming, hl7v2::AckCode code, std::vector<hl7v2::AckError> errors,
-                   std::string text = {}) {
+std::string ackFor(std::string_view incoming, hl7v2::AckCode code,
+                   std::vector<hl7v2::AckError> errors, std::string text = {}) {
   hl7v2::AckOptions options;
   options.code = code;
   options.controlId = nextAckControlId();
@@ -57,38 +57,50 @@ hl7v2::AckError errorOf(int code, std::string userMessage, hl7v2::ErrorLocation 
 class GateHandler final : public MllpHandler {
  public:
   GateHandler(std::string channelId, std::string path, std::string token, Gate gate)
-      : channelId_(std::move(channelId)), path_(std::move(path)), token_(std::move(token)), gate_(std::move(gate)) {}
+      : channelId_(std::move(channelId)),
+        path_(std::move(path)),
+        token_(std::move(token)),
+        gate_(std::move(gate)) {}
 
   std::string onMessage(std::string_view message, const std::string& peer) override {
     auto reply = submit(message, peer, {});
-    if (reply && reply->committed && (reply->status == 200 || reply->status == 400) && reply->body.starts_with("MSH")) {
+    if (reply && reply->committed && (reply->status == 200 || reply->status == 400) &&
+        reply->body.starts_with("MSH")) {
       return reply->body;
     }
-    std::string why = reply ? "engine answered HTTP " + std::to_string(reply->status) : reply.error().message;
-    std::fprintf(stderr, "switchboard: mllp channel %s: message from %s not stored (%s); answered AE\n",
+    std::string why =
+        reply ? "engine answered HTTP " + std::to_string(reply->status) : reply.error().message;
+    std::fprintf(stderr,
+                 "switchboard: mllp channel %s: message from %s not stored (%s); answered AE\n",
                  channelId_.c_str(), peer.c_str(), why.c_str());
     return ackFor(message, hl7v2::AckCode::kAE,
                   {errorOf(207, "message not stored, send it again: " + why)});
   }
 
   std::string onFrameError(const Error& error, const std::string& peer) override {
-    if (error.code == ErrorCode::kInvalid && error.message.find("before the MLLP start byte") != std::string::npos) {
+    if (error.code == ErrorCode::kInvalid &&
+        error.message.find("before the MLLP start byte") != std::string::npos) {
       // Bytes between frames: no message to answer; skipped up to the next start byte.
       std::fprintf(stderr, "switchboard: mllp channel %s: %s from %s skipped\n", channelId_.c_str(),
                    error.message.c_str(), peer.c_str());
       return {};
     }
-    const std::string what = std::string(error.code == ErrorCode::kTooLong ? "too-long" : "invalid") + ": " +
-                             error.message + " (" + error.location + ")";
+    const std::string what =
+        std::string(error.code == ErrorCode::kTooLong ? "too-long" : "invalid") + ": " +
+        error.message + " (" + error.location + ")";
     auto reply = submit({}, peer, what);
-    if (reply && reply->committed && reply->status == 400 && reply->body.starts_with("MSH")) return reply->body;
-    std::fprintf(stderr, "switchboard: mllp channel %s: frame error from %s not recorded: %s\n", channelId_.c_str(),
-                 peer.c_str(), reply ? ("HTTP " + std::to_string(reply->status)).c_str() : reply.error().message.c_str());
+    if (reply && reply->committed && reply->status == 400 && reply->body.starts_with("MSH"))
+      return reply->body;
+    std::fprintf(
+        stderr, "switchboard: mllp channel %s: frame error from %s not recorded: %s\n",
+        channelId_.c_str(), peer.c_str(),
+        reply ? ("HTTP " + std::to_string(reply->status)).c_str() : reply.error().message.c_str());
     return ackFor({}, hl7v2::AckCode::kAR, {errorOf(207, what)});
   }
 
  private:
-  Result<GateReply> submit(std::string_view body, const std::string& peer, const std::string& frameError) {
+  Result<GateReply> submit(std::string_view body, const std::string& peer,
+                           const std::string& frameError) {
     core::HttpRequest request;
     request.method = "POST";
     request.scheme = "mllp";
@@ -187,7 +199,8 @@ Result<std::unique_ptr<MllpSource>> MllpSource::start(MllpSourceConfig config, G
   auto existing = entry.listener.lock();
   if (!existing) entry = HubEntry{{}, randomToken(), {}};
   source->token_ = entry.token;
-  auto handler = std::make_shared<GateHandler>(c.channelId, c.path, source->token_, std::move(gate));
+  auto handler =
+      std::make_shared<GateHandler>(c.channelId, c.path, source->token_, std::move(gate));
   if (existing) {
     existing->setHandler(handler);
     entry.holders.emplace_back(source.get(), handler);
@@ -209,7 +222,8 @@ Result<std::unique_ptr<MllpSource>> MllpSource::start(MllpSourceConfig config, G
     // Port 0 picks a free port; tests and operators find it here.
     std::error_code ec;
     std::filesystem::create_directories(c.gate.dataDir, ec);
-    std::ofstream(std::filesystem::path(c.gate.dataDir) / ("mllp-" + c.channelId + ".port"), std::ios::trunc)
+    std::ofstream(std::filesystem::path(c.gate.dataDir) / ("mllp-" + c.channelId + ".port"),
+                  std::ios::trunc)
         << source->listener_->port() << "\n";
   }
   return source;
@@ -227,13 +241,16 @@ core::SourceVerdict MllpSource::handle(const core::HttpRequest& request) const {
   raw.contentType = kHl7ContentType;
   raw.body = request.body;
   core::setMetadata(raw.metadata, "kind", "hl7v2");
-  if (const std::string* peer = request.header(kPeerHeader)) core::setMetadata(raw.metadata, "peer", *peer);
+  if (const std::string* peer = request.header(kPeerHeader))
+    core::setMetadata(raw.metadata, "peer", *peer);
 
   if (const std::string* frameError = request.header(kFrameErrorHeader)) {
     core::setMetadata(raw.metadata, "kind", "hl7v2-frame-error");
-    const ErrorCode code = frameError->starts_with("too-long") ? ErrorCode::kTooLong : ErrorCode::kInvalid;
+    const ErrorCode code =
+        frameError->starts_with("too-long") ? ErrorCode::kTooLong : ErrorCode::kInvalid;
     std::string ack = ackFor({}, hl7v2::AckCode::kAR, {errorOf(207, *frameError)});
-    return rejectWithAck(std::move(raw), Error(code, "MLLP frame dropped: " + *frameError), std::move(ack));
+    return rejectWithAck(std::move(raw), Error(code, "MLLP frame dropped: " + *frameError),
+                         std::move(ack));
   }
 
   hl7v2::ParseLimits limits;
@@ -242,21 +259,27 @@ core::SourceVerdict MllpSource::handle(const core::HttpRequest& request) const {
   if (!message) {
     const Error& e = message.error();
     std::string text = e.message + (e.location.empty() ? "" : " at " + e.location);
-    std::string ack = ackFor(request.body, hl7v2::AckCode::kAR, {errorOf(e.code == ErrorCode::kTooLong ? 207 : 100, text)});
-    return rejectWithAck(std::move(raw), Error(e.code, "HL7 v2 message does not parse: " + text, e.location),
+    std::string ack = ackFor(request.body, hl7v2::AckCode::kAR,
+                             {errorOf(e.code == ErrorCode::kTooLong ? 207 : 100, text)});
+    return rejectWithAck(std::move(raw),
+                         Error(e.code, "HL7 v2 message does not parse: " + text, e.location),
                          std::move(ack));
   }
   const std::string controlId = message->controlId();
-  core::setMetadata(raw.metadata, "message_type", message->messageCode() + "^" + message->triggerEvent());
+  core::setMetadata(raw.metadata, "message_type",
+                    message->messageCode() + "^" + message->triggerEvent());
   core::setMetadata(raw.metadata, "control_id", controlId);
   core::setMetadata(raw.metadata, "sending_application", message->get("MSH-3").value_or(""));
   core::setMetadata(raw.metadata, "sending_facility", message->get("MSH-4").value_or(""));
   core::setMetadata(raw.metadata, "version", message->version());
   if (controlId.empty()) {
-    std::string ack = ackFor(request.body, hl7v2::AckCode::kAR,
-                             {errorOf(101, "MSH-10 (message control id) is empty", {"MSH", 1, 10})});
-    return rejectWithAck(std::move(raw), Error(ErrorCode::kRequired, "MSH-10 (message control id) is empty", "MSH-10"),
-                         std::move(ack));
+    std::string ack =
+        ackFor(request.body, hl7v2::AckCode::kAR,
+               {errorOf(101, "MSH-10 (message control id) is empty", {"MSH", 1, 10})});
+    return rejectWithAck(
+        std::move(raw),
+        Error(ErrorCode::kRequired, "MSH-10 (message control id) is empty", "MSH-10"),
+        std::move(ack));
   }
   hl7v2::AckOptions options;
   options.code = hl7v2::AckCode::kAA;
@@ -264,46 +287,58 @@ core::SourceVerdict MllpSource::handle(const core::HttpRequest& request) const {
   options.timestamp = ackTimestamp();
   auto ack = hl7v2::buildAck(*message, options);
   if (!ack) {
-    std::string fallback = ackFor(request.body, hl7v2::AckCode::kAR, {errorOf(207, ack.error().message)});
-    return rejectWithAck(std::move(raw), Error(ack.error().code, "cannot acknowledge: " + ack.error().message),
+    std::string fallback =
+        ackFor(request.body, hl7v2::AckCode::kAR, {errorOf(207, ack.error().message)});
+    return rejectWithAck(std::move(raw),
+                         Error(ack.error().code, "cannot acknowledge: " + ack.error().message),
                          std::move(fallback));
   }
   // Scoped by sender: two systems may both number their messages from 1.
-  raw.idempotencyKey = "hl7v2|" + message->getRaw("MSH-3").value_or("") + "|" + message->getRaw("MSH-4").value_or("") +
-                       "|" + message->getRaw("MSH-10").value_or("");
+  raw.idempotencyKey = "hl7v2|" + message->getRaw("MSH-3").value_or("") + "|" +
+                       message->getRaw("MSH-4").value_or("") + "|" +
+                       message->getRaw("MSH-10").value_or("");
   std::vector<core::InboundMessage> messages;
   messages.push_back(std::move(raw));
-  return SourceVerdict::accept(std::move(messages), core::HttpResponse::text(200, ack->toEr7(), kHl7ContentType));
+  return SourceVerdict::accept(std::move(messages),
+                               core::HttpResponse::text(200, ack->toEr7(), kHl7ContentType));
 }
 
 Result<std::unique_ptr<core::HttpSource>> MllpSource::create(core::ConfigReader& config,
                                                              const core::ConnectorContext& ctx) {
   MllpSourceConfig c;
   c.channelId = ctx.channelId;
-  c.listener.host = config.string("host", "127.0.0.1", "address to listen on (loopback by default)");
-  c.listener.port = static_cast<int>(config.integer("port", -1, 0, 65535, "TCP port to listen on (0: any free port)"));
+  c.listener.host =
+      config.string("host", "127.0.0.1", "address to listen on (loopback by default)");
+  c.listener.port = static_cast<int>(
+      config.integer("port", -1, 0, 65535, "TCP port to listen on (0: any free port)"));
   if (c.listener.port < 0) config.invalid("port", "a TCP port (0 to 65535)");
-  c.listener.maxMessageBytes = static_cast<std::size_t>(config.integer(
-      "max_message_bytes", 1 << 20, 64, 64 << 20, "largest message accepted; a larger frame is answered AR"));
-  c.listener.maxConnections =
-      static_cast<int>(config.integer("max_connections", 32, 1, 4096, "connections served at once"));
-  c.listener.idleTimeoutMs = static_cast<int>(
-      config.integer("idle_timeout_ms", 600000, 0, 86400000, "close a connection silent this long (0: never)"));
-  c.listener.allowLineBreaksBetweenFrames = config.boolean(
-      "allow_line_breaks_between_frames", false, "skip CR/LF bytes some senders put between frames");
-  c.path = config.string("path", "/mllp/" + ctx.channelId,
-                         "internal HTTP path the listener hands messages to (refuses other callers)");
+  c.listener.maxMessageBytes = static_cast<std::size_t>(
+      config.integer("max_message_bytes", 1 << 20, 64, 64 << 20,
+                     "largest message accepted; a larger frame is answered AR"));
+  c.listener.maxConnections = static_cast<int>(
+      config.integer("max_connections", 32, 1, 4096, "connections served at once"));
+  c.listener.idleTimeoutMs = static_cast<int>(config.integer(
+      "idle_timeout_ms", 600000, 0, 86400000, "close a connection silent this long (0: never)"));
+  c.listener.allowLineBreaksBetweenFrames =
+      config.boolean("allow_line_breaks_between_frames", false,
+                     "skip CR/LF bytes some senders put between frames");
+  c.path =
+      config.string("path", "/mllp/" + ctx.channelId,
+                    "internal HTTP path the listener hands messages to (refuses other callers)");
   if (c.path.empty() || c.path.front() != '/') config.invalid("path", "a path starting with '/'");
   c.gate.host = config.string("engine_host", "127.0.0.1", "address of the engine's HTTP listener");
-  c.gate.port = static_cast<int>(config.integer(
-      "engine_port", 0, 0, 65535, "port of the engine's HTTP listener (0: read <data_dir>/switchboard.port)"));
-  c.gate.timeoutMs = static_cast<int>(
-      config.integer("commit_timeout_ms", 30000, 100, 600000, "longest wait for the engine's commit before AE"));
+  c.gate.port = static_cast<int>(
+      config.integer("engine_port", 0, 0, 65535,
+                     "port of the engine's HTTP listener (0: read <data_dir>/switchboard.port)"));
+  c.gate.timeoutMs = static_cast<int>(config.integer(
+      "commit_timeout_ms", 30000, 100, 600000, "longest wait for the engine's commit before AE"));
   c.gate.dataDir = ctx.dataDir;
   if (auto r = config.finish(); !r) return std::unexpected(r.error());
   const std::string file = config.file(), pointer = config.pointerOf("port");
   auto source = start(std::move(c));
-  if (!source) return std::unexpected(core::configError(file, pointer, "an address to listen on: " + source.error().message));
+  if (!source)
+    return std::unexpected(
+        core::configError(file, pointer, "an address to listen on: " + source.error().message));
   return std::unique_ptr<core::HttpSource>(std::move(*source));
 }
 

@@ -77,7 +77,8 @@ Result<Socket> listenTcp(const std::string& host, int port, int backlog) {
     return s;
   }
   ::freeaddrinfo(*list);
-  return fail(ErrorCode::kTransient, "cannot listen on " + host + ":" + std::to_string(port) + ": " + lastError);
+  return fail(ErrorCode::kTransient,
+              "cannot listen on " + host + ":" + std::to_string(port) + ": " + lastError);
 }
 
 int boundPort(const Socket& socket) {
@@ -101,23 +102,25 @@ Result<Socket> connectTcp(const std::string& host, int port, int timeoutMs) {
     }
     int rc = ::connect(s.fd(), a->ai_addr, a->ai_addrlen);
     if (rc != 0 && errno != EINPROGRESS) {
-      last = Error(ErrorCode::kTransient, "connect to " + host + ":" + std::to_string(port) + ": " + errnoText(errno));
+      last = Error(ErrorCode::kTransient,
+                   "connect to " + host + ":" + std::to_string(port) + ": " + errnoText(errno));
       continue;
     }
     if (rc != 0) {
       pollfd p{s.fd(), POLLOUT, 0};
       int n = ::poll(&p, 1, timeoutMs);
       if (n == 0) {
-        last = Error(ErrorCode::kTimeout, "connect to " + host + ":" + std::to_string(port) + " timed out after " +
-                                              std::to_string(timeoutMs) + " ms");
+        last =
+            Error(ErrorCode::kTimeout, "connect to " + host + ":" + std::to_string(port) +
+                                           " timed out after " + std::to_string(timeoutMs) + " ms");
         continue;
       }
       int err = 0;
       socklen_t len = sizeof err;
       ::getsockopt(s.fd(), SOL_SOCKET, SO_ERROR, &err, &len);
       if (n < 0 || err != 0) {
-        last = Error(ErrorCode::kTransient,
-                     "connect to " + host + ":" + std::to_string(port) + ": " + errnoText(n < 0 ? errno : err));
+        last = Error(ErrorCode::kTransient, "connect to " + host + ":" + std::to_string(port) +
+                                                ": " + errnoText(n < 0 ? errno : err));
         continue;
       }
     }
@@ -159,7 +162,8 @@ Result<std::string> readSome(const Socket& socket, std::size_t max, int timeoutM
     int n = ::poll(&p, 1, timeoutMs);
     if (n < 0 && errno == EINTR) continue;
     if (n < 0) return fail(ErrorCode::kTransient, "poll failed: " + errnoText(errno));
-    if (n == 0) return fail(ErrorCode::kTimeout, "no data within " + std::to_string(timeoutMs) + " ms");
+    if (n == 0)
+      return fail(ErrorCode::kTimeout, "no data within " + std::to_string(timeoutMs) + " ms");
     std::string buffer(max, '\0');
     ssize_t got = ::recv(socket.fd(), buffer.data(), max, 0);
     if (got < 0 && (errno == EINTR || errno == EAGAIN)) continue;

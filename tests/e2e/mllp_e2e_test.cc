@@ -32,7 +32,8 @@ using switchboard::testing::peerRequest;
 
 namespace {
 
-const std::vector<std::pair<std::string, std::string>> kAdmin = {{"Authorization", "Bearer e2e-admin-token"}};
+const std::vector<std::pair<std::string, std::string>> kAdmin = {
+    {"Authorization", "Bearer e2e-admin-token"}};
 
 rapidjson::Document parse(const std::string& text) {
   rapidjson::Document d;
@@ -65,7 +66,8 @@ std::string adt(const std::string& controlId) {
   return "MSH|^~\\&|WAGW|CLINIC|EHR|HOSP|20250301101500||ADT^A04^ADT_A01|" + controlId +
          "|P|2.5.1|||AL|NE\r"
          "EVN|A04|20250301101500\r"
-         "PID|1||MRN12345^^^HOSP^MR||Doe^Jane^Q||19800115|F|||123 Main St^^Springfield^IL^62701^USA^H||^PRN^CP^^1^555^1234567\r"
+         "PID|1||MRN12345^^^HOSP^MR||Doe^Jane^Q||19800115|F|||123 Main "
+         "St^^Springfield^IL^62701^USA^H||^PRN^CP^^1^555^1234567\r"
          "PV1|1|O";
 }
 
@@ -102,7 +104,8 @@ struct World {
 
   // Sends the messages with Medplum's Hl7Client on one connection; returns the ACKs' text.
   std::vector<std::string> send(const std::vector<std::string>& messages) {
-    std::string body = R"({"port": )" + std::to_string(engineMllpPort) + R"(, "messages": )" + jsonArray(messages) + "}";
+    std::string body = R"({"port": )" + std::to_string(engineMllpPort) + R"(, "messages": )" +
+                       jsonArray(messages) + "}";
     auto r = peerRequest(peer.port(), "POST", "/_control/send", body);
     BOOST_REQUIRE_MESSAGE(r.status == 200, "peer send failed: " + r.body);
     auto d = parse(r.body);
@@ -130,7 +133,8 @@ struct World {
   }
 
   rapidjson::Document detail(long long id) {
-    return parse(http(engine->port(), "GET", "/api/messages/" + std::to_string(id), "", kAdmin).body);
+    return parse(
+        http(engine->port(), "GET", "/api/messages/" + std::to_string(id), "", kAdmin).body);
   }
 
   std::string deliveryStatus(long long id) {
@@ -142,7 +146,8 @@ struct World {
   std::vector<std::string> received() {
     auto state = parse(peerRequest(peer.port(), "GET", "/_control/state").body);
     std::vector<std::string> out;
-    for (const auto& r : state["received"].GetArray()) out.push_back(base64Decode(str(r, "base64")));
+    for (const auto& r : state["received"].GetArray())
+      out.push_back(base64Decode(str(r, "base64")));
     return out;
   }
 };
@@ -167,7 +172,8 @@ BOOST_AUTO_TEST_CASE(a_real_client_gets_AA_and_a_real_server_receives_the_stored
   BOOST_TEST(str(d["deliveries"][0], "lastResponse").starts_with("MSA-1 AA MSA-2 MSG0001"));
   auto got = w.received();
   BOOST_REQUIRE_EQUAL(got.size(), 1u);
-  BOOST_TEST(got[0] == "\x0b" + stored + "\x1c\r");  // framing around the stored bytes, nothing else
+  BOOST_TEST(got[0] ==
+             "\x0b" + stored + "\x1c\r");  // framing around the stored bytes, nothing else
 
   // The same control id again (a sender that lost our ACK): AA, no second message, nothing sent.
   acks = w.send({adt("MSG0001")});
@@ -178,7 +184,8 @@ BOOST_AUTO_TEST_CASE(a_real_client_gets_AA_and_a_real_server_receives_the_stored
 
   // Clean shutdown with a sender's idle connection open: SIGTERM ends the engine with status 0,
   // and the connection is closed (not left hanging).
-  Poco::Net::StreamSocket idle(Poco::Net::SocketAddress("127.0.0.1", static_cast<Poco::UInt16>(w.engineMllpPort)));
+  Poco::Net::StreamSocket idle(
+      Poco::Net::SocketAddress("127.0.0.1", static_cast<Poco::UInt16>(w.engineMllpPort)));
   BOOST_TEST(w.engine->terminate() == 0);
   BOOST_TEST(w.engine->stdoutText().find("switchboard: stopped") != std::string::npos);
   char byte = 0;
@@ -200,7 +207,8 @@ BOOST_AUTO_TEST_CASE(AE_then_AA_from_the_server_is_a_retry_and_AR_a_permanent_fa
   const auto& history = delivery["attemptHistory"];
   BOOST_REQUIRE_EQUAL(history.Size(), 2u);
   BOOST_TEST(str(history[0], "outcome") == "retry");
-  BOOST_TEST(str(history[0], "response").starts_with("MSA-1 AE MSA-2 MSG0002"), str(history[0], "response"));
+  BOOST_TEST(str(history[0], "response").starts_with("MSA-1 AE MSA-2 MSG0002"),
+             str(history[0], "response"));
   BOOST_TEST(str(history[0], "response").find("peer busy, send again") != std::string::npos);
   BOOST_TEST(str(history[1], "outcome") == "ok");
 
@@ -222,7 +230,8 @@ BOOST_AUTO_TEST_CASE(AE_then_AA_from_the_server_is_a_retry_and_AR_a_permanent_fa
 
 BOOST_AUTO_TEST_CASE(broken_hl7_is_answered_AR_and_kept_as_rejected) {
   World w;
-  Poco::Net::StreamSocket socket(Poco::Net::SocketAddress("127.0.0.1", static_cast<Poco::UInt16>(w.engineMllpPort)));
+  Poco::Net::StreamSocket socket(
+      Poco::Net::SocketAddress("127.0.0.1", static_cast<Poco::UInt16>(w.engineMllpPort)));
   const std::string frame = std::string("\x0b") + "PID|1||no header\r" + "\x1c\r";
   socket.sendBytes(frame.data(), static_cast<int>(frame.size()));
   std::string answer;
@@ -240,13 +249,16 @@ BOOST_AUTO_TEST_CASE(broken_hl7_is_answered_AR_and_kept_as_rejected) {
   BOOST_TEST(str(rejected["items"][0], "error").find("does not parse") != std::string::npos);
 }
 
-BOOST_AUTO_TEST_CASE(a_channel_reload_keeps_the_listener_and_the_next_message_is_acked_and_delivered) {
+BOOST_AUTO_TEST_CASE(
+    a_channel_reload_keeps_the_listener_and_the_next_message_is_acked_and_delivered) {
   World w;
   auto acks = w.send({adt("RL1")});
   BOOST_TEST(acks[0].find("\rMSA|AA|RL1") != std::string::npos, acks[0]);
   w.engine->addChannel("adt.json", w.channelJson("ADT relayed to the EHR, reloaded"));
-  BOOST_REQUIRE_MESSAGE(waitFor([&] { return w.engine->stderrText().find("channels reloaded") != std::string::npos; }, 30),
-                        w.engine->stderrText());
+  BOOST_REQUIRE_MESSAGE(
+      waitFor([&] { return w.engine->stderrText().find("channels reloaded") != std::string::npos; },
+              30),
+      w.engine->stderrText());
   // Same port (the reloaded source took the listener over), and the new channel accepts.
   acks = w.send({adt("RL2")});
   BOOST_TEST(acks[0].find("\rMSA|AA|RL2") != std::string::npos, acks[0]);

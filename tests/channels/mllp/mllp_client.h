@@ -19,7 +19,9 @@ class MllpClient {
     if (s) socket_ = std::move(*s);
   }
   bool connected() const { return socket_.valid(); }
-  bool sendRaw(std::string_view bytes) { return channels::mllp::writeAll(socket_, bytes, 10000).has_value(); }
+  bool sendRaw(std::string_view bytes) {
+    return channels::mllp::writeAll(socket_, bytes, 10000).has_value();
+  }
   bool send(std::string_view message) { return sendRaw(hl7v2::frame(message)); }
   // The next answer (framing removed); nullopt on timeout, close or a framing error.
   std::optional<std::string> read(int timeoutMs = 20000) {
@@ -51,7 +53,8 @@ inline std::string adtA04(const std::string& controlId, const std::string& app =
   return "MSH|^~\\&|" + app + "|CLINIC|EHR|HOSP|20250301101500||ADT^A04^ADT_A01|" + controlId +
          "|P|2.5.1|||AL|NE\r"
          "EVN|A04|20250301101500\r"
-         "PID|1||MRN12345^^^HOSP^MR||Doe^Jane^Q||19800115|F|||123 Main St^^Springfield^IL^62701^USA^H||^PRN^CP^^1^555^1234567\r"
+         "PID|1||MRN12345^^^HOSP^MR||Doe^Jane^Q||19800115|F|||123 Main "
+         "St^^Springfield^IL^62701^USA^H||^PRN^CP^^1^555^1234567\r"
          "PV1|1|O\r";
 }
 

@@ -46,7 +46,8 @@ struct Peer final : channels::mllp::MllpHandler {
   std::string onFrameError(const Error&, const std::string&) override { return {}; }
 };
 
-std::string ack(const std::string& incoming, hl7v2::AckCode code, std::vector<hl7v2::AckError> errors = {}) {
+std::string ack(const std::string& incoming, hl7v2::AckCode code,
+                std::vector<hl7v2::AckError> errors = {}) {
   auto m = hl7v2::Message::parse(incoming);
   BOOST_REQUIRE(m.has_value());
   hl7v2::AckOptions o;
@@ -98,7 +99,9 @@ BOOST_FIXTURE_TEST_CASE(aa_is_ok_with_msa2_and_the_ack_kept_on_one_kept_connecti
   auto r = send(d, m1);
   BOOST_TEST(static_cast<int>(r.status) == static_cast<int>(core::DeliveryStatus::kOk));
   BOOST_TEST(r.response.find("MSA-1 AA MSA-2 OUT1") == 0u);
-  BOOST_TEST(r.response.find("ACK: MSH|^~\\&|EHR|HOSP|WAGW|CLINIC|20250301101501||ACK^A04^ACK|ACK1") != std::string::npos);
+  BOOST_TEST(
+      r.response.find("ACK: MSH|^~\\&|EHR|HOSP|WAGW|CLINIC|20250301101501||ACK^A04^ACK|ACK1") !=
+      std::string::npos);
   BOOST_TEST(r.externalId == "OUT1");
   r = send(d, m2);
   BOOST_TEST(static_cast<int>(r.status) == static_cast<int>(core::DeliveryStatus::kOk));
@@ -130,7 +133,8 @@ BOOST_FIXTURE_TEST_CASE(ae_is_retry_with_the_err_text, Fixture) {
   auto r = send(d, adtA04("OUT4"));
   BOOST_TEST(static_cast<int>(r.status) == static_cast<int>(core::DeliveryStatus::kRetry));
   BOOST_TEST(r.response.find("MSA-1 AE MSA-2 OUT4") == 0u);
-  BOOST_TEST(r.response.find("207 Application internal error at PID^1^3: database busy") != std::string::npos);
+  BOOST_TEST(r.response.find("207 Application internal error at PID^1^3: database busy") !=
+             std::string::npos);
 }
 
 BOOST_FIXTURE_TEST_CASE(ar_is_a_permanent_failure_with_the_err_text, Fixture) {
@@ -161,11 +165,14 @@ BOOST_FIXTURE_TEST_CASE(garbled_ack_is_retry_and_the_next_send_uses_a_new_connec
 }
 
 BOOST_FIXTURE_TEST_CASE(ack_for_another_control_id_is_an_error, Fixture) {
-  peer->answer = [](const std::string&) { return ack(adtA04("SOMETHING-ELSE"), hl7v2::AckCode::kAA); };
+  peer->answer = [](const std::string&) {
+    return ack(adtA04("SOMETHING-ELSE"), hl7v2::AckCode::kAA);
+  };
   auto d = destination();
   auto r = send(d, adtA04("OUT7"));
   BOOST_TEST(static_cast<int>(r.status) == static_cast<int>(core::DeliveryStatus::kRetry));
-  BOOST_TEST(r.response.find("names control id SOMETHING-ELSE instead of OUT7") != std::string::npos);
+  BOOST_TEST(r.response.find("names control id SOMETHING-ELSE instead of OUT7") !=
+             std::string::npos);
 }
 
 BOOST_FIXTURE_TEST_CASE(no_ack_within_the_timeout_is_retry, Fixture) {
@@ -220,7 +227,8 @@ BOOST_FIXTURE_TEST_CASE(a_payload_that_is_not_hl7_fails_without_sending, Fixture
 
 BOOST_FIXTURE_TEST_CASE(a_peer_that_closed_the_kept_connection_is_reconnected_once, Fixture) {
   auto d = destination();
-  BOOST_TEST(static_cast<int>(send(d, adtA04("K1")).status) == static_cast<int>(core::DeliveryStatus::kOk));
+  BOOST_TEST(static_cast<int>(send(d, adtA04("K1")).status) ==
+             static_cast<int>(core::DeliveryStatus::kOk));
   // The peer restarts: the kept connection is dead, a new listener takes the same port.
   const int port = listener->port();
   listener.reset();

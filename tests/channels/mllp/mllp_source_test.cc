@@ -21,8 +21,8 @@
 #include "tests/support/test_engine.h"
 
 using namespace switchboard;
-using testing::MllpClient;
 using testing::adtA04;
+using testing::MllpClient;
 
 namespace {
 
@@ -40,16 +40,16 @@ int readPort(const std::filesystem::path& file) {
 }
 
 struct EngineFixture {
-  testing::TestEngine test{testing::TestEngineOptions{
-      .name = "mllp-source",
-      .channelFile = "adt-in.json",
-      .channelJson = R"({"id": "adt-in",
+  testing::TestEngine test{
+      testing::TestEngineOptions{.name = "mllp-source",
+                                 .channelFile = "adt-in.json",
+                                 .channelJson = R"({"id": "adt-in",
         "source": {"type": "mllp", "port": 0, "max_message_bytes": 2048},
         "destinations": [{"name": "out", "type": "file", "directory": "outbox"}]})",
-      .registerConnectors = channels::registerMllpConnectors,
-      .configure = nullptr,
-      .clock = nullptr,
-      .serve = true}};
+                                 .registerConnectors = channels::registerMllpConnectors,
+                                 .configure = nullptr,
+                                 .clock = nullptr,
+                                 .serve = true}};
   runtime::Engine* engine = &test.engine();
   int mllpPort = 0;
 
@@ -84,7 +84,8 @@ std::string meta(const core::StoredMessage& m, const char* key) {
 
 }  // namespace
 
-BOOST_FIXTURE_TEST_CASE(frame_split_across_reads_is_committed_byte_exact_then_acked, EngineFixture) {
+BOOST_FIXTURE_TEST_CASE(frame_split_across_reads_is_committed_byte_exact_then_acked,
+                        EngineFixture) {
   MllpClient client(mllpPort);
   BOOST_REQUIRE(client.connected());
   const std::string m = adtA04("MSG0001");
@@ -124,7 +125,8 @@ BOOST_FIXTURE_TEST_CASE(two_messages_in_one_read_get_two_acks_in_order, EngineFi
   BOOST_TEST(messages().size() == 2u);
 }
 
-BOOST_FIXTURE_TEST_CASE(broken_hl7_is_answered_AR_recorded_and_the_connection_survives, EngineFixture) {
+BOOST_FIXTURE_TEST_CASE(broken_hl7_is_answered_AR_recorded_and_the_connection_survives,
+                        EngineFixture) {
   MllpClient client(mllpPort);
   BOOST_REQUIRE(client.send("this is not HL7\r"));
   auto nack = client.read();
@@ -159,7 +161,8 @@ BOOST_FIXTURE_TEST_CASE(missing_control_id_is_answered_AR_naming_MSH_10, EngineF
   BOOST_TEST(bad[0].error.find("MSH-10") != std::string::npos);
 }
 
-BOOST_FIXTURE_TEST_CASE(duplicate_control_id_is_acked_again_without_a_second_message, EngineFixture) {
+BOOST_FIXTURE_TEST_CASE(duplicate_control_id_is_acked_again_without_a_second_message,
+                        EngineFixture) {
   {
     MllpClient client(mllpPort);
     BOOST_REQUIRE(client.send(adtA04("DUP1")));
@@ -186,7 +189,8 @@ BOOST_FIXTURE_TEST_CASE(duplicate_control_id_is_acked_again_without_a_second_mes
   BOOST_TEST(messages().size() == 2u);
 }
 
-BOOST_FIXTURE_TEST_CASE(oversized_frame_is_answered_AR_recorded_and_the_connection_survives, EngineFixture) {
+BOOST_FIXTURE_TEST_CASE(oversized_frame_is_answered_AR_recorded_and_the_connection_survives,
+                        EngineFixture) {
   MllpClient client(mllpPort);
   std::string big = adtA04("BIG1") + "NTE|1||" + std::string(4000, 'x') + "\r";
   BOOST_REQUIRE(client.send(big));
@@ -231,7 +235,8 @@ BOOST_FIXTURE_TEST_CASE(concurrent_connections_are_served_and_all_committed, Eng
         auto ack = client.read();
         if (!ack) break;
         auto m = hl7v2::Message::parse(*ack);
-        if (m && m->get("MSA-1").value_or("") == "AA" && m->get("MSA-2").value_or("") == id) ++acked;
+        if (m && m->get("MSA-1").value_or("") == "AA" && m->get("MSA-2").value_or("") == id)
+          ++acked;
       }
       return acked;
     }));
@@ -243,7 +248,8 @@ BOOST_FIXTURE_TEST_CASE(concurrent_connections_are_served_and_all_committed, Eng
 }
 
 BOOST_FIXTURE_TEST_CASE(internal_path_refuses_requests_without_the_listener_token, EngineFixture) {
-  auto reply = testing::httpPost(engine->port(), "/mllp/adt-in", adtA04("X1"), {{"Content-Type", "application/hl7-v2"}});
+  auto reply = testing::httpPost(engine->port(), "/mllp/adt-in", adtA04("X1"),
+                                 {{"Content-Type", "application/hl7-v2"}});
   BOOST_TEST(reply.status == 403);
   reply = testing::httpPost(engine->port(), "/mllp/adt-in", adtA04("X1"),
                             {{"X-Switchboard-Mllp-Gate", "guess"}});
@@ -289,7 +295,8 @@ channels::mllp::MllpSourceConfig scriptedConfig(const std::string& channel, int 
 BOOST_AUTO_TEST_CASE(ack_is_sent_only_after_the_commit_returns) {
   auto gate = std::make_shared<ScriptedGate>();
   gate->open = false;
-  auto source = channels::mllp::MllpSource::start(scriptedConfig("held"), [gate](const core::HttpRequest& r) { return (*gate)(r); });
+  auto source = channels::mllp::MllpSource::start(
+      scriptedConfig("held"), [gate](const core::HttpRequest& r) { return (*gate)(r); });
   BOOST_REQUIRE(source.has_value());
   gate->source = source->get();
   MllpClient client((*source)->port());
@@ -314,7 +321,8 @@ BOOST_AUTO_TEST_CASE(ack_is_sent_only_after_the_commit_returns) {
 BOOST_AUTO_TEST_CASE(a_message_that_cannot_be_stored_is_answered_AE_and_the_connection_survives) {
   auto gate = std::make_shared<ScriptedGate>();
   gate->failCommit = true;
-  auto source = channels::mllp::MllpSource::start(scriptedConfig("down"), [gate](const core::HttpRequest& r) { return (*gate)(r); });
+  auto source = channels::mllp::MllpSource::start(
+      scriptedConfig("down"), [gate](const core::HttpRequest& r) { return (*gate)(r); });
   BOOST_REQUIRE(source.has_value());
   gate->source = source->get();
   MllpClient client((*source)->port());
@@ -344,11 +352,14 @@ BOOST_AUTO_TEST_CASE(a_reloaded_channel_takes_over_its_listener) {
   }
   auto first = std::make_shared<ScriptedGate>();
   auto second = std::make_shared<ScriptedGate>();
-  auto a = channels::mllp::MllpSource::start(scriptedConfig("reload", port), [first](const core::HttpRequest& r) { return (*first)(r); });
+  auto a = channels::mllp::MllpSource::start(
+      scriptedConfig("reload", port), [first](const core::HttpRequest& r) { return (*first)(r); });
   BOOST_REQUIRE(a.has_value());
   first->source = a->get();
   // Same channel and address while the old one still runs: no bind error, same socket.
-  auto b = channels::mllp::MllpSource::start(scriptedConfig("reload", port), [second](const core::HttpRequest& r) { return (*second)(r); });
+  auto b = channels::mllp::MllpSource::start(
+      scriptedConfig("reload", port),
+      [second](const core::HttpRequest& r) { return (*second)(r); });
   BOOST_REQUIRE_MESSAGE(b.has_value(), (b ? std::string() : b.error().message));
   second->source = b->get();
   BOOST_TEST((*b)->port() == port);
@@ -377,12 +388,16 @@ BOOST_AUTO_TEST_CASE(a_failed_reload_gives_the_listener_back_to_the_running_sour
   }
   auto running = std::make_shared<ScriptedGate>();
   auto discarded = std::make_shared<ScriptedGate>();
-  auto a = channels::mllp::MllpSource::start(scriptedConfig("revert", port), [running](const core::HttpRequest& r) { return (*running)(r); });
+  auto a = channels::mllp::MllpSource::start(
+      scriptedConfig("revert", port),
+      [running](const core::HttpRequest& r) { return (*running)(r); });
   BOOST_REQUIRE(a.has_value());
   running->source = a->get();
   {
     // A reload builds the new source, then fails on another part of the channel and drops it.
-    auto b = channels::mllp::MllpSource::start(scriptedConfig("revert", port), [discarded](const core::HttpRequest& r) { return (*discarded)(r); });
+    auto b = channels::mllp::MllpSource::start(
+        scriptedConfig("revert", port),
+        [discarded](const core::HttpRequest& r) { return (*discarded)(r); });
     BOOST_REQUIRE(b.has_value());
     discarded->source = b->get();
   }
@@ -398,7 +413,8 @@ BOOST_AUTO_TEST_CASE(a_failed_reload_gives_the_listener_back_to_the_running_sour
 
 BOOST_AUTO_TEST_CASE(before_the_engine_listens_messages_are_answered_AE) {
   // The loopback gate with no port file yet, then with an earlier run's: nothing can be stored.
-  const auto dir = std::filesystem::temp_directory_path() / ("sb-mllp-noengine-" + std::to_string(::getpid()));
+  const auto dir =
+      std::filesystem::temp_directory_path() / ("sb-mllp-noengine-" + std::to_string(::getpid()));
   std::filesystem::remove_all(dir);
   std::filesystem::create_directories(dir);
   auto config = scriptedConfig("noengine");
@@ -418,7 +434,8 @@ BOOST_AUTO_TEST_CASE(before_the_engine_listens_messages_are_answered_AE) {
   BOOST_REQUIRE(probe.has_value());
   const auto portFile = dir / "switchboard.port";
   std::ofstream(portFile) << channels::mllp::boundPort(*probe) << "\n";
-  std::filesystem::last_write_time(portFile, std::filesystem::file_time_type::clock::now() - std::chrono::hours(1));
+  std::filesystem::last_write_time(
+      portFile, std::filesystem::file_time_type::clock::now() - std::chrono::hours(1));
   BOOST_REQUIRE(client.send(adtA04("EARLY2")));
   nack = client.read();
   BOOST_REQUIRE(nack.has_value());
