@@ -479,7 +479,8 @@ struct PlanCompiler {
 
   const Plan* plan(const fhirpath::Expression& e) {
     if (auto it = byText.find(e.text()); it != byText.end()) return it->second.get();
-    auto p = Plan::compile(e, m.slots, m.planMemory.get(), &m.names);
+    // HL7 v2 input is the model of hl7InputJson(): never a typed resource.
+    auto p = Plan::compile(e, m.slots, m.planMemory.get(), &m.names, m.hl7Input);
     if (!p) {
       ok = false;
       return nullptr;

@@ -194,11 +194,12 @@ void foldUnion(PlanExpr& e) {
   e.consts = std::move(items);
 }
 
-std::unique_ptr<PlanExpr> compileNode(const ExprNode& n, SlotTable& slots, SlotTable* names) {
+std::unique_ptr<PlanExpr> compileNode(const ExprNode& n, SlotTable& slots, SlotTable* names,
+                                      bool capitalisedMembers) {
   if (n.children.size() > 3) return nullptr;  // no covered node has more (PlanNode::Kids)
   auto e = std::make_unique<PlanExpr>();
   for (const auto& child : n.children) {
-    auto k = compileNode(*child, slots, names);
+    auto k = compileNode(*child, slots, names, capitalisedMembers);
     if (!k) return nullptr;
     e->kids.push_back(std::move(k));
   }
@@ -224,7 +225,8 @@ std::unique_ptr<PlanExpr> compileNode(const ExprNode& n, SlotTable& slots, SlotT
       return e;
     case ExprKind::kMember:
       // A capitalised name at the start of a path may be a type filter: the engine's business.
-      if (n.root && !n.name.empty() && std::isupper(static_cast<unsigned char>(n.name[0])))
+      if (n.root && !n.name.empty() && std::isupper(static_cast<unsigned char>(n.name[0])) &&
+          !capitalisedMembers)
         return nullptr;
       if (n.name == "resourceType") return nullptr;
       e->op = Op::kMember;
@@ -1031,9 +1033,10 @@ Plan::~Plan() {
 }
 
 std::shared_ptr<Plan> Plan::compile(const fhirpath::Expression& expr, SlotTable& slots,
-                                    std::pmr::memory_resource* memory, SlotTable* names) {
+                                    std::pmr::memory_resource* memory, SlotTable* names,
+                                    bool capitalisedMembers) {
   if (!expr.root()) return nullptr;
-  auto root = compileNode(*expr.root(), slots, names);
+  auto root = compileNode(*expr.root(), slots, names, capitalisedMembers);
   if (!root) return nullptr;
   std::size_t nodes = 0;
   auto count = [&](const PlanExpr& e, const auto& self) -> void {

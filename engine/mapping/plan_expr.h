@@ -213,9 +213,12 @@ class Plan {
   // `memory` (null: the heap) holds the plan and the nodes it evaluates, and must outlive them:
   // the plans of one mapping side by side in one buffer read fewer cache lines in a run.
   // `names` (null: none) numbers the member names the plan reads, for PlanScope::inputMembers.
+  // `capitalisedMembers`: a capitalised name at the start of a path (`PID`) is a member, as the
+  // engine reads it on untyped JSON; for inputs that never hold a typed resource (the HL7 v2
+  // model). Otherwise such a name may be a type filter and the expression has no plan.
   static std::shared_ptr<Plan> compile(const fhirpath::Expression& expr, SlotTable& slots,
                                        std::pmr::memory_resource* memory = nullptr,
-                                       SlotTable* names = nullptr);
+                                       SlotTable* names = nullptr, bool capitalisedMembers = false);
   ~Plan();
 
   // Evaluates into `out`; false when the engine must decide.
