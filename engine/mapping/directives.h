@@ -1,9 +1,9 @@
-// $translate and $localInstant, shared by the general evaluator (mapping.cc) and the planned one
-// (mapping_plan.cc). `Run` provides `m` (the Mapping::Impl), `error(code, what, location)`,
-// `scalarText(node)` (Result<optional<string or string_view>>: the node's single value as text)
-// and `defaultZone()` (the same for the %timezone variable); `Vals` is a vector of
-// rapidjson::Value whose strings are copied with `alloc`. Not part of the module's interface.
-// Thread-safety: as the runs that call them (one thread per run).
+// $translate, $localInstant, $fromHl7Date and $toHl7Date, shared by the general evaluator
+// (mapping.cc) and the planned one (mapping_plan.cc). `Run` provides `m` (the Mapping::Impl),
+// `error(code, what, location)`, `scalarText(node)` (Result<optional<string or string_view>>: the
+// node's single value as text) and `defaultZone()` (the same for the %timezone variable); `Vals` is
+// a vector of rapidjson::Value whose strings are copied with `alloc`. Not part of the module's
+// interface. Thread-safety: as the runs that call them (one thread per run).
 #pragma once
 
 #include <cstdlib>
@@ -12,6 +12,7 @@
 #include <string_view>
 
 #include "engine/core/time_zone.h"
+#include "engine/mapping/hl7_input.h"
 #include "engine/mapping/template.h"
 
 namespace switchboard::mapping::detail {
@@ -115,10 +116,9 @@ Result<void> localInstantDirective(Run& run, const TNode& node, Vals& vals,
       char* end = nullptr;
       minutes = std::strtoll(digits.c_str(), &end, 10);
       if (!end || *end != 0) {
-        return std::unexpected(
-            run.error(ErrorCode::kValue,
-                      node.pointer + "/addMinutes: not an integer number of minutes",
-                      locationOf(node.addMinutes.get())));
+        return std::unexpected(run.error(
+            ErrorCode::kValue, node.pointer + "/addMinutes: not an integer number of minutes",
+            locationOf(node.addMinutes.get())));
       }
     }
   }
@@ -130,11 +130,48 @@ Result<void> localInstantDirective(Run& run, const TNode& node, Vals& vals,
   if (!instant) {
     const bool dateFault = instant.error().message.starts_with("date");
     const std::string field = locationOf(dateFault ? node.date.get() : node.time.get());
-    return std::unexpected(run.error(
-        ErrorCode::kValue, field + ": " + instant.error().message + " (" + node.pointer + ")",
-        field));
+    return std::unexpected(
+        run.error(ErrorCode::kValue,
+                  field + ": " + instant.error().message + " (" + node.pointer + ")", field));
   }
   vals.emplace_back(text, static_cast<rapidjson::SizeType>(*instant), alloc);
+  return {};
+}
+
+// $fromHl7Date (HL7 DTM to a FHIR date, dateTime or instant) and $toHl7Date (the reverse).
+template <typename Run, typename Vals>
+Result<void> hl7DateDirective(Run& run, const TNode& node, Vals& vals,
+                              rapidjson::Document::AllocatorType& alloc) {
+  auto value = run.scalarText(*node.date);
+  if (!value) return std::unexpected(value.error());
+  if (!*value) return {};
+  const std::string_view text = **value;
+  Result<std::string> converted;
+  if (node.kind == TNode::Kind::kToHl7Date) {
+    converted = fhirToHl7Date(text);
+  } else {
+    std::string zone;
+    if (node.zone) {
+      auto z = run.scalarText(*node.zone);
+      if (!z) return std::unexpected(z.error());
+      if (*z) zone = std::string(**z);
+    } else {
+      auto z = run.defaultZone();
+      if (!z) return std::unexpected(z.error());
+      if (*z) zone = std::string(**z);
+    }
+    const FhirTemporal as = node.select == "date"      ? FhirTemporal::kDate
+                            : node.select == "instant" ? FhirTemporal::kInstant
+                                                       : FhirTemporal::kDateTime;
+    converted = hl7ToFhirDate(text, as, zone, run.m.zoneinfoRoot);
+  }
+  if (!converted) {
+    const std::string field = locationOf(node.date.get());
+    return std::unexpected(
+        run.error(converted.error().code,
+                  field + ": " + converted.error().message + " (" + node.pointer + ")", field));
+  }
+  vals.emplace_back(converted->c_str(), static_cast<rapidjson::SizeType>(converted->size()), alloc);
   return {};
 }
 

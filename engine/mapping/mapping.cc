@@ -305,7 +305,6 @@ Result<void> Mapping::Impl::compileObject(const JsonValue& v, TNode& node) const
       op->pointer = at;
       op->kind = key == "$toHl7Date" ? TNode::Kind::kToHl7Date : TNode::Kind::kFromHl7Date;
       op->select = "dateTime";
-      needsGeneral = true;
       if (!val.IsObject()) {  // shorthand: the value itself
         auto child = compile(val, at);
         if (!child) return std::unexpected(child.error());
@@ -659,37 +658,7 @@ Result<void> Run::evalMany(const TNode& node, std::vector<JsonValue>& vals) {
 }
 
 Result<void> Run::evalHl7Date(const TNode& node, std::vector<JsonValue>& vals) {
-  auto value = scalarText(*node.date);
-  if (!value) return std::unexpected(value.error());
-  if (!*value) return {};
-  Result<std::string> converted;
-  if (node.kind == TNode::Kind::kToHl7Date) {
-    converted = fhirToHl7Date(**value);
-  } else {
-    std::optional<std::string> zone;
-    if (node.zone) {
-      auto z = scalarText(*node.zone);
-      if (!z) return std::unexpected(z.error());
-      zone = *z;
-    } else {
-      auto z = defaultZone();
-      if (!z) return std::unexpected(z.error());
-      zone = *z;
-    }
-    const FhirTemporal as = node.select == "date"      ? FhirTemporal::kDate
-                            : node.select == "instant" ? FhirTemporal::kInstant
-                                                       : FhirTemporal::kDateTime;
-    converted = hl7ToFhirDate(**value, as, zone.value_or(""), m.zoneinfoRoot);
-  }
-  if (!converted) {
-    const std::string field = locationOf(node.date.get());
-    return std::unexpected(
-        error(converted.error().code,
-              field + ": " + converted.error().message + " (" + node.pointer + ")", field));
-  }
-  vals.emplace_back(converted->c_str(), static_cast<rapidjson::SizeType>(converted->size()),
-                    out.GetAllocator());
-  return {};
+  return hl7DateDirective(*this, node, vals, out.GetAllocator());
 }
 
 Result<void> Run::evalObjectBody(const TNode& node, std::vector<JsonValue>& vals) {
@@ -968,7 +937,6 @@ Result<std::shared_ptr<const Mapping>> Mapping::load(std::string_view json, cons
     impl->resources.push_back(std::move(spec));
   }
   impl->compilePlans();
-  if (impl->needsGeneral) impl->planned = false;
   return std::shared_ptr<const Mapping>(new Mapping(std::move(impl)));
 }
 

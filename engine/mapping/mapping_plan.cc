@@ -1227,7 +1227,7 @@ Result<void> PlanRun::evalMany(const TNode& node, JsonVals& vals) {
       return evalLocalInstant(node, vals);
     case TNode::Kind::kFromHl7Date:
     case TNode::Kind::kToHl7Date:
-      break;  // never planned: a file using them runs on the general evaluator (needsGeneral)
+      return hl7DateDirective(*this, node, vals, alloc());
   }
   return {};
 }
@@ -1415,10 +1415,13 @@ Result<int> PlanRun::emit(std::uint32_t at, TextOut& out, bool& first) {
       return 1;
     }
     case TNode::Kind::kTranslate:
-    case TNode::Kind::kLocalInstant: {
+    case TNode::Kind::kLocalInstant:
+    case TNode::Kind::kFromHl7Date:
+    case TNode::Kind::kToHl7Date: {
       JsonVals vals(&arena.resource);
-      auto r = node.kind == TNode::Kind::kTranslate ? evalTranslate(node, vals)
-                                                    : evalLocalInstant(node, vals);
+      auto r = node.kind == TNode::Kind::kTranslate      ? evalTranslate(node, vals)
+               : node.kind == TNode::Kind::kLocalInstant ? evalLocalInstant(node, vals)
+                                                         : hl7DateDirective(*this, node, vals, alloc());
       if (!r) return std::unexpected(r.error());
       for (const auto& v : vals) writeValue(v, out, first);
       return static_cast<int>(vals.size());

@@ -70,6 +70,7 @@ struct PlanExpr {
     kStartsWith,
     kEndsWith,
     kContains,
+    kReplace,
     kToDate,
     kToString
   };
@@ -146,6 +147,7 @@ const std::map<std::string_view, FnInfo>& functions() {
       {"length", {Fn::kLength, 0, 0}},         {"substring", {Fn::kSubstring, 1, 2}},
       {"indexOf", {Fn::kIndexOf, 1, 1}},       {"startsWith", {Fn::kStartsWith, 1, 1}},
       {"endsWith", {Fn::kEndsWith, 1, 1}},     {"contains", {Fn::kContains, 1, 1}},
+      {"replace", {Fn::kReplace, 2, 2}},
       {"toDate", {Fn::kToDate, 0, 0}},         {"toString", {Fn::kToString, 0, 0}}};
   return kFns;
 }
@@ -790,6 +792,27 @@ bool function(const PlanNode& e, In input, const Ctx& c, Vals& out) {
       } else {
         out.push_back(Val::boolVal(str.find(sub) != std::string_view::npos));
       }
+      return true;
+    }
+    case Fn::kReplace: {
+      const Val *s, *pattern, *with;
+      Val patternStorage, withStorage;
+      if (!inputString(input, s)) return false;
+      if (!argOf(e, 0, c, Kind::kString, patternStorage, pattern)) return false;
+      if (!argOf(e, 1, c, Kind::kString, withStorage, with)) return false;
+      if (!s || !pattern || !with) return true;
+      const std::string_view str = s->string, from = pattern->string, to = with->string;
+      if (from.empty()) return false;  // around every character: left to the engine
+      std::string replaced;
+      std::size_t start = 0;
+      for (auto pos = str.find(from); pos != std::string_view::npos; pos = str.find(from, start)) {
+        replaced.append(str.substr(start, pos - start)).append(to);
+        start = pos + from.size();
+      }
+      replaced.append(str.substr(start));
+      char* buf = static_cast<char*>(c.scope.memory->allocate(replaced.size() + 1, 1));
+      std::copy(replaced.begin(), replaced.end(), buf);
+      out.push_back(Val::str(std::string_view(buf, replaced.size())));
       return true;
     }
     case Fn::kSubstring: {

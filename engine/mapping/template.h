@@ -46,8 +46,7 @@ struct Member {
 };
 
 struct TNode {
-  // kFromHl7Date / kToHl7Date ($fromHl7Date, $toHl7Date: HL7 DTM <-> FHIR dates) run on the
-  // general evaluator only (Mapping::Impl::needsGeneral).
+  // kFromHl7Date / kToHl7Date: $fromHl7Date, $toHl7Date (HL7 DTM <-> FHIR dates).
   enum class Kind {
     kLiteral,
     kExpr,
@@ -178,9 +177,6 @@ struct Mapping::Impl {
   bool hl7Input = false;   // "input": "hl7v2": the input is ER7, mapped as hl7InputJson()
   bool hl7Output = false;  // "output": "hl7v2": `segments` gives an ER7 message
   bool transaction = true;
-  // Set while compiling when a construct has no plan ($fromHl7Date, $toHl7Date); the file then
-  // runs on the general evaluator.
-  mutable bool needsGeneral = false;
   std::vector<detail::SegmentSpec> segments;
   // hl7('PATH') expressions: rewritten text -> the text as written, for error messages.
   mutable std::map<std::string, std::string> hl7Rewritten;

@@ -723,6 +723,34 @@ BOOST_AUTO_TEST_CASE(hl7_input_plans_agree_with_the_engine_on_the_corpus) {
   }
   BOOST_TEST(files == 72);
   BOOST_TEST(planned == 72);
+
+  // The shipped ADT mapping ($fromHl7Date, $translate, $each, iif) is planned too, and agrees.
+  auto adt = shipped("hl7v2-adt-a04-to-fhir.json");
+  BOOST_TEST(adt->planned());
+  fhirpath::Environment env;
+  env.setVariable("timezone", "America/New_York");
+  for (const std::string file :
+       {"mapping-hl7/adt-a04-protocols.hl7", "mapping-hl7/adt-a08-escapes.hl7",
+        "mapping-hl7/adt-a01-unicode.hl7", "mapping-hl7/adt-a04-sparse.hl7",
+        "mapping-hl7/adt-a04-bad-date.hl7", "mapping-hl7/adt-a04-malformed.hl7",
+        "hl7v2-samples/001-adt-a01.hl7", "hl7v2-samples/004-adt-a01.hl7",
+        "hl7v2-samples/009-adt-a04.hl7", "hl7v2-samples/010-adt-a04.hl7",
+        "hl7v2-samples/013-adt-a08.hl7", "hl7v2-samples/014-adt-a08.hl7",
+        "hl7v2-samples/040-oru-r01.hl7"}) {
+    BOOST_TEST_CONTEXT(file) {
+      const std::string er7 = test::readFile(test::sourceDir() + "/tests/data/" + file);
+      auto general = adt->runGeneral(er7, env);
+      auto plan = adt->runPlanned(er7, env);
+      BOOST_REQUIRE(plan.has_value() || static_cast<int>(plan.error().code) !=
+                                            static_cast<int>(ErrorCode::kNotSupported));
+      BOOST_TEST(general.has_value() == plan.has_value());
+      if (general && plan) BOOST_TEST(general->payload == plan->payload);
+      if (!general && !plan) {
+        BOOST_TEST(general.error().message == plan.error().message);
+        BOOST_TEST(general.error().location == plan.error().location);
+      }
+    }
+  }
 }
 
 BOOST_AUTO_TEST_CASE(hl7_in_hl7_out_escapes_both_ways) {
