@@ -753,6 +753,37 @@ BOOST_AUTO_TEST_CASE(hl7_input_plans_agree_with_the_engine_on_the_corpus) {
   }
 }
 
+BOOST_AUTO_TEST_CASE(planned_replace_matches_the_engine) {
+  auto m = Mapping::load(R"json({"id": "r", "output": "resources", "resources": [{"key": "p",
+    "resource": {"resourceType": "Basic", "text": {"$each": "cases", "$as": "c",
+      "div": "{{ %c.s.replace(%c.p, %c.w) }}", "status": "{{ %c.s.replace('x', '') }}"}}}]})json",
+                         "inline.json", std::make_shared<ConceptMapSet>());
+  BOOST_REQUIRE_MESSAGE(m.has_value(), (m ? std::string() : m.error().message));
+  BOOST_REQUIRE((*m)->planned());
+  for (const char* input :
+       {R"({"cases": [{"s": "TEC MRN", "p": " ", "w": "%20"}]})",
+        R"({"cases": [{"s": "aaa", "p": "aa", "w": "b"}, {"s": "xax", "p": "q", "w": "z"}]})",
+        R"({"cases": [{"s": "Müller ü", "p": "ü", "w": "ue"}]})",
+        R"({"cases": [{"s": "", "p": "a", "w": "b"}, {"s": "abc", "p": "abc", "w": ""}]})"}) {
+    BOOST_TEST_CONTEXT(input) {
+      auto general = (*m)->runGeneral(input, fhirpath::Environment());
+      auto plan = (*m)->runPlanned(input, fhirpath::Environment());
+      BOOST_REQUIRE_MESSAGE(general.has_value(), (general ? "" : general.error().message));
+      BOOST_REQUIRE_MESSAGE(plan.has_value(), (plan ? "" : plan.error().message));
+      BOOST_TEST(general->payload == plan->payload);
+    }
+  }
+  auto general = (*m)->runGeneral(R"({"cases": [{"s": "ab", "p": "", "w": "-"}]})", {});
+  BOOST_REQUIRE(general.has_value());
+  BOOST_TEST(general->payload.find("\"-a-b-\"") != std::string::npos);
+  // The empty pattern is left to the engine: the plan declines it.
+  auto plan = (*m)->runPlanned(R"({"cases": [{"s": "ab", "p": "", "w": "-"}]})", {});
+  BOOST_REQUIRE(!plan.has_value());
+  BOOST_TEST(static_cast<int>(plan.error().code) == static_cast<int>(ErrorCode::kNotSupported));
+  BOOST_TEST((*m)->run(R"({"cases": [{"s": "ab", "p": "", "w": "-"}]})", {})->payload ==
+             general->payload);
+}
+
 BOOST_AUTO_TEST_CASE(hl7_in_hl7_out_escapes_both_ways) {
   // ER7 in, ER7 out: decoded on the way in, encoded again on the way out.
   auto m = Mapping::load(R"json({"id": "a04-to-a28", "input": "hl7v2", "output": "hl7v2",
