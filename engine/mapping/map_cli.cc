@@ -78,7 +78,7 @@ int runMapCommand(int argc, char** argv) {
     std::cerr << core::operationOutcomeJson(out.error()) << "\n";
     return 1;
   }
-  if (out->contentType == "x-application/hl7-v2+er7") {
+  if (out->contentType == "application/hl7-v2") {
     // ER7 exactly as a receiver would get it (segments end with CR), unless --lines.
     std::string er7 = out->payload;
     if (lines) std::replace(er7.begin(), er7.end(), '\r', '\n');

@@ -1128,7 +1128,7 @@ Result<MappingOutput> runHl7Output(Run& run, const std::string& inputKey) {
   if (auto r = fill("MSH-10", controlId); !r) return std::unexpected(r.error());
   if (auto r = fill("MSH-11", "P"); !r) return std::unexpected(r.error());
   if (auto r = fill("MSH-12", "2.5.1"); !r) return std::unexpected(r.error());
-  return MappingOutput{msg.toEr7(), "x-application/hl7-v2+er7"};
+  return MappingOutput{msg.toEr7(), "application/hl7-v2"};
 }
 
 }  // namespace

@@ -19,7 +19,7 @@ namespace switchboard::mapping {
 
 struct MappingOutput {
   std::string payload;      // Bundle JSON, a JSON array of resources, or ER7 (segments end CR)
-  std::string contentType;  // application/fhir+json, or x-application/hl7-v2+er7
+  std::string contentType;  // application/fhir+json, or application/hl7-v2
 };
 
 struct LoadOptions {

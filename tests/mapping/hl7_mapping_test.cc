@@ -420,7 +420,7 @@ BOOST_AUTO_TEST_CASE(siu_s12_from_the_seed_submission) {
   auto m = shipped("fhir-appointment-to-siu-s12.json");
   auto out = m->run(seedSubmission(), siuEnv());
   BOOST_REQUIRE_MESSAGE(out.has_value(), (out ? std::string() : out.error().message));
-  BOOST_TEST(out->contentType == "x-application/hl7-v2+er7");
+  BOOST_TEST(out->contentType == "application/hl7-v2");
   BOOST_TEST(out->payload == hl7Data("siu-s12-seed.er7"));
   BOOST_TEST(out->payload.find('\n') == std::string::npos);
   auto msg = reparse(out->payload);
@@ -837,7 +837,7 @@ BOOST_AUTO_TEST_CASE(mapping_stage_maps_er7_and_writes_er7) {
   core::PipelineMessage in;
   in.message = &stored;
   in.payload = hl7Data("adt-a04-protocols.hl7");
-  in.contentType = "x-application/hl7-v2+er7";
+  in.contentType = "application/hl7-v2";
   auto r = adt->process(in);
   BOOST_REQUIRE(r.kind == core::StageResult::Kind::kContinue);
   BOOST_TEST(in.contentType == "application/fhir+json");
@@ -860,7 +860,7 @@ BOOST_AUTO_TEST_CASE(mapping_stage_maps_er7_and_writes_er7) {
     pm.contentType = "application/json";
     auto s = siu->process(pm);
     BOOST_REQUIRE(s.kind == core::StageResult::Kind::kContinue);
-    BOOST_TEST(pm.contentType == "x-application/hl7-v2+er7");
+    BOOST_TEST(pm.contentType == "application/hl7-v2");
     BOOST_TEST(get(reparse(pm.payload), "MSH-7") == "20260210140000.000+0000");
     if (replay == 0)
       first = pm.payload;
