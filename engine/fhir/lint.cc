@@ -264,6 +264,18 @@ class Linter {
           add(ptr, fp, "$localInstant yields an instant but " + def.path + " is " + code);
         return;
       }
+      if (const Value* h = member(v, "$fromHl7Date")) {
+        std::string as = h->IsObject() ? literal(*h, "as") : std::string();
+        if (as.empty()) as = "dateTime";
+        const bool fits = code == "string" || code == as || (as == "date" && code == "dateTime") ||
+                          (as == "instant" && code == "dateTime");
+        if (!fits) add(ptr, fp, "$fromHl7Date yields a " + as + " but " + def.path + " is " + code);
+        return;
+      }
+      if (member(v, "$toHl7Date")) {
+        if (!primitive) add(ptr, fp, "$toHl7Date yields text but " + def.path + " is " + code);
+        return;
+      }
       if (member(v, "$value")) return;
       if (primitive) {
         add(ptr, fp, def.path + " is a " + code + ", not an object");
@@ -315,8 +327,9 @@ class Linter {
   }
 
   static bool directiveValue(const Value& v) {
-    return v.IsObject() && (member(v, "$value") || member(v, "$translate") ||
-                            member(v, "$localInstant") || member(v, "$each"));
+    return v.IsObject() &&
+           (member(v, "$value") || member(v, "$translate") || member(v, "$localInstant") ||
+            member(v, "$fromHl7Date") || member(v, "$toHl7Date") || member(v, "$each"));
   }
 
   const ValueSetExpansion* requiredValueSet(const ElementDef& def) const {
@@ -379,6 +392,10 @@ std::vector<LintFinding> lintResourceTemplate(const Definitions& definitions,
 std::vector<LintFinding> lintMapping(const Definitions& definitions,
                                      const rapidjson::Value& mapping, const std::string& file) {
   std::vector<LintFinding> out;
+  // HL7 v2 output: no FHIR template to check (its HL7 paths are checked when the file loads).
+  if (const Value* output = member(mapping, "output");
+      output && output->IsString() && std::string_view(output->GetString()) == "hl7v2")
+    return out;
   const Value* resources = member(mapping, "resources");
   if (!resources || !resources->IsArray()) {
     out.push_back({file, "/resources", "", "a mapping file needs a \"resources\" array"});

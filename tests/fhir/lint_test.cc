@@ -97,6 +97,24 @@ BOOST_AUTO_TEST_CASE(single_templates_and_malformed_files) {
   EXPECT_FINDING(f, "/resources", "", "\"resources\" array");
 }
 
+BOOST_AUTO_TEST_CASE(hl7_date_directives_and_hl7_output) {
+  rapidjson::Document d;
+  d.Parse(R"({"resources":[{"resource":{"resourceType":"Patient",
+    "birthDate":{"$fromHl7Date":{"value":"{{ hl7('PID-7.1') }}","as":"date"}},
+    "deceasedBoolean":{"$fromHl7Date":{"value":"{{ hl7('PID-29.1') }}"}},
+    "maritalStatus":{"$toHl7Date":"{{ birth }}"}}}]})");
+  auto f = lintMapping(validator().definitions(), d, "m.json");
+  const std::string p = "/resources/0/resource";
+  EXPECT_FINDING(f, p + "/deceasedBoolean", "Patient.deceasedBoolean",
+                 "$fromHl7Date yields a dateTime");
+  EXPECT_FINDING(f, p + "/maritalStatus", "Patient.maritalStatus", "$toHl7Date yields text");
+  BOOST_TEST(f.size() == 2u, describe(f));  // the date into birthDate is fine
+  // An HL7 v2 output mapping has no FHIR template to check.
+  d.Parse(R"({"output":"hl7v2","segments":[{"MSH-9.1":"SIU"}]})");
+  f = lintMapping(validator().definitions(), d, "siu.json");
+  BOOST_TEST(f.empty(), describe(f));
+}
+
 BOOST_AUTO_TEST_CASE(lint_command_exit_codes) {
   std::string data = sourceDir() + "/tests/data/fhir/";
   BOOST_TEST(runLint({data + "mapping_clean.json"}) == 0);
