@@ -577,7 +577,12 @@ class BatchWriter {
   // `sent`: the delivery as sent (Store::AttemptItem::sent), or null.
   Result<void> attempt(std::int64_t deliveryId, const std::string& owner, const AttemptRecord& a,
                        const DeliveryRecord* sent = nullptr, const std::optional<HandOver>& handOver = std::nullopt) {
-    if (!updateSt_) {
+    if (!lookupSt_) {
+      lookupSt_.emplace(
+          (sql_.prepare << "SELECT message_id, attempts, status, run, destination, payload_id FROM deliveries "
+                           "WHERE id = :i AND lease_owner = :o",
+           soci::use(aId_), soci::use(aOwner_), soci::into(aMessage_), soci::into(aAttempts_),
+           soci::into(aStatus_), soci::into(aRun_), soci::into(aDestination_), soci::into(aPayloadId_)));
       releaseSt_.emplace(
           (sql_.prepare << "UPDATE deliveries SET status = 'pending' WHERE message_id = :m AND "
                            "run = :r AND after_destination = :d AND status = 'waiting'",
@@ -586,18 +591,11 @@ class BatchWriter {
                                          "outcome, status_code, response) VALUES (:d, :a, :s, :u, :o, :c, :r)",
                           soci::use(aId_), soci::use(aNumber_), soci::use(aStarted_), soci::use(aDuration_),
                           soci::use(aOutcome_), soci::use(aCode_), soci::use(aResponse_)));
-      // The lease check and the row's facts come with the update (RETURNING): a delivery no longer
-      // pending under this owner's lease is left as it is.
-      updateSt_.emplace((sql_.prepare
-                             << "UPDATE deliveries SET attempts = attempts + 1, status = :s, "
-                                "next_attempt_at = :n, last_status_code = :c, last_response = :r, "
-                                "dead_reason = :x, lease_owner = '', lease_until = 0 "
-                                "WHERE id = :i AND lease_owner = :o AND status = 'pending' "
-                                "RETURNING message_id, attempts, run, destination, payload_id",
-                         soci::use(aNewStatus_), soci::use(aNext_), soci::use(aCode_),
-                         soci::use(aResponse_), soci::use(aDeadReason_), soci::use(aId_),
-                         soci::use(aOwner_), soci::into(aMessage_), soci::into(aNumber_),
-                         soci::into(aRun_), soci::into(aDestination_), soci::into(aPayloadId_)));
+      updateSt_.emplace((sql_.prepare << "UPDATE deliveries SET attempts = :a, status = :s, next_attempt_at = :n, "
+                                        "last_status_code = :c, last_response = :r, dead_reason = :x, "
+                                        "lease_owner = '', lease_until = 0 WHERE id = :i",
+                         soci::use(aNumber_), soci::use(aNewStatus_), soci::use(aNext_), soci::use(aCode_),
+                         soci::use(aResponse_), soci::use(aDeadReason_), soci::use(aId_)));
       rollupSt_.emplace(
           (sql_.prepare
                << "SELECT count(*), sum(CASE WHEN d.status IN ('pending', 'waiting') THEN 1 ELSE 0 "
@@ -612,17 +610,9 @@ class BatchWriter {
     }
     aId_ = deliveryId;
     aOwner_ = owner;
-    aStarted_ = a.startedAtMs;
-    aDuration_ = a.durationMs;
-    aOutcome_ = a.outcome;
-    aCode_ = a.statusCode;
-    aResponse_ = sanitizeText(a.response);
-    aNewStatus_ = a.newStatus;
-    aNext_ = a.nextAttemptAtMs;
-    aDeadReason_ = a.newStatus == "dead" ? a.deadReason : std::string();
     bool found = false;
-    runToEnd(*updateSt_, [&] { found = true; });  // aNumber_: the attempts counted with this one
-    if (!found) {
+    runToEnd(*lookupSt_, [&] { found = true; });
+    if (!found || aStatus_ != "pending") {
       return fail(ErrorCode::kConflict, "delivery " + std::to_string(deliveryId) + " is no longer leased by " + owner);
     }
     if (dialect_ == Dialect::kPostgresql) {
@@ -633,7 +623,17 @@ class BatchWriter {
       }
       runToEnd(*lockSt_, [] {});
     }
+    aNumber_ = aAttempts_ + 1;
+    aStarted_ = a.startedAtMs;
+    aDuration_ = a.durationMs;
+    aOutcome_ = a.outcome;
+    aCode_ = a.statusCode;
+    aResponse_ = sanitizeText(a.response);
+    aNewStatus_ = a.newStatus;
+    aNext_ = a.nextAttemptAtMs;
+    aDeadReason_ = a.newStatus == "dead" ? a.deadReason : std::string();
     attemptSt_->execute(true);
+    updateSt_->execute(true);
     // Whether a delivery of this run is due now: this one (retried), or its "after" siblings
     // released below. Then the message cannot roll up yet and the roll-up query is skipped.
     bool runStillDue = aNewStatus_ == "pending";
@@ -687,50 +687,33 @@ class BatchWriter {
   // Returns how many it released.
   std::size_t handOverWaiting(const HandOver& h, const DeliveryRecord* sent) {
     if (!waitingSt_) {
-      // Released and, when due, leased in one statement; RETURNING gives what a claim would load.
-      waitingSt_.emplace(
-          (sql_.prepare
-               << "UPDATE deliveries SET status = 'pending', "
-                  "lease_owner = CASE WHEN next_attempt_at <= :n THEN :o ELSE lease_owner END, "
-                  "lease_until = CASE WHEN next_attempt_at <= :n2 THEN :u ELSE lease_until END "
-                  "WHERE message_id = :m AND run = :r AND after_destination = :d AND "
-                  "status = 'waiting' RETURNING id, channel_id, destination, attempts, "
-                  "created_at, next_attempt_at, payload_id, content_type, last_status_code, "
-                  "last_response, dead_reason",
-           soci::use(hNow_), soci::use(hOwner_), soci::use(hNow_), soci::use(hUntil_),
-           soci::use(aMessage_), soci::use(aRun_), soci::use(aDestination_), soci::into(w_.id),
-           soci::into(w_.channelId), soci::into(w_.destination), soci::into(w_.attempts),
-           soci::into(w_.createdAt), soci::into(w_.nextAttemptAt), soci::into(w_.payloadId),
-           soci::into(w_.contentType), soci::into(w_.lastStatusCode), soci::into(w_.lastResponse),
-           soci::into(w_.deadReason)));
+      waitingSt_.emplace((sql_.prepare << "SELECT id, channel_id, destination, attempts, created_at, "
+                                          "next_attempt_at, payload_id, content_type, last_status_code, last_response, "
+                                          "dead_reason FROM deliveries WHERE "
+                                          "message_id = :m AND run = :r AND after_destination = :d AND "
+                                          "status = 'waiting'",
+                          soci::use(aMessage_), soci::use(aRun_), soci::use(aDestination_), soci::into(w_.id),
+                          soci::into(w_.channelId), soci::into(w_.destination), soci::into(w_.attempts),
+                          soci::into(w_.createdAt), soci::into(w_.nextAttemptAt), soci::into(w_.payloadId),
+                          soci::into(w_.contentType), soci::into(w_.lastStatusCode), soci::into(w_.lastResponse),
+                          soci::into(w_.deadReason)));
       handLeaseSt_.emplace(
-          (sql_.prepare << "UPDATE deliveries SET lease_owner = '', lease_until = 0 WHERE id = :i",
-           soci::use(hId_)));
+          (sql_.prepare << "UPDATE deliveries SET lease_owner = :o, lease_until = :u WHERE id = :i",
+           soci::use(hOwner_), soci::use(hUntil_), soci::use(hId_)));
       handPayloadSt_.emplace(
           (sql_.prepare << "SELECT payload, payload_encoding FROM payloads WHERE payload_id = :p",
            soci::use(hPayloadId_), soci::into(hPayload_), soci::into(hEncoding_)));
       handMetadataSt_.emplace(
           (sql_.prepare << "SELECT metadata FROM messages WHERE id = :m", soci::use(aMessage_), soci::into(hMetadata_)));
     }
-    hNow_ = h.nowMs;
-    hOwner_ = h.owner;
-    hUntil_ = h.untilMs;
     std::vector<Waiting> rows;
     runToEnd(*waitingSt_, [&] { rows.push_back(w_); });
+    releaseSt_->execute(true);
     if (sent != nullptr && sent->id != aId_) sent = nullptr;  // not the delivery recorded
-    // A due one that is not handed over after all (its destination paused, its payload or
-    // metadata gone) is left released for a claim, which reports it.
-    auto unlease = [&](const Waiting& r) {
-      hId_ = r.id;
-      runToEnd(*handLeaseSt_);
-    };
     for (Waiting& r : rows) {
-      if (r.nextAttemptAt > h.nowMs) continue;  // not leased by the update
+      if (r.nextAttemptAt > h.nowMs) continue;
       const std::string key = r.channelId + "/" + r.destination;
-      if (std::find(h.paused.begin(), h.paused.end(), key) != h.paused.end()) {
-        unlease(r);
-        continue;
-      }
+      if (std::find(h.paused.begin(), h.paused.end(), key) != h.paused.end()) continue;
       DeliveryRecord d;
       if (sent != nullptr && r.payloadId == aPayloadId_) {
         d.payload = sent->payload;
@@ -738,12 +721,9 @@ class BatchWriter {
         hPayloadId_ = r.payloadId;
         bool found = false;
         runToEnd(*handPayloadSt_, [&] { found = true; });
-        auto decoded =
-            found ? decodeBody(hPayload_, hEncoding_) : Result<std::string>(std::string());
-        if (!found || !decoded) {
-          unlease(r);
-          continue;
-        }
+        if (!found) continue;
+        auto decoded = decodeBody(hPayload_, hEncoding_);
+        if (!decoded) continue;
         d.payload = std::move(*decoded);
       }
       if (sent != nullptr) {
@@ -751,12 +731,13 @@ class BatchWriter {
       } else {
         bool found = false;
         runToEnd(*handMetadataSt_, [&] { found = true; });
-        if (!found) {
-          unlease(r);
-          continue;
-        }
+        if (!found) continue;
         d.metadata = decodeMetadata(hMetadata_);
       }
+      hId_ = r.id;
+      hOwner_ = h.owner;
+      hUntil_ = h.untilMs;
+      runToEnd(*handLeaseSt_);
       d.id = r.id;
       d.messageId = aMessage_;
       d.channelId = std::move(r.channelId);
@@ -802,12 +783,12 @@ class BatchWriter {
 
   soci::session& sql_;
   Dialect dialect_;
-  std::optional<soci::statement> finishSt_, payloadSt_, deliverySt_, eventSt_, releaseSt_,
-      attemptSt_, updateSt_, rollupSt_, messageSt_, lockSt_, externalSt_, waitingSt_, handLeaseSt_,
-      handPayloadSt_, handMetadataSt_;
+  std::optional<soci::statement> finishSt_, payloadSt_, deliverySt_, eventSt_, lookupSt_,
+      releaseSt_, attemptSt_, updateSt_, rollupSt_, messageSt_, lockSt_, externalSt_, waitingSt_,
+      handLeaseSt_, handPayloadSt_, handMetadataSt_;
   Waiting w_;
   std::string hOwner_, hPayload_, hEncoding_, hMetadata_;
-  long long hId_ = 0, hPayloadId_ = 0, hUntil_ = 0, hNow_ = 0, aPayloadId_ = 0;
+  long long hId_ = 0, hPayloadId_ = 0, hUntil_ = 0, aPayloadId_ = 0;
   std::string xExternal_;
   long long xAt_ = 0, locked_ = 0;
   std::string fStatus_, fError_, fOwner_, dDestination_, dStatus_, dPayload_, dEncoding_,
@@ -816,10 +797,10 @@ class BatchWriter {
   long long fNow_ = 0, fId_ = 0, dNext_ = 0, dId_ = 0, dPayloadId_ = 0;
   std::string eType_, eDetail_;
   long long eMessage_ = 0, eDelivery_ = 0, eAt_ = 0;
-  std::string aOwner_, aOutcome_, aResponse_, aNewStatus_, aDeadReason_, rStatus_;
+  std::string aOwner_, aStatus_, aOutcome_, aResponse_, aNewStatus_, aDeadReason_, rStatus_;
   long long aRun_ = 0;
   std::string aDestination_;
-  long long aId_ = 0, aMessage_ = 0, aNumber_ = 0, aStarted_ = 0, aDuration_ = 0, aCode_ = 0,
+  long long aId_ = 0, aMessage_ = 0, aAttempts_ = 0, aNumber_ = 0, aStarted_ = 0, aDuration_ = 0, aCode_ = 0,
             aNext_ = 0, rTotal_ = 0, rPending_ = 0, rDead_ = 0, rAt_ = 0;
   soci::indicator rPendingInd_ = soci::i_ok, rDeadInd_ = soci::i_ok;
 };
