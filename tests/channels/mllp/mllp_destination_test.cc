@@ -46,18 +46,19 @@ struct Peer final : channels::mllp::MllpHandler {
   std::string onFrameError(const Error&, const std::string&) override { return {}; }
 };
 
+// Runs on the peer's connection threads, so no Boost.Test macro here (they are not thread-safe):
+// a failure returns "" (no answer), which the destination reports as no ACK and the test fails.
 std::string ack(const std::string& incoming, hl7v2::AckCode code,
                 std::vector<hl7v2::AckError> errors = {}) {
   auto m = hl7v2::Message::parse(incoming);
-  BOOST_REQUIRE(m.has_value());
+  if (!m) return {};
   hl7v2::AckOptions o;
   o.code = code;
   o.controlId = "ACK1";
   o.timestamp = "20250301101501";
   o.errors = std::move(errors);
   auto a = hl7v2::buildAck(*m, o);
-  BOOST_REQUIRE(a.has_value());
-  return a->toEr7();
+  return a ? a->toEr7() : std::string();
 }
 
 struct Fixture {
