@@ -3,6 +3,7 @@
 // locks, FOR UPDATE SKIP LOCKED claiming). See docs/store.md for the schema and the lifecycle.
 // Thread-safety: sessions come from a pool; every method takes its own session.
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <condition_variable>
 #include <deque>
@@ -528,7 +529,10 @@ class BatchWriter {
     if (finishSt_->get_affected_rows() != 1) {
       return fail(ErrorCode::kConflict, "message " + std::to_string(messageId) + " is no longer leased by " + owner);
     }
-    for (const auto& [type, detail] : outcome.events) event(messageId, 0, nowMs, type, detail);
+    // The finish's events (the pipeline's, then one per delivery created) go in together: one
+    // multi-row INSERT instead of one statement per event.
+    finishEvents_.clear();
+    for (const auto& [type, detail] : outcome.events) finishEvents_.push_back({0, type, detail});
     const std::string* stored = nullptr;  // the payload of dPayloadId_, written by this finish
     for (const NewDelivery& d : outcome.deliveries) {
       // Siblings with the same payload (the EHR's Bundle and the reply after it) share its row.
@@ -564,13 +568,14 @@ class BatchWriter {
       } else {
         runToEnd(*deliverySt_, [] {});
       }
-      event(messageId, dId_, nowMs, "delivery-created", d.destination);
+      finishEvents_.push_back({dId_, "delivery-created", d.destination});
       const std::size_t index = static_cast<std::size_t>(&d - outcome.deliveries.data());
       if (leaseIt && leased != nullptr) leased->push_back({index, dId_});
       if (!leaseIt && claimable != nullptr && d.after.empty() && d.nextAttemptAtMs <= nowMs) {
         claimable->push_back({index, dId_});
       }
     }
+    events(messageId, nowMs, finishEvents_);
     return {};
   }
 
@@ -775,6 +780,48 @@ class BatchWriter {
     eventSt_->execute(true);
   }
 
+  struct PendingEvent {
+    long long deliveryId = 0;
+    std::string type, detail;
+  };
+  static constexpr std::size_t kEventRows = 8;  // the most rows one events statement inserts
+
+  // Appends `list` to message `messageId`'s events at `at`, in order, up to kEventRows rows per
+  // statement (one compiled statement per row count, on first use).
+  void events(long long messageId, long long at, const std::vector<PendingEvent>& list) {
+    for (std::size_t start = 0; start < list.size(); start += kEventRows) {
+      const std::size_t n = std::min(kEventRows, list.size() - start);
+      auto& st = eventRowsSt_[n - 1];
+      if (!st) {
+        std::string text = "INSERT INTO events (message_id, delivery_id, at, type, detail) VALUES ";
+        st.emplace(sql_);
+        for (std::size_t i = 0; i < n; ++i) {
+          text += i == 0 ? "(:m0, :d0, :a0, :t0, :x0)"
+                         : ", (:m" + std::to_string(i) + ", :d" + std::to_string(i) + ", :a" +
+                               std::to_string(i) + ", :t" + std::to_string(i) + ", :x" +
+                               std::to_string(i) + ")";
+          st->exchange(soci::use(erMessage_[i]));
+          st->exchange(soci::use(erDelivery_[i]));
+          st->exchange(soci::use(erAt_[i]));
+          st->exchange(soci::use(erType_[i]));
+          st->exchange(soci::use(erDetail_[i]));
+        }
+        st->alloc();
+        st->prepare(text);
+        st->define_and_bind();
+      }
+      for (std::size_t i = 0; i < n; ++i) {
+        const PendingEvent& e = list[start + i];
+        erMessage_[i] = messageId;
+        erDelivery_[i] = e.deliveryId;
+        erAt_[i] = at;
+        erType_[i] = sanitizeText(e.type);
+        erDetail_[i] = sanitizeText(e.detail);
+      }
+      st->execute(true);
+    }
+  }
+
   // A row of waitingSt_ (a delivery waiting for the one recorded).
   struct Waiting {
     long long id = 0, attempts = 0, createdAt = 0, nextAttemptAt = 0, payloadId = 0, lastStatusCode = 0;
@@ -787,6 +834,10 @@ class BatchWriter {
       releaseSt_, attemptSt_, updateSt_, rollupSt_, messageSt_, lockSt_, externalSt_, waitingSt_,
       handLeaseSt_, handPayloadSt_, handMetadataSt_;
   Waiting w_;
+  std::vector<PendingEvent> finishEvents_;
+  std::array<std::optional<soci::statement>, kEventRows> eventRowsSt_;
+  std::array<long long, kEventRows> erMessage_{}, erDelivery_{}, erAt_{};
+  std::array<std::string, kEventRows> erType_, erDetail_;
   std::string hOwner_, hPayload_, hEncoding_, hMetadata_;
   long long hId_ = 0, hPayloadId_ = 0, hUntil_ = 0, aPayloadId_ = 0;
   std::string xExternal_;
