@@ -602,6 +602,41 @@ BOOST_AUTO_TEST_CASE(deliveries_retry_succeed_and_roll_the_message_up) {
   BOOST_TEST(s->backlog().value() == 0);
 }
 
+BOOST_AUTO_TEST_CASE(a_finish_keeps_its_events_in_order_with_their_deliveries) {
+  // A finish's events go in as multi-row statements of up to 8 rows: 10 pipeline events and 3
+  // deliveries take two statements, and the history must read exactly as written.
+  Db db;
+  auto s = db.open();
+  auto id = ingestOne(*s, msg("c", "1", "a"));
+  s->claimMessages("w", 10, 1000, 500);
+  store::ProcessOutcome o = processed({"d1", "d2", "d3"}, 1000);
+  o.events.clear();
+  for (int i = 0; i < 10; ++i)
+    o.events.emplace_back("stage-" + std::to_string(i), "detail 'x' " + std::to_string(i));
+  BOOST_REQUIRE(s->finishMessage(id, "w", o, 1000).has_value());
+  auto d = s->getMessage(id);
+  BOOST_REQUIRE(d.has_value());
+  std::vector<std::string> got;
+  std::vector<std::int64_t> deliveryIds;
+  for (const auto& e : d->events) {
+    if (e.type == "received") continue;
+    got.push_back(e.type + ":" + e.detail);
+    if (e.deliveryId) deliveryIds.push_back(*e.deliveryId);
+    BOOST_TEST(e.atMs == 1000);
+  }
+  std::vector<std::string> want;
+  for (int i = 0; i < 10; ++i)
+    want.push_back("stage-" + std::to_string(i) + ":detail 'x' " + std::to_string(i));
+  for (const char* dest : {"d1", "d2", "d3"})
+    want.push_back(std::string("delivery-created:") + dest);
+  BOOST_TEST(got == want, boost::test_tools::per_element());
+  BOOST_REQUIRE_EQUAL(d->deliveries.size(), 3u);
+  BOOST_REQUIRE_EQUAL(deliveryIds.size(), 3u);
+  for (std::size_t i = 0; i < 3; ++i) BOOST_TEST(deliveryIds[i] == d->deliveries[i].delivery.id);
+  for (std::size_t i = 1; i < d->events.size(); ++i)
+    BOOST_TEST(d->events[i].id > d->events[i - 1].id);
+}
+
 BOOST_AUTO_TEST_CASE(paused_destinations_are_skipped_and_others_still_flow) {
   Db db;
   auto s = db.open();
