@@ -86,27 +86,6 @@ std::string get(const hl7v2::Message& m, const std::string& path) {
   return m.get(path).value_or("<bad path>");
 }
 
-struct Captured {
-  int code = 0;
-  std::string out, err;
-};
-
-Captured runMap(std::vector<std::string> args) {
-  args.insert(args.begin(), "map");
-  std::vector<char*> argv;
-  for (auto& a : args) argv.push_back(a.data());
-  std::ostringstream out, err;
-  auto* oldOut = std::cout.rdbuf(out.rdbuf());
-  auto* oldErr = std::cerr.rdbuf(err.rdbuf());
-  Captured c;
-  c.code = runMapCommand(static_cast<int>(argv.size()), argv.data());
-  std::cout.rdbuf(oldOut);
-  std::cerr.rdbuf(oldErr);
-  c.out = out.str();
-  c.err = err.str();
-  return c;
-}
-
 }  // namespace
 
 BOOST_AUTO_TEST_SUITE(hl7_mapping)
@@ -872,23 +851,25 @@ BOOST_AUTO_TEST_CASE(mapping_stage_maps_er7_and_writes_er7) {
 BOOST_AUTO_TEST_CASE(map_command_prints_er7) {
   const std::string mapping = test::sourceDir() + "/mappings/fhir-appointment-to-siu-s12.json";
   const std::string seed = test::sourceDir() + "/tests/data/mapping/seed-8x8-flow-submission.json";
-  auto ok = runMap({mapping, seed, "--var", "facility=HealthCare Clinic", "--var",
-                    "receivedAt=2026-02-10T14:00:00Z"});
+  auto ok = test::runMap({mapping, seed, "--var", "facility=HealthCare Clinic", "--var",
+                          "receivedAt=2026-02-10T14:00:00Z"});
   BOOST_TEST(ok.code == 0, ok.err);
   BOOST_TEST(ok.out == hl7Data("siu-s12-seed.er7"));  // CR-separated, nothing added
-  auto lines = runMap({mapping, seed, "--var", "facility=HealthCare Clinic", "--var",
-                       "receivedAt=2026-02-10T14:00:00Z", "--lines"});
+  auto lines = test::runMap({mapping, seed, "--var", "facility=HealthCare Clinic", "--var",
+                             "receivedAt=2026-02-10T14:00:00Z", "--lines"});
   BOOST_TEST(lines.code == 0);
   std::string expected = hl7Data("siu-s12-seed.er7");
   std::replace(expected.begin(), expected.end(), '\r', '\n');
   BOOST_TEST(lines.out == expected);
 
   const std::string adt = test::sourceDir() + "/mappings/hl7v2-adt-a04-to-fhir.json";
-  auto fhir = runMap({adt, test::sourceDir() + "/tests/data/mapping-hl7/adt-a04-protocols.hl7"});
+  auto fhir =
+      test::runMap({adt, test::sourceDir() + "/tests/data/mapping-hl7/adt-a04-protocols.hl7"});
   BOOST_TEST(fhir.code == 0, fhir.err);
   BOOST_REQUIRE(test::parse(fhir.out).IsObject());
   BOOST_TEST(test::parse(fhir.out)["entry"][0]["resource"]["birthDate"] == "1980-01-15");
-  auto bad = runMap({adt, test::sourceDir() + "/tests/data/mapping-hl7/adt-a04-malformed.hl7"});
+  auto bad =
+      test::runMap({adt, test::sourceDir() + "/tests/data/mapping-hl7/adt-a04-malformed.hl7"});
   BOOST_TEST(bad.code == 1);
   BOOST_TEST(test::parse(bad.err)["resourceType"] == "OperationOutcome");
 }

@@ -10,38 +10,14 @@
 #include "test_util.h"
 
 namespace switchboard::mapping {
-namespace {
-
-struct Captured {
-  int code = 0;
-  std::string out, err;
-};
-
-Captured runMap(std::vector<std::string> args) {
-  args.insert(args.begin(), "map");
-  std::vector<char*> argv;
-  for (auto& a : args) argv.push_back(a.data());
-  std::ostringstream out, err;
-  auto* oldOut = std::cout.rdbuf(out.rdbuf());
-  auto* oldErr = std::cerr.rdbuf(err.rdbuf());
-  Captured c;
-  c.code = runMapCommand(static_cast<int>(argv.size()), argv.data());
-  std::cout.rdbuf(oldOut);
-  std::cerr.rdbuf(oldErr);
-  c.out = out.str();
-  c.err = err.str();
-  return c;
-}
-
-}  // namespace
 
 BOOST_AUTO_TEST_SUITE(map_command)
 
 BOOST_AUTO_TEST_CASE(exit_codes) {
   const std::string mapping = test::sourceDir() + "/mappings/whatsapp-flow-appointment.json";
   const std::string seed = test::sourceDir() + "/tests/data/mapping/seed-8x8-flow-submission.json";
-  auto ok = runMap({mapping, seed, "--var", "facility=HealthCare Clinic", "--var",
-                    "receivedAt=2026-02-10T14:00:00Z"});
+  auto ok = test::runMap({mapping, seed, "--var", "facility=HealthCare Clinic", "--var",
+                          "receivedAt=2026-02-10T14:00:00Z"});
   BOOST_TEST(ok.code == 0);
   auto bundle = test::parse(ok.out);
   BOOST_TEST(bundle["resourceType"] == "Bundle");
@@ -49,19 +25,19 @@ BOOST_AUTO_TEST_CASE(exit_codes) {
 
   // The bare response has no sender: a mapping failure, OperationOutcome on stderr.
   auto failed =
-      runMap({mapping, test::sourceDir() + "/tests/data/mapping/seed-flow-response.json"});
+      test::runMap({mapping, test::sourceDir() + "/tests/data/mapping/seed-flow-response.json"});
   BOOST_TEST(failed.code == 1);
   BOOST_TEST(failed.out.empty());
   auto outcome = test::parse(failed.err);
   BOOST_TEST(outcome["resourceType"] == "OperationOutcome");
   BOOST_TEST(outcome["issue"][0]["code"] == "required");
 
-  BOOST_TEST(runMap({mapping}).code == 2);
-  BOOST_TEST(runMap({mapping, seed, "--var"}).code == 2);
-  BOOST_TEST(runMap({mapping, seed, "--var", "novalue"}).code == 2);
-  BOOST_TEST(runMap({mapping, seed, "--frobnicate"}).code == 2);
-  BOOST_TEST(runMap({mapping, "/nonexistent/input.json"}).code == 2);
-  BOOST_TEST(runMap({"/nonexistent/mapping.json", seed}).code == 1);
+  BOOST_TEST(test::runMap({mapping}).code == 2);
+  BOOST_TEST(test::runMap({mapping, seed, "--var"}).code == 2);
+  BOOST_TEST(test::runMap({mapping, seed, "--var", "novalue"}).code == 2);
+  BOOST_TEST(test::runMap({mapping, seed, "--frobnicate"}).code == 2);
+  BOOST_TEST(test::runMap({mapping, "/nonexistent/input.json"}).code == 2);
+  BOOST_TEST(test::runMap({"/nonexistent/mapping.json", seed}).code == 1);
 }
 
 BOOST_AUTO_TEST_CASE(concurrent_runs_agree) {
