@@ -766,18 +766,7 @@ class BatchWriter {
 
   void event(long long messageId, long long deliveryId, long long at, const std::string& type,
              const std::string& detail) {
-    if (!eventSt_) {
-      eventSt_.emplace((sql_.prepare << "INSERT INTO events (message_id, delivery_id, at, type, detail) "
-                                       "VALUES (:m, :d, :a, :t, :x)",
-                        soci::use(eMessage_), soci::use(eDelivery_), soci::use(eAt_), soci::use(eType_),
-                        soci::use(eDetail_)));
-    }
-    eMessage_ = messageId;
-    eDelivery_ = deliveryId;
-    eAt_ = at;
-    eType_ = sanitizeText(type);
-    eDetail_ = sanitizeText(detail);
-    eventSt_->execute(true);
+    events(messageId, at, {{deliveryId, type, detail}});
   }
 
   struct PendingEvent {
@@ -830,9 +819,9 @@ class BatchWriter {
 
   soci::session& sql_;
   Dialect dialect_;
-  std::optional<soci::statement> finishSt_, payloadSt_, deliverySt_, eventSt_, lookupSt_,
-      releaseSt_, attemptSt_, updateSt_, rollupSt_, messageSt_, lockSt_, externalSt_, waitingSt_,
-      handLeaseSt_, handPayloadSt_, handMetadataSt_;
+  std::optional<soci::statement> finishSt_, payloadSt_, deliverySt_, lookupSt_, releaseSt_,
+      attemptSt_, updateSt_, rollupSt_, messageSt_, lockSt_, externalSt_, waitingSt_, handLeaseSt_,
+      handPayloadSt_, handMetadataSt_;
   Waiting w_;
   std::vector<PendingEvent> finishEvents_;
   std::array<std::optional<soci::statement>, kEventRows> eventRowsSt_;
@@ -846,8 +835,6 @@ class BatchWriter {
       dContentType_, dAfter_, dLeaseOwner_;
   long long dLeaseUntil_ = 0;
   long long fNow_ = 0, fId_ = 0, dNext_ = 0, dId_ = 0, dPayloadId_ = 0;
-  std::string eType_, eDetail_;
-  long long eMessage_ = 0, eDelivery_ = 0, eAt_ = 0;
   std::string aOwner_, aStatus_, aOutcome_, aResponse_, aNewStatus_, aDeadReason_, rStatus_;
   long long aRun_ = 0;
   std::string aDestination_;
