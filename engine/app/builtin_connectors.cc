@@ -37,6 +37,10 @@
 #include "channels/mllp/register.h"
 #define SB_REGISTER_MLLP 1
 #endif
+#if defined(SWITCHBOARD_HAVE_SCHEDULING) && __has_include("channels/scheduling/register.h")
+#include "channels/scheduling/register.h"
+#define SB_REGISTER_SCHEDULING 1
+#endif
 #if defined(SWITCHBOARD_HAVE_REPLY) && __has_include("channels/reply/register.h")
 #include "channels/reply/register.h"
 #define SB_REGISTER_REPLY 1
@@ -84,6 +88,9 @@ void registerBuiltinConnectors(core::ConnectorRegistry& registry) {
 #endif
 #ifdef SB_REGISTER_TWILIO
   channels::registerTwilioConnectors(registry);
+#endif
+#ifdef SB_REGISTER_SCHEDULING
+  channels::registerSchedulingConnectors(registry);
 #endif
 }
 
