@@ -1,31 +1,22 @@
 #include "channels/mllp/mllp_source.h"
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <cstdio>
 #include <ctime>
+#include <filesystem>
 #include <fstream>
 #include <map>
 #include <mutex>
-#include <random>
+#include <vector>
 
-#include "engine/core/identifiers.h"
 #include "hl7v2/ack.h"
 #include "hl7v2/message.h"
 
 namespace switchboard::channels::mllp {
 namespace {
-
-std::string randomToken() {
-  std::random_device device;
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string token;
-  for (int i = 0; i < 8; ++i) {
-    std::uint32_t v = device();
-    for (int j = 0; j < 8; ++j) token += kHex[(v >> (4 * j)) & 0xF];
-  }
-  return token;
-}
 
 // One ACK for `incoming` (parsed or raw bytes); never fails: a last-resort ACK is written by hand.
 std::string ackFor(std::string_view incoming, hl7v2::AckCode code,
@@ -53,23 +44,35 @@ hl7v2::AckError errorOf(int code, std::string userMessage, hl7v2::ErrorLocation 
   return e;
 }
 
-// What the listener does with each message: hand it to the engine through the gate.
-class GateHandler final : public MllpHandler {
+}  // namespace
+
+// What the listener does with each message: hand it to the engine's intake through the gate the
+// engine started the source with; AE while there is none (before start, after stop).
+class IntakeHandler final : public MllpHandler {
  public:
-  GateHandler(std::string channelId, std::string path, std::string token, Gate gate)
-      : channelId_(std::move(channelId)),
-        path_(std::move(path)),
-        token_(std::move(token)),
-        gate_(std::move(gate)) {}
+  IntakeHandler(std::string channelId, std::chrono::milliseconds commitTimeout)
+      : channelId_(std::move(channelId)), commitTimeout_(commitTimeout) {}
+
+  void open(core::IntakeGate gate) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    gate_ = std::move(gate);
+  }
+  // Refuses new calls and waits for those in flight (their commits and answers).
+  void close() {
+    std::unique_lock<std::mutex> lock(mutex_);
+    closed_ = true;
+    idle_.wait(lock, [this] { return inFlight_ == 0; });
+    gate_ = nullptr;
+  }
 
   std::string onMessage(std::string_view message, const std::string& peer) override {
     auto reply = submit(message, peer, {});
-    if (reply && reply->committed && (reply->status == 200 || reply->status == 400) &&
-        reply->body.starts_with("MSH")) {
-      return reply->body;
+    if (reply && reply->committed && (reply->reply.status == 200 || reply->reply.status == 400) &&
+        reply->reply.body.starts_with("MSH")) {
+      return reply->reply.body;
     }
-    std::string why =
-        reply ? "engine answered HTTP " + std::to_string(reply->status) : reply.error().message;
+    std::string why = reply ? "engine answered HTTP " + std::to_string(reply->reply.status)
+                            : reply.error().message;
     std::fprintf(stderr,
                  "switchboard: mllp channel %s: message from %s not stored (%s); answered AE\n",
                  channelId_.c_str(), peer.c_str(), why.c_str());
@@ -89,54 +92,78 @@ class GateHandler final : public MllpHandler {
         std::string(error.code == ErrorCode::kTooLong ? "too-long" : "invalid") + ": " +
         error.message + " (" + error.location + ")";
     auto reply = submit({}, peer, what);
-    if (reply && reply->committed && reply->status == 400 && reply->body.starts_with("MSH"))
-      return reply->body;
-    std::fprintf(
-        stderr, "switchboard: mllp channel %s: frame error from %s not recorded: %s\n",
-        channelId_.c_str(), peer.c_str(),
-        reply ? ("HTTP " + std::to_string(reply->status)).c_str() : reply.error().message.c_str());
+    if (reply && reply->committed && reply->reply.status == 400 &&
+        reply->reply.body.starts_with("MSH"))
+      return reply->reply.body;
+    std::fprintf(stderr, "switchboard: mllp channel %s: frame error from %s not recorded: %s\n",
+                 channelId_.c_str(), peer.c_str(),
+                 reply ? ("HTTP " + std::to_string(reply->reply.status)).c_str()
+                       : reply.error().message.c_str());
     return ackFor({}, hl7v2::AckCode::kAR, {errorOf(207, what)});
   }
 
  private:
-  Result<GateReply> submit(std::string_view body, const std::string& peer,
-                           const std::string& frameError) {
+  Result<core::IntakeReply> submit(std::string_view body, const std::string& peer,
+                                   const std::string& frameError) {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      if (!gate_ || closed_)
+        return fail(ErrorCode::kTransient,
+                    closed_ ? "the engine is stopping" : "the engine is not taking messages yet");
+      ++inFlight_;  // gate_ stays until close() has seen this call return
+    }
     core::HttpRequest request;
     request.method = "POST";
     request.scheme = "mllp";
-    request.path = path_;
     request.headers.push_back({"Content-Type", kHl7ContentType});
-    request.headers.push_back({kGateHeader, token_});
     request.headers.push_back({kPeerHeader, peer});
     if (!frameError.empty()) request.headers.push_back({kFrameErrorHeader, frameError});
     request.body.assign(body);
+    Result<core::IntakeReply> reply;
     try {
-      return gate_(request);
+      reply = gate_(request, commitTimeout_);
     } catch (const std::exception& e) {
-      return fail(ErrorCode::kException, std::string("gate failed: ") + e.what());
+      reply = fail(ErrorCode::kException, std::string("intake failed: ") + e.what());
     }
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (--inFlight_ == 0) idle_.notify_all();
+    return reply;
   }
 
-  std::string channelId_;
-  std::string path_;
-  std::string token_;
-  Gate gate_;
+  const std::string channelId_;
+  const std::chrono::milliseconds commitTimeout_;
+  std::mutex mutex_;
+  std::condition_variable idle_;
+  core::IntakeGate gate_;  // set under mutex_; called outside it while inFlight_ counts the call
+  int inFlight_ = 0;
+  bool closed_ = false;
 };
 
+namespace {
+
 // Listeners by channel and address, so a reloaded channel takes over its predecessor's socket
-// instead of failing to bind it. Every source holding a listener is listed in start order; the
-// newest one's handler serves, and when it goes first (a reload that failed after building it)
-// the previous one's handler serves again. All of them share the entry's gate token, so the
-// engine's current source of the channel accepts what any of them hands over. A listener closes
-// when no source holds it any more.
+// instead of failing to bind it. Every source holding a listener is listed; the one started last
+// serves, and when it stops (a reload dropped it, or one that failed after starting) the started
+// one before it serves again. A listener closes when its last started source stops or when no
+// source holds it any more; its entry then goes, so a later source binds afresh.
+struct Holder {
+  const MllpSource* source;
+  std::shared_ptr<IntakeHandler> handler;
+  bool started = false;
+};
 struct HubEntry {
   std::weak_ptr<MllpListener> listener;
-  std::string token;
-  std::vector<std::pair<const void*, std::shared_ptr<MllpHandler>>> holders;
+  std::vector<Holder> holders;
 };
 struct ListenerHub {
   std::mutex mutex;
   std::map<std::string, HubEntry> entries;
+  // The entry of `listener` under `key`, if it is still that listener's.
+  HubEntry* find(const std::string& key, const MllpListener* listener) {
+    auto it = entries.find(key);
+    if (it == entries.end() || it->second.listener.lock().get() != listener) return nullptr;
+    return &it->second;
+  }
 };
 ListenerHub& hub() {
   static ListenerHub h;
@@ -171,16 +198,12 @@ std::string nextAckControlId() {
 MllpSource::MllpSource(MllpSourceConfig config) : config_(std::move(config)) {}
 
 MllpSource::~MllpSource() {
-  std::lock_guard<std::mutex> lock(hub().mutex);
-  auto it = hub().entries.find(key_);
-  if (it != hub().entries.end()) {
-    auto& holders = it->second.holders;
-    const bool serving = !holders.empty() && holders.back().first == this;
-    std::erase_if(holders, [this](const auto& h) { return h.first == this; });
-    if (holders.empty()) {
-      hub().entries.erase(it);
-    } else if (serving && listener_) {
-      listener_->setHandler(holders.back().second);
+  stop();
+  {
+    std::lock_guard<std::mutex> lock(hub().mutex);
+    if (HubEntry* entry = hub().find(key_, listener_.get())) {
+      std::erase_if(entry->holders, [this](const Holder& h) { return h.source == this; });
+      if (entry->holders.empty()) hub().entries.erase(key_);
     }
   }
   listener_.reset();  // the last holder closes the socket and joins its threads
@@ -188,55 +211,87 @@ MllpSource::~MllpSource() {
 
 int MllpSource::port() const { return listener_ ? listener_->port() : 0; }
 
-Result<std::unique_ptr<MllpSource>> MllpSource::start(MllpSourceConfig config, Gate gate) {
+Result<std::unique_ptr<MllpSource>> MllpSource::open(MllpSourceConfig config) {
   std::unique_ptr<MllpSource> source(new MllpSource(std::move(config)));
   const MllpSourceConfig& c = source->config_;
-  if (!gate) gate = loopbackGate(c.gate);
+  source->handler_ = std::make_shared<IntakeHandler>(c.channelId, c.commitTimeout);
   // Port 0 included: a reloaded channel keeps the port it was given.
   source->key_ = c.channelId + "@" + c.listener.host + ":" + std::to_string(c.listener.port);
   std::lock_guard<std::mutex> lock(hub().mutex);
   HubEntry& entry = hub().entries[source->key_];
-  auto existing = entry.listener.lock();
-  if (!existing) entry = HubEntry{{}, randomToken(), {}};
-  source->token_ = entry.token;
-  auto handler =
-      std::make_shared<GateHandler>(c.channelId, c.path, source->token_, std::move(gate));
-  if (existing) {
-    existing->setHandler(handler);
-    entry.holders.emplace_back(source.get(), handler);
+  if (auto existing = entry.listener.lock()) {
+    entry.holders.push_back({source.get(), source->handler_});
     source->listener_ = std::move(existing);
     return source;
   }
-  auto listener = MllpListener::start(c.listener, handler);
+  auto listener = MllpListener::start(c.listener, source->handler_);
   if (!listener) {
     hub().entries.erase(source->key_);
     source->key_.clear();
     return std::unexpected(listener.error());
   }
   source->listener_ = std::shared_ptr<MllpListener>(std::move(*listener));
-  entry.listener = source->listener_;
-  entry.holders.emplace_back(source.get(), handler);
+  entry = HubEntry{source->listener_, {{source.get(), source->handler_}}};
   std::fprintf(stderr, "switchboard: mllp channel %s listening on %s:%d\n", c.channelId.c_str(),
                c.listener.host.c_str(), source->listener_->port());
-  if (!c.gate.dataDir.empty()) {
+  if (!c.dataDir.empty()) {
     // Port 0 picks a free port; tests and operators find it here.
     std::error_code ec;
-    std::filesystem::create_directories(c.gate.dataDir, ec);
-    std::ofstream(std::filesystem::path(c.gate.dataDir) / ("mllp-" + c.channelId + ".port"),
+    std::filesystem::create_directories(c.dataDir, ec);
+    std::ofstream(std::filesystem::path(c.dataDir) / ("mllp-" + c.channelId + ".port"),
                   std::ios::trunc)
         << source->listener_->port() << "\n";
   }
   return source;
 }
 
+Result<void> MllpSource::start(core::IntakeGate gate) {
+  if (started_ || stopped_) return fail(ErrorCode::kInvalid, "the mllp source was started before");
+  if (!gate) return fail(ErrorCode::kInvalid, "no intake gate");
+  handler_->open(std::move(gate));
+  std::lock_guard<std::mutex> lock(hub().mutex);
+  HubEntry* entry = hub().find(key_, listener_.get());
+  if (entry == nullptr) return fail(ErrorCode::kTransient, "the mllp listener was closed");
+  // The last one started serves: move this source's holder to the end.
+  auto mine = std::find_if(entry->holders.begin(), entry->holders.end(),
+                           [this](const Holder& h) { return h.source == this; });
+  Holder holder = *mine;
+  holder.started = true;
+  entry->holders.erase(mine);
+  entry->holders.push_back(std::move(holder));
+  listener_->setHandler(handler_);
+  started_ = true;
+  return {};
+}
+
+void MllpSource::stop() {
+  if (stopped_) return;
+  stopped_ = true;
+  if (!started_) return;  // never served: nothing to hand back
+  bool handedOver = false;
+  {
+    std::lock_guard<std::mutex> lock(hub().mutex);
+    if (HubEntry* entry = hub().find(key_, listener_.get())) {
+      for (auto& h : entry->holders) {
+        if (h.source == this) h.started = false;
+      }
+      auto serving = std::find_if(entry->holders.rbegin(), entry->holders.rend(),
+                                  [](const Holder& h) { return h.started; });
+      if (serving != entry->holders.rend()) {
+        listener_->setHandler(serving->handler);
+        handedOver = true;
+      } else {
+        hub().entries.erase(key_);  // a later source of this channel and address binds afresh
+      }
+    }
+  }
+  // Messages in flight are committed and answered first; the ones after get AE.
+  handler_->close();
+  if (!handedOver) listener_->stop();
+}
+
 core::SourceVerdict MllpSource::handle(const core::HttpRequest& request) const {
   using core::SourceVerdict;
-  const std::string* token = request.header(kGateHeader);
-  if (token == nullptr || !core::constantTimeEquals(*token, token_)) {
-    return SourceVerdict::refuse(token == nullptr ? "request without the MLLP listener's token"
-                                                  : "MLLP listener token mismatch",
-                                 403);
-  }
   core::InboundMessage raw;
   raw.contentType = kHl7ContentType;
   raw.body = request.body;
@@ -322,20 +377,12 @@ Result<std::unique_ptr<core::HttpSource>> MllpSource::create(core::ConfigReader&
   c.listener.allowLineBreaksBetweenFrames =
       config.boolean("allow_line_breaks_between_frames", false,
                      "skip CR/LF bytes some senders put between frames");
-  c.path =
-      config.string("path", "/mllp/" + ctx.channelId,
-                    "internal HTTP path the listener hands messages to (refuses other callers)");
-  if (c.path.empty() || c.path.front() != '/') config.invalid("path", "a path starting with '/'");
-  c.gate.host = config.string("engine_host", "127.0.0.1", "address of the engine's HTTP listener");
-  c.gate.port = static_cast<int>(
-      config.integer("engine_port", 0, 0, 65535,
-                     "port of the engine's HTTP listener (0: read <data_dir>/switchboard.port)"));
-  c.gate.timeoutMs = static_cast<int>(config.integer(
+  c.commitTimeout = std::chrono::milliseconds(config.integer(
       "commit_timeout_ms", 30000, 100, 600000, "longest wait for the engine's commit before AE"));
-  c.gate.dataDir = ctx.dataDir;
+  c.dataDir = ctx.dataDir;
   if (auto r = config.finish(); !r) return std::unexpected(r.error());
   const std::string file = config.file(), pointer = config.pointerOf("port");
-  auto source = start(std::move(c));
+  auto source = open(std::move(c));
   if (!source)
     return std::unexpected(
         core::configError(file, pointer, "an address to listen on: " + source.error().message));

@@ -1,49 +1,55 @@
 // The `mllp` source: listens on a TCP host:port for HL7 v2 messages framed with MLLP, commits each
-// through the engine's intake (idempotency key: sending application, facility and MSH-10) and
-// answers the original-mode ACK only after the commit: AA when stored (or already stored), AR with
-// an ERR for input that cannot be used (kept as a rejected message), AE when it could not be
+// through the engine's intake gate (idempotency key: sending application, facility and MSH-10)
+// and answers the original-mode ACK only after the commit: AA when stored (or already stored), AR
+// with an ERR for input that cannot be used (kept as a rejected message), AE when it could not be
 // stored (the sender should send it again). See docs/mllp.md.
-// Thread-safety: handle() is called concurrently by the engine; the listener runs its own threads.
+// Thread-safety: handle() is called concurrently from the listener's connection threads (through
+// the gate); start() and stop() from the engine's controlling thread.
 #pragma once
 
-#include <atomic>
+#include <chrono>
 #include <memory>
 #include <string>
 
-#include "channels/mllp/engine_gate.h"
 #include "channels/mllp/mllp_listener.h"
 #include "engine/core/connector.h"
 
 namespace switchboard::channels::mllp {
 
 inline constexpr const char* kHl7ContentType = "application/hl7-v2";
-// Headers on the listener's requests to the engine (never sent by anyone else: the gate token
-// is random per source and checked in constant time).
-inline constexpr const char* kGateHeader = "X-Switchboard-Mllp-Gate";
+// Headers of the requests the listener hands to the gate (built in process, never read from a
+// network peer).
 inline constexpr const char* kPeerHeader = "X-Switchboard-Mllp-Peer";
 inline constexpr const char* kFrameErrorHeader = "X-Switchboard-Mllp-Frame-Error";
 
 struct MllpSourceConfig {
   std::string channelId;
   ListenerOptions listener;  // host, port, limits
-  std::string path;          // the internal HTTP path the listener hands messages to
-  LoopbackGateOptions gate;  // how the listener reaches the engine
+  std::chrono::milliseconds commitTimeout{30000};  // longest wait for the commit, then AE
+  std::string dataDir;  // where mllp-<channel id>.port is written; empty: not written
 };
 
-class MllpSource final : public core::HttpSource {
+class IntakeHandler;
+
+class MllpSource final : public core::ListenerSource {
  public:
-  // Starts (or takes over, after a reload of the same channel and address) the listener. With a
-  // null `gate` the loopback gate of config.gate is used.
-  static Result<std::unique_ptr<MllpSource>> start(MllpSourceConfig config, Gate gate = nullptr);
+  // Binds the listener, or joins the one a source of the same channel and address holds (a
+  // reload builds the new source while the old one still runs). kTransient when the address
+  // cannot be bound. Until start() this source hands nothing to intake: a listener only it holds
+  // answers every message AE.
+  static Result<std::unique_ptr<MllpSource>> open(MllpSourceConfig config);
   ~MllpSource() override;
 
-  const std::string& path() const override { return config_.path; }
-  std::size_t maxBodyBytes() const override { return config_.listener.maxMessageBytes + 1024; }
   core::SourceVerdict handle(const core::HttpRequest& request) const override;
+  // Hands the listener's messages to `gate` from now on (the last source started serves a shared
+  // listener). kInvalid when already started.
+  Result<void> start(core::IntakeGate gate) override;
+  // Gives a shared listener back to another started source of it, or stops it accepting and
+  // closes its connections; then waits for this source's gate calls in flight.
+  void stop() override;
 
   // The bound TCP port (the configured one, or the one port 0 picked).
   int port() const;
-  const std::string& gateToken() const { return token_; }
 
   static Result<std::unique_ptr<core::HttpSource>> create(core::ConfigReader& config,
                                                           const core::ConnectorContext& ctx);
@@ -51,9 +57,11 @@ class MllpSource final : public core::HttpSource {
  private:
   explicit MllpSource(MllpSourceConfig config);
   MllpSourceConfig config_;
-  std::string key_;    // the listener's entry (channel and address)
-  std::string token_;  // the gate token shared by every source of that listener
+  std::string key_;  // the listener's entry (channel and address)
+  std::shared_ptr<IntakeHandler> handler_;
   std::shared_ptr<MllpListener> listener_;
+  bool started_ = false;
+  bool stopped_ = false;
 };
 
 // The ACK's MSH-7 (UTC, yyyyMMddHHmmss) and a fresh MSH-10 for it.

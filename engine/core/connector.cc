@@ -33,6 +33,11 @@ SourceVerdict SourceVerdict::refuse(std::string reason, int status) {
   return v;
 }
 
+const std::string& ListenerSource::path() const {
+  static const std::string kNone;
+  return kNone;
+}
+
 SourceVerdict SourceVerdict::respond(HttpResponse reply) {
   SourceVerdict v;
   v.kind = Kind::kRespond;

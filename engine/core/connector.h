@@ -52,6 +52,42 @@ class HttpSource {
   virtual SourceVerdict handle(const HttpRequest& request) const = 0;
 };
 
+// What the engine's intake answered a listener source's request (IntakeGate).
+struct IntakeReply {
+  // The source verdict's reply once the commit is durable, or the engine's own answer when
+  // nothing was committed (503 throttled, shutting down or store down; 4xx refused; ...).
+  HttpResponse reply;
+  // Set only when what the verdict kept (accepted messages, or the rejected record) is durably
+  // stored now or was already (a duplicate): only then may `reply` acknowledge the message.
+  bool committed = false;
+};
+
+// The engine's intake for one channel, handed to a ListenerSource: runs exactly what an HTTP
+// request to an HTTP source goes through (the source's verdict through handle(), refusals audited,
+// rejects kept, the group commit, duplicates, backpressure, metrics) and returns once the commit
+// is durable or has failed, or after `maxWait` (then not committed: the message may still be
+// stored later, and a resend is answered as a duplicate). Called concurrently from any thread.
+using IntakeGate =
+    std::function<IntakeReply(const HttpRequest& request, std::chrono::milliseconds maxWait)>;
+
+// A source that owns its listener (a TCP port: MLLP) instead of an HTTP path. The engine serves
+// it no HTTP path (path() is empty), starts it with the channel's IntakeGate when the engine
+// starts or a reload brings it in, and stops it when the engine stops or a reload drops it.
+// handle() turns the requests the source builds from what it receives into verdicts, as for any
+// source. The factory may bind the listener (so a busy address fails the channel's load); until
+// start() the source must not hand anything to intake.
+class ListenerSource : public HttpSource {
+ public:
+  const std::string& path() const final;
+  std::size_t maxBodyBytes() const final { return 0; }
+  // From now on hands each message to `gate`. Called once from the engine's controlling thread.
+  virtual Result<void> start(IntakeGate gate) = 0;
+  // Stops handing messages to the gate, after the calls in flight have returned; the listener
+  // stops accepting unless another started source of the same channel shares it (a reload).
+  // Idempotent; also run by the destructor.
+  virtual void stop() = 0;
+};
+
 // A message travelling through the pipeline: starts as the stored raw message; stages may
 // replace payload, contentType and metadata.
 struct PipelineMessage {

@@ -4,6 +4,7 @@
 #include <chrono>
 #include <cstdio>
 #include <optional>
+#include <stdexcept>
 
 #include "engine/core/connector.h"
 #include "engine/core/thread_name.h"
@@ -63,7 +64,55 @@ Engine::~Engine() { stop(); }
 std::shared_ptr<const ChannelList> Engine::channels() const { return std::atomic_load(&channels_); }
 
 void Engine::replaceChannels(ChannelList channels) {
-  std::atomic_store(&channels_, std::shared_ptr<const ChannelList>(std::make_shared<const ChannelList>(std::move(channels))));
+  auto next = std::make_shared<const ChannelList>(std::move(channels));
+  std::lock_guard<std::mutex> lock(listenersMutex_);
+  auto previous = std::atomic_exchange(&channels_, std::shared_ptr<const ChannelList>(next));
+  if (!listening_) return;
+  if (auto r = syncListeners(*next, previous.get()); !r) logLine(r.error().message);
+}
+
+namespace {
+core::ListenerSource* listenerOf(const Channel& channel) {
+  return dynamic_cast<core::ListenerSource*>(channel.source.get());
+}
+}  // namespace
+
+Result<void> Engine::syncListeners(const ChannelList& list, const ChannelList* dropped) {
+  auto in = [](const ChannelList* l, const core::ListenerSource* s) {
+    return l != nullptr &&
+           std::any_of(l->begin(), l->end(), [s](const auto& c) { return listenerOf(*c) == s; });
+  };
+  Result<void> result;
+  for (const auto& c : list) {
+    core::ListenerSource* source = listenerOf(*c);
+    if (source == nullptr || in(dropped, source)) continue;
+    auto started = source->start(listenerGate(c->id));
+    if (!started && result) {
+      result =
+          fail(started.error().code,
+               "channel " + c->id + ": its listener did not start: " + started.error().message);
+    }
+  }
+  if (dropped != nullptr) {
+    for (const auto& c : *dropped) {
+      core::ListenerSource* source = listenerOf(*c);
+      if (source != nullptr && !in(&list, source)) source->stop();
+    }
+  }
+  return result;
+}
+
+core::IntakeGate Engine::listenerGate(const std::string& channelId) {
+  return [this, channelId](const core::HttpRequest& request, std::chrono::milliseconds maxWait) {
+    // The snapshot keeps the channel alive for the whole call even if a reload replaces it.
+    auto snapshot = channels();
+    const Channel* channel = channelById(*snapshot, channelId);
+    if (channel == nullptr || listenerOf(*channel) == nullptr) {
+      return core::IntakeReply{
+          problem(404, ErrorCode::kNotFound, "no listener channel " + channelId), false};
+    }
+    return intakeAndWait(*channel, request, maxWait);
+  };
 }
 
 Result<std::int64_t> Engine::ingestInternal(const std::string& channelId, core::InboundMessage message) {
@@ -87,7 +136,8 @@ Result<std::int64_t> Engine::ingestInternal(const std::string& channelId, core::
 
 const Channel* Engine::channelForPath(const ChannelList& list, const std::string& path) {
   for (const auto& c : list) {
-    if (c->source->path() == path) return c.get();
+    // A listener source's path is empty: no HTTP request reaches it.
+    if (!c->source->path().empty() && c->source->path() == path) return c.get();
   }
   return nullptr;
 }
@@ -131,11 +181,20 @@ void Engine::start() {
   server_ = std::make_unique<HttpServer>(*this, http);
   server_->start();
   accepting_ = true;
+  std::lock_guard<std::mutex> lock(listenersMutex_);
+  listening_ = true;
+  if (auto r = syncListeners(*channels(), nullptr); !r) throw std::runtime_error(r.error().message);
 }
 
 void Engine::stop() {
   bool wasRunning = running_.exchange(false);
   accepting_ = false;
+  {
+    // Before the commits stop: a message a listener source holds is committed and answered.
+    std::lock_guard<std::mutex> lock(listenersMutex_);
+    if (listening_) syncListeners({}, channels().get());
+    listening_ = false;
+  }
   if (server_) server_->stop();
   if (batcher_) batcher_->stop();
   {
@@ -225,12 +284,19 @@ core::HttpResponse Engine::throttled(const std::string& why) const {
 }
 
 core::HttpResponse Engine::intake(const Channel& channel, const core::HttpRequest& request) {
+  return intakeAndWait(channel, request, std::nullopt).reply;
+}
+
+core::IntakeReply Engine::intakeAndWait(const Channel& channel, const core::HttpRequest& request,
+                                        std::optional<std::chrono::milliseconds> maxWait) {
   IntakePlan plan = planIntake(channel, request);
   if (plan.audit) {
     if (auto r = store_->audit(*plan.audit); !r) logLine("audit write failed: " + r.error().message);
   }
-  if (plan.answer) return std::move(*plan.answer);
-  return finishIntake(channel.id, plan, batcher_->submit(std::move(plan.rows)));
+  if (plan.answer) return {std::move(*plan.answer), false};
+  auto outcomes = batcher_->submit(std::move(plan.rows), maxWait);
+  const bool committed = outcomes.has_value();
+  return {finishIntake(channel.id, plan, std::move(outcomes)), committed};
 }
 
 bool Engine::handleAsync(core::HttpRequest& request, HttpCompletion& done) {

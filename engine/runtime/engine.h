@@ -36,10 +36,13 @@ class Engine final : public HttpRouter {
   // Serves `/api/...` (and `/ui/...`) with `handler`; set before start().
   void setAdminHandler(AdminHandler handler) { admin_ = std::move(handler); }
 
-  // Starts workers and the HTTP listener. Throws on a bind failure (start-up error).
+  // Starts workers, the HTTP listener and the channels' listener sources (each with its
+  // channel's intake gate). Throws on a bind failure or a listener source that cannot start
+  // (start-up error).
   void start();
-  // Graceful: stop intake, commit what was accepted, let workers finish their current item,
-  // release remaining leases.
+  // Graceful: stop intake (listener sources first: the messages they hold are committed and
+  // answered), commit what was accepted, let workers finish their current item, release
+  // remaining leases.
   void stop();
   int port() const { return server_ ? server_->port() : 0; }
 
@@ -47,7 +50,8 @@ class Engine final : public HttpRouter {
   const EngineConfig& config() const { return config_; }
   std::shared_ptr<const ChannelList> channels() const;
   // Swaps in a freshly loaded channel list. Requests and workers already holding the old list
-  // finish with it; stored messages of a removed channel stay until it comes back.
+  // finish with it; stored messages of a removed channel stay until it comes back. While running,
+  // the new list's listener sources are started and the old list's ones not in it are stopped.
   void replaceChannels(ChannelList channels);
 
   // Commits a message produced inside the engine (e.g. an MPI merge Bundle) to a channel as if
@@ -82,6 +86,16 @@ class Engine final : public HttpRouter {
   };
   core::HttpResponse intake(const Channel& channel, const core::HttpRequest& request);
   IntakePlan planIntake(const Channel& channel, const core::HttpRequest& request);
+  // intake() answering whether the reply follows a durable commit, waiting at most `maxWait`
+  // for it: the listener sources' gate (listenerGate) and the HTTP path's blocking form.
+  core::IntakeReply intakeAndWait(const Channel& channel, const core::HttpRequest& request,
+                                  std::optional<std::chrono::milliseconds> maxWait);
+  // The gate a listener source of channel `channelId` hands its messages to: that channel's
+  // intake in the channel list current at each call.
+  core::IntakeGate listenerGate(const std::string& channelId);
+  // Starts the listener sources of `list` not started yet; stops those of `dropped` that are not
+  // in `list`. Under listenersMutex_; a start failure is returned (start-up) or logged (reload).
+  Result<void> syncListeners(const ChannelList& list, const ChannelList* dropped);
   core::HttpResponse finishIntake(const std::string& channelId, IntakePlan& plan,
                                   IntakeBatcher::Outcomes outcomes);
   static const Channel* channelForPath(const ChannelList& list, const std::string& path);
@@ -124,6 +138,11 @@ class Engine final : public HttpRouter {
   std::unique_ptr<IntakeBatcher> batcher_;
   std::unique_ptr<HttpServer> server_;
   AdminHandler admin_;
+
+  // Whether the current list's listener sources are started (between start() and stop()); held
+  // while they are started or stopped and while a reload swaps the list.
+  std::mutex listenersMutex_;
+  bool listening_ = false;
 
   std::atomic<bool> running_{false};
   std::atomic<bool> accepting_{true};  // false once stop() begins

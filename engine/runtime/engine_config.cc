@@ -336,7 +336,8 @@ Result<ChannelList> loadChannels(const std::string& dir, const core::ConnectorRe
       if (other->id == (*channel)->id) {
         return std::unexpected(core::configError(f, "/id", "a channel id not already used by " + other->file));
       }
-      if (other->source->path() == (*channel)->source->path()) {
+      // Listener sources serve no path (an empty one).
+      if (!other->source->path().empty() && other->source->path() == (*channel)->source->path()) {
         return std::unexpected(core::configError(f, "/source/path", "a path not already served by " + other->file));
       }
     }

@@ -28,20 +28,29 @@ int IntakeBatcher::pending() const {
   return pendingMessages_;
 }
 
-IntakeBatcher::Outcomes IntakeBatcher::submit(std::vector<store::NewMessage> messages) {
+IntakeBatcher::Outcomes IntakeBatcher::submit(std::vector<store::NewMessage> messages,
+                                              std::optional<std::chrono::milliseconds> maxWait) {
+  // Shared with the completion, which may run after a caller that gave up waiting has returned.
   struct Waiter {
     std::mutex mutex;
     std::condition_variable done;
     std::optional<Outcomes> result;
-  } waiter;
-  submitAsync(std::move(messages), [&waiter](Outcomes result) {
-    std::lock_guard<std::mutex> lock(waiter.mutex);
-    waiter.result = std::move(result);
-    waiter.done.notify_one();
+  };
+  auto waiter = std::make_shared<Waiter>();
+  submitAsync(std::move(messages), [waiter](Outcomes result) {
+    std::lock_guard<std::mutex> lock(waiter->mutex);
+    waiter->result = std::move(result);
+    waiter->done.notify_one();
   });
-  std::unique_lock<std::mutex> lock(waiter.mutex);
-  waiter.done.wait(lock, [&] { return waiter.result.has_value(); });
-  return std::move(*waiter.result);
+  std::unique_lock<std::mutex> lock(waiter->mutex);
+  auto ready = [&] { return waiter->result.has_value(); };
+  if (!maxWait) {
+    waiter->done.wait(lock, ready);
+  } else if (!waiter->done.wait_for(lock, *maxWait, ready)) {
+    return fail(ErrorCode::kTimeout,
+                "the commit took longer than " + std::to_string(maxWait->count()) + " ms");
+  }
+  return std::move(*waiter->result);
 }
 
 void IntakeBatcher::submitAsync(std::vector<store::NewMessage> messages, Completion done) {

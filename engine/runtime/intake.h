@@ -12,6 +12,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
@@ -41,8 +42,9 @@ class IntakeBatcher {
 
   // Stores `messages` durably; returns their outcomes in order. kThrottled without storing when
   // more than maxPending messages already wait; kTransient when the store fails; kException once
-  // stopped.
-  Outcomes submit(std::vector<store::NewMessage> messages);
+  // stopped; kTimeout when `maxWait` passes first (the commit may still store them).
+  Outcomes submit(std::vector<store::NewMessage> messages,
+                  std::optional<std::chrono::milliseconds> maxWait = std::nullopt);
   // The same without waiting: `done` receives what submit() would return, exactly once; on the
   // caller's thread before returning when refused (throttled, stopped), else on the committer.
   void submitAsync(std::vector<store::NewMessage> messages, Completion done);
