@@ -2,21 +2,13 @@
 // any variant (insured or not, telehealth or in person, booked or proposed, any provider).
 #include <boost/test/unit_test.hpp>
 
-#include "engine/fhir/validator.h"
 #include "engine/mapping/mapping.h"
-#include "test_util.h"
+#include "validator_util.h"
 
 namespace switchboard::mapping {
 namespace {
 
-const fhir::Validator& validator() {
-  static const fhir::Validator v = [] {
-    auto loaded = fhir::Validator::fromDirectory(test::sourceDir() + "/fhir-profiles");
-    BOOST_REQUIRE_MESSAGE(loaded.has_value(), (loaded ? std::string() : loaded.error().message));
-    return std::move(*loaded);
-  }();
-  return v;
-}
+using test::validator;
 
 std::string withAnswers(const std::string& response,
                         const std::vector<std::pair<std::string, std::string>>& changes) {

@@ -3,23 +3,10 @@
 // ADT samples of tests/data/hl7v2-samples/ that the mapping takes.
 #include <boost/test/unit_test.hpp>
 
-#include "engine/fhir/validator.h"
 #include "engine/mapping/mapping.h"
-#include "test_util.h"
+#include "validator_util.h"
 
 namespace switchboard::mapping {
-namespace {
-
-const fhir::Validator& hl7Validator() {
-  static const fhir::Validator v = [] {
-    auto loaded = fhir::Validator::fromDirectory(test::sourceDir() + "/fhir-profiles");
-    BOOST_REQUIRE_MESSAGE(loaded.has_value(), (loaded ? std::string() : loaded.error().message));
-    return std::move(*loaded);
-  }();
-  return v;
-}
-
-}  // namespace
 
 BOOST_AUTO_TEST_SUITE(hl7_validation)
 
@@ -38,7 +25,7 @@ BOOST_AUTO_TEST_CASE(adt_bundles_validate) {
     BOOST_TEST_CONTEXT(file) {
       auto out = (*mapping)->run(test::readFile(test::sourceDir() + "/" + file), env);
       BOOST_REQUIRE_MESSAGE(out.has_value(), (out ? std::string() : out.error().message));
-      auto issues = hl7Validator().validateText(out->payload);
+      auto issues = test::validator().validateText(out->payload);
       BOOST_TEST(!fhir::hasErrors(issues), fhir::toOperationOutcomeJson(issues));
     }
   }
