@@ -147,6 +147,7 @@ core::StageResult MappingStage::process(core::PipelineMessage& pm) const {
   meta("provider", "provider");
   meta("provider_message_id", "provider_message_id");
   meta("flow_token", "flow_token");
+  meta("facility", "facility");  // the scheduling source's facility, named by the request's key
   if (pm.message && !pm.message->channelId.empty())
     env.setVariable("channel", pm.message->channelId);
   std::int64_t receivedMs = pm.message ? pm.message->receivedAtMs : 0;
