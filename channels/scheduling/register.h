@@ -1,4 +1,5 @@
-// Registration of the scheduling-system webhook source (type "scheduling").
+// Registration of the scheduling-system webhook source (type "scheduling") and the
+// `conditional-update` stage its channel uses after the mapping.
 // Thread-safety: call once at start-up, before the registry is shared.
 #pragma once
 
