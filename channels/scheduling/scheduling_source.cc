@@ -477,8 +477,9 @@ Result<std::unique_ptr<core::HttpSource>> SchedulingSource::create(
   c.header = config.string("header", "X-API-Key",
                            "request header carrying the facility's API key "
                            "(Authorization: Bearer is accepted as well)");
-  if (c.header.empty() || hasControl(c.header) || c.header.find(':') != std::string::npos) {
-    config.invalid("header", "a header name");
+  if (c.header.empty() || hasControl(c.header) || c.header.find(':') != std::string::npos ||
+      folded(c.header) == "authorization") {
+    config.invalid("header", "a header name other than Authorization (Bearer is read anyway)");
   }
   std::vector<std::pair<std::string, std::string>> pairs;  // facility, key
   if (const Value* keys = config.array(

@@ -391,6 +391,7 @@ BOOST_AUTO_TEST_CASE(bad_config_is_refused_at_deploy) {
       R"({"path":"/s","keys":[{"facility":"a","key_env":"SCHED_TEST_NORTH_KEY"},{"facility":"b","key_env":"SCHED_TEST_SAME_KEY"}]})",
       R"({"path":"s","keys":[{"facility":"a","key_env":"SCHED_TEST_NORTH_KEY"}]})",
       R"({"path":"/s","keys_file":"/nonexistent/keys"})",
+      R"({"path":"/s","header":"authorization","keys":[{"facility":"a","key_env":"SCHED_TEST_NORTH_KEY"}]})",
       R"({"path":"/s","keys":[{"facility":"a","key_env":"SCHED_TEST_NORTH_KEY"}],"secret":"x"})",
   };
   for (const auto& c : cases) {
