@@ -246,7 +246,8 @@ Result<std::unique_ptr<MllpSource>> MllpSource::open(MllpSourceConfig config) {
 }
 
 Result<void> MllpSource::start(core::IntakeGate gate) {
-  if (started_ || stopped_) return fail(ErrorCode::kInvalid, "the mllp source was started before");
+  if (started_ || stopped_)
+    return fail(ErrorCode::kInvalid, "the mllp source was started or stopped before");
   if (!gate) return fail(ErrorCode::kInvalid, "no intake gate");
   handler_->open(std::move(gate));
   std::lock_guard<std::mutex> lock(hub().mutex);

@@ -42,7 +42,7 @@ class MllpSource final : public core::ListenerSource {
 
   core::SourceVerdict handle(const core::HttpRequest& request) const override;
   // Hands the listener's messages to `gate` from now on (the last source started serves a shared
-  // listener). kInvalid when already started.
+  // listener). kInvalid when started or stopped before (a source serves one engine run).
   Result<void> start(core::IntakeGate gate) override;
   // Gives a shared listener back to another started source of it, or stops it accepting and
   // closes its connections; then waits for this source's gate calls in flight.
