@@ -43,6 +43,7 @@ Engine::Engine(EngineConfig config, std::unique_ptr<store::Store> store, Channel
                                              },
                                              config_.intakeCommitters);
   // All answers of one commit reach the HTTP I/O threads with one wake-up per thread.
+  batcher_->setCommitWindow(std::chrono::milliseconds(config_.commitWindowMs));
   batcher_->setCompletionScope([](const std::function<void()>& completions) {
     HttpCompletionBatch batch;
     completions();
@@ -491,7 +492,7 @@ store::ProcessOutcome Engine::runPipeline(const Channel& channel, const core::St
 }
 
 int Engine::runPipelineOnce(const std::string& owner) {
-  int n = processHandedOver();
+  int n = processHandedOver(nullptr);
   return n > 0 ? n : processClaimed(owner);
 }
 
@@ -515,7 +516,8 @@ void Engine::handOver(std::vector<store::NewMessage>& rows, const std::vector<st
     for (std::size_t i = 0; i < rows.size(); ++i) {
       const store::IngestOutcome& o = (*outcomes)[i];
       if (o.duplicate || rows[i].status != "received") continue;
-      taken.push_back({store::storedForm(std::move(rows[i]), o.messageId), lease->untilMs});
+      taken.push_back({store::storedForm(std::move(rows[i]), o.messageId), lease->untilMs,
+                       std::chrono::steady_clock::now()});
     }
   }
   std::lock_guard<std::mutex> lock(handoffMutex_);
@@ -523,12 +525,23 @@ void Engine::handOver(std::vector<store::NewMessage>& rows, const std::vector<st
   for (auto& h : taken) handoff_.push_back(std::move(h));
 }
 
-int Engine::processHandedOver() {
+int Engine::processHandedOver(std::optional<std::chrono::steady_clock::time_point>* holdUntil) {
   std::vector<core::StoredMessage> batch;
   bool more = false;
   {
     std::lock_guard<std::mutex> lock(handoffMutex_);
     if (handoff_.empty()) return 0;
+    // The pipeline window (workers.pipeline_window_ms): while messages keep coming, a pass waits
+    // for the oldest to be a window old so that it runs, settles and finishes more at once.
+    const auto steadyNow = std::chrono::steady_clock::now();
+    const std::chrono::milliseconds window(config_.pipelineWindowMs);
+    if (holdUntil != nullptr && window.count() > 0 &&
+        static_cast<int>(handoff_.size()) < config_.claimBatch &&
+        steadyNow - lastPipelinePass_ < window && steadyNow < handoff_.front().at + window) {
+      *holdUntil = handoff_.front().at + window;
+      return 0;
+    }
+    lastPipelinePass_ = steadyNow;
     const core::Millis now = clock_->nowMs();
     while (!handoff_.empty() && static_cast<int>(batch.size()) < config_.claimBatch) {
       HandedOver& h = handoff_.front();
@@ -992,7 +1005,8 @@ void Engine::pipelineLoop(std::string owner) {
       std::lock_guard<std::mutex> lock(wakeMutex_);
       seen = pipelineSignal_;
     }
-    int n = processHandedOver();
+    std::optional<std::chrono::steady_clock::time_point> holdUntil;
+    int n = processHandedOver(&holdUntil);
     if (storeWork_.exchange(false) || std::chrono::steady_clock::now() - lastClaim >= pollEvery) {
       lastClaim = std::chrono::steady_clock::now();
       n += processClaimed(owner);
@@ -1003,6 +1017,11 @@ void Engine::pipelineLoop(std::string owner) {
     }
     if (n > 0) continue;
     std::unique_lock<std::mutex> lock(wakeMutex_);
+    if (holdUntil) {
+      // Not woken by further commits: they join the held pass.
+      pipelineWake_.wait_until(lock, *holdUntil, [&] { return !running_; });
+      continue;
+    }
     pipelineWake_.wait_for(lock, std::chrono::milliseconds(config_.idlePollMs),
                            [&] { return !running_ || pipelineSignal_ != seen; });
   }

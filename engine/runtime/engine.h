@@ -4,6 +4,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <deque>
 #include <functional>
@@ -104,7 +105,9 @@ class Engine final : public HttpRouter {
   void linkStatusCallback(core::PipelineMessage& pm);
   // Pipeline passes: over messages intake handed over, over messages claimed from the store, and
   // the work both share (run the channel, finish as `owner`).
-  int processHandedOver();
+  // holdUntil (the pipeline threads): set instead of taking a batch while the pipeline window
+  // holds it; null (runPipelineOnce): takes what is there.
+  int processHandedOver(std::optional<std::chrono::steady_clock::time_point>* holdUntil);
   int processClaimed(const std::string& owner);
   int processMessages(const std::string& owner, const std::vector<core::StoredMessage>& messages);
   // Commits the outcomes of processed messages (items[i] belongs to messages[i]); returns the count.
@@ -173,10 +176,13 @@ class Engine final : public HttpRouter {
   struct HandedOver {
     core::StoredMessage message;
     core::Millis leaseUntilMs = 0;
+    std::chrono::steady_clock::time_point at;  // handed over
   };
   std::string handoffOwner_;
   std::mutex handoffMutex_;
   std::deque<HandedOver> handoff_;
+  std::chrono::steady_clock::time_point
+      lastPipelinePass_{};  // a pass last took handed-over messages
   int handoffReserved_ = 0;
   std::atomic<bool> handedOver_{false};  // some message was stored leased to handoffOwner_
   // Set when the store may hold messages that are nobody's (not handed over, or handed over too

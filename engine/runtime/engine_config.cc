@@ -66,6 +66,9 @@ Result<EngineConfig> loadEngineConfig(const std::string& path) {
     core::ConfigReader i = r.child(*intake, "intake");
     c.groupCommitMaxBatch = static_cast<int>(i.integer("group_commit_max_batch", c.groupCommitMaxBatch, 1, 10000, "most messages per commit"));
     c.intakeCommitters = static_cast<int>(i.integer("committers", c.intakeCommitters, 1, 16, "group commits in flight at once"));
+    c.commitWindowMs =
+        static_cast<int>(i.integer("commit_window_ms", c.commitWindowMs, 0, 1000,
+                                   "under load, how long a commit waits for more messages"));
     c.maxPendingIntake = static_cast<int>(i.integer("max_pending", c.maxPendingIntake, 1, 1000000, "messages waiting for a commit before intake answers 503"));
     c.maxBacklog = i.integer("max_backlog", c.maxBacklog, 1, 1LL << 40, "stored unprocessed messages plus pending deliveries before intake answers 503");
     c.retryAfterSeconds = static_cast<int>(i.integer("retry_after_seconds", c.retryAfterSeconds, 1, 3600, "Retry-After sent with 503"));
@@ -79,6 +82,9 @@ Result<EngineConfig> loadEngineConfig(const std::string& path) {
     c.claimBatch = static_cast<int>(w.integer("claim_batch", c.claimBatch, 1, 10000, "messages claimed at once"));
     c.deliveryClaimBatch = static_cast<int>(w.integer("delivery_claim_batch", c.deliveryClaimBatch, 1, 10000, "deliveries claimed at once"));
     c.idlePollMs = static_cast<int>(w.integer("idle_poll_ms", c.idlePollMs, 1, 60000, "poll interval when idle"));
+    c.pipelineWindowMs =
+        static_cast<int>(w.integer("pipeline_window_ms", c.pipelineWindowMs, 0, 1000,
+                                   "under load, how long a pipeline pass waits for more messages"));
     c.handoffMax = static_cast<int>(
         w.integer("handoff_max", c.handoffMax, 0, 1000000, "messages handed from intake to the pipeline"));
     if (auto e = w.finish(); !e) return std::unexpected(e.error());

@@ -33,6 +33,10 @@ struct EngineConfig {
   // Intake
   int groupCommitMaxBatch = 512;
   int intakeCommitters = 1;  // group commits in flight at once
+  // Under load (the previous batch taken less than this long ago), a commit waits until its
+  // oldest message is this old (or the batch is full), so that more messages share it. An idle
+  // engine commits at once. 0: never waits.
+  int commitWindowMs = 10;
   int maxPendingIntake = 8192;     // messages waiting for a commit; beyond: 503
   std::int64_t maxBacklog = 100000;  // stored but unprocessed work; beyond: 503
   int retryAfterSeconds = 5;
@@ -43,6 +47,9 @@ struct EngineConfig {
   int claimBatch = 64;
   int deliveryClaimBatch = 64;
   int idlePollMs = 200;
+  // The same for the pipeline: under load, a pass over handed-over messages waits until the oldest
+  // is this old (or a claim batch is waiting), so that it runs, settles and finishes more at once.
+  int pipelineWindowMs = 20;
   // Messages intake hands straight to the pipeline (stored leased, not read back); beyond this many
   // waiting, intake stores them unclaimed for the workers to claim. 0: every message is claimed.
   int handoffMax = 1024;

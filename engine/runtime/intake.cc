@@ -65,8 +65,12 @@ void IntakeBatcher::submitAsync(std::vector<store::NewMessage> messages, Complet
       refusal = Error(ErrorCode::kThrottled, "intake queue is full");
     } else {
       pendingMessages_ += count;
+      queuedMessages_ += count;
       queue_.push_back(std::move(request));
-      wake_.notify_one();
+      // With a commit window, a committer that found the queue non-empty is committing or waits
+      // for the window to pass already: it needs waking only for the batch becoming full.
+      if (window_.count() == 0 || queue_.size() == 1 || queuedMessages_ >= maxBatch_)
+        wake_.notify_one();
       return;
     }
   }
@@ -135,6 +139,15 @@ void IntakeBatcher::run() {
       });
       if (queue_.empty() && finishQueue_.empty() && recordQueue_.empty())
         return;  // stopping, drained
+      if (window_.count() > 0 && !stopping_ && finishQueue_.empty() && recordQueue_.empty() &&
+          queuedMessages_ < maxBatch_ && std::chrono::steady_clock::now() - lastTaken_ < window_) {
+        wake_.wait_until(lock, queue_.front()->at + window_, [&] {
+          return stopping_ || queue_.empty() || !finishQueue_.empty() || !recordQueue_.empty() ||
+                 queuedMessages_ >= maxBatch_;
+        });
+        if (queue_.empty() && finishQueue_.empty() && recordQueue_.empty())
+          continue;  // taken by another committer
+      }
       finishes.assign(finishQueue_.begin(), finishQueue_.end());
       finishQueue_.clear();
       records.assign(recordQueue_.begin(), recordQueue_.end());
@@ -148,6 +161,8 @@ void IntakeBatcher::run() {
         batch.push_back(std::move(queue_.front()));
         queue_.pop_front();
       }
+      queuedMessages_ -= taken;
+      if (taken > 0) lastTaken_ = std::chrono::steady_clock::now();
     }
     rows.clear();
     for (auto& r : batch) {

@@ -50,6 +50,12 @@ class IntakeBatcher {
   void submitAsync(std::vector<store::NewMessage> messages, Completion done);
   // Set before the first submit.
   void setCompletionScope(CompletionScope scope) { scope_ = std::move(scope); }
+  // Set before the first submit: when the committer last took a batch of messages less than
+  // `window` ago (messages keep coming), it waits until the oldest queued message is `window`
+  // old, the batch is full, or finishes or attempt records wait, before it commits. Fewer,
+  // larger commits cost less per message; each waits at most `window` longer for its answer.
+  // An idle engine commits at once. 0 (the default): never waits.
+  void setCommitWindow(std::chrono::milliseconds window) { window_ = window; }
 
   // Hands committed messages on without a read back (the engine's hand-off to its pipeline).
   // `lease` is asked before each commit of `count` messages for the lease to store its new
@@ -91,6 +97,7 @@ class IntakeBatcher {
   struct Request {
     std::vector<store::NewMessage> messages;
     Completion done;
+    std::chrono::steady_clock::time_point at = std::chrono::steady_clock::now();
   };
   struct FinishRequest {
     store::Store::FinishBatch batch;
@@ -115,6 +122,9 @@ class IntakeBatcher {
   std::deque<RecordRequest*> recordQueue_;  // owned by the waiting record() callers
   std::condition_variable finished_;        // finish() callers wait for their result
   int pendingMessages_ = 0;
+  int queuedMessages_ = 0;  // in queue_, not yet taken by a committer
+  std::chrono::milliseconds window_{0};
+  std::chrono::steady_clock::time_point lastTaken_{};  // a committer last took messages
   bool stopping_ = false;
   std::atomic<std::uint64_t> commits_{0};
   std::mutex joinMutex_;

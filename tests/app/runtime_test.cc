@@ -5,6 +5,8 @@
 
 #include <unistd.h>
 
+#include <algorithm>
+#include <chrono>
 #include <deque>
 #include <filesystem>
 #include <fstream>
@@ -476,29 +478,44 @@ struct SettleFixture {
   std::shared_ptr<SettleLog> log = std::make_shared<SettleLog>();
   std::shared_ptr<Script> script = std::make_shared<Script>();
   std::shared_ptr<core::FakeClock> clock = std::make_shared<core::FakeClock>();
-  testing::TestEngine test{
-      {.name = "settle",
-       .channelFile = "s.json",
-       .channelJson = R"({"id": "s", "source": {"type": "http", "path": "/in/s", "idempotency_pointer": "/id"},
+  testing::TestEngine test;
+  runtime::Engine* engine;
+
+  // pipelineWindowMs: workers.pipeline_window_ms (0: off); serve: threads running.
+  explicit SettleFixture(int pipelineWindowMs = 0, bool serve = false)
+      : test(
+            {.name = "settle",
+             .channelFile = "s.json",
+             .channelJson =
+                 R"({"id": "s", "source": {"type": "http", "path": "/in/s", "idempotency_pointer": "/id"},
          "transformer": [{"type": "settling"}], "destinations": [{"name": "peer", "type": "scripted"}]})",
-       .registerConnectors =
-           [l = log, s = script](core::ConnectorRegistry& registry) {
-             app::registerBuiltinConnectors(registry);
-             registry.addStage("settling", [l](core::ConfigReader& c, const core::ConnectorContext&)
-                                               -> Result<std::unique_ptr<core::Stage>> {
-               if (auto r = c.finish(); !r) return std::unexpected(r.error());
-               return std::make_unique<SettlingStage>(l);
-             });
-             registry.addDestination("scripted", [s](core::ConfigReader& c, const core::ConnectorContext&)
-                                                     -> Result<std::unique_ptr<core::Destination>> {
-               if (auto r = c.finish(); !r) return std::unexpected(r.error());
-               return std::make_unique<ScriptedDestination>(s);
-             });
-           },
-       .configure = [](runtime::EngineConfig& config) { config.nodeId = "test"; },
-       .clock = clock,
-       .builtins = false}};
-  runtime::Engine* engine = &test.engine();
+             .registerConnectors =
+                 [l = log, s = script](core::ConnectorRegistry& registry) {
+                   app::registerBuiltinConnectors(registry);
+                   registry.addStage(
+                       "settling",
+                       [l](core::ConfigReader& c,
+                           const core::ConnectorContext&) -> Result<std::unique_ptr<core::Stage>> {
+                         if (auto r = c.finish(); !r) return std::unexpected(r.error());
+                         return std::make_unique<SettlingStage>(l);
+                       });
+                   registry.addDestination("scripted",
+                                           [s](core::ConfigReader& c, const core::ConnectorContext&)
+                                               -> Result<std::unique_ptr<core::Destination>> {
+                                             if (auto r = c.finish(); !r)
+                                               return std::unexpected(r.error());
+                                             return std::make_unique<ScriptedDestination>(s);
+                                           });
+                 },
+             .configure =
+                 [pipelineWindowMs](runtime::EngineConfig& config) {
+                   config.nodeId = "test";
+                   config.pipelineWindowMs = pipelineWindowMs;
+                 },
+             .clock = clock,
+             .serve = serve,
+             .builtins = false}),
+        engine(&test.engine()) {}
 
   std::int64_t post(const std::string& body) {
     core::HttpRequest r;
@@ -522,6 +539,39 @@ BOOST_AUTO_TEST_CASE(stages_settle_once_per_batch_before_the_outcomes_commit) {
   BOOST_TEST(f.status(a) == "processed");
   BOOST_TEST(f.status(b) == "processed");
   BOOST_TEST(f.engine->runDeliveriesOnce("w") == 2);
+}
+
+// workers.pipeline_window_ms: the first message after a quiet spell runs at once; messages that
+// come while the pipeline is busy wait for the oldest to be a window old and run, settle and
+// finish as one batch. The window is far longer than a pass, so a wait shows as a timeout.
+BOOST_AUTO_TEST_CASE(a_busy_pipeline_waits_its_window_and_runs_what_came_as_one_batch) {
+  SettleFixture f(5000, true);
+  auto settles = [&] {
+    std::lock_guard<std::mutex> lock(f.log->mutex);
+    return std::count(f.log->calls.begin(), f.log->calls.end(), "settle");
+  };
+  auto waitForSettles = [&](long n, std::chrono::milliseconds limit) {
+    const auto until = std::chrono::steady_clock::now() + limit;
+    while (settles() < n && std::chrono::steady_clock::now() < until) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    return settles() >= n;
+  };
+  f.post(R"({"id": "1"})");
+  BOOST_REQUIRE_MESSAGE(waitForSettles(1, std::chrono::milliseconds(4000)),
+                        "an idle pipeline waited for its window");
+  f.post(R"({"id": "2"})");
+  f.post(R"({"id": "3"})");
+  BOOST_REQUIRE(waitForSettles(2, std::chrono::seconds(30)));
+  std::vector<std::string> calls;
+  {
+    std::lock_guard<std::mutex> lock(f.log->mutex);
+    calls = f.log->calls;
+  }
+  const std::vector<std::string> want{"process {\"id\": \"1\"}", "settle",
+                                      "process {\"id\": \"2\"}", "process {\"id\": \"3\"}",
+                                      "settle"};
+  BOOST_TEST(calls == want, boost::test_tools::per_element());
 }
 
 BOOST_AUTO_TEST_CASE(a_stage_that_cannot_settle_leaves_its_messages_to_run_again) {

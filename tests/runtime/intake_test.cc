@@ -270,3 +270,74 @@ BOOST_AUTO_TEST_CASE(finishes_commit_in_the_committers_transactions_and_after_st
   BOOST_REQUIRE(own.has_value());
   BOOST_TEST(own->at(0).has_value());
 }
+
+// The commit window (intake.commit_window_ms): an idle batcher commits at once; while messages
+// keep coming a commit waits for its oldest to be a window old, so they share one; a full batch,
+// a finish and stop() each end the wait early. The windows here are far longer than any commit,
+// so a wait that should not happen shows as a timeout.
+BOOST_AUTO_TEST_CASE(a_commit_window_gathers_messages_that_keep_coming_and_idle_commits_at_once) {
+  StoreFixture f;
+  runtime::IntakeBatcher batcher(*f.store, 64, 100, nullptr);
+  batcher.setCommitWindow(std::chrono::seconds(4));
+  auto idle = batcher.submit(messages({"idle"}), std::chrono::milliseconds(3000));
+  BOOST_REQUIRE_MESSAGE(idle.has_value(), "an idle batcher waited for its window");
+  // Five submits right after that commit: one commit, once the first is four seconds old.
+  std::mutex mutex;
+  std::condition_variable cv;
+  int answered = 0;
+  for (int i = 0; i < 5; ++i) {
+    batcher.submitAsync(messages({"k" + std::to_string(i)}),
+                        [&](runtime::IntakeBatcher::Outcomes r) {
+                          BOOST_CHECK(r.has_value());
+                          std::lock_guard<std::mutex> lock(mutex);
+                          ++answered;
+                          cv.notify_all();
+                        });
+  }
+  {
+    std::unique_lock<std::mutex> lock(mutex);
+    BOOST_REQUIRE(cv.wait_for(lock, std::chrono::seconds(30), [&] { return answered == 5; }));
+  }
+  batcher.stop();  // commits() counts after the completions: read once the committer is gone
+  BOOST_TEST(batcher.commits() == 2u);
+}
+
+BOOST_AUTO_TEST_CASE(a_full_batch_a_finish_and_stop_end_the_commit_window_early) {
+  StoreFixture f;
+  runtime::IntakeBatcher batcher(*f.store, 3, 100, nullptr);
+  batcher.setCommitWindow(std::chrono::seconds(600));
+  BOOST_REQUIRE(batcher.submit(messages({"a"}), std::chrono::seconds(30)).has_value());
+  // Three single messages fill a batch of three: committed without waiting ten minutes.
+  std::vector<std::future<runtime::IntakeBatcher::Outcomes>> full;
+  for (const char* k : {"b", "c", "d"}) {
+    full.push_back(std::async(std::launch::async, [&batcher, k] {
+      return batcher.submit(messages({k}), std::chrono::seconds(30));
+    }));
+  }
+  for (auto& r : full) BOOST_TEST(r.get().has_value());
+  // A finish waits for no window: the message queued before it rides in its transaction.
+  std::promise<runtime::IntakeBatcher::Outcomes> rode;
+  batcher.submitAsync(messages({"e"}),
+                      [&](runtime::IntakeBatcher::Outcomes r) { rode.set_value(std::move(r)); });
+  auto claimed = f.store->claimMessages("w", 1, 1000, 60000);
+  BOOST_REQUIRE(claimed.has_value() && claimed->size() == 1u);
+  store::ProcessOutcome filtered;
+  filtered.status = "filtered";
+  auto finished = std::async(std::launch::async, [&] {
+    return batcher.finish("w", {{claimed->at(0).id, filtered}}, 1000);
+  });
+  BOOST_REQUIRE(finished.wait_for(std::chrono::seconds(30)) == std::future_status::ready);
+  BOOST_TEST(finished.get()->at(0).has_value());
+  auto rodeFuture = rode.get_future();
+  BOOST_REQUIRE(rodeFuture.wait_for(std::chrono::seconds(30)) == std::future_status::ready);
+  BOOST_TEST(rodeFuture.get().has_value());
+  // stop() commits what waits for its window.
+  std::promise<runtime::IntakeBatcher::Outcomes> last;
+  batcher.submitAsync(messages({"f"}),
+                      [&](runtime::IntakeBatcher::Outcomes r) { last.set_value(std::move(r)); });
+  auto stopping = std::async(std::launch::async, [&] { batcher.stop(); });
+  BOOST_REQUIRE(stopping.wait_for(std::chrono::seconds(30)) == std::future_status::ready);
+  BOOST_TEST(last.get_future().get().has_value());
+  BOOST_TEST(f.store->claimMessages("w2", 10, 1000, 60000)->size() == 5u);  // b to f, stored
+  BOOST_TEST(batcher.commits() == 4u);  // a; b, c and d; e with the finish; f
+}
