@@ -33,9 +33,9 @@ struct EngineConfig {
   // Intake
   int groupCommitMaxBatch = 512;
   int intakeCommitters = 1;  // group commits in flight at once
-  // Under load (the previous batch taken less than this long ago), a commit waits until its
-  // oldest message is this old (or the batch is full), so that more messages share it. An idle
-  // engine commits at once. 0: never waits.
+  // Under load (the previous batch of messages taken less than this long ago), a commit waits
+  // until the oldest of what it carries (messages, pipeline finishes, attempt records) is this
+  // old or the batch is full, so that more share it. An idle engine commits at once. 0: never.
   int commitWindowMs = 10;
   int maxPendingIntake = 8192;     // messages waiting for a commit; beyond: 503
   std::int64_t maxBacklog = 100000;  // stored but unprocessed work; beyond: 503

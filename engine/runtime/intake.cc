@@ -139,11 +139,16 @@ void IntakeBatcher::run() {
       });
       if (queue_.empty() && finishQueue_.empty() && recordQueue_.empty())
         return;  // stopping, drained
-      if (window_.count() > 0 && !stopping_ && finishQueue_.empty() && recordQueue_.empty() &&
-          queuedMessages_ < maxBatch_ && std::chrono::steady_clock::now() - lastTaken_ < window_) {
-        wake_.wait_until(lock, queue_.front()->at + window_, [&] {
-          return stopping_ || queue_.empty() || !finishQueue_.empty() || !recordQueue_.empty() ||
-                 queuedMessages_ >= maxBatch_;
+      if (window_.count() > 0 && !stopping_ && queuedMessages_ < maxBatch_ &&
+          std::chrono::steady_clock::now() - lastTaken_ < window_) {
+        // The commit window: wait until the oldest of what waits is a window old.
+        auto oldest = std::chrono::steady_clock::time_point::max();
+        if (!queue_.empty()) oldest = std::min(oldest, queue_.front()->at);
+        if (!finishQueue_.empty()) oldest = std::min(oldest, finishQueue_.front()->at);
+        if (!recordQueue_.empty()) oldest = std::min(oldest, recordQueue_.front()->at);
+        wake_.wait_until(lock, oldest + window_, [&] {
+          return stopping_ || queuedMessages_ >= maxBatch_ ||
+                 (queue_.empty() && finishQueue_.empty() && recordQueue_.empty());
         });
         if (queue_.empty() && finishQueue_.empty() && recordQueue_.empty())
           continue;  // taken by another committer

@@ -51,10 +51,10 @@ class IntakeBatcher {
   // Set before the first submit.
   void setCompletionScope(CompletionScope scope) { scope_ = std::move(scope); }
   // Set before the first submit: when the committer last took a batch of messages less than
-  // `window` ago (messages keep coming), it waits until the oldest queued message is `window`
-  // old, the batch is full, or finishes or attempt records wait, before it commits. Fewer,
-  // larger commits cost less per message; each waits at most `window` longer for its answer.
-  // An idle engine commits at once. 0 (the default): never waits.
+  // `window` ago (messages keep coming), it waits until the oldest of what is queued (messages,
+  // finishes, attempt records) is `window` old or the batch of messages is full before it
+  // commits. Fewer, larger commits cost less per message; each caller waits at most `window`
+  // longer. An idle engine commits at once. 0 (the default): never waits.
   void setCommitWindow(std::chrono::milliseconds window) { window_ = window; }
 
   // Hands committed messages on without a read back (the engine's hand-off to its pipeline).
@@ -102,10 +102,12 @@ class IntakeBatcher {
   struct FinishRequest {
     store::Store::FinishBatch batch;
     std::optional<Result<std::vector<Result<void>>>> result;  // set by the committer
+    std::chrono::steady_clock::time_point at = std::chrono::steady_clock::now();
   };
   struct RecordRequest {
     store::Store::AttemptBatch batch;
     std::optional<Result<store::Store::RecordedAndClaimed>> result;  // set by the committer
+    std::chrono::steady_clock::time_point at = std::chrono::steady_clock::now();
   };
   void run();
 
