@@ -36,14 +36,15 @@ Engine::Engine(EngineConfig config, std::unique_ptr<store::Store> store, Channel
       clock_(std::move(clock)),
       random_(std::move(random)),
       breakers_(config_.breakerFailureThreshold, config_.breakerOpenMs) {
-  batcher_ = std::make_unique<IntakeBatcher>(*store_, config_.groupCommitMaxBatch,
-                                             config_.maxPendingIntake, [this](int stored) {
-                                               backlog_ += stored;
-                                               wakePipeline();
-                                             },
-                                             config_.intakeCommitters);
-  // All answers of one commit reach the HTTP I/O threads with one wake-up per thread.
+  batcher_ = std::make_unique<IntakeBatcher>(
+      *store_, config_.groupCommitMaxBatch, config_.maxPendingIntake,
+      [this](int stored) {
+        backlog_ += stored;
+        wakePipeline();
+      },
+      config_.intakeCommitters);
   batcher_->setCommitWindow(std::chrono::milliseconds(config_.commitWindowMs));
+  // All answers of one commit reach the HTTP I/O threads with one wake-up per thread.
   batcher_->setCompletionScope([](const std::function<void()>& completions) {
     HttpCompletionBatch batch;
     completions();
@@ -523,6 +524,8 @@ void Engine::handOver(std::vector<store::NewMessage>& rows, const std::vector<st
   std::lock_guard<std::mutex> lock(handoffMutex_);
   handoffReserved_ -= static_cast<int>(rows.size());
   for (auto& h : taken) handoff_.push_back(std::move(h));
+  if (static_cast<int>(handoff_.size()) >= config_.claimBatch)
+    handoffFull_ = true;  // ends a held pass
 }
 
 int Engine::processHandedOver(std::optional<std::chrono::steady_clock::time_point>* holdUntil) {
@@ -542,6 +545,7 @@ int Engine::processHandedOver(std::optional<std::chrono::steady_clock::time_poin
       return 0;
     }
     lastPipelinePass_ = steadyNow;
+    handoffFull_ = false;
     const core::Millis now = clock_->nowMs();
     while (!handoff_.empty() && static_cast<int>(batch.size()) < config_.claimBatch) {
       HandedOver& h = handoff_.front();
@@ -1018,8 +1022,8 @@ void Engine::pipelineLoop(std::string owner) {
     if (n > 0) continue;
     std::unique_lock<std::mutex> lock(wakeMutex_);
     if (holdUntil) {
-      // Not woken by further commits: they join the held pass.
-      pipelineWake_.wait_until(lock, *holdUntil, [&] { return !running_; });
+      // Further commits join the held pass; a claim batch of them ends the wait.
+      pipelineWake_.wait_until(lock, *holdUntil, [&] { return !running_ || handoffFull_.load(); });
       continue;
     }
     pipelineWake_.wait_for(lock, std::chrono::milliseconds(config_.idlePollMs),

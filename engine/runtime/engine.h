@@ -183,6 +183,7 @@ class Engine final : public HttpRouter {
   std::deque<HandedOver> handoff_;
   std::chrono::steady_clock::time_point
       lastPipelinePass_{};  // a pass last took handed-over messages
+  std::atomic<bool> handoffFull_{false};  // a claim batch is handed over: a held pass runs now
   int handoffReserved_ = 0;
   std::atomic<bool> handedOver_{false};  // some message was stored leased to handoffOwner_
   // Set when the store may hold messages that are nobody's (not handed over, or handed over too

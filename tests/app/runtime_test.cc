@@ -482,7 +482,7 @@ struct SettleFixture {
   runtime::Engine* engine;
 
   // pipelineWindowMs: workers.pipeline_window_ms (0: off); serve: threads running.
-  explicit SettleFixture(int pipelineWindowMs = 0, bool serve = false)
+  explicit SettleFixture(int pipelineWindowMs = 0, bool serve = false, int claimBatch = 64)
       : test(
             {.name = "settle",
              .channelFile = "s.json",
@@ -508,9 +508,10 @@ struct SettleFixture {
                                            });
                  },
              .configure =
-                 [pipelineWindowMs](runtime::EngineConfig& config) {
+                 [pipelineWindowMs, claimBatch](runtime::EngineConfig& config) {
                    config.nodeId = "test";
                    config.pipelineWindowMs = pipelineWindowMs;
+                   config.claimBatch = claimBatch;
                  },
              .clock = clock,
              .serve = serve,
@@ -541,37 +542,51 @@ BOOST_AUTO_TEST_CASE(stages_settle_once_per_batch_before_the_outcomes_commit) {
   BOOST_TEST(f.engine->runDeliveriesOnce("w") == 2);
 }
 
-// workers.pipeline_window_ms: the first message after a quiet spell runs at once; messages that
-// come while the pipeline is busy wait for the oldest to be a window old and run, settle and
-// finish as one batch. The window is far longer than a pass, so a wait shows as a timeout.
-BOOST_AUTO_TEST_CASE(a_busy_pipeline_waits_its_window_and_runs_what_came_as_one_batch) {
-  SettleFixture f(5000, true);
+namespace {
+// Posts to a running SettleFixture engine and waits (up to `limit`) for `n` settles in all.
+bool waitForSettles(SettleFixture& f, long n, std::chrono::milliseconds limit) {
   auto settles = [&] {
     std::lock_guard<std::mutex> lock(f.log->mutex);
     return std::count(f.log->calls.begin(), f.log->calls.end(), "settle");
   };
-  auto waitForSettles = [&](long n, std::chrono::milliseconds limit) {
-    const auto until = std::chrono::steady_clock::now() + limit;
-    while (settles() < n && std::chrono::steady_clock::now() < until) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    }
-    return settles() >= n;
-  };
-  f.post(R"({"id": "1"})");
-  BOOST_REQUIRE_MESSAGE(waitForSettles(1, std::chrono::milliseconds(4000)),
-                        "an idle pipeline waited for its window");
-  f.post(R"({"id": "2"})");
-  f.post(R"({"id": "3"})");
-  BOOST_REQUIRE(waitForSettles(2, std::chrono::seconds(30)));
-  std::vector<std::string> calls;
-  {
-    std::lock_guard<std::mutex> lock(f.log->mutex);
-    calls = f.log->calls;
+  const auto until = std::chrono::steady_clock::now() + limit;
+  while (settles() < n && std::chrono::steady_clock::now() < until) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
+  return settles() >= n;
+}
+}  // namespace
+
+// workers.pipeline_window_ms: the first message after a quiet spell runs at once; messages that
+// come while the pipeline is busy wait for the oldest to be a window old and run, settle and
+// finish as one batch; a claim batch ends the wait. The windows are far longer than a pass, so a
+// wait that should not happen shows as a timeout.
+BOOST_AUTO_TEST_CASE(a_busy_pipeline_waits_its_window_and_runs_what_came_as_one_batch) {
   const std::vector<std::string> want{"process {\"id\": \"1\"}", "settle",
                                       "process {\"id\": \"2\"}", "process {\"id\": \"3\"}",
                                       "settle"};
-  BOOST_TEST(calls == want, boost::test_tools::per_element());
+  {
+    SettleFixture f(5000, true);
+    f.post(R"({"id": "1"})");
+    BOOST_REQUIRE_MESSAGE(waitForSettles(f, 1, std::chrono::milliseconds(4000)),
+                          "an idle pipeline waited for its window");
+    f.post(R"({"id": "2"})");
+    f.post(R"({"id": "3"})");
+    BOOST_REQUIRE(waitForSettles(f, 2, std::chrono::seconds(30)));
+    std::lock_guard<std::mutex> lock(f.log->mutex);
+    BOOST_TEST(f.log->calls == want, boost::test_tools::per_element());
+  }
+  // A claim batch handed over ends the wait: two messages with claim_batch 2 run together at
+  // once, not after a ten-minute window.
+  SettleFixture f(600000, true, 2);
+  f.post(R"({"id": "1"})");
+  BOOST_REQUIRE(waitForSettles(f, 1, std::chrono::seconds(30)));
+  f.post(R"({"id": "2"})");
+  f.post(R"({"id": "3"})");
+  BOOST_REQUIRE_MESSAGE(waitForSettles(f, 2, std::chrono::seconds(30)),
+                        "a full batch waited for the window");
+  std::lock_guard<std::mutex> lock(f.log->mutex);
+  BOOST_TEST(f.log->calls == want, boost::test_tools::per_element());
 }
 
 BOOST_AUTO_TEST_CASE(a_stage_that_cannot_settle_leaves_its_messages_to_run_again) {
