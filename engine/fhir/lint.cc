@@ -5,6 +5,7 @@
 #include <fstream>
 #include <map>
 #include <sstream>
+#include <string_view>
 
 #include <rapidjson/error/en.h>
 #include <rapidjson/reader.h>
@@ -379,6 +380,32 @@ class Linter {
   std::vector<LintFinding>& out_;
 };
 
+// An entry's "conditional" ("create": POST with ifNoneExist, the default; "update": PUT
+// Type?search) must be one of those, in a transaction, with the search in "ifNoneExist".
+void lintConditional(const Value& entry, bool transaction, const std::string& file,
+                     const std::string& at, std::vector<LintFinding>& out) {
+  const Value* search = member(entry, "ifNoneExist");
+  if (search && !search->IsString())
+    out.push_back({file, at + "/ifNoneExist", "", "ifNoneExist must be a search string"});
+  const Value* conditional = member(entry, "conditional");
+  if (!conditional) return;
+  const std::string where = at + "/conditional";
+  const std::string_view value = conditional->IsString() ? conditional->GetString() : "";
+  if (value != "create" && value != "update") {
+    out.push_back({file, where, "",
+                   "conditional must be \"create\" (POST with ifNoneExist) or \"update\" (PUT "
+                   "Type?search)"});
+    return;
+  }
+  if (!transaction)
+    out.push_back({file, where, "", "conditional is only for \"output\": \"transaction\""});
+  if (!search || !search->IsString() ||
+      std::string_view(search->GetString()).find_first_not_of(" \t\r\n") == std::string_view::npos)
+    out.push_back({file, where, "",
+                   "a conditional " + std::string(value) +
+                       " needs the search that finds the resource in \"ifNoneExist\""});
+}
+
 }  // namespace
 
 std::vector<LintFinding> lintResourceTemplate(const Definitions& definitions,
@@ -401,9 +428,13 @@ std::vector<LintFinding> lintMapping(const Definitions& definitions,
     out.push_back({file, "/resources", "", "a mapping file needs a \"resources\" array"});
     return out;
   }
+  const Value* output = member(mapping, "output");
+  const bool transaction =
+      !output || (output->IsString() && std::string_view(output->GetString()) == "transaction");
   for (rapidjson::SizeType i = 0; i < resources->Size(); ++i) {
     std::string at = "/resources/" + std::to_string(i);
     const Value& entry = (*resources)[i];
+    lintConditional(entry, transaction, file, at, out);
     const Value* resource = member(entry, "resource");
     if (!resource) {
       out.push_back({file, at, "", "an entry of \"resources\" needs a \"resource\" template"});

@@ -23,7 +23,9 @@ struct LintFinding {
   int line = 0;  // 1-based line of the value in the file (lintMappingFile), 0 when unknown
 };
 
-// Lints a whole mapping file: {"resources": [{"key", "resource": {...}}, ...]}.
+// Lints a whole mapping file: {"resources": [{"key", "resource": {...}}, ...]}: each template, and
+// each entry's "conditional" ("create" or "update", in a transaction, with a search in
+// "ifNoneExist").
 std::vector<LintFinding> lintMapping(const Definitions& definitions,
                                      const rapidjson::Value& mapping, const std::string& file);
 // Lints one resource template found at `pointer` of `file`.

@@ -48,6 +48,10 @@ std::string quoteValue(std::string_view v) {
   return out + "\"";
 }
 
+std::string emptyUpdateSearch(const ResourceSpec& spec) {
+  return spec.pointer + "/ifNoneExist: the search of a conditional update yields nothing";
+}
+
 void percentEncode(std::string_view s, std::string& out) {
   static const char* kHex = "0123456789ABCDEF";
   // Kept as they are: ASCII letters and digits (std::isalnum in the "C" locale, which the engine
@@ -888,10 +892,11 @@ Result<std::shared_ptr<const Mapping>> Mapping::load(std::string_view json, cons
     spec.pointer = at;
     for (auto f = r.MemberBegin(); f != r.MemberEnd(); ++f) {
       const std::string k = f->name.GetString();
-      if (k != "key" && k != "$if" && k != "identity" && k != "resource" && k != "ifNoneExist")
-        return std::unexpected(
-            impl->loadError(at + "/" + escapePointer(k),
-                            "unknown key (expected key, $if, identity, resource, ifNoneExist)"));
+      if (k != "key" && k != "$if" && k != "identity" && k != "resource" && k != "ifNoneExist" &&
+          k != "conditional")
+        return std::unexpected(impl->loadError(
+            at + "/" + escapePointer(k),
+            "unknown key (expected key, $if, identity, resource, ifNoneExist, conditional)"));
     }
     if (!r.HasMember("key") || !r["key"].IsString() || !validName(r["key"].GetString()))
       return std::unexpected(
@@ -933,6 +938,18 @@ Result<std::shared_ptr<const Mapping>> Mapping::load(std::string_view json, cons
                                   impl->hl7Input ? &impl->hl7Rewritten : nullptr);
       if (!pieces) return std::unexpected(pieces.error());
       spec.ifNoneExist = std::move(*pieces);
+    }
+    if (auto c = r.FindMember("conditional"); c != r.MemberEnd()) {
+      const std::string cat = at + "/conditional";
+      if (!c->value.IsString() || (std::string_view(c->value.GetString()) != "create" &&
+                                   std::string_view(c->value.GetString()) != "update"))
+        return std::unexpected(impl->loadError(cat, "expected \"create\" or \"update\""));
+      if (!impl->transaction)
+        return std::unexpected(impl->loadError(cat, "only for \"output\": \"transaction\""));
+      if (spec.ifNoneExist.empty() || isBlank(r["ifNoneExist"].GetString()))
+        return std::unexpected(
+            impl->loadError(cat, "needs the search that finds the resource in \"ifNoneExist\""));
+      spec.update = std::string_view(c->value.GetString()) == "update";
     }
     impl->resources.push_back(std::move(spec));
   }
@@ -1282,12 +1299,22 @@ Result<MappingOutput> Mapping::runGeneralUnrestored(std::string_view input,
     entry.AddMember("fullUrl", JsonValue(("urn:uuid:" + uuids[i]).c_str(), alloc), alloc);
     entry.AddMember("resource", std::move(resource), alloc);
     JsonValue request(rapidjson::kObjectType);
-    request.AddMember("method", "POST", alloc);
-    request.AddMember("url", JsonValue(spec.resourceType.c_str(), alloc), alloc);
-    if (!spec.ifNoneExist.empty()) {
+    if (spec.update) {
       auto q = run.evalText(spec.ifNoneExist, spec.pointer + "/ifNoneExist", true);
       if (!q) return std::unexpected(q.error());
-      if (*q) request.AddMember("ifNoneExist", JsonValue((*q)->c_str(), alloc), alloc);
+      if (!*q)
+        return std::unexpected(run.error(ErrorCode::kRequired, emptyUpdateSearch(spec),
+                                         spec.pointer + "/ifNoneExist"));
+      request.AddMember("method", "PUT", alloc);
+      request.AddMember("url", JsonValue((spec.resourceType + "?" + **q).c_str(), alloc), alloc);
+    } else {
+      request.AddMember("method", "POST", alloc);
+      request.AddMember("url", JsonValue(spec.resourceType.c_str(), alloc), alloc);
+      if (!spec.ifNoneExist.empty()) {
+        auto q = run.evalText(spec.ifNoneExist, spec.pointer + "/ifNoneExist", true);
+        if (!q) return std::unexpected(q.error());
+        if (*q) request.AddMember("ifNoneExist", JsonValue((*q)->c_str(), alloc), alloc);
+      }
     }
     entry.AddMember("request", std::move(request), alloc);
     entries.PushBack(std::move(entry), alloc);

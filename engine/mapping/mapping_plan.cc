@@ -1795,6 +1795,19 @@ Result<MappingOutput> PlanRun::run(std::string_view input, const fhirpath::Envir
         firstEntry = wasFirst;
         continue;
       }
+      if (spec.update) {
+        auto q = evalText(spec.ifNoneExist, spec.pointer, true, "/ifNoneExist");
+        if (!q) return std::unexpected(q.error());
+        if (!*q)
+          return std::unexpected(
+              error(ErrorCode::kRequired, emptyUpdateSearch(spec), spec.pointer + "/ifNoneExist"));
+        static constexpr std::string_view kPut = R"(,"request":{"method":"PUT","url":)";
+        out.append(kPut.data(), kPut.size());
+        const std::string url = spec.resourceType + "?" + std::string(**q);
+        writeString(url.data(), url.size(), out);
+        out.append("}}", 2);
+        continue;
+      }
       static constexpr std::string_view kRequest = R"(,"request":{"method":"POST","url":)";
       out.append(kRequest.data(), kRequest.size());
       writeString(spec.resourceType.data(), spec.resourceType.size(), out);
@@ -1821,6 +1834,7 @@ Result<MappingOutput> PlanRun::run(std::string_view input, const fhirpath::Envir
     return output;
   }
 
+  // "output": "resources": each resource with its id.
   JsonValue entries(rapidjson::kArrayType);
   JsonVals vals(&arena.resource);
   for (std::size_t i = 0; i < m.resources.size(); ++i) {
@@ -1832,54 +1846,19 @@ Result<MappingOutput> PlanRun::run(std::string_view input, const fhirpath::Envir
     JsonValue resource = std::move(vals.front());
     const auto uuidRef =
         rapidjson::StringRef(uuids[i].data(), static_cast<rapidjson::SizeType>(uuids[i].size()));
-    if (!m.transaction) {
-      JsonValue withId(rapidjson::kObjectType);
-      for (auto it = resource.MemberBegin(); it != resource.MemberEnd(); ++it) {
-        withId.AddMember(std::move(it->name), std::move(it->value), pool);
-        if (withId.MemberCount() == 1) withId.AddMember("id", JsonValue(uuidRef), pool);
-      }
-      entries.PushBack(std::move(withId), pool);
-      continue;
+    JsonValue withId(rapidjson::kObjectType);
+    for (auto it = resource.MemberBegin(); it != resource.MemberEnd(); ++it) {
+      withId.AddMember(std::move(it->name), std::move(it->value), pool);
+      if (withId.MemberCount() == 1) withId.AddMember("id", JsonValue(uuidRef), pool);
     }
-    JsonValue entry(rapidjson::kObjectType);
-    entry.AddMember("fullUrl", JsonValue(std::string("urn:uuid:").append(uuids[i]).c_str(), pool),
-                    pool);
-    entry.AddMember("resource", std::move(resource), pool);
-    JsonValue request(rapidjson::kObjectType);
-    request.AddMember("method", "POST", pool);
-    request.AddMember("url",
-                      JsonValue(rapidjson::StringRef(
-                          spec.resourceType.data(),
-                          static_cast<rapidjson::SizeType>(spec.resourceType.size()))),
-                      pool);
-    if (!spec.ifNoneExist.empty()) {
-      auto q = evalText(spec.ifNoneExist, spec.pointer, true, "/ifNoneExist");
-      if (!q) return std::unexpected(q.error());
-      if (*q)
-        request.AddMember(
-            "ifNoneExist",
-            JsonValue(rapidjson::StringRef((*q)->data(),
-                                           static_cast<rapidjson::SizeType>((*q)->size()))),
-            pool);
-    }
-    entry.AddMember("request", std::move(request), pool);
-    entries.PushBack(std::move(entry), pool);
+    entries.PushBack(std::move(withId), pool);
   }
 
   // Written without per-character validation, then the whole text checked at once: the same
   // verdict as the general evaluator's validating writer, since only strings can hold non-ASCII.
   MappingOutput output{std::string(), "application/fhir+json"};
   TextOut text(output.payload);
-  bool ok = true;
-  if (m.transaction) {
-    JsonValue bundle(rapidjson::kObjectType);
-    bundle.AddMember("resourceType", "Bundle", pool);
-    bundle.AddMember("type", "transaction", pool);
-    if (!entries.Empty()) bundle.AddMember("entry", std::move(entries), pool);
-    ok = writeJson(bundle, text);
-  } else {
-    ok = writeJson(entries, text);
-  }
+  const bool ok = writeJson(entries, text);
   text.finish();
   if (!ok || (text.nonAscii && !validUtf8(output.payload)))
     return std::unexpected(

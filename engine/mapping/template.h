@@ -135,8 +135,14 @@ struct ResourceSpec {
   TNodePtr resource;
   std::uint32_t step = 0;  // the resource's EmitStep (planned)
   std::string uuidPrefix;  // "<mapping id>/<key>/", the start of its uuid's name (planned)
-  std::vector<Piece> ifNoneExist;
+  std::vector<Piece> ifNoneExist;  // the search (percent-encoded parts)
+  // "conditional": "update": PUT <type>?<search> instead of POST with ifNoneExist.
+  bool update = false;
 };
+
+// The error of a conditional update whose search yields nothing for an input (it would otherwise
+// create a new resource each time).
+std::string emptyUpdateSearch(const ResourceSpec& spec);
 
 struct Assertion {
   fhirpath::Expression that;

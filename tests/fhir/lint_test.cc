@@ -115,6 +115,34 @@ BOOST_AUTO_TEST_CASE(hl7_date_directives_and_hl7_output) {
   BOOST_TEST(f.empty(), describe(f));
 }
 
+BOOST_AUTO_TEST_CASE(conditional_update_and_its_refusals) {
+  rapidjson::Document d;
+  d.Parse(R"({"resources":[
+    {"key":"a","resource":{"resourceType":"Patient"},"ifNoneExist":"identifier=urn:s|{{ id }}","conditional":"update"},
+    {"key":"b","resource":{"resourceType":"Patient"},"ifNoneExist":"identifier=urn:s|{{ id }}","conditional":"create"},
+    {"key":"c","resource":{"resourceType":"Patient"},"conditional":"update"},
+    {"key":"d","resource":{"resourceType":"Patient"},"ifNoneExist":" ","conditional":"update"},
+    {"key":"e","resource":{"resourceType":"Patient"},"ifNoneExist":"identifier=x","conditional":"upsert"},
+    {"key":"f","resource":{"resourceType":"Patient"},"ifNoneExist":"identifier=x","conditional":["update"]},
+    {"key":"g","resource":{"resourceType":"Patient"},"ifNoneExist":{"identifier":"x"}}]})");
+  auto f = lintMapping(validator().definitions(), d, "m.json");
+  EXPECT_FINDING(f, "/resources/2/conditional", "", "a conditional update needs the search");
+  EXPECT_FINDING(f, "/resources/3/conditional", "", "a conditional update needs the search");
+  EXPECT_FINDING(f, "/resources/4/conditional", "", "must be \"create\"");
+  EXPECT_FINDING(f, "/resources/5/conditional", "", "must be \"create\"");
+  EXPECT_FINDING(f, "/resources/6/ifNoneExist", "", "a search string");
+  BOOST_TEST(f.size() == 5u, describe(f));  // entries 0 and 1 are fine
+  d.Parse(R"({"output":"resources","resources":[
+    {"key":"a","resource":{"resourceType":"Patient"},"ifNoneExist":"identifier=x","conditional":"update"}]})");
+  f = lintMapping(validator().definitions(), d, "m.json");
+  EXPECT_FINDING(f, "/resources/0/conditional", "", "only for \"output\": \"transaction\"");
+  BOOST_TEST(f.size() == 1u, describe(f));
+  // The shipped scheduling mapping, which uses it, is clean.
+  f = lintMappingFile(validator().definitions(),
+                      sourceDir() + "/mappings/scheduling-appointment-event.json");
+  BOOST_TEST(f.empty(), describe(f));
+}
+
 BOOST_AUTO_TEST_CASE(lint_command_exit_codes) {
   std::string data = sourceDir() + "/tests/data/fhir/";
   BOOST_TEST(runLint({data + "mapping_clean.json"}) == 0);

@@ -231,6 +231,84 @@ BOOST_AUTO_TEST_CASE(references_and_transaction_bundle) {
   BOOST_TEST(!enc["request"].HasMember("ifNoneExist"));
 }
 
+BOOST_AUTO_TEST_CASE(conditional_update_puts_to_the_search_and_keeps_references) {
+  const char* text = R"({"id":"upd","resources":[
+    {"key":"patient","resource":{"resourceType":"Patient","identifier":[{"system":"urn:s","value":"{{ id }}"}]},
+     "ifNoneExist":"identifier=urn:s|{{ id }}","conditional":"update"},
+    {"key":"appt","resource":{"resourceType":"Appointment","status":"booked",
+     "participant":[{"actor":{"reference":"{{ %ref.patient }}"},"status":"accepted"}]},
+     "ifNoneExist":"identifier=urn:a|{{ id }}","conditional":"create"},
+    {"key":"enc","resource":{"resourceType":"Encounter","subject":{"reference":"{{ %ref.patient }}"}}}]})";
+  auto m = Mapping::load(text, "test.json", maps());
+  BOOST_REQUIRE_MESSAGE(m.has_value(), (m ? std::string() : m.error().message));
+  BOOST_TEST((*m)->planned());
+  const std::string input = R"({"id":"a b+c|d"})";
+  auto general = (*m)->runGeneral(input, {});
+  auto planned = (*m)->runPlanned(input, {});
+  BOOST_REQUIRE_MESSAGE(general.has_value(), (general ? std::string() : general.error().message));
+  BOOST_REQUIRE_MESSAGE(planned.has_value(), (planned ? std::string() : planned.error().message));
+  BOOST_TEST(general->payload == planned->payload);  // both evaluators write the same bytes
+  auto doc = test::parse(general->payload);
+  BOOST_REQUIRE(doc["entry"].Size() == 3u);
+  const auto& patient = doc["entry"][0];
+  const std::string patientUrl = patient["fullUrl"].GetString();
+  BOOST_TEST(patientUrl.starts_with("urn:uuid:"));
+  rapidjson::StringBuffer sb;
+  rapidjson::Writer<rapidjson::StringBuffer> w(sb);
+  patient["request"].Accept(w);
+  BOOST_TEST(std::string(sb.GetString()) ==
+             R"({"method":"PUT","url":"Patient?identifier=urn:s|a%20b%2Bc%7Cd"})");
+  // References to the updated entry are its fullUrl, which the server resolves as for a create.
+  BOOST_TEST(doc["entry"][1]["resource"]["participant"][0]["actor"]["reference"].GetString() ==
+             patientUrl);
+  BOOST_TEST(doc["entry"][2]["resource"]["subject"]["reference"].GetString() == patientUrl);
+  // "create" is the default, written out.
+  BOOST_TEST(doc["entry"][1]["request"]["method"] == "POST");
+  BOOST_TEST(doc["entry"][1]["request"]["url"] == "Appointment");
+  BOOST_TEST(doc["entry"][1]["request"]["ifNoneExist"] == "identifier=urn:a|a%20b%2Bc%7Cd");
+  BOOST_TEST(doc["entry"][2]["request"]["method"] == "POST");
+  BOOST_TEST(!doc["entry"][2]["request"].HasMember("ifNoneExist"));
+  // A search that yields nothing fails the mapping instead of creating a Patient each time.
+  for (const auto& out :
+       {(*m)->runGeneral("{}", {}), (*m)->runPlanned("{}", {}), (*m)->run("{}", {})}) {
+    BOOST_REQUIRE(!out.has_value());
+    BOOST_TEST(static_cast<int>(out.error().code) == static_cast<int>(ErrorCode::kRequired));
+    BOOST_TEST(out.error().message ==
+               "mapping upd: /resources/0/ifNoneExist: the search of a conditional update yields "
+               "nothing");
+    BOOST_TEST(out.error().location == "/resources/0/ifNoneExist");
+  }
+}
+
+BOOST_AUTO_TEST_CASE(conditional_refuses_nonsense_at_load) {
+  auto err = [](const std::string& entryExtra, const std::string& fileExtra = "") {
+    auto m = Mapping::load(R"({"id":"t",)" + fileExtra +
+                               R"("resources":[{"key":"r","resource":{"resourceType":"X"})" +
+                               entryExtra + "}]}",
+                           "m.json", maps());
+    BOOST_REQUIRE(!m);
+    return m.error();
+  };
+  const auto unknown = err(R"(,"ifNoneExist":"a={{ a }}","conditional":"upsert")");
+  BOOST_TEST(unknown.location == "/resources/0/conditional");
+  BOOST_TEST(unknown.message ==
+             "m.json: /resources/0/conditional: expected \"create\" or \"update\"");
+  BOOST_TEST(err(R"(,"ifNoneExist":"a={{ a }}","conditional":true)").location ==
+             "/resources/0/conditional");
+  const auto noSearch = err(R"(,"conditional":"update")");
+  BOOST_TEST(noSearch.location == "/resources/0/conditional");
+  BOOST_TEST(noSearch.message.find("needs the search") != std::string::npos);
+  BOOST_TEST(err(R"(,"ifNoneExist":"","conditional":"update")").location ==
+             "/resources/0/conditional");
+  BOOST_TEST(err(R"(,"ifNoneExist":"  ","conditional":"update")").location ==
+             "/resources/0/conditional");
+  BOOST_TEST(err(R"(,"conditional":"create")").location == "/resources/0/conditional");
+  BOOST_TEST(err(R"(,"conditional":"update")", R"("output":"resources",)")
+                 .message.find("only for \"output\": \"transaction\"") != std::string::npos);
+  BOOST_TEST(err(R"(,"ifNoneExist":"a={{ a }}","Conditional":"update")").location ==
+             "/resources/0/Conditional");
+}
+
 BOOST_AUTO_TEST_CASE(deterministic_output) {
   const std::string text = wrap(R"({"resourceType":"X","v":"{{ v }}","id2":"{{ %id.r }}"})");
   auto a = runText(text, R"({"v":"1"})");
