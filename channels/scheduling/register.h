@@ -1,5 +1,4 @@
-// Registration of the scheduling-system webhook source (type "scheduling") and the
-// `conditional-update` stage its channel uses after the mapping.
+// Registration of the scheduling-system webhook source (type "scheduling").
 // Thread-safety: call once at start-up, before the registry is shared.
 #pragma once
 

@@ -1,6 +1,7 @@
 // mappings/scheduling-appointment-event.json: each scheduling-system event (both spellings) to a
 // transaction Bundle that the FHIR R4 validator accepts: the Patient found by its scheduling ids,
-// the Appointment found by its id with the status mapped and the facility as its location.
+// the Appointment found by its id with the status mapped and the facility as its location, both
+// written as conditional updates (PUT Type?search) by the mapping itself.
 #include <boost/test/unit_test.hpp>
 
 #include "engine/mapping/mapping.h"
@@ -83,16 +84,20 @@ BOOST_AUTO_TEST_CASE(created_maps_patient_location_and_appointment_in_both_spell
     BOOST_TEST(str(patient, "/resource/birthDate") == "1985-04-12");
     BOOST_TEST(str(patient, "/resource/telecom/0/value") == "+639175550101");
     BOOST_TEST(str(patient, "/resource/telecom/1/value") == "zoe@example.org");
-    BOOST_TEST(str(patient, "/request/ifNoneExist") ==
-               "identifier=urn:switchboard:scheduling:patient-id|P-7");
+    BOOST_TEST(str(patient, "/request/method") == "PUT");
+    BOOST_TEST(str(patient, "/request/url") ==
+               "Patient?identifier=urn:switchboard:scheduling:patient-id|P-7");
+    BOOST_TEST(str(patient, "/request/ifNoneExist") == "<absent>");
     BOOST_TEST(entries(*bundle, "Location") == 0u);  // the facility is a logical reference
     const auto& appointment = entry(*bundle, "Appointment");
     BOOST_TEST(str(appointment, "/resource/status") == "booked");
     BOOST_TEST(str(appointment, "/resource/identifier/0/value") == "A-100");
     BOOST_TEST(str(appointment, "/resource/start") == "2026-03-02T09:30:00+08:00");
     BOOST_TEST(str(appointment, "/resource/end") == "2026-03-02T10:00:00+08:00");
-    BOOST_TEST(str(appointment, "/request/ifNoneExist") ==
-               "identifier=urn:switchboard:scheduling:appointment-id|A-100");
+    BOOST_TEST(str(appointment, "/request/method") == "PUT");
+    BOOST_TEST(str(appointment, "/request/url") ==
+               "Appointment?identifier=urn:switchboard:scheduling:appointment-id|A-100");
+    BOOST_TEST(str(appointment, "/request/ifNoneExist") == "<absent>");
     BOOST_TEST(str(appointment, "/resource/participant/0/actor/reference") ==
                str(patient, "/fullUrl"));
     BOOST_TEST(str(appointment, "/resource/participant/1/actor/type") == "Location");
@@ -151,14 +156,14 @@ BOOST_AUTO_TEST_CASE(temporary_and_permanent_ids_find_the_patient_by_either) {
   auto both = mapValid(
       R"({"event":"appointmentCanceled","appointmentId":"A1","patientId":"P1","temporaryPatientId":"T1"})");
   const auto& patient = entry(both, "Patient");
-  BOOST_TEST(str(patient, "/request/ifNoneExist") ==
-             "identifier=urn:switchboard:scheduling:patient-id|P1,"
+  BOOST_TEST(str(patient, "/request/url") ==
+             "Patient?identifier=urn:switchboard:scheduling:patient-id|P1,"
              "urn:switchboard:scheduling:temporary-patient-id|T1");
   BOOST_TEST(str(patient, "/resource/identifier/1/use") == "temp");
   auto temporary = mapValid(
       R"({"event":"appointmentCanceled","appointment_id":"A1","temporary_patient_id":"T1"})");
-  BOOST_TEST(str(entry(temporary, "Patient"), "/request/ifNoneExist") ==
-             "identifier=urn:switchboard:scheduling:temporary-patient-id|T1");
+  BOOST_TEST(str(entry(temporary, "Patient"), "/request/url") ==
+             "Patient?identifier=urn:switchboard:scheduling:temporary-patient-id|T1");
   BOOST_TEST(str(entry(temporary, "Appointment"), "/resource/participant/0/actor/reference") ==
              str(entry(temporary, "Patient"), "/fullUrl"));
 }
@@ -174,8 +179,9 @@ BOOST_AUTO_TEST_CASE(patient_created_links_the_permanent_id_and_touches_no_appoi
       BOOST_TEST(str(patient, "/resource/identifier/0/value") == "P-900");
       BOOST_TEST(str(patient, "/resource/identifier/0/use") == "official");
       BOOST_TEST(str(patient, "/resource/identifier/1/value") == "TMP-5");
-      BOOST_TEST(str(patient, "/request/ifNoneExist") ==
-                 "identifier=urn:switchboard:scheduling:patient-id|P-900,"
+      BOOST_TEST(str(patient, "/request/method") == "PUT");
+      BOOST_TEST(str(patient, "/request/url") ==
+                 "Patient?identifier=urn:switchboard:scheduling:patient-id|P-900,"
                  "urn:switchboard:scheduling:temporary-patient-id|TMP-5");
     }
   }
@@ -186,8 +192,8 @@ BOOST_AUTO_TEST_CASE(hostile_strings_stay_text_and_are_encoded_in_searches) {
       R"({"event":"appointmentCreated","appointmentId":"A|1,2&x=y","patientId":"P 1","name":"{{ %sender }} <b>","status":"CANCELED"})");
   const auto& appointment = entry(bundle, "Appointment");
   BOOST_TEST(str(appointment, "/resource/identifier/0/value") == "A|1,2&x=y");
-  BOOST_TEST(str(appointment, "/request/ifNoneExist") ==
-             "identifier=urn:switchboard:scheduling:appointment-id|A%7C1%2C2%26x%3Dy");
+  BOOST_TEST(str(appointment, "/request/url") ==
+             "Appointment?identifier=urn:switchboard:scheduling:appointment-id|A%7C1%2C2%26x%3Dy");
   BOOST_TEST(str(entry(bundle, "Patient"), "/resource/name/0/text") == "{{ %sender }} <b>");
 }
 
