@@ -10,16 +10,24 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
 #include "engine/core/clock.h"
 #include "engine/core/connector.h"
+#include "engine/core/message.h"
 #include "engine/runtime/engine.h"
 #include "engine/runtime/engine_config.h"
 #include "tests/support/source_tests.h"  // readTestFile, readTestData
 
 namespace switchboard::testing {
+
+// A stored message's metadata value `key`, or "<absent>".
+inline std::string metadataValue(const core::StoredMessage& m, std::string_view key) {
+  const std::string* v = core::findMetadata(m.metadata, key);
+  return v != nullptr ? *v : std::string("<absent>");
+}
 
 struct TestEngineOptions {
   std::string name;         // temp dir prefix and node id, e.g. "8x8-intake"

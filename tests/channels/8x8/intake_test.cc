@@ -48,11 +48,6 @@ struct Fixture {
   }
 };
 
-std::string meta(const core::StoredMessage& m, const char* key) {
-  const std::string* v = core::findMetadata(m.metadata, key);
-  return v != nullptr ? *v : std::string("<absent>");
-}
-
 }  // namespace
 
 BOOST_FIXTURE_TEST_CASE(seed_submission_is_committed_once_and_refusals_store_nothing, Fixture) {
@@ -81,11 +76,11 @@ BOOST_FIXTURE_TEST_CASE(seed_submission_is_committed_once_and_refusals_store_not
   BOOST_TEST(m.body == seed);
   BOOST_TEST(m.idempotencyKey == "health-xyz-789");
   BOOST_TEST(m.contentType == "application/json");
-  BOOST_TEST(meta(m, "provider") == "8x8");
-  BOOST_TEST(meta(m, "kind") == "flow");
-  BOOST_TEST(meta(m, "sender") == "+15551234567");
-  BOOST_TEST(meta(m, "flow_token") == "<TOKEN>");
-  BOOST_TEST(meta(m, "received_at_ms") != "<absent>");
+  BOOST_TEST(testing::metadataValue(m, "provider") == "8x8");
+  BOOST_TEST(testing::metadataValue(m, "kind") == "flow");
+  BOOST_TEST(testing::metadataValue(m, "sender") == "+15551234567");
+  BOOST_TEST(testing::metadataValue(m, "flow_token") == "<TOKEN>");
+  BOOST_TEST(testing::metadataValue(m, "received_at_ms") != "<absent>");
 
   HttpReply again = post(seed, "Bearer 9QQhlsEb8VY");
   BOOST_TEST(again.status == 200);

@@ -103,11 +103,6 @@ struct SideConnection {
   }
 };
 
-std::string meta(const core::StoredMessage& m, const char* key) {
-  const std::string* v = core::findMetadata(m.metadata, key);
-  return v != nullptr ? *v : std::string("<absent>");
-}
-
 }  // namespace
 
 BOOST_FIXTURE_TEST_CASE(frame_split_across_reads_is_committed_byte_exact_then_acked,
@@ -131,9 +126,9 @@ BOOST_FIXTURE_TEST_CASE(frame_split_across_reads_is_committed_byte_exact_then_ac
   BOOST_TEST(stored.body == m);
   BOOST_TEST(stored.contentType == "application/hl7-v2");
   BOOST_TEST(stored.idempotencyKey == "hl7v2|WAGW|CLINIC|MSG0001");
-  BOOST_TEST(meta(stored, "kind") == "hl7v2");
-  BOOST_TEST(meta(stored, "control_id") == "MSG0001");
-  BOOST_TEST(meta(stored, "message_type") == "ADT^A04");
+  BOOST_TEST(testing::metadataValue(stored, "kind") == "hl7v2");
+  BOOST_TEST(testing::metadataValue(stored, "control_id") == "MSG0001");
+  BOOST_TEST(testing::metadataValue(stored, "message_type") == "ADT^A04");
   BOOST_TEST(stored.status != "rejected");
 }
 
@@ -228,7 +223,7 @@ BOOST_FIXTURE_TEST_CASE(oversized_frame_is_answered_AR_recorded_and_the_connecti
   auto bad = rejected();
   BOOST_REQUIRE_EQUAL(bad.size(), 1u);
   BOOST_TEST(bad[0].error.find("MLLP frame dropped") != std::string::npos);
-  BOOST_TEST(meta(message(bad[0].id), "kind") == "hl7v2-frame-error");
+  BOOST_TEST(testing::metadataValue(message(bad[0].id), "kind") == "hl7v2-frame-error");
 
   BOOST_REQUIRE(client.send(adtA04("SMALL1")));
   auto ack = client.read();

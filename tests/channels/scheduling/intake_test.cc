@@ -49,11 +49,6 @@ struct Fixture {
   }
 };
 
-std::string meta(const core::StoredMessage& m, const char* key) {
-  const std::string* v = core::findMetadata(m.metadata, key);
-  return v != nullptr ? *v : std::string("<absent>");
-}
-
 }  // namespace
 
 BOOST_FIXTURE_TEST_CASE(events_are_committed_with_their_facility_and_refusals_store_nothing,
@@ -78,9 +73,9 @@ BOOST_FIXTURE_TEST_CASE(events_are_committed_with_their_facility_and_refusals_st
   BOOST_REQUIRE(detail.has_value());
   const core::StoredMessage& m = detail->message;
   BOOST_TEST(m.body == body);
-  BOOST_TEST(meta(m, "facility") == "east-wing");
-  BOOST_TEST(meta(m, "kind") == "appointment");
-  BOOST_TEST(meta(m, "sender") == "+639175550101");
+  BOOST_TEST(testing::metadataValue(m, "facility") == "east-wing");
+  BOOST_TEST(testing::metadataValue(m, "kind") == "appointment");
+  BOOST_TEST(testing::metadataValue(m, "sender") == "+639175550101");
   BOOST_TEST(m.idempotencyKey.starts_with(
       "scheduling:east-wing:appointmentCreated:E-1:SCHEDULED:sha256="));
 

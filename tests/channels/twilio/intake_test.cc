@@ -52,11 +52,6 @@ struct Fixture {
   }
 };
 
-std::string meta(const core::StoredMessage& m, const char* key) {
-  const std::string* v = core::findMetadata(m.metadata, key);
-  return v != nullptr ? *v : std::string("<absent>");
-}
-
 }  // namespace
 
 BOOST_FIXTURE_TEST_CASE(signed_webhook_committed_once_and_bad_signature_refused, Fixture) {
@@ -84,9 +79,9 @@ BOOST_FIXTURE_TEST_CASE(signed_webhook_committed_once_and_bad_signature_refused,
   BOOST_TEST(m.body == body);
   BOOST_TEST(m.idempotencyKey == "SM01cd3925943ee3504f8a5c42d88efdf6");
   BOOST_TEST(m.contentType == "application/x-www-form-urlencoded");
-  BOOST_TEST(meta(m, "sender") == "+558282136275");
-  BOOST_TEST(meta(m, "reply_to") == "whatsapp:+558282136275");
-  BOOST_TEST(meta(m, "reply_from") == "whatsapp:+14155238886");
+  BOOST_TEST(testing::metadataValue(m, "sender") == "+558282136275");
+  BOOST_TEST(testing::metadataValue(m, "reply_to") == "whatsapp:+558282136275");
+  BOOST_TEST(testing::metadataValue(m, "reply_from") == "whatsapp:+14155238886");
 
   HttpReply again = post(body, signature);
   BOOST_TEST(again.status == 200);

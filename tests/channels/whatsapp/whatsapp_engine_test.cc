@@ -67,11 +67,6 @@ std::string header(const core::HttpResponse& r, const std::string& name) {
   return {};
 }
 
-std::string meta(const core::StoredMessage& m, const std::string& key) {
-  const std::string* v = core::findMetadata(m.metadata, key);
-  return v != nullptr ? *v : std::string("<absent>");
-}
-
 }  // namespace
 
 BOOST_AUTO_TEST_CASE(signed_webhook_commits_one_message_per_item_and_redelivery_adds_nothing) {
@@ -107,13 +102,13 @@ BOOST_AUTO_TEST_CASE(stored_flow_message_carries_the_contract_metadata) {
   const auto& m = detail->message;
   BOOST_TEST(m.idempotencyKey == "wamid.HBgLMTU1NTEyMzQ1NjcVAgASGBQzRUIwRkxPV1NFRUQwMDAxAA==");
   BOOST_TEST(m.contentType == "application/json");
-  BOOST_TEST(meta(m, "provider") == "meta");
-  BOOST_TEST(meta(m, "kind") == "flow");
-  BOOST_TEST(meta(m, "sender") == "+15551234567");
-  BOOST_TEST(meta(m, "reply_to") == "15551234567");
-  BOOST_TEST(meta(m, "reply_from") == "106540352242922");
-  BOOST_TEST(meta(m, "flow_token") == "<TOKEN>");
-  BOOST_TEST(meta(m, "received_at_ms") != "<absent>");
+  BOOST_TEST(testing::metadataValue(m, "provider") == "meta");
+  BOOST_TEST(testing::metadataValue(m, "kind") == "flow");
+  BOOST_TEST(testing::metadataValue(m, "sender") == "+15551234567");
+  BOOST_TEST(testing::metadataValue(m, "reply_to") == "15551234567");
+  BOOST_TEST(testing::metadataValue(m, "reply_from") == "106540352242922");
+  BOOST_TEST(testing::metadataValue(m, "flow_token") == "<TOKEN>");
+  BOOST_TEST(testing::metadataValue(m, "received_at_ms") != "<absent>");
   BOOST_TEST(m.body.find("\"nfm_reply\"") != std::string::npos);
 }
 
