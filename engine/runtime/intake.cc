@@ -140,7 +140,7 @@ void IntakeBatcher::run() {
       if (queue_.empty() && finishQueue_.empty() && recordQueue_.empty())
         return;  // stopping, drained
       if (window_.count() > 0 && !stopping_ && queuedMessages_ < maxBatch_ &&
-          std::chrono::steady_clock::now() - lastTaken_ < window_) {
+          lastTakenRequests_ > 1 && std::chrono::steady_clock::now() - lastTaken_ < window_) {
         // The commit window: wait until the oldest of what waits is a window old.
         auto oldest = std::chrono::steady_clock::time_point::max();
         if (!queue_.empty()) oldest = std::min(oldest, queue_.front()->at);
@@ -167,7 +167,10 @@ void IntakeBatcher::run() {
         queue_.pop_front();
       }
       queuedMessages_ -= taken;
-      if (taken > 0) lastTaken_ = std::chrono::steady_clock::now();
+      if (taken > 0) {
+        lastTaken_ = std::chrono::steady_clock::now();
+        lastTakenRequests_ = batch.size();
+      }
     }
     rows.clear();
     for (auto& r : batch) {

@@ -50,11 +50,13 @@ class IntakeBatcher {
   void submitAsync(std::vector<store::NewMessage> messages, Completion done);
   // Set before the first submit.
   void setCompletionScope(CompletionScope scope) { scope_ = std::move(scope); }
-  // Set before the first submit: when the committer last took a batch of messages less than
-  // `window` ago (messages keep coming), it waits until the oldest of what is queued (messages,
-  // finishes, attempt records) is `window` old or the batch of messages is full before it
-  // commits. Fewer, larger commits cost less per message; each caller waits at most `window`
-  // longer. An idle engine commits at once. 0 (the default): never waits.
+  // Set before the first submit: when the committer last took a batch of several submits less
+  // than `window` ago (messages keep coming from several senders at once), it waits until the
+  // oldest of what is queued (messages, finishes, attempt records) is `window` old or the batch
+  // of messages is full before it commits. Fewer, larger commits cost less per message; each
+  // caller waits at most `window` longer. An idle engine, and a lone sender that waits for each
+  // answer before it sends again (an MLLP peer), are committed at once: nothing would join.
+  // 0 (the default): never waits.
   void setCommitWindow(std::chrono::milliseconds window) { window_ = window; }
 
   // Hands committed messages on without a read back (the engine's hand-off to its pipeline).
@@ -127,6 +129,7 @@ class IntakeBatcher {
   int queuedMessages_ = 0;  // in queue_, not yet taken by a committer
   std::chrono::milliseconds window_{0};
   std::chrono::steady_clock::time_point lastTaken_{};  // a committer last took messages
+  std::size_t lastTakenRequests_ = 0;  // submits in that batch: 1 for a lone sequential sender
   bool stopping_ = false;
   std::atomic<std::uint64_t> commits_{0};
   std::mutex joinMutex_;

@@ -9,6 +9,7 @@
 #include <condition_variable>
 #include <filesystem>
 #include <future>
+#include <memory>
 #include <mutex>
 #include <thread>
 
@@ -271,42 +272,82 @@ BOOST_AUTO_TEST_CASE(finishes_commit_in_the_committers_transactions_and_after_st
   BOOST_TEST(own->at(0).has_value());
 }
 
-// The commit window (intake.commit_window_ms): an idle batcher commits at once; while messages
-// keep coming a commit waits for its oldest to be a window old, so they share one; a full batch,
-// a finish and stop() each end the wait early. The windows here are far longer than any commit,
-// so a wait that should not happen shows as a timeout.
+// The commit window (intake.commit_window_ms): an idle batcher, and a lone sender that waits for
+// each answer, commit at once; once a batch carried several submits (senders at once), a commit
+// waits for its oldest to be a window old, so that those that keep coming share it. A full batch
+// and stop() end the wait early (next case). The windows here are far longer than any commit, so
+// a wait that should not happen shows as a timeout.
 BOOST_AUTO_TEST_CASE(a_commit_window_gathers_messages_that_keep_coming_and_idle_commits_at_once) {
   StoreFixture f;
+  {
+    // Idle, then a lone sender that sends each message after the last one's answer.
+    runtime::IntakeBatcher lone(*f.store, 64, 100, nullptr);
+    lone.setCommitWindow(std::chrono::seconds(4));
+    for (const char* k : {"idle", "seq1", "seq2"}) {
+      BOOST_REQUIRE_MESSAGE(lone.submit(messages({k}), std::chrono::milliseconds(3000)).has_value(),
+                            std::string(k) + " waited for the window");
+    }
+  }
   runtime::IntakeBatcher batcher(*f.store, 64, 100, nullptr);
   batcher.setCommitWindow(std::chrono::seconds(4));
-  auto idle = batcher.submit(messages({"idle"}), std::chrono::milliseconds(3000));
-  BOOST_REQUIRE_MESSAGE(idle.has_value(), "an idle batcher waited for its window");
-  // Five submits right after that commit: one commit, once the first is four seconds old.
+  HeldCompletions hold(batcher);
   std::mutex mutex;
   std::condition_variable cv;
   int answered = 0;
-  for (int i = 0; i < 5; ++i) {
-    batcher.submitAsync(messages({"k" + std::to_string(i)}),
-                        [&](runtime::IntakeBatcher::Outcomes r) {
-                          BOOST_CHECK(r.has_value());
-                          std::lock_guard<std::mutex> lock(mutex);
-                          ++answered;
-                          cv.notify_all();
-                        });
-  }
-  {
+  auto count = [&](runtime::IntakeBatcher::Outcomes r) {
+    BOOST_CHECK(r.has_value());
+    std::lock_guard<std::mutex> lock(mutex);
+    ++answered;
+    cv.notify_all();
+  };
+  auto waitFor = [&](int n) {
     std::unique_lock<std::mutex> lock(mutex);
-    BOOST_REQUIRE(cv.wait_for(lock, std::chrono::seconds(30), [&] { return answered == 5; }));
-  }
+    return cv.wait_for(lock, std::chrono::seconds(30), [&] { return answered == n; });
+  };
+  batcher.submitAsync(messages({"first"}), count);
+  hold.waitUntilHeld();  // committed at once; its answer held while two senders queue up
+  batcher.submitAsync(messages({"a"}), count);
+  batcher.submitAsync(messages({"b"}), count);
+  hold.release();
+  BOOST_REQUIRE(waitFor(3));  // a and b together, at once: the batch before carried one submit
+  // Five submits right after a batch of two: one commit, once the first is four seconds old.
+  for (int i = 0; i < 5; ++i) batcher.submitAsync(messages({"k" + std::to_string(i)}), count);
+  BOOST_REQUIRE(waitFor(8));
   batcher.stop();  // commits() counts after the completions: read once the committer is gone
-  BOOST_TEST(batcher.commits() == 2u);
+  BOOST_TEST(batcher.commits() == 3u);  // first; a and b; k0 to k4
 }
+
+namespace {
+// Makes `batcher` (with HeldCompletions set on it) commit "<prefix>0" alone, then
+// "<prefix>1" and "<prefix>2" together: its last batch carried several submits, so its commit
+// window is open. Returns once all three are answered.
+void openTheWindow(runtime::IntakeBatcher& batcher, HeldCompletions& hold,
+                   const std::string& prefix) {
+  std::vector<std::future<runtime::IntakeBatcher::Outcomes>> answers;
+  auto submit = [&](const std::string& key) {
+    auto p = std::make_shared<std::promise<runtime::IntakeBatcher::Outcomes>>();
+    answers.push_back(p->get_future());
+    batcher.submitAsync(messages({key}),
+                        [p](runtime::IntakeBatcher::Outcomes r) { p->set_value(std::move(r)); });
+  };
+  submit(prefix + "0");
+  hold.waitUntilHeld();
+  submit(prefix + "1");
+  submit(prefix + "2");
+  hold.release();
+  for (auto& a : answers) {
+    BOOST_REQUIRE(a.wait_for(std::chrono::seconds(30)) == std::future_status::ready);
+    BOOST_REQUIRE(a.get().has_value());
+  }
+}
+}  // namespace
 
 BOOST_AUTO_TEST_CASE(a_full_batch_and_stop_end_the_commit_window_early_and_a_finish_shares_it) {
   StoreFixture f;
   runtime::IntakeBatcher batcher(*f.store, 3, 100, nullptr);
   batcher.setCommitWindow(std::chrono::seconds(600));
-  BOOST_REQUIRE(batcher.submit(messages({"a"}), std::chrono::seconds(30)).has_value());
+  HeldCompletions hold(batcher);
+  openTheWindow(batcher, hold, "a");
   // Three single messages fill a batch of three: committed without waiting ten minutes.
   std::vector<std::future<runtime::IntakeBatcher::Outcomes>> full;
   for (const char* k : {"b", "c", "d"}) {
@@ -322,12 +363,13 @@ BOOST_AUTO_TEST_CASE(a_full_batch_and_stop_end_the_commit_window_early_and_a_fin
   auto stopping = std::async(std::launch::async, [&] { batcher.stop(); });
   BOOST_REQUIRE(stopping.wait_for(std::chrono::seconds(30)) == std::future_status::ready);
   BOOST_TEST(last.get_future().get().has_value());
-  BOOST_TEST(batcher.commits() == 3u);  // a; b, c and d; e
+  BOOST_TEST(batcher.commits() == 4u);  // a0; a1 and a2; b, c and d; e
 
   // A finish waits in the window too, and shares the commit of the message queued before it.
   runtime::IntakeBatcher shared(*f.store, 64, 100, nullptr);
   shared.setCommitWindow(std::chrono::seconds(2));
-  BOOST_REQUIRE(shared.submit(messages({"g"}), std::chrono::seconds(30)).has_value());
+  HeldCompletions holdShared(shared);
+  openTheWindow(shared, holdShared, "g");
   auto claimed = f.store->claimMessages("w", 1, 1000, 60000);
   BOOST_REQUIRE(claimed.has_value() && claimed->size() == 1u);
   std::promise<runtime::IntakeBatcher::Outcomes> rode;
@@ -342,5 +384,5 @@ BOOST_AUTO_TEST_CASE(a_full_batch_and_stop_end_the_commit_window_early_and_a_fin
   BOOST_REQUIRE(rodeFuture.wait_for(std::chrono::seconds(30)) == std::future_status::ready);
   BOOST_TEST(rodeFuture.get().has_value());
   shared.stop();
-  BOOST_TEST(shared.commits() == 2u);  // g; h with the finish
+  BOOST_TEST(shared.commits() == 3u);  // g0; g1 and g2; h with the finish
 }
