@@ -15,4 +15,8 @@ struct Command {
 
 const std::vector<Command>& extraCommands();
 
+// `switchboard lint` with both the FHIR and mapping libraries: the profile lint, plus what
+// loading each mapping refuses, as findings. Exit codes as fhir::runLintCommand's.
+int runLintCommand(int argc, char** argv);
+
 }  // namespace switchboard::app

@@ -100,7 +100,11 @@ int runValidateCommand(int argc, char** argv) {
   return hasErrors(issues) ? 1 : 0;
 }
 
-int runLintCommand(int argc, char** argv) {
+int runLintCommand(int argc, char** argv) { return runLintCommandWith(argc, argv, {}); }
+
+int runLintCommandWith(
+    int argc, char** argv,
+    const std::function<std::vector<LintFinding>(const std::string& file)>& extra) {
   namespace fs = std::filesystem;
   std::vector<std::string> files;
   for (int i = 1; i < argc; ++i) {
@@ -136,7 +140,11 @@ int runLintCommand(int argc, char** argv) {
       std::cerr << "lint: cannot read " << file << "\n";
       return 2;
     }
-    for (const auto& f : lintMappingFile(**defs, file)) {
+    std::vector<LintFinding> findings = lintMappingFile(**defs, file);
+    if (extra) {
+      for (auto& f : extra(file)) findings.push_back(std::move(f));
+    }
+    for (const auto& f : findings) {
       std::cout << formatFinding(f) << "\n";
       ++count;
     }

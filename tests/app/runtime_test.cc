@@ -16,6 +16,7 @@
 #include "channels/http/http_source.h"
 #include "engine/admin/admin_api.h"
 #include "engine/app/builtin_connectors.h"
+#include "engine/app/commands.h"
 #include "engine/runtime/circuit_breaker.h"
 #include "engine/runtime/engine.h"
 #include "tests/support/test_engine.h"
@@ -905,3 +906,35 @@ BOOST_AUTO_TEST_CASE(mapping_files_are_linted_at_load_and_a_failing_reload_keeps
   BOOST_TEST(again.payload.find("nmae") == std::string::npos);
 }
 #endif
+
+// `switchboard lint` says what loading a mapping would refuse: a misspelt directive passes the
+// profile lint (it is not part of a resource) but not the loader. The same file without the typo,
+// beside the same ConceptMaps, lints clean.
+BOOST_AUTO_TEST_CASE(lint_reports_what_loading_the_mapping_refuses) {
+  const char* root = std::getenv("SWITCHBOARD_SOURCE_DIR");
+  BOOST_REQUIRE_MESSAGE(root != nullptr,
+                        "SWITCHBOARD_SOURCE_DIR is not set (run the test through ctest)");
+  const fs::path mappings = fs::path(root) / "mappings";
+  const fs::path dir = fs::temp_directory_path() / ("sb-lint-" + std::to_string(::getpid()));
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  fs::copy(mappings / "conceptmaps", dir / "conceptmaps", fs::copy_options::recursive);
+  std::string text = testing::readTestFile(mappings / "scheduling-appointment-event.json");
+  auto write = [&](const std::string& name, const std::string& body) {
+    std::ofstream(dir / name, std::ios::binary) << body;
+    return (dir / name).string();
+  };
+  const std::string clean = write("clean.json", text);
+  const auto at = text.find("\"conditional\"");
+  BOOST_REQUIRE(at != std::string::npos);
+  text.replace(at, std::string("\"conditional\"").size(), "\"conditonal\"");
+  const std::string typo = write("typo.json", text);
+  auto lint = [](const std::string& file) {
+    std::string name = "lint";
+    std::vector<char*> argv{name.data(), const_cast<char*>(file.c_str())};
+    return app::runLintCommand(static_cast<int>(argv.size()), argv.data());
+  };
+  BOOST_TEST(lint(clean) == 0);
+  BOOST_TEST(lint(typo) == 1);
+  fs::remove_all(dir);
+}
